@@ -1,0 +1,285 @@
+"""The analyst-facing API: load a prepared store, list areas, build a profile.
+
+    >>> data = pophealth.load("data/prepared")           # doctest: +SKIP
+    >>> data.areas("neighbourhood")                       # doctest: +SKIP
+    >>> p = data.profile("U12345")                        # doctest: +SKIP
+    >>> p.indicators                                      # tidy table for the area
+
+Everything here reads the prepared store once and derives the rest with pure functions;
+a loaded :class:`PopHealthData` is cached per (store, options) within a process so that
+batch runs in warm kernels do not re-read it for every area.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pophealth import attribution, geography, indicators, stats
+from pophealth.config import load_neighbourhood_groupings
+
+AGE_BANDS = [f"{a}_{a + 4}" for a in range(0, 95, 5)] + ["95+"]
+HEADLINE_INDICATORS = ("list_size", "pct_core20", "imd_score", "gp_fte_per_10k_weighted")
+
+_CACHE: dict[tuple, PopHealthData] = {}
+
+
+class StoreError(FileNotFoundError):
+    """A prepared store that is missing or incomplete."""
+
+
+def _store_key(prepared_dir: Path) -> str:
+    manifest = prepared_dir / "manifest.json"
+    if not manifest.exists():
+        raise StoreError(
+            f"{prepared_dir} is not a prepared store (no manifest.json). "
+            f"Run `pophealth prepare RAW --out {prepared_dir}` first."
+        )
+    return f"{manifest.stat().st_mtime_ns}:{manifest.stat().st_size}"
+
+
+def load(
+    prepared_dir: str | Path,
+    *,
+    neighbourhoods: str | Path | None = None,
+    imd: str = "2025",
+    cache: bool = True,
+) -> PopHealthData:
+    """Load a prepared store.
+
+    Args:
+        prepared_dir: Folder written by ``pophealth prepare``.
+        neighbourhoods: Optional YAML of named practice groupings to use instead of PCNs.
+        imd: ``"2025"`` (IoD2025, default) or ``"2019"`` (IoD2019 converted to 2021 LSOAs).
+        cache: Reuse an already-loaded object for the same store and options in this process.
+
+    Returns:
+        A :class:`PopHealthData`.
+    """
+    prepared_dir = Path(prepared_dir).resolve()
+    key = (
+        str(prepared_dir),
+        _store_key(prepared_dir),
+        str(Path(neighbourhoods).resolve()) if neighbourhoods else None,
+        str(imd),
+    )
+    if cache and key in _CACHE:
+        return _CACHE[key]
+    data = PopHealthData(prepared_dir, neighbourhoods=neighbourhoods, imd=str(imd))
+    if cache:
+        _CACHE.clear()  # one store per process: keep memory bounded
+        _CACHE[key] = data
+    return data
+
+
+@dataclass
+class Profile:
+    """Everything one area's profile shows: the indicator table and chart-ready frames."""
+
+    area: dict
+    indicators: pd.DataFrame
+    spine: pd.DataFrame
+    pyramid: pd.DataFrame
+    deciles: pd.DataFrame
+    map_values: pd.DataFrame
+    map_geojson: dict | None
+    practices: pd.DataFrame
+    funnels: dict[str, dict]
+    inverse_care: dict
+    coverage: pd.DataFrame
+    provenance: pd.DataFrame
+    definitions: pd.DataFrame
+    basis_comparison: pd.DataFrame
+    headline: str
+    notes: list[str] = field(default_factory=list)
+    synthetic: bool = False
+    imd_release: str = "IoD2025"
+    comparator: str = "England"
+
+
+class PopHealthData:
+    """A prepared store plus the derived geography and indicator tables."""
+
+    def __init__(self, prepared_dir: Path, *, neighbourhoods=None, imd: str = "2025"):
+        self.prepared_dir = Path(prepared_dir)
+        _store_key(self.prepared_dir)
+        self.manifest = json.loads((self.prepared_dir / "manifest.json").read_text("utf-8"))
+        available = self.manifest.get("imd_releases", [])
+        if imd not in ("2025", "2019"):
+            raise ValueError(f"imd must be '2025' or '2019', not {imd!r}.")
+        if available and imd not in available:
+            raise ValueError(
+                f"IoD{imd} is not in this prepared store (available: "
+                f"{', '.join('IoD' + r for r in available)}). Add its File 7 (and, for IoD2019, "
+                "the LSOA 2011→2021 lookup) to the raw folder and prepare again."
+            )
+        self.imd = imd
+        read = self.prepared_dir.joinpath
+        self.lsoa = pd.read_parquet(read("lsoa.parquet"))
+        self.practices = pd.read_parquet(read("practices.parquet"))
+        self.registrations = pd.read_parquet(read("registrations.parquet"))
+        self.age_sex = pd.read_parquet(read("practice_age_sex.parquet"))
+        self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
+        self.neighbourhoods_file = str(neighbourhoods) if neighbourhoods else None
+
+    # -- geography -------------------------------------------------------------------------
+    @cached_property
+    def register(self) -> pd.DataFrame:
+        """Every area with level, basis, parent and system."""
+        return geography.build_area_register(
+            self.practices, self.lsoa, self.registrations, self.groupings
+        )
+
+    @cached_property
+    def aliases(self) -> dict[str, str]:
+        """ODS codes (sub-ICB, ICB) accepted in place of ONS area codes."""
+        out = {}
+        for ods, ons in (("sicbl_ods", "sicbl_code"), ("icb_ods", "icb_code")):
+            pairs = self.lsoa[[ods, ons]].dropna().drop_duplicates()
+            out.update({str(a).upper(): str(b) for a, b in zip(pairs[ods], pairs[ons])})
+        return out
+
+    @property
+    def comparator(self) -> str:
+        """Name of the whole-population comparator (England, or all loaded areas)."""
+        return geography.comparator_name(self.practices, self.lsoa)
+
+    def areas(self, level: str | None = None, system: str | None = None) -> pd.DataFrame:
+        """Areas at a level (neighbourhood/place/system), optionally within one system.
+
+        Returns:
+            One row per area and basis, with headline indicator values.
+        """
+        reg = self.register
+        if level is not None:
+            if level not in geography.LEVELS:
+                raise ValueError(f"level must be one of {', '.join(geography.LEVELS)}, not {level!r}.")
+            reg = reg[reg["level"] == level]
+        else:
+            reg = reg[reg["level"] != "england"]
+        if system is not None:
+            code = self.resolve_system(system)
+            reg = reg[reg["system_code"] == code]
+        heads = self.indicator_table[self.indicator_table["indicator_id"].isin(HEADLINE_INDICATORS)]
+        wide = heads.pivot_table(
+            index=["area_code", "basis"], columns="indicator_id", values="value", aggfunc="first"
+        ).reset_index()
+        return reg.merge(wide, on=["area_code", "basis"], how="left").reset_index(drop=True)
+
+    def resolve_system(self, code: str) -> str:
+        """Canonical ICB code for an ONS (E54…) or ODS (Q…) code, or a clear error."""
+        systems = self.register[self.register["level"] == "system"]["area_code"].unique().tolist()
+        upper = code.strip().upper()
+        if upper in systems:
+            return upper
+        if upper in self.aliases and self.aliases[upper] in systems:
+            return self.aliases[upper]
+        ods = [k for k, v in self.aliases.items() if v in systems]
+        raise geography.UnknownAreaError(geography.unknown_code_message("ICB", code, systems + ods))
+
+    def resolve_area(self, code: str, basis: str | None = None) -> dict:
+        """The register row of an area (ODS codes accepted), or a clear error."""
+        canonical = geography.resolve_area_code(
+            self.register[self.register["level"] != "england"], code, self.aliases
+        )
+        rows = self.register[self.register["area_code"] == canonical]
+        if basis is not None:
+            if basis not in set(rows["basis"]):
+                raise ValueError(
+                    f"Area {canonical} has no {basis!r} basis (available: "
+                    f"{', '.join(sorted(rows['basis']))})."
+                )
+            rows = rows[rows["basis"] == basis]
+        return rows.sort_values("basis").iloc[0].to_dict()
+
+    # -- indicators ------------------------------------------------------------------------
+    @cached_property
+    def practice_measures(self) -> pd.DataFrame:
+        """Registered-basis measures per practice."""
+        return attribution.practice_measures(
+            self.practices, self.registrations, self.age_sex, self.lsoa, self.imd
+        )
+
+    @cached_property
+    def lsoa_measures(self) -> pd.DataFrame:
+        """Resident-basis measures per LSOA."""
+        return attribution.lsoa_measures(self.lsoa, self.registrations, self.practices, self.imd)
+
+    @cached_property
+    def indicator_table(self) -> pd.DataFrame:
+        """The tidy indicator table for every area, basis and indicator."""
+        registered = resident = None
+        if len(self.practices):
+            members = geography.practice_memberships(self.practices, self.groupings)
+            registered = attribution.aggregate_measures(
+                self.practice_measures, members, "practice_code"
+            )
+        if len(self.lsoa):
+            members = geography.lsoa_memberships(self.lsoa)
+            resident = attribution.aggregate_measures(self.lsoa_measures, members, "lsoa21_code")
+        return indicators.compute_indicator_table(
+            self.register,
+            registered,
+            resident,
+            ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
+        )
+
+    @cached_property
+    def practice_indicators(self) -> pd.DataFrame:
+        """Per-practice values for workforce-against-need views and inverse care law."""
+        m = self.practice_measures
+        out = self.practices[["practice_code", "practice_name", "registered_patients"]].copy()
+        out = out.merge(m, on="practice_code", how="left")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["imd_score"] = out.get("imd_score__num", np.nan) / out.get("imd_score__den", np.nan)
+            num = out.get("gp_fte_per_10k_weighted__num", np.nan)
+            den = out.get("gp_fte_per_10k_weighted__den", np.nan)
+            out["gp_fte_per_10k_weighted"] = np.where(den > 0, num / den * 10_000, np.nan)
+        out["gp_fte"] = self.practices.get("gp_fte", np.nan)
+        out["weighted_patients"] = self.practices.get("weighted_patients", np.nan)
+        keep = out.dropna(subset=["imd_score"])
+        groups = stats.weighted_quantile_groups(
+            keep[["practice_code", "imd_score", "registered_patients"]],
+            value="imd_score",
+            weight="registered_patients",
+            n_groups=5,
+        )
+        out = out.merge(groups[["practice_code", "quantile_group"]], on="practice_code", how="left")
+        return out.rename(columns={"quantile_group": "imd_quintile"})[
+            [
+                "practice_code",
+                "practice_name",
+                "registered_patients",
+                "weighted_patients",
+                "gp_fte",
+                "imd_score",
+                "imd_quintile",
+                "gp_fte_per_10k_weighted",
+            ]
+        ]
+
+    @cached_property
+    def peers(self) -> pd.DataFrame:
+        """Peer ranges by level, basis and indicator."""
+        return indicators.peer_summary(self.indicator_table)
+
+    def profile(self, area_code: str, basis: str | None = None) -> Profile:
+        """Build one area's profile.
+
+        Args:
+            area_code: Area code (PCN/neighbourhood, LAD, sub-ICB, ICB; ODS codes accepted).
+            basis: ``registered`` or ``resident`` where the area has both (ICBs); default
+                registered.
+
+        Returns:
+            A :class:`Profile`.
+        """
+        from pophealth import profile_frames
+
+        area = self.resolve_area(area_code, basis)
+        return profile_frames.build_profile(self, area)

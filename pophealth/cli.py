@@ -1,0 +1,311 @@
+"""The ``pophealth`` command line.
+
+Commands: ``demo`` (everything on the embedded demo data), ``demo-data``, ``fetch``,
+``prepare``, ``areas``, ``indicators`` and ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+LEVEL_NOTEBOOKS = {
+    "neighbourhood": "neighbourhood_profile.ipynb",
+    "place": "place_profile.ipynb",
+    "system": "system_profile.ipynb",
+}
+
+
+def default_notebook_dir() -> Path:
+    """The notebooks shipped with the source tree."""
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from pophealth.prepare import prepare
+
+    print(f"Preparing {args.raw} -> {args.out}")
+    manifest = prepare(args.raw, args.out, listing=args.listing, as_of=args.as_of)
+    counts = manifest["counts"]
+    print(
+        f"Prepared {counts['practices']:,} practices, {counts['lsoas']:,} LSOAs, "
+        f"{counts['registered_patients']:,} registered patients in {manifest['seconds']} s."
+    )
+    print(f"Manifest: {Path(args.out) / 'manifest.json'}")
+    return 0
+
+
+def _load(args: argparse.Namespace):
+    import pophealth
+
+    return pophealth.load(args.data, neighbourhoods=args.neighbourhoods, imd=args.imd)
+
+
+def _cmd_areas(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    data = _load(args)
+    areas = data.areas(args.level, system=args.system)
+    cols = ["level", "area_type", "basis", "area_code", "area_name", "parent_code", "list_size"]
+    with pd.option_context("display.max_rows", None, "display.width", 200):
+        print(areas[[c for c in cols if c in areas]].to_string(index=False))
+    return 0
+
+
+def _cmd_indicators(args: argparse.Namespace) -> int:
+    data = _load(args)
+    table = data.indicator_table
+    table = table[table["level"] == args.level] if args.level != "all" else table
+    if args.area:
+        area = data.resolve_area(args.area)
+        table = table[table["area_code"] == area["area_code"]]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(out)
+    print(f"Wrote {len(table):,} indicator rows to {out}")
+    return 0
+
+
+def _fingerprint(data, extra: str) -> str:
+    digest = hashlib.sha256()
+    digest.update((data.prepared_dir / "manifest.json").read_bytes())
+    if data.neighbourhoods_file:
+        digest.update(Path(data.neighbourhoods_file).read_bytes())
+    digest.update(extra.encode())
+    return digest.hexdigest()
+
+
+def _format_headline(row) -> dict[str, str]:
+    import pandas as pd
+
+    def fmt(col: str, pattern: str) -> str:
+        value = row.get(col)
+        return pattern.format(value) if value is not None and pd.notna(value) else "–"
+
+    return {
+        "Registered patients": fmt("list_size", "{:,.0f}"),
+        "Core20 %": fmt("pct_core20", "{:.1f}"),
+        "IMD score": fmt("imd_score", "{:.1f}"),
+        "GP FTE / 10k weighted": fmt("gp_fte_per_10k_weighted", "{:.2f}"),
+    }
+
+
+def build_jobs(data, system: str, levels, notebook_dir: Path, areas_filter=None) -> list:
+    """One ProfileJob per area of the system at each requested level."""
+    from pophealth.runner import ProfileJob
+
+    jobs = []
+    fingerprint = _fingerprint(data, f"imd={data.imd}")
+    for level in levels:
+        areas = data.areas(level, system=system)
+        if level == "system":
+            areas = areas[areas["basis"] == "registered"] if (areas["basis"] == "registered").any() else areas
+        if areas_filter:
+            areas = areas[areas["area_code"].isin(areas_filter)]
+        notebook = notebook_dir / LEVEL_NOTEBOOKS[level]
+        if not notebook.exists():
+            raise FileNotFoundError(f"Notebook {notebook} not found (use --notebooks DIR).")
+        for _, row in areas.iterrows():
+            jobs.append(
+                ProfileJob(
+                    key=f"{level}/{row['basis']}/{row['area_code']}",
+                    area_code=str(row["area_code"]),
+                    area_name=str(row["area_name"]),
+                    level=level,
+                    notebook=notebook,
+                    parameters={
+                        "area_code": str(row["area_code"]),
+                        "basis": str(row["basis"]),
+                        "data_path": str(data.prepared_dir),
+                        "neighbourhoods": data.neighbourhoods_file,
+                        "imd": data.imd,
+                    },
+                    headline=_format_headline(row),
+                    input_fingerprint=fingerprint,
+                )
+            )
+    return jobs
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pophealth.runner import run_profiles
+
+    data = _load(args)
+    system = data.resolve_system(args.system)
+    if args.areas:
+        wanted = [c.strip() for c in args.areas.split(",") if c.strip()]
+        area_filter = [data.resolve_area(c)["area_code"] for c in wanted]
+    else:
+        area_filter = None
+    levels = [lvl.strip() for lvl in args.levels.split(",") if lvl.strip()]
+    unknown = [lvl for lvl in levels if lvl not in LEVEL_NOTEBOOKS]
+    if unknown:
+        raise SystemExit(f"Unknown level(s) {unknown}; choose from {', '.join(LEVEL_NOTEBOOKS)}.")
+    # compute once in this process so the manifest can report it; kernels reuse the store
+    started = time.perf_counter()
+    _ = data.indicator_table
+    jobs = build_jobs(data, system, levels, Path(args.notebooks), area_filter)
+    system_name = data.register.loc[data.register["area_code"] == system, "area_name"].iloc[0]
+    run_info = {
+        "system_code": system,
+        "system_name": system_name,
+        "levels": levels,
+        "prepared_dir": str(data.prepared_dir),
+        "prepared_manifest": data.manifest,
+        "imd_release": f"IoD{data.imd}",
+        "neighbourhoods": data.neighbourhoods_file,
+        "synthetic": bool(data.manifest.get("synthetic")),
+        "indicator_seconds": round(time.perf_counter() - started, 2),
+    }
+    print(f"Running {len(jobs)} profiles for {system_name} ({system}) with {args.workers} workers")
+    summary = run_profiles(
+        jobs,
+        args.out,
+        workers=args.workers,
+        timeout=args.timeout,
+        force=args.force,
+        scheduler=args.scheduler,
+        progress=not args.no_progress,
+        run_info=run_info,
+        title=f"Population health needs profiles: {system_name}",
+    )
+    index = Path(args.out).resolve() / "index.html"
+    print(f"{summary.ok} ok, {summary.skipped} unchanged, {summary.failed} failed")
+    print(index)
+    return 1 if summary.failed else 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pophealth.demo import write_demo_dataset
+    from pophealth.prepare import prepare
+
+    out = Path(args.out)
+    raw, prepared, site = out / "raw", out / "prepared", out / "profiles"
+    t0 = time.perf_counter()
+    write_demo_dataset(raw, seed=args.seed)
+    t1 = time.perf_counter()
+    print(f"Demo raw files written to {raw} in {t1 - t0:.1f} s")
+    prepare(raw, prepared, progress=None)
+    t2 = time.perf_counter()
+    print(f"Prepared store written to {prepared} in {t2 - t1:.1f} s")
+    import pophealth
+
+    data = pophealth.load(prepared)
+    systems = data.register[data.register["level"] == "system"]
+    # the demo ICS is the system with practices (the neighbouring ICB only has residents)
+    system = systems[systems["basis"] == "registered"]["area_code"].iloc[0]
+    run_args = argparse.Namespace(
+        data=str(prepared),
+        system=system,
+        out=str(site),
+        levels="neighbourhood,place,system",
+        workers=args.workers,
+        timeout=args.timeout,
+        force=args.force,
+        scheduler=None,
+        no_progress=args.no_progress,
+        neighbourhoods=None,
+        imd="2025",
+        notebooks=args.notebooks,
+        areas=None,
+    )
+    code = _cmd_run(run_args)
+    print(f"Demo finished in {time.perf_counter() - t0:.1f} s")
+    return code
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="prepared store folder (from `pophealth prepare`)")
+    p.add_argument("--neighbourhoods", help="YAML of named practice groupings to use instead of PCNs")
+    p.add_argument("--imd", default="2025", choices=["2025", "2019"], help="IoD release (default 2025)")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=2, help="warm kernels in parallel (default 2)")
+    p.add_argument("--timeout", type=int, default=300, help="seconds allowed per profile")
+    p.add_argument("--force", action="store_true", help="rebuild profiles even if unchanged")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--notebooks", default=str(default_notebook_dir()), help="notebook folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="pophealth", description="Population health needs profiles for NHS England ICSs."
+    )
+    from pophealth import __version__
+
+    parser.add_argument("--version", action="version", version=f"pophealth {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="generate demo data, prepare it and run every demo profile")
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--seed", type=int, default=42)
+    _add_run_options(p)
+    p.set_defaults(func=_cmd_demo)
+
+    from pophealth.demo import add_cli as add_demo_cli
+
+    add_demo_cli(sub)
+    try:
+        from pophealth.fetch import add_cli as add_fetch_cli
+
+        add_fetch_cli(sub)
+    except ImportError:  # pragma: no cover - fetch is optional while developing
+        pass
+
+    p = sub.add_parser("prepare", help="raw official files -> prepared store")
+    p.add_argument("raw", help="folder of raw official files")
+    p.add_argument("--out", required=True, help="prepared store folder")
+    p.add_argument("--listing", help="YAML listing source files and releases")
+    p.add_argument("--as-of", help="date for PCN membership (default: registrations extract date)")
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("areas", help="list areas")
+    _add_data_options(p)
+    p.add_argument("--level", choices=["neighbourhood", "place", "system"])
+    p.add_argument("--system", help="only areas in this ICB (ONS or ODS code)")
+    p.set_defaults(func=_cmd_areas)
+
+    p = sub.add_parser("indicators", help="write the tidy indicator table to CSV")
+    _add_data_options(p)
+    p.add_argument("--level", default="all", choices=["neighbourhood", "place", "system", "all"])
+    p.add_argument("--area", help="one area code")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.set_defaults(func=_cmd_indicators)
+
+    p = sub.add_parser("run", help="run every profile of a system with papermill-style notebooks")
+    _add_data_options(p)
+    p.add_argument("--system", required=True, help="ICB code (ONS E54… or ODS Q…)")
+    p.add_argument("--out", required=True, help="output folder for the profiles site")
+    p.add_argument("--levels", default="neighbourhood,place,system")
+    p.add_argument("--areas", help="comma-separated area codes to run (default: all)")
+    p.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT")
+    _add_run_options(p)
+    p.set_defaults(func=_cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pophealth`` command."""
+    from pophealth.config import ConfigError
+    from pophealth.geography import UnknownAreaError
+    from pophealth.prepare import PrepareError
+    from pophealth.sources.common import SourceFormatError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UnknownAreaError, SourceFormatError, PrepareError, ConfigError, FileNotFoundError) as exc:
+        print(f"pophealth: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

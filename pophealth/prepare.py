@@ -1,0 +1,490 @@
+"""Prepare: a folder of official raw files -> a fast prepared store (parquet) + manifest.
+
+Raw files are found by their official names (or header), or listed in a small YAML file
+(``sources.yaml`` in the raw folder, or ``--listing FILE``)::
+
+    sources:
+      registrations_lsoa: {path: gp-reg-pat-prac-lsoa-all.csv, release: "2025-10"}
+      iod2025_file7: {path: File_7_IoD2025_....csv, release: IoD2025}
+
+``prepare`` works with whichever sources are present and records in the manifest which
+indicators it could not build for lack of which source.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from pophealth import __version__
+from pophealth.sources import identify_source
+from pophealth.sources import (
+    boundaries as src_boundaries,
+)
+from pophealth.sources import (
+    census as src_census,
+)
+from pophealth.sources import (
+    epcn as src_epcn,
+)
+from pophealth.sources import (
+    imd as src_imd,
+)
+from pophealth.sources import (
+    lookups as src_lookups,
+)
+from pophealth.sources import (
+    payments as src_payments,
+)
+from pophealth.sources import (
+    registrations as src_registrations,
+)
+from pophealth.sources import (
+    workforce as src_workforce,
+)
+from pophealth.sources.common import sha256_of
+
+STORE_FILES = (
+    "lsoa.parquet",
+    "practices.parquet",
+    "registrations.parquet",
+    "practice_age_sex.parquet",
+    "boundaries.parquet",
+    "manifest.json",
+)
+
+# which sources each indicator needs (any one of a group of alternatives)
+INDICATOR_SOURCES = {
+    "list_size": [["practice_totals", "registrations_lsoa", "workforce"]],
+    "pct_age_0_17": [["practice_age_bands", "census_ts007a"]],
+    "pct_age_65_plus": [["practice_age_bands", "census_ts007a"]],
+    "pct_age_85_plus": [["practice_age_bands", "census_ts007a"]],
+    "imd_score": [["iod2025_file7", "iod2019_file7"]],
+    "pct_core20": [["iod2025_file7", "iod2019_file7"]],
+    "pct_bad_health": [["census_ts037"]],
+    "pct_disabled": [["census_ts038"]],
+    "pct_ethnic_minority": [["census_ts021"]],
+    "pct_hh_deprived_2plus": [["census_ts011"]],
+    "pct_social_rented": [["census_ts054"]],
+    "gp_fte_per_10k": [["workforce"]],
+    "gp_qualified_permanent_fte_per_10k": [["workforce"]],
+    "gp_fte_per_10k_weighted": [["workforce"], ["payments"]],
+    "gp_qualified_permanent_fte_per_10k_weighted": [["workforce"], ["payments"]],
+    "nurse_fte_per_10k": [["workforce"]],
+    "dpc_fte_per_10k": [["workforce"]],
+    "admin_fte_per_10k": [["workforce"]],
+    "patients_per_gp_fte": [["workforce"]],
+}
+
+
+class PrepareError(ValueError):
+    """The raw folder cannot be prepared (missing essentials or conflicting files)."""
+
+
+@dataclass
+class RawSources:
+    """Raw files found for each source, with their release labels."""
+
+    paths: dict[str, list[Path]] = field(default_factory=dict)
+    releases: dict[str, str] = field(default_factory=dict)
+    unrecognised: list[Path] = field(default_factory=list)
+
+    def first(self, name: str) -> Path | None:
+        """The file for a single-file source, or None when absent."""
+        found = self.paths.get(name)
+        return found[0] if found else None
+
+
+def discover_raw_files(raw_dir: str | Path, listing: str | Path | None = None) -> RawSources:
+    """Find the official files in ``raw_dir`` (by listing YAML, official name or header).
+
+    Raises:
+        PrepareError: when two files claim the same single-file source.
+    """
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise PrepareError(f"Raw data folder {raw_dir} does not exist.")
+    found = RawSources()
+    listing = Path(listing) if listing else raw_dir / "sources.yaml"
+    if listing.exists():
+        doc = yaml.safe_load(listing.read_text(encoding="utf-8")) or {}
+        for name, entry in (doc.get("sources") or {}).items():
+            entry = entry if isinstance(entry, dict) else {"path": entry}
+            path = Path(entry["path"])
+            path = path if path.is_absolute() else listing.parent / path
+            if not path.exists():
+                raise PrepareError(f"{listing}: source {name!r} lists {path}, which does not exist.")
+            found.paths.setdefault(name, []).append(path)
+            if entry.get("release"):
+                found.releases[name] = str(entry["release"])
+    listed = {p.resolve() for paths in found.paths.values() for p in paths}
+    candidates = sorted(
+        p
+        for p in raw_dir.rglob("*")
+        if p.is_file() and p.suffix.lower() in {".csv", ".xlsx", ".shp", ".geojson", ".gpkg"}
+    )
+    for path in candidates:
+        if path.resolve() in listed:
+            continue
+        name = identify_source(path)
+        if name is None:
+            found.unrecognised.append(path)
+            continue
+        found.paths.setdefault(name, []).append(path)
+    for name, paths in found.paths.items():
+        if len(paths) > 1 and not name.startswith("census"):
+            names = ", ".join(p.name for p in paths)
+            raise PrepareError(
+                f"Two or more files for source {name!r} in {raw_dir}: {names}. Keep one release "
+                "per source in the raw folder, or list the one to use in sources.yaml."
+            )
+    return found
+
+
+def _release_of(name: str, path: Path, frame: pd.DataFrame | None, raw: RawSources) -> str:
+    if name in raw.releases:
+        return raw.releases[name]
+    if frame is not None and "extract_date" in frame and len(frame):
+        return pd.Timestamp(frame["extract_date"].max()).strftime("%Y-%m-%d")
+    return f"file dated {datetime.fromtimestamp(path.stat().st_mtime, UTC):%Y-%m-%d}"
+
+
+def classify_lsoa_codes(codes: pd.Series, known: set[str]) -> pd.Series:
+    """Label each published LSOA code: matched, closed, unknown, wales or outside."""
+    text = codes.fillna("").astype(str).str.strip().str.upper()
+    status = np.select(
+        [
+            text.isin(known).to_numpy(),
+            (text == "CLOSED").to_numpy(),
+            text.isin(["", "NO2011", "UNKNOWN", "NAN"]).to_numpy(),
+            text.str.startswith("W01").to_numpy(),
+        ],
+        ["matched", "closed", "unknown", "wales"],
+        default="outside",
+    )
+    return pd.Series(status, index=codes.index, dtype="object")
+
+
+def _iod2019_on_lsoa21(iod19: pd.DataFrame, lookup11: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Convert IoD2019 scores to 2021 LSOAs and re-derive national deciles from the scores."""
+    values = iod19[["lsoa11_code", "imd_score"]]
+    weights = iod19[["lsoa11_code", "population"]]
+    converted, report = src_lookups.convert_lsoa11_to_lsoa21(values, lookup11, weights)
+    # national IoD2019 decile cut points (decile 1 = highest scores) from the 2011 file
+    ordered = np.sort(iod19["imd_score"].to_numpy(dtype=float))[::-1]
+    cuts = [ordered[int(len(ordered) * k / 10) - 1] for k in range(1, 10)]
+    score = converted["imd_score"].to_numpy(dtype=float)
+    decile = np.ones(len(score))
+    for cut in cuts:
+        decile += score < cut
+    out = pd.DataFrame(
+        {
+            "lsoa21_code": converted["lsoa21_code"],
+            "imd2019_score": score,
+            "imd2019_decile": np.where(np.isnan(score), np.nan, decile),
+        }
+    )
+    report_dict = {
+        str(r["change_code"]): {k: int(v) for k, v in r.items() if k != "change_code"}
+        for r in report.to_dict("records")
+    }
+    return out, report_dict
+
+
+def build_lsoa_table(raw: RawSources, loaded: dict) -> tuple[pd.DataFrame, dict]:
+    """LSOA 2021 table: lookup geography + IoD2025/IoD2019 + census columns."""
+    notes: dict = {}
+    lookup = loaded.get("lookup_lsoa21_sicbl_icb_lad")
+    iod25 = loaded.get("iod2025_file7")
+    if lookup is not None:
+        lsoa = lookup.copy()
+    elif iod25 is not None:
+        lsoa = iod25[["lsoa21_code", "lsoa21_name", "lad_code", "lad_name"]].copy()
+        for col in ("sicbl_code", "sicbl_ods", "sicbl_name", "icb_code", "icb_ods", "icb_name"):
+            lsoa[col] = pd.NA
+        notes["geography"] = "no LSOA→sub-ICB→ICB lookup: ICB and sub-ICB levels unavailable"
+    else:
+        raise PrepareError(
+            "Cannot build the LSOA table: neither the LSOA 2021 → sub-ICB → ICB → LAD lookup "
+            "nor IoD2025 File 7 was found. Add one of them to the raw folder."
+        )
+    if iod25 is not None:
+        imd = iod25.rename(
+            columns={
+                "imd_score": "imd2025_score",
+                "imd_rank": "imd2025_rank",
+                "imd_decile": "imd2025_decile",
+            }
+        )
+        keep = ["lsoa21_code", "imd2025_score", "imd2025_rank", "imd2025_decile", "population"]
+        lsoa = lsoa.merge(imd[keep], on="lsoa21_code", how="left")
+        # some lookup editions lack LAD: take it from the IoD file, which carries it
+        lad = iod25.set_index("lsoa21_code")
+        for col in ("lad_code", "lad_name"):
+            missing = lsoa[col].isna()
+            lsoa.loc[missing, col] = lsoa.loc[missing, "lsoa21_code"].map(lad[col])
+    iod19 = loaded.get("iod2019_file7")
+    lookup11 = loaded.get("lookup_lsoa11_lsoa21")
+    if iod19 is not None and lookup11 is not None:
+        converted, report = _iod2019_on_lsoa21(iod19, lookup11)
+        lsoa = lsoa.merge(converted, on="lsoa21_code", how="left")
+        notes["iod2019_conversion"] = report
+    elif iod19 is not None:
+        notes["iod2019"] = "IoD2019 found but no LSOA 2011→2021 lookup: IoD2019 not usable"
+    for name, frame in loaded.items():
+        if name.startswith("census_"):
+            cols = [c for c in frame.columns if c not in lsoa.columns or c == "lsoa21_code"]
+            lsoa = lsoa.merge(frame[cols], on="lsoa21_code", how="left")
+    lsoa = lsoa[lsoa["lsoa21_code"].astype(str).str.startswith("E01")]
+    return lsoa.reset_index(drop=True), notes
+
+
+def build_practice_table(loaded: dict, lsoa: pd.DataFrame, as_of: pd.Timestamp) -> tuple:
+    """Practice table: list sizes, PCN at ``as_of``, sub-ICB/ICB, workforce and weighted list."""
+    notes: dict = {}
+    totals = loaded.get("practice_totals")
+    regs = loaded.get("registrations_lsoa")
+    workforce = loaded.get("workforce")
+    if totals is not None:
+        practices = totals[["practice_code", "sicbl_ods", "sicbl_code", "patients"]].rename(
+            columns={"patients": "registered_patients"}
+        )
+    elif regs is not None:
+        practices = (
+            regs.groupby("practice_code", as_index=False)["patients"]
+            .sum()
+            .rename(columns={"patients": "registered_patients"})
+            .assign(sicbl_ods=pd.NA, sicbl_code=pd.NA)
+        )
+        notes["list_size"] = "practice totals file absent: list sizes summed from the LSOA file"
+    elif workforce is not None:
+        practices = workforce[["practice_code", "sicbl_ods", "total_patients"]].rename(
+            columns={"total_patients": "registered_patients"}
+        )
+        practices["sicbl_code"] = pd.NA
+    else:
+        return pd.DataFrame(), {"practices": "no practice-level source found"}
+    names = _practice_names(loaded)
+    practices = practices.merge(names, on="practice_code", how="left")
+    # sub-ICB (ONS and ODS codes) and ICB from the LSOA lookup's distinct pairs
+    geo = lsoa[["sicbl_code", "sicbl_ods", "sicbl_name", "icb_code", "icb_ods", "icb_name"]]
+    geo = geo.dropna(subset=["sicbl_code"]).drop_duplicates("sicbl_code")
+    by_ods = geo.set_index("sicbl_ods")
+    missing_ons = practices["sicbl_code"].isna()
+    practices.loc[missing_ons, "sicbl_code"] = practices.loc[missing_ons, "sicbl_ods"].map(
+        by_ods["sicbl_code"]
+    )
+    practices = practices.drop(columns=["sicbl_ods"]).merge(geo, on="sicbl_code", how="left")
+    unmapped = practices["icb_code"].isna()
+    if unmapped.any():
+        notes["unmapped_practices"] = int(unmapped.sum())
+    pcn = _pcn_membership(loaded, as_of, notes)
+    practices = practices.merge(pcn, on="practice_code", how="left")
+    if workforce is not None:
+        fte = [
+            "gp_fte",
+            "gp_extg_fte",
+            "gp_exl_fte",
+            "gp_extgl_fte",
+            "nurse_fte",
+            "dpc_fte",
+            "admin_fte",
+            "gp_source",
+            "nurse_source",
+            "dpc_source",
+            "admin_source",
+        ]
+        practices = practices.merge(
+            workforce[["practice_code"] + [c for c in fte if c in workforce]],
+            on="practice_code",
+            how="left",
+        )
+    payments = loaded.get("payments")
+    if payments is not None:
+        practices = practices.merge(
+            payments[["practice_code", "weighted_patients"]], on="practice_code", how="left"
+        )
+    return practices.reset_index(drop=True), notes
+
+
+def _practice_names(loaded: dict) -> pd.DataFrame:
+    frames = []
+    for name in ("registrations_lsoa", "practice_map", "workforce", "payments"):
+        frame = loaded.get(name)
+        if frame is not None and "practice_name" in frame:
+            frames.append(frame[["practice_code", "practice_name"]])
+    if not frames:
+        return pd.DataFrame({"practice_code": pd.Series(dtype=object), "practice_name": []})
+    return pd.concat(frames).dropna().drop_duplicates("practice_code")
+
+
+def _pcn_membership(loaded: dict, as_of: pd.Timestamp, notes: dict) -> pd.DataFrame:
+    epcn = loaded.get("epcn")
+    if epcn is not None:
+        current = src_epcn.membership_at(epcn.memberships, as_of)
+        notes["pcn_membership_date"] = as_of.strftime("%Y-%m-%d")
+        return current[["practice_code", "pcn_code", "pcn_name"]].drop_duplicates("practice_code")
+    mapping = loaded.get("practice_map")
+    if mapping is not None:
+        notes["pcn_membership"] = "ePCN absent: PCNs from the practice mapping file"
+        return mapping[["practice_code", "pcn_code", "pcn_name"]]
+    workforce = loaded.get("workforce")
+    if workforce is not None and "pcn_code" in workforce:
+        notes["pcn_membership"] = "ePCN absent: PCNs from the workforce file"
+        frame = workforce[["practice_code", "pcn_code"]].copy()
+        frame["pcn_name"] = frame["pcn_code"]
+        return frame[frame["pcn_code"].str.upper() != "UNALIGNED"]
+    notes["pcn_membership"] = "no PCN source: neighbourhoods need ePCN or custom groupings"
+    return pd.DataFrame(columns=["practice_code", "pcn_code", "pcn_name"])
+
+
+LOADERS = {
+    "registrations_lsoa": src_registrations.load_registrations_by_lsoa,
+    "practice_totals": src_registrations.load_practice_totals,
+    "practice_age_bands": src_registrations.load_practice_age_bands,
+    "practice_map": src_registrations.load_practice_map,
+    "epcn": src_epcn.load_epcn,
+    "workforce": src_workforce.load_workforce,
+    "payments": src_payments.load_weighted_patients,
+    "iod2025_file7": src_imd.load_iod2025_file7,
+    "iod2019_file7": src_imd.load_iod2019_file7,
+    "lookup_lsoa21_sicbl_icb_lad": src_lookups.load_lsoa21_lookup,
+    "lookup_lsoa11_lsoa21": src_lookups.load_lsoa11_to_lsoa21,
+}
+
+
+def _rows(frame) -> int:
+    if frame is None:
+        return 0
+    if hasattr(frame, "memberships"):
+        return int(len(frame.memberships))
+    return int(len(frame))
+
+
+def prepare(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    listing: str | Path | None = None,
+    as_of: str | None = None,
+    progress=print,
+) -> dict:
+    """Read every official file found in ``raw_dir`` and write the prepared store.
+
+    Args:
+        raw_dir: Folder of raw official files.
+        out_dir: Folder for the prepared store (created; existing store files replaced).
+        listing: Optional YAML listing of source files and releases.
+        as_of: Date for PCN membership (default: the registrations extract date, else today).
+        progress: Callable for one-line progress messages (``None`` for silence).
+
+    Returns:
+        The manifest (also written to ``manifest.json``).
+    """
+    say = progress or (lambda *_: None)
+    started = time.perf_counter()
+    raw = discover_raw_files(raw_dir, listing)
+    loaded: dict = {}
+    files: dict = {}
+    for name, paths in sorted(raw.paths.items()):
+        if name in LOADERS:
+            loaded[name] = LOADERS[name](paths[0])
+        elif name.startswith("census_"):
+            loaded[name] = src_census.load_nomis_table(paths[0])
+        else:
+            continue
+        frame = loaded[name]
+        files[name] = {
+            "files": [{"name": p.name, "sha256": sha256_of(p), "bytes": p.stat().st_size} for p in paths],
+            "release": _release_of(name, paths[0], frame if isinstance(frame, pd.DataFrame) else None, raw),
+            "rows": _rows(frame),
+        }
+        say(f"  loaded {name:<28} {files[name]['rows']:>10,} rows  ({paths[0].name})")
+    lsoa, lsoa_notes = build_lsoa_table(raw, loaded)
+    regs = loaded.get("registrations_lsoa")
+    if as_of is not None:
+        as_of_date = pd.Timestamp(as_of)
+    elif regs is not None and len(regs):
+        as_of_date = pd.Timestamp(regs["extract_date"].max())
+    else:
+        as_of_date = pd.Timestamp.today().normalize()
+    practices, practice_notes = build_practice_table(loaded, lsoa, as_of_date)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if regs is not None:
+        registrations = regs.groupby(["practice_code", "lsoa_code"], as_index=False)["patients"].sum()
+        registrations["lsoa_status"] = classify_lsoa_codes(
+            registrations["lsoa_code"], set(lsoa["lsoa21_code"])
+        )
+    else:
+        registrations = pd.DataFrame(
+            {"practice_code": [], "lsoa_code": [], "patients": [], "lsoa_status": []}
+        )
+    age_sex = loaded.get("practice_age_bands")
+    if age_sex is None:
+        age_sex = pd.DataFrame({"practice_code": [], "sex": [], "age_band": [], "patients": []})
+    _write_parquet(lsoa, out / "lsoa.parquet")
+    _write_parquet(practices, out / "practices.parquet")
+    _write_parquet(registrations, out / "registrations.parquet")
+    _write_parquet(age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet")
+    boundary_path = raw.first("boundaries_lsoa21")
+    if boundary_path is not None:
+        shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
+        files["boundaries_lsoa21"] = {
+            "files": [{"name": boundary_path.name, "sha256": sha256_of(boundary_path), "bytes": boundary_path.stat().st_size}],
+            "release": _release_of("boundaries_lsoa21", boundary_path, None, raw),
+            "rows": int(len(shapes)),
+        }
+        shapes = shapes[shapes["lsoa21_code"].isin(set(lsoa["lsoa21_code"]))]
+        # simplify in metres before reprojection, then store WGS84 for web maps
+        shapes = shapes.assign(geometry=shapes.geometry.simplify(20, preserve_topology=True))
+        shapes.to_crs(4326).to_parquet(out / "boundaries.parquet")
+    elif (out / "boundaries.parquet").exists():
+        (out / "boundaries.parquet").unlink()
+    missing = _unavailable_indicators(set(files))
+    manifest = {
+        "pophealth_version": __version__,
+        "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "raw_dir": str(Path(raw_dir).resolve()),
+        "as_of": as_of_date.strftime("%Y-%m-%d"),
+        "synthetic": (Path(raw_dir) / "README_SYNTHETIC.txt").exists(),
+        "sources": files,
+        "unrecognised_files": [p.name for p in raw.unrecognised],
+        "indicators_unavailable": missing,
+        "notes": {**lsoa_notes, **practice_notes},
+        "imd_releases": [r for r, col in (("2025", "imd2025_score"), ("2019", "imd2019_score")) if col in lsoa],
+        "counts": {
+            "lsoas": int(len(lsoa)),
+            "practices": int(len(practices)),
+            "registration_rows": int(len(registrations)),
+            "registered_patients": int(registrations["patients"].sum()) if len(registrations) else 0,
+        },
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    for indicator, why in missing.items():
+        say(f"  not built: {indicator} ({why})")
+    return manifest
+
+
+def _unavailable_indicators(present: set[str]) -> dict[str, str]:
+    missing = {}
+    for indicator, groups in INDICATOR_SOURCES.items():
+        for group in groups:
+            if not present & set(group):
+                missing[indicator] = "needs " + " or ".join(group)
+                break
+    return missing
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)

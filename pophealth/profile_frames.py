@@ -1,0 +1,437 @@
+"""Chart-ready frames for one area's profile (pure functions of a loaded store).
+
+Each area is described by *practice weights*: for a registered-basis area, 1 for each member
+practice; for a resident-basis area, each practice's share of its list living in the area's
+LSOAs. Age-sex pyramids, practice highlights and coverage all follow from those weights.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from pophealth import attribution, geography, indicators, stats
+
+FUNNEL_INDICATORS = ("pct_core20", "pct_bad_health", "gp_fte_per_10k_weighted")
+SEX_LABEL = {"male": "male", "female": "female"}
+
+
+def practice_weights(data, area: dict) -> pd.Series:
+    """Weight of each practice in the area (index practice_code)."""
+    code = area["area_code"]
+    if area["basis"] == "registered":
+        members = geography.practice_memberships(data.practices, data.groupings)
+        codes = members.loc[members["area_code"] == code, "practice_code"].unique()
+        return pd.Series(1.0, index=pd.Index(codes, name="practice_code"))
+    lsoas = area_lsoas(data, area)
+    regs = data.registrations
+    if not len(regs):
+        return pd.Series(dtype=float)
+    shares = attribution.lsoa_practice_shares(regs)
+    inside = shares[shares["lsoa_code"].isin(lsoas)]
+    return inside.groupby("practice_code")["share"].sum()
+
+
+def area_lsoas(data, area: dict) -> set[str]:
+    """LSOAs of a resident-basis area."""
+    members = geography.lsoa_memberships(data.lsoa)
+    return set(members.loc[members["area_code"] == area["area_code"], "lsoa21_code"])
+
+
+def _age_sex_shares(age_sex: pd.DataFrame, weights: pd.Series) -> pd.Series:
+    if not len(weights) or not len(age_sex):
+        return pd.Series(dtype=float)
+    w = age_sex["practice_code"].map(weights).fillna(0.0)
+    counts = (age_sex["patients"] * w).groupby([age_sex["sex"], age_sex["age_band"]]).sum()
+    total = counts.sum()
+    return counts / total * 100 if total > 0 else counts * np.nan
+
+
+def pyramid_frame(data, area: dict, parent: dict | None) -> pd.DataFrame:
+    """Age-sex pyramid: percent of the population in each band and sex (area/parent/all)."""
+    age = data.age_sex
+    bands = [b for b in _band_order() if b in set(age["age_band"])] if len(age) else []
+    index = pd.MultiIndex.from_product([["male", "female"], bands], names=["sex", "age_band"])
+    area_pct = _age_sex_shares(age, practice_weights(data, area)).reindex(index)
+    parent_pct = (
+        _age_sex_shares(age, practice_weights(data, parent)).reindex(index)
+        if parent
+        else pd.Series(np.nan, index=index)
+    )
+    every = pd.Series(1.0, index=pd.Index(data.practices["practice_code"]))
+    all_pct = _age_sex_shares(age, every).reindex(index)
+    frame = pd.DataFrame(
+        {
+            "area_pct": area_pct.to_numpy(),
+            "parent_pct": parent_pct.to_numpy(),
+            "england_pct": all_pct.to_numpy(),
+        },
+        index=index,
+    ).reset_index()
+    frame["age_band"] = frame["age_band"].str.replace("_", "-", regex=False)
+    return frame[["age_band", "sex", "area_pct", "parent_pct", "england_pct"]]
+
+
+def _band_order() -> list[str]:
+    return [f"{a}_{a + 4}" for a in range(0, 95, 5)] + ["95+"]
+
+
+def _lsoa_population(data, area: dict) -> pd.Series:
+    """Population of the area by LSOA: registered patients (registered basis) or residents."""
+    decile_col = f"imd{data.imd}_decile"
+    if area["basis"] == "registered" or area["level"] == "england":
+        weights = practice_weights(data, area) if area["level"] != "england" else None
+        regs = data.registrations[data.registrations["lsoa_status"] == attribution.MATCHED]
+        if weights is not None:
+            regs = regs[regs["practice_code"].isin(weights.index)]
+        return regs.groupby("lsoa_code")["patients"].sum()
+    lsoas = area_lsoas(data, area)
+    pop = data.lsoa.set_index("lsoa21_code")
+    pop = pop.loc[pop.index.isin(lsoas)]
+    regs = data.registrations
+    if len(regs):
+        matched = regs[regs["lsoa_status"] == attribution.MATCHED]
+        residents = matched.groupby("lsoa_code")["patients"].sum()
+        return residents.reindex(pop.index).fillna(0.0)
+    weight = attribution._resident_population(pop.reset_index())
+    del decile_col
+    return pd.Series(weight, index=pop.index)
+
+
+def decile_frame(data, area: dict, parent: dict | None, everyone: dict) -> pd.DataFrame:
+    """Percent of the population by national IMD decile for the area, parent and all."""
+    decile = data.lsoa.set_index("lsoa21_code")[f"imd{data.imd}_decile"]
+
+    def shares(a: dict | None) -> pd.Series:
+        if a is None:
+            return pd.Series(np.nan, index=range(1, 11))
+        pop = _lsoa_population(data, a)
+        by = pop.groupby(pop.index.map(decile)).sum()
+        by = by.reindex(range(1, 11), fill_value=0.0)
+        total = by.sum()
+        return by / total * 100 if total > 0 else by * np.nan
+
+    return pd.DataFrame(
+        {
+            "imd_decile": range(1, 11),
+            "area_pct": shares(area).to_numpy(),
+            "parent_pct": shares(parent).to_numpy(),
+            "england_pct": shares(everyone).to_numpy(),
+        }
+    )
+
+
+def map_frames(data, area: dict) -> tuple[pd.DataFrame, dict | None]:
+    """LSOAs where the area's population lives, with IMD, and their boundaries as GeoJSON."""
+    pop = _lsoa_population(data, area)
+    total = pop.sum()
+    # leave out a long tail of LSOAs with a handful of patients (kept in every count)
+    keep = pop[(pop >= 5) & (pop >= 0.0005 * total)] if total > 0 else pop
+    lsoa = data.lsoa.set_index("lsoa21_code")
+    values = pd.DataFrame(
+        {
+            "lsoa21_code": keep.index.astype(str),
+            "imd_decile": keep.index.map(lsoa[f"imd{data.imd}_decile"]),
+            "imd_score": keep.index.map(lsoa[f"imd{data.imd}_score"]),
+            "patients": keep.to_numpy(),
+        }
+    )
+    path = data.prepared_dir / "boundaries.parquet"
+    if not path.exists():
+        return values, None
+    shapes = _boundaries(str(path))
+    subset = shapes[shapes["lsoa21_code"].isin(set(values["lsoa21_code"]))]
+    return values, json.loads(subset.to_json(drop_id=True))
+
+
+@lru_cache(maxsize=2)
+def _boundaries(path: str):
+    import geopandas as gpd
+
+    return gpd.read_parquet(path)
+
+
+def workforce_frame(data, area: dict) -> pd.DataFrame:
+    """Every practice in the area's system (all practices for a system), area highlighted."""
+    practices = data.practice_indicators
+    scope = practices
+    system = area.get("system_code")
+    if area["level"] != "system" and isinstance(system, str):
+        in_system = data.practices.loc[data.practices["icb_code"] == system, "practice_code"]
+        scope = practices[practices["practice_code"].isin(in_system)]
+    weights = practice_weights(data, area)
+    threshold = 0.999 if area["basis"] == "registered" else 0.25
+    highlight = set(weights[weights >= threshold].index)
+    out = scope.dropna(subset=["imd_score", "gp_fte_per_10k_weighted"])
+    out = out.assign(in_area=out["practice_code"].isin(highlight))
+    return out[
+        [
+            "practice_code",
+            "practice_name",
+            "imd_score",
+            "gp_fte_per_10k_weighted",
+            "registered_patients",
+            "in_area",
+        ]
+    ].reset_index(drop=True)
+
+
+def funnel_frames(data, area: dict) -> dict[str, dict]:
+    """Funnel plots: peers in the system (neighbourhoods, or places of the same type)."""
+    table = data.indicator_table
+    system = area["area_code"] if area["level"] == "system" else area.get("system_code")
+    if area["level"] in ("neighbourhood", "system"):
+        peers = table[(table["level"] == "neighbourhood") & (table["system_code"] == system)]
+    else:
+        peers = table[
+            (table["level"] == "place")
+            & (table["area_type"] == area["area_type"])
+            & (table["system_code"] == system)
+        ]
+    system_rows = table[
+        (table["area_code"] == system) & (table["basis"] == peers["basis"].iloc[0])
+        if len(peers)
+        else table["area_code"] == system
+    ]
+    meta = indicators.load_catalogue().set_index("id")
+    out: dict[str, dict] = {}
+    for indicator in FUNNEL_INDICATORS:
+        points = peers[peers["indicator_id"] == indicator].dropna(subset=["value"])
+        target_row = system_rows[system_rows["indicator_id"] == indicator]
+        if len(points) < 3 or target_row.empty:
+            continue
+        target = float(target_row["value"].iloc[0])
+        spec = meta.loc[indicator]
+        multiplier = float(spec["multiplier"])
+        grid = stats.funnel_plot_points(100, float(points["denominator"].max()) * 1.1)
+        if spec["statistic"] == "proportion":
+            limits = stats.funnel_limits_proportion(grid, target / multiplier, multiplier=multiplier)
+        else:
+            limits = stats.funnel_limits_rate(grid, target / multiplier, multiplier=multiplier)
+        out[indicator] = {
+            "title": spec["title"],
+            "unit": spec["unit"],
+            "target": target,
+            "points": points[["area_code", "area_name", "denominator", "value"]].reset_index(
+                drop=True
+            ),
+            "limits": limits,
+        }
+    return out
+
+
+def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
+    """GP FTE per 10,000 weighted patients by practice IMD quintile (the area's system), SII,
+    and the area's fair share of GP FTE at its parent's and England's rates."""
+    practices = data.practice_indicators
+    system = area["area_code"] if area["level"] == "system" else area.get("system_code")
+    in_system = data.practices.loc[data.practices["icb_code"] == system, "practice_code"]
+    scope = practices[practices["practice_code"].isin(in_system)]
+    if area["level"] == "england" or scope.empty:
+        scope = practices
+    scope = scope.dropna(subset=["imd_quintile", "gp_fte", "weighted_patients"])
+    result: dict = {"quintiles": pd.DataFrame(), "sii_text": "", "fair_share": pd.DataFrame()}
+    if len(scope):
+        q = scope.groupby("imd_quintile", as_index=False)[["gp_fte", "weighted_patients"]].sum()
+        q = stats.rate_byar(
+            q, "gp_fte", "weighted_patients", multiplier=10_000, confidence=(0.95,)
+        )
+        q = q.rename(
+            columns={"imd_quintile": "quintile", "lower_95": "lower_ci", "upper_95": "upper_ci"}
+        )
+        q["quintile"] = q["quintile"].astype(int)
+        result["quintiles"] = q[
+            ["quintile", "value", "lower_ci", "upper_ci", "weighted_patients", "gp_fte"]
+        ]
+        if len(q) >= 3:
+            sii = stats.slope_index_of_inequality(
+                q,
+                value="value",
+                population="weighted_patients",
+                group="quintile",
+                lower="lower_ci",
+                upper="upper_ci",
+                confidence=0.95,
+                n_sims=2000,
+                seed=1,
+            )
+            r = sii.iloc[0]
+            result["sii"] = r.to_dict()
+            result["sii_text"] = (
+                f"Slope index of inequality: {r['sii']:+.2f} GP FTE per 10,000 weighted patients "
+                f"from most to least deprived (95% CI {r['lower_95']:+.2f} to {r['upper_95']:+.2f})."
+            )
+    fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
+    if len(fte) and fte["denominator"].iloc[0] > 0:
+        r = fte.iloc[0]
+        actual, weighted = float(r["numerator"]), float(r["denominator"])
+        shares = []
+        for label, rate in (("Parent rate", r["parent_value"]), ("Comparator rate", r["comparator_value"])):
+            if pd.notna(rate):
+                fair = weighted * float(rate) / 10_000
+                shares.append((label, actual, fair, actual - fair))
+        result["fair_share"] = pd.DataFrame(
+            shares, columns=["benchmark", "actual_fte", "fair_share_fte", "gap_fte"]
+        )
+    return result
+
+
+def coverage_frame(data, area: dict) -> pd.DataFrame:
+    """Where the area's registered patients live: matched LSOAs, CLOSED, unknown, outside."""
+    regs = data.registrations
+    if not len(regs):
+        return pd.DataFrame(columns=["category", "patients", "pct"])
+    if area["basis"] == "registered" or area["level"] == "england":
+        if area["level"] != "england":
+            weights = practice_weights(data, area)
+            regs = regs[regs["practice_code"].isin(weights.index)]
+        counts = regs.groupby("lsoa_status")["patients"].sum()
+    else:
+        lsoas = area_lsoas(data, area)
+        counts = pd.Series(
+            {"matched": regs.loc[regs["lsoa_code"].isin(lsoas), "patients"].sum()}, dtype=float
+        )
+    counts = counts.reindex(list(attribution.LSOA_STATUS_LABELS), fill_value=0)
+    total = counts.sum()
+    return pd.DataFrame(
+        {
+            "category": [attribution.LSOA_STATUS_LABELS[k] for k in counts.index],
+            "patients": counts.to_numpy().astype(int),
+            "pct": (counts / total * 100).to_numpy() if total else np.nan,
+        }
+    )
+
+
+def provenance_frame(data) -> pd.DataFrame:
+    """Every source file used: release, checksum and rows."""
+    rows = []
+    for source, info in sorted(data.manifest.get("sources", {}).items()):
+        for f in info.get("files", []):
+            rows.append((source, f["name"], info.get("release", ""), f["sha256"], info.get("rows")))
+    return pd.DataFrame(rows, columns=["source", "file", "release", "sha256", "rows"])
+
+
+def definitions_frame(ids) -> pd.DataFrame:
+    """Catalogue definitions of the indicators shown."""
+    cat = indicators.load_catalogue()
+    cat = cat[cat["id"].isin(set(ids))].rename(columns={"id": "indicator_id"})
+    return cat[
+        [
+            "indicator_id",
+            "title",
+            "definition",
+            "numerator_source",
+            "denominator_source",
+            "polarity",
+            "statistic",
+            "unit",
+        ]
+    ].reset_index(drop=True)
+
+
+def headline_text(area: dict, rows: pd.DataFrame, comparator: str) -> str:
+    """A one-line plain-English summary of the area's main needs."""
+    by = rows.set_index("indicator_id")
+    parts = []
+    if "list_size" in by.index and pd.notna(by.loc["list_size", "value"]):
+        parts.append(f"{by.loc['list_size', 'value']:,.0f} people")
+    flagged = rows[rows["comparison_95"].isin(["worse", "higher"])].copy()
+    flagged["ratio"] = (flagged["value"] / flagged["comparator_value"]).abs()
+    flagged = flagged.sort_values("ratio", ascending=False).head(3)
+    needs = []
+    for _, r in flagged.iterrows():
+        unit = "%" if r["unit"] == "%" else f" {r['unit']}"
+        needs.append(
+            f"{r['title'].lower()} {r['value']:.1f}{unit} vs {r['comparator_value']:.1f}{unit}"
+        )
+    better = rows[rows["comparison_95"] == "better"]
+    text = f"{area['area_name']} ({area['basis']} population"
+    text += f", {parts[0]})" if parts else ")"
+    if needs:
+        text += f": higher need than {comparator} on " + "; ".join(needs) + "."
+    elif len(better):
+        text += f": no indicator significantly worse than {comparator}."
+    else:
+        text += f": similar to {comparator} on the indicators available."
+    return text
+
+
+def build_profile(data, area: dict):
+    """Assemble a :class:`pophealth.api.Profile` for one register row."""
+    from pophealth.api import Profile
+
+    table = data.indicator_table
+    register = data.register
+    rows = table[(table["area_code"] == area["area_code"]) & (table["basis"] == area["basis"])]
+    rows = rows.reset_index(drop=True)
+    parent = _register_row(register, area.get("parent_code"), area["basis"])
+    everyone = _register_row(register, geography.ALL_LOADED_CODE, area["basis"])
+    peers = data.peers
+    spine = rows.merge(
+        peers[(peers["level"] == area["level"]) & (peers["basis"] == area["basis"])].drop(
+            columns=["level", "basis"]
+        ),
+        on="indicator_id",
+        how="left",
+    ).rename(columns={"comparison_95": "comparison"})
+    spine = spine[spine["indicator_id"] != "list_size"].reset_index(drop=True)
+    map_values, geojson = map_frames(data, area)
+    basis_comparison = pd.DataFrame()
+    if area["level"] == "system":
+        both = table[table["area_code"] == area["area_code"]]
+        basis_comparison = both.pivot_table(
+            index=["indicator_id", "title", "unit"], columns="basis", values="value", aggfunc="first"
+        ).reset_index()
+    notes = []
+    manifest = data.manifest
+    if manifest.get("synthetic"):
+        notes.append("These data are SYNTHETIC demo data, not real patients or places.")
+    imd_release = "IoD2025" if data.imd == "2025" else "IoD2019 (converted to 2021 LSOAs)"
+    notes.append(f"Deprivation: English Indices of Deprivation {imd_release}, national deciles.")
+    notes.append(
+        f"Population basis: {area['basis']} "
+        + (
+            "(patients registered at the area's practices)."
+            if area["basis"] == "registered"
+            else "(people living in the area's LSOAs)."
+        )
+    )
+    for indicator, why in manifest.get("indicators_unavailable", {}).items():
+        notes.append(f"Not shown: {indicator} ({why}).")
+    if data.groupings is not None and area["level"] == "neighbourhood":
+        notes.append(f"Neighbourhoods: analyst groupings from {data.neighbourhoods_file}.")
+    elif "pcn_membership_date" in manifest.get("notes", {}):
+        notes.append(f"PCN membership from ePCN at {manifest['notes']['pcn_membership_date']}.")
+    return Profile(
+        area=area,
+        indicators=rows,
+        spine=spine,
+        pyramid=pyramid_frame(data, area, parent)
+        if len(data.age_sex)
+        else pd.DataFrame(columns=["age_band", "sex", "area_pct", "parent_pct", "england_pct"]),
+        deciles=decile_frame(data, area, parent, everyone),
+        map_values=map_values,
+        map_geojson=geojson,
+        practices=workforce_frame(data, area) if len(data.practices) else pd.DataFrame(),
+        funnels=funnel_frames(data, area),
+        inverse_care=inverse_care_frames(data, area, rows) if len(data.practices) else {},
+        coverage=coverage_frame(data, area),
+        provenance=provenance_frame(data),
+        definitions=definitions_frame(rows["indicator_id"]),
+        basis_comparison=basis_comparison,
+        headline=headline_text(area, rows, data.comparator),
+        notes=notes,
+        synthetic=bool(manifest.get("synthetic")),
+        imd_release=imd_release,
+        comparator=data.comparator,
+    )
+
+
+def _register_row(register: pd.DataFrame, code, basis: str) -> dict | None:
+    if code is None or (isinstance(code, float) and np.isnan(code)) or code is pd.NA:
+        return None
+    rows = register[(register["area_code"] == code) & (register["basis"] == basis)]
+    return rows.iloc[0].to_dict() if len(rows) else None

@@ -1,0 +1,183 @@
+"""Profile sections: what each notebook cell shows, built from chart and table functions.
+
+Each function takes a :class:`pophealth.api.Profile` and displays one section, so the three
+profile notebooks stay thin (a parameters cell, one build call, one cell per section) and show
+the same section the same way.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from pophealth import charts, tables
+
+
+def _parent_label(p) -> str:
+    return p.area.get("parent_name") or "Parent"
+
+
+def _source(p, text: str) -> str:
+    prefix = "SYNTHETIC DEMO DATA. " if p.synthetic else ""
+    return prefix + text
+
+
+def header(p) -> None:
+    """Page set-up, the synthetic-data banner, area identity and the plain-English summary."""
+    charts.configure_notebook() if hasattr(charts, "configure_notebook") else None
+    tables.inject_css()
+    if p.synthetic:
+        charts.show_html(tables.synthetic_banner())
+    a = p.area
+    level = {"neighbourhood": "Neighbourhood", "place": "Place", "system": "System"}[a["level"]]
+    parent = f" · part of {a['parent_name']}" if a.get("parent_name") else ""
+    display(
+        Markdown(
+            f"# {level} needs profile: {a['area_name']}\n\n"
+            f"**{a['area_code']}** · {a['area_type'].upper()} · {a['basis']} population{parent} · "
+            f"compared with {p.comparator}"
+        )
+    )
+    charts.show_html(tables.styled_headline(p.headline))
+
+
+def population(p) -> None:
+    """List size, age indicators and the age-sex pyramid against the parent and comparator."""
+    if len(p.pyramid):
+        fig = charts.population_pyramid(
+            p.pyramid,
+            title=f"Age and sex: {p.area['area_name']}",
+            area_label=p.area["area_name"],
+            parent_label=_parent_label(p),
+            england_label=p.comparator,
+            source_note=_source(p, "Patients registered at a GP practice, five-year age bands."),
+        )
+        charts.show(fig)
+    _indicator_rows(p, ["list_size", "pct_age_0_17", "pct_age_65_plus", "pct_age_85_plus"])
+
+
+def deprivation(p) -> None:
+    """IMD score, Core20 share, deciles and a map of the LSOAs where the population lives."""
+    _indicator_rows(p, ["imd_score", "pct_core20", "pct_hh_deprived_2plus", "pct_social_rented"])
+    charts.show(
+        charts.deprivation_deciles(
+            p.deciles, title=f"Population by national IMD decile ({p.imd_release})"
+        )
+    )
+    if p.map_geojson is not None and len(p.map_values):
+        charts.show(
+            charts.lsoa_choropleth(
+                p.map_geojson,
+                p.map_values,
+                title=f"Where the population lives: LSOAs by IMD decile ({p.imd_release})",
+            )
+        )
+    else:
+        display(Markdown("_No LSOA boundaries in the prepared store: map not shown._"))
+
+
+def health(p) -> None:
+    """General health and disability (Census 2021, attributed to the population)."""
+    _indicator_rows(p, ["pct_bad_health", "pct_disabled"])
+
+
+def ethnicity(p) -> None:
+    """Ethnic minority groups (Census 2021)."""
+    _indicator_rows(p, ["pct_ethnic_minority"])
+
+
+def workforce(p) -> None:
+    """Workforce against need: practices' GP FTE per weighted patient against IMD score,
+    inverse care law by IMD quintile with SII, and the area's fair share of GP FTE."""
+    _indicator_rows(
+        p,
+        [
+            "gp_fte_per_10k",
+            "gp_qualified_permanent_fte_per_10k",
+            "gp_fte_per_10k_weighted",
+            "gp_qualified_permanent_fte_per_10k_weighted",
+            "nurse_fte_per_10k",
+            "dpc_fte_per_10k",
+            "admin_fte_per_10k",
+            "patients_per_gp_fte",
+        ],
+    )
+    if len(p.practices):
+        charts.show(
+            charts.workforce_vs_need(
+                p.practices,
+                title="GP FTE per 10,000 weighted patients against practice IMD score",
+                highlight_label=p.area["area_name"],
+            )
+        )
+    ic = p.inverse_care or {}
+    if isinstance(ic.get("quintiles"), pd.DataFrame) and len(ic["quintiles"]):
+        charts.show(
+            charts.inverse_care_law(
+                ic["quintiles"],
+                sii_text=ic.get("sii_text", ""),
+                title="Inverse care law: GP FTE per 10,000 weighted patients by practice IMD quintile",
+            )
+        )
+    if isinstance(ic.get("fair_share"), pd.DataFrame) and len(ic["fair_share"]):
+        charts.show(
+            charts.fair_share_bars(
+                ic["fair_share"], title=f"Fair share of GP FTE: {p.area['area_name']}"
+            )
+        )
+
+
+def benchmarking(p) -> None:
+    """Spine chart, sortable benchmark table and funnel plots."""
+    if len(p.spine):
+        charts.show(
+            charts.spine_chart(p.spine, title=f"{p.area['area_name']} compared with {p.comparator}")
+        )
+    charts.show_html(
+        tables.benchmark_table(
+            p.indicators,
+            area_label=p.area["area_name"],
+            parent_label=_parent_label(p),
+            england_label=p.comparator,
+        )
+    )
+    for indicator, f in p.funnels.items():
+        charts.show(
+            charts.funnel_plot(
+                f["points"],
+                f["limits"],
+                target=f["target"],
+                title=f"Funnel plot: {f['title']}",
+                highlight_code=p.area["area_code"],
+                value_label=f"{f['title']} ({f['unit']})",
+            )
+        )
+
+
+def basis_comparison(p) -> None:
+    """System profiles: registered and resident populations side by side."""
+    if len(p.basis_comparison):
+        charts.show_html(p.basis_comparison.to_html(index=False, float_format="{:,.1f}".format))
+
+
+def data_quality(p) -> None:
+    """Coverage (patients that could not be placed), notes, provenance and definitions."""
+    charts.show_html(tables.data_quality_table(p.coverage))
+    display(Markdown("\n".join(f"- {note}" for note in p.notes)))
+    charts.show_html(tables.provenance_table(p.provenance))
+    charts.show_html(tables.definitions_table(p.definitions))
+
+
+def _indicator_rows(p, ids: list[str]) -> None:
+    rows = p.indicators[p.indicators["indicator_id"].isin(ids)]
+    if len(rows):
+        charts.show_html(
+            tables.benchmark_table(
+                rows,
+                area_label=p.area["area_name"],
+                parent_label=_parent_label(p),
+                england_label=p.comparator,
+            )
+        )
+    else:
+        display(Markdown("_These indicators could not be built from the loaded sources._"))
