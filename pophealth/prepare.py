@@ -14,6 +14,7 @@ indicators it could not build for lack of which source.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +52,17 @@ from pophealth.sources import (
 )
 from pophealth.sources.common import sha256_of
 
+# release labels that official file names carry
+RELEASE_PATTERNS = (
+    (r"IoD(20\d\d)", "IoD{0}"),
+    (r"census(2021)", "Census {0}"),
+    (r"\u2013 (\w+ \d{4})", "{0}"),
+    (r"nhspaymentsgp-(\d\d)-(\d\d)", "20{0}-{1}"),
+    (r"SICBL(\d\d)", "20{0} edition"),
+    (r"LSOA11_LSOA21_LAD(\d\d)", "20{0} edition"),
+    (r"LSOA_(20\d\d)", "{0} boundaries"),
+)
+
 STORE_FILES = (
     "lsoa.parquet",
     "practices.parquet",
@@ -66,8 +78,8 @@ INDICATOR_SOURCES = {
     "pct_age_0_17": [["practice_age_bands", "census_ts007a"]],
     "pct_age_65_plus": [["practice_age_bands", "census_ts007a"]],
     "pct_age_85_plus": [["practice_age_bands", "census_ts007a"]],
-    "imd_score": [["iod2025_file7", "iod2019_file7"]],
-    "pct_core20": [["iod2025_file7", "iod2019_file7"]],
+    "imd_score": [["iod2025", "iod2019"]],
+    "pct_core20": [["iod2025", "iod2019"]],
     "pct_bad_health": [["census_ts037"]],
     "pct_disabled": [["census_ts038"]],
     "pct_ethnic_minority": [["census_ts021"]],
@@ -82,6 +94,10 @@ INDICATOR_SOURCES = {
     "admin_fte_per_10k": [["workforce"]],
     "patients_per_gp_fte": [["workforce"]],
 }
+
+
+# sources published as several files (one per sex)
+MULTI_FILE_SOURCES = {"practice_single_age"}
 
 
 class PrepareError(ValueError):
@@ -139,7 +155,7 @@ def discover_raw_files(raw_dir: str | Path, listing: str | Path | None = None) -
             continue
         found.paths.setdefault(name, []).append(path)
     for name, paths in found.paths.items():
-        if len(paths) > 1 and not name.startswith("census"):
+        if len(paths) > 1 and name not in MULTI_FILE_SOURCES:
             names = ", ".join(p.name for p in paths)
             raise PrepareError(
                 f"Two or more files for source {name!r} in {raw_dir}: {names}. Keep one release "
@@ -153,6 +169,10 @@ def _release_of(name: str, path: Path, frame: pd.DataFrame | None, raw: RawSourc
         return raw.releases[name]
     if frame is not None and "extract_date" in frame and len(frame):
         return pd.Timestamp(frame["extract_date"].max()).strftime("%Y-%m-%d")
+    for pattern, label in RELEASE_PATTERNS:
+        match = re.search(pattern, path.name, flags=re.IGNORECASE)
+        if match:
+            return label.format(*match.groups())
     return f"file dated {datetime.fromtimestamp(path.stat().st_mtime, UTC):%Y-%m-%d}"
 
 
@@ -201,8 +221,8 @@ def _iod2019_on_lsoa21(iod19: pd.DataFrame, lookup11: pd.DataFrame) -> tuple[pd.
 def build_lsoa_table(raw: RawSources, loaded: dict) -> tuple[pd.DataFrame, dict]:
     """LSOA 2021 table: lookup geography + IoD2025/IoD2019 + census columns."""
     notes: dict = {}
-    lookup = loaded.get("lookup_lsoa21_sicbl_icb_lad")
-    iod25 = loaded.get("iod2025_file7")
+    lookup = loaded.get("lsoa21_lookup")
+    iod25 = loaded.get("iod2025")
     if lookup is not None:
         lsoa = lookup.copy()
     elif iod25 is not None:
@@ -230,8 +250,8 @@ def build_lsoa_table(raw: RawSources, loaded: dict) -> tuple[pd.DataFrame, dict]
         for col in ("lad_code", "lad_name"):
             missing = lsoa[col].isna()
             lsoa.loc[missing, col] = lsoa.loc[missing, "lsoa21_code"].map(lad[col])
-    iod19 = loaded.get("iod2019_file7")
-    lookup11 = loaded.get("lookup_lsoa11_lsoa21")
+    iod19 = loaded.get("iod2019")
+    lookup11 = loaded.get("lsoa11_lsoa21_lookup")
     if iod19 is not None and lookup11 is not None:
         converted, report = _iod2019_on_lsoa21(iod19, lookup11)
         lsoa = lsoa.merge(converted, on="lsoa21_code", how="left")
@@ -353,10 +373,10 @@ LOADERS = {
     "epcn": src_epcn.load_epcn,
     "workforce": src_workforce.load_workforce,
     "payments": src_payments.load_weighted_patients,
-    "iod2025_file7": src_imd.load_iod2025_file7,
-    "iod2019_file7": src_imd.load_iod2019_file7,
-    "lookup_lsoa21_sicbl_icb_lad": src_lookups.load_lsoa21_lookup,
-    "lookup_lsoa11_lsoa21": src_lookups.load_lsoa11_to_lsoa21,
+    "iod2025": src_imd.load_iod2025_file7,
+    "iod2019": src_imd.load_iod2019_file7,
+    "lsoa21_lookup": src_lookups.load_lsoa21_lookup,
+    "lsoa11_lsoa21_lookup": src_lookups.load_lsoa11_to_lsoa21,
 }
 
 
@@ -434,12 +454,12 @@ def prepare(
     _write_parquet(practices, out / "practices.parquet")
     _write_parquet(registrations, out / "registrations.parquet")
     _write_parquet(age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet")
-    boundary_path = raw.first("boundaries_lsoa21")
+    boundary_path = raw.first("lsoa_boundaries")
     if boundary_path is not None:
         shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
-        files["boundaries_lsoa21"] = {
+        files["lsoa_boundaries"] = {
             "files": [{"name": boundary_path.name, "sha256": sha256_of(boundary_path), "bytes": boundary_path.stat().st_size}],
-            "release": _release_of("boundaries_lsoa21", boundary_path, None, raw),
+            "release": _release_of("lsoa_boundaries", boundary_path, None, raw),
             "rows": int(len(shapes)),
         }
         shapes = shapes[shapes["lsoa21_code"].isin(set(lsoa["lsoa21_code"]))]

@@ -208,9 +208,9 @@ def funnel_frames(data, area: dict) -> dict[str, dict]:
         multiplier = float(spec["multiplier"])
         grid = stats.funnel_plot_points(100, float(points["denominator"].max()) * 1.1)
         if spec["statistic"] == "proportion":
-            limits = stats.funnel_limits_proportion(grid, target / multiplier, multiplier=multiplier)
+            limits = stats.funnel_limits_proportion(grid, target, multiplier=multiplier)
         else:
-            limits = stats.funnel_limits_rate(grid, target / multiplier, multiplier=multiplier)
+            limits = stats.funnel_limits_rate(grid, target, multiplier=multiplier)
         out[indicator] = {
             "title": spec["title"],
             "unit": spec["unit"],
@@ -262,7 +262,8 @@ def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
             result["sii"] = r.to_dict()
             result["sii_text"] = (
                 f"Slope index of inequality: {r['sii']:+.2f} GP FTE per 10,000 weighted patients "
-                f"from most to least deprived (95% CI {r['lower_95']:+.2f} to {r['upper_95']:+.2f})."
+                f"from most to least deprived (95% CI {r['sii_lower_95']:+.2f} to "
+                f"{r['sii_upper_95']:+.2f})."
             )
     fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
     if len(fte) and fte["denominator"].iloc[0] > 0:

@@ -1,0 +1,1613 @@
+"""Plotly figures for population-health needs profiles (Fingertips-style).
+
+Every public chart function is pure: it takes a chart-ready DataFrame produced by the
+``indicators`` stage and returns a new :class:`plotly.graph_objects.Figure`. Inputs are never
+mutated and no pipeline work (joins, group-bys) happens here. Each figure has a title, axis
+titles with units, hover text and ``fig.layout.meta`` holding ``{"chart": ..., "source_note": ...}``
+so notebooks can print a caption under it.
+
+Display in notebooks goes through :func:`show`, which emits an IPython mime bundle carrying both
+the Plotly JSON mimetype (rendered natively by JupyterLab) and an HTML fragment that relies on a
+global ``Plotly`` loaded once per exported page (nbconvert HTML export). ``pio.renderers`` is
+deliberately not used: its defaults differ between kernels and break HTML export.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+
+NHS_BLUE = "#005EB8"
+NHS_DARK_BLUE = "#003087"
+NHS_GREY = "#425563"
+NHS_LIGHT_BLUE = "#41B6E6"
+NHS_MID_GREY = "#768692"
+NHS_PALE_GREY = "#E8EDEE"
+
+#: Fingertips comparison colours (benchmarked against a comparator).
+COMPARISON_COLOURS: dict[str, str] = {
+    "better": "#92D050",
+    "similar": "#FFC000",
+    "worse": "#C00000",
+    "not compared": "#C9C9C9",
+    "higher": "#BED2FF",
+    "lower": "#5555E6",
+}
+
+#: Legend / hover wording for each comparison category.
+COMPARISON_LABELS: dict[str, str] = {
+    "better": "Better than {comparator}",
+    "similar": "Similar to {comparator}",
+    "worse": "Worse than {comparator}",
+    "higher": "Higher than {comparator}",
+    "lower": "Lower than {comparator}",
+    "not compared": "Not compared",
+}
+
+_COMPARISON_ALIASES: dict[str, str] = {
+    "better": "better",
+    "worse": "worse",
+    "similar": "similar",
+    "same": "similar",
+    "not different": "similar",
+    "higher": "higher",
+    "lower": "lower",
+    "not compared": "not compared",
+    "not_compared": "not compared",
+    "none": "not compared",
+    "": "not compared",
+}
+
+#: Discrete colours for national IMD deciles 1 (most deprived, darkest) to 10 (viridis: CVD-safe).
+IMD_DECILE_COLOURS: tuple[str, ...] = (
+    "#440154",
+    "#482878",
+    "#3E4989",
+    "#31688E",
+    "#26828E",
+    "#1F9E89",
+    "#35B779",
+    "#6ECE58",
+    "#B5DE2B",
+    "#FDE725",
+)
+
+#: Deprivation quintile colours, 1 (most deprived, darkest) to 5.
+QUINTILE_COLOURS: tuple[str, ...] = ("#003087", "#005EB8", "#4A90D9", "#8DB9E8", "#C6DCF3")
+
+PLOTLY_CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True}
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
+
+_FONT_FAMILY = "Frutiger, Arial, Helvetica, sans-serif"
+_AXIS_STYLE: dict[str, Any] = {
+    "gridcolor": "#E8EDEE",
+    "linecolor": "#AEB7BD",
+    "zerolinecolor": "#AEB7BD",
+    "automargin": True,
+    "title": {"standoff": 12},
+}
+# A lean template: plotly_white would add ~7 kB of JSON to every figure on every page.
+_TEMPLATE: dict[str, Any] = {
+    "layout": {
+        "paper_bgcolor": "#FFFFFF",
+        "plot_bgcolor": "#FFFFFF",
+        "colorway": [NHS_BLUE, NHS_GREY, NHS_DARK_BLUE, NHS_LIGHT_BLUE, "#000000"],
+        "hovermode": "closest",
+        "xaxis": _AXIS_STYLE,
+        "yaxis": _AXIS_STYLE,
+    }
+}
+# Empty TopoJSON registered under the geo base-map name before a geo figure is drawn: plotly.js
+# otherwise downloads world_110m.json from cdn.plot.ly for every choropleth (even with the base
+# map hidden), which fails offline / on NHS networks and leaves the map blank.
+_GEO_SCOPE = "world"
+_GEO_RESOLUTION = 110
+_GEO_TOPOJSON_NAME = f"{_GEO_SCOPE}_{_GEO_RESOLUTION}m"
+GEO_ASSETS_SCRIPT = (
+    "<script>window.PlotlyGeoAssets=window.PlotlyGeoAssets||{topojson:{}};"
+    f'window.PlotlyGeoAssets.topojson["{_GEO_TOPOJSON_NAME}"]='
+    f'window.PlotlyGeoAssets.topojson["{_GEO_TOPOJSON_NAME}"]||'
+    '{"type":"Topology","objects":{},"arcs":[]};</script>'
+)
+_GEOJSON_DECIMALS = 5
+
+
+# --------------------------------------------------------------------------------------
+# Validation and formatting helpers
+# --------------------------------------------------------------------------------------
+
+
+def _require_columns(
+    frame: pd.DataFrame, required: Sequence[str], *, function: str, frame_name: str
+) -> None:
+    """Raise a helpful error when ``frame`` lacks any of ``required`` columns."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(
+            f"{function}: `{frame_name}` must be a pandas DataFrame, got {type(frame).__name__}."
+        )
+    present = [str(c) for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if not missing:
+        return
+    hints = []
+    for column in missing:
+        close = difflib.get_close_matches(column, present, n=3, cutoff=0.6)
+        if close:
+            hints.append(f"`{column}`: did you mean {', '.join(repr(c) for c in close)}?")
+    example = frame.head(3).to_string() if len(frame) else "(frame is empty)"
+    raise ValueError(
+        f"{function}: frame `{frame_name}` is missing column(s) {missing}. "
+        f"Expected columns: {list(required)}; present: {present}. "
+        + (" ".join(hints) + " " if hints else "")
+        + "Rename the columns in the indicators stage output to match the contract.\n"
+        f"Example rows:\n{example}"
+    )
+
+
+def _float_values(
+    frame: pd.DataFrame, column: str, *, function: str, frame_name: str
+) -> np.ndarray:
+    """Return ``frame[column]`` as a float array (NaN for missing); reject non-numeric text."""
+    raw = frame[column]
+    converted = pd.to_numeric(raw, errors="coerce")
+    bad = converted.isna() & raw.notna()
+    if bool(bad.any()):
+        example = frame.loc[bad].head(3).to_string()
+        raise ValueError(
+            f"{function}: column `{column}` of `{frame_name}` has non-numeric values "
+            f"{raw[bad].head(3).tolist()}. Convert them to numbers or NaN before charting.\n"
+            f"Example rows:\n{example}"
+        )
+    return converted.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _text_values(frame: pd.DataFrame, column: str) -> list[str]:
+    """Return ``frame[column]`` as a list of strings (missing values become '')."""
+    return ["" if _is_missing(v) else str(v) for v in frame[column].tolist()]
+
+
+def _is_missing(value: Any) -> bool:
+    """True for None, NaN, pd.NA and NaT."""
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _esc(text: Any) -> str:
+    """Escape data-derived text for Plotly's HTML-like labels (no tag can sneak in)."""
+    return html.escape("" if _is_missing(text) else str(text), quote=False)
+
+
+def format_number(value: float, unit: str = "", decimals: int | None = None) -> str:
+    """Format a value for hover text and labels.
+
+    Percentages get 1 decimal place; other values 2 dp below 10, 1 dp below 1,000 and whole
+    numbers with thousands separators above that. Missing values become an en dash.
+
+    Args:
+        value: The number (NaN allowed).
+        unit: The indicator unit; a ``%`` in it selects one decimal place.
+        decimals: Fixed number of decimal places (overrides the rules above).
+
+    Returns:
+        The formatted number (without the unit).
+    """
+    if _is_missing(value) or not math.isfinite(float(value)):
+        return "–"
+    value = float(value)
+    if decimals is not None:
+        return f"{value:,.{decimals}f}"
+    if "%" in (unit or ""):
+        return f"{value:,.1f}"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:,.1f}"
+    return f"{value:,.2f}"
+
+
+def _with_unit(value: float, unit: str) -> str:
+    """Format ``value`` and append its unit ('12.3%' or '45.6 per 1,000')."""
+    number = format_number(value, unit)
+    if number == "–" or not unit:
+        return number
+    if unit.strip() == "%":
+        return f"{number}%"
+    return f"{number} {_esc(unit)}"
+
+
+def _normalise_comparison(values: Iterable[Any], *, function: str) -> list[str]:
+    """Map comparison labels to the canonical categories of :data:`COMPARISON_COLOURS`."""
+    normalised = []
+    for raw in values:
+        key = "" if _is_missing(raw) else str(raw).strip().lower()
+        if key not in _COMPARISON_ALIASES:
+            close = difflib.get_close_matches(key, list(_COMPARISON_ALIASES), n=2)
+            hint = f" Did you mean {close}?" if close else ""
+            raise ValueError(
+                f"{function}: unknown comparison value {raw!r} in column `comparison`. "
+                f"Expected one of {sorted(set(_COMPARISON_ALIASES.values()))}.{hint}"
+            )
+        normalised.append(_COMPARISON_ALIASES[key])
+    return normalised
+
+
+def _polarity_direction(polarity: Any) -> int:
+    """Return -1 when low values are good (axis flipped so better is to the right), else +1."""
+    if _is_missing(polarity):
+        return 1
+    text = re.sub(r"[^a-z]+", " ", str(polarity).lower())
+    if "low" in text and "good" in text:
+        return -1
+    return 1
+
+
+def _wrap(text: str, width: int = 45) -> str:
+    """Insert Plotly line breaks (``<br>``) so long indicator titles stay readable."""
+    words = text.split()
+    lines: list[str] = []
+    current = ""
+    for word in words:
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    if current:
+        lines.append(current)
+    return "<br>".join(lines)
+
+
+def _finish(
+    fig: go.Figure,
+    *,
+    chart: str,
+    title: str,
+    source_note: str,
+    height: int,
+    x_title: str | None = None,
+    y_title: str | None = None,
+    extra_meta: dict[str, Any] | None = None,
+) -> go.Figure:
+    """Apply the common NHS look, title, axis titles and caption metadata."""
+    meta: dict[str, Any] = {"chart": chart, "title": title, "source_note": source_note or ""}
+    if extra_meta:
+        meta.update(extra_meta)
+    fig.update_layout(
+        template=_TEMPLATE,
+        title={"text": _esc(title), "x": 0.0, "xanchor": "left", "font": {"color": NHS_DARK_BLUE}},
+        font={"family": _FONT_FAMILY, "size": 13, "color": "#212B32"},
+        height=height,
+        margin={"l": 60, "r": 30, "t": 70, "b": 60},
+        hoverlabel={"font": {"family": _FONT_FAMILY}},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0.0},
+        meta=meta,
+    )
+    if x_title is not None:
+        fig.update_xaxes(title_text=x_title)
+    if y_title is not None:
+        fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+def _finite_max(*arrays: np.ndarray) -> float:
+    """Largest finite value across arrays (0.0 when there is none)."""
+    stacked = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays])
+    finite = stacked[np.isfinite(stacked)]
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _nice_step(span: float, target_ticks: int = 4) -> float:
+    """A 1/2/2.5/5 x 10^n tick step giving about ``target_ticks`` ticks over ``span``."""
+    if span <= 0:
+        return 1.0
+    raw = span / target_ticks
+    power = 10 ** math.floor(math.log10(raw))
+    for multiple in (1, 2, 2.5, 5, 10):
+        if raw <= multiple * power:
+            return multiple * power
+    return 10 * power
+
+
+# --------------------------------------------------------------------------------------
+# Display helpers
+# --------------------------------------------------------------------------------------
+
+
+def figure_to_html(fig: go.Figure) -> str:
+    """Return an HTML fragment that draws ``fig`` with a page-global ``Plotly``.
+
+    The fragment does not embed plotly.js (the batch runner puts one local ``plotly.min.js``
+    in every page's head), so exported pages stay small and work offline. Figures with geo
+    traces get :data:`GEO_ASSETS_SCRIPT` first so plotly.js does not fetch a base map.
+    """
+    fragment = fig.to_html(full_html=False, include_plotlyjs=False, config=PLOTLY_CONFIG)
+    if any(trace.type in ("choropleth", "scattergeo") for trace in fig.data):
+        fragment = GEO_ASSETS_SCRIPT + fragment
+    return fragment
+
+
+def figure_bundle(fig: go.Figure) -> dict[str, Any]:
+    """Build the IPython mime bundle for ``fig`` (Plotly JSON + HTML fragment).
+
+    The JSON is round-tripped through Plotly's encoder so it holds plain JSON types (numpy
+    arrays would not survive nbformat).
+    """
+    plotly_json = json.loads(pio.to_json(fig, validate=False, remove_uids=True))
+    plotly_json["config"] = dict(PLOTLY_CONFIG)
+    return {
+        PLOTLY_MIMETYPE: plotly_json,
+        "text/html": figure_to_html(fig),
+        "text/plain": f"<Figure: {fig.layout.title.text or 'untitled'}>",
+    }
+
+
+def show(fig: go.Figure) -> None:
+    """Display ``fig`` in a notebook as a mime bundle (see :func:`figure_bundle`).
+
+    JupyterLab renders the Plotly JSON natively; nbconvert's HTML export uses the
+    ``text/html`` fragment, which needs ``plotly.min.js`` loaded once in the page head.
+    """
+    from IPython.display import display
+
+    display(figure_bundle(fig), raw=True)
+
+
+def show_html(html_text: str) -> None:
+    """Display an HTML string (tables, banners) in a notebook output."""
+    from IPython.display import display
+
+    display({"text/html": html_text, "text/plain": "<HTML output>"}, raw=True)
+
+
+# --------------------------------------------------------------------------------------
+# 1. Population pyramid
+# --------------------------------------------------------------------------------------
+
+
+def _age_band_start(band: str) -> int:
+    """Numeric start of an age band label ('0-4', '0_4', '95+', '90+' ...)."""
+    match = re.match(r"\s*(\d+)", str(band))
+    if not match:
+        raise ValueError(
+            f"population_pyramid: age_band {band!r} does not start with an age; expected labels "
+            "like '0-4', '5-9', …, '90-94', '95+'."
+        )
+    return int(match.group(1))
+
+
+def population_pyramid(
+    age_sex: pd.DataFrame,
+    title: str,
+    area_label: str,
+    parent_label: str = "Parent",
+    england_label: str = "England",
+    *,
+    source_note: str = "",
+) -> go.Figure:
+    """Population pyramid: area as bars, parent and England as outlines.
+
+    Args:
+        age_sex: Columns ``age_band, sex`` (``male``/``female``), ``area_pct, parent_pct,
+            england_pct`` (percent of the whole population in that band and sex; NaN allowed).
+        title: Figure title.
+        area_label: Name of the area shown as bars.
+        parent_label: Name of the parent area (outline).
+        england_label: Name of the comparator (outline).
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        A figure with males on the left (negative x) and females on the right.
+    """
+    function = "population_pyramid"
+    _require_columns(
+        age_sex,
+        ["age_band", "sex", "area_pct", "parent_pct", "england_pct"],
+        function=function,
+        frame_name="age_sex",
+    )
+    bands = _text_values(age_sex, "age_band")
+    sexes = [s.strip().lower() for s in _text_values(age_sex, "sex")]
+    unknown = sorted({s for s in sexes if s not in ("male", "female")})
+    if unknown:
+        raise ValueError(
+            f"{function}: column `sex` has values {unknown}; expected 'male' or 'female'."
+        )
+    pct = {
+        col: _float_values(age_sex, col, function=function, frame_name="age_sex")
+        for col in ("area_pct", "parent_pct", "england_pct")
+    }
+    order = sorted(set(bands), key=_age_band_start)
+    position = {band: i for i, band in enumerate(order)}
+    # Pivot by hand into (sex, band) arrays so the input frame is untouched.
+    grid = {(col, sex): np.full(len(order), np.nan) for col in pct for sex in ("male", "female")}
+    for i, (band, sex) in enumerate(zip(bands, sexes, strict=True)):
+        for col in pct:
+            grid[(col, sex)][position[band]] = pct[col][i]
+
+    fig = go.Figure()
+    bar_colours = {"male": NHS_BLUE, "female": NHS_LIGHT_BLUE}
+    for sex in ("male", "female"):
+        values = grid[("area_pct", sex)]
+        sign = -1.0 if sex == "male" else 1.0
+        fig.add_trace(
+            go.Bar(
+                y=order,
+                x=sign * values,
+                orientation="h",
+                name=f"{_esc(area_label)}: {sex}s",
+                marker={"color": bar_colours[sex]},
+                customdata=np.round(values, 2),
+                hovertemplate=(
+                    f"{_esc(area_label)}<br>{sex.capitalize()}s aged %{{y}}: "
+                    "%{customdata:.1f}% of the population<extra></extra>"
+                ),
+            )
+        )
+    outlines = (
+        ("parent_pct", parent_label, NHS_GREY, "dash"),
+        ("england_pct", england_label, "#000000", "solid"),
+    )
+    for col, label, colour, dash in outlines:
+        for sex in ("male", "female"):
+            values = grid[(col, sex)]
+            if not np.isfinite(values).any():
+                continue
+            sign = -1.0 if sex == "male" else 1.0
+            fig.add_trace(
+                go.Scatter(
+                    y=order,
+                    x=sign * values,
+                    mode="lines",
+                    line={"color": colour, "width": 2, "dash": dash, "shape": "hvh"},
+                    name=_esc(label),
+                    legendgroup=col,
+                    showlegend=sex == "male",
+                    connectgaps=False,
+                    customdata=np.round(values, 2),
+                    hovertemplate=(
+                        f"{_esc(label)}<br>{sex.capitalize()}s aged %{{y}}: "
+                        "%{customdata:.1f}% of the population<extra></extra>"
+                    ),
+                )
+            )
+    limit = _finite_max(*(np.abs(v) for v in grid.values()))
+    step = _nice_step(limit)
+    top = step * math.ceil(limit / step) if limit > 0 else 1.0
+    ticks = np.arange(-top, top + step / 2, step)
+    fig.update_layout(barmode="overlay", bargap=0.08)
+    fig.update_xaxes(
+        range=[-top * 1.05, top * 1.05],
+        tickvals=ticks.tolist(),
+        ticktext=[format_number(abs(t), "%") for t in ticks],
+        zeroline=True,
+        zerolinecolor=NHS_GREY,
+    )
+    fig.update_yaxes(categoryorder="array", categoryarray=order)
+    fig.add_annotation(
+        x=0.0, y=1.0, xref="paper", yref="paper", text="Males", showarrow=False, yanchor="bottom"
+    )
+    fig.add_annotation(
+        x=1.0,
+        y=1.0,
+        xref="paper",
+        yref="paper",
+        text="Females",
+        showarrow=False,
+        xanchor="right",
+        yanchor="bottom",
+    )
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=max(420, 22 * len(order) + 160),
+        x_title="Percentage of the total population (%)",
+        y_title="Age band (years)",
+    )
+    fig.update_layout(legend={"y": -0.12, "yanchor": "top"}, margin={"b": 110})
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 2. LSOA choropleth
+# --------------------------------------------------------------------------------------
+
+
+def _round_coordinates(coordinates: Any) -> Any:
+    """Round nested GeoJSON coordinates, dropping points duplicated by the rounding."""
+    if not coordinates:
+        return coordinates
+    if isinstance(coordinates[0], (int, float)):
+        return [round(float(c), _GEOJSON_DECIMALS) for c in coordinates]
+    if isinstance(coordinates[0][0], (int, float)):
+        ring: list[list[float]] = []
+        for point in coordinates:
+            rounded = [round(float(c), _GEOJSON_DECIMALS) for c in point]
+            if not ring or rounded != ring[-1]:
+                ring.append(rounded)
+        return ring
+    return [_round_coordinates(part) for part in coordinates]
+
+
+def _ring_signed_area(ring: list[list[float]]) -> float:
+    """Shoelace signed area (positive = anticlockwise in lon/lat)."""
+    xs = np.asarray([p[0] for p in ring])
+    ys = np.asarray([p[1] for p in ring])
+    return 0.5 * float(np.sum(xs * np.roll(ys, -1) - np.roll(xs, -1) * ys))
+
+
+def _rewind_polygon(polygon: list[Any]) -> list[Any]:
+    """Wind exterior rings clockwise and holes anticlockwise (d3-geo's spherical convention).
+
+    RFC 7946 GeoJSON uses the opposite order; d3-geo (used by plotly's geo maps) would then fill
+    the whole globe except the LSOA.
+    """
+    rewound = []
+    for index, ring in enumerate(polygon):
+        clockwise = _ring_signed_area(ring) < 0
+        want_clockwise = index == 0
+        rewound.append(ring if clockwise == want_clockwise else ring[::-1])
+    return rewound
+
+
+def _display_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
+    """Rounded, re-wound copy of a Polygon or MultiPolygon geometry."""
+    kind = geometry.get("type")
+    coordinates = _round_coordinates(geometry.get("coordinates"))
+    if kind == "Polygon":
+        coordinates = _rewind_polygon(coordinates)
+    elif kind == "MultiPolygon":
+        coordinates = [_rewind_polygon(polygon) for polygon in coordinates]
+    else:
+        raise ValueError(
+            f"lsoa_choropleth: geometry type {kind!r} is not supported; LSOA boundaries must be "
+            "Polygon or MultiPolygon."
+        )
+    return {"type": kind, "coordinates": coordinates}
+
+
+def lsoa_choropleth(
+    lsoas_geojson: dict[str, Any],
+    lsoa_values: pd.DataFrame,
+    title: str,
+    *,
+    source_note: str = "",
+) -> go.Figure:
+    """Map of the area's LSOAs coloured by national IMD decile (no map tiles needed).
+
+    Uses ``go.Choropleth`` on a hidden geo base map fitted to the LSOAs, so nothing is fetched
+    from the network when the page is viewed. Only features present in ``lsoa_values`` are
+    embedded, with coordinates rounded to 5 decimal places.
+
+    Args:
+        lsoas_geojson: GeoJSON FeatureCollection in EPSG:4326 with ``properties.lsoa21_code``.
+        lsoa_values: Columns ``lsoa21_code, imd_decile`` (1–10 national), ``imd_score,
+            patients`` (patients of this area living in the LSOA).
+        title: Figure title.
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        A choropleth figure (one trace, plus a grey one for LSOAs without a decile).
+    """
+    function = "lsoa_choropleth"
+    _require_columns(
+        lsoa_values,
+        ["lsoa21_code", "imd_decile", "imd_score", "patients"],
+        function=function,
+        frame_name="lsoa_values",
+    )
+    if not isinstance(lsoas_geojson, dict) or lsoas_geojson.get("type") != "FeatureCollection":
+        raise ValueError(
+            f"{function}: `lsoas_geojson` must be a GeoJSON FeatureCollection dict "
+            "(e.g. json.loads(geodataframe.to_crs(4326).to_json()))."
+        )
+    codes = _text_values(lsoa_values, "lsoa21_code")
+    wanted = set(codes)
+    if len(wanted) != len(codes):
+        duplicated = lsoa_values.loc[lsoa_values["lsoa21_code"].duplicated(keep=False)]
+        raise ValueError(
+            f"{function}: `lsoa_values` has duplicated lsoa21_code values; expected one row per "
+            f"LSOA (aggregate patients per LSOA first).\nExample rows:\n"
+            f"{duplicated.head(4).to_string()}"
+        )
+    features = []
+    for feature in lsoas_geojson.get("features", []):
+        code = (feature.get("properties") or {}).get("lsoa21_code")
+        if code in wanted and feature.get("geometry"):
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": code,
+                    "properties": {"lsoa21_code": code},
+                    "geometry": _display_geometry(feature["geometry"]),
+                }
+            )
+    found = {f["properties"]["lsoa21_code"] for f in features}
+    if wanted and not found:
+        sample = [
+            (f.get("properties") or {}).get("lsoa21_code")
+            for f in lsoas_geojson.get("features", [])[:3]
+        ]
+        raise ValueError(
+            f"{function}: none of the {len(wanted)} LSOA codes in `lsoa_values` (e.g. "
+            f"{codes[:3]}) has a feature in `lsoas_geojson` (feature codes e.g. {sample}). "
+            "Check the boundaries are LSOA 2021 and carry `properties.lsoa21_code`."
+        )
+    geojson = {"type": "FeatureCollection", "features": features}
+    decile = _float_values(lsoa_values, "imd_decile", function=function, frame_name="lsoa_values")
+    score = _float_values(lsoa_values, "imd_score", function=function, frame_name="lsoa_values")
+    patients = _float_values(lsoa_values, "patients", function=function, frame_name="lsoa_values")
+    bad = np.isfinite(decile) & ~np.isin(decile, np.arange(1, 11))
+    if bad.any():
+        raise ValueError(
+            f"{function}: `imd_decile` must be whole numbers 1–10; got {decile[bad][:3].tolist()}."
+        )
+    hover = [
+        f"<b>{_esc(code)}</b><br>IMD decile (national): {int(d) if np.isfinite(d) else '–'}"
+        f"<br>IMD score: {format_number(s, decimals=1)}"
+        f"<br>Patients of this area living here: {format_number(p, '')}"
+        for code, d, s, p in zip(codes, decile, score, patients, strict=True)
+    ]
+    # Stepped colour scale so each decile gets exactly one colour.
+    colorscale = []
+    for i, colour in enumerate(IMD_DECILE_COLOURS):
+        colorscale.append([i / 10, colour])
+        colorscale.append([(i + 1) / 10, colour])
+    has_decile = np.isfinite(decile)
+    fig = go.Figure()
+    fig.add_trace(
+        go.Choropleth(
+            geojson=geojson,
+            featureidkey="properties.lsoa21_code",
+            locations=[c for c, ok in zip(codes, has_decile, strict=True) if ok],
+            z=decile[has_decile],
+            zmin=0.5,
+            zmax=10.5,
+            colorscale=colorscale,
+            marker={"line": {"color": "#FFFFFF", "width": 0.4}},
+            text=[h for h, ok in zip(hover, has_decile, strict=True) if ok],
+            hovertemplate="%{text}<extra></extra>",
+            name="IMD decile",
+            colorbar={
+                "title": {"text": "National IMD<br>decile"},
+                "tickvals": list(range(1, 11)),
+                "ticktext": ["1 most deprived"]
+                + [str(i) for i in range(2, 10)]
+                + ["10 least deprived"],
+                "len": 0.9,
+            },
+        )
+    )
+    if (~has_decile).any():
+        fig.add_trace(
+            go.Choropleth(
+                geojson=geojson,
+                featureidkey="properties.lsoa21_code",
+                locations=[c for c, ok in zip(codes, has_decile, strict=True) if not ok],
+                z=np.zeros(int((~has_decile).sum())),
+                colorscale=[[0, "#C9C9C9"], [1, "#C9C9C9"]],
+                showscale=False,
+                marker={"line": {"color": "#FFFFFF", "width": 0.4}},
+                text=[h for h, ok in zip(hover, has_decile, strict=True) if not ok],
+                hovertemplate="%{text}<extra></extra>",
+                name="No IMD decile",
+                showlegend=True,
+            )
+        )
+    fig.update_geos(
+        fitbounds="locations",
+        visible=False,
+        projection_type="mercator",
+        scope=_GEO_SCOPE,
+        resolution=_GEO_RESOLUTION,
+    )
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=560,
+        extra_meta={
+            "lsoas": len(wanted),
+            "lsoas_without_geometry": sorted(wanted - found)[:20],
+            "lsoas_without_geometry_count": len(wanted - found),
+        },
+    )
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 60, "b": 10})
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 3. Deprivation deciles
+# --------------------------------------------------------------------------------------
+
+
+def deprivation_deciles(
+    decile_shares: pd.DataFrame,
+    title: str,
+    *,
+    area_label: str = "This area",
+    parent_label: str = "Parent",
+    england_label: str = "England",
+    source_note: str = "",
+) -> go.Figure:
+    """Share of patients by national IMD decile: area bars, parent and England markers.
+
+    Core20 deciles (1–2, the most deprived 20% of England) are shaded and their bars darker.
+
+    Args:
+        decile_shares: Columns ``imd_decile`` (1–10), ``area_pct, parent_pct, england_pct``.
+        title: Figure title.
+        area_label: Legend name for the bars.
+        parent_label: Legend name for the parent markers.
+        england_label: Legend name for the England markers.
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        The figure.
+    """
+    function = "deprivation_deciles"
+    _require_columns(
+        decile_shares,
+        ["imd_decile", "area_pct", "parent_pct", "england_pct"],
+        function=function,
+        frame_name="decile_shares",
+    )
+    values = {
+        col: _float_values(decile_shares, col, function=function, frame_name="decile_shares")
+        for col in ("imd_decile", "area_pct", "parent_pct", "england_pct")
+    }
+    decile = values["imd_decile"]
+    if not np.isin(decile[np.isfinite(decile)], np.arange(1, 11)).all() or np.isnan(decile).any():
+        raise ValueError(f"{function}: `imd_decile` must be whole numbers 1–10; got {decile}.")
+    order = np.argsort(decile, kind="stable")
+    x = decile[order]
+    is_core20 = x <= 2
+    fig = go.Figure()
+    fig.add_vrect(x0=0.5, x1=2.5, fillcolor=NHS_PALE_GREY, opacity=0.8, line_width=0, layer="below")
+    fig.add_annotation(
+        x=1.5,
+        y=1.0,
+        yref="paper",
+        text="Core20<br>(most deprived 20%)",
+        showarrow=False,
+        yanchor="top",
+        font={"size": 11, "color": NHS_DARK_BLUE},
+    )
+    area = values["area_pct"][order]
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=area,
+            name=_esc(area_label),
+            marker={"color": np.where(is_core20, NHS_DARK_BLUE, NHS_BLUE).tolist()},
+            customdata=np.round(area, 2),
+            hovertemplate=(
+                f"{_esc(area_label)}<br>IMD decile %{{x}}: %{{customdata:.1f}}% of patients"
+                "<extra></extra>"
+            ),
+        )
+    )
+    markers = (
+        ("parent_pct", parent_label, "diamond", NHS_GREY, 11),
+        ("england_pct", england_label, "line-ew", "#000000", 28),
+    )
+    for col, label, symbol, colour, size in markers:
+        series = values[col][order]
+        if not np.isfinite(series).any():
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=series,
+                mode="markers",
+                name=_esc(label),
+                marker={
+                    "symbol": symbol,
+                    "color": colour,
+                    "size": size,
+                    "line": {"color": colour, "width": 3},
+                },
+                customdata=np.round(series, 2),
+                hovertemplate=(
+                    f"{_esc(label)}<br>IMD decile %{{x}}: %{{customdata:.1f}}% of patients"
+                    "<extra></extra>"
+                ),
+            )
+        )
+    fig.update_xaxes(
+        tickvals=list(range(1, 11)),
+        ticktext=["1<br>most<br>deprived"]
+        + [str(i) for i in range(2, 10)]
+        + ["10<br>least<br>deprived"],
+        range=[0.5, 10.5],
+    )
+    fig.update_yaxes(rangemode="tozero")
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=440,
+        x_title="National IMD decile of patients' LSOA (1 = most deprived)",
+        y_title="Percentage of registered patients (%)",
+        extra_meta={"core20_area_pct": float(np.nansum(area[is_core20]))},
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 4. Workforce versus need
+# --------------------------------------------------------------------------------------
+
+
+def weighted_trend(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Weighted least-squares straight line ``y = slope * x + intercept``.
+
+    ``numpy.polyfit`` multiplies residuals by ``w``, so ``w = sqrt(weights)`` minimises
+    ``sum(weights * residual**2)``.
+
+    Args:
+        x: Explanatory values.
+        y: Responses.
+        weights: Non-negative weights (e.g. registered patients).
+
+    Returns:
+        ``(slope, intercept)``; NaN pair when fewer than two distinct usable points.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    usable = np.isfinite(x) & np.isfinite(y) & np.isfinite(weights) & (weights > 0)
+    if usable.sum() < 2 or np.unique(x[usable]).size < 2:
+        return (math.nan, math.nan)
+    slope, intercept = np.polyfit(x[usable], y[usable], 1, w=np.sqrt(weights[usable]))
+    return (float(slope), float(intercept))
+
+
+def workforce_vs_need(
+    practices: pd.DataFrame,
+    title: str,
+    highlight_label: str,
+    *,
+    source_note: str = "",
+) -> go.Figure:
+    """Practice GP FTE per 10,000 weighted patients against deprivation, this area highlighted.
+
+    Args:
+        practices: Columns ``practice_code, practice_name, imd_score, gp_fte_per_10k_weighted,
+            registered_patients, in_area`` (bool).
+        title: Figure title.
+        highlight_label: Name of the area whose practices are highlighted.
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        Scatter (other practices, this area's practices) plus a patient-weighted trend line.
+    """
+    function = "workforce_vs_need"
+    frame_name = "practices"
+    _require_columns(
+        practices,
+        [
+            "practice_code",
+            "practice_name",
+            "imd_score",
+            "gp_fte_per_10k_weighted",
+            "registered_patients",
+            "in_area",
+        ],
+        function=function,
+        frame_name=frame_name,
+    )
+    imd = _float_values(practices, "imd_score", function=function, frame_name=frame_name)
+    fte = _float_values(
+        practices, "gp_fte_per_10k_weighted", function=function, frame_name=frame_name
+    )
+    patients = _float_values(
+        practices, "registered_patients", function=function, frame_name=frame_name
+    )
+    in_area_raw = practices["in_area"]
+    if in_area_raw.isna().any():
+        raise ValueError(f"{function}: column `in_area` has missing values; use True/False.")
+    unexpected = [v for v in in_area_raw.unique().tolist() if v not in (True, False)]
+    if unexpected:
+        raise ValueError(
+            f"{function}: column `in_area` must be True/False; got {unexpected[:3]} "
+            "(text such as 'False' would silently count as True)."
+        )
+    in_area = in_area_raw.astype(bool).to_numpy()
+    codes = _text_values(practices, "practice_code")
+    names = _text_values(practices, "practice_name")
+    plotted = np.isfinite(imd) & np.isfinite(fte)
+    sizes = np.sqrt(np.where(np.isfinite(patients) & (patients > 0), patients, 0.0))
+    max_size = float(sizes.max()) if sizes.size and sizes.max() > 0 else 1.0
+    marker_size = 5 + 17 * sizes / max_size
+    hover = [
+        f"<b>{_esc(name)}</b> ({_esc(code)})<br>IMD score: {format_number(i, decimals=1)}"
+        f"<br>GP FTE per 10,000 weighted patients: {format_number(f, decimals=1)}"
+        f"<br>Registered patients: {format_number(p, '')}"
+        for code, name, i, f, p in zip(codes, names, imd, fte, patients, strict=True)
+    ]
+    fig = go.Figure()
+    groups = (
+        (~in_area, "Other practices", "rgba(118,134,146,0.45)", NHS_MID_GREY),
+        (in_area, f"Practices in {_esc(highlight_label)}", NHS_BLUE, NHS_DARK_BLUE),
+    )
+    for mask, name, fill, outline in groups:
+        keep = mask & plotted
+        fig.add_trace(
+            go.Scatter(
+                x=np.round(imd[keep], 3),
+                y=np.round(fte[keep], 3),
+                mode="markers",
+                name=name,
+                marker={
+                    "size": np.round(marker_size[keep], 1),
+                    "color": fill,
+                    "line": {"color": outline, "width": 1},
+                },
+                text=[h for h, k in zip(hover, keep, strict=True) if k],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    slope, intercept = weighted_trend(imd, fte, patients)
+    if math.isfinite(slope):
+        xs = np.array([np.nanmin(imd[plotted]), np.nanmax(imd[plotted])])
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=slope * xs + intercept,
+                mode="lines",
+                name="Trend (weighted by list size)",
+                line={"color": NHS_DARK_BLUE, "width": 2, "dash": "dash"},
+                hovertemplate=(
+                    f"Patient-weighted trend: {slope:+.2f} GP FTE per 10,000 per IMD point"
+                    "<extra></extra>"
+                ),
+            )
+        )
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=480,
+        x_title="Practice deprivation (patient-weighted IMD score; higher = more deprived)",
+        y_title="GP FTE per 10,000 weighted patients",
+        extra_meta={
+            "trend_slope": slope if math.isfinite(slope) else None,
+            "trend_intercept": intercept if math.isfinite(intercept) else None,
+            "practices_not_plotted": int((~plotted).sum()),
+        },
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 5. Spine chart
+# --------------------------------------------------------------------------------------
+
+
+def spine_scale(
+    values: np.ndarray,
+    comparator: np.ndarray,
+    half_range: np.ndarray,
+    direction: np.ndarray,
+) -> np.ndarray:
+    """Fingertips spine scaling: comparator at 0, the widest spread at ±1, better to the right."""
+    return direction * (np.asarray(values, dtype=float) - comparator) / half_range
+
+
+def spine_chart(
+    rows: pd.DataFrame,
+    title: str,
+    *,
+    area_label: str = "This area",
+    comparator_label: str = "England",
+    peer_label: str = "comparable areas",
+    source_note: str = "",
+) -> go.Figure:
+    """Fingertips-style spine chart, one row per indicator, centred on the comparator.
+
+    For each indicator the values are scaled so the comparator (England) sits on the centre
+    line and the furthest of the peer minimum, peer maximum and area value sits at ±1. For
+    indicators where low is good the scale is flipped, so better is always to the right (as in
+    Fingertips). The peer range is a light grey bar, the inter-quartile range a darker one and
+    the area value a circle coloured by its comparison.
+
+    Args:
+        rows: Columns ``indicator_id, title, unit, value, lower_ci, upper_ci, comparator_value,
+            peer_min, peer_q25, peer_q75, peer_max, comparison, polarity``.
+        title: Figure title.
+        area_label: Name of the area (hover text).
+        comparator_label: Name of the comparator on the centre line.
+        peer_label: What the peers are (hover text).
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        The figure. Rows with a missing value keep their label but have no marker.
+    """
+    function = "spine_chart"
+    _require_columns(
+        rows,
+        [
+            "indicator_id",
+            "title",
+            "unit",
+            "value",
+            "lower_ci",
+            "upper_ci",
+            "comparator_value",
+            "peer_min",
+            "peer_q25",
+            "peer_q75",
+            "peer_max",
+            "comparison",
+            "polarity",
+        ],
+        function=function,
+        frame_name="rows",
+    )
+    numbers = {
+        col: _float_values(rows, col, function=function, frame_name="rows")
+        for col in (
+            "value",
+            "lower_ci",
+            "upper_ci",
+            "comparator_value",
+            "peer_min",
+            "peer_q25",
+            "peer_q75",
+            "peer_max",
+        )
+    }
+    titles = _text_values(rows, "title")
+    units = _text_values(rows, "unit")
+    comparisons = _normalise_comparison(rows["comparison"].tolist(), function=function)
+    direction = np.array([_polarity_direction(p) for p in rows["polarity"].tolist()], dtype=float)
+    n_rows = len(rows)
+    positions = np.arange(n_rows, dtype=float)
+    comparator = numbers["comparator_value"]
+    spread = np.abs(
+        np.column_stack([numbers["peer_min"], numbers["peer_max"], numbers["value"]]).reshape(
+            n_rows, 3
+        )
+        - comparator.reshape(n_rows, 1)
+    )
+    half_range = np.nanmax(np.where(np.isfinite(spread), spread, 0.0), axis=1, initial=0.0)
+    half_range = np.where(half_range > 0, half_range, 1.0)
+    scaled = {
+        col: spine_scale(numbers[col], comparator, half_range, direction)
+        for col in ("value", "peer_min", "peer_q25", "peer_q75", "peer_max")
+    }
+    hover = []
+    for i in range(n_rows):
+        unit = units[i]
+        ci = ""
+        if np.isfinite(numbers["lower_ci"][i]) and np.isfinite(numbers["upper_ci"][i]):
+            ci = (
+                f" (95% CI {format_number(numbers['lower_ci'][i], unit)}–"
+                f"{format_number(numbers['upper_ci'][i], unit)})"
+            )
+        comparison_text = COMPARISON_LABELS[comparisons[i]].format(
+            comparator=_esc(comparator_label)
+        )
+        hover.append(
+            f"<b>{_esc(titles[i])}</b><br>{_esc(area_label)}: "
+            f"{_with_unit(numbers['value'][i], unit)}{ci}"
+            f"<br>{_esc(comparator_label)}: {_with_unit(comparator[i], unit)}"
+            f"<br>Range of {_esc(peer_label)}: {_with_unit(numbers['peer_min'][i], unit)} to "
+            f"{_with_unit(numbers['peer_max'][i], unit)}"
+            f"<br>Middle half: {_with_unit(numbers['peer_q25'][i], unit)} to "
+            f"{_with_unit(numbers['peer_q75'][i], unit)}"
+            f"<br>{comparison_text}"
+        )
+    hover_array = np.array(hover, dtype=object)
+
+    fig = go.Figure()
+    bars = (
+        ("peer_min", "peer_max", f"Range of {_esc(peer_label)}", "#D9D9D9"),
+        ("peer_q25", "peer_q75", "Middle half (25th to 75th percentile)", "#8C8C8C"),
+    )
+    for low_col, high_col, name, colour in bars:
+        low = np.fmin(scaled[low_col], scaled[high_col])
+        high = np.fmax(scaled[low_col], scaled[high_col])
+        both = np.isfinite(scaled[low_col]) & np.isfinite(scaled[high_col])
+        fig.add_trace(
+            go.Bar(
+                y=positions,
+                x=np.where(both, high - low, np.nan),
+                base=np.where(both, low, np.nan),
+                orientation="h",
+                width=0.55,
+                name=name,
+                marker={"color": colour, "line": {"width": 0}},
+                customdata=hover_array,
+                hovertemplate="%{customdata}<extra></extra>",
+            )
+        )
+    has_value = np.isfinite(scaled["value"])
+    for category in ("better", "similar", "worse", "higher", "lower", "not compared"):
+        mask = has_value & np.array([c == category for c in comparisons], dtype=bool)
+        if not mask.any():
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=np.round(scaled["value"][mask], 4),
+                y=positions[mask],
+                mode="markers",
+                name=COMPARISON_LABELS[category].format(comparator=_esc(comparator_label)),
+                marker={
+                    "color": COMPARISON_COLOURS[category],
+                    "size": 14,
+                    "line": {"color": "#212B32", "width": 1},
+                },
+                customdata=hover_array[mask],
+                hovertemplate="%{customdata}<extra></extra>",
+            )
+        )
+    # Printed value column so the chart still reads without hover (PDF / print).
+    value_x = 1.32
+    fig.add_trace(
+        go.Scatter(
+            x=np.full(n_rows, value_x),
+            y=positions,
+            mode="text",
+            text=[_with_unit(v, u) for v, u in zip(numbers["value"], units, strict=True)],
+            textposition="middle center",
+            showlegend=False,
+            name="Value",
+            customdata=hover_array,
+            hovertemplate="%{customdata}<extra></extra>",
+        )
+    )
+    fig.add_shape(
+        type="line",
+        x0=0,
+        x1=0,
+        y0=-0.5,
+        y1=n_rows - 0.5,
+        xref="x",
+        yref="y",
+        line={"color": NHS_DARK_BLUE, "width": 2},
+        name="comparator",
+    )
+    fig.add_annotation(
+        x=0,
+        y=-0.5,
+        xref="x",
+        yref="y",
+        text=_esc(comparator_label),
+        showarrow=False,
+        yanchor="bottom",
+        font={"color": NHS_DARK_BLUE, "size": 11},
+    )
+    fig.add_annotation(
+        x=value_x,
+        y=-0.5,
+        xref="x",
+        yref="y",
+        text=f"<b>{_esc(area_label)}</b>",
+        showarrow=False,
+        yanchor="bottom",
+        font={"size": 11},
+    )
+    ticktext = [
+        _wrap(_esc(t)) + (f"<br><span style='font-size:10px'>{_esc(u)}</span>" if u else "")
+        for t, u in zip(titles, units, strict=True)
+    ]
+    fig.update_layout(barmode="overlay")
+    fig.update_yaxes(
+        tickvals=positions.tolist(),
+        ticktext=ticktext,
+        range=[n_rows - 0.4, -0.9],
+        showgrid=False,
+        automargin=True,
+    )
+    fig.update_xaxes(
+        range=[-1.08, 1.55],
+        tickvals=[-1, 0, 1],
+        ticktext=["Worse / lower", _esc(comparator_label), "Better / higher"],
+        showgrid=False,
+        zeroline=False,
+    )
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=max(300, 46 * n_rows + 170),
+        x_title=(
+            f"Scaled to {_esc(comparator_label)} (centre line); better to the right where "
+            "an indicator has a polarity"
+        ),
+        y_title="Indicator (unit)",
+        extra_meta={"indicator_ids": _text_values(rows, "indicator_id")},
+    )
+    fig.update_layout(margin={"l": 20})
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 6. Funnel plot
+# --------------------------------------------------------------------------------------
+
+
+def funnel_plot(
+    points: pd.DataFrame,
+    limits: pd.DataFrame,
+    target: float,
+    title: str,
+    highlight_code: str,
+    value_label: str,
+    *,
+    denominator_label: str = "Denominator (number of patients)",
+    source_note: str = "",
+) -> go.Figure:
+    """Funnel plot of area values against denominators with 95% and 99.8% control limits.
+
+    Args:
+        points: Columns ``area_code, area_name, denominator, value``.
+        limits: Columns ``denominator, lower_95, upper_95, lower_99_8, upper_99_8``.
+        target: The target / comparator value (horizontal line).
+        title: Figure title.
+        highlight_code: ``area_code`` of the point to highlight.
+        value_label: y-axis title including units, e.g. ``"Percentage of patients (%)"``.
+        denominator_label: x-axis title.
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        The figure: other areas, limit lines (dashed 95%, solid 99.8%), target, highlighted area.
+    """
+    function = "funnel_plot"
+    _require_columns(
+        points,
+        ["area_code", "area_name", "denominator", "value"],
+        function=function,
+        frame_name="points",
+    )
+    _require_columns(
+        limits,
+        ["denominator", "lower_95", "upper_95", "lower_99_8", "upper_99_8"],
+        function=function,
+        frame_name="limits",
+    )
+    denominator = _float_values(points, "denominator", function=function, frame_name="points")
+    value = _float_values(points, "value", function=function, frame_name="points")
+    codes = _text_values(points, "area_code")
+    names = _text_values(points, "area_name")
+    limit_values = {
+        col: _float_values(limits, col, function=function, frame_name="limits")
+        for col in ("denominator", "lower_95", "upper_95", "lower_99_8", "upper_99_8")
+    }
+    order = np.argsort(limit_values["denominator"], kind="stable")
+    sorted_limits = {col: arr[order] for col, arr in limit_values.items()}
+    limit_x = sorted_limits["denominator"]
+
+    def position(i: int) -> str:
+        """Where a point falls relative to the interpolated limits."""
+        if not (np.isfinite(value[i]) and np.isfinite(denominator[i]) and limit_x.size):
+            return ""
+        at = {c: float(np.interp(denominator[i], limit_x, sorted_limits[c])) for c in sorted_limits}
+        if value[i] > at["upper_99_8"] or value[i] < at["lower_99_8"]:
+            return "<br>Outside the 99.8% limits"
+        if value[i] > at["upper_95"] or value[i] < at["lower_95"]:
+            return "<br>Outside the 95% limits"
+        return "<br>Within the 95% limits"
+
+    hover = [
+        f"<b>{_esc(names[i])}</b> ({_esc(codes[i])})"
+        f"<br>Value: {format_number(value[i], value_label)}"
+        f"<br>Denominator: {format_number(denominator[i], '')}{position(i)}"
+        for i in range(len(points))
+    ]
+    highlight = np.array([c == highlight_code for c in codes], dtype=bool)
+    plotted = np.isfinite(value) & np.isfinite(denominator)
+    fig = go.Figure()
+    for label, lower, upper, dash, width in (
+        ("99.8% limits", "lower_99_8", "upper_99_8", "solid", 1.5),
+        ("95% limits", "lower_95", "upper_95", "dash", 1.5),
+    ):
+        gap = np.array([np.nan])
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([limit_x, gap, limit_x]),
+                y=np.concatenate([sorted_limits[lower], gap, sorted_limits[upper]]),
+                mode="lines",
+                name=label,
+                line={"color": NHS_GREY, "dash": dash, "width": width},
+                connectgaps=False,
+                hovertemplate=f"{label}: %{{y:.2f}} at denominator %{{x:,.0f}}<extra></extra>",
+            )
+        )
+    x_low = (
+        np.nanmin(np.concatenate([limit_x, denominator[plotted]]))
+        if plotted.any() or limit_x.size
+        else 0.0
+    )
+    x_high = (
+        np.nanmax(np.concatenate([limit_x, denominator[plotted]]))
+        if plotted.any() or limit_x.size
+        else 1.0
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[x_low, x_high],
+            y=[target, target],
+            mode="lines",
+            name=f"Target / average ({format_number(target, value_label)})",
+            line={"color": "#000000", "width": 2},
+            hovertemplate=f"Target / average: {format_number(target, value_label)}<extra></extra>",
+        )
+    )
+    for mask, name, marker in (
+        (
+            ~highlight & plotted,
+            "Other areas",
+            {"color": "rgba(118,134,146,0.6)", "size": 8, "line": {"width": 0}},
+        ),
+        (
+            highlight & plotted,
+            "This area",
+            {"color": NHS_BLUE, "size": 14, "line": {"color": NHS_DARK_BLUE, "width": 2}},
+        ),
+    ):
+        if not mask.any():
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=denominator[mask],
+                y=value[mask],
+                mode="markers+text" if name == "This area" else "markers",
+                text=[_esc(n) for n, m in zip(names, mask, strict=True) if m]
+                if name == "This area"
+                else None,
+                textposition="top center",
+                name=name if name == "Other areas" else _esc(names[int(np.argmax(mask))]),
+                marker=marker,
+                customdata=[h for h, m in zip(hover, mask, strict=True) if m],
+                hovertemplate="%{customdata}<extra></extra>",
+            )
+        )
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=480,
+        x_title=denominator_label,
+        y_title=value_label,
+        extra_meta={"highlight_found": bool((highlight & plotted).any()), "target": target},
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 7. Inverse care law
+# --------------------------------------------------------------------------------------
+
+
+def inverse_care_law(
+    quintiles: pd.DataFrame,
+    sii_text: str,
+    title: str,
+    *,
+    source_note: str = "",
+) -> go.Figure:
+    """GP FTE per 10,000 weighted patients by practice deprivation quintile, with CIs and SII.
+
+    Args:
+        quintiles: Columns ``quintile`` (1 = most deprived … 5), ``value``, ``lower_ci``,
+            ``upper_ci``, ``weighted_patients``.
+        sii_text: Plain-English slope index of inequality sentence shown as an annotation.
+        title: Figure title.
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        A bar chart with asymmetric error bars.
+    """
+    function = "inverse_care_law"
+    _require_columns(
+        quintiles,
+        ["quintile", "value", "lower_ci", "upper_ci", "weighted_patients"],
+        function=function,
+        frame_name="quintiles",
+    )
+    cols = {
+        c: _float_values(quintiles, c, function=function, frame_name="quintiles")
+        for c in ("quintile", "value", "lower_ci", "upper_ci", "weighted_patients")
+    }
+    quintile = cols["quintile"]
+    if np.isnan(quintile).any() or not np.isin(quintile, np.arange(1, 6)).all():
+        raise ValueError(f"{function}: `quintile` must be whole numbers 1–5; got {quintile}.")
+    order = np.argsort(quintile, kind="stable")
+    q = quintile[order].astype(int)
+    value = cols["value"][order]
+    lower = cols["lower_ci"][order]
+    upper = cols["upper_ci"][order]
+    weighted = cols["weighted_patients"][order]
+    hover = [
+        f"Quintile {qi}{' (most deprived)' if qi == 1 else ''}"
+        f"{' (least deprived)' if qi == 5 else ''}"
+        f"<br>GP FTE per 10,000 weighted patients: {format_number(v, decimals=1)}"
+        f" (95% CI {format_number(lo, decimals=1)}–{format_number(hi, decimals=1)})"
+        f"<br>Weighted patients: {format_number(w, '')}"
+        for qi, v, lo, hi, w in zip(q, value, lower, upper, weighted, strict=True)
+    ]
+    fig = go.Figure(
+        go.Bar(
+            x=q,
+            y=value,
+            marker={"color": [QUINTILE_COLOURS[qi - 1] for qi in q]},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": np.where(np.isfinite(upper), upper - value, np.nan),
+                "arrayminus": np.where(np.isfinite(lower), value - lower, np.nan),
+                "color": "#212B32",
+                "thickness": 1.5,
+                "width": 6,
+            },
+            name="GP FTE per 10,000 weighted patients",
+            text=hover,
+            textposition="none",
+            hovertemplate="%{text}<extra></extra>",
+            showlegend=False,
+        )
+    )
+    # Above the plot area so it never hides a bar or an error bar.
+    fig.add_annotation(
+        x=0.0,
+        y=1.02,
+        xref="paper",
+        yref="paper",
+        text=_wrap(_esc(sii_text), 110),
+        showarrow=False,
+        xanchor="left",
+        yanchor="bottom",
+        align="left",
+        bgcolor="rgba(255,255,255,0.9)",
+        bordercolor=NHS_BLUE,
+        borderwidth=1,
+        borderpad=6,
+    )
+    fig.update_xaxes(
+        tickvals=[1, 2, 3, 4, 5],
+        ticktext=["1<br>most deprived", "2", "3", "4", "5<br>least deprived"],
+        range=[0.4, 5.6],
+    )
+    fig.update_yaxes(rangemode="tozero")
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=440,
+        x_title="Practice deprivation quintile (1 = most deprived)",
+        y_title="GP FTE per 10,000 weighted patients",
+        extra_meta={"sii_text": sii_text},
+    )
+    fig.update_layout(margin={"t": 120})
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 8. Fair share
+# --------------------------------------------------------------------------------------
+
+
+def fair_share_bars(
+    fair_share: pd.DataFrame,
+    title: str,
+    *,
+    source_note: str = "",
+) -> go.Figure:
+    """Actual GP FTE against the fair share implied by each benchmark rate.
+
+    Args:
+        fair_share: Columns ``benchmark`` (e.g. "System rate"), ``actual_fte``,
+            ``fair_share_fte``, ``gap_fte`` (actual minus fair share).
+        title: Figure title.
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        Grouped bars (actual, fair share) with the gap annotated above each group.
+    """
+    function = "fair_share_bars"
+    _require_columns(
+        fair_share,
+        ["benchmark", "actual_fte", "fair_share_fte", "gap_fte"],
+        function=function,
+        frame_name="fair_share",
+    )
+    benchmarks = [_esc(b) for b in _text_values(fair_share, "benchmark")]
+    actual = _float_values(fair_share, "actual_fte", function=function, frame_name="fair_share")
+    fair = _float_values(fair_share, "fair_share_fte", function=function, frame_name="fair_share")
+    gap = _float_values(fair_share, "gap_fte", function=function, frame_name="fair_share")
+    fig = go.Figure()
+    for values, name, colour in (
+        (actual, "Actual GP FTE", NHS_BLUE),
+        (fair, "Fair share GP FTE", NHS_GREY),
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=benchmarks,
+                y=values,
+                name=name,
+                marker={"color": colour},
+                customdata=np.column_stack([actual, fair, gap]).round(2),
+                hovertemplate=(
+                    "%{x}<br>Actual: %{customdata[0]:,.1f} FTE<br>Fair share: "
+                    "%{customdata[1]:,.1f} FTE<br>Gap (actual − fair share): "
+                    "%{customdata[2]:+,.1f} FTE<extra></extra>"
+                ),
+            )
+        )
+    top = _finite_max(actual, fair)
+    for name, a, f, g in zip(benchmarks, actual, fair, gap, strict=True):
+        if not np.isfinite(g):
+            continue
+        fig.add_annotation(
+            x=name,
+            y=_finite_max(np.array([a, f])),
+            text=f"Gap {g:+,.1f} FTE".replace("-", "−"),
+            showarrow=False,
+            yanchor="bottom",
+            yshift=4,
+            font={"color": COMPARISON_COLOURS["worse"] if g < 0 else NHS_DARK_BLUE},
+        )
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(range=[0, top * 1.18 if top > 0 else 1])
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=420,
+        x_title="Benchmark rate used for the fair share",
+        y_title="GP full-time equivalent (FTE)",
+    )
+    return fig
+
+
+__all__ = [
+    "COMPARISON_COLOURS",
+    "COMPARISON_LABELS",
+    "IMD_DECILE_COLOURS",
+    "NHS_BLUE",
+    "NHS_DARK_BLUE",
+    "NHS_GREY",
+    "PLOTLY_CONFIG",
+    "PLOTLY_MIMETYPE",
+    "deprivation_deciles",
+    "fair_share_bars",
+    "figure_bundle",
+    "figure_to_html",
+    "format_number",
+    "funnel_plot",
+    "inverse_care_law",
+    "lsoa_choropleth",
+    "population_pyramid",
+    "show",
+    "show_html",
+    "spine_chart",
+    "spine_scale",
+    "weighted_trend",
+    "workforce_vs_need",
+]

@@ -1,0 +1,1173 @@
+"""Write a synthetic demo dataset in the publishers' own file formats.
+
+``write_demo_dataset`` builds a fictional Integrated Care System (or, with ``scale="england"``,
+a fictional England of real national size) and writes every input the pipeline reads, laid out
+exactly as NHS England, ODS, MHCLG and ONS ship them (see ``/work/shared/FORMATS.md``): the same
+file names, headers (embedded newlines, trailing spaces and truncations included), value styles
+and quirks. All codes and names are synthetic and say so ("DEMO", "Demo", practice codes
+``Y9nnnn``, PCN codes ``U9nnnn``, LSOA codes ``E011nnnnn``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import openpyxl
+import pandas as pd
+from pyproj import Transformer
+
+from pophealth.demo import _model
+from pophealth.demo._model import DemoWorld
+
+PUBLICATION = "GP_PRAC_PAT_LIST"
+EXTRACT_DATE = "2025-10-01"
+WORKFORCE_MONTH = "October 2025"
+
+FILE_NAMES: dict[str, str] = {
+    "registrations_lsoa": "gp-reg-pat-prac-lsoa-all.csv",
+    "registrations_practice": "gp-reg-pat-prac-all.csv",
+    "registrations_quinary_age": "gp-reg-pat-prac-quin-age.csv",
+    "registrations_single_age_male": "gp-reg-pat-prac-sing-age-male.csv",
+    "registrations_single_age_female": "gp-reg-pat-prac-sing-age-female.csv",
+    "practice_map": "gp-reg-pat-prac-map.csv",
+    "epcn": "ePCN.xlsx",
+    "workforce": f"1 General Practice \u2013 {WORKFORCE_MONTH} Practice Level - Detailed.csv",
+    "weighted_patients": "nhspaymentsgp-24-25-prac-csv.csv",
+    "iod2025": "File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv",
+    "iod2019": "File_7_-_All_IoD2019_Scores__Ranks__Deciles_and_Population_Denominators_3.csv",
+    "lookup_lsoa11_lsoa21": "LSOA11_LSOA21_LAD22_EW_LU.csv",
+    "lookup_lsoa21_icb": "LSOA21_SICBL23_ICB23_LAD23_EN_LU.csv",
+    "census_ts007a": "census2021-ts007a-lsoa.csv",
+    "census_ts037": "census2021-ts037-lsoa.csv",
+    "census_ts038": "census2021-ts038-lsoa.csv",
+    "census_ts021": "census2021-ts021-lsoa.csv",
+    "census_ts011": "census2021-ts011-lsoa.csv",
+    "census_ts054": "census2021-ts054-lsoa.csv",
+    "boundaries_lsoa21": "LSOA_2021_EW_BSC_V4.shp",
+    "readme": "README_SYNTHETIC.txt",
+}
+
+# ---------------------------------------------------------------------------------------------
+# Official headers
+# ---------------------------------------------------------------------------------------------
+
+REGISTRATIONS_LSOA_HEADER = [
+    "PUBLICATION",
+    "EXTRACT_DATE",
+    "PRACTICE_CODE",
+    "PRACTICE_NAME",
+    "LSOA_CODE",
+    "SEX",
+    "NUMBER_OF_PATIENTS",
+]
+PRACTICE_TOTALS_HEADER = [
+    "PUBLICATION",
+    "EXTRACT_DATE",
+    "TYPE",
+    "SUB_ICB_LOCATION_CODE",
+    "ONS_SUB_ICB_LOCATION_CODE",
+    "CODE",
+    "POSTCODE",
+    "SEX",
+    "AGE",
+    "NUMBER_OF_PATIENTS",
+]
+QUINARY_HEADER = [
+    "PUBLICATION",
+    "EXTRACT_DATE",
+    "ORG_TYPE",
+    "ORG_CODE",
+    "ONS_CODE",
+    "POSTCODE",
+    "SEX",
+    "AGE_GROUP_5",
+    "NUMBER_OF_PATIENTS",
+]
+SINGLE_AGE_HEADER = [
+    "EXTRACT_DATE",
+    "SUB_ICB_LOCATION_CODE",
+    "ONS_SUB_ICB_LOCATION_CODE",
+    "ORG_CODE",
+    "POSTCODE",
+    "SEX",
+    "AGE",
+    "NUMBER_OF_PATIENTS",
+]
+PRACTICE_MAP_HEADER = [
+    "PUBLICATION",
+    "EXTRACT_DATE",
+    "PRACTICE_CODE",
+    "PRACTICE_NAME",
+    "PRACTICE_POSTCODE",
+    "PCN_CODE",
+    "PCN_NAME",
+    "ONS_SUB_ICB_LOCATION_CODE",
+    "SUB_ICB_LOCATION_CODE",
+    "SUB_ICB_LOCATION_NAME",
+    "ONS_ICB_CODE",
+    "ICB_CODE",
+    "ICB_NAME",
+    "ONS_COMM_REGION_CODE",
+    "COMM_REGION_CODE",
+    "COMM_REGION_NAME",
+    "SUPPLIER_NAME",
+]
+EPCN_DETAILS_HEADER = [
+    "PCN Code",
+    "PCN Name",
+    "Current Sub ICB Loc Code",
+    "Sub ICB Location",
+    "Open Date",
+    "Close Date",
+    "Address Line 1",
+    "Address Line 2",
+    "Address Line 3",
+    "Address Line 4",
+    "Address Line 5",
+    "Postcode",
+]
+EPCN_PARTNER_HEADER = [
+    "Partner\nOrganisation\nCode",
+    "Partner\nName",
+    "Practice\nParent\nSub ICB Loc Code",
+    "Practice\nParent\nSub ICB Loc Name",
+    "PCN Code",
+    "PCN Name",
+    "PCN Parent\nSub ICB Loc Code",
+    "PCN Parent\nSub ICB Loc Name",
+    "Practice to PCN\nRelationship\nStart Date",
+    "Practice to PCN\nRelationship\nEnd Date",
+    "Practice Sub ICB Loc and PCN Sub ICB Loc Match ",
+]
+PAYMENTS_HEADER = [
+    "NHS England (Region) code",
+    "NHS England (Region) Name",
+    "CCG Code",
+    "Sub ICB NAME",
+    "Code",
+    "CCG NAME",
+    "Practice Code",
+    "Practice Name",
+    "Practice Address",
+    "Practice Postcode",
+    "Practice Open Date",
+    "Practice Close Date",
+    "Contract Type",
+    "Dispensing Practice",
+    "Practice type",
+    "Practice Rurality",
+    "Atypical characteristics",
+    "Number of Registered Patients (Last Known Figure)",
+    "Number of Weighted Patients (Last Known Figure)",
+    "Average payments per registered patient",
+    "Average payments per weighted patient",
+    "Global Sum",
+    "MPIG Correction factor",
+    "Balance of PMS Expenditure",
+    "Total QOF Payments",
+    "Childhood Vaccination and Immunisation Scheme",
+    "GP Extended Hours Access",
+    "Influenza and Pneumococcal Immunisations",
+    "Learning Disabilities",
+    "Meningitis",
+    "Minor Surgery",
+    "Out Of Area in Hours Urgent Care",
+    "Pertussis",
+    "Rotavirus and Shingles Immunisation",
+    "Services for Violent Patients",
+    "Medical Assessment Reviews",
+    "Weight Management Service",
+    "Local Incentive Schemes",
+    "Premises Payments",
+    "Seniority",
+    "Doctors Retainer Scheme Payments",
+    "Total Locum Allowances",
+    "Appraisal - Appraiser Costs in Respect of Locums",
+    "Prolonged Study Leave",
+    "PCO Admin Other",
+    "Information Management and Technology",
+    "Non DES Item Pneumococcal Vaccine, Childhood Immunisation Main Programme",
+    "General Practice Transformation",
+    "PCN Participation",
+    "Prescribing Fee Payments",
+    "Dispensing Fee Payments",
+    "Reimbursement of Drugs",
+    "winter Access Fund",
+    "Other Payments",
+    "Total NHS Payments to General Practice",
+    "Deductions for Pensions, Levies and Prescription Charge Income",
+    "Total NHS Payments to General Practice Minus Deductions",
+    "Total NHS Payments to General Practice including covid vaccination, covid support and long"
+    " covid payments",
+    "Total NHS Payments including PCN Workforce, Leadership and Support",
+    "Total NHS Payments to General Practice including Covid and PCN payments",
+    "Total NHS Payments to General Practice including Covid and PCN payments minus deductions",
+    "PCN Leadership",
+    "PCN Support",
+    "PCN Extended Hours Access",
+    "PCN Workforce",
+    "PCN Investment and impact Fund",
+    "PCN Care Home Premium",
+    "PCN Enhanced Access",
+    "Covid Immunisation",
+    "Covid Support and Expansion",
+    "Long Covid",
+    "Average payments per registered patient including PCN Workforce, Leadership and Support",
+    "Average payments per weighted patient including PCN Workforce, Leadership and Support",
+    "Average payments per registered patient including covid vaccination, covid support and long"
+    " covid payments",
+    "Average payments per weighted patient including covid vaccination, covid support and long"
+    " covid payments",
+]
+
+_DECILE = "Decile (where 1 is most deprived 10% of LSOAs)"
+_RANK = "Rank (where 1 is most deprived)"
+# (label stem, score suffix) for each IoD measure, in File 7 order; keys match domain_scores()
+IOD_MEASURES: list[tuple[str, str, str]] = [
+    ("imd", "Index of Multiple Deprivation (IMD)", "Score"),
+    ("income", "Income", "Score (rate)"),
+    ("employment", "Employment", "Score (rate)"),
+    ("education", "Education, Skills and Training", "Score"),
+    ("health", "Health Deprivation and Disability", "Score"),
+    ("crime", "Crime", "Score"),
+    ("barriers", "Barriers to Housing and Services", "Score"),
+    ("living_env", "Living Environment", "Score"),
+    ("idaci", "Income Deprivation Affecting Children Index (IDACI)", "Score (rate)"),
+    ("idaopi", "Income Deprivation Affecting Older People (IDAOPI)", "Score (rate)"),
+    ("cyp", "Children and Young People Sub-domain", "Score"),
+    ("adult_skills", "Adult Skills Sub-domain", "Score"),
+    ("geo_barriers", "Geographical Barriers Sub-domain", "Score"),
+    ("wider_barriers", "Wider Barriers Sub-domain", "Score"),
+    ("indoors", "Indoors Sub-domain", "Score"),
+    ("outdoors", "Outdoors Sub-domain", "Score"),
+]
+
+
+def _iod_measure_headers() -> list[str]:
+    cols = []
+    for _, stem, score in IOD_MEASURES:
+        cols += [f"{stem} {score}", f"{stem} {_RANK}", f"{stem} {_DECILE}"]
+    return cols
+
+
+def iod2025_header() -> list[str]:
+    """The 56 headers of IoD2025 File 7, including the official file's one truncated header."""
+    measures = _iod_measure_headers()
+    truncated = "Children and Young People Sub-domain Decile (where 1 is most deprived 10% of LSO"
+    measures = [
+        truncated if h.startswith("Children and Young People Sub-domain Decile") else h
+        for h in measures
+    ]
+    return [
+        "LSOA code (2021)",
+        "LSOA name (2021)",
+        "Local Authority District code (2024)",
+        "Local Authority District name (2024)",
+        *measures,
+        "Total population: mid 2022",
+        "Dependent Children aged 0-15: mid 2022",
+        "Older population aged 60 and over: mid 2022",
+        "Working age population 18-66 (for use with Employment Deprivation Domain): mid 2022",
+    ]
+
+
+def iod2019_header() -> list[str]:
+    """The 57 headers of IoD2019 File 7 (the last one ends in a space, as published)."""
+    return [
+        "LSOA code (2011)",
+        "LSOA name (2011)",
+        "Local Authority District code (2019)",
+        "Local Authority District name (2019)",
+        *_iod_measure_headers(),
+        "Total population: mid 2015 (excluding prisoners)",
+        "Dependent Children aged 0-15: mid 2015 (excluding prisoners)",
+        "Population aged 16-59: mid 2015 (excluding prisoners)",
+        "Older population aged 60 and over: mid 2015 (excluding prisoners)",
+        "Working age population 18-59/64: for use with Employment Deprivation Domain (excluding"
+        " prisoners) ",
+    ]
+
+
+LOOKUP_LSOA11_HEADER = [
+    "LSOA11CD",
+    "LSOA11NM",
+    "LSOA21CD",
+    "LSOA21NM",
+    "CHGIND",
+    "LAD22CD",
+    "LAD22NM",
+    "LAD22NMW",
+    "ObjectId",
+]
+LOOKUP_LSOA21_HEADER = [
+    "LSOA21CD",
+    "LSOA21NM",
+    "SICBL23CD",
+    "SICBL23CDH",
+    "SICBL23NM",
+    "ICB23CD",
+    "ICB23CDH",
+    "ICB23NM",
+    "LAD23CD",
+    "LAD23NM",
+    "ObjectId",
+]
+
+_AGE_BAND_LABELS = [f"Aged {lo} to {lo + 4} years" for lo in range(5, 85, 5)]
+CENSUS_HEADERS: dict[str, list[str]] = {
+    "ts007a": ["Age: Total", "Age: Aged 4 years and under"]
+    + [f"Age: {label}" for label in _AGE_BAND_LABELS]
+    + ["Age: Aged 85 years and over"],
+    # TS037 carries the irregular spacing after a colon seen in Nomis bulk headers
+    "ts037": [
+        "General health: Total: All usual residents",
+        "General health: Very good health",
+        "General health: Good health",
+        "General health: Fair health",
+        "General health: Bad health",
+        "General health:  Very bad health",
+    ],
+    "ts038": [
+        "Disability: Total: All usual residents",
+        "Disability: Disabled under the Equality Act",
+        "Disability: Disabled under the Equality Act: Day-to-day activities limited a lot",
+        "Disability: Disabled under the Equality Act: Day-to-day activities limited a little",
+        "Disability: Not disabled under the Equality Act",
+        "Disability: Not disabled under the Equality Act: Has long term physical or mental"
+        " health condition but day-to-day activities are not limited",
+        "Disability: Not disabled under the Equality Act: No long term physical or mental health"
+        " conditions",
+    ],
+    "ts021": [
+        "Ethnic group: Total: All usual residents",
+        "Ethnic group: Asian, Asian British or Asian Welsh",
+        "Ethnic group: Asian, Asian British or Asian Welsh: Bangladeshi",
+        "Ethnic group: Asian, Asian British or Asian Welsh: Chinese",
+        "Ethnic group: Asian, Asian British or Asian Welsh: Indian",
+        "Ethnic group: Asian, Asian British or Asian Welsh: Pakistani",
+        "Ethnic group: Asian, Asian British or Asian Welsh: Other Asian",
+        "Ethnic group: Black, Black British, Black Welsh, Caribbean or African",
+        "Ethnic group: Black, Black British, Black Welsh, Caribbean or African: African",
+        "Ethnic group: Black, Black British, Black Welsh, Caribbean or African: Caribbean",
+        "Ethnic group: Black, Black British, Black Welsh, Caribbean or African: Other Black",
+        "Ethnic group: Mixed or Multiple ethnic groups",
+        "Ethnic group: Mixed or Multiple ethnic groups: White and Asian",
+        "Ethnic group: Mixed or Multiple ethnic groups: White and Black African",
+        "Ethnic group: Mixed or Multiple ethnic groups: White and Black Caribbean",
+        "Ethnic group: Mixed or Multiple ethnic groups: Other Mixed or Multiple ethnic groups",
+        "Ethnic group: White",
+        "Ethnic group: White: English, Welsh, Scottish, Northern Irish or British",
+        "Ethnic group: White: Irish",
+        "Ethnic group: White: Gypsy or Irish Traveller",
+        "Ethnic group: White: Roma",
+        "Ethnic group: White: Other White",
+        "Ethnic group: Other ethnic group",
+        "Ethnic group: Other ethnic group: Arab",
+        "Ethnic group: Other ethnic group: Any other ethnic group",
+    ],
+    "ts011": [
+        f"Household deprivation: {label}; measures: Value"
+        for label in [
+            "Total: All households",
+            "Household is not deprived in any dimension",
+            "Household is deprived in one dimension",
+            "Household is deprived in two dimensions",
+            "Household is deprived in three dimensions",
+            "Household is deprived in four dimensions",
+        ]
+    ],
+    "ts054": [
+        f"Tenure of household: {label}; measures: Value"
+        for label in [
+            "Total: All households",
+            "Owned",
+            "Owned: Owns outright",
+            "Owned: Owns with a mortgage or loan",
+            "Shared ownership",
+            "Shared ownership: Shared ownership",
+            "Social rented",
+            "Social rented: Rents from council or Local Authority",
+            "Social rented: Other social rented",
+            "Private rented",
+            "Private rented: Private landlord or letting agency",
+            "Private rented: Other private rented",
+            "Lives rent free",
+        ]
+    ],
+}
+
+WORKFORCE_SOURCES = np.array(
+    [
+        "Fully provided",
+        "Includes FTE Estimates",
+        "Fully Estimated",
+        "No data provided",
+        "No valid or current data",
+    ],
+    dtype=object,
+)
+
+README_TEXT = """SYNTHETIC DEMONSTRATION DATA - NOT REAL
+=====================================
+
+Every file in this folder was generated by pophealth.demo.write_demo_dataset
+(seed {seed}, scale "{scale}"). The people, practices, PCNs, sub-ICB locations, ICBs, local
+authorities and small areas are fictional: codes (practices Y9nnnn, PCNs U9nnnn, LSOAs
+E011nnnnn, ICB {icb_code}) and names ("DEMO", "Demo...") do not refer to real organisations or
+places, and the numbers describe no real population. Boundaries are hexagons.
+
+The files copy the layouts of the official publications (NHS England patients registered at a
+GP practice, GP workforce and payments; ODS ePCN; MHCLG English Indices of Deprivation 2019 and
+2025; ONS LSOA lookups, boundaries and Census 2021 Nomis tables) so that the pipeline can be
+exercised end to end without downloading anything. Do not use them for any real analysis.
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers
+# ---------------------------------------------------------------------------------------------
+
+
+def _write_csv(frame: pd.DataFrame, path: Path, **kwargs: object) -> Path:
+    frame.to_csv(path, index=False, lineterminator=kwargs.pop("lineterminator", "\n"), **kwargs)
+    return path
+
+
+def _practice_frame(world: DemoWorld) -> pd.DataFrame:
+    """Practices joined to their PCN, sub-ICB location, ICB and region codes and names."""
+    prac = world.practices
+    sicbl = world.areas["sicbl"]
+    icb = world.areas["icb"]
+    region = world.areas["region"]
+    pcns = world.pcns.set_index("pcn")
+    out = pd.DataFrame(
+        {
+            "practice_code": prac["practice_code"],
+            "practice_name": prac["practice_name"],
+            "postcode": prac["postcode"],
+            "sicbl_code": sicbl["sicbl_code"].to_numpy()[prac["sicbl"]],
+            "sicbl_ods": sicbl["sicbl_ods"].to_numpy()[prac["sicbl"]],
+            "sicbl_name": sicbl["sicbl_name"].to_numpy()[prac["sicbl"]],
+            "icb_code": icb["icb_code"].to_numpy()[prac["icb"]],
+            "icb_ods": icb["icb_ods"].to_numpy()[prac["icb"]],
+            "icb_name": icb["icb_name"].to_numpy()[prac["icb"]],
+            "region_code": region["region_code"].to_numpy()[prac["region"]],
+            "region_ods": region["region_ods"].to_numpy()[prac["region"]],
+            "region_name": region["region_name"].to_numpy()[prac["region"]],
+        }
+    )
+    aligned = prac["pcn"].to_numpy() >= 0
+    pcn_idx = np.where(aligned, prac["pcn"].to_numpy(), 0)
+    out["pcn_code"] = np.where(aligned, pcns["pcn_code"].to_numpy()[pcn_idx], "U")
+    out["pcn_name"] = np.where(aligned, pcns["pcn_name"].to_numpy()[pcn_idx], "Unallocated")
+    return out
+
+
+def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
+    prac = _practice_frame(world)
+    reg = world.registrations
+    written = {}
+    lsoa_rows = pd.DataFrame(
+        {
+            "PUBLICATION": PUBLICATION,
+            "EXTRACT_DATE": EXTRACT_DATE,
+            "PRACTICE_CODE": reg["practice_code"],
+            "PRACTICE_NAME": prac["practice_name"].to_numpy()[reg["practice"]],
+            "LSOA_CODE": reg["lsoa_code"],
+            "SEX": "ALL",
+            "NUMBER_OF_PATIENTS": reg["patients"].astype(np.int64),
+        }
+    )
+    written["registrations_lsoa"] = _write_csv(
+        lsoa_rows, out_dir / FILE_NAMES["registrations_lsoa"]
+    )
+
+    totals = world.practices["registered"].to_numpy()
+    practice_rows = pd.DataFrame(
+        {
+            "PUBLICATION": PUBLICATION,
+            "EXTRACT_DATE": EXTRACT_DATE,
+            "TYPE": "GP",
+            "SUB_ICB_LOCATION_CODE": prac["sicbl_ods"],
+            "ONS_SUB_ICB_LOCATION_CODE": prac["sicbl_code"],
+            "CODE": prac["practice_code"],
+            "POSTCODE": prac["postcode"],
+            "SEX": "ALL",
+            "AGE": "ALL",
+            "NUMBER_OF_PATIENTS": totals,
+        }
+    )
+    written["registrations_practice"] = _write_csv(
+        practice_rows, out_dir / FILE_NAMES["registrations_practice"]
+    )
+
+    single = world.single_age  # (practice, sex[male, female], age 0..95)
+    # quinary: 0_4 … 90_94 from single years, then 95+ and ALL
+    quin = np.concatenate(
+        [single[:, :, :95].reshape(len(prac), 2, 19, 5).sum(axis=3), single[:, :, 95:96]], axis=2
+    )
+    quin = np.concatenate([quin, quin.sum(axis=2, keepdims=True)], axis=2)  # + ALL
+    quin = np.concatenate([quin.sum(axis=1, keepdims=True), quin[:, ::-1]], axis=1)  # ALL, F, M
+    band_labels = [f"{lo}_{lo + 4}" for lo in range(0, 95, 5)] + ["95+", "ALL"]
+    sex_labels = ["ALL", "FEMALE", "MALE"]
+    blocks = []
+    for org_type, key, codes_col, ons_col in [
+        ("COMM_REGION", "region", "region_ods", "region_code"),
+        ("ICB", "icb", "icb_ods", "icb_code"),
+        ("SUB_ICB_LOCATION", "sicbl", "sicbl_ods", "sicbl_code"),
+    ]:
+        groups = world.practices[key].to_numpy()
+        uniq, inverse = np.unique(groups, return_inverse=True)
+        agg = np.zeros((len(uniq), *quin.shape[1:]), dtype=np.int64)
+        np.add.at(agg, inverse, quin)
+        first = pd.Series(np.arange(len(prac))).groupby(inverse).first().to_numpy()
+        blocks.append(
+            (
+                org_type,
+                prac[codes_col].to_numpy()[first],
+                prac[ons_col].to_numpy()[first],
+                np.full(len(uniq), "", dtype=object),
+                agg,
+            )
+        )
+    blocks.append(
+        (
+            "GP",
+            prac["practice_code"].to_numpy(),
+            prac["sicbl_code"].to_numpy(),
+            prac["postcode"].to_numpy(),
+            quin,
+        )
+    )
+    frames = []
+    n_cells = len(sex_labels) * len(band_labels)
+    for org_type, codes, ons, postcodes, values in blocks:
+        frames.append(
+            pd.DataFrame(
+                {
+                    "PUBLICATION": PUBLICATION,
+                    "EXTRACT_DATE": EXTRACT_DATE,
+                    "ORG_TYPE": org_type,
+                    "ORG_CODE": np.repeat(codes, n_cells),
+                    "ONS_CODE": np.repeat(ons, n_cells),
+                    "POSTCODE": np.repeat(postcodes, n_cells),
+                    "SEX": np.tile(np.repeat(sex_labels, len(band_labels)), len(codes)),
+                    "AGE_GROUP_5": np.tile(band_labels, len(codes) * len(sex_labels)),
+                    "NUMBER_OF_PATIENTS": values.reshape(-1),
+                }
+            )
+        )
+    quinary = pd.concat(frames, ignore_index=True)
+    # SEX=ALL appears only as the list total (AGE_GROUP_5=ALL); bands are by MALE/FEMALE
+    quinary = quinary[(quinary["SEX"] != "ALL") | (quinary["AGE_GROUP_5"] == "ALL")]
+    written["registrations_quinary_age"] = _write_csv(
+        quinary, out_dir / FILE_NAMES["registrations_quinary_age"]
+    )
+
+    age_labels = [str(a) for a in range(95)] + ["95+", "ALL"]
+    for sex_index, sex in [(0, "male"), (1, "female")]:
+        values = np.concatenate(
+            [single[:, sex_index, :], single[:, sex_index, :].sum(axis=1, keepdims=True)], axis=1
+        )
+        frame = pd.DataFrame(
+            {
+                "EXTRACT_DATE": EXTRACT_DATE,
+                "SUB_ICB_LOCATION_CODE": np.repeat(prac["sicbl_ods"].to_numpy(), len(age_labels)),
+                "ONS_SUB_ICB_LOCATION_CODE": np.repeat(
+                    prac["sicbl_code"].to_numpy(), len(age_labels)
+                ),
+                "ORG_CODE": np.repeat(prac["practice_code"].to_numpy(), len(age_labels)),
+                "POSTCODE": np.repeat(prac["postcode"].to_numpy(), len(age_labels)),
+                "SEX": sex.upper(),
+                "AGE": np.tile(age_labels, len(prac)),
+                "NUMBER_OF_PATIENTS": values.reshape(-1),
+            }
+        )
+        key = f"registrations_single_age_{sex}"
+        written[key] = _write_csv(frame, out_dir / FILE_NAMES[key])
+
+    supplier = np.where(np.arange(len(prac)) % 3 == 2, "TPP", "EMIS")
+    map_rows = pd.DataFrame(
+        {
+            "PUBLICATION": PUBLICATION,
+            "EXTRACT_DATE": EXTRACT_DATE,
+            "PRACTICE_CODE": prac["practice_code"],
+            "PRACTICE_NAME": prac["practice_name"],
+            "PRACTICE_POSTCODE": prac["postcode"],
+            "PCN_CODE": prac["pcn_code"],
+            "PCN_NAME": prac["pcn_name"],
+            "ONS_SUB_ICB_LOCATION_CODE": prac["sicbl_code"],
+            "SUB_ICB_LOCATION_CODE": prac["sicbl_ods"],
+            "SUB_ICB_LOCATION_NAME": prac["sicbl_name"],
+            "ONS_ICB_CODE": prac["icb_code"],
+            "ICB_CODE": prac["icb_ods"],
+            "ICB_NAME": prac["icb_name"],
+            "ONS_COMM_REGION_CODE": prac["region_code"],
+            "COMM_REGION_CODE": prac["region_ods"],
+            "COMM_REGION_NAME": prac["region_name"],
+            "SUPPLIER_NAME": supplier,
+        }
+    )
+    written["practice_map"] = _write_csv(map_rows, out_dir / FILE_NAMES["practice_map"])
+    return written
+
+
+def _deterministic_xlsx(workbook: openpyxl.Workbook, path: Path) -> Path:
+    """Save a workbook with fixed document and zip timestamps, so output is byte-identical."""
+    fixed = dt.datetime(2025, 10, 1)
+    workbook.properties.created = fixed
+    workbook.properties.modified = fixed
+    workbook.properties.creator = "pophealth.demo (synthetic)"
+    raw = io.BytesIO()
+    workbook.save(raw)
+    out = io.BytesIO()
+    with zipfile.ZipFile(raw) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                # openpyxl stamps "modified" with the save time whatever the property says
+                text = data.decode("utf-8")
+                start = text.find("<dcterms:modified")
+                if start >= 0:
+                    end = text.find("</dcterms:modified>", start)
+                    open_end = text.find(">", start) + 1
+                    text = text[:open_end] + "2025-10-01T00:00:00Z" + text[end:]
+                data = text.encode("utf-8")
+            entry = zipfile.ZipInfo(info.filename, date_time=(2025, 10, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(entry, data)
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def _write_epcn(world: DemoWorld, out_dir: Path) -> Path:
+    prac = _practice_frame(world)
+    sicbl = world.areas["sicbl"]
+    pcns = world.pcns
+    wb = openpyxl.Workbook(write_only=True)
+    details = wb.create_sheet("PCNDetails")
+    details.append(EPCN_DETAILS_HEADER)
+    for row in pcns.itertuples(index=False):
+        lad = int(row.lad)
+        details.append(
+            [
+                row.pcn_code,
+                row.pcn_name,
+                sicbl.loc[row.sicbl, "sicbl_ods"],
+                sicbl.loc[row.sicbl, "sicbl_name"].upper(),
+                "20190701",
+                row.close_date,
+                "DEMO HEALTH CENTRE",
+                f"{int(row.pcn) % 97 + 1} DEMO STREET",
+                "",
+                "DEMOTON" if world.config.name == "ics" else f"DEMO DISTRICT {lad + 1:03d}",
+                "",
+                f"DM{lad + 1} {int(row.pcn) % 9 + 1}ZZ",
+            ]
+        )
+    partners = wb.create_sheet("PCN Core Partner Details")
+    partners.append(EPCN_PARTNER_HEADER)
+    pcn_sicbl = pcns.set_index("pcn")["sicbl"]
+    pcn_by_index = pcns.set_index("pcn")
+    prac_sicbl = world.practices["sicbl"].to_numpy()
+    for row in world.memberships.itertuples(index=False):
+        p = int(row.practice)
+        pcn_s = int(pcn_sicbl.loc[row.pcn])
+        partners.append(
+            [
+                prac.at[p, "practice_code"],
+                prac.at[p, "practice_name"],
+                prac.at[p, "sicbl_ods"],
+                prac.at[p, "sicbl_name"].upper(),
+                pcn_by_index.at[row.pcn, "pcn_code"],
+                pcn_by_index.at[row.pcn, "pcn_name"],
+                sicbl.at[pcn_s, "sicbl_ods"],
+                sicbl.at[pcn_s, "sicbl_name"].upper(),
+                row.start_date,
+                row.end_date,
+                bool(prac_sicbl[p] == pcn_s),
+            ]
+        )
+    return _deterministic_xlsx(wb, out_dir / FILE_NAMES["epcn"])
+
+
+def _write_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
+    prac = _practice_frame(world)
+    p = world.practices
+    n = len(p)
+    single = world.single_age
+    cols: dict[str, object] = {
+        "PRAC_CODE": prac["practice_code"],
+        "PRAC_NAME": prac["practice_name"],
+        "PCN_CODE": np.where(prac["pcn_code"] == "U", "Unaligned", prac["pcn_code"]),
+        "PCN_NAME": np.where(prac["pcn_code"] == "U", "Unaligned", prac["pcn_name"]),
+        "SUB_ICB_CODE": prac["sicbl_ods"],
+        "SUB_ICB_NAME": prac["sicbl_name"],
+        "ICB_CODE": prac["icb_ods"],
+        "ICB_NAME": prac["icb_name"],
+        "REGION_CODE": prac["region_ods"],
+        "REGION_NAME": prac["region_name"].str.upper(),
+        "TOTAL_PATIENTS": p["registered"],
+        "TOTAL_MALE": p["male"],
+        "TOTAL_FEMALE": p["female"],
+        "TOTAL_UNKNOWN_GENDER": 0,
+    }
+    bands = [
+        ("0TO4", 0, 5),
+        ("5TO14", 5, 15),
+        ("15TO44", 15, 45),
+        ("45TO64", 45, 65),
+        ("65TO74", 65, 75),
+        ("75TO84", 75, 85),
+        ("85PLUS", 85, 96),
+    ]
+    for sex_index, sex in [(0, "MALE"), (1, "FEMALE")]:
+        for label, lo, hi in bands:
+            cols[f"{sex}_PATIENTS_{label}"] = single[:, sex_index, lo:hi].sum(axis=1)
+
+    sources = {}
+    for group in ["GP", "NURSE", "DPC", "ADMIN"]:
+        draw = rng.choice(len(WORKFORCE_SOURCES), size=n, p=[0.87, 0.08, 0.03, 0.012, 0.008])
+        sources[group] = draw
+        cols[f"{group}_SOURCE"] = WORKFORCE_SOURCES[draw]
+    if world.config.name == "ics":
+        # make sure the small demo shows the "no data" case (NA values) at least once
+        sources["GP"][n // 2] = 3
+        cols["GP_SOURCE"] = WORKFORCE_SOURCES[sources["GP"]]
+
+    gp = p["gp_fte"].to_numpy()
+    trainee = gp * p["trainee_share"].to_numpy()
+    locum = gp * p["locum_share"].to_numpy()
+    permanent = gp - trainee - locum
+    hc_perm = np.ceil(permanent / 0.74)
+    hc_trainee = np.ceil(trainee / 0.9)
+    hc_locum = np.ceil(locum / 0.25)
+    values = {
+        "TOTAL_GP_HC": hc_perm + hc_trainee + hc_locum,
+        "TOTAL_GP_EXTG_HC": hc_perm + hc_locum,
+        "TOTAL_GP_EXL_HC": hc_perm + hc_trainee,
+        "TOTAL_GP_EXTGL_HC": hc_perm,
+        "TOTAL_GP_FTE": gp,
+        "TOTAL_GP_EXTG_FTE": gp - trainee,
+        "TOTAL_GP_EXL_FTE": gp - locum,
+        "TOTAL_GP_EXTGL_FTE": permanent,
+        "TOTAL_NURSES_HC": np.ceil(p["nurse_fte"].to_numpy() / 0.7),
+        "TOTAL_NURSES_FTE": p["nurse_fte"].to_numpy(),
+        "TOTAL_DPC_HC": np.ceil(p["dpc_fte"].to_numpy() / 0.72),
+        "TOTAL_DPC_FTE": p["dpc_fte"].to_numpy(),
+        "TOTAL_ADMIN_HC": np.ceil(p["admin_fte"].to_numpy() / 0.75),
+        "TOTAL_ADMIN_FTE": p["admin_fte"].to_numpy(),
+    }
+    group_of = {"GP": "GP", "NURSES": "NURSE", "DPC": "DPC", "ADMIN": "ADMIN"}
+    for name, vals in values.items():
+        group = group_of[name.split("_")[1]]
+        missing = sources[group] >= 3
+        text = np.where(
+            name.endswith("_HC"), vals.astype(np.int64).astype(str), np.round(vals, 6).astype(str)
+        )
+        cols[name] = np.where(missing, "NA", text)
+    frame = pd.DataFrame(cols)
+    return _write_csv(frame, out_dir / FILE_NAMES["workforce"])
+
+
+def _write_payments(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
+    prac = _practice_frame(world)
+    p = world.practices
+    n = len(p)
+    # payments are annual, "last known figure" a few months before the October extract
+    registered = np.round(p["registered"].to_numpy() * rng.normal(0.995, 0.008, n) * 4) / 4
+    weighted = np.round(registered * p["weighted"].to_numpy() / p["registered"].to_numpy(), 2)
+    global_sum = np.round(weighted * 112.50, 2)
+    qof = np.round(registered * rng.uniform(12.0, 20.0, n), 2)
+    vaccs = np.round(registered * rng.uniform(0.4, 1.4, n), 2)
+    flu = np.round(registered * rng.uniform(1.0, 2.2, n), 2)
+    premises = np.round(registered * rng.uniform(5.0, 25.0, n), 2)
+    it = np.round(registered * rng.uniform(0.5, 1.5, n), 2)
+    total = np.round(global_sum + qof + vaccs + flu + premises + it, 2)
+    deductions = np.round(-total * rng.uniform(0.08, 0.13, n), 2)
+    cols: dict[str, object] = {h: 0 for h in PAYMENTS_HEADER}
+    cols.update(
+        {
+            "NHS England (Region) code": prac["region_ods"],
+            "NHS England (Region) Name": prac["region_name"].str.upper() + " COMM REGION",
+            "CCG Code": prac["sicbl_ods"],
+            "Sub ICB NAME": prac["sicbl_name"].str.upper(),
+            # the publisher's labels are shifted: "Code" holds PCN codes, "CCG NAME" PCN names
+            "Code": prac["pcn_code"],
+            "CCG NAME": prac["pcn_name"],
+            "Practice Code": prac["practice_code"],
+            "Practice Name": prac["practice_name"],
+            "Practice Address": "DEMO STREET  DEMOTON ",
+            "Practice Postcode": prac["postcode"],
+            "Practice Open Date": np.where(rng.random(n) < 0.7, "01/04/1974", "01/10/2004"),
+            "Practice Close Date": "",
+            "Contract Type": rng.choice(
+                np.array(["GMS", "PMS", "APMS"], dtype=object), n, p=[0.7, 0.26, 0.04]
+            ),
+            "Dispensing Practice": np.where(rng.random(n) < 0.1, "Yes", "No"),
+            "Practice type": "GP practice",
+            "Practice Rurality": np.where(p["z"].to_numpy() > -0.5, "Urban", "Rural"),
+            "Atypical characteristics": "",
+            "Number of Registered Patients (Last Known Figure)": registered,
+            "Number of Weighted Patients (Last Known Figure)": weighted,
+            "Average payments per registered patient": np.round(total / registered, 2),
+            "Average payments per weighted patient": np.round(total / weighted, 2),
+            "Global Sum": global_sum,
+            "Total QOF Payments": qof,
+            "Childhood Vaccination and Immunisation Scheme": vaccs,
+            "Influenza and Pneumococcal Immunisations": flu,
+            "Premises Payments": premises,
+            "Information Management and Technology": it,
+            "Total NHS Payments to General Practice": total,
+            "Deductions for Pensions, Levies and Prescription Charge Income": deductions,
+        }
+    )
+    # the several "Total …" and "Average …" variants: PCN and covid payments are not modelled
+    for header in PAYMENTS_HEADER:
+        lowered = header.lower()
+        if header.startswith("Total NHS Payments") and header != PAYMENTS_HEADER[54]:
+            cols[header] = np.round(total + deductions, 2) if "minus" in lowered else total
+        elif header.startswith("Average payments per registered patient including"):
+            cols[header] = np.round(total / registered, 2)
+        elif header.startswith("Average payments per weighted patient including"):
+            cols[header] = np.round(total / weighted, 2)
+    frame = pd.DataFrame(cols)[PAYMENTS_HEADER]
+    return _write_csv(
+        frame,
+        out_dir / FILE_NAMES["weighted_patients"],
+        encoding="utf-8-sig",
+        lineterminator="\r\n",
+    )
+
+
+def _lsoa_names(world: DemoWorld) -> np.ndarray:
+    lads = world.areas["lad"]["lad_name"].to_numpy()[world.lsoa["lad"].to_numpy()]
+    return np.array(
+        [
+            f"{lad} {m:03d}{letter}"
+            for lad, m, letter in zip(
+                lads, world.lsoa["msoa_no"], world.lsoa["lsoa_letter"], strict=True
+            )
+        ],
+        dtype=object,
+    )
+
+
+def _iod_frame(
+    ids: dict[str, object], z: np.ndarray, n_national: int, exact: bool, rng: np.random.Generator
+) -> dict[str, object]:
+    cols = dict(ids)
+    headers = _iod_measure_headers()
+    scores = _model.domain_scores(z, rng)
+    for i, (key, _, _) in enumerate(IOD_MEASURES):
+        latent, score = scores[key]
+        rank, decile = _model.national_rank_decile(latent, n_national, exact)
+        cols[headers[3 * i]] = score
+        cols[headers[3 * i + 1]] = rank
+        cols[headers[3 * i + 2]] = decile
+    return cols
+
+
+def _lsoa11_table(world: DemoWorld, rng: np.random.Generator) -> pd.DataFrame:
+    """LSOA 2011 -> 2021 best-fit table with U, S (split), M (merged) and X (complex) changes."""
+    lsoa = world.lsoa
+    n = len(lsoa)
+    names21 = _lsoa_names(world)
+    codes21 = lsoa["lsoa_code"].to_numpy()
+    lad = lsoa["lad"].to_numpy()
+    msoa = lsoa["msoa_no"].to_numpy()
+    # S: neighbouring pairs within the same LAD and MSOA came from one 2011 LSOA
+    pair_ok = np.flatnonzero((lad[:-1] == lad[1:]) & (msoa[:-1] == msoa[1:]))
+    n_pairs = max(3, int(0.027 * n))
+    starts = rng.permutation(pair_ok)
+    chosen: list[int] = []
+    used = np.zeros(n, dtype=bool)
+    for s in starts:
+        if len(chosen) == n_pairs:
+            break
+        if not used[s] and not used[s + 1]:
+            chosen.append(int(s))
+            used[s] = used[s + 1] = True
+    free = rng.permutation(np.flatnonzero(~used))
+    n_merge = max(2, int(0.0035 * n))
+    n_complex = 2 if world.config.name == "ics" else 9
+    merged, complex_ = free[:n_merge], free[n_merge : n_merge + n_complex]
+    rows = []
+    new_code = iter(f"E0118{i:04d}" for i in range(1, 10000))
+    for i in range(n):
+        if used[i]:
+            continue
+        if i in set(merged.tolist()):
+            continue
+        if i in set(complex_.tolist()):
+            rows.append((next(new_code), names21[i], i, "X"))
+        else:
+            rows.append((codes21[i], names21[i], i, "U"))
+    for s in chosen:
+        parent = next(new_code)
+        for child in (s, s + 1):
+            rows.append((parent, names21[s][:-1] + "Z", child, "S"))
+    for i in merged:
+        for suffix in ("F", "G"):
+            rows.append((next(new_code), names21[i][:-1] + suffix, int(i), "M"))
+    table = pd.DataFrame(rows, columns=["lsoa11_code", "lsoa11_name", "lsoa21", "chgind"])
+    return table.sort_values(["lsoa11_code", "lsoa21"], kind="stable", ignore_index=True)
+
+
+def _write_lookups_and_iod(
+    world: DemoWorld, out_dir: Path, rng: np.random.Generator
+) -> dict[str, Path]:
+    written = {}
+    lsoa = world.lsoa
+    areas = world.areas
+    names21 = _lsoa_names(world)
+    lad_codes = areas["lad"]["lad_code"].to_numpy()[lsoa["lad"]]
+    lad_names = areas["lad"]["lad_name"].to_numpy()[lsoa["lad"]]
+    sicbl = areas["sicbl"].iloc[lsoa["sicbl"].to_numpy()]
+    icb = areas["icb"].iloc[lsoa["icb"].to_numpy()]
+    exact = world.config.name == "england"
+
+    lookup21 = pd.DataFrame(
+        {
+            "LSOA21CD": lsoa["lsoa_code"],
+            "LSOA21NM": names21,
+            "SICBL23CD": sicbl["sicbl_code"].to_numpy(),
+            "SICBL23CDH": sicbl["sicbl_ods"].to_numpy(),
+            "SICBL23NM": sicbl["sicbl_name"].to_numpy(),
+            "ICB23CD": icb["icb_code"].to_numpy(),
+            "ICB23CDH": icb["icb_ods"].to_numpy(),
+            "ICB23NM": icb["icb_name"].to_numpy(),
+            "LAD23CD": lad_codes,
+            "LAD23NM": lad_names,
+            "ObjectId": np.arange(1, len(lsoa) + 1),
+        }
+    )
+    written["lookup_lsoa21_icb"] = _write_csv(lookup21, out_dir / FILE_NAMES["lookup_lsoa21_icb"])
+
+    ages = world.age_bands
+    pop = ages.sum(axis=1)
+    z = lsoa["z"].to_numpy()
+    ids25 = {
+        "LSOA code (2021)": lsoa["lsoa_code"],
+        "LSOA name (2021)": names21,
+        "Local Authority District code (2024)": lad_codes,
+        "Local Authority District name (2024)": lad_names,
+    }
+    cols = _iod_frame(ids25, z, _model.N_LSOA21_ENGLAND, exact, rng)
+    grow = rng.uniform(0.99, 1.04, len(lsoa))
+    cols["Total population: mid 2022"] = np.round(pop * grow).astype(np.int64)
+    cols["Dependent Children aged 0-15: mid 2022"] = np.round(
+        (ages[:, :3].sum(axis=1) + 0.2 * ages[:, 3]) * grow
+    ).astype(np.int64)
+    cols["Older population aged 60 and over: mid 2022"] = np.round(
+        ages[:, 12:].sum(axis=1) * grow
+    ).astype(np.int64)
+    cols["Working age population 18-66 (for use with Employment Deprivation Domain): mid 2022"] = (
+        np.round((0.6 * ages[:, 3] + ages[:, 4:13].sum(axis=1) + 0.4 * ages[:, 13]) * grow).astype(
+            np.int64
+        )
+    )
+    iod25 = pd.DataFrame(cols)
+    iod25.columns = iod2025_header()  # positional: the official header has one truncated label
+    written["iod2025"] = _write_csv(iod25, out_dir / FILE_NAMES["iod2025"])
+
+    table11 = _lsoa11_table(world, rng)
+    i21 = table11["lsoa21"].to_numpy()
+    lookup11 = pd.DataFrame(
+        {
+            "LSOA11CD": table11["lsoa11_code"],
+            "LSOA11NM": table11["lsoa11_name"],
+            "LSOA21CD": lsoa["lsoa_code"].to_numpy()[i21],
+            "LSOA21NM": names21[i21],
+            "CHGIND": table11["chgind"],
+            "LAD22CD": lad_codes[i21],
+            "LAD22NM": lad_names[i21],
+            "LAD22NMW": "",
+            "ObjectId": np.arange(1, len(table11) + 1),
+        }
+    )
+    written["lookup_lsoa11_lsoa21"] = _write_csv(
+        lookup11, out_dir / FILE_NAMES["lookup_lsoa11_lsoa21"]
+    )
+
+    # IoD2019 on 2011 LSOAs: split parents average their children, merged parts share a child
+    lsoa11 = table11.groupby("lsoa11_code", sort=True).agg(
+        name=("lsoa11_name", "first"),
+        first21=("lsoa21", "first"),
+        chg=("chgind", "first"),
+        n21=("lsoa21", "size"),
+    )
+    z11 = table11.assign(z=z[i21]).groupby("lsoa11_code", sort=True)["z"].mean().to_numpy()
+    z11 = 0.95 * z11 + 0.3 * rng.normal(size=len(z11))
+    pop_bands = table11.assign(**{f"b{k}": ages[i21, k] for k in range(ages.shape[1])})
+    share = np.where(table11["chgind"].to_numpy() == "M", 0.5, 1.0)
+    for k in range(ages.shape[1]):
+        pop_bands[f"b{k}"] = pop_bands[f"b{k}"] * share * 0.97
+    bands11 = (
+        pop_bands.groupby("lsoa11_code", sort=True)[[f"b{k}" for k in range(ages.shape[1])]]
+        .sum()
+        .to_numpy()
+    )
+    first21 = lsoa11["first21"].to_numpy()
+    ids19 = {
+        "LSOA code (2011)": lsoa11.index.to_numpy(),
+        "LSOA name (2011)": lsoa11["name"].to_numpy(),
+        "Local Authority District code (2019)": lad_codes[first21],
+        "Local Authority District name (2019)": lad_names[first21],
+    }
+    cols = _iod_frame(ids19, z11, _model.N_LSOA11_ENGLAND if not exact else len(z11), exact, rng)
+    header19 = iod2019_header()
+    cols[header19[-5]] = np.round(bands11.sum(axis=1)).astype(np.int64)
+    cols[header19[-4]] = np.round(bands11[:, :3].sum(axis=1) + 0.2 * bands11[:, 3]).astype(np.int64)
+    cols[header19[-3]] = np.round(0.8 * bands11[:, 3] + bands11[:, 4:12].sum(axis=1)).astype(
+        np.int64
+    )
+    cols[header19[-2]] = np.round(bands11[:, 12:].sum(axis=1)).astype(np.int64)
+    cols[header19[-1]] = np.round(
+        0.6 * bands11[:, 3] + bands11[:, 4:12].sum(axis=1) + 0.5 * bands11[:, 12]
+    ).astype(np.int64)
+    written["iod2019"] = _write_csv(pd.DataFrame(cols)[header19], out_dir / FILE_NAMES["iod2019"])
+    return written
+
+
+def _write_census(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> dict[str, Path]:
+    tables = _model.census_tables(world, rng)
+    names = _lsoa_names(world)
+    order = np.argsort(world.lsoa["lsoa_code"].to_numpy(), kind="stable")
+    written = {}
+    for table, (total, cats) in tables.items():
+        if table == "ts038":
+            cats = np.column_stack(
+                [
+                    cats[:, :2].sum(axis=1),
+                    cats[:, 0],
+                    cats[:, 1],
+                    cats[:, 2:].sum(axis=1),
+                    cats[:, 2],
+                    cats[:, 3],
+                ]
+            )
+        elif table == "ts021":
+            parts, start = [], 0
+            for width in (5, 3, 4, 5, 2):
+                block = cats[:, start : start + width]
+                parts += [block.sum(axis=1)[:, None], block]
+                start += width
+            cats = np.hstack(parts)
+        elif table == "ts054":
+            c = cats
+            cats = np.column_stack(
+                [
+                    c[:, 0] + c[:, 1],
+                    c[:, 0],
+                    c[:, 1],
+                    c[:, 2],
+                    c[:, 2],
+                    c[:, 3] + c[:, 4],
+                    c[:, 3],
+                    c[:, 4],
+                    c[:, 5] + c[:, 6],
+                    c[:, 5],
+                    c[:, 6],
+                    c[:, 7],
+                ]
+            )
+        values = np.column_stack([total, cats])[order]
+        frame = pd.DataFrame(values, columns=CENSUS_HEADERS[table])
+        frame.insert(0, "geography code", world.lsoa["lsoa_code"].to_numpy()[order])
+        frame.insert(0, "geography", names[order])
+        frame.insert(0, "date", 2021)
+        key = f"census_{table}"
+        written[key] = _write_csv(frame, out_dir / FILE_NAMES[key])
+    return written
+
+
+def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
+    lsoa = world.lsoa
+    lon, lat = Transformer.from_crs(27700, 4326, always_xy=True).transform(
+        lsoa["x"].to_numpy(), lsoa["y"].to_numpy()
+    )
+    guids = [
+        "{" + str(uuid.UUID(bytes=rng.bytes(16), version=4)).upper() + "}" for _ in range(len(lsoa))
+    ]
+    gdf = gpd.GeoDataFrame(
+        {
+            "LSOA21CD": lsoa["lsoa_code"],
+            "LSOA21NM": _lsoa_names(world),
+            "LSOA21NMW": "",
+            "BNG_E": np.round(lsoa["x"]).astype(np.int32),
+            "BNG_N": np.round(lsoa["y"]).astype(np.int32),
+            "LAT": np.round(lat, 5),
+            "LONG": np.round(lon, 5),
+            "GlobalID": guids,
+        },
+        geometry=world.lsoa_geometry,
+        crs="EPSG:27700",
+    )
+    path = out_dir / FILE_NAMES["boundaries_lsoa21"]
+    gdf.to_file(path, driver="ESRI Shapefile", engine="pyogrio", encoding="UTF-8")
+    # the .dbf header stores the write date (bytes 1-3); pin it so files are byte-identical
+    dbf = path.with_suffix(".dbf")
+    raw = bytearray(dbf.read_bytes())
+    raw[1:4] = bytes([125, 10, 1])
+    dbf.write_bytes(bytes(raw))
+    return path
+
+
+def write_demo_dataset(
+    out_dir: str | Path,
+    seed: int = 42,
+    scale: str = "ics",
+    *,
+    _config_overrides: dict[str, object] | None = None,
+) -> dict[str, Path]:
+    """Write a synthetic demo dataset in the official file formats.
+
+    Args:
+        out_dir: folder to write into (created if missing); existing files of the same names are
+            overwritten.
+        seed: random seed; the same seed and scale give byte-identical files.
+        scale: ``"ics"`` for one fictional Integrated Care System (~70 practices, ~640 LSOAs,
+            ~600,000 patients, plus a ring of neighbouring-ICB LSOAs) or ``"england"`` for a
+            fictional England of national size (~6,300 practices, 42 ICBs, 33,755 LSOAs).
+
+        _config_overrides: private; ``ScaleConfig`` fields to replace (tests use it to run a
+            shrunken England quickly).
+
+    Returns:
+        Source name -> path of the written file (for the boundaries, the ``.shp``; its
+        ``.shx``, ``.dbf``, ``.prj`` and ``.cpg`` sit beside it).
+
+    Raises:
+        ValueError: if ``scale`` is not ``"ics"`` or ``"england"``.
+    """
+    if scale not in _model.SCALES:
+        raise ValueError(f"scale must be 'ics' or 'england', got {scale!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    world = _model.build_world(seed, scale, _config_overrides)
+    # independent streams per file family, so changing one writer leaves the others unchanged
+    streams = np.random.SeedSequence([seed, 20251001]).spawn(6)
+    rngs = [np.random.default_rng(s) for s in streams]
+
+    written: dict[str, Path] = {}
+    written.update(_write_registrations(world, out))
+    written["epcn"] = _write_epcn(world, out)
+    written["workforce"] = _write_workforce(world, out, rngs[0])
+    written["weighted_patients"] = _write_payments(world, out, rngs[1])
+    written.update(_write_lookups_and_iod(world, out, rngs[2]))
+    written.update(_write_census(world, out, rngs[3]))
+    written["boundaries_lsoa21"] = _write_boundaries(world, out, rngs[4])
+    readme = out / FILE_NAMES["readme"]
+    readme.write_text(
+        README_TEXT.format(seed=seed, scale=scale, icb_code=world.areas["icb"]["icb_code"].iloc[0]),
+        encoding="utf-8",
+    )
+    written["readme"] = readme
+    return written

@@ -1,0 +1,458 @@
+"""Batch execution of a parameterised notebook for many areas on a pool of warm kernels.
+
+``run_profiles`` plans the jobs (paths, fingerprints, resume), sends the ones that need work to
+either a local pool of worker processes (each holding one warm kernel, see ``executor.py``) or
+an existing Dask cluster, writes every output atomically as results arrive, and finishes with
+``index.html`` and ``manifest.json``.
+
+Output layout (``out_dir``)::
+
+    assets/plotly.min.js                       one copy, referenced by every profile
+    profiles/<level>/<stem>.ipynb / .html      executed notebook and its HTML (code hidden)
+    profiles/<level>/<stem>.json               sidecar (fingerprint + output sizes/sha256), last
+    profiles/<level>/<stem>.failed.ipynb       partial notebook of a failed job, for debugging
+    index.html, manifest.json
+
+Dask: the worker executes and returns the notebook/HTML text; the caller writes the files, so
+no shared filesystem is needed for outputs. Workers must however be able to read the data the
+notebooks read (a shared filesystem or object store) and should run one thread per worker
+(``threads_per_worker=1``); extra threads just queue for the worker's single kernel.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+from pophealth.runner.html import install_plotly_asset
+from pophealth.runner.index import write_index_and_manifest
+from pophealth.runner.jobs import (
+    STATUS_FAILED,
+    STATUS_NOT_RUN,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    JobPaths,
+    JobResult,
+    ProfileJob,
+    RunSummary,
+    atomic_write_text,
+    file_digest,
+    job_fingerprint,
+    job_paths,
+    outputs_up_to_date,
+    package_version,
+    parameters_json,
+    remove_stale_temp_files,
+)
+
+WORKER_STOP_SECONDS = 15.0
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class _Planned:
+    job: ProfileJob
+    paths: JobPaths
+    fingerprint: str
+    notebook_text: str
+
+
+def _plan(jobs: list[ProfileJob], out_dir: Path, version: str) -> list[_Planned]:
+    """Validate jobs and compute paths and fingerprints (reads each notebook once)."""
+    seen_keys: dict[str, ProfileJob] = {}
+    seen_paths: dict[Path, ProfileJob] = {}
+    notebook_bytes: dict[Path, bytes] = {}
+    planned = []
+    for job in jobs:
+        if job.key in seen_keys:
+            raise ValueError(f"Duplicate job key {job.key!r}: job keys must be unique.")
+        seen_keys[job.key] = job
+        paths = job_paths(out_dir, job)
+        if paths.html in seen_paths:
+            other = seen_paths[paths.html]
+            raise ValueError(
+                f"Jobs {other.key!r} and {job.key!r} would write the same file {paths.html}: "
+                "area codes must be unique within a level."
+            )
+        seen_paths[paths.html] = job
+        notebook = Path(job.notebook).resolve()
+        if notebook not in notebook_bytes:
+            if not notebook.is_file():
+                raise FileNotFoundError(f"Notebook for job {job.key!r} not found: {notebook}")
+            notebook_bytes[notebook] = notebook.read_bytes()
+        parameters_json(job.parameters)  # fail early with a clear message
+        raw = notebook_bytes[notebook]
+        planned.append(
+            _Planned(
+                job=job,
+                paths=paths,
+                fingerprint=job_fingerprint(raw, job.parameters, version, job.input_fingerprint),
+                notebook_text=raw.decode("utf-8"),
+            )
+        )
+    return planned
+
+
+def _payload(item: _Planned, timeout: float, retries: int, kernel_name: str) -> dict[str, Any]:
+    notebook = Path(item.job.notebook).resolve()
+    return {
+        "key": item.job.key,
+        "notebook_text": item.notebook_text,
+        "notebook_path": str(notebook),
+        "notebook_dir": str(notebook.parent),
+        "parameters": item.job.parameters,
+        "title": f"{item.job.area_name} ({item.job.area_code})",
+        "plotly_src": item.paths.plotly_src,
+        "timeout": timeout,
+        "retries": retries,
+        "attempts_before": 0,
+        "kernel_name": kernel_name,
+    }
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _store(item: _Planned, result: dict[str, Any], version: str) -> JobResult:
+    """Write a job's outputs atomically and return its JobResult.
+
+    Order matters for kill-safety: the old sidecar goes first, the new sidecar last, so a
+    sidecar only ever describes complete files under their final names.
+    """
+    job, paths = item.job, item.paths
+    _remove(paths.sidecar)
+    record = JobResult(
+        key=job.key,
+        area_code=job.area_code,
+        area_name=job.area_name,
+        level=job.level,
+        status=result["status"],
+        seconds=float(result.get("seconds", 0.0)),
+        attempts=int(result.get("attempts", 1)),
+        fingerprint=item.fingerprint,
+        input_fingerprint=job.input_fingerprint,
+        headline=dict(job.headline),
+    )
+    if result["status"] == STATUS_OK:
+        ipynb = result["ipynb"].encode("utf-8")
+        html = result["html"].encode("utf-8")
+        atomic_write_text(paths.ipynb, result["ipynb"])
+        atomic_write_text(paths.html, result["html"])
+        _remove(paths.failed_ipynb)
+        sidecar = {
+            "key": job.key,
+            "fingerprint": item.fingerprint,
+            "input_fingerprint": job.input_fingerprint,
+            "pophealth_version": version,
+            "finished_at": _now(),
+            "seconds": round(record.seconds, 4),
+            "attempts": record.attempts,
+            "ipynb": {"name": paths.ipynb.name, **file_digest(ipynb)},
+            "html": {"name": paths.html.name, **file_digest(html)},
+        }
+        atomic_write_text(paths.sidecar, _json(sidecar))
+        record.html_path, record.ipynb_path = paths.html, paths.ipynb
+    else:
+        # Outputs of an older successful run would no longer match this job: remove them.
+        _remove(paths.html)
+        _remove(paths.ipynb)
+        if result.get("ipynb"):
+            atomic_write_text(paths.failed_ipynb, result["ipynb"])
+            record.failed_ipynb_path = paths.failed_ipynb
+        error = result.get("error") or {}
+        record.error_cell_index = error.get("cell_index")
+        record.error_execution_count = error.get("execution_count")
+        record.error_ename = error.get("ename") or "Error"
+        record.error_message = error.get("message") or ""
+    return record
+
+
+def _json(data: dict) -> str:
+    import json
+
+    return json.dumps(data, indent=2) + "\n"
+
+
+def _skipped(item: _Planned) -> JobResult:
+    return JobResult(
+        key=item.job.key,
+        area_code=item.job.area_code,
+        area_name=item.job.area_name,
+        level=item.job.level,
+        status=STATUS_SKIPPED,
+        attempts=0,
+        html_path=item.paths.html,
+        ipynb_path=item.paths.ipynb,
+        fingerprint=item.fingerprint,
+        input_fingerprint=item.job.input_fingerprint,
+        headline=dict(item.job.headline),
+        seconds=0.0,
+    )
+
+
+def _failed_without_output(item: _Planned, ename: str, message: str, attempts: int) -> dict:
+    return {
+        "key": item.job.key,
+        "status": STATUS_FAILED,
+        "ipynb": None,
+        "html": None,
+        "attempts": attempts,
+        "seconds": 0.0,
+        "error": {"cell_index": None, "execution_count": None, "ename": ename, "message": message},
+    }
+
+
+# --------------------------------------------------------------------------- local pool
+class _Worker:
+    def __init__(self, ctx: Any, kernel_name: str) -> None:
+        from pophealth.runner.executor import pool_worker_main
+
+        self.conn, child_conn = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(
+            target=pool_worker_main, args=(child_conn, kernel_name), daemon=True
+        )
+        self.process.start()
+        child_conn.close()
+        self.item: _Planned | None = None
+        self.payload: dict[str, Any] | None = None
+        self.sent_at = 0.0
+
+    def send(self, item: _Planned, payload: dict[str, Any]) -> None:
+        self.item, self.payload, self.sent_at = item, payload, time.monotonic()
+        self.conn.send(payload)
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self.process.join(WORKER_STOP_SECONDS)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+        self.conn.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+def _run_local(
+    todo: list[tuple[_Planned, dict[str, Any]]],
+    workers: int,
+    hard_limit: float,
+    kernel_name: str,
+    on_result: Any,
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue = deque(todo)
+    pool = [_Worker(ctx, kernel_name) for _ in range(max(1, min(workers, len(todo))))]
+    try:
+        while queue or any(w.item is not None for w in pool):
+            for worker in pool:
+                if worker.item is None and queue:
+                    worker.send(*queue.popleft())
+            busy = [w for w in pool if w.item is not None]
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=1.0)
+            for index, worker in enumerate(pool):
+                if worker.item is None:
+                    continue
+                item, payload = worker.item, worker.payload
+                assert payload is not None
+                result = None
+                lost = None
+                if worker.conn in ready:
+                    try:
+                        result = worker.conn.recv()
+                    except (EOFError, OSError):
+                        lost = "the worker process died"
+                elif worker.process.sentinel in ready:
+                    lost = f"the worker process died (exit code {worker.process.exitcode})"
+                elif time.monotonic() - worker.sent_at > hard_limit:
+                    lost = f"the worker did not answer within {hard_limit:g} s and was killed"
+                if result is not None:
+                    worker.item = worker.payload = None
+                    on_result(item, result)
+                elif lost is not None:
+                    worker.kill()
+                    pool[index] = _Worker(ctx, kernel_name)
+                    attempts = int(payload.get("attempts_before", 0)) + 1
+                    if attempts <= int(payload.get("retries", 1)):
+                        queue.appendleft((item, {**payload, "attempts_before": attempts}))
+                    else:
+                        on_result(item, _failed_without_output(item, "WorkerLost", lost, attempts))
+    finally:
+        for worker in pool:
+            if worker.item is None:
+                worker.stop()
+            else:  # interrupted mid-job: do not wait for it
+                worker.kill()
+
+
+# --------------------------------------------------------------------------- Dask
+def _run_dask(
+    todo: list[tuple[_Planned, dict[str, Any]]], scheduler: Any, on_result: Any
+) -> dict[str, Any]:
+    from distributed import Client, as_completed
+
+    from pophealth.runner.executor import dask_run_job
+
+    own_client = not isinstance(scheduler, Client)
+    client = Client(scheduler) if own_client else scheduler
+    try:
+        by_key = {payload["key"]: item for item, payload in todo}
+        futures = client.map(dask_run_job, [payload for _, payload in todo], pure=False)
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - worker lost beyond dask's own retries
+                index = futures.index(future)
+                item = todo[index][0]
+                on_result(item, _failed_without_output(item, type(exc).__name__, str(exc), 1))
+                continue
+            on_result(by_key[result["key"]], result)
+        return {"dask_scheduler": client.scheduler.address}
+    finally:
+        if own_client:
+            client.close()
+
+
+# --------------------------------------------------------------------------- public API
+def run_profiles(
+    jobs: Iterable[ProfileJob],
+    out_dir: Path | str,
+    *,
+    workers: int = 2,
+    timeout: float = 300,
+    force: bool = False,
+    scheduler: Any = None,
+    retries: int = 1,
+    progress: bool = True,
+    run_info: dict | None = None,
+    title: str = "pophealth profiles",
+    kernel_name: str = "python3",
+) -> RunSummary:
+    """Execute a parameterised notebook per area on warm kernels; write HTML, index, manifest.
+
+    Args:
+        jobs: The profile jobs (unique keys; unique area codes within a level).
+        out_dir: Run folder (created if needed).
+        workers: Local worker processes, each with one warm kernel (ignored with ``scheduler``).
+        timeout: Seconds allowed per notebook (wall clock for all its cells; also nbclient's
+            per-cell timeout). On timeout the job fails and that kernel is replaced.
+        force: Re-run jobs even when their outputs are up to date.
+        scheduler: ``"tcp://host:port"`` of a Dask scheduler, or a ``distributed.Client``, to
+            run the jobs on an existing Dask cluster instead of the local pool.
+        retries: Extra attempts after the kernel or worker died (not after notebook errors).
+        progress: Show a tqdm progress bar.
+        run_info: Caller's details (data release, CLI args...) merged into manifest.json.
+        title: Title of index.html.
+        kernel_name: Jupyter kernel spec name.
+
+    Returns:
+        A :class:`RunSummary`; ``summary.failed`` > 0 means the CLI should exit non-zero.
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out_dir)
+    started_at, start = _now(), time.perf_counter()
+    version = package_version()
+    job_list = list(jobs)
+    planned = _plan(job_list, out_dir, version)
+    install_plotly_asset(out_dir)
+
+    results: dict[str, JobResult] = {}
+    todo = []
+    for item in planned:
+        if not force and outputs_up_to_date(item.paths, item.fingerprint):
+            results[item.job.key] = _skipped(item)
+        else:
+            todo.append((item, _payload(item, timeout, retries, kernel_name)))
+
+    bar = tqdm(total=len(planned), disable=not progress, unit="profile", desc="profiles")
+    bar.update(len(results))
+
+    def on_result(item: _Planned, result: dict[str, Any]) -> None:
+        record = _store(item, result, version)
+        results[item.job.key] = record
+        bar.update(1)
+        failed = sum(1 for r in results.values() if r.status == STATUS_FAILED)
+        if failed:
+            bar.set_postfix(failed=failed)
+
+    engine: dict[str, Any] = {
+        "mode": "dask" if scheduler is not None else "local",
+        "workers": workers,
+        "timeout": timeout,
+        "retries": retries,
+        "force": force,
+        "kernel_name": kernel_name,
+    }
+    try:
+        if todo:
+            if scheduler is not None:
+                engine.update(_run_dask(todo, scheduler, on_result))
+            else:
+                hard_limit = timeout * (retries + 1) + 180.0
+                _run_local(todo, workers, hard_limit, kernel_name, on_result)
+    finally:
+        bar.close()
+        ordered = []
+        for item in planned:
+            record = results.get(item.job.key)
+            if record is None:
+                record = JobResult(
+                    key=item.job.key,
+                    area_code=item.job.area_code,
+                    area_name=item.job.area_name,
+                    level=item.job.level,
+                    status=STATUS_NOT_RUN,
+                    fingerprint=item.fingerprint,
+                    input_fingerprint=item.job.input_fingerprint,
+                    headline=dict(item.job.headline),
+                )
+            ordered.append(record)
+        seconds = time.perf_counter() - start
+        finished_at = _now()
+        ran = [r for r in ordered if r.status in (STATUS_OK, STATUS_FAILED)]
+        engine["seconds_per_executed_profile"] = round(seconds / len(ran), 4) if ran else None
+        index_path, manifest_path = write_index_and_manifest(
+            out_dir,
+            ordered,
+            title=title,
+            run_info=run_info,
+            started_at=started_at,
+            finished_at=finished_at,
+            seconds=seconds,
+            version=version,
+            engine=engine,
+        )
+    return RunSummary(
+        out_dir=out_dir,
+        results=ordered,
+        index_path=index_path,
+        manifest_path=manifest_path,
+        started_at=started_at,
+        finished_at=finished_at,
+        seconds=seconds,
+    )
+
+
+__all__ = ["run_profiles", "STATUS_OK", "STATUS_FAILED", "STATUS_SKIPPED"]

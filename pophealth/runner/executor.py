@@ -1,0 +1,396 @@
+"""A warm Jupyter kernel that executes many parameterised notebooks one after another.
+
+One :class:`WarmKernelExecutor` lives in each worker process (a local pool process or a Dask
+worker). It starts one ipykernel once, builds one nbconvert HTML exporter once, and for each
+job: resets the kernel namespace with ``get_ipython().reset(new_session=True)``, injects the
+parameters with papermill's ``parameterize_notebook``, executes the cells with nbclient on the
+running kernel and exports HTML.
+
+What a reset does NOT undo (notebooks must set what they use, every time): imported modules,
+``pd.options``, plotly templates/renderers, random seeds, matplotlib state, ``functools`` caches,
+environment variables and the working directory (the executor chdirs to the notebook's folder).
+
+Jobs are plain dicts ("payloads") so they pickle cheaply to any process; results are plain dicts
+holding the executed notebook and HTML as text, which the caller writes atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+KERNEL_STARTUP_TIMEOUT = 120.0
+
+
+class KernelDied(Exception):
+    """The kernel process died while executing a notebook."""
+
+    def __init__(self, cell_index: int | None, partial_nb: Any) -> None:
+        super().__init__("Kernel died")
+        self.cell_index = cell_index
+        self.partial_nb = partial_nb
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class WarmKernelExecutor:
+    """Own one long-lived kernel and one HTML exporter; execute jobs on them sequentially.
+
+    Not thread-safe on its own: callers that share one executor between threads must hold
+    :attr:`lock` (the Dask entry point does).
+    """
+
+    def __init__(self, kernel_name: str = "python3") -> None:
+        """Create the executor; the kernel starts lazily on the first job.
+
+        Args:
+            kernel_name: Jupyter kernel spec name.
+        """
+        from pophealth.runner.html import make_html_exporter
+
+        self.kernel_name = kernel_name
+        self.lock = threading.Lock()
+        self.kernel_starts = 0
+        self._loop = asyncio.new_event_loop()
+        self._exporter = make_html_exporter()
+        self._km: Any = None
+        self._kc: Any = None
+        self._ipc_dir: str | None = None
+        self._language_info: dict | None = None
+
+    # ------------------------------------------------------------------ kernel lifecycle
+    async def _start_kernel(self) -> None:
+        from jupyter_client.manager import AsyncKernelManager
+
+        if os.name == "posix":
+            # IPC sockets in a private folder: kernels started at the same moment cannot
+            # collide the way TCP port picking can.
+            self._ipc_dir = tempfile.mkdtemp(prefix="phk-", dir="/tmp")
+            km = AsyncKernelManager(
+                kernel_name=self.kernel_name,
+                transport="ipc",
+                ip=os.path.join(self._ipc_dir, "k"),
+            )
+            km.connection_file = os.path.join(self._ipc_dir, "kernel.json")
+        else:  # pragma: no cover - Windows has no IPC transport
+            km = AsyncKernelManager(kernel_name=self.kernel_name)
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=KERNEL_STARTUP_TIMEOUT)
+        except RuntimeError:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+            raise
+        self._km, self._kc = km, kc
+        self.kernel_starts += 1
+        msg_id = kc.kernel_info()
+        reply = await kc.get_shell_msg(timeout=KERNEL_STARTUP_TIMEOUT)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            self._language_info = reply["content"].get("language_info")
+
+    async def _stop_kernel(self) -> None:
+        km, kc = self._km, self._kc
+        self._km = self._kc = None
+        try:
+            if kc is not None:
+                kc.stop_channels()
+            if km is not None and km.has_kernel:
+                await km.shutdown_kernel(now=True)
+        except Exception:  # noqa: BLE001 - a broken kernel must not stop the batch
+            pass
+        finally:
+            if self._ipc_dir:
+                shutil.rmtree(self._ipc_dir, ignore_errors=True)
+                self._ipc_dir = None
+
+    async def _ensure_kernel(self) -> None:
+        if self._km is None or not await self._km.is_alive():
+            await self._stop_kernel()
+            await self._start_kernel()
+
+    def replace_kernel(self) -> None:
+        """Kill the current kernel and start a fresh one (after a timeout or a crash)."""
+        self._loop.run_until_complete(self._stop_kernel())
+        self._loop.run_until_complete(self._start_kernel())
+
+    def close(self) -> None:
+        """Shut the kernel down and close the event loop."""
+        if self._loop.is_closed():
+            return
+        self._loop.run_until_complete(self._stop_kernel())
+        self._loop.close()
+
+    @property
+    def kernel_pid(self) -> int | None:
+        """PID of the running kernel process (None when not started)."""
+        provisioner = getattr(self._km, "provisioner", None)
+        process = getattr(provisioner, "process", None)
+        return getattr(process, "pid", None)
+
+    # ------------------------------------------------------------------ execution
+    async def _reset_namespace(self, cwd: str | None) -> None:
+        """Give the next notebook a fresh namespace and execution counter starting at 1."""
+        code = ""
+        if cwd and os.path.isdir(cwd):
+            code += f"import os as _ph_os; _ph_os.chdir({cwd!r}); del _ph_os\n"
+        # new_session=True resets the execution count to 1; running this with
+        # store_history=False (silent) keeps it there for the notebook's first cell.
+        code += "get_ipython().reset(new_session=True)\n"
+        msg_id = self._kc.execute(code, silent=True, store_history=False)
+        deadline = time.monotonic() + 60
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("kernel did not answer the namespace reset within 60 s")
+            reply = await self._kc.get_shell_msg(timeout=remaining)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        if reply["content"]["status"] != "ok":
+            content = reply["content"]
+            raise RuntimeError(
+                f"namespace reset failed: {content.get('ename')}: {content.get('evalue')}"
+            )
+
+    async def _run_cells(self, nb: Any, timeout: float, progress: dict[str, Any]) -> None:
+        """Execute all cells; the notebook as a whole gets ``timeout`` seconds of wall clock.
+
+        The overall limit is enforced by giving each cell nbclient's timeout = the time left,
+        rather than by cancelling the coroutine (nbclient reports a cancelled cell as a dead
+        kernel).
+        """
+        import math
+
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+        deadline = time.monotonic() + timeout
+        client = NotebookClient(
+            nb,
+            km=self._km,
+            kernel_name=self.kernel_name,
+            timeout=int(math.ceil(timeout)),
+            interrupt_on_timeout=False,  # raise CellTimeoutError; the kernel is replaced
+            allow_errors=False,
+            record_timing=True,
+        )
+        client.kc = self._kc
+        client.reset_execution_trackers()
+        for index, cell in enumerate(nb.cells):
+            progress["cell_index"] = index
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CellTimeoutError(f"notebook time limit reached before cell {index}")
+            client.timeout = max(1, int(math.ceil(remaining)))
+            try:
+                await client.async_execute_cell(
+                    cell, index, execution_count=client.code_cells_executed + 1
+                )
+            except DeadKernelError:
+                raise KernelDied(index, nb) from None
+
+    def run_job(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Execute one job payload, retrying once on a dead kernel (see ``payload['retries']``).
+
+        Args:
+            payload: Dict with ``key, notebook_text, notebook_dir, parameters, title,
+                plotly_src, timeout, retries, attempts_before``.
+
+        Returns:
+            Result dict: ``key, status, seconds, attempts, ipynb, html, error, kernel_pid``.
+        """
+        started = time.perf_counter()
+        attempts = int(payload.get("attempts_before", 0))
+        retries = int(payload.get("retries", 1))
+        while True:
+            attempts += 1
+            try:
+                result = self._loop.run_until_complete(self._execute(payload))
+            except KernelDied as died:
+                self.replace_kernel()
+                if attempts <= retries:
+                    continue
+                result = self._failure(
+                    died.partial_nb,
+                    died.cell_index,
+                    "DeadKernelError",
+                    f"the kernel died while executing cell {died.cell_index} "
+                    f"(attempt {attempts}); it was restarted",
+                )
+            result["attempts"] = attempts
+            result["seconds"] = time.perf_counter() - started
+            result["kernel_pid"] = self.kernel_pid
+            return result
+
+    async def _execute(self, payload: dict[str, Any]) -> dict[str, Any]:
+        import nbformat
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError
+        from papermill.parameterize import parameterize_notebook
+
+        from pophealth.runner.html import export_html
+
+        timeout = float(payload["timeout"])
+        nb = nbformat.reads(payload["notebook_text"], as_version=4)
+        for cell in nb.cells:  # as papermill's load_notebook_node does
+            cell.metadata.setdefault("tags", [])
+            cell.metadata.setdefault("papermill", {})
+        nb.metadata["papermill"] = nbformat.NotebookNode(
+            {
+                "default_parameters": {},
+                "parameters": {},
+                "environment_variables": {},
+                "input_path": payload.get("notebook_path"),
+                "start_time": _now(),
+                "end_time": None,
+                "exception": None,
+            }
+        )
+        language = nb.metadata.get("kernelspec", {}).get("language") or "python"
+        nb = parameterize_notebook(
+            nb, payload["parameters"], kernel_name=self.kernel_name, language=language
+        )
+        await self._ensure_kernel()
+        if self._language_info:
+            nb.metadata["language_info"] = self._language_info
+        await self._reset_namespace(payload.get("notebook_dir"))
+
+        progress: dict[str, Any] = {"cell_index": None}
+        try:
+            await self._run_cells(nb, timeout, progress)
+        except CellExecutionError as exc:
+            return self._failure(nb, progress["cell_index"], exc.ename, str(exc.evalue))
+        except (CellTimeoutError, TimeoutError):
+            await self._stop_kernel()  # interrupting is not enough for C loops; start afresh
+            return self._failure(
+                nb,
+                progress["cell_index"],
+                "TimeoutError",
+                f"timed out: the notebook exceeded the {timeout:g} s limit while cell "
+                f"{progress['cell_index']} was running",
+            )
+        nb.metadata.papermill["end_time"] = _now()
+        html = export_html(self._exporter, nb, payload["title"], payload["plotly_src"])
+        return {
+            "key": payload["key"],
+            "status": "ok",
+            "ipynb": nbformat.writes(nb),
+            "html": html,
+            "error": None,
+        }
+
+    def _failure(self, nb: Any, cell_index: int | None, ename: str, message: str) -> dict:
+        import nbformat
+
+        execution_count = None
+        if nb is not None and cell_index is not None and cell_index < len(nb.cells):
+            execution_count = nb.cells[cell_index].get("execution_count")
+        ipynb = None
+        if nb is not None:
+            nb.metadata.setdefault("papermill", {})["exception"] = True
+            nb.metadata["papermill"]["end_time"] = _now()
+            ipynb = nbformat.writes(nb)
+        return {
+            "key": None,
+            "status": "failed",
+            "ipynb": ipynb,
+            "html": None,
+            "error": {
+                "cell_index": cell_index,
+                "execution_count": execution_count,
+                "ename": ename,
+                "message": message,
+            },
+        }
+
+
+def run_job_safely(executor: WarmKernelExecutor, payload: dict[str, Any]) -> dict[str, Any]:
+    """Run a job, turning any engine error (not a notebook error) into a failed result."""
+    started = time.perf_counter()
+    try:
+        result = executor.run_job(payload)
+    except Exception as exc:  # noqa: BLE001 - report, keep the worker alive
+        try:
+            executor.replace_kernel()
+        except Exception:  # noqa: BLE001
+            pass
+        result = {
+            "status": "failed",
+            "ipynb": None,
+            "html": None,
+            "attempts": int(payload.get("attempts_before", 0)) + 1,
+            "seconds": time.perf_counter() - started,
+            "kernel_pid": None,
+            "error": {
+                "cell_index": None,
+                "execution_count": None,
+                "ename": type(exc).__name__,
+                "message": f"runner error: {exc}\n{traceback.format_exc(limit=5)}",
+            },
+        }
+    result["key"] = payload["key"]
+    return result
+
+
+# ---------------------------------------------------------------------- Dask entry point
+_DASK_EXECUTORS: dict[int, WarmKernelExecutor] = {}
+_DASK_LOCK = threading.Lock()
+
+
+def dask_run_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run a job on a Dask worker using that worker process's single cached warm kernel.
+
+    The executor is created on first use and cached per process (so each Dask worker process
+    holds ONE kernel); with several threads per worker, jobs on that worker run one at a time.
+    """
+    with _DASK_LOCK:
+        executor = _DASK_EXECUTORS.get(os.getpid())
+        if executor is None:
+            executor = WarmKernelExecutor(kernel_name=payload.get("kernel_name", "python3"))
+            _DASK_EXECUTORS[os.getpid()] = executor
+            import atexit
+
+            atexit.register(executor.close)
+    with executor.lock:
+        return run_job_safely(executor, payload)
+
+
+# ---------------------------------------------------------------------- local pool worker
+def pool_worker_main(conn: Any, kernel_name: str) -> None:
+    """Entry point of a local pool worker process: receive payloads, send results.
+
+    Exits (shutting its kernel down) on ``None`` or when the parent's pipe closes, e.g. after
+    the parent was killed. Ctrl-C is left to the parent, which stops workers itself.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    executor = None
+    try:
+        executor = WarmKernelExecutor(kernel_name=kernel_name)
+        while True:
+            try:
+                payload = conn.recv()
+            except (EOFError, OSError):
+                break
+            if payload is None:
+                break
+            result = run_job_safely(executor, payload)
+            try:
+                conn.send(result)
+            except (BrokenPipeError, OSError):
+                break
+    finally:
+        if executor is not None:
+            executor.close()
+        sys.stdout.flush()

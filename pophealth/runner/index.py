@@ -1,0 +1,183 @@
+"""The run folder's ``index.html`` (every area, grouped by level) and ``manifest.json``."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from pophealth.runner.html import TEMPLATES_DIR
+from pophealth.runner.jobs import (
+    STATUS_FAILED,
+    STATUS_NOT_RUN,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    JobResult,
+    atomic_write_text,
+)
+
+LEVEL_ORDER = ("system", "place", "neighbourhood")
+
+
+def _link(out_dir: Path, path: Path | None) -> str | None:
+    if path is None:
+        return None
+    return quote(path.relative_to(out_dir).as_posix())
+
+
+def _counts(results: list[JobResult]) -> dict[str, int]:
+    statuses = [result.status for result in results]
+    return {
+        "total": len(results),
+        "ok": statuses.count(STATUS_OK),
+        "skipped": statuses.count(STATUS_SKIPPED),
+        "failed": statuses.count(STATUS_FAILED),
+        "not_run": statuses.count(STATUS_NOT_RUN),
+    }
+
+
+def render_index(
+    out_dir: Path,
+    results: list[JobResult],
+    *,
+    title: str,
+    started_at: str,
+    finished_at: str,
+    seconds: float,
+    version: str,
+) -> str:
+    """Render ``index.html`` with jinja2 autoescaping (area names/codes/messages are data).
+
+    Args:
+        out_dir: The run folder (links are relative to it).
+        results: Job results.
+        title: Page title.
+        started_at: ISO start time.
+        finished_at: ISO end time.
+        seconds: Total run seconds.
+        version: pophealth version.
+
+    Returns:
+        The HTML text.
+    """
+    from jinja2 import Environment, FileSystemLoader
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True)
+    rows = []
+    for result in results:
+        ok_like = result.status in (STATUS_OK, STATUS_SKIPPED)
+        rows.append(
+            {
+                "level": result.level,
+                "area_name": result.area_name,
+                "area_code": result.area_code,
+                "status": result.status,
+                "headline": result.headline,
+                "link": _link(out_dir, result.html_path) if ok_like else None,
+                "failed_link": _link(out_dir, result.failed_ipynb_path),
+                "error_cell_index": result.error_cell_index,
+                "error_execution_count": result.error_execution_count,
+                "error_ename": result.error_ename,
+                "error_message": result.error_message,
+            }
+        )
+    levels = sorted(
+        {row["level"] for row in rows},
+        key=lambda level: (LEVEL_ORDER.index(level) if level in LEVEL_ORDER else 99, level),
+    )
+    groups = []
+    for level in levels:
+        level_rows = sorted(
+            (row for row in rows if row["level"] == level),
+            key=lambda row: (str(row["area_name"]).casefold(), str(row["area_code"])),
+        )
+        headline_keys: list[str] = []
+        for row in level_rows:
+            for key in row["headline"]:
+                if key not in headline_keys:
+                    headline_keys.append(key)
+        groups.append({"level": level, "rows": level_rows, "headline_keys": headline_keys})
+    template = env.get_template("index.html.j2")
+    return template.render(
+        title=title,
+        started_at=started_at,
+        finished_at=finished_at,
+        seconds=seconds,
+        version=version,
+        counts=_counts(results),
+        failures=[row for row in rows if row["status"] == STATUS_FAILED],
+        groups=groups,
+    )
+
+
+def build_manifest(
+    out_dir: Path,
+    results: list[JobResult],
+    *,
+    run_info: dict[str, Any] | None,
+    started_at: str,
+    finished_at: str,
+    seconds: float,
+    version: str,
+    engine: dict[str, Any],
+) -> dict[str, Any]:
+    """Return the manifest: the caller's ``run_info`` merged with the engine's run record."""
+    manifest: dict[str, Any] = dict(run_info or {})
+    manifest.update(
+        {
+            "pophealth_version": version,
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "total_seconds": round(seconds, 3),
+            "engine": engine,
+            "counts": _counts(results),
+            "jobs": [result.to_json(out_dir) for result in results],
+        }
+    )
+    return manifest
+
+
+def write_index_and_manifest(
+    out_dir: Path,
+    results: list[JobResult],
+    *,
+    title: str,
+    run_info: dict[str, Any] | None,
+    started_at: str,
+    finished_at: str,
+    seconds: float,
+    version: str,
+    engine: dict[str, Any],
+) -> tuple[Path, Path]:
+    """Write ``index.html`` and ``manifest.json`` atomically; return their paths."""
+    index_path = out_dir / "index.html"
+    manifest_path = out_dir / "manifest.json"
+    atomic_write_text(
+        index_path,
+        render_index(
+            out_dir,
+            results,
+            title=title,
+            started_at=started_at,
+            finished_at=finished_at,
+            seconds=seconds,
+            version=version,
+        ),
+    )
+    manifest = build_manifest(
+        out_dir,
+        results,
+        run_info=run_info,
+        started_at=started_at,
+        finished_at=finished_at,
+        seconds=seconds,
+        version=version,
+        engine=engine,
+    )
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, default=str) + "\n")
+    return index_path, manifest_path

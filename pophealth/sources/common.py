@@ -1,0 +1,538 @@
+"""Shared helpers for the source loaders: errors, header matching, CSV reading, parsing.
+
+Only loaders read files. Every loader goes through these helpers so that all of them:
+
+* match columns by their official labels after the same normalisation (never by position,
+  except for the header-less ODS ``epraccur.csv``);
+* fail with a :class:`SourceFormatError` naming the file, the column, example rows and a fix;
+* read CSVs with the pandas C engine, codes as ``str``, so a million-row file reads in about
+  a second.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+__all__ = [
+    "ColumnPattern",
+    "SourceFormatError",
+    "header_key",
+    "normalise_header",
+    "parse_dates",
+    "parse_numeric",
+    "read_csv_columns",
+    "read_header",
+    "resolve_columns",
+    "sha256_of",
+    "validate_output",
+]
+
+#: Tokens publishers use for a missing number (workforce: ``NA`` and, earlier, ``ND``).
+MISSING_NUMBER_TOKENS: frozenset[str] = frozenset({"", "NA", "ND", "N/A", "NAN", "-", ".."})
+
+_BOM = "\ufeff"
+_MEASURES_SUFFIX = re.compile(r";\s*measures\s*:\s*value\s*$", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
+_COLON_SPACING = re.compile(r"\s*:\s*")
+
+
+class SourceFormatError(ValueError):
+    """An official source file is not in the format its loader expects.
+
+    The message names the file, the column (when one is at fault), example rows and a suggested fix.
+
+    Attributes:
+        path: The file that could not be read.
+        column: The column at fault, if any.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        problem: str,
+        *,
+        column: str | None = None,
+        examples: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.column = column
+        parts = [f"{self.path.name}: {problem}"]
+        if column is not None:
+            parts.append(f"column: {column!r}")
+        if examples:
+            parts.append(f"examples: {examples}")
+        if fix:
+            parts.append(f"fix: {fix}")
+        parts.append(f"file: {self.path}")
+        super().__init__("\n  ".join(parts))
+
+
+# --------------------------------------------------------------------------------------------
+# Header normalisation and matching
+# --------------------------------------------------------------------------------------------
+
+
+def normalise_header(text: object) -> str:
+    """Return a header cell as published but tidied for comparison.
+
+    Strips a UTF-8 byte-order mark, collapses runs of whitespace (including the newlines embedded in
+    ePCN header cells) to single spaces, trims leading/trailing spaces, drops a Nomis
+    ``; measures: Value`` suffix and makes the spacing after colons one space.
+
+    Args:
+        text: A header cell (anything; ``None`` becomes "").
+
+    Returns:
+        The tidied header, case preserved.
+    """
+    value = "" if text is None else str(text)
+    value = value.replace(_BOM, "")
+    value = _WHITESPACE.sub(" ", value).strip()
+    value = _MEASURES_SUFFIX.sub("", value).strip()
+    value = _COLON_SPACING.sub(": ", value).strip()
+    return value
+
+
+def header_key(text: object) -> str:
+    """Return the comparison key of a header: normalised, lower case, ``_`` read as a space.
+
+    ``NUMBER_OF_PATIENTS``, ``Number of Patients`` and ``Number of patients`` share one key.
+    """
+    value = normalise_header(text).replace("_", " ")
+    return _WHITESPACE.sub(" ", value).strip().casefold()
+
+
+class ColumnPattern:
+    r"""A header to look for: exact labels (compared by :func:`header_key`) and/or regexes.
+
+    Args:
+        *labels: Official labels; any one of them matches.
+        regex: Regular expressions matched in full against the header key (lower case,
+            underscores as spaces), e.g. ``r"sicbl\d\dcd"`` for ``SICBL23CD``/``SICBL24CD``.
+        prefix_min: Accept a header that is a truncated prefix of a label, at least this many
+            characters long (the IoD2025 File 7 ships one header cut off at 80 characters).
+    """
+
+    def __init__(
+        self, *labels: str, regex: Sequence[str] = (), prefix_min: int | None = None
+    ) -> None:
+        self.labels = tuple(labels)
+        self.keys = tuple(header_key(label) for label in labels)
+        self.regexes = tuple(re.compile(r, re.IGNORECASE) for r in regex)
+        self.prefix_min = prefix_min
+
+    def matches(self, key: str) -> bool:
+        """Whether a header key matches this pattern."""
+        if key in self.keys:
+            return True
+        if any(r.fullmatch(key) for r in self.regexes):
+            return True
+        if self.prefix_min is not None and len(key) >= self.prefix_min:
+            return any(label_key.startswith(key) for label_key in self.keys)
+        return False
+
+    def describe(self) -> str:
+        """Human-readable description for error messages."""
+        shown = [repr(label) for label in self.labels]
+        shown += [f"/{r.pattern}/" for r in self.regexes]
+        return " or ".join(shown)
+
+
+PatternLike = ColumnPattern | str | Sequence[str]
+
+
+def _as_pattern(pattern: PatternLike) -> ColumnPattern:
+    if isinstance(pattern, ColumnPattern):
+        return pattern
+    if isinstance(pattern, str):
+        return ColumnPattern(pattern)
+    return ColumnPattern(*pattern)
+
+
+def resolve_columns(
+    headers: Sequence[str],
+    wanted: Mapping[str, PatternLike],
+    path: str | Path,
+    *,
+    optional: Iterable[str] = (),
+    source: str = "file",
+) -> dict[str, str | None]:
+    """Find each wanted column among a file's headers by its official label.
+
+    Args:
+        headers: The headers exactly as read from the file.
+        wanted: Canonical name -> official label(s) or :class:`ColumnPattern`.
+        path: The file (for error messages).
+        optional: Canonical names that may be absent (mapped to ``None``).
+        source: What the file should be, e.g. ``"GP registrations by LSOA"`` (for messages).
+
+    Returns:
+        Canonical name -> the matching header as it appears in the file (or ``None``).
+
+    Raises:
+        SourceFormatError: A required column is missing (close matches among the headers found are
+            suggested) or two canonical columns would read the same header.
+    """
+    optional_names = set(optional)
+    keys = [header_key(h) for h in headers]
+    found: dict[str, str | None] = {}
+    for canonical, pattern_like in wanted.items():
+        pattern = _as_pattern(pattern_like)
+        hits = [h for h, k in zip(headers, keys, strict=True) if pattern.matches(k)]
+        if hits:
+            found[canonical] = hits[0]
+            continue
+        if canonical in optional_names:
+            found[canonical] = None
+            continue
+        raise missing_column_error(path, pattern, headers, source=source)
+    return found
+
+
+def missing_column_error(
+    path: str | Path, pattern: ColumnPattern, headers: Sequence[str], *, source: str = "file"
+) -> SourceFormatError:
+    """Build the error for a required column that is not among a file's headers."""
+    keys = {header_key(h): h for h in headers}
+    close: list[str] = []
+    for label_key in pattern.keys or tuple(r.pattern for r in pattern.regexes):
+        for hit in difflib.get_close_matches(label_key, list(keys), n=3, cutoff=0.6):
+            if keys[hit] not in close:
+                close.append(keys[hit])
+    shown_headers = ", ".join(repr(h) for h in list(headers)[:15])
+    if len(headers) > 15:
+        shown_headers += f", … ({len(headers)} columns)"
+    if close:
+        fix = (
+            f"did you mean {', '.join(repr(c) for c in close)}? If the publisher renamed the "
+            "column, add the new label to the loader's aliases; otherwise check this is the "
+            f"official {source}"
+        )
+    else:
+        fix = f"check this is the official {source} (headers found: {shown_headers})"
+    return SourceFormatError(
+        path,
+        f"required column not found in this {source}",
+        column=pattern.describe(),
+        examples=f"headers found: {shown_headers}",
+        fix=fix,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) when the start decodes, else Windows-1252 (old ODS/NHS files)."""
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A multi-byte character may be cut at the end of the sample.
+        if error.start < len(head) - 4:
+            return "cp1252"
+    return "utf-8-sig"
+
+
+def read_header(path: str | Path) -> list[str]:
+    """Return the first row of a CSV file exactly as published (BOM removed).
+
+    Raises:
+        SourceFormatError: The file is missing or empty.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SourceFormatError(path, "file not found", fix="check the path and file name")
+    with path.open(encoding=detect_encoding(path), newline="", errors="replace") as handle:
+        first = next(csv.reader(handle), None)
+    if not first:
+        raise SourceFormatError(path, "the file is empty", fix="download the file again")
+    first[0] = first[0].replace(_BOM, "")
+    return first
+
+
+def read_csv_columns(
+    path: str | Path,
+    columns: Mapping[str, str | None],
+    *,
+    numeric: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Read selected columns of a CSV with the pandas C engine and rename them to canonical names.
+
+    Text columns are read as ``str`` with nothing turned into NaN except empty cells, so codes such
+    as ``NA`` or ``CLOSED`` survive as published. Columns listed in ``numeric`` are left to the C
+    parser's type inference (fast for clean integer columns); convert them with
+    :func:`parse_numeric`, which handles whatever the parser could not.
+
+    Args:
+        path: CSV file with a header row.
+        columns: Canonical name -> header in the file (``None`` entries are skipped).
+        numeric: Canonical names of numeric columns.
+
+    Returns:
+        DataFrame with canonical column names, in the order of ``columns``.
+    """
+    path = Path(path)
+    present = {canonical: header for canonical, header in columns.items() if header is not None}
+    numeric_names = set(numeric)
+    dtypes = {h: str for c, h in present.items() if c not in numeric_names}
+    try:
+        frame = pd.read_csv(
+            path,
+            usecols=list(dict.fromkeys(present.values())),
+            dtype=dtypes,
+            keep_default_na=False,
+            na_values={h: [""] for h in dtypes},
+            encoding=detect_encoding(path),
+            engine="c",
+            low_memory=False,
+        )
+    except (pd.errors.ParserError, ValueError) as error:
+        raise SourceFormatError(
+            path, f"could not be read as CSV ({error})", fix="check the file is the official CSV"
+        ) from error
+    # Headers may carry a BOM or odd spacing; pandas keeps them verbatim, so select by position.
+    return pd.DataFrame(
+        {canonical: frame[header] for canonical, header in present.items()}, index=frame.index
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+
+
+def _example_rows(
+    path: Path, frame_index: pd.Index, raw: pd.Series, mask: pd.Series, header_rows: int
+) -> str:
+    bad_positions = np.flatnonzero(mask.to_numpy())
+    shown = []
+    for position in bad_positions[:5]:
+        # Line numbers as a spreadsheet shows them: header on line 1.
+        shown.append(f"line {int(position) + 1 + header_rows}: {raw.iloc[position]!r}")
+    more = f" (and {len(bad_positions) - 5} more)" if len(bad_positions) > 5 else ""
+    return "; ".join(shown) + more
+
+
+def parse_numeric(
+    values: pd.Series,
+    path: str | Path,
+    column: str,
+    *,
+    integer: bool = False,
+    allow_missing: bool = False,
+    header_rows: int = 1,
+) -> pd.Series:
+    """Convert a column to numbers, accepting thousands separators and publishers' NA tokens.
+
+    ``"29,199"`` -> 29199; ``NA``/``ND``/empty -> NaN (only when ``allow_missing``).
+
+    Args:
+        values: The column as read (numbers or strings).
+        path: The file (for errors).
+        column: The official column name (for errors).
+        integer: Return ``int64`` (or nullable ``Int64`` when missing values are allowed).
+        allow_missing: Whether missing tokens are acceptable.
+        header_rows: Rows above the data (for line numbers in errors).
+
+    Returns:
+        ``float64``, ``int64`` or ``Int64`` series with the same index.
+
+    Raises:
+        SourceFormatError: Non-numeric or (for integers) fractional values, or missing values where
+            none are allowed; the message gives line numbers and the offending cells.
+    """
+    path = Path(path)
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.astype("float64")
+        missing_token = numbers.isna()
+        bad_text = pd.Series(False, index=values.index)
+    else:
+        text = values.astype("string").str.strip()
+        missing_token = text.isna() | text.str.upper().isin(MISSING_NUMBER_TOKENS)
+        cleaned = text.str.replace(",", "", regex=False)
+        numbers = pd.to_numeric(cleaned, errors="coerce").astype("float64")
+        bad_text = numbers.isna() & ~missing_token
+    if bad_text.any():
+        raise SourceFormatError(
+            path,
+            f"{int(bad_text.sum())} non-numeric value(s) where numbers are expected",
+            column=column,
+            examples=_example_rows(path, values.index, values, bad_text, header_rows),
+            fix="check the file is not truncated or shifted and that this column holds numbers",
+        )
+    if missing_token.any() and not allow_missing:
+        raise SourceFormatError(
+            path,
+            f"{int(missing_token.sum())} missing value(s) where numbers are required",
+            column=column,
+            examples=_example_rows(path, values.index, values, missing_token, header_rows),
+            fix="fill or remove the incomplete rows, or download the file again",
+        )
+    if not integer:
+        return numbers
+    fractional = numbers.notna() & (numbers != np.floor(numbers))
+    if fractional.any():
+        raise SourceFormatError(
+            path,
+            "fractional value(s) where whole counts are expected",
+            column=column,
+            examples=_example_rows(path, values.index, values, fractional, header_rows),
+            fix="check the column holds counts",
+        )
+    if numbers.isna().any():
+        return numbers.astype("Int64")
+    return numbers.astype("int64")
+
+
+_DATE_FORMATS = ("%d%b%Y", "%Y-%m-%d", "%Y%m%d", "%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "%d-%b-%Y")
+
+
+def _parse_one_date(value: object) -> pd.Timestamp | None:
+    """Parse one published date; ``None`` when it matches no known format."""
+    if isinstance(value, (pd.Timestamp, dt.datetime, dt.date)):
+        return pd.Timestamp(value).normalize()
+    if isinstance(value, (int, np.integer)) or (
+        isinstance(value, (float, np.floating)) and float(value).is_integer()
+    ):
+        value = str(int(value))
+    text = str(value).strip()
+    for fmt in _DATE_FORMATS:
+        try:
+            return pd.Timestamp(dt.datetime.strptime(text, fmt)).normalize()
+        except ValueError:
+            continue
+    return None
+
+
+def parse_dates(
+    values: pd.Series,
+    path: str | Path,
+    column: str,
+    *,
+    allow_missing: bool = True,
+    header_rows: int = 1,
+) -> pd.Series:
+    """Parse published dates to ``datetime64[ns]`` at midnight.
+
+    Accepts ``04JAN2021``, ``01Jan2022``, ISO ``2025-10-01``, ``yyyymmdd`` numbers or strings
+    (``20191001``, ``20191001.0``), ``01/04/1974`` and Excel datetimes. Each distinct value is
+    parsed once, so a million rows sharing one extract date cost nothing.
+
+    Raises:
+        SourceFormatError: A value matches no known format (or is missing when not allowed).
+    """
+    path = Path(path)
+    # Factorise first: each distinct published value is parsed once (no per-row Python).
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    parsed_uniques: list[pd.Timestamp | None] = []
+    unparsed: set[int] = set()
+    for position, unique in enumerate(uniques):
+        if isinstance(unique, str) and not unique.strip():
+            parsed_uniques.append(pd.NaT)
+            continue
+        parsed = _parse_one_date(unique)
+        if parsed is None:
+            unparsed.add(position)
+            parsed = pd.NaT
+        parsed_uniques.append(parsed)
+    if unparsed:
+        bad = pd.Series(np.isin(codes, list(unparsed)), index=values.index)
+        raise SourceFormatError(
+            path,
+            "unrecognised date(s)",
+            column=column,
+            examples=_example_rows(path, values.index, values, bad, header_rows),
+            fix="dates must look like 04JAN2021, 01Jan2022, 2025-10-01 or 20191001",
+        )
+    lookup = np.array(
+        [np.datetime64("NaT") if p is pd.NaT else p.to_datetime64() for p in parsed_uniques]
+        + [np.datetime64("NaT")],
+        dtype="datetime64[ns]",
+    )
+    result = pd.Series(lookup[codes], index=values.index, name=values.name)
+    blank = result.isna()
+    if blank.any() and not allow_missing:
+        raise SourceFormatError(
+            path,
+            "missing date(s)",
+            column=column,
+            examples=_example_rows(path, values.index, values, blank, header_rows),
+            fix="every row needs a date in this column",
+        )
+    return result
+
+
+def clean_codes(values: pd.Series) -> pd.Series:
+    """Strip spaces from code cells and make empty cells NaN, keeping ``str`` dtype."""
+    text = values.astype("str").str.strip()
+    return text.mask(text.isna() | (text == ""))
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and provenance
+# --------------------------------------------------------------------------------------------
+
+
+def validate_output(frame: pd.DataFrame, schema: pa.DataFrameSchema, path: str | Path) -> None:
+    """Check a loader's output against its declared canonical schema.
+
+    Raises:
+        SourceFormatError: The output breaks the schema (names the file and the failing column).
+    """
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases
+        column = None
+        examples = None
+        if len(cases):
+            column = str(cases["column"].iloc[0])
+            examples = "; ".join(
+                f"{row.check}: {row.failure_case!r}" for row in cases.head(5).itertuples()
+            )
+        raise SourceFormatError(
+            path,
+            f"loaded data break the {schema.name or 'canonical'} schema",
+            column=column,
+            examples=examples,
+            fix="check this is the right official file for this loader",
+        ) from errors
+
+
+def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Return the SHA-256 hex digest of a file (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def code_column(*, nullable: bool = False, **kwargs: object) -> pa.Column:
+    """A pandera column for codes/names (``str``)."""
+    return pa.Column(str, nullable=nullable, **kwargs)
+
+
+def date_column(*, nullable: bool = True) -> pa.Column:
+    """A pandera column for dates (``datetime64[ns]``)."""
+    return pa.Column("datetime64[ns]", nullable=nullable)
+
+
+def canonical_schema(name: str, columns: Mapping[str, pa.Column]) -> pa.DataFrameSchema:
+    """A strict, ordered schema: exactly these columns in this order."""
+    return pa.DataFrameSchema(dict(columns), strict=True, ordered=True, name=name)

@@ -1,0 +1,481 @@
+"""HTML tables and text boxes for population-health needs profiles.
+
+Every function is pure and returns an HTML string built from a chart-ready DataFrame; inputs are
+never mutated. Every data-derived string is escaped with :func:`html.escape`. Styling comes from
+CSS classes in :data:`PROFILE_CSS` (injected once per notebook with :func:`inject_css`); the
+significance colours are also inlined on the value cells so they survive without the stylesheet.
+Nothing references external resources (no CDN, no web fonts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from pophealth.charts import (
+    COMPARISON_COLOURS,
+    _is_missing,
+    _normalise_comparison,
+    _require_columns,
+    format_number,
+    show_html,
+)
+
+#: Text colour that keeps contrast on each comparison background.
+_COMPARISON_TEXT: dict[str, str] = {
+    "better": "#000000",
+    "similar": "#000000",
+    "worse": "#FFFFFF",
+    "not compared": "#000000",
+    "higher": "#000000",
+    "lower": "#FFFFFF",
+}
+
+_COMPARISON_WORDS: dict[str, str] = {
+    "better": "Better",
+    "similar": "Similar",
+    "worse": "Worse",
+    "higher": "Higher",
+    "lower": "Lower",
+    "not compared": "Not compared",
+}
+
+# Ids only need to be unique within one page; the counter also separates identical tables.
+_TABLE_COUNTER = itertools.count(1)
+
+PROFILE_CSS = """
+.ph-profile, .ph-table, .ph-headline, .ph-banner {
+  font-family: Frutiger, Arial, Helvetica, sans-serif; color: #212B32; line-height: 1.45;
+}
+.jp-RenderedHTMLCommon h1, .jp-RenderedHTMLCommon h2, .jp-RenderedHTMLCommon h3,
+.ph-profile h1, .ph-profile h2, .ph-profile h3 { color: #005EB8; font-weight: 700; }
+.ph-table { border-collapse: collapse; margin: 0.5em 0 1.2em; font-size: 14px; width: 100%; }
+.ph-table caption { text-align: left; font-weight: 700; color: #003087; padding: 0.3em 0; }
+.ph-table th, .ph-table td {
+  border: 1px solid #D8DDE0; padding: 4px 8px; vertical-align: top; text-align: left;
+}
+.ph-table thead th { background: #005EB8; color: #FFFFFF; font-weight: 600; }
+.ph-table td.ph-num, .ph-table th.ph-num {
+  text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap;
+}
+.ph-table tbody tr:nth-child(even) { background: #F0F4F5; }
+.ph-sortable thead th { cursor: pointer; user-select: none; }
+.ph-sortable thead th::after { content: " \\2195"; opacity: 0.6; font-size: 0.85em; }
+.ph-sortable thead th[aria-sort="ascending"]::after { content: " \\25B2"; opacity: 1; }
+.ph-sortable thead th[aria-sort="descending"]::after { content: " \\25BC"; opacity: 1; }
+.ph-cmp-better { background: #92D050; color: #000000; }
+.ph-cmp-similar { background: #FFC000; color: #000000; }
+.ph-cmp-worse { background: #C00000; color: #FFFFFF; }
+.ph-cmp-not-compared { background: #C9C9C9; color: #000000; }
+.ph-cmp-higher { background: #BED2FF; color: #000000; }
+.ph-cmp-lower { background: #5555E6; color: #FFFFFF; }
+.ph-headline {
+  border-left: 6px solid #005EB8; background: #E8F1FA; padding: 0.8em 1em; margin: 0.8em 0;
+  font-size: 16px;
+}
+.ph-headline ul { margin: 0; padding-left: 1.2em; }
+.ph-banner {
+  border: 3px solid #C00000; background: #FFF3F3; color: #8A0000; padding: 0.8em 1em;
+  margin: 0.8em 0; font-size: 17px; font-weight: 700;
+}
+.ph-banner span { display: block; font-weight: 400; font-size: 14px; color: #212B32; }
+.ph-code { font-family: Consolas, "Courier New", monospace; font-size: 13px; }
+@media print {
+  .ph-table { font-size: 11px; page-break-inside: auto; }
+  .ph-table tr { page-break-inside: avoid; }
+  .ph-table thead { display: table-header-group; }
+  .ph-sortable thead th::after { content: ""; }
+  .ph-cmp-better, .ph-cmp-similar, .ph-cmp-worse, .ph-cmp-not-compared, .ph-cmp-higher,
+  .ph-cmp-lower, .ph-table thead th, .ph-banner, .ph-headline {
+    -webkit-print-color-adjust: exact; print-color-adjust: exact;
+  }
+}
+"""
+
+# Vanilla JS (no CDN) sorting the table with id __ID__ when a header is clicked; numbers sort
+# numerically via data-sort on each cell, blanks last.
+_SORT_SCRIPT = """<script>
+(function () {
+  var table = document.getElementById("__ID__");
+  if (!table || !table.tHead) { return; }
+  var headers = table.tHead.rows[0].cells;
+  function key(row, col) {
+    var cell = row.cells[col];
+    var raw = cell.getAttribute("data-sort");
+    if (raw === null) { raw = cell.textContent.trim(); }
+    var num = parseFloat(raw);
+    return { blank: raw === "", num: isNaN(num) || !isFinite(raw) ? null : num, text: raw };
+  }
+  Array.prototype.forEach.call(headers, function (th, col) {
+    th.setAttribute("tabindex", "0");
+    function sortBy() {
+      var asc = th.getAttribute("aria-sort") !== "ascending";
+      Array.prototype.forEach.call(headers, function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = key(a, col), y = key(b, col);
+        if (x.blank !== y.blank) { return x.blank ? 1 : -1; }
+        var cmp = (x.num !== null && y.num !== null) ? x.num - y.num
+          : x.text.localeCompare(y.text, undefined, { numeric: true });
+        return asc ? cmp : -cmp;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    }
+    th.addEventListener("click", sortBy);
+    th.addEventListener("keydown", function (e) { if (e.key === "Enter") { sortBy(); } });
+  });
+})();
+</script>"""
+
+
+def _esc(value: Any) -> str:
+    """Escape a data-derived value for HTML text or attributes ('' for missing)."""
+    return html.escape("" if _is_missing(value) else str(value), quote=True)
+
+
+def _sort_key(value: Any) -> str:
+    """The raw value used by the sorting script ('' for missing)."""
+    if _is_missing(value):
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(float(value)) if math.isfinite(float(value)) else ""
+    return str(value)
+
+
+def _as_float(value: Any) -> float:
+    """Float value or NaN (non-numeric text becomes NaN)."""
+    if _is_missing(value):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def format_count(value: Any) -> str:
+    """Whole number with thousands separators ('–' when missing)."""
+    number = _as_float(value)
+    return "–" if math.isnan(number) else f"{number:,.0f}"
+
+
+def format_value(value: Any, unit: str = "") -> str:
+    """Indicator value: 1 dp for percentages, thousands separators ('–' when missing)."""
+    return format_number(_as_float(value), unit or "")
+
+
+def _table_id(prefix: str, content: str) -> str:
+    """A page-unique id: content hash plus a process-wide counter."""
+    digest = hashlib.sha1(content.encode("utf-8")).hexdigest()[:8]
+    return f"ph-{prefix}-{digest}-{next(_TABLE_COUNTER)}"
+
+
+def _cell(
+    text: str, *, numeric: bool = False, sort: Any = None, classes: str = "", attrs: str = ""
+) -> str:
+    """A ``<td>``; ``text`` must already be escaped, ``attrs`` already safe."""
+    class_names = " ".join(c for c in ("ph-num" if numeric else "", classes) if c)
+    class_attr = f' class="{class_names}"' if class_names else ""
+    sort_attr = f' data-sort="{_esc(_sort_key(sort))}"' if sort is not None else ""
+    return f"<td{class_attr}{sort_attr}{attrs}>{text}</td>"
+
+
+def _header(labels: Sequence[tuple[str, bool]]) -> str:
+    """``<thead>`` from (escaped label, numeric) pairs."""
+    cells = "".join(
+        f'<th scope="col" class="ph-num">{label}</th>'
+        if numeric
+        else f'<th scope="col">{label}</th>'
+        for label, numeric in labels
+    )
+    return f"<thead><tr>{cells}</tr></thead>"
+
+
+def _check_frame(frame: pd.DataFrame, required: Sequence[str], function: str, name: str) -> None:
+    _require_columns(frame, required, function=function, frame_name=name)
+
+
+# --------------------------------------------------------------------------------------
+# 9. Benchmark table
+# --------------------------------------------------------------------------------------
+
+
+def benchmark_table(
+    rows: pd.DataFrame,
+    area_label: str,
+    parent_label: str,
+    england_label: str,
+    *,
+    caption: str | None = None,
+) -> str:
+    """Sortable indicator table with the area value coloured by its comparison with England.
+
+    Args:
+        rows: Columns ``title, unit, value, lower_ci, upper_ci, parent_value, comparator_value,
+            comparison, numerator, denominator, method``; one row per indicator.
+        area_label: Column heading for the area's values.
+        parent_label: Column heading for the parent's values.
+        england_label: Column heading for the comparator (England) values.
+        caption: Optional table caption.
+
+    Returns:
+        An HTML ``<table>`` followed by one small inline sorting ``<script>`` for that table.
+    """
+    function = "benchmark_table"
+    required = [
+        "title",
+        "unit",
+        "value",
+        "lower_ci",
+        "upper_ci",
+        "parent_value",
+        "comparator_value",
+        "comparison",
+        "numerator",
+        "denominator",
+        "method",
+    ]
+    _check_frame(rows, required, function, "rows")
+    comparisons = _normalise_comparison(rows["comparison"].tolist(), function=function)
+    body_rows = []
+    for record, comparison in zip(rows.to_dict("records"), comparisons, strict=True):
+        unit = "" if _is_missing(record["unit"]) else str(record["unit"])
+        lower, upper = _as_float(record["lower_ci"]), _as_float(record["upper_ci"])
+        ci = (
+            f"{format_value(lower, unit)}–{format_value(upper, unit)}"
+            if not (math.isnan(lower) or math.isnan(upper))
+            else "–"
+        )
+        css = "ph-cmp-" + comparison.replace(" ", "-")
+        colour = COMPARISON_COLOURS[comparison]
+        style = f' style="background:{colour};color:{_COMPARISON_TEXT[comparison]}"'
+        word = _COMPARISON_WORDS[comparison]
+        value = _as_float(record["value"])
+        cells = [
+            _cell(_esc(record["title"]), sort=record["title"]),
+            _cell(_esc(unit), sort=unit),
+            _cell(
+                _esc(format_value(value, unit)),
+                numeric=True,
+                sort=value,
+                classes=css,
+                attrs=f'{style} title="{_esc(word)}"',
+            ),
+            _cell(_esc(ci), numeric=True, sort=lower),
+            _cell(
+                _esc(format_value(record["parent_value"], unit)),
+                numeric=True,
+                sort=_as_float(record["parent_value"]),
+            ),
+            _cell(
+                _esc(format_value(record["comparator_value"], unit)),
+                numeric=True,
+                sort=_as_float(record["comparator_value"]),
+            ),
+            _cell(_esc(word), sort=word, classes=css, attrs=style),
+            _cell(
+                _esc(format_count(record["numerator"])),
+                numeric=True,
+                sort=_as_float(record["numerator"]),
+            ),
+            _cell(
+                _esc(format_count(record["denominator"])),
+                numeric=True,
+                sort=_as_float(record["denominator"]),
+            ),
+            _cell(_esc(record["method"]), sort=record["method"]),
+        ]
+        body_rows.append("<tr>" + "".join(cells) + "</tr>")
+    header = _header(
+        [
+            ("Indicator", False),
+            ("Unit", False),
+            (_esc(area_label), True),
+            ("95% CI", True),
+            (_esc(parent_label), True),
+            (_esc(england_label), True),
+            (f"Compared with {_esc(england_label)}", False),
+            ("Numerator", True),
+            ("Denominator", True),
+            ("Method", False),
+        ]
+    )
+    body = "<tbody>" + "".join(body_rows) + "</tbody>"
+    caption_html = f"<caption>{_esc(caption)}</caption>" if caption else ""
+    table_id = _table_id("benchmark", header + body)
+    table = (
+        f'<table id="{table_id}" class="ph-table ph-sortable ph-benchmark">'
+        f"{caption_html}{header}{body}</table>"
+    )
+    return table + _SORT_SCRIPT.replace("__ID__", table_id)
+
+
+# --------------------------------------------------------------------------------------
+# 10–12. Definitions, provenance, data quality
+# --------------------------------------------------------------------------------------
+
+
+def definitions_table(catalogue_rows: pd.DataFrame) -> str:
+    """Indicator definitions (from the catalogue) as an HTML table.
+
+    Args:
+        catalogue_rows: Columns ``indicator_id, title, definition, numerator_source,
+            denominator_source, polarity, statistic, unit``.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = [
+        ("indicator_id", "Id"),
+        ("title", "Indicator"),
+        ("definition", "Definition"),
+        ("numerator_source", "Numerator source"),
+        ("denominator_source", "Denominator source"),
+        ("polarity", "Polarity"),
+        ("statistic", "Statistic"),
+        ("unit", "Unit"),
+    ]
+    _check_frame(catalogue_rows, [c for c, _ in columns], "definitions_table", "catalogue_rows")
+    body = "".join(
+        "<tr>"
+        + "".join(
+            _cell(f'<span class="ph-code">{_esc(record[c])}</span>')
+            if c == "indicator_id"
+            else _cell(_esc(record[c]))
+            for c, _ in columns
+        )
+        + "</tr>"
+        for record in catalogue_rows.to_dict("records")
+    )
+    header = _header([(label, False) for _, label in columns])
+    return f'<table class="ph-table ph-definitions">{header}<tbody>{body}</tbody></table>'
+
+
+def provenance_table(sources: pd.DataFrame) -> str:
+    """Source files with release, row count and a shortened SHA-256 (full value on hover).
+
+    Args:
+        sources: Columns ``source, file, release, sha256, rows``.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    _check_frame(
+        sources, ["source", "file", "release", "sha256", "rows"], "provenance_table", "sources"
+    )
+    body_rows = []
+    for record in sources.to_dict("records"):
+        digest = "" if _is_missing(record["sha256"]) else str(record["sha256"])
+        short = digest[:12] + ("…" if len(digest) > 12 else "")
+        body_rows.append(
+            "<tr>"
+            + _cell(_esc(record["source"]))
+            + _cell(f'<span class="ph-code">{_esc(record["file"])}</span>')
+            + _cell(_esc(record["release"]))
+            + _cell(f'<code class="ph-code" title="{_esc(digest)}">{_esc(short)}</code>')
+            + _cell(_esc(format_count(record["rows"])), numeric=True)
+            + "</tr>"
+        )
+    header = _header(
+        [("Source", False), ("File", False), ("Release", False), ("SHA-256", False), ("Rows", True)]
+    )
+    return (
+        f'<table class="ph-table ph-provenance">{header}<tbody>{"".join(body_rows)}</tbody></table>'
+    )
+
+
+def data_quality_table(coverage: pd.DataFrame) -> str:
+    """How registered patients were matched to LSOAs (coverage categories).
+
+    Args:
+        coverage: Columns ``category`` (e.g. "Matched to an LSOA", "CLOSED (invalid
+            postcode)"), ``patients``, ``pct``.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    _check_frame(coverage, ["category", "patients", "pct"], "data_quality_table", "coverage")
+    body = "".join(
+        "<tr>"
+        + _cell(_esc(record["category"]))
+        + _cell(_esc(format_count(record["patients"])), numeric=True)
+        + _cell(_esc(format_value(record["pct"], "%") + "%"), numeric=True)
+        + "</tr>"
+        for record in coverage.to_dict("records")
+    )
+    header = _header([("Category", False), ("Patients", True), ("Percentage of patients", True)])
+    return f'<table class="ph-table ph-data-quality">{header}<tbody>{body}</tbody></table>'
+
+
+# --------------------------------------------------------------------------------------
+# 13. Text boxes and CSS
+# --------------------------------------------------------------------------------------
+
+
+def styled_headline(text: str | Sequence[str]) -> str:
+    """A short plain-English summary box.
+
+    Args:
+        text: One sentence or paragraph, or a list of points (shown as bullets).
+
+    Returns:
+        An HTML ``<div class="ph-headline">`` with the text escaped.
+    """
+    if isinstance(text, str):
+        inner = f"<p style='margin:0'>{_esc(text)}</p>"
+    else:
+        inner = "<ul>" + "".join(f"<li>{_esc(item)}</li>" for item in text) + "</ul>"
+    return f'<div class="ph-headline" role="note">{inner}</div>'
+
+
+def synthetic_banner(
+    detail: str = "Numbers, names and maps in this profile are generated for demonstration and "
+    "must not be used for decisions.",
+) -> str:
+    """A prominent banner saying the profile uses synthetic demonstration data.
+
+    Args:
+        detail: The smaller explanatory sentence under the headline.
+
+    Returns:
+        An HTML ``<div class="ph-banner">`` (inline styles too, so it shows without the CSS).
+    """
+    return (
+        '<div class="ph-banner ph-synthetic" role="alert" style="border:3px solid #C00000;'
+        'background:#FFF3F3;color:#8A0000;padding:0.8em 1em;font-weight:700;font-size:17px">'
+        "SYNTHETIC DEMONSTRATION DATA – not real patients or practices"
+        f'<span style="display:block;font-weight:400;font-size:14px;color:#212B32">'
+        f"{_esc(detail)}</span></div>"
+    )
+
+
+def css_block() -> str:
+    """The ``<style>`` element holding :data:`PROFILE_CSS`."""
+    return f'<style id="ph-profile-css">{PROFILE_CSS}</style>'
+
+
+def inject_css() -> None:
+    """Display :data:`PROFILE_CSS` once at the top of a notebook."""
+    show_html(css_block())
+
+
+__all__ = [
+    "PROFILE_CSS",
+    "benchmark_table",
+    "css_block",
+    "data_quality_table",
+    "definitions_table",
+    "format_count",
+    "format_value",
+    "inject_css",
+    "provenance_table",
+    "styled_headline",
+    "synthetic_banner",
+]

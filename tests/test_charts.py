@@ -1,0 +1,772 @@
+"""Tests for pophealth.charts and pophealth.tables (small hand-made frames + one browser run)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly
+import pytest
+
+from pophealth import charts, tables
+
+BANDS = ["0-4", "5-9", "10-14", "15-19", "20-24", "90-94", "95+"]
+
+
+# --------------------------------------------------------------------------------------
+# Fixtures (small hand-made chart-ready frames)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def age_sex() -> pd.DataFrame:
+    rows = []
+    # Deliberately shuffled so ordering must come from the band start ages.
+    for k, band in enumerate(["95+", "10-14", "0-4", "90-94", "5-9", "20-24", "15-19"]):
+        for sex, offset in (("male", 0.1), ("female", 0.2)):
+            rows.append(
+                {
+                    "age_band": band,
+                    "sex": sex,
+                    "area_pct": 1.0 + k / 10 + offset,
+                    "parent_pct": 1.5 + offset,
+                    "england_pct": 2.0 + offset,
+                }
+            )
+    frame = pd.DataFrame(rows)
+    frame.loc[0, "parent_pct"] = np.nan
+    return frame
+
+
+def _square(x0: float, y0: float, size: float = 0.0123456789) -> list[list[float]]:
+    # RFC 7946 order (anticlockwise exterior ring).
+    return [[x0, y0], [x0 + size, y0], [x0 + size, y0 + size], [x0, y0 + size], [x0, y0]]
+
+
+@pytest.fixture
+def geojson() -> dict:
+    features = []
+    for i in range(3):
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"lsoa21_code": f"E0100000{i}", "name": "long name to drop"},
+                "geometry": {"type": "Polygon", "coordinates": [_square(-1.5 + 0.02 * i, 53.4)]},
+            }
+        )
+    features.append(
+        {
+            "type": "Feature",
+            "properties": {"lsoa21_code": "E01999999"},
+            "geometry": {
+                "type": "MultiPolygon",
+                "coordinates": [[_square(-1.0, 53.0)], [_square(-0.9, 53.0)]],
+            },
+        }
+    )
+    return {"type": "FeatureCollection", "features": features}
+
+
+@pytest.fixture
+def lsoa_values() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "lsoa21_code": ["E01000000", "E01000001", "E01000002"],
+            "imd_decile": [1, 10, np.nan],
+            "imd_score": [55.123, 3.2, np.nan],
+            "patients": [1234, 56, 7],
+        }
+    )
+
+
+@pytest.fixture
+def decile_shares() -> pd.DataFrame:
+    area = np.array([20, 15, 12, 10, 9, 8, 8, 7, 6, 5], dtype=float)
+    return pd.DataFrame(
+        {
+            "imd_decile": list(range(10, 0, -1)),  # reversed on purpose
+            "area_pct": area[::-1],
+            "parent_pct": np.full(10, 10.0),
+            "england_pct": np.full(10, 10.0),
+        }
+    )
+
+
+@pytest.fixture
+def practices() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "practice_code": ["A1", "A2", "B1", "B2", "B3", "B4"],
+            "practice_name": ["Alpha <b>", "Beta", "Gamma", "Delta", "Eps", "Zeta"],
+            "imd_score": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+            "gp_fte_per_10k_weighted": [7.0, 6.0, 6.5, 5.0, 4.0, np.nan],
+            "registered_patients": [20000, 5000, 8000, 3000, 12000, 9000],
+            "in_area": [True, True, False, False, False, False],
+        }
+    )
+
+
+@pytest.fixture
+def spine_rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "indicator_id": ["over65", "smoking", "depression", "missing"],
+            "title": ["Aged 65 and over", "Smoking prevalence", "Depression", "No value here"],
+            "unit": ["%", "%", "%", "per 1,000"],
+            "value": [18.0, 20.0, 12.0, np.nan],
+            "lower_ci": [17.0, 19.0, 11.0, np.nan],
+            "upper_ci": [19.0, 21.0, 13.0, np.nan],
+            "comparator_value": [18.0, 14.0, 12.5, 5.0],
+            "peer_min": [10.0, 8.0, 6.0, 1.0],
+            "peer_q25": [15.0, 12.0, 10.0, 3.0],
+            "peer_q75": [21.0, 16.0, 14.0, 7.0],
+            "peer_max": [27.0, 26.0, 20.0, 9.0],
+            "comparison": ["similar", "Worse", "better", "not compared"],
+            "polarity": ["No judgement", "RAG - Low is good", "RAG - Low is good", "High is good"],
+        }
+    )
+
+
+@pytest.fixture
+def funnel_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    denominators = np.array([100, 400, 1600, 6400, 25600], dtype=float)
+    se = np.sqrt(0.2 * 0.8 / denominators) * 100
+    limits = pd.DataFrame(
+        {
+            "denominator": denominators[::-1],  # unsorted on purpose
+            "lower_95": (20 - 1.96 * se)[::-1],
+            "upper_95": (20 + 1.96 * se)[::-1],
+            "lower_99_8": (20 - 3.09 * se)[::-1],
+            "upper_99_8": (20 + 3.09 * se)[::-1],
+        }
+    )
+    points = pd.DataFrame(
+        {
+            "area_code": ["P1", "P2", "P3"],
+            "area_name": ["North PCN", "South PCN", "East PCN"],
+            "denominator": [500.0, 3000.0, 20000.0],
+            "value": [21.0, 30.0, 19.5],
+        }
+    )
+    return points, limits
+
+
+@pytest.fixture
+def quintiles() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "quintile": [5, 4, 3, 2, 1],
+            "value": [6.4, 6.2, 5.9, 5.5, 5.1],
+            "lower_ci": [6.1, 5.9, 5.6, 5.2, 4.8],
+            "upper_ci": [6.7, 6.5, 6.2, 5.8, 5.4],
+            "weighted_patients": [8e5, 9e5, 1e6, 1.1e6, 1.2e6],
+        }
+    )
+
+
+@pytest.fixture
+def fair_share() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "benchmark": ["System rate", "England rate"],
+            "actual_fte": [40.2, 40.2],
+            "fair_share_fte": [44.0, 39.0],
+            "gap_fte": [-3.8, 1.2],
+        }
+    )
+
+
+@pytest.fixture
+def benchmark_rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "title": ["Smoking <script>alert(1)</script>", "Registered patients", "Depression"],
+            "unit": ["%", "count", "%"],
+            "value": [20.04, 123456.0, np.nan],
+            "lower_ci": [19.0, np.nan, np.nan],
+            "upper_ci": [21.0, np.nan, np.nan],
+            "parent_value": [15.0, 2_000_000.0, 12.0],
+            "comparator_value": [14.0, 63_000_000.0, 12.5],
+            "comparison": ["worse", "not compared", "better"],
+            "numerator": [2004, 123456, np.nan],
+            "denominator": [10000, 123456, 5000],
+            "method": ["Wilson", "Count", "Wilson"],
+        }
+    )
+
+
+def _all_figures(
+    age_sex,
+    geojson,
+    lsoa_values,
+    decile_shares,
+    practices,
+    spine_rows,
+    funnel_frames,
+    quintiles,
+    fair_share,
+):
+    points, limits = funnel_frames
+    note = "Source: test note"
+    return [
+        charts.population_pyramid(age_sex, "Pyramid", "Test PCN", source_note=note),
+        charts.lsoa_choropleth(geojson, lsoa_values, "Map", source_note=note),
+        charts.deprivation_deciles(decile_shares, "Deciles", source_note=note),
+        charts.workforce_vs_need(practices, "Workforce", "Test PCN", source_note=note),
+        charts.spine_chart(spine_rows, "Spine", source_note=note),
+        charts.funnel_plot(
+            points, limits, 20.0, "Funnel", "P2", "Percentage (%)", source_note=note
+        ),
+        charts.inverse_care_law(quintiles, "SII text", "Inverse care", source_note=note),
+        charts.fair_share_bars(fair_share, "Fair share", source_note=note),
+    ]
+
+
+# --------------------------------------------------------------------------------------
+# Common properties of every figure
+# --------------------------------------------------------------------------------------
+
+
+def test_every_figure_has_title_axis_titles_hover_and_meta(
+    age_sex,
+    geojson,
+    lsoa_values,
+    decile_shares,
+    practices,
+    spine_rows,
+    funnel_frames,
+    quintiles,
+    fair_share,
+):
+    frames = [
+        age_sex,
+        lsoa_values,
+        decile_shares,
+        practices,
+        spine_rows,
+        *funnel_frames,
+        quintiles,
+        fair_share,
+    ]
+    before = [f.copy(deep=True) for f in frames]
+    geojson_before = copy.deepcopy(geojson)
+    figures = _all_figures(
+        age_sex,
+        geojson,
+        lsoa_values,
+        decile_shares,
+        practices,
+        spine_rows,
+        funnel_frames,
+        quintiles,
+        fair_share,
+    )
+    for frame, original in zip(frames, before, strict=True):
+        pd.testing.assert_frame_equal(frame, original)  # inputs never mutated
+    assert geojson == geojson_before
+    for fig in figures:
+        name = fig.layout.meta["chart"]
+        assert fig.layout.title.text, name
+        assert fig.layout.meta["source_note"] == "Source: test note", name
+        assert fig.layout.height and fig.layout.height >= 300, name
+        if name != "lsoa_choropleth":
+            assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text, name
+        for trace in fig.data:
+            assert trace.hovertemplate, (name, trace.name)
+        # Light: no figure here should carry a big template or data payload.
+        assert len(fig.to_json()) < 40_000, name
+
+
+def test_missing_column_error_names_column_and_suggests(spine_rows):
+    renamed = spine_rows.rename(columns={"peer_q25": "peer_q_25"})
+    with pytest.raises(ValueError, match=r"peer_q25.*did you mean 'peer_q_25'"):
+        charts.spine_chart(renamed, "Spine")
+
+
+def test_non_numeric_values_are_rejected(quintiles):
+    bad = quintiles.astype({"value": object})
+    bad.loc[0, "value"] = "n/a"
+    with pytest.raises(ValueError, match="non-numeric"):
+        charts.inverse_care_law(bad, "SII", "t")
+
+
+# --------------------------------------------------------------------------------------
+# 1. Pyramid
+# --------------------------------------------------------------------------------------
+
+
+def test_population_pyramid_males_left_and_outlines(age_sex):
+    fig = charts.population_pyramid(age_sex, "Pyramid", "Test PCN", "Sheffield", "England")
+    types = [t.type for t in fig.data]
+    assert types == ["bar", "bar"] + ["scatter"] * 4
+    male, female = fig.data[0], fig.data[1]
+    assert list(male.y) == BANDS  # ordered by age, not by input order or text sort
+    assert all(x < 0 for x in male.x) and all(x > 0 for x in female.x)
+    # 95+ male was the first input row: area 1.1 -> -1.1, parent NaN -> gap in the outline.
+    assert male.x[-1] == pytest.approx(-1.1)
+    parent_male = fig.data[2]
+    assert np.isnan(parent_male.x[-1]) and parent_male.x[0] == pytest.approx(-1.6)
+    assert "Sheffield" in parent_male.name
+    # Tick labels are absolute percentages on both sides.
+    assert fig.layout.xaxis.ticktext[0] == fig.layout.xaxis.ticktext[-1]
+    assert "%" in fig.layout.xaxis.title.text
+
+
+def test_population_pyramid_skips_missing_outline_and_accepts_loader_bands(age_sex):
+    frame = age_sex.assign(parent_pct=np.nan, age_band=age_sex["age_band"].str.replace("-", "_"))
+    fig = charts.population_pyramid(frame, "Pyramid", "Test PCN")
+    assert len(fig.data) == 4  # two bars + England outline (male, female)
+    assert list(fig.data[0].y)[:3] == ["0_4", "5_9", "10_14"]
+
+
+def test_population_pyramid_rejects_unknown_sex(age_sex):
+    with pytest.raises(ValueError, match="sex"):
+        charts.population_pyramid(age_sex.assign(sex="persons"), "Pyramid", "Test PCN")
+
+
+# --------------------------------------------------------------------------------------
+# 2. Choropleth
+# --------------------------------------------------------------------------------------
+
+
+def test_lsoa_choropleth_embeds_only_needed_rounded_features(geojson, lsoa_values):
+    fig = charts.lsoa_choropleth(geojson, lsoa_values, "Map")
+    assert [t.type for t in fig.data] == ["choropleth", "choropleth"]
+    deciles, missing = fig.data
+    embedded = deciles.geojson["features"]
+    assert {f["properties"]["lsoa21_code"] for f in embedded} == {
+        "E01000000",
+        "E01000001",
+        "E01000002",
+    }
+    assert all(set(f["properties"]) == {"lsoa21_code"} for f in embedded)
+    coordinates = np.array(embedded[0]["geometry"]["coordinates"][0])
+    assert np.allclose(coordinates, np.round(coordinates, 5))
+    assert len(str(coordinates.tolist()[1][0]).split(".")[1]) <= 5
+    assert deciles.featureidkey == "properties.lsoa21_code"
+    assert list(deciles.locations) == ["E01000000", "E01000001"]
+    assert list(deciles.z) == [1, 10]
+    assert (deciles.zmin, deciles.zmax) == (0.5, 10.5)
+    assert list(missing.locations) == ["E01000002"]
+    # Hover text carries the code, decile, score and patients.
+    assert "E01000000" in deciles.text[0] and "IMD decile (national): 1" in deciles.text[0]
+    assert "55.1" in deciles.text[0] and "1,234" in deciles.text[0]
+    # No tiles: a hidden geo base map fitted to the LSOAs.
+    assert fig.layout.geo.fitbounds == "locations" and fig.layout.geo.visible is False
+    layout_json = fig.layout.to_plotly_json()
+    assert "map" not in layout_json and "mapbox" not in layout_json
+    assert "http" not in fig.to_json()  # nothing (tiles, styles, fonts) to fetch
+    # Decile 1 (most deprived) is the darkest colour of the scale.
+    assert deciles.colorscale[0][1] == charts.IMD_DECILE_COLOURS[0] == "#440154"
+
+
+def test_lsoa_choropleth_rewinds_exterior_rings_clockwise(geojson, lsoa_values):
+    fig = charts.lsoa_choropleth(geojson, lsoa_values, "Map")
+    for feature in fig.data[0].geojson["features"]:
+        ring = feature["geometry"]["coordinates"][0]
+        assert charts._ring_signed_area(ring) < 0
+
+
+def test_lsoa_choropleth_errors_when_no_code_matches(geojson, lsoa_values):
+    with pytest.raises(ValueError, match="none of the 3 LSOA codes"):
+        charts.lsoa_choropleth(
+            geojson, lsoa_values.assign(lsoa21_code=["W01000001", "W01000002", "X"]), "Map"
+        )
+    with pytest.raises(ValueError, match="(?s)duplicated.*E01000000"):
+        charts.lsoa_choropleth(geojson, lsoa_values.assign(lsoa21_code="E01000000"), "Map")
+    with pytest.raises(ValueError, match="FeatureCollection"):
+        charts.lsoa_choropleth({"type": "Feature"}, lsoa_values, "Map")
+
+
+def test_geo_figure_html_registers_offline_base_map(geojson, lsoa_values):
+    fig = charts.lsoa_choropleth(geojson, lsoa_values, "Map")
+    fragment = charts.figure_to_html(fig)
+    assert fragment.startswith(charts.GEO_ASSETS_SCRIPT)
+    assert '"world_110m"' in charts.GEO_ASSETS_SCRIPT
+    assert fig.layout.geo.scope == "world" and fig.layout.geo.resolution == 110
+    other = charts.inverse_care_law(
+        pd.DataFrame(
+            {
+                "quintile": [1],
+                "value": [1.0],
+                "lower_ci": [0.5],
+                "upper_ci": [1.5],
+                "weighted_patients": [10.0],
+            }
+        ),
+        "SII",
+        "t",
+    )
+    assert "PlotlyGeoAssets" not in charts.figure_to_html(other)
+
+
+# --------------------------------------------------------------------------------------
+# 3. Deciles
+# --------------------------------------------------------------------------------------
+
+
+def test_deprivation_deciles_highlights_core20(decile_shares):
+    fig = charts.deprivation_deciles(decile_shares, "Deciles", parent_label="Place")
+    assert [t.type for t in fig.data] == ["bar", "scatter", "scatter"]
+    bars = fig.data[0]
+    assert list(bars.x) == list(range(1, 11))
+    assert list(bars.y) == [20, 15, 12, 10, 9, 8, 8, 7, 6, 5]
+    colours = list(bars.marker.color)
+    assert colours[:2] == [charts.NHS_DARK_BLUE] * 2 and set(colours[2:]) == {charts.NHS_BLUE}
+    shape = fig.layout.shapes[0]
+    assert (shape.x0, shape.x1) == (0.5, 2.5)
+    assert fig.layout.meta["core20_area_pct"] == pytest.approx(35.0)
+    assert fig.data[1].name == "Place"
+
+
+# --------------------------------------------------------------------------------------
+# 4. Workforce versus need
+# --------------------------------------------------------------------------------------
+
+
+def test_workforce_vs_need_highlight_and_weighted_trend(practices):
+    fig = charts.workforce_vs_need(practices, "Workforce", "Test PCN")
+    others, area, trend = fig.data
+    assert area.name == "Practices in Test PCN"
+    assert list(area.x) == [10.0, 20.0] and list(others.x) == [30.0, 40.0, 50.0]
+    assert area.marker.size[0] > area.marker.size[1]  # bigger list, bigger marker
+    assert "Alpha &lt;b&gt;" in area.text[0]  # names escaped in hover text
+    # Weighted least squares, closed form, on the plotted practices.
+    usable = practices.dropna(subset=["gp_fte_per_10k_weighted"])
+    x = usable["imd_score"].to_numpy()
+    y = usable["gp_fte_per_10k_weighted"].to_numpy()
+    w = usable["registered_patients"].to_numpy(dtype=float)
+    x_bar, y_bar = np.average(x, weights=w), np.average(y, weights=w)
+    slope = np.sum(w * (x - x_bar) * (y - y_bar)) / np.sum(w * (x - x_bar) ** 2)
+    intercept = y_bar - slope * x_bar
+    assert fig.layout.meta["trend_slope"] == pytest.approx(slope)
+    assert fig.layout.meta["trend_intercept"] == pytest.approx(intercept)
+    unweighted = np.polyfit(x, y, 1)[0]
+    assert abs(unweighted - slope) > 1e-3  # the weights matter for this data
+    assert list(trend.x) == [10.0, 50.0]
+    assert trend.y[0] == pytest.approx(slope * 10 + intercept)
+    assert fig.layout.meta["practices_not_plotted"] == 1
+
+
+def test_workforce_vs_need_rejects_text_flags(practices):
+    with pytest.raises(ValueError, match="in_area"):
+        charts.workforce_vs_need(practices.assign(in_area="False"), "W", "PCN")
+
+
+def test_weighted_trend_needs_two_distinct_points():
+    assert all(
+        np.isnan(
+            charts.weighted_trend(np.array([1.0, 1.0]), np.array([2.0, 3.0]), np.array([1.0, 1.0]))
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------
+# 5. Spine chart
+# --------------------------------------------------------------------------------------
+
+
+def test_spine_chart_centre_line_scaling_and_colours(spine_rows):
+    fig = charts.spine_chart(spine_rows, "Spine")
+    centre = [s for s in fig.layout.shapes if s.type == "line"]
+    assert len(centre) == 1 and centre[0].x0 == 0 and centre[0].x1 == 0
+    markers = {t.name: t for t in fig.data if t.type == "scatter" and t.mode == "markers"}
+    assert set(markers) == {"Similar to England", "Worse than England", "Better than England"}
+    similar = markers["Similar to England"]
+    assert similar.x[0] == 0  # value equal to England sits on the centre line
+    assert similar.marker.color == charts.COMPARISON_COLOURS["similar"]
+    worse = markers["Worse than England"]
+    assert worse.marker.color == "#C00000"
+    # Smoking: low is good, value 20 vs England 14, widest spread |26 - 14| = 12 -> -0.5.
+    assert worse.x[0] == pytest.approx(-0.5)
+    better = markers["Better than England"]
+    assert better.x[0] > 0  # depression 12 < England 12.5 and low is good -> right of centre
+    # Row 4 has no value: its label stays, no marker anywhere at y=3.
+    assert len(fig.layout.yaxis.ticktext) == 4 and "No value here" in fig.layout.yaxis.ticktext[3]
+    assert all(3 not in list(t.y) for t in markers.values())
+    # Range bars: the widest spread reaches exactly ±1 (Fingertips scaling).
+    range_bar = fig.data[0]
+    assert range_bar.base[1] == pytest.approx(-1.0)
+    assert range_bar.base[1] + range_bar.x[1] == pytest.approx(12 / 12 * 0.5)
+    # Hover shows real values with units.
+    assert "20.0%" in worse.customdata[0] and "England: 14.0%" in worse.customdata[0]
+
+
+def test_spine_chart_rejects_unknown_comparison(spine_rows):
+    with pytest.raises(ValueError, match="unknown comparison value 'betterr'.*better"):
+        charts.spine_chart(spine_rows.assign(comparison="betterr"), "Spine")
+
+
+# --------------------------------------------------------------------------------------
+# 6–8. Funnel, inverse care law, fair share
+# --------------------------------------------------------------------------------------
+
+
+def test_funnel_plot_limits_target_and_highlight(funnel_frames):
+    points, limits = funnel_frames
+    fig = charts.funnel_plot(points, limits, 20.0, "Funnel", "P2", "Percentage (%)")
+    by_name = {t.name: t for t in fig.data}
+    assert by_name["95% limits"].line.dash == "dash"
+    assert by_name["99.8% limits"].line.dash == "solid"
+    assert list(by_name["95% limits"].x[:5]) == sorted(limits["denominator"])
+    target = next(t for t in fig.data if t.name.startswith("Target"))
+    assert list(target.y) == [20.0, 20.0]
+    highlight = by_name["South PCN"]
+    assert list(highlight.x) == [3000.0] and highlight.marker.color == charts.NHS_BLUE
+    assert "Outside the 99.8% limits" in highlight.customdata[0]
+    assert "Within the 95% limits" in by_name["Other areas"].customdata[0]
+    assert fig.layout.meta["highlight_found"] is True
+    missing = charts.funnel_plot(points, limits, 20.0, "Funnel", "ZZZ", "Percentage (%)")
+    assert missing.layout.meta["highlight_found"] is False
+    assert "Other areas" in {t.name for t in missing.data}
+
+
+def test_inverse_care_law_error_bars_and_annotation(quintiles):
+    fig = charts.inverse_care_law(quintiles, "SII is -1.4 <b>", "Inverse care")
+    bar = fig.data[0]
+    assert list(bar.x) == [1, 2, 3, 4, 5]
+    assert bar.error_y.array[0] == pytest.approx(0.3)
+    assert bar.error_y.arrayminus[0] == pytest.approx(0.3)
+    assert bar.marker.color[0] == charts.QUINTILE_COLOURS[0]
+    assert any("SII is -1.4 &lt;b&gt;" in a.text for a in fig.layout.annotations)
+
+
+def test_fair_share_bars(fair_share):
+    fig = charts.fair_share_bars(fair_share, "Fair share")
+    assert [t.name for t in fig.data] == ["Actual GP FTE", "Fair share GP FTE"]
+    assert fig.layout.barmode == "group"
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts == ["Gap −3.8 FTE", "Gap +1.2 FTE"]
+
+
+# --------------------------------------------------------------------------------------
+# Display helpers
+# --------------------------------------------------------------------------------------
+
+
+def test_figure_bundle_has_both_mimetypes_and_no_embedded_plotlyjs(quintiles):
+    fig = charts.inverse_care_law(quintiles, "SII", "Inverse care", source_note="note")
+    bundle = charts.figure_bundle(fig)
+    assert set(bundle) >= {"application/vnd.plotly.v1+json", "text/html"}
+    payload = bundle["application/vnd.plotly.v1+json"]
+    json.dumps(payload)  # plain JSON, nbformat can store it
+    assert payload["layout"]["meta"]["source_note"] == "note"
+    assert payload["config"] == {"displaylogo": False, "responsive": True}
+    html_text = bundle["text/html"]
+    assert "Plotly.newPlot" in html_text and '"displaylogo": false' in html_text
+    assert len(html_text) < 30_000  # plotly.js itself is not embedded
+    assert "<script src" not in html_text
+
+
+def test_show_publishes_bundle_through_ipython(quintiles):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    fig = charts.inverse_care_law(quintiles, "SII", "Inverse care")
+    with capture_output() as captured:
+        charts.show(fig)
+        tables.inject_css()
+    assert len(captured.outputs) == 2
+    figure_output, css_output = captured.outputs
+    assert "application/vnd.plotly.v1+json" in figure_output.data
+    assert "text/html" in figure_output.data
+    assert css_output.data["text/html"].startswith('<style id="ph-profile-css">')
+
+
+def test_hover_text_cannot_close_script_tag(practices):
+    evil = practices.assign(practice_name="</script><script>alert(1)</script>")
+    fragment = charts.figure_to_html(charts.workforce_vs_need(evil, "W", "PCN"))
+    assert "</script><script>alert" not in fragment
+
+
+# --------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------
+
+
+def test_benchmark_table_escapes_formats_and_colours(benchmark_rows):
+    before = benchmark_rows.copy(deep=True)
+    html_text = tables.benchmark_table(benchmark_rows, "Test <PCN>", "Place", "England")
+    pd.testing.assert_frame_equal(benchmark_rows, before)
+    assert "<script>alert(1)" not in html_text
+    assert "Smoking &lt;script&gt;alert(1)&lt;/script&gt;" in html_text
+    assert "Test &lt;PCN&gt;" in html_text
+    assert html_text.count("<script>") == 1  # only the sorting script
+    assert ">20.0<" in html_text and ">19.0–21.0<" in html_text
+    assert ">123,456<" in html_text and ">63,000,000<" in html_text
+    body = html_text.split("<tbody>")[1]
+    rows = body.split("</tr>")
+    assert 'class="ph-num ph-cmp-worse"' in rows[0] and "#C00000" in rows[0]
+    assert "ph-cmp-not-compared" in rows[1]
+    assert "ph-cmp-better" in rows[2] and ">–<" in rows[2]  # NaN value shown as a dash
+    table_id = re.search(r'<table id="([^"]+)"', html_text).group(1)
+    assert f'getElementById("{table_id}")' in html_text
+    assert len(html_text.split("<script>")[1].splitlines()) < 40
+    again = tables.benchmark_table(benchmark_rows, "Test <PCN>", "Place", "England")
+    assert re.search(r'<table id="([^"]+)"', again).group(1) != table_id
+
+
+def test_definitions_provenance_and_quality_tables():
+    catalogue = pd.DataFrame(
+        {
+            "indicator_id": ["smoking"],
+            "title": ["Smoking & vaping"],
+            "definition": ["Adults who smoke <img src=x onerror=alert(1)>"],
+            "numerator_source": ["QOF"],
+            "denominator_source": ["GP registrations"],
+            "polarity": ["RAG - Low is good"],
+            "statistic": ["proportion"],
+            "unit": ["%"],
+        }
+    )
+    definitions = tables.definitions_table(catalogue)
+    assert "Smoking &amp; vaping" in definitions and "<img" not in definitions
+    digest = "a" * 52 + "0123456789ab"
+    provenance = tables.provenance_table(
+        pd.DataFrame(
+            {
+                "source": ["IoD2025"],
+                "file": ["File_7.csv"],
+                "release": ["2025"],
+                "sha256": [digest],
+                "rows": [33755],
+            }
+        )
+    )
+    assert f'title="{digest}"' in provenance and ">aaaaaaaaaaaa…<" in provenance
+    assert ">33,755<" in provenance
+    quality = tables.data_quality_table(
+        pd.DataFrame(
+            {
+                "category": ["Matched to an LSOA", "CLOSED (invalid postcode)"],
+                "patients": [1234567, 89],
+                "pct": [99.99281, 0.00719],
+            }
+        )
+    )
+    assert ">1,234,567<" in quality and ">100.0%<" in quality and ">0.0%<" in quality
+    with pytest.raises(ValueError, match="patients"):
+        tables.data_quality_table(pd.DataFrame({"category": ["x"], "pct": [1.0]}))
+
+
+def test_headline_and_banner():
+    assert "&lt;b&gt;" in tables.styled_headline("Deprivation is <b>high</b>")
+    bullets = tables.styled_headline(["One", "Two"])
+    assert bullets.count("<li>") == 2
+    banner = tables.synthetic_banner()
+    assert "SYNTHETIC" in banner and 'role="alert"' in banner
+    assert "color:#8A0000" in banner
+
+
+# --------------------------------------------------------------------------------------
+# Headless browser: figures actually render from a local plotly.min.js, offline
+# --------------------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _dump_dom(page: Path, profile: Path) -> str:
+    command = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_figures_and_sortable_table_render_in_headless_chromium(
+    tmp_path, geojson, lsoa_values, spine_rows, benchmark_rows
+):
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
+            pytest.fail("POPHEALTH_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing")
+        pytest.skip("chromium not installed")
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    shutil.copy(plotly_js, tmp_path / "plotly.min.js")
+    map_fig = charts.lsoa_choropleth(geojson, lsoa_values, "Map")
+    spine_fig = charts.spine_chart(spine_rows, "Spine")
+    table = tables.benchmark_table(benchmark_rows, "Area", "Place", "England")
+    # Click the Denominator header twice (descending) once the page has loaded.
+    click = (
+        "<script>window.addEventListener('load', function () {"
+        "var th = document.querySelector('table.ph-benchmark thead th:nth-child(9)');"
+        "th.click(); th.click(); });</script>"
+    )
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<script src='plotly.min.js'></script>"
+        + tables.css_block()
+        + "</head><body>"
+        + charts.figure_to_html(map_fig)
+        + charts.figure_to_html(spine_fig)
+        + table
+        + click
+        + "</body></html>",
+        encoding="utf-8",
+    )
+    dom = _dump_dom(page, tmp_path / "profile")
+    assert dom.count('class="main-svg"') >= 4  # two plots, each with two main-svg layers
+    assert dom.count("choroplethlocation") >= 2  # the map drew LSOAs without fetching a base map
+    # The spine's range bars were drawn.
+    assert "trace bars" in dom
+    body = dom.split("<tbody>")[1].split("</tbody>")[0]
+    order = re.findall(r"<tr><td[^>]*>([^<]*)</td>", body)
+    assert order[0] == "Registered patients"  # denominator 123,456 first when descending
+    assert order[-1] == "Depression"  # 5,000 last
+    assert 'aria-sort="descending"' in dom
+
+
+def _reference_dir() -> Path:
+    env = os.environ.get("POPHEALTH_REFERENCE_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+@pytest.mark.reference
+def test_choropleth_on_real_lsoa_boundaries_stays_small():
+    reference = _reference_dir()
+    boundaries = reference / "boundaries" / "boundaries_lsoa21.geojson"
+    lookup = reference / "lookups" / "lookup_lsoa21_icb24.csv"
+    imd = reference / "imd" / "imd2025_england_lsoa21.csv"
+    if not (boundaries.exists() and lookup.exists() and imd.exists()):
+        pytest.skip("reference boundaries / lookup / IMD not available")
+    codes = pd.read_csv(lookup, usecols=["lsoa21_code", "sicbl24_code_nhs"])
+    sheffield = set(codes.loc[codes["sicbl24_code_nhs"] == "03N", "lsoa21_code"])
+    deprivation = pd.read_csv(imd, usecols=["lsoa21_code", "IMD_decile", "IMD_score"])
+    values = (
+        deprivation[deprivation["lsoa21_code"].isin(sheffield)]
+        .rename(columns={"IMD_decile": "imd_decile", "IMD_score": "imd_score"})
+        .assign(patients=100)
+    )
+    geojson = json.loads(boundaries.read_text(encoding="utf-8"))
+    fig = charts.lsoa_choropleth(geojson, values, "Sheffield")
+    assert len(values) > 300
+    assert fig.layout.meta["lsoas_without_geometry_count"] == 0
+    embedded = fig.data[0].geojson["features"]
+    assert len(embedded) == len(values)
+    for feature in embedded:
+        for polygon in feature["geometry"]["coordinates"]:
+            assert charts._ring_signed_area(polygon[0]) < 0
+    # About 0.5 kB per LSOA once rounded: a sub-ICB map stays well under 1 MB.
+    assert len(charts.figure_to_html(fig)) < 1_000_000

@@ -1,0 +1,486 @@
+"""Tests for the warm-kernel batch runner (pophealth.runner).
+
+The notebooks are written by the tests: pandas + plotly figures displayed as a mimebundle
+(text/html without plotly.js + application/vnd.plotly.v1+json) after a `parameters` cell,
+like the project's real papermill notebooks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from pophealth.runner import ProfileJob, run_profiles, safe_stem
+from pophealth.runner.jobs import job_fingerprint, outputs_up_to_date
+
+REPO = Path(__file__).resolve().parents[1]
+
+FIGURES = """\
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from IPython.display import display
+
+def show(fig):
+    display({"text/html": fig.to_html(full_html=False, include_plotlyjs=False),
+             "application/vnd.plotly.v1+json": fig.to_plotly_json()}, raw=True)
+
+rng = np.random.default_rng(abs(hash(area_code)) % 2**32)
+frame = pd.DataFrame({"age": np.arange(0, 95, 5), "patients": rng.integers(50, 500, 19)})
+show(go.Figure(go.Bar(x=frame["age"], y=frame["patients"]), layout_title_text=area_code))
+"""
+
+
+def write_notebook(path: Path, cells: list[str], parameters: str = "area_code = 'X'\n") -> Path:
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    parameter_cell = new_code_cell(parameters)
+    parameter_cell.metadata["tags"] = ["parameters"]
+    nb.cells = [new_markdown_cell("# Test profile"), parameter_cell]
+    nb.cells += [new_code_cell(textwrap.dedent(source)) for source in cells]
+    nbformat.write(nb, path)
+    return path
+
+
+def make_job(notebook: Path, code: str, level: str = "neighbourhood", name=None, **params):
+    return ProfileJob(
+        key=f"{level}/{code}",
+        area_code=code,
+        area_name=name or f"Area {code}",
+        level=level,
+        notebook=notebook,
+        parameters={"area_code": code, **params},
+        headline={"Registered patients": f"{len(code) * 1234:,}"},
+        input_fingerprint="data-v1",
+    )
+
+
+# The first code cell after the markdown (0), parameters (1) and injected-parameters (2) cells.
+FIRST_BODY_CELL = 3
+
+
+# --------------------------------------------------------------------------- fast unit tests
+def test_safe_stem_keeps_clean_codes_and_hashes_anything_changed():
+    assert safe_stem("U12345") == "U12345"
+    assert safe_stem("E38000001") == "E38000001"
+    risky = safe_stem("../../etc")
+    assert risky.startswith("etc-") and len(risky) == len("etc-") + 8
+    assert safe_stem("../etc") != safe_stem("../../etc")
+    assert set(safe_stem("<script>alert(1)</script>")) <= set(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+    )
+    assert safe_stem("").startswith("x-")
+    assert len(safe_stem("A" * 500)) <= 80 + 9
+
+
+def test_fingerprint_changes_with_each_input():
+    base = job_fingerprint(b"nb", {"a": 1}, "1.0", "data")
+    assert base == job_fingerprint(b"nb", {"a": 1}, "1.0", "data")
+    assert base != job_fingerprint(b"nb2", {"a": 1}, "1.0", "data")
+    assert base != job_fingerprint(b"nb", {"a": 2}, "1.0", "data")
+    assert base != job_fingerprint(b"nb", {"a": 1}, "1.1", "data")
+    assert base != job_fingerprint(b"nb", {"a": 1}, "1.0", "data2")
+
+
+def test_bad_jobs_are_rejected_before_any_kernel_starts(tmp_path):
+    notebook = write_notebook(tmp_path / "nb.ipynb", ["x = 1"])
+    job = make_job(notebook, "A1")
+    with pytest.raises(ValueError, match="Duplicate job key"):
+        run_profiles([job, job], tmp_path / "out", progress=False)
+    with pytest.raises(ValueError, match="same file"):
+        run_profiles(
+            [job, ProfileJob("other", "A1", "x", "neighbourhood", notebook, {}, {}, "")],
+            tmp_path / "out",
+            progress=False,
+        )
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        run_profiles([make_job(notebook, "A2", when=object())], tmp_path / "out", progress=False)
+    with pytest.raises(FileNotFoundError, match="missing.ipynb"):
+        run_profiles([make_job(tmp_path / "missing.ipynb", "A3")], tmp_path / "o", progress=False)
+
+
+# --------------------------------------------------------------------------- one warm kernel
+@pytest.fixture(scope="module")
+def mixed_run(tmp_path_factory):
+    """One worker (so every job shares ONE kernel, in order) through the awkward cases."""
+    base = tmp_path_factory.mktemp("mixed")
+    leaker = write_notebook(
+        base / "leaker.ipynb",
+        [FIGURES, "leaked_value = 42\nglobals()['leaked_global'] = 'from A'\n"],
+    )
+    checker = write_notebook(
+        base / "checker.ipynb",
+        [
+            FIGURES,
+            """
+            assert "leaked_value" not in globals(), "namespace leaked from the previous notebook"
+            assert "leaked_global" not in globals(), "global leaked from the previous notebook"
+            assert "frame" in globals()
+            """,
+        ],
+    )
+    sleeper = write_notebook(base / "sleeper.ipynb", ["x = 1", "import time\ntime.sleep(120)"])
+    die_once = write_notebook(
+        base / "die_once.ipynb",
+        [
+            """
+            import os, pathlib
+            marker = pathlib.Path(marker_path)
+            if not marker.exists():
+                marker.write_text("died once")
+                os._exit(1)
+            """,
+            FIGURES,
+        ],
+        parameters="area_code = 'X'\nmarker_path = ''\n",
+    )
+    always_dies = write_notebook(base / "always_dies.ipynb", ["import os\nos._exit(1)"])
+    jobs = [
+        make_job(leaker, "A1"),
+        make_job(checker, "B2"),
+        make_job(sleeper, "SLOW"),
+        make_job(checker, "AFTER"),
+        make_job(die_once, "DIE1", marker_path=str(base / "marker")),
+        make_job(always_dies, "DEAD"),
+        make_job(leaker, "../../etc", level="place", name="<script>alert(1)</script> & Co"),
+    ]
+    started = time.perf_counter()
+    summary = run_profiles(
+        jobs, base / "out", workers=1, timeout=5, progress=False, run_info={"caller": "test"}
+    )
+    return summary, jobs, time.perf_counter() - started
+
+
+def _executed(result) -> nbformat.NotebookNode:
+    return nbformat.read(result.ipynb_path, as_version=4)
+
+
+@pytest.mark.slow
+def test_namespace_is_reset_between_notebooks_on_one_kernel(mixed_run):
+    summary, _, _ = mixed_run
+    results = summary.by_key()
+    # B ran right after A on the same kernel (workers=1, job order kept): without
+    # reset(new_session=True) B's asserts fail, and its execution counts would continue
+    # from A's instead of starting at 1.
+    assert results["neighbourhood/A1"].status == "ok"
+    assert results["neighbourhood/B2"].status == "ok", results["neighbourhood/B2"]
+    for key in ("neighbourhood/A1", "neighbourhood/B2", "neighbourhood/AFTER"):
+        nb = _executed(results[key])
+        counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+        assert counts == list(range(1, len(counts) + 1)), (key, counts)
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1 and nb.cells.index(injected[0]) == 2
+        assert nb.metadata.papermill.parameters["area_code"] == results[key].area_code
+
+
+@pytest.mark.slow
+def test_timeout_fails_that_job_and_the_worker_recovers(mixed_run):
+    summary, _, _ = mixed_run
+    slow = summary.by_key()["neighbourhood/SLOW"]
+    assert slow.status == "failed"
+    assert slow.error_ename == "TimeoutError"
+    assert "timed out" in slow.error_message and "5 s" in slow.error_message
+    assert slow.error_cell_index == FIRST_BODY_CELL + 1
+    assert slow.html_path is None and slow.failed_ipynb_path.is_file()
+    assert summary.by_key()["neighbourhood/AFTER"].status == "ok"
+
+
+@pytest.mark.slow
+def test_dead_kernel_is_replaced_and_job_retried_once(mixed_run):
+    summary, _, _ = mixed_run
+    once = summary.by_key()["neighbourhood/DIE1"]
+    assert once.status == "ok" and once.attempts == 2
+    assert "js-plotly-plot" in once.html_path.read_text() or "plotly-graph-div" in (
+        once.html_path.read_text()
+    )
+    always = summary.by_key()["neighbourhood/DEAD"]
+    assert always.status == "failed" and always.attempts == 2
+    assert always.error_ename == "DeadKernelError"
+    assert always.error_cell_index == FIRST_BODY_CELL
+    # the job after the dead kernels ran fine on the replacement kernel
+    assert summary.by_key()["place/../../etc"].status == "ok"
+
+
+@pytest.mark.slow
+def test_failed_jobs_keep_only_a_failed_notebook(mixed_run):
+    summary, _, _ = mixed_run
+    for key in ("neighbourhood/SLOW", "neighbourhood/DEAD"):
+        result = summary.by_key()[key]
+        stem = safe_stem(result.area_code)
+        folder = summary.out_dir / "profiles" / "neighbourhood"
+        assert (folder / f"{stem}.failed.ipynb").is_file()
+        assert not (folder / f"{stem}.ipynb").exists()
+        assert not (folder / f"{stem}.html").exists()
+        assert not (folder / f"{stem}.json").exists()
+        nbformat.validate(nbformat.read(folder / f"{stem}.failed.ipynb", as_version=4))
+    assert summary.failed == 2 and summary.ok == 5 and summary.exit_code == 1
+
+
+@pytest.mark.slow
+def test_untrusted_names_and_codes_are_escaped_and_paths_stay_inside(mixed_run):
+    summary, _, _ = mixed_run
+    result = summary.by_key()["place/../../etc"]
+    out_dir = summary.out_dir
+    assert result.html_path.resolve().is_relative_to(out_dir / "profiles" / "place")
+    assert result.html_path.name == f"{safe_stem('../../etc')}.html"
+    index = summary.index_path.read_text()
+    assert "<script>alert(1)</script>" not in index
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in index
+    assert "../../etc" in index  # shown as text, escaped context
+    profile = result.html_path.read_text()
+    assert "<title><script>" not in profile and "&lt;script&gt;alert(1)" in profile
+    manifest = json.loads(summary.manifest_path.read_text())
+    assert manifest["caller"] == "test"
+    job = next(j for j in manifest["jobs"] if j["key"] == "place/../../etc")
+    assert job["html"] == f"profiles/place/{safe_stem('../../etc')}.html"
+
+
+@pytest.mark.slow
+def test_warm_pool_is_fast_after_start(mixed_run):
+    summary, _, _ = mixed_run
+    # Warm jobs (not the first, not after a replaced kernel) take well under a second.
+    checker = summary.by_key()["neighbourhood/B2"]
+    assert checker.seconds < 2.0, checker.seconds
+
+
+# --------------------------------------------------------------------------- resume / failures
+@pytest.fixture(scope="module")
+def resume_setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp("resume")
+    good = write_notebook(
+        base / "good.ipynb", [FIGURES, "print('scale', scale)"], "area_code = 'X'\nscale = 1\n"
+    )
+    bad = write_notebook(
+        base / "bad.ipynb", [FIGURES, "x = 1", "raise ValueError(f'no data for {area_code}')"]
+    )
+    jobs = [make_job(good, code, scale=1) for code in ("P1", "P2", "P3")]
+    jobs.append(make_job(bad, "BAD", level="system"))
+    return base, jobs
+
+
+@pytest.mark.slow
+def test_success_failure_and_resume(resume_setup):
+    base, jobs = resume_setup
+    out = base / "out"
+    first = run_profiles(jobs, out, workers=2, timeout=60, progress=False)
+    results = first.by_key()
+    assert (first.ok, first.failed, first.skipped) == (3, 1, 0)
+
+    # successes: HTML references the single local plotly.js and carries a plotly div
+    asset = out / "assets" / "plotly.min.js"
+    import plotly
+
+    shipped = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    assert asset.read_bytes() == shipped.read_bytes()
+    for code in ("P1", "P2", "P3"):
+        result = results[f"neighbourhood/{code}"]
+        html = result.html_path.read_text()
+        head = html.split("</head>")[0]
+        assert '<script src="../../assets/plotly.min.js"></script>' in head
+        assert (result.html_path.parent / "../../assets/plotly.min.js").resolve() == asset
+        assert 'class="plotly-graph-div"' in html and "Plotly.newPlot" in html
+        assert "require.min.js" not in html and "cdnjs" not in head.split("mermaid")[0]
+        assert "print('scale'" not in html  # code inputs hidden
+        assert len(html) < 1_000_000  # no embedded plotly.js
+
+    # failure isolation: cell index, ename and message everywhere a user looks
+    bad = results["system/BAD"]
+    assert bad.status == "failed"
+    assert (bad.error_cell_index, bad.error_ename) == (FIRST_BODY_CELL + 2, "ValueError")
+    assert bad.error_message == "no data for BAD"
+    assert bad.error_execution_count == 5
+    index = first.index_path.read_text()
+    assert f"cell {FIRST_BODY_CELL + 2}" in index and "ValueError: no data for BAD" in index
+    assert 'href="profiles/neighbourhood/P1.html"' in index
+    assert "Registered patients" in index and "2,468" in index
+    manifest = json.loads(first.manifest_path.read_text())
+    entry = next(j for j in manifest["jobs"] if j["key"] == "system/BAD")
+    assert entry["error"] == {
+        "cell_index": FIRST_BODY_CELL + 2,
+        "execution_count": 5,
+        "ename": "ValueError",
+        "message": "no data for BAD",
+    }
+    assert manifest["counts"]["failed"] == 1 and manifest["python"] and manifest["platform"]
+    assert all(j["fingerprint"] for j in manifest["jobs"])
+
+    # resume: everything up to date is skipped; the failed job is tried again
+    second = run_profiles(jobs, out, workers=2, timeout=60, progress=False)
+    assert (second.ok, second.failed, second.skipped) == (0, 1, 3)
+    assert second.by_key()["neighbourhood/P1"].html_path == results["neighbourhood/P1"].html_path
+
+    # changing one parameter reruns only that job
+    changed = [
+        make_job(j.notebook, j.area_code, scale=2) if j.area_code == "P2" else j for j in jobs
+    ]
+    third = run_profiles(changed[:3], out, workers=2, timeout=60, progress=False)
+    statuses = {r.area_code: r.status for r in third.results}
+    assert statuses == {"P1": "skipped", "P2": "ok", "P3": "skipped"}
+    assert "scale 2" in third.by_key()["neighbourhood/P2"].ipynb_path.read_text()
+
+    # force reruns everything
+    forced = run_profiles(changed[:3], out, workers=2, timeout=60, progress=False, force=True)
+    assert (forced.ok, forced.skipped) == (3, 0)
+
+
+# --------------------------------------------------------------------------- kill safety
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from pophealth.runner import ProfileJob, run_profiles
+
+if __name__ == "__main__":
+    notebook, out = Path(sys.argv[1]), Path(sys.argv[2])
+    jobs = [
+        ProfileJob(f"neighbourhood/K{i:02d}", f"K{i:02d}", f"Area {i}", "neighbourhood",
+                   notebook, {"area_code": f"K{i:02d}"}, {}, "fp")
+        for i in range(int(sys.argv[3]))
+    ]
+    summary = run_profiles(jobs, out, workers=2, timeout=60, progress=False)
+    sys.exit(summary.exit_code)
+"""
+
+
+def _assert_outputs_consistent(out: Path) -> int:
+    """Every file under a final name is complete; every sidecar describes its files exactly."""
+    folder = out / "profiles" / "neighbourhood"
+    for ipynb in folder.glob("*.ipynb"):
+        nbformat.validate(nbformat.read(ipynb, as_version=4))
+    for html in folder.glob("*.html"):
+        assert html.read_text().rstrip().endswith("</html>"), html
+    sidecars = list(folder.glob("*.json"))
+    for sidecar in sidecars:
+        record = json.loads(sidecar.read_text())
+        for kind in ("ipynb", "html"):
+            data = (folder / record[kind]["name"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == record[kind]["sha256"], sidecar
+    return len(sidecars)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_leaves_no_partial_outputs_and_rerun_completes(tmp_path):
+    notebook = write_notebook(tmp_path / "nb.ipynb", [FIGURES, "import time\ntime.sleep(0.2)"])
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(notebook), str(out), "16"],
+        env=env,
+        start_new_session=True,  # its own process group: we kill the whole run at once
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    folder = out / "profiles" / "neighbourhood"
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            if len(list(folder.glob("*.json"))) >= 3:
+                break
+            assert process.poll() is None, "run finished before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("run produced no outputs within 90 s")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    assert process.returncode == -signal.SIGKILL
+    done_before = _assert_outputs_consistent(out)
+    assert 3 <= done_before < 16
+    assert not (out / "index.html").exists()  # written only at the end
+
+    rerun = subprocess.run(
+        [sys.executable, str(script), str(notebook), str(out), "16"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["skipped"] >= done_before
+    assert manifest["counts"]["ok"] + manifest["counts"]["skipped"] == 16
+    assert _assert_outputs_consistent(out) == 16
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_outputs_up_to_date_requires_matching_fingerprint_and_files(tmp_path):
+    from pophealth.runner.jobs import job_paths
+
+    notebook = write_notebook(tmp_path / "nb.ipynb", ["x = 1"])
+    job = make_job(notebook, "Z1")
+    paths = job_paths(tmp_path, job)
+    paths.html.parent.mkdir(parents=True)
+    paths.html.write_text("<html></html>")
+    paths.ipynb.write_text("{}")
+    sidecar = {"fingerprint": "abc", "ipynb": {"size": 2}, "html": {"size": 13}}
+    paths.sidecar.write_text(json.dumps(sidecar))
+    assert outputs_up_to_date(paths, "abc")
+    assert not outputs_up_to_date(paths, "abd")
+    paths.html.write_text("<html>truncated")
+    assert not outputs_up_to_date(paths, "abc")
+
+
+# --------------------------------------------------------------------------- Dask
+@pytest.mark.slow
+def test_dask_local_cluster_runs_jobs(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    notebook = write_notebook(tmp_path / "nb.ipynb", [FIGURES])
+    jobs = [make_job(notebook, code) for code in ("D1", "D2")]
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        summary = run_profiles(jobs, tmp_path / "out", scheduler=cluster.scheduler_address)
+    assert (summary.ok, summary.failed) == (2, 0)
+    for result in summary.results:
+        assert "Plotly.newPlot" in result.html_path.read_text()
+    manifest = json.loads(summary.manifest_path.read_text())
+    assert manifest["engine"]["mode"] == "dask"
+    assert manifest["engine"]["dask_scheduler"] == cluster.scheduler_address
+
+
+# --------------------------------------------------------------------------- browser
+def _browser_or_skip():
+    from pophealth.runner.browser import find_chromium
+
+    if find_chromium() is None:
+        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
+            pytest.fail("POPHEALTH_REQUIRE_BROWSER=1 but no Chromium is installed")
+        pytest.skip("Chromium not installed")
+
+
+@pytest.mark.slow
+def test_profile_and_index_render_in_headless_chromium(mixed_run, tmp_path):
+    _browser_or_skip()
+    from pophealth.runner.browser import render_dom
+
+    summary, _, _ = mixed_run
+    profile = summary.by_key()["neighbourhood/B2"].html_path
+    dom, errors = render_dom(profile)
+    assert 'class="main-svg"' in dom or "js-plotly-plot" in dom
+    assert errors == []
+    dom, errors = render_dom(summary.index_path)
+    assert "Failures" in dom and errors == []
+
+    # control: a page whose plotly.js cannot load must show no figure and report the error,
+    # so the assertions above can fail.
+    broken = tmp_path / "broken.html"
+    broken.write_text(profile.read_text().replace("../../assets/plotly.min.js", "missing.js"))
+    dom, errors = render_dom(broken)
+    assert "main-svg" not in dom
+    assert any("Plotly is not defined" in e for e in errors), errors
