@@ -197,6 +197,44 @@ class PopHealthData:
             rows = rows[rows["basis"] == basis]
         return rows.sort_values("basis").iloc[0].to_dict()
 
+    @cached_property
+    def practice_members(self) -> dict[str, np.ndarray]:
+        """Practice codes of every registered-basis area."""
+        members = geography.practice_memberships(self.practices, self.groupings)
+        return {
+            code: group.to_numpy(dtype=object)
+            for code, group in members.groupby("area_code")["practice_code"]
+        }
+
+    @cached_property
+    def lsoa_members(self) -> dict[str, np.ndarray]:
+        """LSOA codes of every resident-basis area."""
+        members = geography.lsoa_memberships(self.lsoa)
+        return {
+            code: group.to_numpy(dtype=object)
+            for code, group in members.groupby("area_code")["lsoa21_code"]
+        }
+
+    @cached_property
+    def registration_shares(self) -> pd.DataFrame:
+        """Registrations with each row's share of its practice's list and the LSOA's IMD decile."""
+        shares = attribution.lsoa_practice_shares(self.registrations)
+        decile = self.lsoa.set_index("lsoa21_code")[f"imd{self.imd}_decile"]
+        return shares.assign(imd_decile=shares["lsoa_code"].map(decile))
+
+    @cached_property
+    def age_sex_matrix(self) -> pd.DataFrame:
+        """Practices x (sex, age band) registered patients."""
+        if not len(self.age_sex):
+            return pd.DataFrame()
+        return self.age_sex.pivot_table(
+            index="practice_code",
+            columns=["sex", "age_band"],
+            values="patients",
+            aggfunc="sum",
+            fill_value=0,
+        )
+
     # -- indicators ------------------------------------------------------------------------
     @cached_property
     def practice_measures(self) -> pd.DataFrame:

@@ -22,47 +22,44 @@ SEX_LABEL = {"male": "male", "female": "female"}
 def practice_weights(data, area: dict) -> pd.Series:
     """Weight of each practice in the area (index practice_code)."""
     code = area["area_code"]
-    if area["basis"] == "registered":
-        members = geography.practice_memberships(data.practices, data.groupings)
-        codes = members.loc[members["area_code"] == code, "practice_code"].unique()
+    if area["basis"] == "registered" or area["level"] == "england":
+        codes = data.practice_members.get(code, np.array([], dtype=object))
         return pd.Series(1.0, index=pd.Index(codes, name="practice_code"))
-    lsoas = area_lsoas(data, area)
-    regs = data.registrations
-    if not len(regs):
+    shares = data.registration_shares
+    if not len(shares):
         return pd.Series(dtype=float)
-    shares = attribution.lsoa_practice_shares(regs)
-    inside = shares[shares["lsoa_code"].isin(lsoas)]
+    inside = shares[shares["lsoa_code"].isin(area_lsoas(data, area))]
     return inside.groupby("practice_code")["share"].sum()
 
 
-def area_lsoas(data, area: dict) -> set[str]:
+def area_lsoas(data, area: dict) -> np.ndarray:
     """LSOAs of a resident-basis area."""
-    members = geography.lsoa_memberships(data.lsoa)
-    return set(members.loc[members["area_code"] == area["area_code"], "lsoa21_code"])
+    return data.lsoa_members.get(area["area_code"], np.array([], dtype=object))
 
 
-def _age_sex_shares(age_sex: pd.DataFrame, weights: pd.Series) -> pd.Series:
-    if not len(weights) or not len(age_sex):
+def _age_sex_shares(matrix: pd.DataFrame, weights: pd.Series) -> pd.Series:
+    if not len(weights) or not len(matrix):
         return pd.Series(dtype=float)
-    w = age_sex["practice_code"].map(weights).fillna(0.0)
-    counts = (age_sex["patients"] * w).groupby([age_sex["sex"], age_sex["age_band"]]).sum()
+    w = weights.reindex(matrix.index).fillna(0.0).to_numpy()
+    counts = pd.Series(w @ matrix.to_numpy(dtype=float), index=matrix.columns)
     total = counts.sum()
     return counts / total * 100 if total > 0 else counts * np.nan
 
 
 def pyramid_frame(data, area: dict, parent: dict | None) -> pd.DataFrame:
     """Age-sex pyramid: percent of the population in each band and sex (area/parent/all)."""
-    age = data.age_sex
-    bands = [b for b in _band_order() if b in set(age["age_band"])] if len(age) else []
+    matrix = data.age_sex_matrix
+    present = set(matrix.columns.get_level_values("age_band"))
+    bands = [b for b in _band_order() if b in present]
     index = pd.MultiIndex.from_product([["male", "female"], bands], names=["sex", "age_band"])
-    area_pct = _age_sex_shares(age, practice_weights(data, area)).reindex(index)
+    area_pct = _age_sex_shares(matrix, practice_weights(data, area)).reindex(index)
     parent_pct = (
-        _age_sex_shares(age, practice_weights(data, parent)).reindex(index)
+        _age_sex_shares(matrix, practice_weights(data, parent)).reindex(index)
         if parent
         else pd.Series(np.nan, index=index)
     )
-    every = pd.Series(1.0, index=pd.Index(data.practices["practice_code"]))
-    all_pct = _age_sex_shares(age, every).reindex(index)
+    every = pd.Series(1.0, index=matrix.index)
+    all_pct = _age_sex_shares(matrix, every).reindex(index)
     frame = pd.DataFrame(
         {
             "area_pct": area_pct.to_numpy(),
@@ -79,26 +76,26 @@ def _band_order() -> list[str]:
     return [f"{a}_{a + 4}" for a in range(0, 95, 5)] + ["95+"]
 
 
+def _matched_registrations(data, area: dict) -> pd.DataFrame:
+    """Matched registration rows of the area's population (all rows for the comparator)."""
+    regs = data.registration_shares
+    regs = regs[regs["lsoa_status"] == attribution.MATCHED]
+    if area["level"] == "england":
+        return regs
+    if area["basis"] == "registered":
+        return regs[regs["practice_code"].isin(data.practice_members.get(area["area_code"], []))]
+    return regs[regs["lsoa_code"].isin(area_lsoas(data, area))]
+
+
 def _lsoa_population(data, area: dict) -> pd.Series:
-    """Population of the area by LSOA: registered patients (registered basis) or residents."""
-    decile_col = f"imd{data.imd}_decile"
-    if area["basis"] == "registered" or area["level"] == "england":
-        weights = practice_weights(data, area) if area["level"] != "england" else None
-        regs = data.registrations[data.registrations["lsoa_status"] == attribution.MATCHED]
-        if weights is not None:
-            regs = regs[regs["practice_code"].isin(weights.index)]
-        return regs.groupby("lsoa_code")["patients"].sum()
-    lsoas = area_lsoas(data, area)
-    pop = data.lsoa.set_index("lsoa21_code")
-    pop = pop.loc[pop.index.isin(lsoas)]
-    regs = data.registrations
-    if len(regs):
-        matched = regs[regs["lsoa_status"] == attribution.MATCHED]
-        residents = matched.groupby("lsoa_code")["patients"].sum()
-        return residents.reindex(pop.index).fillna(0.0)
-    weight = attribution._resident_population(pop.reset_index())
-    del decile_col
-    return pd.Series(weight, index=pop.index)
+    """Population of the area by LSOA: registered patients, or residents without registrations."""
+    if len(data.registrations):
+        return _matched_registrations(data, area).groupby("lsoa_code")["patients"].sum()
+    lsoa = data.lsoa
+    if area["level"] != "england":
+        lsoa = lsoa[lsoa["lsoa21_code"].isin(area_lsoas(data, area))]
+    weight = attribution._resident_population(lsoa)
+    return pd.Series(weight, index=lsoa["lsoa21_code"].to_numpy())
 
 
 def decile_frame(data, area: dict, parent: dict | None, everyone: dict) -> pd.DataFrame:
@@ -108,8 +105,12 @@ def decile_frame(data, area: dict, parent: dict | None, everyone: dict) -> pd.Da
     def shares(a: dict | None) -> pd.Series:
         if a is None:
             return pd.Series(np.nan, index=range(1, 11))
-        pop = _lsoa_population(data, a)
-        by = pop.groupby(pop.index.map(decile)).sum()
+        if len(data.registrations):
+            regs = _matched_registrations(data, a)
+            by = regs.groupby("imd_decile")["patients"].sum()
+        else:
+            pop = _lsoa_population(data, a)
+            by = pop.groupby(pop.index.map(decile)).sum()
         by = by.reindex(range(1, 11), fill_value=0.0)
         total = by.sum()
         return by / total * 100 if total > 0 else by * np.nan
@@ -183,14 +184,17 @@ def funnel_frames(data, area: dict) -> dict[str, dict]:
     """Funnel plots: peers in the system (neighbourhoods, or places of the same type)."""
     table = data.indicator_table
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
-    if area["level"] in ("neighbourhood", "system"):
-        peers = table[(table["level"] == "neighbourhood") & (table["system_code"] == system)]
-    else:
-        peers = table[
+    neighbourhoods = table[(table["level"] == "neighbourhood") & (table["system_code"] == system)]
+    peers = neighbourhoods
+    if area["level"] == "place":
+        places = table[
             (table["level"] == "place")
             & (table["area_type"] == area["area_type"])
             & (table["system_code"] == system)
         ]
+        # compare a place with its peer places when there are enough to make a funnel
+        if places["area_code"].nunique() >= 3:
+            peers = places
     system_rows = table[
         (table["area_code"] == system) & (table["basis"] == peers["basis"].iloc[0])
         if len(peers)
