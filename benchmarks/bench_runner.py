@@ -188,11 +188,14 @@ def main(argv: list[str] | None = None) -> int:
             f"1,600 profiles ~ {warm_per * NATIONAL_PROFILES / 60:.1f} min"
         )
         if job_seconds:
-            steady = sum(job_seconds) / min(args.workers, n) / len(job_seconds)
+            ok = [r for r in summary.results if r.status == "ok"]
+            steady = statistics.median(job_seconds) / min(args.workers, n)
+            execute = statistics.median(r.timings.get("execute_seconds", 0) for r in ok)
+            export = statistics.median(r.timings.get("export_seconds", 0) for r in ok)
             print(
-                f"warm steady   : {steady:.3f} s/profile once kernels are warm (start-up "
-                f"{warm_seconds - steady * n:.1f} s amortised), 1,600 profiles ~ "
-                f"{(steady * NATIONAL_PROFILES + warm_seconds - steady * n) / 60:.1f} min"
+                f"warm steady   : {steady:.3f} s/profile once warm (median job: execute "
+                f"{execute:.3f} s + HTML export {export:.3f} s + reset/IO), 1,600 profiles ~ "
+                f"{steady * NATIONAL_PROFILES / 60:.1f} min"
             )
         if html_sizes:
             print(

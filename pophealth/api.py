@@ -223,6 +223,51 @@ class PopHealthData:
         return shares.assign(imd_decile=shares["lsoa_code"].map(decile))
 
     @cached_property
+    def matched_arrays(self) -> dict[str, np.ndarray]:
+        """Matched registrations as integer arrays for fast per-area selections.
+
+        ``practice`` and ``lsoa`` are factorised codes into ``practice_codes`` and
+        ``lsoa_codes``; ``patients`` and ``decile`` are per row.
+        """
+        regs = self.registration_shares
+        regs = regs[regs["lsoa_status"] == attribution.MATCHED]
+        practice, practice_codes = pd.factorize(regs["practice_code"].to_numpy(dtype=object))
+        lsoa, lsoa_codes = pd.factorize(regs["lsoa_code"].to_numpy(dtype=object))
+        return {
+            "practice": practice,
+            "practice_codes": pd.Index(practice_codes),
+            "lsoa": lsoa,
+            "lsoa_codes": pd.Index(lsoa_codes),
+            "patients": regs["patients"].to_numpy(dtype=float),
+            "decile": regs["imd_decile"].fillna(0).to_numpy(dtype=int),
+            "share": regs["share"].fillna(0).to_numpy(dtype=float),
+        }
+
+    @cached_property
+    def practice_status_counts(self) -> pd.DataFrame:
+        """Practices x LSOA status (matched, closed, unknown, wales, outside) patients."""
+        return self.registrations.pivot_table(
+            index="practice_code",
+            columns="lsoa_status",
+            values="patients",
+            aggfunc="sum",
+            fill_value=0,
+        )
+
+    @cached_property
+    def lsoa_geometries(self) -> dict[str, str]:
+        """GeoJSON geometry text of every LSOA in the store (WGS84), for maps."""
+        path = self.prepared_dir / "boundaries.parquet"
+        if not path.exists():
+            return {}
+        import geopandas as gpd
+        import shapely
+
+        shapes = gpd.read_parquet(path)
+        text = shapely.to_geojson(shapes.geometry.to_numpy(), indent=None)
+        return dict(zip(shapes["lsoa21_code"].astype(str), text))
+
+    @cached_property
     def age_sex_matrix(self) -> pd.DataFrame:
         """Practices x (sex, age band) registered patients."""
         if not len(self.age_sex):

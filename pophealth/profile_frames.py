@@ -25,11 +25,17 @@ def practice_weights(data, area: dict) -> pd.Series:
     if area["basis"] == "registered" or area["level"] == "england":
         codes = data.practice_members.get(code, np.array([], dtype=object))
         return pd.Series(1.0, index=pd.Index(codes, name="practice_code"))
-    shares = data.registration_shares
-    if not len(shares):
+    if not len(data.registrations):
         return pd.Series(dtype=float)
-    inside = shares[shares["lsoa_code"].isin(area_lsoas(data, area))]
-    return inside.groupby("practice_code")["share"].sum()
+    arrays = data.matched_arrays
+    mask = _area_row_mask(data, area)
+    weights = np.bincount(
+        arrays["practice"][mask],
+        weights=arrays["share"][mask],
+        minlength=len(arrays["practice_codes"]),
+    )
+    keep = weights > 0
+    return pd.Series(weights[keep], index=arrays["practice_codes"][keep])
 
 
 def area_lsoas(data, area: dict) -> np.ndarray:
@@ -76,21 +82,28 @@ def _band_order() -> list[str]:
     return [f"{a}_{a + 4}" for a in range(0, 95, 5)] + ["95+"]
 
 
-def _matched_registrations(data, area: dict) -> pd.DataFrame:
-    """Matched registration rows of the area's population (all rows for the comparator)."""
-    regs = data.registration_shares
-    regs = regs[regs["lsoa_status"] == attribution.MATCHED]
+def _area_row_mask(data, area: dict) -> np.ndarray:
+    """Boolean mask over matched registration rows belonging to the area's population."""
+    arrays = data.matched_arrays
     if area["level"] == "england":
-        return regs
+        return np.ones(len(arrays["patients"]), dtype=bool)
     if area["basis"] == "registered":
-        return regs[regs["practice_code"].isin(data.practice_members.get(area["area_code"], []))]
-    return regs[regs["lsoa_code"].isin(area_lsoas(data, area))]
+        wanted = arrays["practice_codes"].get_indexer(data.practice_members.get(area["area_code"], []))
+        return np.isin(arrays["practice"], wanted[wanted >= 0])
+    wanted = arrays["lsoa_codes"].get_indexer(area_lsoas(data, area))
+    return np.isin(arrays["lsoa"], wanted[wanted >= 0])
 
 
 def _lsoa_population(data, area: dict) -> pd.Series:
     """Population of the area by LSOA: registered patients, or residents without registrations."""
     if len(data.registrations):
-        return _matched_registrations(data, area).groupby("lsoa_code")["patients"].sum()
+        arrays = data.matched_arrays
+        mask = _area_row_mask(data, area)
+        counts = np.bincount(
+            arrays["lsoa"][mask], weights=arrays["patients"][mask], minlength=len(arrays["lsoa_codes"])
+        )
+        keep = counts > 0
+        return pd.Series(counts[keep], index=arrays["lsoa_codes"][keep])
     lsoa = data.lsoa
     if area["level"] != "england":
         lsoa = lsoa[lsoa["lsoa21_code"].isin(area_lsoas(data, area))]
@@ -106,12 +119,13 @@ def decile_frame(data, area: dict, parent: dict | None, everyone: dict) -> pd.Da
         if a is None:
             return pd.Series(np.nan, index=range(1, 11))
         if len(data.registrations):
-            regs = _matched_registrations(data, a)
-            by = regs.groupby("imd_decile")["patients"].sum()
+            arrays = data.matched_arrays
+            mask = _area_row_mask(data, a)
+            counts = np.bincount(arrays["decile"][mask], weights=arrays["patients"][mask], minlength=11)
+            by = pd.Series(counts[1:11], index=range(1, 11))
         else:
             pop = _lsoa_population(data, a)
-            by = pop.groupby(pop.index.map(decile)).sum()
-        by = by.reindex(range(1, 11), fill_value=0.0)
+            by = pop.groupby(pop.index.map(decile)).sum().reindex(range(1, 11), fill_value=0.0)
         total = by.sum()
         return by / total * 100 if total > 0 else by * np.nan
 
@@ -132,27 +146,25 @@ def map_frames(data, area: dict) -> tuple[pd.DataFrame, dict | None]:
     # leave out a long tail of LSOAs with a handful of patients (kept in every count)
     keep = pop[(pop >= 5) & (pop >= 0.0005 * total)] if total > 0 else pop
     lsoa = data.lsoa.set_index("lsoa21_code")
+    geometries = data.lsoa_geometries
+    codes = [c for c in keep.index.astype(str) if c in geometries] if geometries else list(keep.index)
+    keep = keep.reindex(codes)
     values = pd.DataFrame(
         {
-            "lsoa21_code": keep.index.astype(str),
+            "lsoa21_code": codes,
             "imd_decile": keep.index.map(lsoa[f"imd{data.imd}_decile"]),
             "imd_score": keep.index.map(lsoa[f"imd{data.imd}_score"]),
             "patients": keep.to_numpy(),
         }
     )
-    path = data.prepared_dir / "boundaries.parquet"
-    if not path.exists():
+    if not geometries:
         return values, None
-    shapes = _boundaries(str(path))
-    subset = shapes[shapes["lsoa21_code"].isin(set(values["lsoa21_code"]))]
-    return values, json.loads(subset.to_json(drop_id=True))
-
-
-@lru_cache(maxsize=2)
-def _boundaries(path: str):
-    import geopandas as gpd
-
-    return gpd.read_parquet(path)
+    features = ",".join(
+        '{"type":"Feature","properties":{"lsoa21_code":"%s"},"geometry":%s}'
+        % (code, geometries[code])
+        for code in codes
+    )
+    return values, json.loads('{"type":"FeatureCollection","features":[' + features + "]}")
 
 
 def workforce_frame(data, area: dict) -> pd.DataFrame:
@@ -290,15 +302,12 @@ def coverage_frame(data, area: dict) -> pd.DataFrame:
     if not len(regs):
         return pd.DataFrame(columns=["category", "patients", "pct"])
     if area["basis"] == "registered" or area["level"] == "england":
+        by_practice = data.practice_status_counts
         if area["level"] != "england":
-            weights = practice_weights(data, area)
-            regs = regs[regs["practice_code"].isin(weights.index)]
-        counts = regs.groupby("lsoa_status")["patients"].sum()
+            by_practice = by_practice.reindex(practice_weights(data, area).index).fillna(0)
+        counts = by_practice.sum()
     else:
-        lsoas = area_lsoas(data, area)
-        counts = pd.Series(
-            {"matched": regs.loc[regs["lsoa_code"].isin(lsoas), "patients"].sum()}, dtype=float
-        )
+        counts = pd.Series({"matched": _lsoa_population(data, area).sum()}, dtype=float)
     counts = counts.reindex(list(attribution.LSOA_STATUS_LABELS), fill_value=0)
     total = counts.sum()
     return pd.DataFrame(
@@ -371,7 +380,8 @@ def build_profile(data, area: dict):
     table = data.indicator_table
     register = data.register
     rows = table[(table["area_code"] == area["area_code"]) & (table["basis"] == area["basis"])]
-    rows = rows.reset_index(drop=True)
+    # "comparison" is the 95% benchmark comparison the tables colour by
+    rows = rows.reset_index(drop=True).assign(comparison=lambda r: r["comparison_95"])
     parent = _register_row(register, area.get("parent_code"), area["basis"])
     everyone = _register_row(register, geography.ALL_LOADED_CODE, area["basis"])
     peers = data.peers
@@ -381,7 +391,7 @@ def build_profile(data, area: dict):
         ),
         on="indicator_id",
         how="left",
-    ).rename(columns={"comparison_95": "comparison"})
+    )
     spine = spine[spine["indicator_id"] != "list_size"].reset_index(drop=True)
     map_values, geojson = map_frames(data, area)
     basis_comparison = pd.DataFrame()

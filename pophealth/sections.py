@@ -24,7 +24,6 @@ def _source(p, text: str) -> str:
 
 def header(p) -> None:
     """Page set-up, the synthetic-data banner, area identity and the plain-English summary."""
-    charts.configure_notebook() if hasattr(charts, "configure_notebook") else None
     tables.inject_css()
     if p.synthetic:
         charts.show_html(tables.synthetic_banner())
@@ -61,7 +60,12 @@ def deprivation(p) -> None:
     _indicator_rows(p, ["imd_score", "pct_core20", "pct_hh_deprived_2plus", "pct_social_rented"])
     charts.show(
         charts.deprivation_deciles(
-            p.deciles, title=f"Population by national IMD decile ({p.imd_release})"
+            p.deciles,
+            title=f"Population by national IMD decile ({p.imd_release})",
+            area_label=p.area["area_name"],
+            parent_label=_parent_label(p),
+            england_label=p.comparator,
+            source_note=_source(p, f"English Indices of Deprivation, {p.imd_release}."),
         )
     )
     if p.map_geojson is not None and len(p.map_values):
@@ -131,7 +135,13 @@ def benchmarking(p) -> None:
     """Spine chart, sortable benchmark table and funnel plots."""
     if len(p.spine):
         charts.show(
-            charts.spine_chart(p.spine, title=f"{p.area['area_name']} compared with {p.comparator}")
+            charts.spine_chart(
+                p.spine,
+                title=f"{p.area['area_name']} compared with {p.comparator}",
+                area_label=p.area["area_name"],
+                comparator_label=p.comparator,
+                peer_label=f"{p.area['level']}s ({p.area['basis']} basis) in the loaded data",
+            )
         )
     charts.show_html(
         tables.benchmark_table(

@@ -146,6 +146,7 @@ def _store(item: _Planned, result: dict[str, Any], version: str) -> JobResult:
         fingerprint=item.fingerprint,
         input_fingerprint=job.input_fingerprint,
         headline=dict(job.headline),
+        timings=dict(result.get("timings") or {}),
     )
     if result["status"] == STATUS_OK:
         ipynb = result["ipynb"].encode("utf-8")

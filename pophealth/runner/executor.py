@@ -266,6 +266,7 @@ class WarmKernelExecutor:
         await self._reset_namespace(payload.get("notebook_dir"))
 
         progress: dict[str, Any] = {"cell_index": None}
+        execute_started = time.perf_counter()
         try:
             await self._run_cells(nb, timeout, progress)
         except CellExecutionError as exc:
@@ -280,13 +281,19 @@ class WarmKernelExecutor:
                 f"{progress['cell_index']} was running",
             )
         nb.metadata.papermill["end_time"] = _now()
+        export_started = time.perf_counter()
         html = export_html(self._exporter, nb, payload["title"], payload["plotly_src"])
+        timings = {
+            "execute_seconds": round(export_started - execute_started, 4),
+            "export_seconds": round(time.perf_counter() - export_started, 4),
+        }
         return {
             "key": payload["key"],
             "status": "ok",
             "ipynb": nbformat.writes(nb),
             "html": html,
             "error": None,
+            "timings": timings,
         }
 
     def _failure(self, nb: Any, cell_index: int | None, ename: str, message: str) -> dict:

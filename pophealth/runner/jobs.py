@@ -82,6 +82,7 @@ class JobResult:
         error_execution_count: Execution count (``In [n]``) of the failing cell, if known.
         error_ename: Exception class name (``TimeoutError``/``DeadKernelError`` for those cases).
         error_message: Exception message.
+        timings: Worker-side split of ``seconds`` (``execute_seconds``, ``export_seconds``).
     """
 
     key: str
@@ -101,6 +102,7 @@ class JobResult:
     error_execution_count: int | None = None
     error_ename: str | None = None
     error_message: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self, out_dir: Path) -> dict[str, Any]:
         """Return a JSON-serialisable dict with paths relative to ``out_dir``."""
@@ -116,6 +118,7 @@ class JobResult:
             "status": self.status,
             "seconds": round(self.seconds, 4),
             "attempts": self.attempts,
+            "timings": self.timings,
             "html": rel(self.html_path),
             "ipynb": rel(self.ipynb_path),
             "failed_ipynb": rel(self.failed_ipynb_path),
