@@ -88,6 +88,7 @@ def _format_headline(row) -> dict[str, str]:
         return pattern.format(value) if value is not None and pd.notna(value) else "–"
 
     return {
+        "Basis": str(row.get("basis", "")),
         "Registered patients": fmt("list_size", "{:,.0f}"),
         "Core20 %": fmt("pct_core20", "{:.1f}"),
         "IMD score": fmt("imd_score", "{:.1f}"),
@@ -161,6 +162,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "neighbourhoods": data.neighbourhoods_file,
         "synthetic": bool(data.manifest.get("synthetic")),
         "indicator_seconds": round(time.perf_counter() - started, 2),
+        "index_notes": [
+            f"Compared with: {data.comparator}. Deprivation: IoD{data.imd}, national deciles.",
+            "Places: local authority districts are resident-based (people living there); "
+            "sub-ICB locations are registered-based (patients of their practices).",
+        ],
     }
     print(f"Running {len(jobs)} profiles for {system_name} ({system}) with {args.workers} workers")
     summary = run_profiles(
@@ -177,7 +183,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     index = Path(args.out).resolve() / "index.html"
     print(f"{summary.ok} ok, {summary.skipped} unchanged, {summary.failed} failed")
     print(index)
-    return 1 if summary.failed else 0
+    return summary.exit_code
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

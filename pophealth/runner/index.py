@@ -48,6 +48,7 @@ def render_index(
     finished_at: str,
     seconds: float,
     version: str,
+    run_info: dict[str, Any] | None = None,
 ) -> str:
     """Render ``index.html`` with jinja2 autoescaping (area names/codes/messages are data).
 
@@ -59,6 +60,8 @@ def render_index(
         finished_at: ISO end time.
         seconds: Total run seconds.
         version: pophealth version.
+        run_info: The caller's run description; ``synthetic`` adds a banner and
+            ``prepared_manifest.sources`` a table of the data releases and checksums.
 
     Returns:
         The HTML text.
@@ -110,7 +113,28 @@ def render_index(
         counts=_counts(results),
         failures=[row for row in rows if row["status"] == STATUS_FAILED],
         groups=groups,
+        synthetic=bool((run_info or {}).get("synthetic")),
+        notes=[str(n) for n in (run_info or {}).get("index_notes", [])],
+        sources=_source_rows(run_info),
     )
+
+
+def _source_rows(run_info: dict[str, Any] | None) -> list[dict[str, str]]:
+    """Data releases and checksums from the prepared store's manifest, for provenance."""
+    sources = ((run_info or {}).get("prepared_manifest") or {}).get("sources") or {}
+    rows = []
+    for name, info in sorted(sources.items()):
+        for f in info.get("files", []):
+            rows.append(
+                {
+                    "source": name,
+                    "file": str(f.get("name", "")),
+                    "release": str(info.get("release", "")),
+                    "sha256": str(f.get("sha256", "")),
+                    "rows": f"{info.get('rows', 0):,}",
+                }
+            )
+    return rows
 
 
 def build_manifest(
@@ -167,6 +191,7 @@ def write_index_and_manifest(
             finished_at=finished_at,
             seconds=seconds,
             version=version,
+            run_info=run_info,
         ),
     )
     manifest = build_manifest(
