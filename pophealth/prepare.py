@@ -252,6 +252,15 @@ def build_lsoa_table(raw: RawSources, loaded: dict) -> tuple[pd.DataFrame, dict]
             lsoa.loc[missing, col] = lsoa.loc[missing, "lsoa21_code"].map(lad[col])
     iod19 = loaded.get("iod2019")
     lookup11 = loaded.get("lsoa11_lsoa21_lookup")
+    if lookup11 is not None and lsoa["lad_code"].isna().any():
+        # the LSOA 2011→2021 lookup carries each 2021 LSOA's LAD
+        lad = lookup11.dropna(subset=["lad_code"]).drop_duplicates("lsoa21_code")
+        missing = lsoa["lad_code"].isna()
+        lsoa.loc[missing, "lad_code"] = lsoa.loc[missing, "lsoa21_code"].map(
+            lad.set_index("lsoa21_code")["lad_code"]
+        )
+    # an area with no published name keeps its code as its name
+    lsoa["lad_name"] = lsoa["lad_name"].fillna(lsoa["lad_code"])
     if iod19 is not None and lookup11 is not None:
         converted, report = _iod2019_on_lsoa21(iod19, lookup11)
         lsoa = lsoa.merge(converted, on="lsoa21_code", how="left")

@@ -143,8 +143,11 @@ def map_frames(data, area: dict) -> tuple[pd.DataFrame, dict | None]:
     """LSOAs where the area's population lives, with IMD, and their boundaries as GeoJSON."""
     pop = _lsoa_population(data, area)
     total = pop.sum()
-    # leave out a long tail of LSOAs with a handful of patients (kept in every count)
-    keep = pop[(pop >= 5) & (pop >= 0.0005 * total)] if total > 0 else pop
+    if area["basis"] == "registered" and total > 0:
+        # leave out a long tail of LSOAs with a handful of patients (kept in every count)
+        keep = pop[(pop >= 5) & (pop >= 0.0005 * total)]
+    else:
+        keep = pop
     lsoa = data.lsoa.set_index("lsoa21_code")
     geometries = data.lsoa_geometries
     codes = [c for c in keep.index.astype(str) if c in geometries] if geometries else list(keep.index)
@@ -198,15 +201,16 @@ def funnel_frames(data, area: dict) -> dict[str, dict]:
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
     neighbourhoods = table[(table["level"] == "neighbourhood") & (table["system_code"] == system)]
     peers = neighbourhoods
-    if area["level"] == "place":
-        places = table[
-            (table["level"] == "place")
-            & (table["area_type"] == area["area_type"])
-            & (table["system_code"] == system)
-        ]
-        # compare a place with its peer places when there are enough to make a funnel
-        if places["area_code"].nunique() >= 3:
-            peers = places
+    place_type = area["area_type"] if area["level"] == "place" else "lad"
+    places = table[
+        (table["level"] == "place")
+        & (table["area_type"] == place_type)
+        & (table["system_code"] == system)
+    ]
+    # a place is compared with its peer places when there are enough to make a funnel; a
+    # system without neighbourhoods (resident-only data) shows its places
+    if places["area_code"].nunique() >= 3 and (area["level"] == "place" or peers.empty):
+        peers = places
     system_rows = table[
         (table["area_code"] == system) & (table["basis"] == peers["basis"].iloc[0])
         if len(peers)

@@ -154,10 +154,19 @@ def test_reference_iod2025_excerpt_matches_converted_full_file():
 
 @pytest.mark.reference
 def test_reference_iod2025_converted_lacks_population(tmp_path):
-    # The converted 33,755-row file dropped IDACI/IDAOPI and population: a clear error, not a guess.
+    # The converted 33,755-row file dropped names, LAD, IDACI/IDAOPI and population: the IMD
+    # columns load, the missing optional ones are named in a warning and left empty (no guess).
     path = official_iod2025_partial(tmp_path)
-    with pytest.raises(SourceFormatError) as info:
+    with pytest.warns(UserWarning, match="population") as record:
+        frame = load_iod2025_file7(path)
+    assert "LSOA name" in str(record[0].message) or "lsoa21_name" in str(record[0].message)
+    assert len(frame) == 33_755
+    assert frame["population"].isna().all()
+    assert frame["imd_decile"].between(1, 10).all()
+
+
+def test_iod_file_without_the_imd_score_is_refused(tmp_path):
+    path = tmp_path / "File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv"
+    path.write_text("LSOA code (2021),Index of Multiple Deprivation (IMD) Rank (where 1 is most deprived)\nE01000001,5\n")
+    with pytest.raises(SourceFormatError, match="Index of Multiple Deprivation"):
         load_iod2025_file7(path)
-    assert "LSOA name (2021)" in str(info.value) or "Income Deprivation Affecting" in str(
-        info.value
-    )

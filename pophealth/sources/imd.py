@@ -12,8 +12,11 @@ spaces and thousands separators are tolerated). Deciles are national (1 = most d
 
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -53,6 +56,9 @@ SCORE_COLUMNS: dict[str, str] = {
     "idaci_score": "Income Deprivation Affecting Children Index (IDACI) Score (rate)",
     "idaopi_score": "Income Deprivation Affecting Older People (IDAOPI) Score (rate)",
 }
+
+
+REQUIRED_COLUMNS = ("imd_score", "imd_rank", "imd_decile")
 
 
 def _columns(lsoa_year: str) -> dict[str, ColumnPattern]:
@@ -97,7 +103,7 @@ def _schema(name: str, lsoa_year: str) -> pa.DataFrameSchema:
                 for name in SCORE_COLUMNS
                 if name != "imd_score"
             },
-            "population": pa.Column("int64", pa.Check.ge(0)),
+            "population": pa.Column("Int64", pa.Check.ge(0), nullable=True),
         },
     )
 
@@ -110,18 +116,39 @@ def _load_file7(path: str | Path, lsoa_year: str, schema: pa.DataFrameSchema) ->
     path = Path(path)
     headers = read_header(path)
     wanted = _columns(lsoa_year)
+    # the IMD itself is required; names, LAD, domains and denominators are used when present
+    optional = [c for c in wanted if c not in REQUIRED_COLUMNS and c != f"lsoa{lsoa_year}_code"]
     columns = resolve_columns(
-        headers, wanted, path, source=f"{schema.name} CSV (all ranks, scores, deciles, population)"
+        headers,
+        wanted,
+        path,
+        optional=optional,
+        source=f"{schema.name} CSV (all ranks, scores, deciles, population)",
     )
-    numeric = [c for c in wanted if not c.endswith(("_code", "_name"))]
+    absent = [name for name, header in columns.items() if header is None]
+    if absent:
+        warnings.warn(
+            f"{path}: {schema.name} lacks column(s) {', '.join(absent)}; they are left empty "
+            "(indicators that need them, e.g. IoD population weights, fall back to Census "
+            "counts).",
+            stacklevel=3,
+        )
+    numeric = [c for c in wanted if not c.endswith(("_code", "_name")) and columns[c]]
     raw = read_csv_columns(path, columns, numeric=numeric)
     out = pd.DataFrame(index=raw.index)
     for name in wanted:
         label = str(columns[name])
+        if columns[name] is None:
+            out[name] = pd.Series(pd.NA, index=raw.index, dtype="Int64" if name == "population" else "object")
+            if name.endswith("_score"):
+                out[name] = np.nan
+            continue
         if name.endswith(("_code", "_name")):
             out[name] = clean_codes(raw[name]) if name.endswith("_code") else raw[name].str.strip()
-        elif name in ("imd_rank", "imd_decile", "population"):
+        elif name in ("imd_rank", "imd_decile"):
             out[name] = parse_numeric(raw[name], path, label, integer=True)
+        elif name == "population":
+            out[name] = parse_numeric(raw[name], path, label, integer=True).astype("Int64")
         else:
             out[name] = parse_numeric(raw[name], path, label, allow_missing=name != "imd_score")
     out = out.reset_index(drop=True)
