@@ -746,6 +746,7 @@ def deprivation_deciles(
     parent_label: str = "Parent",
     england_label: str = "England",
     source_note: str = "",
+    population_label: str = "registered patients",
 ) -> go.Figure:
     """Share of patients by national IMD decile: area bars, parent and England markers.
 
@@ -753,6 +754,7 @@ def deprivation_deciles(
 
     Args:
         decile_shares: Columns ``imd_decile`` (1–10), ``area_pct, parent_pct, england_pct``.
+        population_label: Who the percentages are of (e.g. "residents" for resident-based areas).
         title: Figure title.
         area_label: Legend name for the bars.
         parent_label: Legend name for the parent markers.
@@ -846,7 +848,7 @@ def deprivation_deciles(
         source_note=source_note,
         height=440,
         x_title="National IMD decile of patients' LSOA (1 = most deprived)",
-        y_title="Percentage of registered patients (%)",
+        y_title=f"Percentage of {population_label} (%)",
         extra_meta={"core20_area_pct": float(np.nansum(area[is_core20]))},
     )
     return fig

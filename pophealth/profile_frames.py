@@ -422,6 +422,16 @@ def build_profile(data, area: dict):
         notes.append(f"Not shown: {indicator} ({why}).")
     if data.groupings is not None and area["level"] == "neighbourhood":
         notes.append(f"Neighbourhoods: analyst groupings from {data.neighbourhoods_file}.")
+    system = area["area_code"] if area["level"] == "system" else area.get("system_code")
+    if len(data.practices) and isinstance(system, str):
+        in_system = data.practices[data.practices["icb_code"] == system]
+        grouped = set(geography.neighbourhood_practices(data.practices, data.groupings)["practice_code"])
+        loose = in_system[~in_system["practice_code"].isin(grouped)]
+        if len(loose):
+            notes.append(
+                f"{len(loose)} practice(s) of the system ({int(loose['registered_patients'].sum()):,} "
+                "patients) are in no neighbourhood; they count in place and system figures."
+            )
     elif "pcn_membership_date" in manifest.get("notes", {}):
         notes.append(f"PCN membership from ePCN at {manifest['notes']['pcn_membership_date']}.")
     return Profile(

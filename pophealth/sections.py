@@ -66,6 +66,7 @@ def deprivation(p) -> None:
             parent_label=_parent_label(p),
             england_label=p.comparator,
             source_note=_source(p, f"English Indices of Deprivation, {p.imd_release}."),
+            population_label="registered patients" if p.area["basis"] == "registered" else "residents",
         )
     )
     if p.map_geojson is not None and len(p.map_values):

@@ -60,10 +60,11 @@ PROFILE_CSS = """
 .ph-table th, .ph-table td {
   border: 1px solid #D8DDE0; padding: 4px 8px; vertical-align: top; text-align: left;
 }
-.ph-table thead th { background: #005EB8; color: #FFFFFF; font-weight: 600; }
+.ph-table thead th { background: #005EB8; color: #FFFFFF; font-weight: 600; white-space: normal; overflow-wrap: anywhere; }
 .ph-table td.ph-num, .ph-table th.ph-num {
-  text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap;
+  text-align: right; font-variant-numeric: tabular-nums;
 }
+.ph-table td.ph-num { white-space: nowrap; }
 .ph-table tbody tr:nth-child(even) { background: #F0F4F5; }
 .ph-sortable thead th { cursor: pointer; user-select: none; }
 .ph-sortable thead th::after { content: " \\2195"; opacity: 0.6; font-size: 0.85em; }

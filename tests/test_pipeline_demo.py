@@ -198,3 +198,21 @@ def test_imd2019_release_can_be_chosen(demo_prepared):
     area = data.areas("neighbourhood")["area_code"].iloc[0]
     assert "IoD2019" in data.profile(area).imd_release
     assert np.isfinite(t[t["indicator_id"] == "imd_score"]["value"]).all()
+
+
+def test_analyst_neighbourhood_groupings(demo_prepared, capsys):
+    import pophealth
+
+    groupings = Path(__file__).resolve().parents[1] / "docs" / "example_neighbourhoods.yaml"
+    data = pophealth.load(demo_prepared, neighbourhoods=groupings, cache=False)
+    neigh = data.areas("neighbourhood")
+    assert set(neigh["area_code"]) == {"INT01", "INT02"}
+    assert set(neigh["area_type"]) == {"custom"}
+    p = data.profile("INT01")
+    size = p.indicators.set_index("indicator_id").loc["list_size", "value"]
+    members = data.practices[data.practices["practice_code"].isin([f"Y9{n:04d}" for n in range(1, 11)])]
+    assert size == members["registered_patients"].sum()
+    assert any("analyst groupings" in n for n in p.notes)
+    assert any("in no neighbourhood" in n for n in p.notes)
+    assert cli.main(["areas", "--data", str(demo_prepared), "--neighbourhoods", str(groupings), "--level", "neighbourhood"]) == 0
+    assert "INT02" in capsys.readouterr().out

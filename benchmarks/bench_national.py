@@ -1,0 +1,142 @@
+"""England-scale benchmark: generate, prepare, indicators, and the batch run against papermill.
+
+Prints, in one run:
+
+* demo-data generation time at ``--scale england`` (6,300 practices, 33,755 LSOAs, ~63M patients);
+* ``prepare`` wall time and peak memory (a child process, measured with getrusage);
+* all indicators for all areas at all levels (seconds, in a fresh process);
+* the batch: the same real profile notebooks for ``--areas`` areas run (a) with papermill in a
+  2-process pool plus HTML export, and (b) with pophealth's warm-kernel pool; seconds per
+  profile, the ratio, the projected national run and the size of a typical HTML profile.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_national.py --work /tmp/ph-england --areas 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def _child(code: str) -> tuple[float, float, str]:
+    """Run python code in a child process: wall seconds, peak RSS in GB, stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO
+    )
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) / 1024 / 1024, done.stdout.strip()
+
+
+def _papermill_job(args: tuple[str, str, dict, str]) -> int:
+    from bench_runner import _papermill_one
+
+    return _papermill_one(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ph-england")
+    parser.add_argument("--areas", type=int, default=40, help="profiles timed per approach")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--skip-papermill", action="store_true")
+    args = parser.parse_args(argv)
+    raw, prepared = args.work / "raw", args.work / "prepared"
+    print(f"Work folder: {args.work}")
+
+    if not (raw / "gp-reg-pat-prac-lsoa-all.csv").exists():
+        seconds, _, _ = _child(
+            "from pophealth.demo import write_demo_dataset; "
+            f"write_demo_dataset({str(raw)!r}, seed={args.seed}, scale='england')"
+        )
+        print(f"generate (england scale): {seconds:.1f} s")
+    seconds, peak_gb, out = _child(
+        "import json; from pophealth.prepare import prepare; "
+        f"m = prepare({str(raw)!r}, {str(prepared)!r}, progress=None); print(json.dumps(m['counts']))"
+    )
+    counts = json.loads(out)
+    print(
+        f"prepare: {seconds:.1f} s wall, peak memory {peak_gb:.2f} GB "
+        f"({counts['practices']:,} practices, {counts['lsoas']:,} LSOAs, "
+        f"{counts['registration_rows']:,} registration rows, "
+        f"{counts['registered_patients']:,} patients)"
+    )
+    _, _, out = _child(
+        "import time, json, pophealth; t = time.perf_counter(); "
+        f"d = pophealth.load({str(prepared)!r}, cache=False); t1 = time.perf_counter(); "
+        "tab = d.indicator_table; t2 = time.perf_counter(); "
+        "print(json.dumps({'load': t1 - t, 'indicators': t2 - t1, 'rows': len(tab), "
+        "'areas': int(tab[['area_code', 'basis']].drop_duplicates().shape[0]), "
+        "'profiles': int(len(d.areas('neighbourhood')) + len(d.areas('place')) + "
+        "d.areas('system')['area_code'].nunique())}))"
+    )
+    ind = json.loads(out)
+    print(
+        f"indicators, all areas and levels: {ind['indicators']:.1f} s "
+        f"(load {ind['load']:.1f} s; {ind['rows']:,} rows for {ind['areas']:,} area-bases)"
+    )
+    national = ind["profiles"]
+
+    import pophealth
+    from pophealth.cli import build_jobs, default_notebook_dir
+    from pophealth.runner import run_profiles
+    from pophealth.runner.html import install_plotly_asset
+
+    data = pophealth.load(prepared)
+    system = data.areas("system")["area_code"].iloc[0]
+    jobs = build_jobs(data, system, ["neighbourhood", "place", "system"], default_notebook_dir())
+    jobs = jobs[: args.areas]
+    print(f"batch: {len(jobs)} profiles of {system} (all levels), {args.workers} workers")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        start = time.perf_counter()
+        summary = run_profiles(jobs, tmp / "warm", workers=args.workers, force=True, progress=False)
+        warm = (time.perf_counter() - start) / len(jobs)
+        sizes = [p.stat().st_size for p in (tmp / "warm").glob("profiles/*/*.html")]
+        print(
+            f"  warm-kernel pool: {warm:.2f} s/profile incl. start-up and HTML "
+            f"({summary.ok} ok, {summary.failed} failed)"
+        )
+        papermill = None
+        if not args.skip_papermill:
+            out = tmp / "papermill"
+            out.mkdir()
+            install_plotly_asset(out)
+            tasks = [
+                (str(j.notebook), str(out), j.parameters, j.key.replace("/", "_")) for j in jobs
+            ]
+            start = time.perf_counter()
+            with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+                list(pool.map(_papermill_job, tasks))
+            papermill = (time.perf_counter() - start) / len(jobs)
+            print(f"  papermill {args.workers}-process pool + nbconvert HTML: {papermill:.2f} s/profile")
+        print(f"  typical HTML profile: {statistics.median(sizes) / 1024:.0f} KiB (plotly.js once per run folder)")
+        if papermill:
+            print(f"  speed-up: {papermill / warm:.1f}x")
+        print(
+            f"national run ({national:,} profiles): warm pool ~{national * warm / 60:.1f} min"
+            + (f", papermill ~{national * papermill / 60:.1f} min" if papermill else "")
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
