@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generate (england scale): {seconds:.1f} s")
     seconds, peak_gb, out = _child(
         "import json; from pophealth.prepare import prepare; "
-        f"m = prepare({str(raw)!r}, {str(prepared)!r}, progress=None); print(json.dumps(m['counts']))"
+        f"m = prepare({str(raw)!r}, {str(prepared)!r}, progress=None); "
+        "print(json.dumps(m['counts']))"
     )
     counts = json.loads(out)
     print(
@@ -100,10 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     from pophealth.runner.html import install_plotly_asset
 
     data = pophealth.load(prepared)
-    system = data.areas("system")["area_code"].iloc[0]
-    jobs = build_jobs(data, system, ["neighbourhood", "place", "system"], default_notebook_dir())
+    jobs = []
+    for system in data.areas("system")["area_code"].unique():
+        levels = ["neighbourhood", "place", "system"]
+        jobs += build_jobs(data, system, levels, default_notebook_dir())
+        if len(jobs) >= args.areas:
+            break
     jobs = jobs[: args.areas]
-    print(f"batch: {len(jobs)} profiles of {system} (all levels), {args.workers} workers")
+    systems = len({j.parameters["area_code"] for j in jobs if j.level == "system"})
+    print(f"batch: {len(jobs)} profiles (all levels, {systems} systems), {args.workers} workers")
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -111,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_profiles(jobs, tmp / "warm", workers=args.workers, force=True, progress=False)
         warm = (time.perf_counter() - start) / len(jobs)
         sizes = [p.stat().st_size for p in (tmp / "warm").glob("profiles/*/*.html")]
+        steady = statistics.median(r.seconds for r in summary.results) / args.workers
         print(
-            f"  warm-kernel pool: {warm:.2f} s/profile incl. start-up and HTML "
-            f"({summary.ok} ok, {summary.failed} failed)"
+            f"  warm-kernel pool: {warm:.2f} s/profile incl. kernel start-up, data load and HTML "
+            f"({summary.ok} ok, {summary.failed} failed); once warm {steady:.2f} s/profile "
+            "(median job / workers)"
         )
         papermill = None
         if not args.skip_papermill:
@@ -127,8 +135,14 @@ def main(argv: list[str] | None = None) -> int:
             with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
                 list(pool.map(_papermill_job, tasks))
             papermill = (time.perf_counter() - start) / len(jobs)
-            print(f"  papermill {args.workers}-process pool + nbconvert HTML: {papermill:.2f} s/profile")
-        print(f"  typical HTML profile: {statistics.median(sizes) / 1024:.0f} KiB (plotly.js once per run folder)")
+            print(
+                f"  papermill {args.workers}-process pool + nbconvert HTML: "
+                f"{papermill:.2f} s/profile"
+            )
+        print(
+            f"  typical HTML profile: {statistics.median(sizes) / 1024:.0f} KiB "
+            "(plotly.js once per run folder)"
+        )
         if papermill:
             print(f"  speed-up: {papermill / warm:.1f}x")
         print(

@@ -141,7 +141,9 @@ class PopHealthData:
         out = {}
         for ods, ons in (("sicbl_ods", "sicbl_code"), ("icb_ods", "icb_code")):
             pairs = self.lsoa[[ods, ons]].dropna().drop_duplicates()
-            out.update({str(a).upper(): str(b) for a, b in zip(pairs[ods], pairs[ons])})
+            out.update(
+                {str(a).upper(): str(b) for a, b in zip(pairs[ods], pairs[ons], strict=True)}
+            )
         return out
 
     @property
@@ -158,7 +160,9 @@ class PopHealthData:
         reg = self.register
         if level is not None:
             if level not in geography.LEVELS:
-                raise ValueError(f"level must be one of {', '.join(geography.LEVELS)}, not {level!r}.")
+                raise ValueError(
+                    f"level must be one of {', '.join(geography.LEVELS)}, not {level!r}."
+                )
             reg = reg[reg["level"] == level]
         else:
             reg = reg[reg["level"] != "england"]
@@ -265,7 +269,7 @@ class PopHealthData:
 
         shapes = gpd.read_parquet(path)
         text = shapely.to_geojson(shapes.geometry.to_numpy(), indent=None)
-        return dict(zip(shapes["lsoa21_code"].astype(str), text))
+        return dict(zip(shapes["lsoa21_code"].astype(str), text, strict=True))
 
     @cached_property
     def age_sex_matrix(self) -> pd.DataFrame:

@@ -102,9 +102,7 @@ def ethnicity_definition(lsoa: pd.DataFrame) -> str:
     return "not White (detailed groups unavailable)"
 
 
-def attribute_lsoa_to_practices(
-    registrations: pd.DataFrame, values: pd.DataFrame
-) -> pd.DataFrame:
+def attribute_lsoa_to_practices(registrations: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
     """Attribute LSOA values to practices by each practice's share of patients per LSOA.
 
     Args:
@@ -228,7 +226,9 @@ def practice_measures(
     out = parts[0]
     for part in parts[1:]:
         out = out.merge(part, on="practice_code", how="left")
-    return out.fillna({c: 0.0 for c in out.columns if c.endswith("__num") and c != "list_size__num"})
+    return out.fillna(
+        {c: 0.0 for c in out.columns if c.endswith("__num") and c != "list_size__num"}
+    )
 
 
 def lsoa_practice_shares(registrations: pd.DataFrame) -> pd.DataFrame:
@@ -300,9 +300,7 @@ def _attributed_workforce(registrations: pd.DataFrame, practices: pd.DataFrame) 
     return weighted.groupby("lsoa21_code", as_index=False).sum()
 
 
-def aggregate_measures(
-    measures: pd.DataFrame, membership: pd.DataFrame, key: str
-) -> pd.DataFrame:
+def aggregate_measures(measures: pd.DataFrame, membership: pd.DataFrame, key: str) -> pd.DataFrame:
     """Sum unit-level measures (practices or LSOAs) to areas.
 
     Args:
@@ -314,8 +312,8 @@ def aggregate_measures(
         One row per area_code with the summed measure columns. ``list_size__den`` stays NaN.
     """
     joined = membership[[key, "area_code"]].merge(measures, on=key, how="inner")
-    summed = joined.drop(columns=[key]).groupby("area_code", as_index=False, sort=True).sum(
-        min_count=1
+    summed = (
+        joined.drop(columns=[key]).groupby("area_code", as_index=False, sort=True).sum(min_count=1)
     )
     if "list_size__den" in summed:
         summed["list_size__den"] = np.nan

@@ -105,7 +105,11 @@ def build_jobs(data, system: str, levels, notebook_dir: Path, areas_filter=None)
     for level in levels:
         areas = data.areas(level, system=system)
         if level == "system":
-            areas = areas[areas["basis"] == "registered"] if (areas["basis"] == "registered").any() else areas
+            areas = (
+                areas[areas["basis"] == "registered"]
+                if (areas["basis"] == "registered").any()
+                else areas
+            )
         if areas_filter:
             areas = areas[areas["area_code"].isin(areas_filter)]
         notebook = notebook_dir / LEVEL_NOTEBOOKS[level]
@@ -227,8 +231,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="prepared store folder (from `pophealth prepare`)")
-    p.add_argument("--neighbourhoods", help="YAML of named practice groupings to use instead of PCNs")
-    p.add_argument("--imd", default="2025", choices=["2025", "2019"], help="IoD release (default 2025)")
+    p.add_argument(
+        "--neighbourhoods", help="YAML of named practice groupings to use instead of PCNs"
+    )
+    p.add_argument(
+        "--imd", default="2025", choices=["2025", "2019"], help="IoD release (default 2025)"
+    )
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -308,7 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UnknownAreaError, SourceFormatError, PrepareError, ConfigError, FileNotFoundError) as exc:
+    except (
+        UnknownAreaError,
+        SourceFormatError,
+        PrepareError,
+        ConfigError,
+        FileNotFoundError,
+    ) as exc:
         print(f"pophealth: error: {exc}", file=sys.stderr)
         return 2
 

@@ -56,7 +56,9 @@ def load_neighbourhood_groupings(path: str | Path) -> pd.DataFrame:
             raise ConfigError(f"{path}: neighbourhood {group['code']!r} lists no practices.")
         for code in practices:
             rows.append((str(group["code"]), str(group["name"]), str(code).strip().upper()))
-    frame = pd.DataFrame(rows, columns=["neighbourhood_code", "neighbourhood_name", "practice_code"])
+    frame = pd.DataFrame(
+        rows, columns=["neighbourhood_code", "neighbourhood_name", "practice_code"]
+    )
     names = frame.drop_duplicates(["neighbourhood_code", "neighbourhood_name"])
     repeated = names["neighbourhood_code"][names["neighbourhood_code"].duplicated()]
     if len(repeated):

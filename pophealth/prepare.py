@@ -25,7 +25,6 @@ import pandas as pd
 import yaml
 
 from pophealth import __version__
-from pophealth.sources import identify_source
 from pophealth.sources import (
     boundaries as src_boundaries,
 )
@@ -35,6 +34,7 @@ from pophealth.sources import (
 from pophealth.sources import (
     epcn as src_epcn,
 )
+from pophealth.sources import identify_source
 from pophealth.sources import (
     imd as src_imd,
 )
@@ -136,7 +136,9 @@ def discover_raw_files(raw_dir: str | Path, listing: str | Path | None = None) -
             path = Path(entry["path"])
             path = path if path.is_absolute() else listing.parent / path
             if not path.exists():
-                raise PrepareError(f"{listing}: source {name!r} lists {path}, which does not exist.")
+                raise PrepareError(
+                    f"{listing}: source {name!r} lists {path}, which does not exist."
+                )
             found.paths.setdefault(name, []).append(path)
             if entry.get("release"):
                 found.releases[name] = str(entry["release"])
@@ -431,8 +433,12 @@ def prepare(
             continue
         frame = loaded[name]
         files[name] = {
-            "files": [{"name": p.name, "sha256": sha256_of(p), "bytes": p.stat().st_size} for p in paths],
-            "release": _release_of(name, paths[0], frame if isinstance(frame, pd.DataFrame) else None, raw),
+            "files": [
+                {"name": p.name, "sha256": sha256_of(p), "bytes": p.stat().st_size} for p in paths
+            ],
+            "release": _release_of(
+                name, paths[0], frame if isinstance(frame, pd.DataFrame) else None, raw
+            ),
             "rows": _rows(frame),
         }
         say(f"  loaded {name:<28} {files[name]['rows']:>10,} rows  ({paths[0].name})")
@@ -448,7 +454,9 @@ def prepare(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if regs is not None:
-        registrations = regs.groupby(["practice_code", "lsoa_code"], as_index=False)["patients"].sum()
+        registrations = regs.groupby(["practice_code", "lsoa_code"], as_index=False)[
+            "patients"
+        ].sum()
         registrations["lsoa_status"] = classify_lsoa_codes(
             registrations["lsoa_code"], set(lsoa["lsoa21_code"])
         )
@@ -462,12 +470,20 @@ def prepare(
     _write_parquet(lsoa, out / "lsoa.parquet")
     _write_parquet(practices, out / "practices.parquet")
     _write_parquet(registrations, out / "registrations.parquet")
-    _write_parquet(age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet")
+    _write_parquet(
+        age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
+    )
     boundary_path = raw.first("lsoa_boundaries")
     if boundary_path is not None:
         shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
         files["lsoa_boundaries"] = {
-            "files": [{"name": boundary_path.name, "sha256": sha256_of(boundary_path), "bytes": boundary_path.stat().st_size}],
+            "files": [
+                {
+                    "name": boundary_path.name,
+                    "sha256": sha256_of(boundary_path),
+                    "bytes": boundary_path.stat().st_size,
+                }
+            ],
             "release": _release_of("lsoa_boundaries", boundary_path, None, raw),
             "rows": int(len(shapes)),
         }
@@ -488,12 +504,16 @@ def prepare(
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
         "notes": {**lsoa_notes, **practice_notes},
-        "imd_releases": [r for r, col in (("2025", "imd2025_score"), ("2019", "imd2019_score")) if col in lsoa],
+        "imd_releases": [
+            r for r, col in (("2025", "imd2025_score"), ("2019", "imd2019_score")) if col in lsoa
+        ],
         "counts": {
             "lsoas": int(len(lsoa)),
             "practices": int(len(practices)),
             "registration_rows": int(len(registrations)),
-            "registered_patients": int(registrations["patients"].sum()) if len(registrations) else 0,
+            "registered_patients": int(registrations["patients"].sum())
+            if len(registrations)
+            else 0,
         },
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -8,7 +8,6 @@ LSOAs. Age-sex pyramids, practice highlights and coverage all follow from those 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -88,7 +87,9 @@ def _area_row_mask(data, area: dict) -> np.ndarray:
     if area["level"] == "england":
         return np.ones(len(arrays["patients"]), dtype=bool)
     if area["basis"] == "registered":
-        wanted = arrays["practice_codes"].get_indexer(data.practice_members.get(area["area_code"], []))
+        wanted = arrays["practice_codes"].get_indexer(
+            data.practice_members.get(area["area_code"], [])
+        )
         return np.isin(arrays["practice"], wanted[wanted >= 0])
     wanted = arrays["lsoa_codes"].get_indexer(area_lsoas(data, area))
     return np.isin(arrays["lsoa"], wanted[wanted >= 0])
@@ -100,7 +101,9 @@ def _lsoa_population(data, area: dict) -> pd.Series:
         arrays = data.matched_arrays
         mask = _area_row_mask(data, area)
         counts = np.bincount(
-            arrays["lsoa"][mask], weights=arrays["patients"][mask], minlength=len(arrays["lsoa_codes"])
+            arrays["lsoa"][mask],
+            weights=arrays["patients"][mask],
+            minlength=len(arrays["lsoa_codes"]),
         )
         keep = counts > 0
         return pd.Series(counts[keep], index=arrays["lsoa_codes"][keep])
@@ -121,7 +124,9 @@ def decile_frame(data, area: dict, parent: dict | None, everyone: dict) -> pd.Da
         if len(data.registrations):
             arrays = data.matched_arrays
             mask = _area_row_mask(data, a)
-            counts = np.bincount(arrays["decile"][mask], weights=arrays["patients"][mask], minlength=11)
+            counts = np.bincount(
+                arrays["decile"][mask], weights=arrays["patients"][mask], minlength=11
+            )
             by = pd.Series(counts[1:11], index=range(1, 11))
         else:
             pop = _lsoa_population(data, a)
@@ -150,7 +155,9 @@ def map_frames(data, area: dict) -> tuple[pd.DataFrame, dict | None]:
         keep = pop
     lsoa = data.lsoa.set_index("lsoa21_code")
     geometries = data.lsoa_geometries
-    codes = [c for c in keep.index.astype(str) if c in geometries] if geometries else list(keep.index)
+    codes = (
+        [c for c in keep.index.astype(str) if c in geometries] if geometries else list(keep.index)
+    )
     keep = keep.reindex(codes)
     values = pd.DataFrame(
         {
@@ -163,8 +170,8 @@ def map_frames(data, area: dict) -> tuple[pd.DataFrame, dict | None]:
     if not geometries:
         return values, None
     features = ",".join(
-        '{"type":"Feature","properties":{"lsoa21_code":"%s"},"geometry":%s}'
-        % (code, geometries[code])
+        f'{{"type":"Feature","properties":{{"lsoa21_code":"{code}"}},'
+        f'"geometry":{geometries[code]}}}'
         for code in codes
     )
     return values, json.loads('{"type":"FeatureCollection","features":[' + features + "]}")
@@ -244,8 +251,11 @@ def funnel_frames(data, area: dict) -> dict[str, dict]:
 
 
 def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
-    """GP FTE per 10,000 weighted patients by practice IMD quintile (the area's system), SII,
-    and the area's fair share of GP FTE at its parent's and England's rates."""
+    """Inverse care law view and fair share of GP FTE.
+
+    GP FTE per 10,000 weighted patients by practice IMD quintile (the area's system), SII,
+    and the area's fair share of GP FTE at its parent's and England's rates.
+    """
     practices = data.practice_indicators
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
     in_system = data.practices.loc[data.practices["icb_code"] == system, "practice_code"]
@@ -256,9 +266,7 @@ def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
     result: dict = {"quintiles": pd.DataFrame(), "sii_text": "", "fair_share": pd.DataFrame()}
     if len(scope):
         q = scope.groupby("imd_quintile", as_index=False)[["gp_fte", "weighted_patients"]].sum()
-        q = stats.rate_byar(
-            q, "gp_fte", "weighted_patients", multiplier=10_000, confidence=(0.95,)
-        )
+        q = stats.rate_byar(q, "gp_fte", "weighted_patients", multiplier=10_000, confidence=(0.95,))
         q = q.rename(
             columns={"imd_quintile": "quintile", "lower_95": "lower_ci", "upper_95": "upper_ci"}
         )
@@ -290,7 +298,10 @@ def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
         r = fte.iloc[0]
         actual, weighted = float(r["numerator"]), float(r["denominator"])
         shares = []
-        for label, rate in (("Parent rate", r["parent_value"]), ("Comparator rate", r["comparator_value"])):
+        for label, rate in (
+            ("Parent rate", r["parent_value"]),
+            ("Comparator rate", r["comparator_value"]),
+        ):
             if pd.notna(rate):
                 fair = weighted * float(rate) / 10_000
                 shares.append((label, actual, fair, actual - fair))
@@ -402,7 +413,10 @@ def build_profile(data, area: dict):
     if area["level"] == "system":
         both = table[table["area_code"] == area["area_code"]]
         basis_comparison = both.pivot_table(
-            index=["indicator_id", "title", "unit"], columns="basis", values="value", aggfunc="first"
+            index=["indicator_id", "title", "unit"],
+            columns="basis",
+            values="value",
+            aggfunc="first",
         ).reset_index()
     notes = []
     manifest = data.manifest
@@ -425,12 +439,15 @@ def build_profile(data, area: dict):
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
     if len(data.practices) and isinstance(system, str):
         in_system = data.practices[data.practices["icb_code"] == system]
-        grouped = set(geography.neighbourhood_practices(data.practices, data.groupings)["practice_code"])
+        grouped = set(
+            geography.neighbourhood_practices(data.practices, data.groupings)["practice_code"]
+        )
         loose = in_system[~in_system["practice_code"].isin(grouped)]
         if len(loose):
             notes.append(
-                f"{len(loose)} practice(s) of the system ({int(loose['registered_patients'].sum()):,} "
-                "patients) are in no neighbourhood; they count in place and system figures."
+                f"{len(loose)} practice(s) of the system "
+                f"({int(loose['registered_patients'].sum()):,} patients) are in no "
+                "neighbourhood; they count in place and system figures."
             )
     elif "pcn_membership_date" in manifest.get("notes", {}):
         notes.append(f"PCN membership from ePCN at {manifest['notes']['pcn_membership_date']}.")

@@ -66,7 +66,9 @@ def deprivation(p) -> None:
             parent_label=_parent_label(p),
             england_label=p.comparator,
             source_note=_source(p, f"English Indices of Deprivation, {p.imd_release}."),
-            population_label="registered patients" if p.area["basis"] == "registered" else "residents",
+            population_label="registered patients"
+            if p.area["basis"] == "registered"
+            else "residents",
         )
     )
     if p.map_geojson is not None and len(p.map_values):
@@ -92,8 +94,11 @@ def ethnicity(p) -> None:
 
 
 def workforce(p) -> None:
-    """Workforce against need: practices' GP FTE per weighted patient against IMD score,
-    inverse care law by IMD quintile with SII, and the area's fair share of GP FTE."""
+    """Workforce against need, inverse care law and fair share.
+
+    Shows every practice's GP FTE per weighted patient against its IMD score,
+    inverse care law by IMD quintile with SII, and the area's fair share of GP FTE.
+    """
     _indicator_rows(
         p,
         [
@@ -121,7 +126,8 @@ def workforce(p) -> None:
             charts.inverse_care_law(
                 ic["quintiles"],
                 sii_text=ic.get("sii_text", ""),
-                title="Inverse care law: GP FTE per 10,000 weighted patients by practice IMD quintile",
+                title="Inverse care law: GP FTE per 10,000 weighted patients by practice "
+                "IMD quintile",
             )
         )
     if isinstance(ic.get("fair_share"), pd.DataFrame) and len(ic["fair_share"]):
@@ -152,7 +158,7 @@ def benchmarking(p) -> None:
             england_label=p.comparator,
         )
     )
-    for indicator, f in p.funnels.items():
+    for f in p.funnels.values():
         charts.show(
             charts.funnel_plot(
                 f["points"],

@@ -60,7 +60,10 @@ PROFILE_CSS = """
 .ph-table th, .ph-table td {
   border: 1px solid #D8DDE0; padding: 4px 8px; vertical-align: top; text-align: left;
 }
-.ph-table thead th { background: #005EB8; color: #FFFFFF; font-weight: 600; white-space: normal; overflow-wrap: anywhere; }
+.ph-table thead th {
+  background: #005EB8; color: #FFFFFF; font-weight: 600; white-space: normal;
+  overflow-wrap: anywhere;
+}
 .ph-table td.ph-num, .ph-table th.ph-num {
   text-align: right; font-variant-numeric: tabular-nums;
 }

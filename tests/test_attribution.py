@@ -92,7 +92,9 @@ registrations_strategy = st.lists(
 @given(registrations_strategy, st.lists(st.floats(0, 1), min_size=5, max_size=5))
 def test_attribution_conserves_patients(rows, rates):
     regs = _regs([(p, lsoa, n, "matched" if lsoa.startswith("E") else "x") for p, lsoa, n in rows])
-    regs = regs.groupby(["practice_code", "lsoa_code", "lsoa_status"], as_index=False)["patients"].sum()
+    regs = regs.groupby(["practice_code", "lsoa_code", "lsoa_status"], as_index=False)[
+        "patients"
+    ].sum()
     values = pd.DataFrame(
         {"lsoa21_code": ["E01", "E02", "E03", "E04", "E05"], "one": 1.0, "rate": rates}
     )
@@ -106,7 +108,9 @@ def test_attribution_conserves_patients(rows, rates):
     assert (out["rate__num"] <= out["rate__den"] + 1e-9).all()
     # rolling practices up to one area conserves the sums
     members = out[["practice_code"]].assign(area_code="ALL")
-    area = attribution.aggregate_measures(out.drop(columns=["matched_patients"]), members, "practice_code")
+    area = attribution.aggregate_measures(
+        out.drop(columns=["matched_patients"]), members, "practice_code"
+    )
     assert area["rate__num"].iloc[0] == pytest.approx(out["rate__num"].sum())
 
 
@@ -131,7 +135,14 @@ def test_resident_workforce_attribution_conserves_fte():
             "admin_fte": [3.0, 2.0],
         }
     )
-    lsoa = pd.DataFrame({"lsoa21_code": ["E01", "E02"], "imd2025_score": [30.0, 10.0], "imd2025_decile": [1, 5], "population": [1000.0, 800.0]})
+    lsoa = pd.DataFrame(
+        {
+            "lsoa21_code": ["E01", "E02"],
+            "imd2025_score": [30.0, 10.0],
+            "imd2025_decile": [1, 5],
+            "population": [1000.0, 800.0],
+        }
+    )
     out = attribution.lsoa_measures(lsoa, regs, practices).set_index("lsoa21_code")
     # P1's 10% CLOSED share of FTE cannot be placed: 2.0*0.9 + 1.0 placed
     assert out["gp_fte_per_10k__num"].sum() == pytest.approx(2.0 * 0.9 + 1.0)

@@ -1,4 +1,4 @@
-"""End to end on the demo ICS: real papermill per level, the batch runner, and the HTML in Chromium."""
+"""End to end on the demo ICS: papermill per level, the batch runner, HTML in Chromium."""
 
 from __future__ import annotations
 
@@ -91,8 +91,16 @@ def test_run_builds_every_profile_with_index_and_manifest(demo_site, demo_data):
 
 def test_rerun_skips_unchanged_profiles(demo_site, demo_prepared, capsys):
     code = cli.main(
-        ["run", "--data", str(demo_prepared), "--system", "E54000999", "--out", str(demo_site),
-         "--no-progress"]
+        [
+            "run",
+            "--data",
+            str(demo_prepared),
+            "--system",
+            "E54000999",
+            "--out",
+            str(demo_site),
+            "--no-progress",
+        ]
     )
     assert code == 0
     assert re.search(r"0 ok, (\d+) unchanged, 0 failed", capsys.readouterr().out)

@@ -44,7 +44,7 @@ def lsoa():
 
 def test_register_has_every_level_basis_and_parent(practices, lsoa):
     reg = geography.build_area_register(practices, lsoa)
-    got = set(zip(reg["area_code"], reg["level"], reg["basis"]))
+    got = set(zip(reg["area_code"], reg["level"], reg["basis"], strict=True))
     assert ("U1", "neighbourhood", "registered") in got
     assert ("E38A", "place", "registered") in got
     assert ("E06A", "place", "resident") in got
@@ -81,7 +81,11 @@ def test_groupings_with_unknown_practice_suggest_close_matches(practices, lsoa, 
     [
         ("neighbourhoods: []", "neighbourhoods"),
         ("neighbourhoods:\n  - {code: X, name: Y}", "must have"),
-        ("neighbourhoods:\n  - {code: X, name: Y, practices: [A1]}\n  - {code: Z, name: W, practices: [A1]}", "one neighbourhood only"),
+        (
+            "neighbourhoods:\n  - {code: X, name: Y, practices: [A1]}\n"
+            "  - {code: Z, name: W, practices: [A1]}",
+            "one neighbourhood only",
+        ),
     ],
 )
 def test_bad_groupings_files_name_the_fault(tmp_path, text, message):

@@ -24,7 +24,9 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
     wanted |= {"distributed"} if "dask" in wanted else set()
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     listed = {_name(d) for d in env["dependencies"] if isinstance(d, str)} - {"python", "pip"}
-    assert wanted == listed, f"only in pyproject: {wanted - listed}; only in environment.yml: {listed - wanted}"
+    assert wanted == listed, (
+        f"only in pyproject: {wanted - listed}; only in environment.yml: {listed - wanted}"
+    )
 
 
 def test_notebooks_are_committed_with_outputs_cleared():
@@ -53,7 +55,9 @@ def _readme_commands() -> list[str]:
     text = (REPO / "README.md").read_text()
     block = re.search(r"```(?:bash|sh)\n(.*?)```", text, re.S)
     assert block, "README needs a fenced bash block with the two set-up commands"
-    return [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
+    return [
+        line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")
+    ]
 
 
 def test_readme_gives_two_setup_commands_and_ci_runs_the_test_one():
@@ -62,3 +66,18 @@ def test_readme_gives_two_setup_commands_and_ci_runs_the_test_one():
     ci = (REPO / ".ci" / "run").read_text()
     assert commands[1] in ci, "CI must run the README's test command verbatim"
     assert "pophealth demo" in commands[0]
+
+
+def test_code_is_ruff_clean():
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    paths = ["pophealth", "tests", "benchmarks"]
+    lint = subprocess.run([ruff, "check", *paths], cwd=REPO, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout[-3000:]
+    fmt = subprocess.run(
+        [ruff, "format", "--check", *paths], cwd=REPO, capture_output=True, text=True
+    )
+    assert fmt.returncode == 0, fmt.stdout[-3000:]

@@ -63,8 +63,8 @@ def test_demo_has_the_levels_a_user_expects(demo_data):
     )
     areas = reg[reg["system_code"] == system]
     assert (areas["level"] == "neighbourhood").sum() >= 12
-    assert ((areas["area_type"] == "lad")).sum() >= 3
-    assert ((areas["area_type"] == "sicbl")).sum() >= 2
+    assert (areas["area_type"] == "lad").sum() >= 3
+    assert (areas["area_type"] == "sicbl").sum() >= 2
     assert demo_data.manifest["counts"]["practices"] >= 60
     assert demo_data.manifest["counts"]["lsoas"] >= 600
 
@@ -77,7 +77,9 @@ def test_no_patient_is_lost_between_the_lsoa_file_and_coverage(demo_raw, demo_da
     assert statuses.get("closed", 0) > 0
     assert statuses.get("outside", 0) > 0
     assert statuses.get("wales", 0) > 0
-    everyone = demo_data.profile("ALL" if False else demo_data.register.query("level == 'system'")["area_code"].iloc[0])
+    everyone = demo_data.profile(
+        "ALL" if False else demo_data.register.query("level == 'system'")["area_code"].iloc[0]
+    )
     coverage = everyone.coverage
     assert coverage["patients"].sum() > 0
     assert set(coverage["category"]) >= {"CLOSED (invalid or unmatched postcode)"}
@@ -103,7 +105,9 @@ def test_wilson_intervals_contain_values_and_comparisons_are_consistent(demo_dat
     assert (with_ci["lower_ci"] <= with_ci["value"] + 1e-9).all()
     assert (with_ci["value"] <= with_ci["upper_ci"] + 1e-9).all()
     assert (with_ci["lower_99_8"] <= with_ci["lower_ci"] + 1e-9).all()
-    higher = with_ci[with_ci["comparison_95"].isin(["higher", "worse"]) & (with_ci["polarity"] != "high is good")]
+    higher = with_ci[
+        with_ci["comparison_95"].isin(["higher", "worse"]) & (with_ci["polarity"] != "high is good")
+    ]
     assert (higher["lower_ci"] > higher["comparator_value"]).all()
 
 
@@ -120,7 +124,15 @@ def test_deprivation_drives_need_in_the_demo(demo_data):
 
 def _golden_frame(table: pd.DataFrame) -> pd.DataFrame:
     out = table[GOLDEN_COLUMNS].copy()
-    for col in ("numerator", "denominator", "value", "lower_ci", "upper_ci", "parent_value", "comparator_value"):
+    for col in (
+        "numerator",
+        "denominator",
+        "value",
+        "lower_ci",
+        "upper_ci",
+        "parent_value",
+        "comparator_value",
+    ):
         out[col] = out[col].astype(float).round(6)
     return out.sort_values(["area_code", "basis", "indicator_id"]).reset_index(drop=True)
 
@@ -133,7 +145,9 @@ def test_indicator_table_matches_golden_file(demo_data):
         if not os.environ.get("POPHEALTH_UPDATE_GOLDEN"):
             pytest.fail("golden file was missing: written now, re-run to compare")
     want = pd.read_csv(GOLDEN, keep_default_na=False, na_values=[""])
-    got = pd.read_csv(pd.io.common.StringIO(got.to_csv(index=False)), keep_default_na=False, na_values=[""])
+    got = pd.read_csv(
+        pd.io.common.StringIO(got.to_csv(index=False)), keep_default_na=False, na_values=[""]
+    )
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6, atol=1e-6)
 
 
@@ -155,7 +169,9 @@ def test_profile_frames_for_every_level(demo_data, level):
 
 
 def test_resident_and_registered_bases_of_the_system(demo_data):
-    code = demo_data.register.query("level == 'system' and basis == 'registered'")["area_code"].iloc[0]
+    code = demo_data.register.query("level == 'system' and basis == 'registered'")[
+        "area_code"
+    ].iloc[0]
     reg = demo_data.profile(code, basis="registered")
     res = demo_data.profile(code, basis="resident")
     assert reg.area["basis"] == "registered" and res.area["basis"] == "resident"
@@ -178,13 +194,39 @@ def test_ods_codes_are_accepted_for_systems(demo_data):
 
 def test_cli_indicators_and_areas(demo_prepared, tmp_path, capsys):
     out = tmp_path / "ind.csv"
-    assert cli.main(["indicators", "--data", str(demo_prepared), "--level", "neighbourhood", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "indicators",
+                "--data",
+                str(demo_prepared),
+                "--level",
+                "neighbourhood",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out)
     assert set(table["level"]) == {"neighbourhood"}
     assert {"lower_99_8", "comparison_99_8", "method"} <= set(table.columns)
     assert cli.main(["areas", "--data", str(demo_prepared), "--level", "place"]) == 0
     assert "lad" in capsys.readouterr().out
-    assert cli.main(["run", "--data", str(demo_prepared), "--system", "E54000XYZ", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        cli.main(
+            [
+                "run",
+                "--data",
+                str(demo_prepared),
+                "--system",
+                "E54000XYZ",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "Closest valid codes" in capsys.readouterr().err
 
 
@@ -210,9 +252,24 @@ def test_analyst_neighbourhood_groupings(demo_prepared, capsys):
     assert set(neigh["area_type"]) == {"custom"}
     p = data.profile("INT01")
     size = p.indicators.set_index("indicator_id").loc["list_size", "value"]
-    members = data.practices[data.practices["practice_code"].isin([f"Y9{n:04d}" for n in range(1, 11)])]
+    members = data.practices[
+        data.practices["practice_code"].isin([f"Y9{n:04d}" for n in range(1, 11)])
+    ]
     assert size == members["registered_patients"].sum()
     assert any("analyst groupings" in n for n in p.notes)
     assert any("in no neighbourhood" in n for n in p.notes)
-    assert cli.main(["areas", "--data", str(demo_prepared), "--neighbourhoods", str(groupings), "--level", "neighbourhood"]) == 0
+    assert (
+        cli.main(
+            [
+                "areas",
+                "--data",
+                str(demo_prepared),
+                "--neighbourhoods",
+                str(groupings),
+                "--level",
+                "neighbourhood",
+            ]
+        )
+        == 0
+    )
     assert "INT02" in capsys.readouterr().out

@@ -91,7 +91,10 @@ def test_resident_system_profile_for_a_real_icb(real_prepared):
     assert values["pct_disabled"] == pytest.approx(disabled)
     # plausibility: Cheshire and Merseyside is more deprived than England as a whole
     assert 25 < values["pct_core20"] < 45
-    assert values["imd_score"] > profile.indicators.set_index("indicator_id")["comparator_value"]["imd_score"]
+    assert (
+        values["imd_score"]
+        > profile.indicators.set_index("indicator_id")["comparator_value"]["imd_score"]
+    )
     assert 15 < values["pct_disabled"] < 25
     england = data.indicator_table.query("area_code == 'ALL' and basis == 'resident'")
     assert england.set_index("indicator_id")["value"]["pct_core20"] == pytest.approx(20, abs=1.5)
@@ -110,7 +113,10 @@ def test_prepare_works_on_a_mix_of_real_and_demo_files(demo_raw, tmp_path):
     (raw / "ePCN.xlsx").unlink()
     shutil.copy(real_epcn, raw / "ePCN-2023-02.xlsx")
     (raw / "gp-reg-pat-prac-all.csv").unlink()
-    shutil.copy(reference_file("registrations", "gp-reg-pat-prac-all-2025-10.csv"), raw / "gp-reg-pat-prac-all.csv")
+    shutil.copy(
+        reference_file("registrations", "gp-reg-pat-prac-all-2025-10.csv"),
+        raw / "gp-reg-pat-prac-all.csv",
+    )
     manifest = prepare(raw, tmp_path / "prepared", progress=None)
     assert manifest["sources"]["epcn"]["files"][0]["sha256"] == sha256_of(real_epcn)
     assert manifest["sources"]["practice_totals"]["rows"] == 6_202

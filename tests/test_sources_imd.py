@@ -167,6 +167,8 @@ def test_reference_iod2025_converted_lacks_population(tmp_path):
 
 def test_iod_file_without_the_imd_score_is_refused(tmp_path):
     path = tmp_path / "File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv"
-    path.write_text("LSOA code (2021),Index of Multiple Deprivation (IMD) Rank (where 1 is most deprived)\nE01000001,5\n")
+    path.write_text(
+        "LSOA code (2021),Index of Multiple Deprivation (IMD) Rank (where 1 is most deprived)\nE01000001,5\n"
+    )
     with pytest.raises(SourceFormatError, match="Index of Multiple Deprivation"):
         load_iod2025_file7(path)

@@ -13,7 +13,6 @@ spaces and thousands separators are tolerated). Deciles are national (1 = most d
 from __future__ import annotations
 
 import warnings
-
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +138,9 @@ def _load_file7(path: str | Path, lsoa_year: str, schema: pa.DataFrameSchema) ->
     for name in wanted:
         label = str(columns[name])
         if columns[name] is None:
-            out[name] = pd.Series(pd.NA, index=raw.index, dtype="Int64" if name == "population" else "object")
+            out[name] = pd.Series(
+                pd.NA, index=raw.index, dtype="Int64" if name == "population" else "object"
+            )
             if name.endswith("_score"):
                 out[name] = np.nan
             continue
