@@ -313,7 +313,10 @@ def _select_entries(
         rows = registry[registry["source"] == name]
         releases = sorted(rows["release"])
         if wanted == "latest":
-            wanted = releases[-1]
+            # the newest release that can be downloaded; one listed without a URL is only a
+            # placeholder until its per-release URL is known
+            with_url = sorted(rows.loc[rows["url"].notna(), "release"])
+            wanted = (with_url or releases)[-1]
         match = rows[rows["release"] == wanted]
         if match.empty:
             selections.append(
@@ -937,7 +940,8 @@ def fetch_sources(
         out_dir: The raw folder for ``pophealth prepare``.
         sources: Source names (a list or a comma-separated string); ``name@release`` pins one
             source's release. ``None`` fetches every source in the registry.
-        release: ``"latest"`` (the highest release label per source) or a release label
+        release: ``"latest"`` (per source, the highest release label that has a download URL;
+            the highest label of all when none has) or a release label
             applied to every source not pinned with ``@``.
         registry: A registry file or DataFrame from :func:`load_registry`; ``None`` uses the
             packaged registry.
