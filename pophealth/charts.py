@@ -20,6 +20,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -272,6 +273,12 @@ def _wrap(text: str, width: int = 45) -> str:
     return "<br>".join(lines)
 
 
+@lru_cache(maxsize=1)
+def _template_object() -> go.layout.Template:
+    """The lean template, validated once: assigning a dict re-validates it for every figure."""
+    return go.layout.Template(_TEMPLATE)
+
+
 def _finish(
     fig: go.Figure,
     *,
@@ -288,7 +295,7 @@ def _finish(
     if extra_meta:
         meta.update(extra_meta)
     fig.update_layout(
-        template=_TEMPLATE,
+        template=_template_object(),
         title={"text": _esc(title), "x": 0.0, "xanchor": "left", "font": {"color": NHS_DARK_BLUE}},
         font={"family": _FONT_FAMILY, "size": 13, "color": "#212B32"},
         height=height,

@@ -225,7 +225,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         areas=None,
     )
     code = _cmd_run(run_args)
-    print(f"Demo finished in {time.perf_counter() - t0:.1f} s")
+    print(f"Demo finished in {time.perf_counter() - t0:.1f} s; open the index page:")
+    print(site.resolve() / "index.html")
     return code
 
 

@@ -8,11 +8,12 @@ LSOAs. Age-sex pyramids, practice highlights and coverage all follow from those 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, geography, indicators, stats
+from pophealth import __version__, attribution, geography, indicators, stats
 
 FUNNEL_INDICATORS = ("pct_core20", "pct_bad_health", "gp_fte_per_10k_weighted")
 SEX_LABEL = {"male": "male", "female": "female"}
@@ -431,6 +432,19 @@ def build_profile(data, area: dict):
             if area["basis"] == "registered"
             else "(people living in the area's LSOAs)."
         )
+    )
+    if area["basis"] == "resident" and area["level"] != "england":
+        lsoa = data.lsoa[data.lsoa["lsoa21_code"].isin(area_lsoas(data, area))]
+        for column, what in ((f"imd{data.imd}_score", "IoD"), ("health_total", "Census 2021")):
+            if column in lsoa and lsoa[column].isna().any():
+                notes.append(
+                    f"{int(lsoa[column].isna().sum())} of the area's {len(lsoa)} LSOAs have no "
+                    f"{what} data; indicators from that source leave them out."
+                )
+    notes.append(
+        f"Built by pophealth {__version__} at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the "
+        f"prepared store of {manifest.get('prepared_at', 'unknown date')} (sources and checksums "
+        "below)."
     )
     for indicator, why in manifest.get("indicators_unavailable", {}).items():
         notes.append(f"Not shown: {indicator} ({why}).")

@@ -68,6 +68,23 @@ def test_papermill_runs_each_level_notebook(demo_data, demo_prepared, tmp_path, 
     assert "Spine" in html or "compared with" in html
 
 
+def test_explore_notebook_runs_for_interactive_use(demo_prepared, tmp_path):
+    import papermill as pm
+
+    out = tmp_path / "explore.ipynb"
+    pm.execute_notebook(
+        str(NOTEBOOKS / "explore.ipynb"),
+        str(out),
+        parameters={"data_path": str(demo_prepared)},
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert len([o for o in outputs if PLOTLY_MIME in o.get("data", {})]) >= 5
+
+
 def test_run_builds_every_profile_with_index_and_manifest(demo_site, demo_data):
     index = (demo_site / "index.html").read_text()
     htmls = {p.parent.name: [] for p in demo_site.glob("profiles/*/*.html")}
@@ -106,16 +123,34 @@ def test_rerun_skips_unchanged_profiles(demo_site, demo_prepared, capsys):
     assert re.search(r"0 ok, (\d+) unchanged, 0 failed", capsys.readouterr().out)
 
 
-def test_index_and_a_profile_render_in_chromium(demo_site):
+def test_index_renders_in_chromium(demo_site):
     _need_browser()
     dom, errors = render_dom(demo_site / "index.html")
     assert not errors, errors
     assert dom.count("<a href=") >= 16
-    profile = sorted(demo_site.glob("profiles/neighbourhood/*.html"))[0]
+
+
+@pytest.mark.parametrize("level", ["neighbourhood", "place", "system"])
+def test_each_level_profile_renders_in_chromium_with_its_views(demo_site, level):
+    _need_browser()
+    profile = sorted(demo_site.glob(f"profiles/{level}/*.html"))[0]
     dom, errors = render_dom(profile, budget_ms=10000)
     assert not errors, errors
     # every plotly figure was drawn: the SVG roots exist once scripts ran
     drawn = len(re.findall(r'class="main-svg"', dom))
-    assert drawn >= 6, f"only {drawn} plotly SVG layers drawn"
+    assert drawn >= 8, f"only {drawn} plotly SVG layers drawn"
+    # the benchmarking views (issue 3): spine chart, sortable benchmark table, funnel plot,
+    # inverse care law with SII and fair share, all drawn as figure titles / tables
+    for text in (
+        "compared with",
+        "Funnel plot",
+        "Inverse care law",
+        "Slope index of inequality",
+        "Fair share of GP FTE",
+        "Age and sex",
+        "Where the population lives",
+    ):
+        assert text in dom, f"{level} profile lacks {text!r}"
+    assert "ph-sortable" in dom
     assert "Data quality and provenance" in dom
     assert "SHA-256" in dom  # provenance table of source files
