@@ -27,15 +27,21 @@ def practice_weights(data, area: dict) -> pd.Series:
         return pd.Series(1.0, index=pd.Index(codes, name="practice_code"))
     if not len(data.registrations):
         return pd.Series(dtype=float)
+    return _sum_matched_rows(data, area, by="practice", weights="share")
+
+
+def _sum_matched_rows(data, area: dict, by: str, weights: str) -> pd.Series:
+    """Sum a per-row weight of the area's matched registrations by practice or LSOA.
+
+    Returns:
+        Non-zero sums indexed by practice or LSOA code.
+    """
     arrays = data.matched_arrays
     mask = _area_row_mask(data, area)
-    weights = np.bincount(
-        arrays["practice"][mask],
-        weights=arrays["share"][mask],
-        minlength=len(arrays["practice_codes"]),
-    )
-    keep = weights > 0
-    return pd.Series(weights[keep], index=arrays["practice_codes"][keep])
+    codes = arrays[f"{by}_codes"]
+    sums = np.bincount(arrays[by][mask], weights=arrays[weights][mask], minlength=len(codes))
+    keep = sums > 0
+    return pd.Series(sums[keep], index=codes[keep])
 
 
 def area_lsoas(data, area: dict) -> np.ndarray:
@@ -99,15 +105,7 @@ def _area_row_mask(data, area: dict) -> np.ndarray:
 def _lsoa_population(data, area: dict) -> pd.Series:
     """Population of the area by LSOA: registered patients, or residents without registrations."""
     if len(data.registrations):
-        arrays = data.matched_arrays
-        mask = _area_row_mask(data, area)
-        counts = np.bincount(
-            arrays["lsoa"][mask],
-            weights=arrays["patients"][mask],
-            minlength=len(arrays["lsoa_codes"]),
-        )
-        keep = counts > 0
-        return pd.Series(counts[keep], index=arrays["lsoa_codes"][keep])
+        return _sum_matched_rows(data, area, by="lsoa", weights="patients")
     lsoa = data.lsoa
     if area["level"] != "england":
         lsoa = lsoa[lsoa["lsoa21_code"].isin(area_lsoas(data, area))]
