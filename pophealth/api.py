@@ -351,6 +351,35 @@ class PopHealthData:
         ]
 
     @cached_property
+    def indicator_groups(self) -> dict[tuple, pd.DataFrame]:
+        """The indicator table split by (level, area type, system) and by area code."""
+        table = self.indicator_table
+        groups: dict[tuple, pd.DataFrame] = {
+            key: rows for key, rows in table.groupby(["level", "area_type", "system_code"])
+        }
+        for (level, system), rows in table.groupby(["level", "system_code"]):
+            groups[(level, None, system)] = rows
+        for code, rows in table.groupby("area_code"):
+            groups[("area", code)] = rows
+        return groups
+
+    @cached_property
+    def unassigned_practices(self) -> dict[str, tuple[int, float]]:
+        """Per system: practices in no neighbourhood and their registered patients."""
+        if not len(self.practices):
+            return {}
+        grouped = set(self.practice_members_by_level("neighbourhood"))
+        loose = self.practices[~self.practices["practice_code"].isin(grouped)]
+        sums = loose.groupby("icb_code")["registered_patients"].agg(["count", "sum"])
+        return {str(k): (int(r["count"]), float(r["sum"])) for k, r in sums.iterrows()}
+
+    def practice_members_by_level(self, level: str) -> set[str]:
+        """Practice codes that belong to any area of a registered-basis level."""
+        codes = self.register.loc[self.register["level"] == level, "area_code"]
+        members = [self.practice_members.get(c, ()) for c in codes]
+        return {str(p) for group in members for p in group}
+
+    @cached_property
     def peers(self) -> pd.DataFrame:
         """Peer ranges by level, basis and indicator."""
         return indicators.peer_summary(self.indicator_table)

@@ -19,6 +19,17 @@ FUNNEL_INDICATORS = ("pct_core20", "pct_bad_health", "gp_fte_per_10k_weighted")
 SEX_LABEL = {"male": "male", "female": "female"}
 
 
+def _memo(data, key: tuple, build):
+    """Per-store memo for frames shared by many areas (e.g. a system's funnel limits).
+
+    The cached values are read-only inputs to charts; profiles never modify them.
+    """
+    cache = data.__dict__.setdefault("_frame_memo", {})
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
 def practice_weights(data, area: dict) -> pd.Series:
     """Weight of each practice in the area (index practice_code)."""
     code = area["area_code"]
@@ -203,25 +214,25 @@ def workforce_frame(data, area: dict) -> pd.DataFrame:
 
 def funnel_frames(data, area: dict) -> dict[str, dict]:
     """Funnel plots: peers in the system (neighbourhoods, or places of the same type)."""
-    table = data.indicator_table
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
-    neighbourhoods = table[(table["level"] == "neighbourhood") & (table["system_code"] == system)]
-    peers = neighbourhoods
+    place_type = area["area_type"] if area["level"] == "place" else None
+    return _memo(data, ("funnels", system, place_type), lambda: _system_funnels(data, area))
+
+
+def _system_funnels(data, area: dict) -> dict[str, dict]:
+    groups = data.indicator_groups
+    empty = data.indicator_table.iloc[:0]
+    system = area["area_code"] if area["level"] == "system" else area.get("system_code")
+    peers = groups.get(("neighbourhood", None, system), empty)
     place_type = area["area_type"] if area["level"] == "place" else "lad"
-    places = table[
-        (table["level"] == "place")
-        & (table["area_type"] == place_type)
-        & (table["system_code"] == system)
-    ]
+    places = groups.get(("place", place_type, system), empty)
     # a place is compared with its peer places when there are enough to make a funnel; a
     # system without neighbourhoods (resident-only data) shows its places
     if places["area_code"].nunique() >= 3 and (area["level"] == "place" or peers.empty):
         peers = places
-    system_rows = table[
-        (table["area_code"] == system) & (table["basis"] == peers["basis"].iloc[0])
-        if len(peers)
-        else table["area_code"] == system
-    ]
+    system_rows = groups.get(("area", system), empty)
+    if len(peers):
+        system_rows = system_rows[system_rows["basis"] == peers["basis"].iloc[0]]
     meta = indicators.load_catalogue().set_index("id")
     out: dict[str, dict] = {}
     for indicator in FUNNEL_INDICATORS:
@@ -255,11 +266,35 @@ def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
     GP FTE per 10,000 weighted patients by practice IMD quintile (the area's system), SII,
     and the area's fair share of GP FTE at its parent's and England's rates.
     """
-    practices = data.practice_indicators
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
+    if area["level"] == "england":
+        system = None
+    result = dict(_memo(data, ("inverse_care", system), lambda: _quintile_view(data, system)))
+    result["fair_share"] = pd.DataFrame()
+    fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
+    if len(fte) and fte["denominator"].iloc[0] > 0:
+        r = fte.iloc[0]
+        actual, weighted = float(r["numerator"]), float(r["denominator"])
+        shares = []
+        for label, rate in (
+            ("Parent rate", r["parent_value"]),
+            ("Comparator rate", r["comparator_value"]),
+        ):
+            if pd.notna(rate):
+                fair = weighted * float(rate) / 10_000
+                shares.append((label, actual, fair, actual - fair))
+        result["fair_share"] = pd.DataFrame(
+            shares, columns=["benchmark", "actual_fte", "fair_share_fte", "gap_fte"]
+        )
+    return result
+
+
+def _quintile_view(data, system: str | None) -> dict:
+    """GP FTE per 10,000 weighted patients by practice IMD quintile in a system, with SII."""
+    practices = data.practice_indicators
     in_system = data.practices.loc[data.practices["icb_code"] == system, "practice_code"]
     scope = practices[practices["practice_code"].isin(in_system)]
-    if area["level"] == "england" or scope.empty:
+    if system is None or scope.empty:
         scope = practices
     scope = scope.dropna(subset=["imd_quintile", "gp_fte", "weighted_patients"])
     result: dict = {"quintiles": pd.DataFrame(), "sii_text": "", "fair_share": pd.DataFrame()}
@@ -292,21 +327,6 @@ def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
                 f"from most to least deprived (95% CI {r['sii_lower_95']:+.2f} to "
                 f"{r['sii_upper_95']:+.2f})."
             )
-    fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
-    if len(fte) and fte["denominator"].iloc[0] > 0:
-        r = fte.iloc[0]
-        actual, weighted = float(r["numerator"]), float(r["denominator"])
-        shares = []
-        for label, rate in (
-            ("Parent rate", r["parent_value"]),
-            ("Comparator rate", r["comparator_value"]),
-        ):
-            if pd.notna(rate):
-                fair = weighted * float(rate) / 10_000
-                shares.append((label, actual, fair, actual - fair))
-        result["fair_share"] = pd.DataFrame(
-            shares, columns=["benchmark", "actual_fte", "fair_share_fte", "gap_fte"]
-        )
     return result
 
 
@@ -393,7 +413,8 @@ def build_profile(data, area: dict):
 
     table = data.indicator_table
     register = data.register
-    rows = table[(table["area_code"] == area["area_code"]) & (table["basis"] == area["basis"])]
+    own = data.indicator_groups.get(("area", area["area_code"]), table.iloc[:0])
+    rows = own[own["basis"] == area["basis"]]
     # "comparison" is the 95% benchmark comparison the tables colour by
     rows = rows.reset_index(drop=True).assign(comparison=lambda r: r["comparison_95"])
     parent = _register_row(register, area.get("parent_code"), area["basis"])
@@ -410,7 +431,7 @@ def build_profile(data, area: dict):
     map_values, geojson = map_frames(data, area)
     basis_comparison = pd.DataFrame()
     if area["level"] == "system":
-        both = table[table["area_code"] == area["area_code"]]
+        both = own
         basis_comparison = both.pivot_table(
             index=["indicator_id", "title", "unit"],
             columns="basis",
@@ -449,18 +470,12 @@ def build_profile(data, area: dict):
     if data.groupings is not None and area["level"] == "neighbourhood":
         notes.append(f"Neighbourhoods: analyst groupings from {data.neighbourhoods_file}.")
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
-    if len(data.practices) and isinstance(system, str):
-        in_system = data.practices[data.practices["icb_code"] == system]
-        grouped = set(
-            geography.neighbourhood_practices(data.practices, data.groupings)["practice_code"]
+    if isinstance(system, str) and system in data.unassigned_practices:
+        count, patients = data.unassigned_practices[system]
+        notes.append(
+            f"{count} practice(s) of the system ({patients:,.0f} patients) are in no "
+            "neighbourhood; they count in place and system figures."
         )
-        loose = in_system[~in_system["practice_code"].isin(grouped)]
-        if len(loose):
-            notes.append(
-                f"{len(loose)} practice(s) of the system "
-                f"({int(loose['registered_patients'].sum()):,} patients) are in no "
-                "neighbourhood; they count in place and system figures."
-            )
     elif "pcn_membership_date" in manifest.get("notes", {}):
         notes.append(f"PCN membership from ePCN at {manifest['notes']['pcn_membership_date']}.")
     return Profile(
