@@ -202,9 +202,19 @@ class PopHealthData:
         return rows.sort_values("basis").iloc[0].to_dict()
 
     @cached_property
+    def practice_membership_table(self) -> pd.DataFrame:
+        """``practice_code, area_code`` for every registered-basis area."""
+        return geography.practice_memberships(self.practices, self.groupings)
+
+    @cached_property
+    def lsoa_membership_table(self) -> pd.DataFrame:
+        """``lsoa21_code, area_code`` for every resident-basis area."""
+        return geography.lsoa_memberships(self.lsoa)
+
+    @cached_property
     def practice_members(self) -> dict[str, np.ndarray]:
         """Practice codes of every registered-basis area."""
-        members = geography.practice_memberships(self.practices, self.groupings)
+        members = self.practice_membership_table
         return {
             code: group.to_numpy(dtype=object)
             for code, group in members.groupby("area_code")["practice_code"]
@@ -213,7 +223,7 @@ class PopHealthData:
     @cached_property
     def lsoa_members(self) -> dict[str, np.ndarray]:
         """LSOA codes of every resident-basis area."""
-        members = geography.lsoa_memberships(self.lsoa)
+        members = self.lsoa_membership_table
         return {
             code: group.to_numpy(dtype=object)
             for code, group in members.groupby("area_code")["lsoa21_code"]
@@ -302,13 +312,13 @@ class PopHealthData:
         """The tidy indicator table for every area, basis and indicator."""
         registered = resident = None
         if len(self.practices):
-            members = geography.practice_memberships(self.practices, self.groupings)
             registered = attribution.aggregate_measures(
-                self.practice_measures, members, "practice_code"
+                self.practice_measures, self.practice_membership_table, "practice_code"
             )
         if len(self.lsoa):
-            members = geography.lsoa_memberships(self.lsoa)
-            resident = attribution.aggregate_measures(self.lsoa_measures, members, "lsoa21_code")
+            resident = attribution.aggregate_measures(
+                self.lsoa_measures, self.lsoa_membership_table, "lsoa21_code"
+            )
         return indicators.compute_indicator_table(
             self.register,
             registered,

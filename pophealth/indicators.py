@@ -96,7 +96,8 @@ def _apply_statistics(long: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
         statistic, multiplier = spec["statistic"], float(spec["multiplier"])
         rows = rows.reset_index(drop=True)
         if statistic == "proportion":
-            # attributed numerators are estimates, so round to whole people for the interval
+            # attributed numerators are patient-weighted estimates; float error must not
+            # push one above its denominator
             rows = rows.assign(numerator=rows["numerator"].clip(upper=rows["denominator"]))
             out = stats.proportion_wilson(
                 rows,
