@@ -43,7 +43,7 @@ def header(p) -> None:
 def population(p) -> None:
     """List size, age indicators and the age-sex pyramid against the parent and comparator."""
     if len(p.pyramid):
-        fig = charts.population_pyramid(
+        fig = charts.population_pyramid_spec(
             p.pyramid,
             title=f"Age and sex: {p.area['area_name']}",
             area_label=p.area["area_name"],
@@ -59,7 +59,7 @@ def deprivation(p) -> None:
     """IMD score, Core20 share, deciles and a map of the LSOAs where the population lives."""
     _indicator_rows(p, ["imd_score", "pct_core20", "pct_hh_deprived_2plus", "pct_social_rented"])
     charts.show(
-        charts.deprivation_deciles(
+        charts.deprivation_deciles_spec(
             p.deciles,
             title=f"Population by national IMD decile ({p.imd_release})",
             area_label=p.area["area_name"],
@@ -73,7 +73,7 @@ def deprivation(p) -> None:
     )
     if p.map_geojson is not None and len(p.map_values):
         charts.show(
-            charts.lsoa_choropleth(
+            charts.lsoa_choropleth_spec(
                 p.map_geojson,
                 p.map_values,
                 title=f"Where the population lives: LSOAs by IMD decile ({p.imd_release})",
@@ -114,7 +114,7 @@ def workforce(p) -> None:
     )
     if len(p.practices):
         charts.show(
-            charts.workforce_vs_need(
+            charts.workforce_vs_need_spec(
                 p.practices,
                 title="GP FTE per 10,000 weighted patients against practice IMD score",
                 highlight_label=p.area["area_name"],
@@ -123,7 +123,7 @@ def workforce(p) -> None:
     ic = p.inverse_care or {}
     if isinstance(ic.get("quintiles"), pd.DataFrame) and len(ic["quintiles"]):
         charts.show(
-            charts.inverse_care_law(
+            charts.inverse_care_law_spec(
                 ic["quintiles"],
                 sii_text=ic.get("sii_text", ""),
                 title="Inverse care law: GP FTE per 10,000 weighted patients by practice "
@@ -132,7 +132,7 @@ def workforce(p) -> None:
         )
     if isinstance(ic.get("fair_share"), pd.DataFrame) and len(ic["fair_share"]):
         charts.show(
-            charts.fair_share_bars(
+            charts.fair_share_bars_spec(
                 ic["fair_share"], title=f"Fair share of GP FTE: {p.area['area_name']}"
             )
         )
@@ -142,7 +142,7 @@ def benchmarking(p) -> None:
     """Spine chart, sortable benchmark table and funnel plots."""
     if len(p.spine):
         charts.show(
-            charts.spine_chart(
+            charts.spine_chart_spec(
                 p.spine,
                 title=f"{p.area['area_name']} compared with {p.comparator}",
                 area_label=p.area["area_name"],
@@ -160,7 +160,7 @@ def benchmarking(p) -> None:
     )
     for f in p.funnels.values():
         charts.show(
-            charts.funnel_plot(
+            charts.funnel_plot_spec(
                 f["points"],
                 f["limits"],
                 target=f["target"],

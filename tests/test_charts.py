@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly
+import plotly.graph_objects as go
 import pytest
 
 from pophealth import charts, tables
@@ -212,20 +213,27 @@ def _all_figures(
     funnel_frames,
     quintiles,
     fair_share,
+    suffix="",
 ):
     points, limits = funnel_frames
     note = "Source: test note"
     return [
-        charts.population_pyramid(age_sex, "Pyramid", "Test PCN", source_note=note),
-        charts.lsoa_choropleth(geojson, lsoa_values, "Map", source_note=note),
-        charts.deprivation_deciles(decile_shares, "Deciles", source_note=note),
-        charts.workforce_vs_need(practices, "Workforce", "Test PCN", source_note=note),
-        charts.spine_chart(spine_rows, "Spine", source_note=note),
-        charts.funnel_plot(
+        getattr(charts, "population_pyramid" + suffix)(
+            age_sex, "Pyramid", "Test PCN", source_note=note
+        ),
+        getattr(charts, "lsoa_choropleth" + suffix)(geojson, lsoa_values, "Map", source_note=note),
+        getattr(charts, "deprivation_deciles" + suffix)(decile_shares, "Deciles", source_note=note),
+        getattr(charts, "workforce_vs_need" + suffix)(
+            practices, "Workforce", "Test PCN", source_note=note
+        ),
+        getattr(charts, "spine_chart" + suffix)(spine_rows, "Spine", source_note=note),
+        getattr(charts, "funnel_plot" + suffix)(
             points, limits, 20.0, "Funnel", "P2", "Percentage (%)", source_note=note
         ),
-        charts.inverse_care_law(quintiles, "SII text", "Inverse care", source_note=note),
-        charts.fair_share_bars(fair_share, "Fair share", source_note=note),
+        getattr(charts, "inverse_care_law" + suffix)(
+            quintiles, "SII text", "Inverse care", source_note=note
+        ),
+        getattr(charts, "fair_share_bars" + suffix)(fair_share, "Fair share", source_note=note),
     ]
 
 
@@ -282,6 +290,44 @@ def test_every_figure_has_title_axis_titles_hover_and_meta(
             assert trace.hovertemplate, (name, trace.name)
         # Light: no figure here should carry a big template or data payload.
         assert len(fig.to_json()) < 40_000, name
+
+
+def test_every_spec_draws_the_same_figure_as_its_validated_figure(
+    age_sex,
+    geojson,
+    lsoa_values,
+    decile_shares,
+    practices,
+    spine_rows,
+    funnel_frames,
+    quintiles,
+    fair_share,
+):
+    inputs = (
+        age_sex,
+        geojson,
+        lsoa_values,
+        decile_shares,
+        practices,
+        spine_rows,
+        funnel_frames,
+        quintiles,
+        fair_share,
+    )
+    figures = _all_figures(*inputs)
+    specs = _all_figures(*inputs, suffix="_spec")
+    assert len(specs) == 8
+    for fig, spec in zip(figures, specs, strict=True):
+        assert isinstance(spec, charts.FigureSpec)
+        from_spec = charts.figure_bundle(spec)
+        from_figure = charts.figure_bundle(fig)
+        name = fig.layout.meta["chart"]
+        assert from_spec["text/plain"] == from_figure["text/plain"], name
+        mime = charts.PLOTLY_MIMETYPE
+        assert _decode_typed_arrays(from_spec[mime]) == _decode_typed_arrays(from_figure[mime]), (
+            name
+        )
+        assert ("PlotlyGeoAssets" in from_spec["text/html"]) == (name == "lsoa_choropleth")
 
 
 def test_missing_column_error_names_column_and_suggests(spine_rows):
@@ -560,9 +606,52 @@ def test_figure_bundle_has_both_mimetypes_and_no_embedded_plotlyjs(quintiles):
     assert payload["layout"]["meta"]["source_note"] == "note"
     assert payload["config"] == {"displaylogo": False, "responsive": True}
     html_text = bundle["text/html"]
-    assert "Plotly.newPlot" in html_text and '"displaylogo": false' in html_text
+    assert "Plotly.newPlot" in html_text and '"displaylogo":false' in html_text
     assert len(html_text) < 30_000  # plotly.js itself is not embedded
     assert "<script src" not in html_text
+
+
+def test_spec_renders_the_same_figure_as_the_validated_figure(quintiles):
+    spec = charts.inverse_care_law_spec(quintiles, "SII", "Inverse care", source_note="note")
+    fig = charts.inverse_care_law(quintiles, "SII", "Inverse care", source_note="note")
+    assert isinstance(spec, charts.FigureSpec) and isinstance(fig, go.Figure)
+    from_spec = charts.figure_bundle(spec)["application/vnd.plotly.v1+json"]
+    from_figure = charts.figure_bundle(fig)["application/vnd.plotly.v1+json"]
+    assert from_spec["config"] == from_figure["config"]
+    # Validated figures encode numpy arrays as typed base64, the spec as plain lists.
+    assert _decode_typed_arrays(from_spec) == _decode_typed_arrays(from_figure)
+    assert charts.figure_bundle(spec)["text/plain"] == "<Figure: Inverse care>"
+
+
+def _decode_typed_arrays(value):
+    """Plotly JSON with typed arrays ({"dtype", "bdata"}) turned into plain lists."""
+    import base64
+
+    if isinstance(value, dict):
+        if set(value) >= {"dtype", "bdata"}:
+            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+            if "shape" in value:
+                array = array.reshape([int(n) for n in str(value["shape"]).split(",")])
+            array = array.astype(float)
+            return json.loads(json.dumps(np.where(np.isnan(array), None, array).tolist()))
+        return {k: _decode_typed_arrays(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_typed_arrays(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def test_spec_html_escapes_script_breaking_text(quintiles):
+    spec = charts.inverse_care_law_spec(quintiles, "</script><script>alert(1)</script>", "T")
+    fragment = charts.figure_to_html(spec)
+    assert "</script><script>alert" not in fragment
+    assert fragment.count("<script") == fragment.count("</script>") == 1
+
+
+def test_show_rejects_non_figures():
+    with pytest.raises(TypeError, match="FigureSpec"):
+        charts.figure_bundle({"data": []})
 
 
 def test_show_publishes_bundle_through_ipython(quintiles):
