@@ -96,19 +96,28 @@ def _format_headline(row) -> dict[str, str]:
     }
 
 
-def build_jobs(data, system: str, levels, notebook_dir: Path, areas_filter=None) -> list:
-    """One ProfileJob per area of the system at each requested level."""
+def build_jobs(data, system: str | None, levels, notebook_dir: Path, areas_filter=None) -> list:
+    """One ProfileJob per area of the system (every system when ``None``) at each level."""
     from pophealth.runner import ProfileJob
 
     jobs = []
     fingerprint = _fingerprint(data, f"imd={data.imd}")
+    register = data.register
+    system_names = (
+        register[register["level"] == "system"]
+        .drop_duplicates("area_code")
+        .set_index("area_code")["area_name"]
+        .to_dict()
+    )
     for level in levels:
         areas = data.areas(level, system=system)
         if level == "system":
+            # One system profile each: registered-based where the system has practices.
             areas = (
-                areas[areas["basis"] == "registered"]
-                if (areas["basis"] == "registered").any()
-                else areas
+                areas.assign(_resident_first=areas["basis"] != "registered")
+                .sort_values(["_resident_first", "area_code"], kind="stable")
+                .drop_duplicates("area_code")
+                .drop(columns="_resident_first")
             )
         if areas_filter:
             areas = areas[areas["area_code"].isin(areas_filter)]
@@ -116,6 +125,7 @@ def build_jobs(data, system: str, levels, notebook_dir: Path, areas_filter=None)
         if not notebook.exists():
             raise FileNotFoundError(f"Notebook {notebook} not found (use --notebooks DIR).")
         for _, row in areas.iterrows():
+            system_code = row.get("system_code")
             jobs.append(
                 ProfileJob(
                     key=f"{level}/{row['basis']}/{row['area_code']}",
@@ -132,16 +142,21 @@ def build_jobs(data, system: str, levels, notebook_dir: Path, areas_filter=None)
                     },
                     headline=_format_headline(row),
                     input_fingerprint=fingerprint,
+                    group=str(system_names.get(system_code, system_code or "")),
                 )
             )
     return jobs
+
+
+ALL_SYSTEMS = ("all", "england")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from pophealth.runner import run_profiles
 
     data = _load(args)
-    system = data.resolve_system(args.system)
+    national = args.system.strip().lower() in ALL_SYSTEMS
+    system = None if national else data.resolve_system(args.system)
     if args.areas:
         wanted = [c.strip() for c in args.areas.split(",") if c.strip()]
         area_filter = [data.resolve_area(c)["area_code"] for c in wanted]
@@ -155,9 +170,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     _ = data.indicator_table
     jobs = build_jobs(data, system, levels, Path(args.notebooks), area_filter)
-    system_name = data.register.loc[data.register["area_code"] == system, "area_name"].iloc[0]
+    if national:
+        n_systems = data.register.loc[data.register["level"] == "system", "area_code"].nunique()
+        system_name = (
+            f"England ({n_systems} systems)"
+            if data.comparator == "England"
+            else f"all {n_systems} systems in the loaded data"
+        )
+    else:
+        register = data.register
+        system_name = register.loc[register["area_code"] == system, "area_name"].iloc[0]
     run_info = {
-        "system_code": system,
+        "system_code": system or "all",
         "system_name": system_name,
         "levels": levels,
         "prepared_dir": str(data.prepared_dir),
@@ -172,7 +196,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "sub-ICB locations are registered-based (patients of their practices).",
         ],
     }
-    print(f"Running {len(jobs)} profiles for {system_name} ({system}) with {args.workers} workers")
+    print(
+        f"Running {len(jobs)} profiles for {system_name} ({system or 'every system'}) "
+        f"with {args.workers} workers"
+    )
     summary = run_profiles(
         jobs,
         args.out,
@@ -296,7 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run every profile of a system with papermill-style notebooks")
     _add_data_options(p)
-    p.add_argument("--system", required=True, help="ICB code (ONS E54… or ODS Q…)")
+    p.add_argument(
+        "--system",
+        required=True,
+        help="ICB code (ONS E54… or ODS Q…), or 'all' for every system in the data",
+    )
     p.add_argument("--out", required=True, help="output folder for the profiles site")
     p.add_argument("--levels", default="neighbourhood,place,system")
     p.add_argument("--areas", help="comma-separated area codes to run (default: all)")

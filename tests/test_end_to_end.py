@@ -154,3 +154,37 @@ def test_each_level_profile_renders_in_chromium_with_its_views(demo_site, level)
     assert "ph-sortable" in dom
     assert "Data quality and provenance" in dom
     assert "SHA-256" in dom  # provenance table of source files
+
+
+def test_national_run_covers_every_system_and_partial_rerun_keeps_the_rest(
+    demo_prepared, tmp_path, capsys
+):
+    """`--system all` runs every system; a later `--areas` re-run keeps the others listed."""
+    out = tmp_path / "national"
+    argv = ["run", "--data", str(demo_prepared), "--system", "all", "--out", str(out)]
+    assert cli.main([*argv, "--levels", "system,place", "--no-progress"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    systems = {j["area_code"] for j in manifest["jobs"] if j["level"] == "system"}
+    assert len(systems) == 2  # the demo ICS and its resident-only neighbour
+    assert manifest["system_code"] == "all" and manifest["counts"]["failed"] == 0
+    groups = {j["group"] for j in manifest["jobs"]}
+    assert len(groups) == 2 and all(groups)
+    index = (out / "index.html").read_text()
+    assert "<th>System</th>" in index
+    place = next(j for j in manifest["jobs"] if j["level"] == "place")
+
+    # Re-run one place only: every other profile stays on the index as "earlier".
+    capsys.readouterr()
+    assert cli.main([*argv, "--areas", place["area_code"], "--no-progress", "--force"]) == 0
+    assert "1 ok, 0 unchanged, 0 failed" in capsys.readouterr().out
+    again = json.loads((out / "manifest.json").read_text())
+    statuses = {j["key"]: j["status"] for j in again["jobs"]}
+    assert statuses.pop(place["key"]) == "ok"
+    assert set(statuses) == {j["key"] for j in manifest["jobs"]} - {place["key"]}
+    assert set(statuses.values()) == {"earlier"}
+    assert again["counts"]["total"] == 1 and again["counts"]["earlier"] == len(statuses)
+    index = (out / "index.html").read_text()
+    assert index.count('class="area-row"') == len(manifest["jobs"])
+    assert "earlier run" in index and f"plus {len(statuses)} from earlier runs" in index
+    for job in manifest["jobs"]:
+        assert f'href="{job["html"]}"' in index

@@ -484,3 +484,66 @@ def test_profile_and_index_render_in_headless_chromium(mixed_run, tmp_path):
     dom, errors = render_dom(broken)
     assert "main-svg" not in dom
     assert any("Plotly is not defined" in e for e in errors), errors
+
+
+def test_index_keeps_earlier_profiles_that_still_exist_and_only_those(tmp_path):
+    import dataclasses
+
+    notebook = write_notebook(tmp_path / "nb.ipynb", ["x = 1"])
+    jobs = [
+        dataclasses.replace(make_job(notebook, code), group=group)
+        for code, group in (("A1", "North"), ("A2", "North"), ("A3", "<b>South</b>"))
+    ]
+    out = tmp_path / "out"
+    assert run_profiles(jobs, out, workers=1, progress=False).ok == 3
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    # A deleted profile drops off; a manifest entry pointing outside the folder is ignored.
+    (out / "profiles" / "neighbourhood" / "A3.html").unlink()
+    (tmp_path / "outside.html").write_text("<p>not ours</p>")
+    (tmp_path / "outside.json").write_text("{}")
+    manifest["jobs"].append(
+        {"key": "neighbourhood/X9", "status": "ok", "html": "../outside.html", "level": "x"}
+    )
+    manifest_path.write_text(json.dumps(manifest))
+
+    summary = run_profiles(jobs[:1], out, workers=1, force=True, progress=False)
+    assert [r.key for r in summary.results] == ["neighbourhood/A1"] and summary.exit_code == 0
+    kept = json.loads(manifest_path.read_text())
+    assert {j["key"]: j["status"] for j in kept["jobs"]} == {
+        "neighbourhood/A1": "ok",
+        "neighbourhood/A2": "earlier",
+    }
+    earlier = next(j for j in kept["jobs"] if j["status"] == "earlier")
+    assert earlier["headline"] == {"Registered patients": "2,468"} and earlier["finished_at"]
+    assert earlier["group"] == "North"
+    index = summary.index_path.read_text()
+    assert 'href="profiles/neighbourhood/A2.html"' in index and "outside" not in index
+    assert "A3" not in index and "plus 1 from earlier runs" in index
+    # Only one group left on the index: no System column.
+    assert "<th>System</th>" not in index
+
+
+def test_index_of_a_multi_system_run_has_an_escaped_system_column(tmp_path):
+    import dataclasses
+
+    from pophealth.runner.index import render_index
+    from pophealth.runner.jobs import JobResult
+
+    results = [
+        dataclasses.replace(
+            JobResult(
+                key=f"n/{i}", area_code=f"A{i}", area_name=f"Area {i}", level="place", status="ok"
+            ),
+            group=group,
+        )
+        for i, group in enumerate(["<script>x</script>", "Beta ICB"] * 20)
+    ]
+    page = render_index(
+        tmp_path, results, title="t", started_at="s", finished_at="f", seconds=1.0, version="v"
+    )
+    assert "<th>System</th>" in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "<script>x</script>" not in page
+    assert 'id="filter"' in page  # 40 rows: the find-an-area box is shown
+    rows = page.split('class="area-row"')[1:]
+    assert "&lt;script&gt;" in rows[0] and "Beta ICB" in rows[-1]  # sorted by system first

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pophealth.runner.html import install_plotly_asset
-from pophealth.runner.index import write_index_and_manifest
+from pophealth.runner.index import earlier_results, write_index_and_manifest
 from pophealth.runner.jobs import (
     STATUS_FAILED,
     STATUS_NOT_RUN,
@@ -49,6 +49,7 @@ from pophealth.runner.jobs import (
     outputs_up_to_date,
     package_version,
     parameters_json,
+    read_sidecar,
     remove_stale_temp_files,
 )
 
@@ -146,6 +147,7 @@ def _store(item: _Planned, result: dict[str, Any], version: str) -> JobResult:
         fingerprint=item.fingerprint,
         input_fingerprint=job.input_fingerprint,
         headline=dict(job.headline),
+        group=job.group,
         timings=dict(result.get("timings") or {}),
     )
     if result["status"] == STATUS_OK:
@@ -167,6 +169,7 @@ def _store(item: _Planned, result: dict[str, Any], version: str) -> JobResult:
         }
         atomic_write_text(paths.sidecar, _json(sidecar))
         record.html_path, record.ipynb_path = paths.html, paths.ipynb
+        record.finished_at = sidecar["finished_at"]
     else:
         # Outputs of an older successful run would no longer match this job: remove them.
         _remove(paths.html)
@@ -189,7 +192,9 @@ def _json(data: dict) -> str:
 
 
 def _skipped(item: _Planned) -> JobResult:
+    sidecar = read_sidecar(item.paths.sidecar) or {}
     return JobResult(
+        finished_at=sidecar.get("finished_at"),
         key=item.job.key,
         area_code=item.job.area_code,
         area_name=item.job.area_name,
@@ -201,6 +206,7 @@ def _skipped(item: _Planned) -> JobResult:
         fingerprint=item.fingerprint,
         input_fingerprint=item.job.input_fingerprint,
         headline=dict(item.job.headline),
+        group=item.job.group,
         seconds=0.0,
     )
 
@@ -428,15 +434,18 @@ def run_profiles(
                     fingerprint=item.fingerprint,
                     input_fingerprint=item.job.input_fingerprint,
                     headline=dict(item.job.headline),
+                    group=item.job.group,
                 )
             ordered.append(record)
         seconds = time.perf_counter() - start
         finished_at = _now()
         ran = [r for r in ordered if r.status in (STATUS_OK, STATUS_FAILED)]
         engine["seconds_per_executed_profile"] = round(seconds / len(ran), 4) if ran else None
+        # A partial re-run (--levels/--areas) must not drop the folder's other profiles.
+        carried = earlier_results(out_dir, {record.key for record in ordered})
         index_path, manifest_path = write_index_and_manifest(
             out_dir,
-            ordered,
+            ordered + carried,
             title=title,
             run_info=run_info,
             started_at=started_at,

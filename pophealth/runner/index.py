@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from pophealth.runner.html import TEMPLATES_DIR
 from pophealth.runner.jobs import (
+    STATUS_EARLIER,
     STATUS_FAILED,
     STATUS_NOT_RUN,
     STATUS_OK,
@@ -29,14 +30,74 @@ def _link(out_dir: Path, path: Path | None) -> str | None:
 
 
 def _counts(results: list[JobResult]) -> dict[str, int]:
+    """Counts of this run's jobs by status; ``earlier`` counts profiles carried over."""
     statuses = [result.status for result in results]
+    earlier = statuses.count(STATUS_EARLIER)
     return {
-        "total": len(results),
+        "total": len(results) - earlier,
         "ok": statuses.count(STATUS_OK),
         "skipped": statuses.count(STATUS_SKIPPED),
         "failed": statuses.count(STATUS_FAILED),
         "not_run": statuses.count(STATUS_NOT_RUN),
+        "earlier": earlier,
     }
+
+
+def _inside(out_dir: Path, relative: Any) -> Path | None:
+    """``out_dir / relative`` if it is a plain relative path that stays inside ``out_dir``."""
+    if not isinstance(relative, str) or not relative:
+        return None
+    path = (out_dir / relative).resolve()
+    return path if path.is_relative_to(out_dir.resolve()) else None
+
+
+def earlier_results(out_dir: Path, current_keys: set[str]) -> list[JobResult]:
+    """Profiles from earlier runs into ``out_dir`` that this run did not touch.
+
+    A re-run of some levels or areas (``--levels``/``--areas``) would otherwise rewrite
+    ``index.html`` and ``manifest.json`` with only its own areas, hiding profiles that are still
+    in the folder. Entries of the previous manifest whose key is not in this run and whose HTML
+    (and sidecar) still exist are returned with status ``earlier``; everything else is dropped.
+
+    Args:
+        out_dir: The run folder.
+        current_keys: Job keys of this run.
+
+    Returns:
+        Results to show on the index and keep in the manifest (not counted as this run's).
+    """
+    try:
+        previous = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return []
+    carried = []
+    for job in previous.get("jobs") or []:
+        if not isinstance(job, dict) or job.get("key") in current_keys:
+            continue
+        if job.get("status") not in (STATUS_OK, STATUS_SKIPPED, STATUS_EARLIER):
+            continue
+        html = _inside(out_dir, job.get("html"))
+        ipynb = _inside(out_dir, job.get("ipynb"))
+        if html is None or not html.is_file() or not html.with_suffix(".json").is_file():
+            continue
+        headline = job.get("headline") if isinstance(job.get("headline"), dict) else {}
+        carried.append(
+            JobResult(
+                key=str(job["key"]),
+                area_code=str(job.get("area_code", "")),
+                area_name=str(job.get("area_name", "")),
+                level=str(job.get("level", "")),
+                status=STATUS_EARLIER,
+                html_path=html,
+                ipynb_path=ipynb if ipynb is not None and ipynb.is_file() else None,
+                fingerprint=str(job.get("fingerprint", "")),
+                input_fingerprint=str(job.get("input_fingerprint", "")),
+                headline={str(k): str(v) for k, v in headline.items()},
+                group=str(job.get("group") or ""),
+                finished_at=job.get("finished_at") or previous.get("finished_at"),
+            )
+        )
+    return carried
 
 
 def render_index(
@@ -71,10 +132,12 @@ def render_index(
     env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True)
     rows = []
     for result in results:
-        ok_like = result.status in (STATUS_OK, STATUS_SKIPPED)
+        ok_like = result.status in (STATUS_OK, STATUS_SKIPPED, STATUS_EARLIER)
         rows.append(
             {
                 "level": result.level,
+                "group": result.group,
+                "finished_at": result.finished_at,
                 "area_name": result.area_name,
                 "area_code": result.area_code,
                 "status": result.status,
@@ -91,11 +154,17 @@ def render_index(
         {row["level"] for row in rows},
         key=lambda level: (LEVEL_ORDER.index(level) if level in LEVEL_ORDER else 99, level),
     )
+    # National runs: a System column, and rows sorted by system first.
+    show_group = len({row["group"] for row in rows}) > 1
     groups = []
     for level in levels:
         level_rows = sorted(
             (row for row in rows if row["level"] == level),
-            key=lambda row: (str(row["area_name"]).casefold(), str(row["area_code"])),
+            key=lambda row: (
+                str(row["group"]).casefold() if show_group else "",
+                str(row["area_name"]).casefold(),
+                str(row["area_code"]),
+            ),
         )
         headline_keys: list[str] = []
         for row in level_rows:
@@ -113,6 +182,8 @@ def render_index(
         counts=_counts(results),
         failures=[row for row in rows if row["status"] == STATUS_FAILED],
         groups=groups,
+        show_group=show_group,
+        filterable=len(rows) > 30,
         synthetic=bool((run_info or {}).get("synthetic")),
         notes=[str(n) for n in (run_info or {}).get("index_notes", [])],
         sources=_source_rows(run_info),

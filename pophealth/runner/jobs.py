@@ -19,6 +19,9 @@ STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_SKIPPED = "skipped"
 STATUS_NOT_RUN = "not_run"  # only when a run is interrupted before the job finished
+#: Not part of this run, but its outputs from an earlier run into the same folder are still there
+#: (a partial re-run with ``--levels``/``--areas``): kept on the index, never counted as this run's.
+STATUS_EARLIER = "earlier"
 
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _MAX_STEM_CHARS = 80
@@ -48,6 +51,8 @@ class ProfileJob:
         parameters: JSON-serialisable values injected papermill-style after the parameters cell.
         headline: A few pre-formatted headline indicators shown on the index page.
         input_fingerprint: Hash of the prepared data the job reads (part of the resume key).
+        group: What the area belongs to, e.g. its system (ICB) name; the index shows it as a
+            column when a run covers several groups (a national run).
     """
 
     key: str
@@ -58,6 +63,7 @@ class ProfileJob:
     parameters: dict = field(default_factory=dict)
     headline: dict[str, str] = field(default_factory=dict)
     input_fingerprint: str = ""
+    group: str = ""
 
 
 @dataclass
@@ -83,6 +89,9 @@ class JobResult:
         error_ename: Exception class name (``TimeoutError``/``DeadKernelError`` for those cases).
         error_message: Exception message.
         timings: Worker-side split of ``seconds`` (``execute_seconds``, ``export_seconds``).
+        group: The job's group (e.g. its system), shown on the index of multi-group runs.
+        finished_at: ISO time the outputs were written (for results carried over from an
+            earlier run into the same folder).
     """
 
     key: str
@@ -103,6 +112,8 @@ class JobResult:
     error_ename: str | None = None
     error_message: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    group: str = ""
+    finished_at: str | None = None
 
     def to_json(self, out_dir: Path) -> dict[str, Any]:
         """Return a JSON-serialisable dict with paths relative to ``out_dir``."""
@@ -115,7 +126,10 @@ class JobResult:
             "area_code": self.area_code,
             "area_name": self.area_name,
             "level": self.level,
+            "group": self.group,
             "status": self.status,
+            "finished_at": self.finished_at,
+            "headline": self.headline,
             "seconds": round(self.seconds, 4),
             "attempts": self.attempts,
             "timings": self.timings,
