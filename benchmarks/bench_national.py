@@ -11,7 +11,10 @@ Prints, in one run:
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_national.py --work /tmp/ph-england --areas 40
+    .venv/bin/python benchmarks/bench_national.py --work /tmp/ph-england --areas 80 --national
+
+``--national`` then also runs every profile of every system (~1,700) and reports the measured
+wall time of the whole national run.
 """
 
 from __future__ import annotations
@@ -57,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-papermill", action="store_true")
+    parser.add_argument(
+        "--national",
+        action="store_true",
+        help="also run every profile of every system (as `pophealth run --system all`) and time it",
+    )
     args = parser.parse_args(argv)
     raw, prepared = args.work / "raw", args.work / "prepared"
     print(f"Work folder: {args.work}")
@@ -146,10 +154,31 @@ def main(argv: list[str] | None = None) -> int:
         if papermill:
             print(f"  speed-up: {papermill / warm:.1f}x")
         print(
-            f"national run ({national:,} profiles): warm pool ~{national * warm / 60:.1f} min"
+            f"national run ({national:,} profiles) projected from the sample: warm pool "
+            f"~{national * warm / 60:.1f} min"
             + (f", papermill ~{national * papermill / 60:.1f} min" if papermill else "")
         )
+        if args.national:
+            _national_run(data, tmp / "national", args.workers)
     return 0
+
+
+def _national_run(data, out: Path, workers: int) -> None:
+    """Every profile of every system and level, timed end to end (what a scheduled run does)."""
+    from pophealth.cli import build_jobs, default_notebook_dir
+    from pophealth.runner import run_profiles
+
+    start = time.perf_counter()
+    jobs = build_jobs(data, None, ["neighbourhood", "place", "system"], default_notebook_dir())
+    summary = run_profiles(jobs, out, workers=workers, force=True, progress=False)
+    seconds = time.perf_counter() - start
+    sizes = [p.stat().st_size for p in out.glob("profiles/*/*.html")]
+    print(
+        f"national run, measured: {len(jobs):,} profiles in {seconds / 60:.1f} min "
+        f"({seconds / len(jobs):.2f} s/profile; {summary.ok} ok, {summary.failed} failed); "
+        f"HTML {sum(sizes) / 2**30:.2f} GiB in all, median {statistics.median(sizes) / 1024:.0f} "
+        f"KiB; index.html {(out / 'index.html').stat().st_size / 1024:.0f} KiB"
+    )
 
 
 if __name__ == "__main__":

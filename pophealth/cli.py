@@ -19,9 +19,24 @@ LEVEL_NOTEBOOKS = {
 }
 
 
+#: Where a wheel (non-editable install) puts the profile notebooks, under ``sys.prefix``.
+INSTALLED_NOTEBOOKS = Path("share") / "pophealth" / "notebooks"
+
+
 def default_notebook_dir() -> Path:
-    """The notebooks shipped with the source tree."""
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    """The profile notebooks: the source tree's ``notebooks/``, else the installed copies.
+
+    An editable install or a clone uses ``<repo>/notebooks``; ``pip install`` of a wheel puts
+    them in ``<sys.prefix>/share/pophealth/notebooks`` (``data-files`` in pyproject.toml).
+    """
+    source_tree = Path(__file__).resolve().parent.parent / "notebooks"
+    if (source_tree / LEVEL_NOTEBOOKS["neighbourhood"]).is_file():
+        return source_tree
+    for prefix in dict.fromkeys([sys.prefix, sys.base_prefix]):
+        installed = Path(prefix) / INSTALLED_NOTEBOOKS
+        if (installed / LEVEL_NOTEBOOKS["neighbourhood"]).is_file():
+            return installed
+    return source_tree  # missing: build_jobs then says which file and suggests --notebooks
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:

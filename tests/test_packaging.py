@@ -81,3 +81,29 @@ def test_code_is_ruff_clean():
         [ruff, "format", "--check", *paths], cwd=REPO, capture_output=True, text=True
     )
     assert fmt.returncode == 0, fmt.stdout[-3000:]
+
+
+def test_wheels_install_the_notebooks_where_the_cli_finds_them(tmp_path, monkeypatch):
+    import shutil
+    import sys
+
+    from pophealth import cli
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = config["data-files"][cli.INSTALLED_NOTEBOOKS.as_posix()]
+    shipped = {p.name for pattern in patterns for p in REPO.glob(pattern)}
+    assert set(cli.LEVEL_NOTEBOOKS.values()) <= shipped
+
+    # A wheel install: no source tree beside the package, notebooks under sys.prefix.
+    package = tmp_path / "site-packages" / "pophealth"
+    package.mkdir(parents=True)
+    monkeypatch.setattr(cli, "__file__", str(package / "cli.py"))
+    prefix = tmp_path / "prefix"
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    monkeypatch.setattr(sys, "base_prefix", str(prefix))
+    assert cli.default_notebook_dir() == tmp_path / "site-packages" / "notebooks"  # none yet
+    installed = prefix / cli.INSTALLED_NOTEBOOKS
+    installed.mkdir(parents=True)
+    for name in shipped:
+        shutil.copy(REPO / "notebooks" / name, installed / name)
+    assert cli.default_notebook_dir() == installed
