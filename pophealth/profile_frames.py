@@ -407,6 +407,40 @@ def headline_text(area: dict, rows: pd.DataFrame, comparator: str) -> str:
     return text
 
 
+def workforce_coverage_notes(data, area: dict) -> list[str]:
+    """Practices of a registered-basis area left out of the workforce rates, and why.
+
+    Practices without a workforce record (or with ``NA`` FTE) drop out of both the numerator
+    and the denominator of every FTE rate; practices without a weighted list drop out of the
+    weighted rates. Profiles say how many and how many patients, so nothing is silently lost.
+    """
+    practices = data.practices
+    if area["basis"] != "registered" or not len(practices) or "gp_fte" not in practices:
+        return []
+    members = practices[practices["practice_code"].isin(practice_weights(data, area).index)]
+    notes = []
+    release = (data.manifest.get("sources", {}).get("workforce") or {}).get("release", "")
+    no_fte = members["gp_fte"].isna()
+    in_release = f" in the {release} release" if release else ""
+    if no_fte.any():
+        notes.append(
+            f"{int(no_fte.sum())} of the area's {len(members)} practices "
+            f"({members.loc[no_fte, 'registered_patients'].sum():,.0f} registered patients) "
+            f"{'has' if no_fte.sum() == 1 else 'have'} no GP workforce figures{in_release}; "
+            "they are left out of the workforce rates (numerator and denominator)."
+        )
+    if "weighted_patients" in members:
+        no_weighted = members["weighted_patients"].isna() & ~no_fte
+        if no_weighted.any():
+            notes.append(
+                f"{int(no_weighted.sum())} practice(s) with workforce figures "
+                f"({members.loc[no_weighted, 'registered_patients'].sum():,.0f} registered "
+                f"patients) {'has' if no_weighted.sum() == 1 else 'have'} no weighted list; they "
+                "are left out of the per-weighted-patient rates."
+            )
+    return notes
+
+
 def build_profile(data, area: dict):
     """Assemble a :class:`pophealth.api.Profile` for one register row."""
     from pophealth.api import Profile
@@ -460,6 +494,7 @@ def build_profile(data, area: dict):
                     f"{int(lsoa[column].isna().sum())} of the area's {len(lsoa)} LSOAs have no "
                     f"{what} data; indicators from that source leave them out."
                 )
+    notes.extend(workforce_coverage_notes(data, area))
     notes.append(
         f"Built by pophealth {__version__} at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the "
         f"prepared store of {manifest.get('prepared_at', 'unknown date')} (sources and checksums "

@@ -273,3 +273,26 @@ def test_analyst_neighbourhood_groupings(demo_prepared, capsys):
         == 0
     )
     assert "INT02" in capsys.readouterr().out
+
+
+def test_profiles_count_practices_left_out_of_workforce_rates(demo_prepared):
+    import pophealth
+
+    data = pophealth.load(demo_prepared)
+    practices = data.practices
+    missing = practices[practices["gp_fte"].isna()]
+    assert len(missing), "the demo data should include practices without workforce figures"
+    pcn = missing["pcn_code"].iloc[0]
+    in_pcn = practices[practices["pcn_code"] == pcn]
+    gone = in_pcn[in_pcn["gp_fte"].isna()]
+    note = next(n for n in data.profile(pcn).notes if "no GP workforce figures" in n)
+    assert note.startswith(f"{len(gone)} of the area's {len(in_pcn)} practices")
+    assert f"{gone['registered_patients'].sum():,.0f} registered patients" in note
+    # The rate's denominator really leaves them out.
+    row = data.profile(pcn).indicators.set_index("indicator_id").loc["gp_fte_per_10k"]
+    kept = in_pcn[in_pcn["gp_fte"].notna()]
+    assert row["denominator"] == kept["registered_patients"].sum()
+    # A neighbourhood whose practices all have figures gets no such note.
+    complete = practices.groupby("pcn_code")["gp_fte"].apply(lambda s: s.notna().all())
+    full = complete[complete].index[0]
+    assert not any("no GP workforce figures" in n for n in data.profile(full).notes)
