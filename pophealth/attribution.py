@@ -133,13 +133,30 @@ def attribute_lsoa_to_practices(registrations: pd.DataFrame, values: pd.DataFram
     return out.fillna({c: 0.0 for c in out.columns if c != "practice_code"}).reset_index(drop=True)
 
 
-def practice_age_measures(age_sex: pd.DataFrame) -> pd.DataFrame:
-    """Age indicators per practice from five-year bands (15-19 split 3:2 for ages 0-17)."""
+def practice_age_measures(
+    age_sex: pd.DataFrame, practices: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Age indicators per practice from five-year bands.
+
+    Ages 0-17 come from the single-year-of-age lists where ``practices`` carries them
+    (``age_0_17_patients`` over ``single_age_patients``, from prepare); otherwise from the
+    five-year bands with the 15-19 band split 3:2.
+    """
+    exact = _exact_ages_0_17(practices)
     if age_sex is None or not len(age_sex):
-        return pd.DataFrame(columns=["practice_code"])
+        if not len(exact):
+            return pd.DataFrame(columns=["practice_code"])
+        return pd.DataFrame(
+            {
+                "practice_code": exact.index,
+                "pct_age_0_17__num": exact["age_0_17_patients"].to_numpy(),
+                "pct_age_0_17__den": exact["single_age_patients"].to_numpy(),
+            }
+        )
     wide = age_sex.pivot_table(
         index="practice_code", columns="age_band", values="patients", aggfunc="sum", fill_value=0
     )
+    wide = wide.reindex(wide.index.union(exact.index), fill_value=0)
     total = wide.sum(axis=1)
 
     def bands(names) -> pd.Series:
@@ -147,10 +164,14 @@ def practice_age_measures(age_sex: pd.DataFrame) -> pd.DataFrame:
         return wide[present].sum(axis=1) if present else total * 0
 
     young = sum(wide[b] * w for b, w in AGE_0_17_WEIGHTS.items() if b in wide.columns)
+    young_total = total.astype(float)
+    young = young.astype(float).copy()
+    young.loc[exact.index] = exact["age_0_17_patients"]
+    young_total.loc[exact.index] = exact["single_age_patients"]
     out = pd.DataFrame(
         {
             "pct_age_0_17__num": young,
-            "pct_age_0_17__den": total,
+            "pct_age_0_17__den": young_total,
             "pct_age_65_plus__num": bands(AGE_65_BANDS),
             "pct_age_65_plus__den": total,
             "pct_age_85_plus__num": bands(AGE_85_BANDS),
@@ -158,6 +179,15 @@ def practice_age_measures(age_sex: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return out.reset_index()
+
+
+def _exact_ages_0_17(practices: pd.DataFrame | None) -> pd.DataFrame:
+    """``age_0_17_patients, single_age_patients`` by practice_code where known and non-zero."""
+    columns = ["age_0_17_patients", "single_age_patients"]
+    if practices is None or not set(columns) <= set(practices.columns):
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="practice_code"))
+    exact = practices.set_index("practice_code")[columns].astype(float).dropna()
+    return exact[exact["single_age_patients"] > 0]
 
 
 def census_age_measures(lsoa: pd.DataFrame) -> pd.DataFrame:
@@ -221,8 +251,8 @@ def practice_measures(
     if registrations is not None and len(registrations):
         attributed = attribute_lsoa_to_practices(registrations, lsoa_values(lsoa, imd))
         parts.append(attributed.drop(columns=["matched_patients"]))
-    if age_sex is not None and len(age_sex):
-        parts.append(practice_age_measures(age_sex))
+    if (age_sex is not None and len(age_sex)) or "age_0_17_patients" in practices:
+        parts.append(practice_age_measures(age_sex, practices))
     out = parts[0]
     for part in parts[1:]:
         out = out.merge(part, on="practice_code", how="left")

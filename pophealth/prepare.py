@@ -75,7 +75,7 @@ STORE_FILES = (
 # which sources each indicator needs (any one of a group of alternatives)
 INDICATOR_SOURCES = {
     "list_size": [["practice_totals", "registrations_lsoa", "workforce"]],
-    "pct_age_0_17": [["practice_age_bands", "census_ts007a"]],
+    "pct_age_0_17": [["practice_single_age", "practice_age_bands", "census_ts007a"]],
     "pct_age_65_plus": [["practice_age_bands", "census_ts007a"]],
     "pct_age_85_plus": [["practice_age_bands", "census_ts007a"]],
     "imd_score": [["iod2025", "iod2019"]],
@@ -342,7 +342,37 @@ def build_practice_table(loaded: dict, lsoa: pd.DataFrame, as_of: pd.Timestamp) 
         practices = practices.merge(
             payments[["practice_code", "weighted_patients"]], on="practice_code", how="left"
         )
+    single = loaded.get("practice_single_age")
+    if single is not None and len(single):
+        exact = practice_ages_0_17(single)
+        practices = practices.merge(exact, on="practice_code", how="left")
+        release = pd.Timestamp(single["extract_date"].max()).strftime("%Y-%m-%d")
+        notes["age_0_17"] = (
+            f"single year of age lists of {release} for "
+            f"{int(practices['single_age_patients'].notna().sum()):,} practices; five-year "
+            "bands (15-19 split 3:2) for any other"
+        )
     return practices.reset_index(drop=True), notes
+
+
+def practice_ages_0_17(single_age: pd.DataFrame) -> pd.DataFrame:
+    """Patients aged 0-17 and all ages per practice from the single-year-of-age lists.
+
+    Uses the latest extract in the files (male and female files are read together).
+
+    Args:
+        single_age: ``extract_date, practice_code, sex, age, patients`` (age 95 = 95+).
+
+    Returns:
+        ``practice_code, age_0_17_patients, single_age_patients``.
+    """
+    latest = single_age[single_age["extract_date"] == single_age["extract_date"].max()]
+    young = np.where(latest["age"].to_numpy() <= 17, latest["patients"].to_numpy(float), 0.0)
+    return (
+        latest.assign(age_0_17_patients=young, single_age_patients=latest["patients"].astype(float))
+        .groupby("practice_code", as_index=False)[["age_0_17_patients", "single_age_patients"]]
+        .sum()
+    )
 
 
 def _practice_names(loaded: dict) -> pd.DataFrame:
@@ -389,6 +419,8 @@ LOADERS = {
     "lsoa21_lookup": src_lookups.load_lsoa21_lookup,
     "lsoa11_lsoa21_lookup": src_lookups.load_lsoa11_to_lsoa21,
 }
+# one loader call per file (male and female single-year-of-age lists), concatenated
+MULTI_FILE_LOADERS = {"practice_single_age": src_registrations.load_practice_single_age}
 
 
 def _rows(frame) -> int:
@@ -425,7 +457,11 @@ def prepare(
     loaded: dict = {}
     files: dict = {}
     for name, paths in sorted(raw.paths.items()):
-        if name in LOADERS:
+        if name in MULTI_FILE_LOADERS:
+            loaded[name] = pd.concat(
+                [MULTI_FILE_LOADERS[name](path) for path in paths], ignore_index=True
+            )
+        elif name in LOADERS:
             loaded[name] = LOADERS[name](paths[0])
         elif name.startswith("census_"):
             loaded[name] = src_census.load_nomis_table(paths[0])

@@ -494,6 +494,8 @@ def build_profile(data, area: dict):
                     f"{int(lsoa[column].isna().sum())} of the area's {len(lsoa)} LSOAs have no "
                     f"{what} data; indicators from that source leave them out."
                 )
+    if area["basis"] == "registered" and "age_0_17" in manifest.get("notes", {}):
+        notes.append(f"Registered patients aged 0-17: {manifest['notes']['age_0_17']}.")
     notes.extend(workforce_coverage_notes(data, area))
     notes.append(
         f"Built by pophealth {__version__} at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the "

@@ -62,3 +62,63 @@ def test_lsoa_codes_are_classified_not_dropped():
     codes = pd.Series(["E01000001", "CLOSED", "NO2011", "W01000001", "E01999999", None])
     got = classify_lsoa_codes(codes, {"E01000001"}).tolist()
     assert got == ["matched", "closed", "unknown", "wales", "outside", "unknown"]
+
+
+def test_ages_0_17_come_from_the_single_year_of_age_lists(demo_raw, demo_prepared):
+    import json
+
+    import pandas as pd
+
+    import pophealth
+    from pophealth.sources.registrations import load_practice_single_age
+
+    manifest = json.loads((demo_prepared / "manifest.json").read_text())
+    single = manifest["sources"]["practice_single_age"]
+    assert {f["name"] for f in single["files"]} == {
+        "gp-reg-pat-prac-sing-age-male.csv",
+        "gp-reg-pat-prac-sing-age-female.csv",
+    }
+    assert all(len(f["sha256"]) == 64 for f in single["files"])
+    assert "single year of age" in manifest["notes"]["age_0_17"]
+
+    # Independent count from the raw files: every practice, both sexes, ages 0 to 17.
+    raw = pd.concat(
+        load_practice_single_age(demo_raw / f"gp-reg-pat-prac-sing-age-{sex}.csv")
+        for sex in ("male", "female")
+    )
+    young = raw[raw["age"] <= 17].groupby("practice_code")["patients"].sum()
+    data = pophealth.load(demo_prepared, cache=False)
+    pcn = data.practices["pcn_code"].dropna().iloc[0]
+    members = data.practices.loc[data.practices["pcn_code"] == pcn, "practice_code"]
+    row = data.profile(pcn).indicators.set_index("indicator_id").loc["pct_age_0_17"]
+    assert row["numerator"] == young.reindex(members).sum()
+    all_ages = raw.groupby("practice_code")["patients"].sum().reindex(members).sum()
+    assert row["denominator"] == all_ages
+    assert row["value"] == pytest.approx(100 * young.reindex(members).sum() / all_ages)
+    assert any("aged 0-17: single year of age" in n for n in data.profile(pcn).notes)
+
+
+def test_ages_0_17_fall_back_to_five_year_bands_without_single_age_lists():
+    import pandas as pd
+
+    from pophealth.attribution import practice_age_measures
+
+    bands = pd.DataFrame(
+        {
+            "practice_code": ["A"] * 5 + ["B"] * 5,
+            "sex": ["female"] * 10,
+            "age_band": ["0_4", "5_9", "10_14", "15_19", "20_24"] * 2,
+            "patients": [10, 10, 10, 10, 60] * 2,
+        }
+    )
+    exact = pd.DataFrame(
+        {"practice_code": ["A"], "age_0_17_patients": [35.0], "single_age_patients": [100.0]}
+    )
+    out = practice_age_measures(bands, exact).set_index("practice_code")
+    assert (out.loc["A", "pct_age_0_17__num"], out.loc["A", "pct_age_0_17__den"]) == (35, 100)
+    assert out.loc["B", "pct_age_0_17__num"] == pytest.approx(36.0)  # 30 + 0.6 x 10
+    assert out.loc["B", "pct_age_0_17__den"] == 100
+    assert out.loc["A", "pct_age_65_plus__den"] == 100
+    # Single-age lists only (no five-year bands): 0-17 still built.
+    only = practice_age_measures(bands.iloc[:0], exact)
+    assert only.set_index("practice_code").loc["A", "pct_age_0_17__num"] == 35
