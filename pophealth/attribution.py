@@ -166,8 +166,9 @@ def practice_age_measures(
     young = sum(wide[b] * w for b, w in AGE_0_17_WEIGHTS.items() if b in wide.columns)
     young_total = total.astype(float)
     young = young.astype(float).copy()
-    young.loc[exact.index] = exact["age_0_17_patients"]
-    young_total.loc[exact.index] = exact["single_age_patients"]
+    if len(exact):
+        young.loc[exact.index] = exact["age_0_17_patients"]
+        young_total.loc[exact.index] = exact["single_age_patients"]
     out = pd.DataFrame(
         {
             "pct_age_0_17__num": young,
