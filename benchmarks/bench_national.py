@@ -48,8 +48,14 @@ def _child(code: str) -> tuple[float, float, str]:
 
 
 def _papermill_job(args: tuple[str, str, dict, str]) -> int:
+    import os
+
     from bench_runner import _papermill_one
 
+    # papermill's kernels log a TCP warning per notebook to the inherited stderr: keep the
+    # benchmark's output readable (errors still raise in this process).
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
     return _papermill_one(args)
 
 

@@ -21,6 +21,7 @@ import html
 import json
 import math
 import re
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -122,6 +123,15 @@ GEO_ASSETS_SCRIPT = (
     f'window.PlotlyGeoAssets.topojson["{_GEO_TOPOJSON_NAME}"]||'
     '{"type":"Topology","objects":{},"arcs":[]};</script>'
 )
+#: plotly.js config for map figures: the base map is fetched from ``topojsonURL + "/" + name +
+#: ".json"``, so a data: URL ending in "#" makes that fetch return an empty topology without the
+#: network. JupyterLab draws figures from the Plotly JSON with their config, so maps also work
+#: offline there (exported pages additionally get :data:`GEO_ASSETS_SCRIPT`).
+OFFLINE_GEO_CONFIG: dict[str, Any] = {
+    "topojsonURL": "data:application/json,"
+    + urllib.parse.quote('{"type":"Topology","objects":{},"arcs":[]}')
+    + "#"
+}
 _GEOJSON_DECIMALS = 5
 
 
@@ -464,11 +474,15 @@ def _figure_parts(fig: Chart) -> tuple[str, str, bool, Any]:
     return to_json_plotly(data), to_json_plotly(layout), is_map, layout.get("height")
 
 
+def _config(is_map: bool) -> dict[str, Any]:
+    return {**PLOTLY_CONFIG, **OFFLINE_GEO_CONFIG} if is_map else dict(PLOTLY_CONFIG)
+
+
 def _html_fragment(data_json: str, layout_json: str, is_map: bool, height: Any) -> str:
     """A div plus ``Plotly.newPlot`` call, as plotly's ``to_html(full_html=False)`` writes it."""
     div_id = str(uuid.uuid4())
     div_height = f"{height}px" if isinstance(height, (int, float)) else "100%"
-    config_json = to_json_plotly(PLOTLY_CONFIG)
+    config_json = to_json_plotly(_config(is_map))
     fragment = (
         f'<div><div id="{div_id}" class="plotly-graph-div" '
         f'style="height:{div_height}; width:100%;"></div>'
@@ -500,7 +514,7 @@ def figure_bundle(fig: Chart) -> dict[str, Any]:
     plotly_json = {
         "data": json.loads(data_json),
         "layout": layout,
-        "config": dict(PLOTLY_CONFIG),
+        "config": _config(is_map),
     }
     title = (layout.get("title") or {}).get("text") or "untitled"
     return {

@@ -827,6 +827,34 @@ def test_figures_and_sortable_table_render_in_headless_chromium(
     assert 'aria-sort="descending"' in dom
 
 
+@pytest.mark.slow
+def test_map_draws_offline_from_the_plotly_json_as_jupyterlab_does(tmp_path, geojson, lsoa_values):
+    """JupyterLab renders the Plotly JSON mime part with its config (no page scripts of ours)."""
+    from pophealth.runner.browser import find_chromium, render_dom
+
+    if find_chromium() is None:
+        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
+            pytest.fail("POPHEALTH_REQUIRE_BROWSER=1 but Chromium is missing")
+        pytest.skip("chromium not installed")
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    shutil.copy(plotly_js, tmp_path / "plotly.min.js")
+    bundle = charts.figure_bundle(charts.lsoa_choropleth_spec(geojson, lsoa_values, "Map"))
+    figure = bundle[charts.PLOTLY_MIMETYPE]
+    assert figure["config"]["topojsonURL"].startswith("data:application/json,")
+    page = tmp_path / "lab.html"
+    page.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<script src='plotly.min.js'></script></head><body><div id='m'></div><script>"
+        f"var fig = {json.dumps(figure)};"
+        "Plotly.newPlot('m', fig.data, fig.layout, fig.config);</script></body></html>",
+        encoding="utf-8",
+    )
+    dom, errors = render_dom(page)
+    assert not errors, errors
+    assert "PlotlyGeoAssets.topojson" not in page.read_text()
+    assert dom.count("choroplethlocation") >= 2  # LSOAs drawn, no base map fetched
+
+
 def _reference_dir() -> Path:
     env = os.environ.get("POPHEALTH_REFERENCE_DIR")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "reference"

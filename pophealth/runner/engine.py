@@ -7,11 +7,12 @@ an existing Dask cluster, writes every output atomically as results arrive, and 
 
 Output layout (``out_dir``)::
 
-    assets/plotly.min.js                       one copy, referenced by every profile
+    assets/plotly.min.js, assets/jupyterlab.css  one copy each, linked by every profile
     profiles/<level>/<stem>.ipynb / .html      executed notebook and its HTML (code hidden)
     profiles/<level>/<stem>.json               sidecar (fingerprint + output sizes/sha256), last
     profiles/<level>/<stem>.failed.ipynb       partial notebook of a failed job, for debugging
-    index.html, manifest.json
+    index.html, manifest.json                  every profile in the folder (this run's, plus
+                                               earlier runs' still on disk, as "earlier")
 
 Dask: the worker executes and returns the notebook/HTML text; the caller writes the files, so
 no shared filesystem is needed for outputs. Workers must however be able to read the data the
