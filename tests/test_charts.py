@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
 import re
@@ -292,30 +293,16 @@ def test_every_figure_has_title_axis_titles_hover_and_meta(
         assert len(fig.to_json()) < 40_000, name
 
 
-def test_every_spec_draws_the_same_figure_as_its_validated_figure(
-    age_sex,
-    geojson,
-    lsoa_values,
-    decile_shares,
-    practices,
-    spine_rows,
-    funnel_frames,
-    quintiles,
-    fair_share,
-):
-    inputs = (
-        age_sex,
-        geojson,
-        lsoa_values,
-        decile_shares,
-        practices,
-        spine_rows,
-        funnel_frames,
-        quintiles,
-        fair_share,
-    )
-    figures = _all_figures(*inputs)
-    specs = _all_figures(*inputs, suffix="_spec")
+@pytest.fixture
+def chart_inputs(request):
+    """The inputs of :func:`_all_figures`, from the fixtures of the same names."""
+    names = list(inspect.signature(_all_figures).parameters)[:-1]  # all but suffix
+    return [request.getfixturevalue(name) for name in names]
+
+
+def test_every_spec_draws_the_same_figure_as_its_validated_figure(chart_inputs):
+    figures = _all_figures(*chart_inputs)
+    specs = _all_figures(*chart_inputs, suffix="_spec")
     assert len(specs) == 8
     for fig, spec in zip(figures, specs, strict=True):
         assert isinstance(spec, charts.FigureSpec)
