@@ -243,40 +243,23 @@ def _all_figures(
 # --------------------------------------------------------------------------------------
 
 
-def test_every_figure_has_title_axis_titles_hover_and_meta(
-    age_sex,
-    geojson,
-    lsoa_values,
-    decile_shares,
-    practices,
-    spine_rows,
-    funnel_frames,
-    quintiles,
-    fair_share,
-):
-    frames = [
-        age_sex,
-        lsoa_values,
-        decile_shares,
-        practices,
-        spine_rows,
-        *funnel_frames,
-        quintiles,
-        fair_share,
-    ]
+@pytest.fixture
+def chart_inputs(request):
+    """The inputs of :func:`_all_figures`, from the fixtures of the same names."""
+    names = list(inspect.signature(_all_figures).parameters)[:-1]  # all but suffix
+    return [request.getfixturevalue(name) for name in names]
+
+
+def test_every_figure_has_title_axis_titles_hover_and_meta(chart_inputs):
+    frames = []
+    for value in chart_inputs:
+        frames += list(value) if isinstance(value, tuple) else [value]
+    geojson = next(v for v in frames if isinstance(v, dict))
+    frames = [v for v in frames if isinstance(v, pd.DataFrame)]
+    assert len(frames) == 9  # every DataFrame input, the funnel's two included
     before = [f.copy(deep=True) for f in frames]
     geojson_before = copy.deepcopy(geojson)
-    figures = _all_figures(
-        age_sex,
-        geojson,
-        lsoa_values,
-        decile_shares,
-        practices,
-        spine_rows,
-        funnel_frames,
-        quintiles,
-        fair_share,
-    )
+    figures = _all_figures(*chart_inputs)
     for frame, original in zip(frames, before, strict=True):
         pd.testing.assert_frame_equal(frame, original)  # inputs never mutated
     assert geojson == geojson_before
@@ -291,13 +274,6 @@ def test_every_figure_has_title_axis_titles_hover_and_meta(
             assert trace.hovertemplate, (name, trace.name)
         # Light: no figure here should carry a big template or data payload.
         assert len(fig.to_json()) < 40_000, name
-
-
-@pytest.fixture
-def chart_inputs(request):
-    """The inputs of :func:`_all_figures`, from the fixtures of the same names."""
-    names = list(inspect.signature(_all_figures).parameters)[:-1]  # all but suffix
-    return [request.getfixturevalue(name) for name in names]
 
 
 def test_every_spec_draws_the_same_figure_as_its_validated_figure(chart_inputs):
