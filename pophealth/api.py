@@ -22,6 +22,7 @@ import pandas as pd
 
 from pophealth import attribution, geography, indicators, stats
 from pophealth.config import load_neighbourhood_groupings
+from pophealth.errors import PopHealthError
 
 AGE_BANDS = [f"{a}_{a + 4}" for a in range(0, 95, 5)] + ["95+"]
 HEADLINE_INDICATORS = ("list_size", "pct_core20", "imd_score", "gp_fte_per_10k_weighted")
@@ -29,7 +30,7 @@ HEADLINE_INDICATORS = ("list_size", "pct_core20", "imd_score", "gp_fte_per_10k_w
 _CACHE: dict[tuple, PopHealthData] = {}
 
 
-class StoreError(FileNotFoundError):
+class StoreError(PopHealthError, FileNotFoundError):
     """A prepared store that is missing or incomplete."""
 
 

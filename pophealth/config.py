@@ -16,8 +16,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from pophealth.errors import PopHealthError
 
-class ConfigError(ValueError):
+
+class ConfigError(PopHealthError, ValueError):
     """A configuration file that cannot be used, with the file and the fault named."""
 
 

@@ -44,6 +44,8 @@ import urllib3
 import yaml
 from tqdm.auto import tqdm
 
+from pophealth.errors import PopHealthError
+
 KNOWN_SOURCES: tuple[str, ...] = (
     "registrations_lsoa",
     "practice_totals",
@@ -95,7 +97,7 @@ _RATIO_CHECK_MIN_BYTES = 1024**2
 _CHUNK_BYTES = 1024**2
 
 
-class FetchError(Exception):
+class FetchError(PopHealthError):
     """Base class of errors raised while fetching sources."""
 
 

@@ -18,6 +18,8 @@ import difflib
 
 import pandas as pd
 
+from pophealth.errors import PopHealthError
+
 LEVELS = ("neighbourhood", "place", "system")
 ALL_LOADED_CODE = "ALL"
 
@@ -33,7 +35,7 @@ AREA_COLUMNS = [
 ]
 
 
-class UnknownAreaError(KeyError):
+class UnknownAreaError(PopHealthError, KeyError):
     """An area or system code that is not in the loaded data."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly

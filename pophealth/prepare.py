@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from pophealth import __version__
+from pophealth.errors import PopHealthError
 from pophealth.sources import (
     boundaries as src_boundaries,
 )
@@ -100,7 +101,7 @@ INDICATOR_SOURCES = {
 MULTI_FILE_SOURCES = {"practice_single_age"}
 
 
-class PrepareError(ValueError):
+class PrepareError(PopHealthError, ValueError):
     """The raw folder cannot be prepared (missing essentials or conflicting files)."""
 
 

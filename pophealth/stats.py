@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from pophealth.errors import PopHealthError
+
 __all__ = [
     "ESP2013_BANDS",
     "POLARITIES",
@@ -73,7 +75,7 @@ EXACT_POISSON_BELOW = 10
 _MAX_EXAMPLES = 3
 
 
-class StatisticsInputError(ValueError):
+class StatisticsInputError(PopHealthError, ValueError):
     """Input that no public-health statistic can be computed from (e.g. negative counts)."""
 
 

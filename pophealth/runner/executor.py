@@ -27,10 +27,12 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
+from pophealth.errors import PopHealthError
+
 KERNEL_STARTUP_TIMEOUT = 120.0
 
 
-class KernelDied(Exception):
+class KernelDied(PopHealthError):
     """The kernel process died while executing a notebook."""
 
     def __init__(self, cell_index: int | None, partial_nb: Any) -> None:

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from pophealth.errors import PopHealthError
+
 __all__ = [
     "ColumnPattern",
     "SourceFormatError",
@@ -46,7 +48,7 @@ _WHITESPACE = re.compile(r"\s+")
 _COLON_SPACING = re.compile(r"\s*:\s*")
 
 
-class SourceFormatError(ValueError):
+class SourceFormatError(PopHealthError, ValueError):
     """An official source file is not in the format its loader expects.
 
     The message names the file, the column (when one is at fault), example rows and a suggested fix.
