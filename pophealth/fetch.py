@@ -55,6 +55,7 @@ KNOWN_SOURCES: tuple[str, ...] = (
     "practice_map",
     "epcn",
     "workforce",
+    "pcn_workforce",
     "payments",
     "iod2025",
     "iod2019",

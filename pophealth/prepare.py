@@ -46,6 +46,9 @@ from pophealth.sources import (
     payments as src_payments,
 )
 from pophealth.sources import (
+    pcn_workforce as src_pcn_workforce,
+)
+from pophealth.sources import (
     registrations as src_registrations,
 )
 from pophealth.sources import (
@@ -414,6 +417,7 @@ LOADERS = {
     "practice_map": src_registrations.load_practice_map,
     "epcn": src_epcn.load_epcn,
     "workforce": src_workforce.load_workforce,
+    "pcn_workforce": src_pcn_workforce.load_pcn_workforce,  # issue13
     "payments": src_payments.load_weighted_patients,
     "iod2025": src_imd.load_iod2025_file7,
     "iod2019": src_imd.load_iod2019_file7,

@@ -38,6 +38,7 @@ FILE_NAMES: dict[str, str] = {
     "practice_map": "gp-reg-pat-prac-map.csv",
     "epcn": "ePCN.xlsx",
     "workforce": f"1 General Practice \u2013 {WORKFORCE_MONTH} Practice Level - Detailed.csv",
+    "pcn_workforce": f"1.Primary Care Networks - {WORKFORCE_MONTH} Individual Level.csv",
     "weighted_patients": "nhspaymentsgp-24-25-prac-csv.csv",
     "iod2025": "File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv",
     "iod2019": "File_7_-_All_IoD2019_Scores__Ranks__Deciles_and_Population_Denominators_3.csv",

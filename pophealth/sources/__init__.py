@@ -24,6 +24,7 @@ from pophealth.sources import (
     imd,
     lookups,
     payments,
+    pcn_workforce,
     registrations,
     workforce,
 )
@@ -151,7 +152,16 @@ _SPECS: tuple[SourceSpec, ...] = (
         ("*practice level*detailed*.csv",),
         (r"prac code", r"total gp fte"),
         workforce.load_workforce,
-        indicators=("workforce FTE per 10,000 patients",),
+        indicators=("workforce FTE per 10,000 patients", "staff groups and roles", "skill mix"),
+    ),
+    # issue13: PCN-employed staff (ARRS); one block, portable to a unified registry
+    SourceSpec(
+        "pcn_workforce",
+        "NHS England Primary Care Network Workforce, individual level (monthly): PCN-employed staff",
+        ("*primary care networks*individual level*.csv",),
+        (r"pcn code", r"staff group", r"staff role", r"fte", r"unique identifier"),
+        pcn_workforce.load_pcn_workforce,
+        indicators=("whole team (practice + PCN staff) FTE", "skill mix", "fair-share gaps"),
     ),
     SourceSpec(
         "payments",
