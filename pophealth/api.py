@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, geography, indicators, stats
+from pophealth import attribution, geography, indicators, staffing, stats
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
 
@@ -125,6 +125,8 @@ class PopHealthData:
         self.practices = pd.read_parquet(read("practices.parquet"))
         self.registrations = pd.read_parquet(read("registrations.parquet"))
         self.age_sex = pd.read_parquet(read("practice_age_sex.parquet"))
+        pcn_file = read("pcn_workforce.parquet")  # optional (issue13)
+        self.pcn_staff = pd.read_parquet(pcn_file) if pcn_file.exists() else None
         self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
         self.neighbourhoods_file = str(neighbourhoods) if neighbourhoods else None
 
@@ -295,18 +297,41 @@ class PopHealthData:
             fill_value=0,
         )
 
+    # -- the whole team (issue13) ---------------------------------------------------------
+    @cached_property
+    def pcn_apportionment(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """PCN-employed staff shared to member practices by registered patients, and the rest.
+
+        ``None`` when the store has no PCN workforce (the team indicators are then not built).
+        """
+        if self.pcn_staff is None or not len(self.practices):
+            return None
+        return staffing.apportion_pcn_staff(self.pcn_staff, self.practices, "registered_patients")
+
+    @cached_property
+    def team_practices(self) -> pd.DataFrame:
+        """Practices plus their share of their PCN's staff (``pcn_<group>_fte``, ``pcn_status``)."""
+        if self.pcn_apportionment is None:
+            return self.practices
+        shares, _ = self.pcn_apportionment
+        return self.practices.merge(
+            shares.drop(columns=["pcn_code"]), on="practice_code", how="left"
+        )
+
     # -- indicators ------------------------------------------------------------------------
     @cached_property
     def practice_measures(self) -> pd.DataFrame:
         """Registered-basis measures per practice."""
         return attribution.practice_measures(
-            self.practices, self.registrations, self.age_sex, self.lsoa, self.imd
+            self.team_practices, self.registrations, self.age_sex, self.lsoa, self.imd
         )
 
     @cached_property
     def lsoa_measures(self) -> pd.DataFrame:
         """Resident-basis measures per LSOA."""
-        return attribution.lsoa_measures(self.lsoa, self.registrations, self.practices, self.imd)
+        return attribution.lsoa_measures(
+            self.lsoa, self.registrations, self.team_practices, self.imd
+        )
 
     @cached_property
     def indicator_table(self) -> pd.DataFrame:

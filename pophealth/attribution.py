@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pophealth import staffing
+
 # LSOA statuses of registration rows (set by prepare)
 MATCHED = "matched"
 LSOA_STATUS_LABELS = {
@@ -230,6 +232,9 @@ def practice_workforce_measures(practices: pd.DataFrame) -> pd.DataFrame:
         ok = ~np.isnan(f) & ~np.isnan(p)
         out["patients_per_gp_fte__num"] = np.where(ok, p, 0.0)
         out["patients_per_gp_fte__den"] = np.where(ok, f, 0.0)
+    if "pcn_status" in practices:  # PCN staff apportioned (staffing.apportion_pcn_staff)
+        team = staffing.team_measures(practices).drop(columns=["practice_code"])
+        out = pd.concat([out, team.set_axis(out.index)], axis=1)
     return out
 
 

@@ -76,6 +76,8 @@ STORE_FILES = (
     "manifest.json",
 )
 
+PCN_WORKFORCE_FILE = "pcn_workforce.parquet"  # optional store file (issue13)
+
 # which sources each indicator needs (any one of a group of alternatives)
 INDICATOR_SOURCES = {
     "list_size": [["practice_totals", "registrations_lsoa", "workforce"]],
@@ -97,6 +99,20 @@ INDICATOR_SOURCES = {
     "dpc_fte_per_10k": [["workforce"]],
     "admin_fte_per_10k": [["workforce"]],
     "patients_per_gp_fte": [["workforce"]],
+    # issue13: the whole team (practice + PCN-employed staff)
+    **{
+        f"team_{group}_fte_per_10k{suffix}": [["workforce"], ["pcn_workforce"], *extra]
+        for group in ("gp", "nurse", "dpc", "admin")
+        for suffix, extra in (("", []), ("_weighted", [["payments"]]))
+    },
+    "team_fte_per_10k": [["workforce"], ["pcn_workforce"]],
+    "team_fte_per_10k_weighted": [["workforce"], ["pcn_workforce"], ["payments"]],
+    "pcn_fte_per_10k": [["pcn_workforce"]],
+    **{
+        f"skill_mix_{g}": [["workforce"], ["pcn_workforce"]]
+        for g in ("gp", "nurse", "dpc", "admin")
+    },
+    "team_fte_per_1k_register": [["workforce"], ["pcn_workforce"], ["qof"]],
 }
 
 
@@ -324,17 +340,9 @@ def build_practice_table(loaded: dict, lsoa: pd.DataFrame, as_of: pd.Timestamp) 
     practices = practices.merge(pcn, on="practice_code", how="left")
     if workforce is not None:
         fte = [
-            "gp_fte",
-            "gp_extg_fte",
-            "gp_exl_fte",
-            "gp_extgl_fte",
-            "nurse_fte",
-            "dpc_fte",
-            "admin_fte",
-            "gp_source",
-            "nurse_source",
-            "dpc_source",
-            "admin_source",
+            *src_workforce.FTE_COLUMNS,
+            *src_workforce.SOURCE_COLUMNS,
+            *src_workforce.DETAIL_COLUMNS,
         ]
         practices = practices.merge(
             workforce[["practice_code"] + [c for c in fte if c in workforce]],
@@ -514,6 +522,12 @@ def prepare(
     _write_parquet(
         age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
     )
+    # issue13: PCN-employed staff by PCN and staff group (apportioned to practices at load)
+    pcn_staff = loaded.get("pcn_workforce")
+    if pcn_staff is not None:
+        _write_parquet(src_pcn_workforce.pcn_fte_by_group(pcn_staff), out / PCN_WORKFORCE_FILE)
+    elif (out / PCN_WORKFORCE_FILE).exists():
+        (out / PCN_WORKFORCE_FILE).unlink()
     boundary_path = raw.first("lsoa_boundaries")
     if boundary_path is not None:
         shapes = src_boundaries.load_lsoa_boundaries(boundary_path)

@@ -127,7 +127,9 @@ def load_pcn_workforce(path: str | Path) -> pd.DataFrame:
     out = pd.DataFrame(index=raw.index)
     for name in ("data_source", "pcn_code", "pcn_name", "sicbl_ods", "icb_ods"):
         out[name] = (
-            clean_codes(raw[name]) if name in raw else pd.Series(pd.NA, index=raw.index, dtype="str")
+            clean_codes(raw[name])
+            if name in raw
+            else pd.Series(pd.NA, index=raw.index, dtype="str")
         )
     for name in ("census_year", "census_month"):
         out[name] = (
@@ -147,7 +149,9 @@ def load_pcn_workforce(path: str | Path) -> pd.DataFrame:
         )
     for name in ("staff_group", "staff_role", "detailed_staff_role"):
         out[name] = (
-            clean_codes(raw[name]) if name in raw else pd.Series(pd.NA, index=raw.index, dtype="str")
+            clean_codes(raw[name])
+            if name in raw
+            else pd.Series(pd.NA, index=raw.index, dtype="str")
         )
     out["group"] = staff_group_of(out["staff_group"])
     unknown = out["group"].isna()
