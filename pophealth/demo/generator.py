@@ -899,8 +899,10 @@ PCN_WORKFORCE_HEADER = [
 
 
 def _write_pcn_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
-    """PCN workforce individual-level CSV: staff (one row per person and role) and contracted
-    services (FTE only) for every PCN but one (the small demo shows a PCN with no return).
+    """PCN workforce individual-level CSV: staff (a row per person and role) and contracts.
+
+    Contracted services carry FTE only. Every PCN but one has rows (the small demo shows a PCN
+    that made no return).
     """
     prac = _practice_frame(world).assign(patients=world.practices["registered"].to_numpy())
     prac = prac[prac["pcn_code"] != "U"]

@@ -157,7 +157,7 @@ _SPECS: tuple[SourceSpec, ...] = (
     # issue13: PCN-employed staff (ARRS); one block, portable to a unified registry
     SourceSpec(
         "pcn_workforce",
-        "NHS England Primary Care Network Workforce, individual level (monthly): PCN-employed staff",
+        "NHS England Primary Care Network Workforce, individual level (monthly): PCN staff",
         ("*primary care networks*individual level*.csv",),
         (r"pcn code", r"staff group", r"staff role", r"fte", r"unique identifier"),
         pcn_workforce.load_pcn_workforce,

@@ -101,7 +101,7 @@ PCN_WORKFORCE_SCHEMA = canonical_schema(
 
 
 def staff_group_of(published: pd.Series) -> pd.Series:
-    """Map published ``STAFF_GROUP`` values to ``gp``/``nurse``/``dpc``/``admin`` (NaN if unknown)."""
+    """Map published ``STAFF_GROUP`` values to ``gp``/``nurse``/``dpc``/``admin`` (else NaN)."""
     key = published.astype("str").str.strip().str.casefold().str.replace(r"\s+", " ", regex=True)
     return key.map(PCN_STAFF_GROUPS)
 
