@@ -141,7 +141,8 @@ def team_measures(practices: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         ``practice_code`` plus ``<indicator>__num``/``__den`` columns for
-        ``team_<group>_fte_per_10k`` (and ``_weighted``), ``team_fte_per_10k`` (and ``_weighted``), ``pcn_fte_per_10k``,
+        ``team_<group>_fte_per_10k`` (and ``_weighted``), ``team_fte_per_10k`` (and
+        ``_weighted``), ``pcn_fte_per_10k``,
         ``skill_mix_<group>`` and, when registers are loaded, ``team_fte_per_1k_register``.
     """
     needed = ["practice_code", "registered_patients", "pcn_status"]
