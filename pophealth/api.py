@@ -101,6 +101,11 @@ class Profile:
     synthetic: bool = False
     imd_release: str = "IoD2025"
     comparator: str = "England"
+    # the whole team (issue13): staff groups vs fair share, system heatmap, data gaps, findings
+    team: pd.DataFrame = field(default_factory=pd.DataFrame)
+    team_heatmap: pd.DataFrame = field(default_factory=pd.DataFrame)
+    workforce_quality: pd.DataFrame = field(default_factory=pd.DataFrame)
+    workforce_findings: list[dict] = field(default_factory=list)
 
 
 class PopHealthData:

@@ -31,6 +31,13 @@ STAFF_GROUPS: dict[str, str] = {
     "dpc": "Direct patient care",
     "admin": "Admin/non-clinical",
 }
+#: Staff groups as nouns for sentences.
+STAFF_NOUNS: dict[str, str] = {
+    "gp": "GPs",
+    "nurse": "nurses",
+    "dpc": "direct patient care staff",
+    "admin": "admin/non-clinical staff",
+}
 #: Practice-file total FTE column of each staff group (``TOTAL_GP_FTE`` includes GPs in
 #: training grade and locums, as the publisher's headline figure does).
 PRACTICE_GROUP_FTE: dict[str, str] = {
@@ -296,9 +303,9 @@ def largest_gap_findings(gaps: pd.DataFrame, area_name: str, comparator: str) ->
                 "gap_pct": float(row.gap_pct),
                 "rank": rank,
                 "text": (
-                    f"{area_name} has {abs(row.gap_fte):,.1f} fewer {label.lower()} FTE "
-                    f"({abs(row.gap_pct):.0f}% below) than its fair share at {comparator}'s "
-                    "rate per weighted patient"
+                    f"{area_name} has {abs(row.gap_fte):,.1f} FTE fewer "
+                    f"{STAFF_NOUNS.get(row.group, label)} than its fair share at the "
+                    f"{comparator} rate per weighted patient ({abs(row.gap_pct):.0f}% short)"
                 ),
             }
         )
