@@ -459,7 +459,8 @@ def team_frame(data, area: dict, rows: pd.DataFrame) -> pd.DataFrame:
     """The area's team by staff group against the comparator's rate and its fair share.
 
     FTE per 10,000 weighted patients (practice and PCN parts), the comparator's rate, the fair
-    share and gap, and the skill mix against the comparator's. Empty when the store has no PCN workforce (the team indicators are not built).
+    share and gap, and the skill mix against the comparator's. Empty when the store has no PCN
+    workforce (the team indicators are not built).
     """
     gaps = _team_gaps(data, rows, area["basis"])
     if gaps.empty:

@@ -418,6 +418,73 @@ def data_quality_table(coverage: pd.DataFrame) -> str:
     return f'<table class="ph-table ph-data-quality">{header}<tbody>{body}</tbody></table>'
 
 
+def team_table(team: pd.DataFrame, comparator: str) -> str:
+    """The team by staff group: FTE, rates, fair share, gap and skill mix (issue13).
+
+    Args:
+        team: Columns ``label, actual_fte, fte_per_10k, pcn_share_pct, benchmark_per_10k,
+            fair_share_fte, gap_fte, skill_mix_pct, england_mix_pct``.
+        comparator: Name of the benchmark.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = ["label", "actual_fte", "fte_per_10k", "pcn_share_pct", "benchmark_per_10k"]
+    columns += ["fair_share_fte", "gap_fte", "skill_mix_pct", "england_mix_pct"]
+    _check_frame(team, columns, "team_table", "team")
+    body = "".join(
+        "<tr>"
+        + _cell(_esc(record["label"]))
+        + "".join(_cell(_esc(format_value(record[column])), numeric=True) for column in columns[1:])
+        + "</tr>"
+        for record in team.to_dict("records")
+    )
+    comp = _esc(comparator)
+    header = _header(
+        [
+            ("Staff group", False),
+            ("FTE", True),
+            ("FTE per 10,000 weighted patients", True),
+            ("PCN-employed share (%)", True),
+            (f"{comp} FTE per 10,000 weighted patients", True),
+            (f"Fair share FTE at {comp} rate", True),
+            ("Gap (FTE; negative = short)", True),
+            ("Share of team FTE (%)", True),
+            (f"{comp} share of team FTE (%)", True),
+        ]
+    )
+    return f'<table class="ph-table ph-team">{header}<tbody>{body}</tbody></table>'
+
+
+def workforce_quality_table(quality: pd.DataFrame) -> str:
+    """Practices and neighbourhoods whose workforce figures are missing or estimated (issue13).
+
+    Args:
+        quality: Columns ``issue, practices, registered_patients, neighbourhoods``.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = ["issue", "practices", "registered_patients", "neighbourhoods"]
+    _check_frame(quality, columns, "workforce_quality_table", "quality")
+    body = "".join(
+        "<tr>"
+        + _cell(_esc(record["issue"]))
+        + "".join(_cell(_esc(format_count(record[column])), numeric=True) for column in columns[1:])
+        + "</tr>"
+        for record in quality.to_dict("records")
+    )
+    header = _header(
+        [
+            ("Workforce data", False),
+            ("Practices (or PCNs)", True),
+            ("Registered patients", True),
+            ("Neighbourhoods affected", True),
+        ]
+    )
+    return f'<table class="ph-table ph-workforce-quality">{header}<tbody>{body}</tbody></table>'
+
+
 # --------------------------------------------------------------------------------------
 # 13. Text boxes and CSS
 # --------------------------------------------------------------------------------------
