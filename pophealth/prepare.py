@@ -112,7 +112,8 @@ INDICATOR_SOURCES = {
         f"skill_mix_{g}": [["workforce"], ["pcn_workforce"]]
         for g in ("gp", "nurse", "dpc", "admin")
     },
-    "team_fte_per_1k_register": [["workforce"], ["pcn_workforce"], ["qof"]],
+    # team_fte_per_1k_register is built only when QOF registers are on the practices table
+    # (staffing.REGISTER_COLUMN); the workforce section says so when they are not
 }
 
 

@@ -181,6 +181,13 @@ def workforce_team(p) -> None:
     if p.workforce_findings:
         display(Markdown("**Largest gaps relative to need:** " + p.workforce_findings[0]["text"]))
     _indicator_rows(p, list(TEAM_INDICATORS))
+    if not (p.indicators["indicator_id"] == "team_fte_per_1k_register").any():
+        display(
+            Markdown(
+                "_The team per 1,000 patients on disease registers is shown when QOF registers "
+                "are loaded._"
+            )
+        )
     if len(p.workforce_quality):
         charts.show_html(tables.workforce_quality_table(p.workforce_quality))
 

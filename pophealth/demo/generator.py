@@ -765,7 +765,9 @@ def _write_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) 
         "TOTAL_ADMIN_HC": np.ceil(p["admin_fte"].to_numpy() / 0.75),
         "TOTAL_ADMIN_FTE": p["admin_fte"].to_numpy(),
     }
-    values.update(_workforce_roles(values, permanent, trainee, locum, p, rng))
+    values = _official_workforce_order(
+        {**values, **_workforce_roles(values, permanent, trainee, locum, p, rng)}
+    )
     group_of = {"GP": "GP", "NURSES": "NURSE", "DPC": "DPC", "ADMIN": "ADMIN", "N": "NURSE"}
     for name, vals in values.items():
         group = group_of[name.split("_")[1]]
@@ -792,6 +794,19 @@ _SPLIT_WEIGHTS = {
     + (1, 0.3, 1, 1, 0.2, 1.5, 0.5, 0.2, 0.4, 0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 0.5),
     "admin": (3, 1, 3, 12, 2, 0.5, 0.3, 2, 0.5),
 }
+
+
+def _official_workforce_order(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Columns as the publisher orders them: per staff group, role headcounts then role FTEs."""
+    from pophealth.sources.workforce import ROLES
+
+    rank = {}
+    for group_index, group in enumerate(("gp", "nurse", "dpc", "admin")):
+        stems = [role.stem for role in ROLES if role.group == group]
+        for measure_index, measure in enumerate(("HC", "FTE")):
+            for role_index, stem in enumerate(stems):
+                rank[f"TOTAL_{stem}_{measure}"] = (group_index, measure_index, role_index)
+    return {name: values[name] for name in sorted(values, key=rank.__getitem__)}
 
 
 def _split(total: np.ndarray, weights, rng: np.random.Generator) -> np.ndarray:
