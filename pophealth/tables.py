@@ -418,6 +418,17 @@ def data_quality_table(coverage: pd.DataFrame) -> str:
     return f'<table class="ph-table ph-data-quality">{header}<tbody>{body}</tbody></table>'
 
 
+def _label_and_numbers_rows(frame: pd.DataFrame, columns: Sequence[str], formatter) -> str:
+    """Table body rows: the first column as text, the others as formatted numbers."""
+    return "".join(
+        "<tr>"
+        + _cell(_esc(record[columns[0]]))
+        + "".join(_cell(_esc(formatter(record[c])), numeric=True) for c in columns[1:])
+        + "</tr>"
+        for record in frame.to_dict("records")
+    )
+
+
 def team_table(team: pd.DataFrame, comparator: str) -> str:
     """The team by staff group: FTE, rates, fair share, gap and skill mix (issue13).
 
@@ -432,13 +443,7 @@ def team_table(team: pd.DataFrame, comparator: str) -> str:
     columns = ["label", "actual_fte", "fte_per_10k", "pcn_share_pct", "benchmark_per_10k"]
     columns += ["fair_share_fte", "gap_fte", "skill_mix_pct", "england_mix_pct"]
     _check_frame(team, columns, "team_table", "team")
-    body = "".join(
-        "<tr>"
-        + _cell(_esc(record["label"]))
-        + "".join(_cell(_esc(format_value(record[column])), numeric=True) for column in columns[1:])
-        + "</tr>"
-        for record in team.to_dict("records")
-    )
+    body = _label_and_numbers_rows(team, columns, format_value)
     comp = _esc(comparator)
     header = _header(
         [
@@ -467,13 +472,7 @@ def workforce_quality_table(quality: pd.DataFrame) -> str:
     """
     columns = ["issue", "practices", "registered_patients", "neighbourhoods"]
     _check_frame(quality, columns, "workforce_quality_table", "quality")
-    body = "".join(
-        "<tr>"
-        + _cell(_esc(record["issue"]))
-        + "".join(_cell(_esc(format_count(record[column])), numeric=True) for column in columns[1:])
-        + "</tr>"
-        for record in quality.to_dict("records")
-    )
+    body = _label_and_numbers_rows(quality, columns, format_count)
     header = _header(
         [
             ("Workforce data", False),
