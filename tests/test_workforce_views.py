@@ -5,13 +5,13 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import plotly
 import pytest
 
 from pophealth import charts, tables
 from pophealth.runner.browser import find_chromium, render_dom
-
-pytestmark = pytest.mark.slow
 
 
 def _need_browser():
@@ -21,6 +21,7 @@ def _need_browser():
         pytest.skip("Chromium not installed (apt-get install chromium)")
 
 
+@pytest.mark.slow
 def test_system_heatmap_and_neighbourhood_team_chart_render_in_chromium(demo_data, tmp_path):
     _need_browser()
     system = demo_data.profile(demo_data.areas("system").iloc[0]["area_code"])
@@ -63,3 +64,96 @@ def test_system_heatmap_and_neighbourhood_team_chart_render_in_chromium(demo_dat
     for label in ("GPs", "Nurses", "Direct patient care", "Admin/non-clinical", "Whole team"):
         assert label in dom
     assert "PCN-employed staff" in dom and "ph-team" in dom and "ph-workforce-quality" in dom
+
+
+CELLS = pd.DataFrame(
+    {
+        "area_code": ["N1", "N1", "N2", "N2"],
+        "area_name": ["Low <b>need</b>", "Low <b>need</b>", "High need", "High need"],
+        "imd_score": [10.0, 10.0, 40.0, 40.0],
+        "group_label": ["GPs", "Nurses", "GPs", "Nurses"],
+        "fte_per_10k": [6.0, 3.0, 4.0, np.nan],
+        "benchmark_per_10k": [5.0, 3.0, 5.0, 3.0],
+        "gap_pct": [20.0, 0.0, -80.0, np.nan],
+    }
+)
+
+
+def test_heatmap_rows_by_need_cells_clipped_and_names_escaped():
+    fig = charts.workforce_heatmap_spec(CELLS, "Teams", comparator="England", limit_pct=50)
+    trace = fig.data[0]
+    assert trace["type"] == "heatmap" and trace["zmid"] == 0
+    assert trace["y"][0].startswith("High need") and "&lt;b&gt;" in trace["y"][1]
+    assert trace["z"][0].tolist()[0] == -50  # -80% clipped at the colour limit
+    assert np.isnan(trace["z"][0][1]) and trace["text"][0][1] == "n/a"
+    assert [stop[1] for stop in trace["colorscale"]] == [c for _, c in charts.GAP_COLOURSCALE]
+    assert fig.layout["meta"]["rows"] == ["N2", "N1"]
+    charts.workforce_heatmap(CELLS, "Teams")  # validates as a plotly figure
+
+
+def test_team_chart_stacks_practice_and_pcn_staff_against_the_comparator():
+    team = pd.DataFrame(
+        {
+            "label": ["GPs", "Whole team"],
+            "practice_per_10k": [5.0, 25.0],
+            "pcn_per_10k": [0.5, 4.0],
+            "benchmark_per_10k": [6.0, 30.0],
+            "gap_fte": [-1.0, -2.0],
+        }
+    )
+    fig = charts.team_chart(team, "Team", area_label="A & B", comparator="England")
+    assert fig.layout.barmode == "stack"
+    assert [t.name for t in fig.data] == [
+        "A &amp; B: practice staff",
+        "A &amp; B: PCN-employed staff",
+        "England rate",
+    ]
+    with pytest.raises(ValueError, match="benchmark_per_10k"):
+        charts.team_chart_spec(team.drop(columns="benchmark_per_10k"), "Team", area_label="A")
+
+
+def test_team_and_workforce_data_tables_escape_text():
+    team = pd.DataFrame(
+        [
+            {
+                "label": "<script>",
+                "actual_fte": 1.0,
+                "fte_per_10k": 2.0,
+                "pcn_share_pct": 3.0,
+                "benchmark_per_10k": 4.0,
+                "fair_share_fte": 5.0,
+                "gap_fte": -4.0,
+                "skill_mix_pct": 6.0,
+                "england_mix_pct": 7.0,
+            }
+        ]
+    )
+    html = tables.team_table(team, "England")
+    assert "<script>" not in html and "&lt;script&gt;" in html and "-4.00" in html
+    quality = pd.DataFrame(
+        [
+            {
+                "issue": "GPs: no figures",
+                "practices": 2,
+                "registered_patients": 1234.0,
+                "neighbourhoods": 1,
+            }
+        ]
+    )
+    assert "1,234" in tables.workforce_quality_table(quality)
+
+
+def test_every_profile_carries_the_team_views(demo_data):
+    system = demo_data.profile(demo_data.areas("system").iloc[0]["area_code"])
+    hood = demo_data.profile(demo_data.areas("neighbourhood").iloc[0]["area_code"])
+    place = demo_data.profile(demo_data.areas("place").iloc[0]["area_code"])
+    assert len(hood.team) == 5 and hood.team_heatmap.empty
+    assert len(system.team_heatmap) == 5 * system.team_heatmap["area_code"].nunique()
+    assert any("shared among each PCN's practices" in note for note in place.notes)
+    # the PCN that made no return is counted and shown, its row left blank, not dropped
+    no_return = system.workforce_quality.set_index("issue").loc["PCN made no workforce return"]
+    assert no_return["practices"] > 0 and no_return["neighbourhoods"] == 1
+    assert system.team_heatmap["fte_per_10k"].isna().any()
+    # findings: ranked shortfalls, most short first
+    gaps = [f["gap_pct"] for f in hood.workforce_findings]
+    assert gaps == sorted(gaps) and all(g < 0 for g in gaps)
