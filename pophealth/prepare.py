@@ -61,6 +61,7 @@ RELEASE_PATTERNS = (
     (r"IoD(20\d\d)", "IoD{0}"),
     (r"census(2021)", "Census {0}"),
     (r"\u2013 (\w+ \d{4})", "{0}"),
+    (r"Networks - (\w+ \d{4}) Individual", "{0}"),  # PCN workforce (issue13)
     (r"nhspaymentsgp-(\d\d)-(\d\d)", "20{0}-{1}"),
     (r"SICBL(\d\d)", "20{0} edition"),
     (r"LSOA11_LSOA21_LAD(\d\d)", "20{0} edition"),
