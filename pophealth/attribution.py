@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from pophealth import staffing
 
@@ -327,13 +328,21 @@ def _attributed_workforce(registrations: pd.DataFrame, practices: pd.DataFrame) 
     shares = lsoa_practice_shares(registrations)
     shares = shares[shares["lsoa_status"] == MATCHED]
     measures = practice_workforce_measures(practices)
-    joined = shares[["practice_code", "lsoa_code", "share"]].merge(
-        measures, on="practice_code", how="inner"
-    )
     cols = [c for c in measures.columns if c != "practice_code"]
-    weighted = joined[cols].mul(joined["share"].to_numpy(), axis=0)
-    weighted["lsoa21_code"] = joined["lsoa_code"].to_numpy()
-    return weighted.groupby("lsoa21_code", as_index=False).sum()
+    # a sparse LSOA x practice share matrix times the practice measures (one product, not a
+    # merge of every registration row with every measure column)
+    position = pd.Index(measures["practice_code"]).get_indexer(shares["practice_code"])
+    rows = shares[position >= 0]
+    position = position[position >= 0]
+    lsoa_index, lsoa_codes = pd.factorize(rows["lsoa_code"], sort=True)
+    matrix = sparse.csr_matrix(
+        (rows["share"].fillna(0.0).to_numpy(dtype=float), (lsoa_index, position)),
+        shape=(len(lsoa_codes), len(measures)),
+    )
+    values = matrix @ measures[cols].to_numpy(dtype=float)
+    out = pd.DataFrame(values, columns=cols)
+    out.insert(0, "lsoa21_code", np.asarray(lsoa_codes, dtype=object))
+    return out
 
 
 def aggregate_measures(measures: pd.DataFrame, membership: pd.DataFrame, key: str) -> pd.DataFrame:

@@ -688,7 +688,12 @@ def build_profile(data, area: dict):
     elif "pcn_membership_date" in manifest.get("notes", {}):
         notes.append(f"PCN membership from ePCN at {manifest['notes']['pcn_membership_date']}.")
     team = team_frame(data, area, rows) if data.pcn_apportionment is not None else pd.DataFrame()
-    if len(team) and (area["level"] != "neighbourhood" or data.groupings is not None):
+    if len(team) and area["area_type"] == "pcn":
+        notes.append(
+            "Whole team: the staff the PCN employs itself (NHS England PCN workforce) are added "
+            "to its practices' staff."
+        )
+    elif len(team):
         notes.append(
             "PCN-employed staff are shared among each PCN's practices by registered patients, "
             "so custom neighbourhoods, places and systems hold the shares of the practices "
