@@ -157,3 +157,25 @@ def test_every_profile_carries_the_team_views(demo_data):
     # findings: ranked shortfalls, most short first
     gaps = [f["gap_pct"] for f in hood.workforce_findings]
     assert gaps == sorted(gaps) and all(g < 0 for g in gaps)
+
+
+def test_custom_neighbourhood_holds_the_registered_share_of_pcn_staff(demo_prepared):
+    import pophealth
+    from pophealth import staffing
+
+    groupings = Path(__file__).resolve().parents[1] / "docs" / "example_neighbourhoods.yaml"
+    data = pophealth.load(demo_prepared, neighbourhoods=groupings, cache=False)
+    profile = data.profile("INT01")
+    assert any(
+        "shared among each PCN's practices by registered patients" in n for n in profile.notes
+    )
+    members = data.practice_members["INT01"]
+    shares, _ = data.pcn_apportionment
+    chosen = shares[shares["practice_code"].isin(members)]
+    # the PCN indicator's numerator is exactly the members' registered-patient shares of their
+    # PCNs' staff (practices whose PCN made no return are left out with their patients)
+    counted = chosen[chosen["pcn_status"] != staffing.PCN_STATUS_NO_RETURN]
+    expected = counted[[staffing.pcn_fte_column(g) for g in staffing.STAFF_GROUPS]].sum().sum()
+    row = profile.indicators.set_index("indicator_id").loc["pcn_fte_per_10k"]
+    assert expected > 0 and row["numerator"] == pytest.approx(expected)
+    assert len(profile.team) == 5
