@@ -106,6 +106,7 @@ class Profile:
     team_heatmap: pd.DataFrame = field(default_factory=pd.DataFrame)
     workforce_quality: pd.DataFrame = field(default_factory=pd.DataFrame)
     workforce_findings: list[dict] = field(default_factory=list)
+    roles: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 class PopHealthData:

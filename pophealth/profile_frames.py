@@ -606,6 +606,52 @@ def workforce_quality_frame(data, area: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def roles_frame(data, area: dict) -> pd.DataFrame:
+    """Practice staff by role (every role the detailed workforce file gives) against all areas.
+
+    Rates are over practices with figures for the role's staff group; a practice-based area
+    counts its member practices, a resident-basis area its practices' shares of residents.
+
+    Returns:
+        ``group, role, fte, fte_per_10k, comparator_per_10k`` (per 10,000 registered patients),
+        in the publisher's order, for roles with any FTE in the comparator; empty without the
+        detailed columns.
+    """
+    practices = data.practices
+    totals = {"gp", "nurse", "dpc", "admin", "gp_extg", "gp_exl", "gp_extgl", "dpc_apprentice"}
+    roles = [r for r in src_workforce.ROLES if r.stem.lower() not in totals and r.stem != "NURSES"]
+    columns = [f"{r.stem.lower()}_fte" for r in roles]
+    if not len(practices) or not set(columns) <= set(practices.columns):
+        return pd.DataFrame()
+    weights = practice_weights(data, area)
+
+    def rates(w: np.ndarray, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        fte, per = [], []
+        for role, column in zip(roles, columns, strict=True):
+            known = frame[staffing.PRACTICE_GROUP_FTE[role.group]].notna().to_numpy()
+            values = frame[column].to_numpy(dtype=float)
+            patients = frame["registered_patients"].to_numpy(dtype=float)
+            total = np.nansum(np.where(known, values, 0.0) * w)
+            den = np.nansum(np.where(known, patients, 0.0) * w)
+            fte.append(total)
+            per.append(total / den * 10_000 if den > 0 else np.nan)
+        return np.array(fte), np.array(per)
+
+    members = practices.set_index("practice_code").reindex(weights.index)
+    fte, per = rates(weights.to_numpy(dtype=float), members)
+    _, every = rates(np.ones(len(practices)), practices)
+    out = pd.DataFrame(
+        {
+            "group": [staffing.STAFF_GROUPS[r.group] for r in roles],
+            "role": [r.label for r in roles],
+            "fte": fte,
+            "fte_per_10k": per,
+            "comparator_per_10k": every,
+        }
+    )
+    return out[out["comparator_per_10k"] > 0].reset_index(drop=True)
+
+
 def workforce_findings(area: dict, team: pd.DataFrame, comparator: str) -> list[dict]:
     """The area's largest workforce gaps relative to need (ranked findings for the headline)."""
     if team.empty:
@@ -724,6 +770,7 @@ def build_profile(data, area: dict):
         team=team,
         team_heatmap=team_heatmap_frame(data, area),
         workforce_quality=workforce_quality_frame(data, area),
+        roles=roles_frame(data, area),
         workforce_findings=workforce_findings(area, team, data.comparator),
     )
 

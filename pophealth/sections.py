@@ -190,6 +190,9 @@ def workforce_team(p) -> None:
         )
     if len(p.workforce_quality):
         charts.show_html(tables.workforce_quality_table(p.workforce_quality))
+    if p.roles is not None and len(p.roles):
+        display(Markdown("**Practice staff by role** (GP workforce, practice level, detailed)"))
+        charts.show_html(tables.roles_table(p.roles, p.area["area_name"], p.comparator))
 
 
 def workforce_heatmap(p) -> None:

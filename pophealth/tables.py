@@ -418,12 +418,14 @@ def data_quality_table(coverage: pd.DataFrame) -> str:
     return f'<table class="ph-table ph-data-quality">{header}<tbody>{body}</tbody></table>'
 
 
-def _label_and_numbers_rows(frame: pd.DataFrame, columns: Sequence[str], formatter) -> str:
-    """Table body rows: the first column as text, the others as formatted numbers."""
+def _label_and_numbers_rows(
+    frame: pd.DataFrame, columns: Sequence[str], formatter, *, text_columns: int = 1
+) -> str:
+    """Table body rows: the first ``text_columns`` columns as text, the rest as numbers."""
     return "".join(
         "<tr>"
-        + _cell(_esc(record[columns[0]]))
-        + "".join(_cell(_esc(formatter(record[c])), numeric=True) for c in columns[1:])
+        + "".join(_cell(_esc(record[c])) for c in columns[:text_columns])
+        + "".join(_cell(_esc(formatter(record[c])), numeric=True) for c in columns[text_columns:])
         + "</tr>"
         for record in frame.to_dict("records")
     )
@@ -459,6 +461,32 @@ def team_table(team: pd.DataFrame, comparator: str) -> str:
         ]
     )
     return f'<table class="ph-table ph-team">{header}<tbody>{body}</tbody></table>'
+
+
+def roles_table(roles: pd.DataFrame, area_label: str, comparator: str) -> str:
+    """Practice staff by role: FTE and FTE per 10,000 registered patients (issue13).
+
+    Args:
+        roles: Columns ``group, role, fte, fte_per_10k, comparator_per_10k``.
+        area_label: The area's name.
+        comparator: Name of the benchmark.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = ["group", "role", "fte", "fte_per_10k", "comparator_per_10k"]
+    _check_frame(roles, columns, "roles_table", "roles")
+    body = _label_and_numbers_rows(roles, columns, format_value, text_columns=2)
+    header = _header(
+        [
+            ("Staff group", False),
+            ("Role", False),
+            (f"{_esc(area_label)} FTE", True),
+            ("FTE per 10,000 registered patients", True),
+            (f"{_esc(comparator)} FTE per 10,000", True),
+        ]
+    )
+    return f'<table class="ph-table ph-roles">{header}<tbody>{body}</tbody></table>'
 
 
 def workforce_quality_table(quality: pd.DataFrame) -> str:

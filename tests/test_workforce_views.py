@@ -179,3 +179,24 @@ def test_custom_neighbourhood_holds_the_registered_share_of_pcn_staff(demo_prepa
     row = profile.indicators.set_index("indicator_id").loc["pcn_fte_per_10k"]
     assert expected > 0 and row["numerator"] == pytest.approx(expected)
     assert len(profile.team) == 5
+
+
+def test_roles_table_shows_every_published_role_of_the_area(demo_data):
+    hood = demo_data.profile(demo_data.areas("neighbourhood").iloc[0]["area_code"])
+    roles = hood.roles
+    assert {
+        "GP registrars ST3",
+        "GP locums covering vacancies",
+        "Advanced nurse practitioners",
+    } <= set(roles["role"])
+    assert {"Social prescribing link workers", "Pharmacists", "Receptionists"} <= set(roles["role"])
+    # practice roles of a group add back to the group's practice FTE (totals are left out)
+    members = demo_data.practices[
+        demo_data.practices["practice_code"].isin(
+            demo_data.practice_members[hood.area["area_code"]]
+        )
+    ]
+    nurses = roles.loc[roles["group"] == "Nurses", "fte"].sum()
+    assert nurses == pytest.approx(members["nurse_fte"].sum(), rel=1e-4)
+    html = tables.roles_table(roles, hood.area["area_name"], hood.comparator)
+    assert html.count("<tr>") == len(roles) + 1
