@@ -133,6 +133,104 @@ def apportion_pcn_staff(
     return shares, unattributed.reset_index(drop=True)
 
 
+def _team_inputs_present(practices: pd.DataFrame) -> bool:
+    needed = ["registered_patients", "pcn_status", *PRACTICE_GROUP_FTE.values()]
+    needed += [pcn_fte_column(g) for g in STAFF_GROUPS]
+    return all(c in practices for c in needed)
+
+
+def _group_fte(practices: pd.DataFrame, group: str) -> tuple[np.ndarray, np.ndarray]:
+    """Practice + PCN FTE of a group, and where it counts (practice figures known, PCN known)."""
+    own = practices[PRACTICE_GROUP_FTE[group]].to_numpy(dtype=float)
+    pcn = practices[pcn_fte_column(group)].to_numpy(dtype=float)
+    pcn_known = (practices["pcn_status"] != PCN_STATUS_NO_RETURN).to_numpy()
+    return own + np.nan_to_num(pcn), ~np.isnan(own) & pcn_known
+
+
+def _whole_team(practices: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The whole team's FTE, and where it counts (every group counts)."""
+    team = np.zeros(len(practices))
+    ok = np.ones(len(practices), dtype=bool)
+    for group in STAFF_GROUPS:
+        fte, known = _group_fte(practices, group)
+        team = team + np.nan_to_num(fte)
+        ok &= known
+    return team, ok
+
+
+def _pair(numerator: np.ndarray, denominator: np.ndarray, ok: np.ndarray):
+    ok = ok & ~np.isnan(denominator)
+    return np.where(ok, numerator, 0.0), np.where(ok, denominator, 0.0)
+
+
+def _group_rate_measure(group: str, patients: str):
+    def team_group_rate(practices: pd.DataFrame):
+        if not _team_inputs_present(practices) or patients not in practices:
+            return None
+        fte, known = _group_fte(practices, group)
+        return _pair(fte, practices[patients].to_numpy(dtype=float), known)
+
+    team_group_rate.__doc__ = f"Practice + PCN {group} FTE over {patients} where both count."
+    return team_group_rate
+
+
+def _team_rate_measure(patients: str):
+    def team_rate(practices: pd.DataFrame):
+        if not _team_inputs_present(practices) or patients not in practices:
+            return None
+        team, ok = _whole_team(practices)
+        return _pair(team, practices[patients].to_numpy(dtype=float), ok)
+
+    team_rate.__doc__ = f"Whole team FTE over {patients} where every group counts."
+    return team_rate
+
+
+def _pcn_rate(practices: pd.DataFrame):
+    """PCN-employed FTE over registered patients of practices whose PCN is known."""
+    if not _team_inputs_present(practices):
+        return None
+    pcn = sum(practices[pcn_fte_column(g)].to_numpy(dtype=float) for g in STAFF_GROUPS)
+    known = (practices["pcn_status"] != PCN_STATUS_NO_RETURN).to_numpy()
+    return _pair(pcn, practices["registered_patients"].to_numpy(dtype=float), known)
+
+
+def _skill_mix_measure(group: str):
+    def skill_mix(practices: pd.DataFrame):
+        if not _team_inputs_present(practices):
+            return None
+        fte, _ = _group_fte(practices, group)
+        team, ok = _whole_team(practices)
+        return np.where(ok, np.nan_to_num(fte), 0.0), np.where(ok, team, 0.0)
+
+    skill_mix.__doc__ = f"Practice + PCN {group} FTE over the whole team's FTE."
+    return skill_mix
+
+
+def _register_rate(practices: pd.DataFrame):
+    """Whole team FTE over patients on QOF disease registers (None without registers)."""
+    if not _team_inputs_present(practices) or REGISTER_COLUMN not in practices:
+        return None
+    team, ok = _whole_team(practices)
+    return _pair(team, practices[REGISTER_COLUMN].to_numpy(dtype=float), ok)
+
+
+#: Catalogue id -> measure: ``practices -> (numerator, denominator)`` arrays, or ``None`` when
+#: the inputs are absent (the same shape as the workforce measures of the indicator registry,
+#: so each can be registered there by id).
+TEAM_MEASURES: dict[str, object] = {
+    **{
+        f"team_{group}_fte_per_10k{suffix}": _group_rate_measure(group, patients)
+        for group in STAFF_GROUPS
+        for suffix, patients in (("", "registered_patients"), ("_weighted", "weighted_patients"))
+    },
+    "team_fte_per_10k": _team_rate_measure("registered_patients"),
+    "team_fte_per_10k_weighted": _team_rate_measure("weighted_patients"),
+    "pcn_fte_per_10k": _pcn_rate,
+    **{f"skill_mix_{group}": _skill_mix_measure(group) for group in STAFF_GROUPS},
+    "team_fte_per_1k_register": _register_rate,
+}
+
+
 def team_measures(practices: pd.DataFrame) -> pd.DataFrame:
     """Team indicators' numerators and denominators per practice.
 
@@ -147,51 +245,22 @@ def team_measures(practices: pd.DataFrame) -> pd.DataFrame:
             ``weighted_patients`` and :data:`REGISTER_COLUMN`.
 
     Returns:
-        ``practice_code`` plus ``<indicator>__num``/``__den`` columns for
-        ``team_<group>_fte_per_10k`` (and ``_weighted``), ``team_fte_per_10k`` (and
-        ``_weighted``), ``pcn_fte_per_10k``,
-        ``skill_mix_<group>`` and, when registers are loaded, ``team_fte_per_1k_register``.
+        ``practice_code`` plus ``<indicator>__num``/``__den`` columns for each measure of
+        :data:`TEAM_MEASURES` whose inputs are present (``team_fte_per_1k_register`` only with
+        QOF registers).
+
+    Raises:
+        StaffingInputError: A required column is missing.
     """
     needed = ["practice_code", "registered_patients", "pcn_status"]
     needed += [*PRACTICE_GROUP_FTE.values(), *(pcn_fte_column(g) for g in STAFF_GROUPS)]
     _require(practices, needed, "practices")
-    out = pd.DataFrame({"practice_code": practices["practice_code"].to_numpy()})
-    pcn_known = (practices["pcn_status"] != PCN_STATUS_NO_RETURN).to_numpy()
-    bases = {"": practices["registered_patients"].to_numpy(dtype=float)}
-    if "weighted_patients" in practices:
-        bases["_weighted"] = practices["weighted_patients"].to_numpy(dtype=float)
-    team = np.zeros(len(practices))
-    team_ok = pcn_known.copy()
-    groups: dict[str, np.ndarray] = {}
-    for group, column in PRACTICE_GROUP_FTE.items():
-        own = practices[column].to_numpy(dtype=float)
-        fte = own + practices[pcn_fte_column(group)].to_numpy(dtype=float)
-        groups[group] = fte
-        known = ~np.isnan(own) & pcn_known
-        team_ok &= known
-        team = team + np.nan_to_num(fte)
-        for suffix, patients in bases.items():
-            ok = known & ~np.isnan(patients)
-            out[f"team_{group}_fte_per_10k{suffix}__num"] = np.where(ok, fte, 0.0)
-            out[f"team_{group}_fte_per_10k{suffix}__den"] = np.where(ok, patients, 0.0)
-    for suffix, patients in bases.items():
-        ok = team_ok & ~np.isnan(patients)
-        out[f"team_fte_per_10k{suffix}__num"] = np.where(ok, team, 0.0)
-        out[f"team_fte_per_10k{suffix}__den"] = np.where(ok, patients, 0.0)
-    pcn_all = sum(practices[pcn_fte_column(g)].to_numpy(dtype=float) for g in STAFF_GROUPS)
-    registered = bases[""]
-    ok = pcn_known & ~np.isnan(registered)
-    out["pcn_fte_per_10k__num"] = np.where(ok, pcn_all, 0.0)
-    out["pcn_fte_per_10k__den"] = np.where(ok, registered, 0.0)
-    for group, fte in groups.items():
-        out[f"skill_mix_{group}__num"] = np.where(team_ok, np.nan_to_num(fte), 0.0)
-        out[f"skill_mix_{group}__den"] = np.where(team_ok, team, 0.0)
-    if REGISTER_COLUMN in practices:
-        register = practices[REGISTER_COLUMN].to_numpy(dtype=float)
-        ok = team_ok & ~np.isnan(register)
-        out["team_fte_per_1k_register__num"] = np.where(ok, team, 0.0)
-        out["team_fte_per_1k_register__den"] = np.where(ok, register, 0.0)
-    return out
+    out = {"practice_code": practices["practice_code"].to_numpy()}
+    for indicator, function in TEAM_MEASURES.items():
+        pair = function(practices)
+        if pair is not None:
+            out[f"{indicator}__num"], out[f"{indicator}__den"] = pair
+    return pd.DataFrame(out)
 
 
 def fair_share_gaps(area_fte: pd.DataFrame, benchmark: pd.DataFrame) -> pd.DataFrame:
