@@ -45,30 +45,11 @@ import yaml
 from tqdm.auto import tqdm
 
 from pophealth.errors import PopHealthError
+from pophealth.sources import fetch_entry_names
 
-KNOWN_SOURCES: tuple[str, ...] = (
-    "registrations_lsoa",
-    "practice_totals",
-    "practice_age_bands",
-    "practice_single_age_male",
-    "practice_single_age_female",
-    "practice_map",
-    "epcn",
-    "workforce",
-    "payments",
-    "iod2025",
-    "iod2019",
-    "lsoa11_lsoa21_lookup",
-    "lsoa21_lookup",
-    "lsoa_boundaries",
-    "boundaries_icb",
-    "census_ts007a",
-    "census_ts037",
-    "census_ts038",
-    "census_ts021",
-    "census_ts011",
-    "census_ts054",
-)
+#: Source names registry.yaml may use: derived from the one source registry
+#: (:data:`pophealth.sources.SOURCES`), so a new source is declared once.
+KNOWN_SOURCES: tuple[str, ...] = fetch_entry_names()
 
 REQUIRED_KEYS: tuple[str, ...] = (
     "source",

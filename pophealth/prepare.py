@@ -14,7 +14,6 @@ indicators it could not build for lack of which source.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,43 +25,11 @@ import yaml
 
 from pophealth import __version__
 from pophealth.errors import PopHealthError
-from pophealth.sources import (
-    boundaries as src_boundaries,
-)
-from pophealth.sources import (
-    census as src_census,
-)
-from pophealth.sources import (
-    epcn as src_epcn,
-)
-from pophealth.sources import identify_source
-from pophealth.sources import (
-    imd as src_imd,
-)
-from pophealth.sources import (
-    lookups as src_lookups,
-)
-from pophealth.sources import (
-    payments as src_payments,
-)
-from pophealth.sources import (
-    registrations as src_registrations,
-)
-from pophealth.sources import (
-    workforce as src_workforce,
-)
+from pophealth.sources import SOURCES, identify_source, release_from_name
+from pophealth.sources import boundaries as src_boundaries
+from pophealth.sources import epcn as src_epcn
+from pophealth.sources import lookups as src_lookups
 from pophealth.sources.common import sha256_of
-
-# release labels that official file names carry
-RELEASE_PATTERNS = (
-    (r"IoD(20\d\d)", "IoD{0}"),
-    (r"census(2021)", "Census {0}"),
-    (r"\u2013 (\w+ \d{4})", "{0}"),
-    (r"nhspaymentsgp-(\d\d)-(\d\d)", "20{0}-{1}"),
-    (r"SICBL(\d\d)", "20{0} edition"),
-    (r"LSOA11_LSOA21_LAD(\d\d)", "20{0} edition"),
-    (r"LSOA_(20\d\d)", "{0} boundaries"),
-)
 
 STORE_FILES = (
     "lsoa.parquet",
@@ -97,8 +64,8 @@ INDICATOR_SOURCES = {
 }
 
 
-# sources published as several files (one per sex)
-MULTI_FILE_SOURCES = {"practice_single_age"}
+# sources published as several files (one per sex), loaded together
+MULTI_FILE_SOURCES = {name for name, spec in SOURCES.items() if spec.multi_file}
 
 
 class PrepareError(PopHealthError, ValueError):
@@ -172,10 +139,9 @@ def _release_of(name: str, path: Path, frame: pd.DataFrame | None, raw: RawSourc
         return raw.releases[name]
     if frame is not None and "extract_date" in frame and len(frame):
         return pd.Timestamp(frame["extract_date"].max()).strftime("%Y-%m-%d")
-    for pattern, label in RELEASE_PATTERNS:
-        match = re.search(pattern, path.name, flags=re.IGNORECASE)
-        if match:
-            return label.format(*match.groups())
+    from_name = release_from_name(name, path)
+    if from_name is not None:
+        return from_name
     return f"file dated {datetime.fromtimestamp(path.stat().st_mtime, UTC):%Y-%m-%d}"
 
 
@@ -407,21 +373,13 @@ def _pcn_membership(loaded: dict, as_of: pd.Timestamp, notes: dict) -> pd.DataFr
     return pd.DataFrame(columns=["practice_code", "pcn_code", "pcn_name"])
 
 
+#: Source name -> loader of one file (prepare concatenates the files of a multi-file source).
+#: Boundaries are loaded apart (geometry, not a table); epraccur is not part of the store yet.
 LOADERS = {
-    "registrations_lsoa": src_registrations.load_registrations_by_lsoa,
-    "practice_totals": src_registrations.load_practice_totals,
-    "practice_age_bands": src_registrations.load_practice_age_bands,
-    "practice_map": src_registrations.load_practice_map,
-    "epcn": src_epcn.load_epcn,
-    "workforce": src_workforce.load_workforce,
-    "payments": src_payments.load_weighted_patients,
-    "iod2025": src_imd.load_iod2025_file7,
-    "iod2019": src_imd.load_iod2019_file7,
-    "lsoa21_lookup": src_lookups.load_lsoa21_lookup,
-    "lsoa11_lsoa21_lookup": src_lookups.load_lsoa11_to_lsoa21,
+    name: spec.loader
+    for name, spec in SOURCES.items()
+    if spec.loader is not None and name not in ("epraccur", "lsoa_boundaries")
 }
-# one loader call per file (male and female single-year-of-age lists), concatenated
-MULTI_FILE_LOADERS = {"practice_single_age": src_registrations.load_practice_single_age}
 
 
 def _rows(frame) -> int:
@@ -458,16 +416,12 @@ def prepare(
     loaded: dict = {}
     files: dict = {}
     for name, paths in sorted(raw.paths.items()):
-        if name in MULTI_FILE_LOADERS:
-            loaded[name] = pd.concat(
-                [MULTI_FILE_LOADERS[name](path) for path in paths], ignore_index=True
-            )
-        elif name in LOADERS:
-            loaded[name] = LOADERS[name](paths[0])
-        elif name.startswith("census_"):
-            loaded[name] = src_census.load_nomis_table(paths[0])
-        else:
+        if name not in LOADERS:
             continue
+        if name in MULTI_FILE_SOURCES:
+            loaded[name] = pd.concat([LOADERS[name](path) for path in paths], ignore_index=True)
+        else:
+            loaded[name] = LOADERS[name](paths[0])
         frame = loaded[name]
         files[name] = {
             "files": [
