@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, geography, indicators, stats
+from pophealth import ages, attribution, geography, indicators, stats
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
+from pophealth.releases import ImdRelease
 
-AGE_BANDS = [f"{a}_{a + 4}" for a in range(0, 95, 5)] + ["95+"]
-HEADLINE_INDICATORS = ("list_size", "pct_core20", "imd_score", "gp_fte_per_10k_weighted")
+AGE_BANDS = list(ages.AGE_BANDS)
+#: Headline indicators (``headline: true`` in catalogue.yaml): columns of the area lists.
+HEADLINE_INDICATORS = indicators.headline_indicators()
 
 _CACHE: dict[tuple, PopHealthData] = {}
 
@@ -111,15 +113,15 @@ class PopHealthData:
         _store_key(self.prepared_dir)
         self.manifest = json.loads((self.prepared_dir / "manifest.json").read_text("utf-8"))
         available = self.manifest.get("imd_releases", [])
-        if imd not in ("2025", "2019"):
-            raise ValueError(f"imd must be '2025' or '2019', not {imd!r}.")
+        release = ImdRelease.of(imd)
         if available and imd not in available:
             raise ValueError(
                 f"IoD{imd} is not in this prepared store (available: "
                 f"{', '.join('IoD' + r for r in available)}). Add its File 7 (and, for IoD2019, "
                 "the LSOA 2011→2021 lookup) to the raw folder and prepare again."
             )
-        self.imd = imd
+        self.imd = release.year
+        self.imd_release = release
         read = self.prepared_dir.joinpath
         self.lsoa = pd.read_parquet(read("lsoa.parquet"))
         self.practices = pd.read_parquet(read("practices.parquet"))
@@ -234,7 +236,7 @@ class PopHealthData:
     def registration_shares(self) -> pd.DataFrame:
         """Registrations with each row's share of its practice's list and the LSOA's IMD decile."""
         shares = attribution.lsoa_practice_shares(self.registrations)
-        decile = self.lsoa.set_index("lsoa21_code")[f"imd{self.imd}_decile"]
+        decile = self.lsoa.set_index("lsoa21_code")[self.imd_release.column("decile")]
         return shares.assign(imd_decile=shares["lsoa_code"].map(decile))
 
     @cached_property
@@ -300,13 +302,15 @@ class PopHealthData:
     def practice_measures(self) -> pd.DataFrame:
         """Registered-basis measures per practice."""
         return attribution.practice_measures(
-            self.practices, self.registrations, self.age_sex, self.lsoa, self.imd
+            self.practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
         )
 
     @cached_property
     def lsoa_measures(self) -> pd.DataFrame:
         """Resident-basis measures per LSOA."""
-        return attribution.lsoa_measures(self.lsoa, self.registrations, self.practices, self.imd)
+        return attribution.lsoa_measures(
+            self.lsoa, self.registrations, self.practices, self.imd_release
+        )
 
     @cached_property
     def indicator_table(self) -> pd.DataFrame:

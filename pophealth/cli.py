@@ -201,12 +201,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "levels": levels,
         "prepared_dir": str(data.prepared_dir),
         "prepared_manifest": data.manifest,
-        "imd_release": f"IoD{data.imd}",
+        "imd_release": data.imd_release.name,
         "neighbourhoods": data.neighbourhoods_file,
         "synthetic": bool(data.manifest.get("synthetic")),
         "indicator_seconds": round(time.perf_counter() - started, 2),
         "index_notes": [
-            f"Compared with: {data.comparator}. Deprivation: IoD{data.imd}, national deciles.",
+            f"Compared with: {data.comparator}. Deprivation: {data.imd_release.name}, "
+            "national deciles.",
             "Places: local authority districts are resident-based (people living there); "
             "sub-ICB locations are registered-based (patients of their practices).",
         ],

@@ -25,6 +25,8 @@ import yaml
 
 from pophealth import __version__
 from pophealth.errors import PopHealthError
+from pophealth.indicators import unavailable_indicators
+from pophealth.releases import IMD_YEARS, ImdRelease
 from pophealth.sources import SOURCES, identify_source, release_from_name
 from pophealth.sources import boundaries as src_boundaries
 from pophealth.sources import epcn as src_epcn
@@ -40,31 +42,9 @@ STORE_FILES = (
     "manifest.json",
 )
 
-# which sources each indicator needs (any one of a group of alternatives)
-INDICATOR_SOURCES = {
-    "list_size": [["practice_totals", "registrations_lsoa", "workforce"]],
-    "pct_age_0_17": [["practice_single_age", "practice_age_bands", "census_ts007a"]],
-    "pct_age_65_plus": [["practice_age_bands", "census_ts007a"]],
-    "pct_age_85_plus": [["practice_age_bands", "census_ts007a"]],
-    "imd_score": [["iod2025", "iod2019"]],
-    "pct_core20": [["iod2025", "iod2019"]],
-    "pct_bad_health": [["census_ts037"]],
-    "pct_disabled": [["census_ts038"]],
-    "pct_ethnic_minority": [["census_ts021"]],
-    "pct_hh_deprived_2plus": [["census_ts011"]],
-    "pct_social_rented": [["census_ts054"]],
-    "gp_fte_per_10k": [["workforce"]],
-    "gp_qualified_permanent_fte_per_10k": [["workforce"]],
-    "gp_fte_per_10k_weighted": [["workforce"], ["payments"]],
-    "gp_qualified_permanent_fte_per_10k_weighted": [["workforce"], ["payments"]],
-    "nurse_fte_per_10k": [["workforce"]],
-    "dpc_fte_per_10k": [["workforce"]],
-    "admin_fte_per_10k": [["workforce"]],
-    "patients_per_gp_fte": [["workforce"]],
-}
-
-
 # sources published as several files (one per sex), loaded together
+IOD2025, IOD2019 = ImdRelease("2025"), ImdRelease("2019")
+
 MULTI_FILE_SOURCES = {name for name, spec in SOURCES.items() if spec.multi_file}
 
 
@@ -176,8 +156,8 @@ def _iod2019_on_lsoa21(iod19: pd.DataFrame, lookup11: pd.DataFrame) -> tuple[pd.
     out = pd.DataFrame(
         {
             "lsoa21_code": converted["lsoa21_code"],
-            "imd2019_score": score,
-            "imd2019_decile": np.where(np.isnan(score), np.nan, decile),
+            IOD2019.column("score"): score,
+            IOD2019.column("decile"): np.where(np.isnan(score), np.nan, decile),
         }
     )
     report_dict = {
@@ -205,14 +185,9 @@ def build_lsoa_table(raw: RawSources, loaded: dict) -> tuple[pd.DataFrame, dict]
             "nor IoD2025 File 7 was found. Add one of them to the raw folder."
         )
     if iod25 is not None:
-        imd = iod25.rename(
-            columns={
-                "imd_score": "imd2025_score",
-                "imd_rank": "imd2025_rank",
-                "imd_decile": "imd2025_decile",
-            }
-        )
-        keep = ["lsoa21_code", "imd2025_score", "imd2025_rank", "imd2025_decile", "population"]
+        measures = ("score", "rank", "decile")
+        imd = iod25.rename(columns={f"imd_{m}": IOD2025.column(m) for m in measures})
+        keep = ["lsoa21_code", *(IOD2025.column(m) for m in measures), "population"]
         lsoa = lsoa.merge(imd[keep], on="lsoa21_code", how="left")
         # some lookup editions lack LAD: take it from the IoD file, which carries it
         lad = iod25.set_index("lsoa21_code")
@@ -484,7 +459,7 @@ def prepare(
         shapes.to_crs(4326).to_parquet(out / "boundaries.parquet")
     elif (out / "boundaries.parquet").exists():
         (out / "boundaries.parquet").unlink()
-    missing = _unavailable_indicators(set(files))
+    missing = unavailable_indicators(set(files))
     manifest = {
         "pophealth_version": __version__,
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -495,9 +470,7 @@ def prepare(
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
         "notes": {**lsoa_notes, **practice_notes},
-        "imd_releases": [
-            r for r, col in (("2025", "imd2025_score"), ("2019", "imd2019_score")) if col in lsoa
-        ],
+        "imd_releases": [year for year in IMD_YEARS if ImdRelease(year).column("score") in lsoa],
         "counts": {
             "lsoas": int(len(lsoa)),
             "practices": int(len(practices)),
@@ -512,16 +485,6 @@ def prepare(
     for indicator, why in missing.items():
         say(f"  not built: {indicator} ({why})")
     return manifest
-
-
-def _unavailable_indicators(present: set[str]) -> dict[str, str]:
-    missing = {}
-    for indicator, groups in INDICATOR_SOURCES.items():
-        for group in groups:
-            if not present & set(group):
-                missing[indicator] = "needs " + " or ".join(group)
-                break
-    return missing
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pophealth import __version__, attribution, geography, indicators, stats
+from pophealth.ages import AGE_BANDS
 
 FUNNEL_INDICATORS = ("pct_core20", "pct_bad_health", "gp_fte_per_10k_weighted")
 SEX_LABEL = {"male": "male", "female": "female"}
@@ -73,7 +74,7 @@ def pyramid_frame(data, area: dict, parent: dict | None) -> pd.DataFrame:
     """Age-sex pyramid: percent of the population in each band and sex (area/parent/all)."""
     matrix = data.age_sex_matrix
     present = set(matrix.columns.get_level_values("age_band"))
-    bands = [b for b in _band_order() if b in present]
+    bands = [b for b in AGE_BANDS if b in present]
     index = pd.MultiIndex.from_product([["male", "female"], bands], names=["sex", "age_band"])
     area_pct = _age_sex_shares(matrix, practice_weights(data, area)).reindex(index)
     parent_pct = (
@@ -93,10 +94,6 @@ def pyramid_frame(data, area: dict, parent: dict | None) -> pd.DataFrame:
     ).reset_index()
     frame["age_band"] = frame["age_band"].str.replace("_", "-", regex=False)
     return frame[["age_band", "sex", "area_pct", "parent_pct", "england_pct"]]
-
-
-def _band_order() -> list[str]:
-    return [f"{a}_{a + 4}" for a in range(0, 95, 5)] + ["95+"]
 
 
 def _area_row_mask(data, area: dict) -> np.ndarray:
@@ -126,7 +123,7 @@ def _lsoa_population(data, area: dict) -> pd.Series:
 
 def decile_frame(data, area: dict, parent: dict | None, everyone: dict) -> pd.DataFrame:
     """Percent of the population by national IMD decile for the area, parent and all."""
-    decile = data.lsoa.set_index("lsoa21_code")[f"imd{data.imd}_decile"]
+    decile = data.lsoa.set_index("lsoa21_code")[data.imd_release.column("decile")]
 
     def shares(a: dict | None) -> pd.Series:
         if a is None:
@@ -172,8 +169,8 @@ def map_frames(data, area: dict) -> tuple[pd.DataFrame, dict | None]:
     values = pd.DataFrame(
         {
             "lsoa21_code": codes,
-            "imd_decile": keep.index.map(lsoa[f"imd{data.imd}_decile"]),
-            "imd_score": keep.index.map(lsoa[f"imd{data.imd}_score"]),
+            "imd_decile": keep.index.map(lsoa[data.imd_release.column("decile")]),
+            "imd_score": keep.index.map(lsoa[data.imd_release.column("score")]),
             "patients": keep.to_numpy(),
         }
     )
@@ -476,7 +473,7 @@ def build_profile(data, area: dict):
     manifest = data.manifest
     if manifest.get("synthetic"):
         notes.append("These data are SYNTHETIC demo data, not real patients or places.")
-    imd_release = "IoD2025" if data.imd == "2025" else "IoD2019 (converted to 2021 LSOAs)"
+    imd_release = data.imd_release.label
     notes.append(f"Deprivation: English Indices of Deprivation {imd_release}, national deciles.")
     notes.append(
         f"Population basis: {area['basis']} "
@@ -488,7 +485,8 @@ def build_profile(data, area: dict):
     )
     if area["basis"] == "resident" and area["level"] != "england":
         lsoa = data.lsoa[data.lsoa["lsoa21_code"].isin(area_lsoas(data, area))]
-        for column, what in ((f"imd{data.imd}_score", "IoD"), ("health_total", "Census 2021")):
+        score = data.imd_release.column("score")
+        for column, what in ((score, "IoD"), ("health_total", "Census 2021")):
             if column in lsoa and lsoa[column].isna().any():
                 notes.append(
                     f"{int(lsoa[column].isna().sum())} of the area's {len(lsoa)} LSOAs have no "

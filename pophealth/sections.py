@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 from IPython.display import Markdown, display
 
-from pophealth import charts, tables
+from pophealth import charts, indicators, tables
 
 
 def _parent_label(p) -> str:
@@ -52,12 +52,12 @@ def population(p) -> None:
             source_note=_source(p, "Patients registered at a GP practice, five-year age bands."),
         )
         charts.show(fig)
-    _indicator_rows(p, ["list_size", "pct_age_0_17", "pct_age_65_plus", "pct_age_85_plus"])
+    _indicator_rows(p, "population")
 
 
 def deprivation(p) -> None:
     """IMD score, Core20 share, deciles and a map of the LSOAs where the population lives."""
-    _indicator_rows(p, ["imd_score", "pct_core20", "pct_hh_deprived_2plus", "pct_social_rented"])
+    _indicator_rows(p, "deprivation")
     charts.show(
         charts.deprivation_deciles_spec(
             p.deciles,
@@ -85,12 +85,12 @@ def deprivation(p) -> None:
 
 def health(p) -> None:
     """General health and disability (Census 2021, attributed to the population)."""
-    _indicator_rows(p, ["pct_bad_health", "pct_disabled"])
+    _indicator_rows(p, "health")
 
 
 def ethnicity(p) -> None:
     """Ethnic minority groups (Census 2021)."""
-    _indicator_rows(p, ["pct_ethnic_minority"])
+    _indicator_rows(p, "ethnicity")
 
 
 def workforce(p) -> None:
@@ -99,19 +99,7 @@ def workforce(p) -> None:
     Shows every practice's GP FTE per weighted patient against its IMD score,
     inverse care law by IMD quintile with SII, and the area's fair share of GP FTE.
     """
-    _indicator_rows(
-        p,
-        [
-            "gp_fte_per_10k",
-            "gp_qualified_permanent_fte_per_10k",
-            "gp_fte_per_10k_weighted",
-            "gp_qualified_permanent_fte_per_10k_weighted",
-            "nurse_fte_per_10k",
-            "dpc_fte_per_10k",
-            "admin_fte_per_10k",
-            "patients_per_gp_fte",
-        ],
-    )
+    _indicator_rows(p, "workforce")
     if len(p.practices):
         charts.show(
             charts.workforce_vs_need_spec(
@@ -185,8 +173,9 @@ def data_quality(p) -> None:
     charts.show_html(tables.definitions_table(p.definitions))
 
 
-def _indicator_rows(p, ids: list[str]) -> None:
-    rows = p.indicators[p.indicators["indicator_id"].isin(ids)]
+def _indicator_rows(p, section: str) -> None:
+    """The benchmark table of the section's indicators (catalogue ``section``)."""
+    rows = p.indicators[p.indicators["indicator_id"].isin(indicators.section_indicators(section))]
     if len(rows):
         charts.show_html(
             tables.benchmark_table(
