@@ -121,6 +121,12 @@ def pct_age_65_plus(ages: AgeCounts):
     return ages.at_least(65), ages.total
 
 
+@measure("pct_age_75_plus", "age")
+def pct_age_75_plus(ages: AgeCounts):
+    """Aged 75 and over."""
+    return ages.at_least(75), ages.total
+
+
 @measure("pct_age_85_plus", "age")
 def pct_age_85_plus(ages: AgeCounts):
     """Aged 85 and over."""
