@@ -13,7 +13,6 @@ batch runs in warm kernels do not re-read it for every area.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -23,7 +22,9 @@ import pandas as pd
 from pophealth import ages, attribution, geography, indicators, stats
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
+from pophealth.profile_frames import Profile, build_profile
 from pophealth.releases import ImdRelease
+from pophealth.store import FrameMemo
 
 AGE_BANDS = list(ages.AGE_BANDS)
 #: Headline indicators (``headline: true`` in catalogue.yaml): columns of the area lists.
@@ -80,31 +81,6 @@ def load(
     return data
 
 
-@dataclass
-class Profile:
-    """Everything one area's profile shows: the indicator table and chart-ready frames."""
-
-    area: dict
-    indicators: pd.DataFrame
-    spine: pd.DataFrame
-    pyramid: pd.DataFrame
-    deciles: pd.DataFrame
-    map_values: pd.DataFrame
-    map_geojson: dict | None
-    practices: pd.DataFrame
-    funnels: dict[str, dict]
-    inverse_care: dict
-    coverage: pd.DataFrame
-    provenance: pd.DataFrame
-    definitions: pd.DataFrame
-    basis_comparison: pd.DataFrame
-    headline: str
-    notes: list[str] = field(default_factory=list)
-    synthetic: bool = False
-    imd_release: str = "IoD2025"
-    comparator: str = "England"
-
-
 class PopHealthData:
     """A prepared store plus the derived geography and indicator tables."""
 
@@ -122,6 +98,7 @@ class PopHealthData:
             )
         self.imd = release.year
         self.imd_release = release
+        self.memo = FrameMemo()
         read = self.prepared_dir.joinpath
         self.lsoa = pd.read_parquet(read("lsoa.parquet"))
         self.practices = pd.read_parquet(read("practices.parquet"))
@@ -410,7 +387,5 @@ class PopHealthData:
         Returns:
             A :class:`Profile`.
         """
-        from pophealth import profile_frames
-
         area = self.resolve_area(area_code, basis)
-        return profile_frames.build_profile(self, area)
+        return build_profile(self, area)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pophealth import __version__
+from pophealth._version import __version__
 from pophealth.errors import PopHealthError
 from pophealth.indicators import unavailable_indicators
 from pophealth.releases import IMD_YEARS, ImdRelease

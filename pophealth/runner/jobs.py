@@ -250,7 +250,7 @@ def job_paths(out_dir: Path, job: ProfileJob) -> JobPaths:
 def package_version() -> str:
     """Return the installed pophealth version (``0+unknown`` when not installed)."""
     try:
-        from pophealth import __version__  # type: ignore[attr-defined]
+        from pophealth._version import __version__
 
         return str(__version__)
     except ImportError:
