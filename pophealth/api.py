@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pophealth import ages, attribution, geography, indicators, stats
+from pophealth import ages, attribution, contracts, geography, indicators, stats
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
 from pophealth.profile_frames import Profile, build_profile
@@ -99,21 +99,25 @@ class PopHealthData:
         self.imd = release.year
         self.imd_release = release
         self.memo = FrameMemo()
-        read = self.prepared_dir.joinpath
-        self.lsoa = pd.read_parquet(read("lsoa.parquet"))
-        self.practices = pd.read_parquet(read("practices.parquet"))
-        self.registrations = pd.read_parquet(read("registrations.parquet"))
-        self.age_sex = pd.read_parquet(read("practice_age_sex.parquet"))
+        self.lsoa = self._read_table("lsoa.parquet")
+        self.practices = self._read_table("practices.parquet")
+        self.registrations = self._read_table("registrations.parquet")
+        self.age_sex = self._read_table("practice_age_sex.parquet")
         self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
         self.neighbourhoods_file = str(neighbourhoods) if neighbourhoods else None
+
+    def _read_table(self, file_name: str) -> pd.DataFrame:
+        path = self.prepared_dir / file_name
+        return contracts.validate_store_table(file_name, pd.read_parquet(path), path)
 
     # -- geography -------------------------------------------------------------------------
     @cached_property
     def register(self) -> pd.DataFrame:
         """Every area with level, basis, parent and system."""
-        return geography.build_area_register(
+        register = geography.build_area_register(
             self.practices, self.lsoa, self.registrations, self.groupings
         )
+        return contracts.AREA_REGISTER.validate(register, "the area register")
 
     @cached_property
     def aliases(self) -> dict[str, str]:
@@ -301,12 +305,13 @@ class PopHealthData:
             resident = attribution.aggregate_measures(
                 self.lsoa_measures, self.lsoa_membership_table, "lsoa21_code"
             )
-        return indicators.compute_indicator_table(
+        table = indicators.compute_indicator_table(
             self.register,
             registered,
             resident,
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
         )
+        return contracts.INDICATOR_TABLE.validate(table, "the indicator table")
 
     @cached_property
     def practice_indicators(self) -> pd.DataFrame:

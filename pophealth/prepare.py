@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from pophealth._version import __version__
+from pophealth.contracts import validate_store_table
 from pophealth.errors import PopHealthError
 from pophealth.indicators import unavailable_indicators
 from pophealth.releases import IMD_YEARS, ImdRelease
@@ -488,6 +489,8 @@ def prepare(
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Check the table against its data contract, then write it atomically."""
+    validate_store_table(path.name, frame, f"prepare writing {path}")
     tmp = path.with_suffix(".tmp")
     frame.to_parquet(tmp, index=False)
     tmp.replace(path)
