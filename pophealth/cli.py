@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from pophealth.errors import InputError, MissingFileError, PopHealthError
+from pophealth.files import atomic_path
 
 LEVEL_NOTEBOOKS = {
     "neighbourhood": "neighbourhood_profile.ipynb",
@@ -80,10 +81,8 @@ def _cmd_indicators(args: argparse.Namespace) -> int:
         area = data.resolve_area(args.area)
         table = table[table["area_code"] == area["area_code"]]
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
     print(f"Wrote {len(table):,} indicator rows to {out}")
     return 0
 

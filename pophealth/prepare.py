@@ -26,13 +26,13 @@ import yaml
 from pophealth._version import __version__
 from pophealth.contracts import validate_store_table
 from pophealth.errors import PopHealthError
+from pophealth.files import atomic_path, sha256_of
 from pophealth.indicators import unavailable_indicators
 from pophealth.releases import IMD_YEARS, ImdRelease
 from pophealth.sources import SOURCES, identify_source, release_from_name
 from pophealth.sources import boundaries as src_boundaries
 from pophealth.sources import epcn as src_epcn
 from pophealth.sources import lookups as src_lookups
-from pophealth.sources.common import sha256_of
 
 STORE_FILES = (
     "lsoa.parquet",
@@ -491,6 +491,5 @@ def prepare(
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """Check the table against its data contract, then write it atomically."""
     validate_store_table(path.name, frame, f"prepare writing {path}")
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)

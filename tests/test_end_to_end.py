@@ -9,9 +9,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser_helpers import find_chromium, render_dom
 
 from pophealth import cli
-from pophealth.runner.browser import find_chromium, render_dom
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"

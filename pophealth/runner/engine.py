@@ -32,6 +32,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from pophealth.files import atomic_write_text
 from pophealth.runner.html import install_plotly_asset
 from pophealth.runner.index import earlier_results, write_index_and_manifest
 from pophealth.runner.jobs import (
@@ -43,7 +44,6 @@ from pophealth.runner.jobs import (
     JobResult,
     ProfileJob,
     RunSummary,
-    atomic_write_text,
     file_digest,
     job_fingerprint,
     job_paths,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from pophealth.files import atomic_write_text
 from pophealth.runner.html import TEMPLATES_DIR
 from pophealth.runner.jobs import (
     STATUS_EARLIER,
@@ -17,7 +18,6 @@ from pophealth.runner.jobs import (
     STATUS_OK,
     STATUS_SKIPPED,
     JobResult,
-    atomic_write_text,
 )
 
 LEVEL_ORDER = ("system", "place", "neighbourhood")
