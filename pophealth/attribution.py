@@ -115,22 +115,19 @@ def pct_age_0_17(ages: AgeCounts):
     return ages.under(18), ages.total
 
 
-@measure("pct_age_65_plus", "age")
-def pct_age_65_plus(ages: AgeCounts):
-    """Aged 65 and over."""
-    return ages.at_least(65), ages.total
+def aged_at_least(age: int) -> Callable[[AgeCounts], Any]:
+    """The measure 'aged ``age`` and over' (numerator) of all ages (denominator)."""
+
+    def share_aged(ages: AgeCounts):
+        return ages.at_least(age), ages.total
+
+    share_aged.__doc__ = f"Aged {age} and over."
+    return share_aged
 
 
-@measure("pct_age_75_plus", "age")
-def pct_age_75_plus(ages: AgeCounts):
-    """Aged 75 and over."""
-    return ages.at_least(75), ages.total
-
-
-@measure("pct_age_85_plus", "age")
-def pct_age_85_plus(ages: AgeCounts):
-    """Aged 85 and over."""
-    return ages.at_least(85), ages.total
+pct_age_65_plus = measure("pct_age_65_plus", "age")(aged_at_least(65))
+pct_age_75_plus = measure("pct_age_75_plus", "age")(aged_at_least(75))
+pct_age_85_plus = measure("pct_age_85_plus", "age")(aged_at_least(85))
 
 
 @measure("imd_score", "imd")
@@ -164,11 +161,18 @@ def pct_bad_health(lsoa: pd.DataFrame):
     return None if cols is None else (cols[0] + cols[1], cols[2])
 
 
-@measure("pct_disabled", "census")
-def pct_disabled(lsoa: pd.DataFrame):
-    """Disabled under the Equality Act (TS038)."""
-    cols = _census_columns(lsoa, "disabled_ea", "disability_total")
-    return None if cols is None else (cols[0], cols[1])
+def census_share(numerator: str, denominator: str) -> Callable[[pd.DataFrame], Any]:
+    """The measure ``numerator`` of ``denominator`` (two census count columns)."""
+
+    def share(lsoa: pd.DataFrame):
+        cols = _census_columns(lsoa, numerator, denominator)
+        return None if cols is None else (cols[0], cols[1])
+
+    share.__doc__ = f"``{numerator}`` of ``{denominator}`` (Census 2021)."
+    return share
+
+
+pct_disabled = measure("pct_disabled", "census")(census_share("disabled_ea", "disability_total"))
 
 
 @measure("pct_ethnic_minority", "census")
@@ -190,11 +194,9 @@ def pct_hh_deprived_2plus(lsoa: pd.DataFrame):
     return None if cols is None else (sum(cols[:3]), cols[3])
 
 
-@measure("pct_social_rented", "census")
-def pct_social_rented(lsoa: pd.DataFrame):
-    """Households in social rented housing (TS054)."""
-    cols = _census_columns(lsoa, "tenure_social_rented", "tenure_total")
-    return None if cols is None else (cols[0], cols[1])
+pct_social_rented = measure("pct_social_rented", "census")(
+    census_share("tenure_social_rented", "tenure_total")
+)
 
 
 @measure("list_size", "list_size")

@@ -141,6 +141,17 @@ _GEOJSON_DECIMALS = 5
 # --------------------------------------------------------------------------------------
 
 
+#: Columns of the practices frame :func:`workforce_vs_need` draws (profile_frames builds it).
+WORKFORCE_VS_NEED_COLUMNS = (
+    "practice_code",
+    "practice_name",
+    "imd_score",
+    "gp_fte_per_10k_weighted",
+    "registered_patients",
+    "in_area",
+)
+
+
 def _require_columns(
     frame: pd.DataFrame, required: Sequence[str], *, function: str, frame_name: str
 ) -> None:
@@ -1054,19 +1065,7 @@ def workforce_vs_need_spec(
     """
     function = "workforce_vs_need"
     frame_name = "practices"
-    _require_columns(
-        practices,
-        [
-            "practice_code",
-            "practice_name",
-            "imd_score",
-            "gp_fte_per_10k_weighted",
-            "registered_patients",
-            "in_area",
-        ],
-        function=function,
-        frame_name=frame_name,
-    )
+    _require_columns(practices, WORKFORCE_VS_NEED_COLUMNS, function=function, frame_name=frame_name)
     imd = _float_values(practices, "imd_score", function=function, frame_name=frame_name)
     fte = _float_values(
         practices, "gp_fte_per_10k_weighted", function=function, frame_name=frame_name

@@ -181,16 +181,24 @@ def _imd(year: str, required: bool) -> tuple[Field, ...]:
     return tuple(out)
 
 
+_SICBL_ICB = (*_geo("sicbl", "sub-ICB location"), *_geo("icb", "ICB"))
+
+
+def _code_name(prefix: str, what: str, *, key: bool = False) -> tuple[Field, Field]:
+    """``<prefix>_code`` and ``<prefix>_name``; a key's code is unique and never missing."""
+    return (
+        Field(f"{prefix}_code", "code", f"{what} code", nullable=not key, unique=key),
+        Field(f"{prefix}_name", "text", f"{what} name", nullable=True),
+    )
+
+
 LSOA_TABLE = Contract(
     "lsoa.parquet",
     "one row per LSOA 2021 in England",
     (
-        Field("lsoa21_code", "code", "LSOA 2021 code (E01…)", unique=True),
-        Field("lsoa21_name", "text", "LSOA 2021 name", nullable=True),
-        *_geo("sicbl", "sub-ICB location"),
-        *_geo("icb", "ICB"),
-        Field("lad_code", "code", "local authority district code", nullable=True),
-        Field("lad_name", "text", "local authority district name", nullable=True),
+        *_code_name("lsoa21", "LSOA 2021 (E01…)", key=True),
+        *_SICBL_ICB,
+        *_code_name("lad", "local authority district"),
         *_imd("2025", required=False),
         Field("population", "count", "IoD mid-year population", required=False, nullable=True),
         *_imd("2019", required=False),
@@ -212,13 +220,10 @@ PRACTICE_TABLE = Contract(
     "practices.parquet",
     "one row per GP practice",
     (
-        Field("practice_code", "code", "ODS practice code", unique=True),
-        Field("practice_name", "text", "practice name", nullable=True),
+        *_code_name("practice", "ODS practice", key=True),
         Field("registered_patients", "count", "registered list size", nullable=True),
-        *_geo("sicbl", "sub-ICB location"),
-        *_geo("icb", "ICB"),
-        Field("pcn_code", "code", "PCN code at the as-of date", nullable=True),
-        Field("pcn_name", "text", "PCN name", nullable=True),
+        *_SICBL_ICB,
+        *_code_name("pcn", "PCN (membership at the as-of date)"),
         *(Field(name, "number", what, required=False, nullable=True) for name, what in _FTE),
         Field(
             "weighted_patients", "number", "Carr-Hill weighted list", required=False, nullable=True

@@ -17,17 +17,12 @@ import pandas as pd
 import yaml
 
 from pophealth import stats
+from pophealth.geography import AREA_COLUMNS
 
 CONFIDENCE = (0.95, 0.998)
 
 TIDY_COLUMNS = [
-    "area_code",
-    "area_name",
-    "level",
-    "area_type",
-    "basis",
-    "parent_code",
-    "system_code",
+    *(c for c in AREA_COLUMNS if c != "parent_name"),
     "indicator_id",
     "title",
     "unit",

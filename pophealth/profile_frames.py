@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, geography, indicators, stats
+from pophealth import attribution, charts, geography, indicators, stats
 from pophealth._version import __version__
 from pophealth.ages import AGE_BANDS
 from pophealth.store import ProfileStore
@@ -216,16 +216,7 @@ def workforce_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
     highlight = set(weights[weights >= threshold].index)
     out = scope.dropna(subset=["imd_score", "gp_fte_per_10k_weighted"])
     out = out.assign(in_area=out["practice_code"].isin(highlight))
-    return out[
-        [
-            "practice_code",
-            "practice_name",
-            "imd_score",
-            "gp_fte_per_10k_weighted",
-            "registered_patients",
-            "in_area",
-        ]
-    ].reset_index(drop=True)
+    return out[list(charts.WORKFORCE_VS_NEED_COLUMNS)].reset_index(drop=True)
 
 
 def funnel_frames(data: ProfileStore, area: dict) -> dict[str, dict]:

@@ -127,38 +127,66 @@ def _census_spec(table_id: str, prefix: str, description: str, indicators: tuple
     )
 
 
+def _gp_list_spec(
+    name: str, description: str, stem: str, signature: tuple[str, ...], loader, schema, **kw
+) -> SourceSpec:
+    """An NHS England 'Patients registered at a GP practice' file: gp-reg-pat-prac-<stem>.csv."""
+    return SourceSpec(
+        name,
+        f"NHS England {description}",
+        (f"gp-reg-pat-prac-{stem}*.csv",),
+        signature,
+        loader,
+        schema=schema,
+        demo_files=(f"gp-reg-pat-prac-{stem}.csv",),
+        **kw,
+    )
+
+
+def _iod_spec(year: str, lsoa_year: str, demo_file: str, **kw) -> SourceSpec:
+    """An English Indices of Deprivation File 7 (all ranks, scores, deciles, denominators)."""
+    return SourceSpec(
+        f"iod{year}",
+        f"MHCLG English Indices of Deprivation {year}, File 7 (LSOA {lsoa_year})",
+        (f"file_7*iod{year}*.csv",),
+        (rf"lsoa code \({lsoa_year}\)", r"index of multiple deprivation \(imd\) score"),
+        getattr(imd, f"load_iod{year}_file7"),
+        schema=getattr(imd, f"IOD{year}_SCHEMA"),
+        release=(r"IoD(20\d\d)", "IoD{0}"),
+        demo_files=(demo_file,),
+        **kw,
+    )
+
+
 _SPECS: tuple[SourceSpec, ...] = (
-    SourceSpec(
+    _gp_list_spec(
         "registrations_lsoa",
-        "NHS England patients registered at a GP practice by LSOA of residence (quarterly)",
-        ("gp-reg-pat-prac-lsoa-all*.csv",),
+        "patients registered at a GP practice by LSOA of residence (quarterly)",
+        "lsoa-all",
         (r"practice code", r"lsoa code", r"number of patients"),
         registrations.load_registrations_by_lsoa,
+        registrations.LSOA_SCHEMA,
         required=True,
         indicators=("attribution", "all resident-based practice/PCN indicators"),
-        schema=registrations.LSOA_SCHEMA,
-        demo_files=("gp-reg-pat-prac-lsoa-all.csv",),
     ),
-    SourceSpec(
+    _gp_list_spec(
         "practice_totals",
-        "NHS England patients registered per GP practice (monthly)",
-        ("gp-reg-pat-prac-all*.csv",),
+        "patients registered per GP practice (monthly)",
+        "all",
         (r"type", r"code", r"(ons sub icb location|ons ccg) code", r"number of patients"),
         registrations.load_practice_totals,
+        registrations.TOTALS_SCHEMA,
         required=True,
         indicators=("list size", "denominators"),
-        schema=registrations.TOTALS_SCHEMA,
-        demo_files=("gp-reg-pat-prac-all.csv",),
     ),
-    SourceSpec(
+    _gp_list_spec(
         "practice_age_bands",
-        "NHS England registered patients per practice by sex and five-year age band",
-        ("gp-reg-pat-prac-quin-age*.csv",),
+        "registered patients per practice by sex and five-year age band",
+        "quin-age",
         (r"org type", r"age group 5", r"number of patients"),
         registrations.load_practice_age_bands,
+        registrations.AGE_BAND_SCHEMA,
         indicators=("age structure", "age-standardisation"),
-        schema=registrations.AGE_BAND_SCHEMA,
-        demo_files=("gp-reg-pat-prac-quin-age.csv",),
     ),
     SourceSpec(
         "practice_single_age",
@@ -171,16 +199,15 @@ _SPECS: tuple[SourceSpec, ...] = (
         fetch_entries=("practice_single_age_male", "practice_single_age_female"),
         demo_files=("gp-reg-pat-prac-sing-age-male.csv", "gp-reg-pat-prac-sing-age-female.csv"),
     ),
-    SourceSpec(
+    _gp_list_spec(
         "practice_map",
-        "NHS England practice -> PCN -> sub-ICB location -> ICB mapping",
-        ("gp-reg-pat-prac-map*.csv",),
+        "practice -> PCN -> sub-ICB location -> ICB mapping",
+        "map",
         (r"practice code", r"pcn code", r"(sub icb location|ccg) code"),
         registrations.load_practice_map,
+        registrations.MAP_SCHEMA,
         required=True,
         indicators=("geography",),
-        schema=registrations.MAP_SCHEMA,
-        demo_files=("gp-reg-pat-prac-map.csv",),
     ),
     SourceSpec(
         "epcn",
@@ -227,30 +254,18 @@ _SPECS: tuple[SourceSpec, ...] = (
         release=(r"nhspaymentsgp-(\d\d)-(\d\d)", "20{0}-{1}"),
         demo_files=("nhspaymentsgp-24-25-prac-csv.csv",),
     ),
-    SourceSpec(
-        "iod2025",
-        "MHCLG English Indices of Deprivation 2025, File 7 (LSOA 2021)",
-        ("file_7*iod2025*.csv",),
-        (r"lsoa code \(2021\)", r"index of multiple deprivation \(imd\) score"),
-        imd.load_iod2025_file7,
+    _iod_spec(
+        "2025",
+        "2021",
+        "File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv",
         required=True,
         indicators=("deprivation", "Core20"),
-        schema=imd.IOD2025_SCHEMA,
-        release=(r"IoD(20\d\d)", "IoD{0}"),
-        demo_files=("File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv",),
     ),
-    SourceSpec(
-        "iod2019",
-        "MHCLG English Indices of Deprivation 2019, File 7 (LSOA 2011)",
-        ("file_7*iod2019*.csv",),
-        (r"lsoa code \(2011\)", r"index of multiple deprivation \(imd\) score"),
-        imd.load_iod2019_file7,
+    _iod_spec(
+        "2019",
+        "2011",
+        "File_7_-_All_IoD2019_Scores__Ranks__Deciles_and_Population_Denominators_3.csv",
         indicators=("deprivation trend (via LSOA 2011 -> 2021)",),
-        schema=imd.IOD2019_SCHEMA,
-        release=(r"IoD(20\d\d)", "IoD{0}"),
-        demo_files=(
-            "File_7_-_All_IoD2019_Scores__Ranks__Deciles_and_Population_Denominators_3.csv",
-        ),
     ),
     _census_spec("TS007A", "Age", "age by five-year band", ("resident age structure",)),
     _census_spec("TS037", "General health", "general health", ("self-reported health",)),
