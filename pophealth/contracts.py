@@ -196,7 +196,7 @@ LSOA_TABLE = Contract(
     "lsoa.parquet",
     "one row per LSOA 2021 in England",
     (
-        *_code_name("lsoa21", "LSOA 2021 (E01…)", key=True),
+        *_code_name("lsoa21", "LSOA 2021", key=True),
         *_SICBL_ICB,
         *_code_name("lad", "local authority district"),
         *_imd("2025", required=False),
@@ -220,10 +220,10 @@ PRACTICE_TABLE = Contract(
     "practices.parquet",
     "one row per GP practice",
     (
-        *_code_name("practice", "ODS practice", key=True),
+        *_code_name("practice", "GP practice (ODS)", key=True),
         Field("registered_patients", "count", "registered list size", nullable=True),
         *_SICBL_ICB,
-        *_code_name("pcn", "PCN (membership at the as-of date)"),
+        *_code_name("pcn", "PCN (at the as-of date)"),
         *(Field(name, "number", what, required=False, nullable=True) for name, what in _FTE),
         Field(
             "weighted_patients", "number", "Carr-Hill weighted list", required=False, nullable=True
@@ -297,11 +297,10 @@ AREA_REGISTER = Contract(
     ),
 )
 
-_LIMITS = (
-    ("lower_ci", "lower 95% limit"),
-    ("upper_ci", "upper 95% limit"),
-    ("lower_99_8", "lower 99.8% limit"),
-    ("upper_99_8", "upper 99.8% limit"),
+_LIMITS = tuple(
+    (f"{side}_{suffix}", f"{side} {level} limit")
+    for suffix, level in (("ci", "95%"), ("99_8", "99.8%"))
+    for side in ("lower", "upper")
 )
 
 INDICATOR_TABLE = Contract(

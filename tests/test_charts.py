@@ -15,7 +15,7 @@ import pandas as pd
 import plotly
 import plotly.graph_objects as go
 import pytest
-from browser_helpers import find_chromium, render_dom
+from browser_helpers import render_dom, require_chromium
 
 from pophealth import charts, tables
 
@@ -727,10 +727,7 @@ def test_headline_and_banner():
 def test_figures_and_sortable_table_render_in_headless_chromium(
     tmp_path, geojson, lsoa_values, spine_rows, benchmark_rows
 ):
-    if find_chromium() is None:
-        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
-            pytest.fail("POPHEALTH_REQUIRE_BROWSER=1 but Chromium is missing")
-        pytest.skip("chromium not installed")
+    require_chromium()
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     shutil.copy(plotly_js, tmp_path / "plotly.min.js")
     map_fig = charts.lsoa_choropleth(geojson, lsoa_values, "Map")
@@ -770,10 +767,7 @@ def test_figures_and_sortable_table_render_in_headless_chromium(
 @pytest.mark.slow
 def test_map_draws_offline_from_the_plotly_json_as_jupyterlab_does(tmp_path, geojson, lsoa_values):
     """JupyterLab renders the Plotly JSON mime part with its config (no page scripts of ours)."""
-    if find_chromium() is None:
-        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
-            pytest.fail("POPHEALTH_REQUIRE_BROWSER=1 but Chromium is missing")
-        pytest.skip("chromium not installed")
+    require_chromium()
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     shutil.copy(plotly_js, tmp_path / "plotly.min.js")
     bundle = charts.figure_bundle(charts.lsoa_choropleth_spec(geojson, lsoa_values, "Map"))

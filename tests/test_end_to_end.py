@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from browser_helpers import find_chromium, render_dom
+from browser_helpers import render_dom, require_chromium
 
 from pophealth import cli
 
@@ -20,10 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def _need_browser():
-    if find_chromium() is None:
-        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required (POPHEALTH_REQUIRE_BROWSER=1) but not installed")
-        pytest.skip("Chromium not installed (apt-get install chromium)")
+    require_chromium()
 
 
 @pytest.fixture(scope="module")

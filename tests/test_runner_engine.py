@@ -456,12 +456,9 @@ def test_dask_local_cluster_runs_jobs(tmp_path):
 
 # --------------------------------------------------------------------------- browser
 def _browser_or_skip():
-    from browser_helpers import find_chromium
+    from browser_helpers import require_chromium
 
-    if find_chromium() is None:
-        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
-            pytest.fail("POPHEALTH_REQUIRE_BROWSER=1 but no Chromium is installed")
-        pytest.skip("Chromium not installed")
+    require_chromium()
 
 
 @pytest.mark.slow

@@ -28,6 +28,27 @@ _MAX_STEM_CHARS = 80
 
 
 @dataclass(frozen=True)
+class RunRecord:
+    """When and how a run ran: recorded in ``manifest.json`` and shown on ``index.html``.
+
+    Attributes:
+        started_at: ISO start time.
+        finished_at: ISO end time.
+        seconds: Total run seconds.
+        version: pophealth version.
+        engine: The execution engine's description (workers, kernels).
+        run_info: The caller's run description (e.g. ``synthetic``, ``prepared_manifest``).
+    """
+
+    started_at: str
+    finished_at: str
+    seconds: float
+    version: str
+    engine: dict[str, Any] = field(default_factory=dict)
+    run_info: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class ProfileJob:
     """One notebook execution for one area.
 
