@@ -77,14 +77,8 @@ class Field:
             checks.append(pa.Check.ge(0, ignore_na=True))
         if self.values is not None:
             checks.append(pa.Check.isin(list(self.values)))
-        return pa.Column(
-            None,
-            checks=checks,
-            nullable=self.nullable,
-            required=self.required,
-            unique=self.unique,
-            description=self.description,
-        )
+        options = {"nullable": self.nullable, "required": self.required, "unique": self.unique}
+        return pa.Column(None, checks=checks, description=self.description, **options)
 
     def doc_row(self) -> str:
         """This field as a markdown table row."""
@@ -273,18 +267,14 @@ AGE_SEX_TABLE = Contract(
     ),
 )
 
+_PARENT = "parent area (a place's system; a neighbourhood's place or system)"
 _AREA = (
     Field("area_code", "code", "area code (PCN/custom, LAD, sub-ICB, ICB; `ALL` for all loaded)"),
     Field("area_name", "text", "area name", nullable=True),
     Field("level", "code", "level", values=LEVELS),
     Field("area_type", "code", "area type", values=AREA_TYPES),
     Field("basis", "code", "population basis", values=BASES),
-    Field(
-        "parent_code",
-        "code",
-        "parent area (the system for places, the place or system for neighbourhoods)",
-        nullable=True,
-    ),
+    Field("parent_code", "code", _PARENT, nullable=True),
 )
 
 AREA_REGISTER = Contract(
@@ -324,10 +314,7 @@ INDICATOR_TABLE = Contract(
         Field("reason", "text", "why a value is missing"),
         Field("parent_value", "number", "the parent area's value", nullable=True),
         Field(
-            "comparator_value",
-            "number",
-            "the comparator's (England, or all loaded areas) value",
-            nullable=True,
+            "comparator_value", "number", "England's (or all loaded areas') value", nullable=True
         ),
         Field("comparison_95", "text", "benchmark comparison at 95%"),
         Field("comparison_99_8", "text", "benchmark comparison at 99.8%"),
