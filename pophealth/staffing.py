@@ -19,6 +19,9 @@ Pure functions on DataFrames (nothing here reads files or mutates its inputs):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -215,9 +218,8 @@ def _register_rate(practices: pd.DataFrame):
 
 
 #: Catalogue id -> measure: ``practices -> (numerator, denominator)`` arrays, or ``None`` when
-#: the inputs are absent (the same shape as the workforce measures of the indicator registry,
-#: so each can be registered there by id).
-TEAM_MEASURES: dict[str, object] = {
+#: the inputs are absent; :mod:`pophealth.attribution` registers each by id (``@measure``).
+TEAM_MEASURES: dict[str, Callable[[pd.DataFrame], Any]] = {
     **{
         f"team_{group}_fte_per_10k{suffix}": _group_rate_measure(group, patients)
         for group in STAFF_GROUPS
@@ -227,6 +229,12 @@ TEAM_MEASURES: dict[str, object] = {
     "team_fte_per_10k_weighted": _team_rate_measure("weighted_patients"),
     "pcn_fte_per_10k": _pcn_rate,
     **{f"skill_mix_{group}": _skill_mix_measure(group) for group in STAFF_GROUPS},
+}
+#: Measures needing QOF disease registers on the practice table (:data:`REGISTER_COLUMN`). Not
+#: in the catalogue until a QOF source is registered (then one catalogue entry each, and
+#: registered like :data:`TEAM_MEASURES`); :func:`team_measures` builds them when registers are
+#: present.
+REGISTER_MEASURES: dict[str, Callable[[pd.DataFrame], Any]] = {
     "team_fte_per_1k_register": _register_rate,
 }
 
@@ -246,8 +254,8 @@ def team_measures(practices: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         ``practice_code`` plus ``<indicator>__num``/``__den`` columns for each measure of
-        :data:`TEAM_MEASURES` whose inputs are present (``team_fte_per_1k_register`` only with
-        QOF registers).
+        :data:`TEAM_MEASURES` and :data:`REGISTER_MEASURES` whose inputs are present
+        (``team_fte_per_1k_register`` only with QOF registers).
 
     Raises:
         StaffingInputError: A required column is missing.
@@ -256,7 +264,7 @@ def team_measures(practices: pd.DataFrame) -> pd.DataFrame:
     needed += [*PRACTICE_GROUP_FTE.values(), *(pcn_fte_column(g) for g in STAFF_GROUPS)]
     _require(practices, needed, "practices")
     out = {"practice_code": practices["practice_code"].to_numpy()}
-    for indicator, function in TEAM_MEASURES.items():
+    for indicator, function in {**TEAM_MEASURES, **REGISTER_MEASURES}.items():
         pair = function(practices)
         if pair is not None:
             out[f"{indicator}__num"], out[f"{indicator}__den"] = pair

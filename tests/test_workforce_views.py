@@ -1,6 +1,5 @@
 """The whole-team views (issue13) drawn in headless Chromium from the demo profiles."""
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -9,21 +8,14 @@ import numpy as np
 import pandas as pd
 import plotly
 import pytest
+from browser_helpers import render_dom, require_chromium
 
 from pophealth import charts, tables
-from pophealth.runner.browser import find_chromium, render_dom
-
-
-def _need_browser():
-    if find_chromium() is None:
-        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required (POPHEALTH_REQUIRE_BROWSER=1) but not installed")
-        pytest.skip("Chromium not installed (apt-get install chromium)")
 
 
 @pytest.mark.slow
 def test_system_heatmap_and_neighbourhood_team_chart_render_in_chromium(demo_data, tmp_path):
-    _need_browser()
+    require_chromium()
     system = demo_data.profile(demo_data.areas("system").iloc[0]["area_code"])
     hood = demo_data.profile(demo_data.areas("neighbourhood").iloc[0]["area_code"])
     cells = system.team_heatmap
