@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pophealth.checks import require_columns
 from pophealth.errors import PopHealthError
 
 #: Staff groups of the practice file and of the PCN file (PCN directors count with admin).
@@ -62,12 +63,8 @@ class StaffingInputError(PopHealthError, ValueError):
     """A staffing function was given a frame without the columns it needs."""
 
 
-def _require(frame: pd.DataFrame, columns, what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise StaffingInputError(
-            f"{what} lacks column(s) {missing}; it has {list(frame.columns)[:12]}."
-        )
+def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
+    require_columns(frame, columns, what, error=StaffingInputError)
 
 
 def pcn_fte_column(group: str) -> str:
