@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, geography, indicators, stats
+from pophealth import attribution, geography, indicators, prevalence, stats
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
 
@@ -101,6 +101,7 @@ class Profile:
     synthetic: bool = False
     imd_release: str = "IoD2025"
     comparator: str = "England"
+    long_term_conditions: dict = field(default_factory=dict)
 
 
 class PopHealthData:
@@ -125,6 +126,8 @@ class PopHealthData:
         self.practices = pd.read_parquet(read("practices.parquet"))
         self.registrations = pd.read_parquet(read("registrations.parquet"))
         self.age_sex = pd.read_parquet(read("practice_age_sex.parquet"))
+        qof_path = read("qof_prevalence.parquet")
+        self.qof = pd.read_parquet(qof_path) if qof_path.exists() else pd.DataFrame()
         self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
         self.neighbourhoods_file = str(neighbourhoods) if neighbourhoods else None
 
@@ -297,16 +300,54 @@ class PopHealthData:
 
     # -- indicators ------------------------------------------------------------------------
     @cached_property
-    def practice_measures(self) -> pd.DataFrame:
-        """Registered-basis measures per practice."""
+    def base_practice_measures(self) -> pd.DataFrame:
+        """Registered-basis measures per practice from the non-QOF sources."""
         return attribution.practice_measures(
             self.practices, self.registrations, self.age_sex, self.lsoa, self.imd
         )
 
     @cached_property
+    def qof_expected(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Recorded vs expected registers per practice and the model fit (one fit per register)."""
+        if not len(self.qof) or not len(self.age_sex):
+            return pd.DataFrame(), pd.DataFrame()
+        base = self.base_practice_measures.set_index("practice_code")
+        if "imd_score__num" not in base:
+            return pd.DataFrame(), pd.DataFrame()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            imd = base["imd_score__num"] / base["imd_score__den"].where(base["imd_score__den"] > 0)
+        return prevalence.fit_expected_registers(self.qof, self.age_sex_matrix, imd)
+
+    @cached_property
+    def qof_measures(self) -> pd.DataFrame:
+        """QOF measures per practice (prevalence, recorded vs expected, burden)."""
+        if not len(self.qof):
+            return pd.DataFrame({"practice_code": pd.Series(dtype=object)})
+        out = prevalence.practice_qof_measures(self.qof, self.practices)
+        expected, _ = self.qof_expected
+        if len(expected):
+            out = out.merge(
+                prevalence.practice_oe_measures(expected), on="practice_code", how="left"
+            )
+        return out
+
+    @cached_property
+    def practice_measures(self) -> pd.DataFrame:
+        """Registered-basis measures per practice."""
+        base = self.base_practice_measures
+        if len(self.qof_measures.columns) > 1:
+            base = base.merge(self.qof_measures, on="practice_code", how="left")
+        return base.copy()  # one block, not dozens of merged fragments
+
+    @cached_property
     def lsoa_measures(self) -> pd.DataFrame:
-        """Resident-basis measures per LSOA."""
-        return attribution.lsoa_measures(self.lsoa, self.registrations, self.practices, self.imd)
+        """Resident-basis measures per LSOA (QOF measures modelled from practice registers)."""
+        out = attribution.lsoa_measures(self.lsoa, self.registrations, self.practices, self.imd)
+        if len(self.qof_measures.columns) > 1 and len(self.registrations):
+            shared = attribution.attribute_practices_to_lsoas(self.registrations, self.qof_measures)
+            out = out.merge(shared, on="lsoa21_code", how="left")
+            out = out.fillna({c: 0.0 for c in shared.columns if c != "lsoa21_code"})
+        return out.copy()
 
     @cached_property
     def indicator_table(self) -> pd.DataFrame:
@@ -320,12 +361,19 @@ class PopHealthData:
             resident = attribution.aggregate_measures(
                 self.lsoa_measures, self.lsoa_membership_table, "lsoa21_code"
             )
-        return indicators.compute_indicator_table(
+        table = indicators.compute_indicator_table(
             self.register,
             registered,
             resident,
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
         )
+        modelled = (table["basis"] == "resident") & table["indicator_id"].isin(
+            prevalence.indicator_ids()
+        )
+        table.loc[modelled, "method"] = (
+            table.loc[modelled, "method"] + f" ({prevalence.RESIDENT_METHOD_NOTE})"
+        )
+        return table
 
     @cached_property
     def practice_indicators(self) -> pd.DataFrame:

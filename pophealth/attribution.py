@@ -319,9 +319,27 @@ def _resident_population(lsoa: pd.DataFrame) -> np.ndarray:
 
 def _attributed_workforce(registrations: pd.DataFrame, practices: pd.DataFrame) -> pd.DataFrame:
     """Workforce measures of practices shared out to LSOAs by where their patients live."""
+    return attribute_practices_to_lsoas(registrations, practice_workforce_measures(practices))
+
+
+def attribute_practices_to_lsoas(
+    registrations: pd.DataFrame, measures: pd.DataFrame
+) -> pd.DataFrame:
+    """Share practice measures out to LSOAs by each practice's share of patients per LSOA.
+
+    A practice's numerator and denominator are split in proportion to where its patients
+    live (matched LSOAs only), so the LSOA figures are modelled, not observed: used for the
+    resident basis of practice-only sources (workforce, QOF registers).
+
+    Args:
+        registrations: ``practice_code, lsoa_code, patients, lsoa_status``.
+        measures: ``practice_code`` plus measure columns.
+
+    Returns:
+        One row per LSOA (``lsoa21_code``) with the share-weighted sums of the measures.
+    """
     shares = lsoa_practice_shares(registrations)
     shares = shares[shares["lsoa_status"] == MATCHED]
-    measures = practice_workforce_measures(practices)
     joined = shares[["practice_code", "lsoa_code", "share"]].merge(
         measures, on="practice_code", how="inner"
     )

@@ -46,6 +46,9 @@ from pophealth.sources import (
     payments as src_payments,
 )
 from pophealth.sources import (
+    qof as src_qof,
+)
+from pophealth.sources import (
     registrations as src_registrations,
 )
 from pophealth.sources import (
@@ -62,6 +65,7 @@ RELEASE_PATTERNS = (
     (r"SICBL(\d\d)", "20{0} edition"),
     (r"LSOA11_LSOA21_LAD(\d\d)", "20{0} edition"),
     (r"LSOA_(20\d\d)", "{0} boundaries"),
+    (r"^(?:prevalence|achievement|mapping|qof)\D*?(\d\d)(\d\d)", "20{0}-{1}"),
 )
 
 STORE_FILES = (
@@ -70,6 +74,7 @@ STORE_FILES = (
     "registrations.parquet",
     "practice_age_sex.parquet",
     "boundaries.parquet",
+    "qof_prevalence.parquet",
     "manifest.json",
 )
 
@@ -94,11 +99,16 @@ INDICATOR_SOURCES = {
     "dpc_fte_per_10k": [["workforce"]],
     "admin_fte_per_10k": [["workforce"]],
     "patients_per_gp_fte": [["workforce"]],
+    # QOF (issue 12): prevalence, recorded vs expected (also needs age bands), burden
+    **{f"qof_prev_{g.lower()}": [["qof"]] for g in src_qof.GROUP_TITLES},
+    **{f"qof_oe_{g.lower()}": [["qof"], ["practice_age_bands"]] for g in src_qof.GROUP_TITLES},
+    "qof_registers_per_100": [["qof"]],
+    "gp_fte_per_1k_on_registers": [["qof"], ["workforce"]],
 }
 
 
 # sources published as several files (one per sex)
-MULTI_FILE_SOURCES = {"practice_single_age"}
+MULTI_FILE_SOURCES = {"practice_single_age", "qof"}
 
 
 class PrepareError(PopHealthError, ValueError):
@@ -147,12 +157,15 @@ def discover_raw_files(raw_dir: str | Path, listing: str | Path | None = None) -
     candidates = sorted(
         p
         for p in raw_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in {".csv", ".xlsx", ".shp", ".geojson", ".gpkg"}
+        if p.is_file()
+        and p.suffix.lower() in {".csv", ".xlsx", ".shp", ".geojson", ".gpkg", ".zip"}
     )
     for path in candidates:
         if path.resolve() in listed:
             continue
         name = identify_source(path)
+        if name is None and path.suffix.lower() == ".zip":
+            continue  # only official zips we read (QOF) are sources; others are not data
         if name is None:
             found.unrecognised.append(path)
             continue
@@ -422,6 +435,8 @@ LOADERS = {
 }
 # one loader call per file (male and female single-year-of-age lists), concatenated
 MULTI_FILE_LOADERS = {"practice_single_age": src_registrations.load_practice_single_age}
+# one loader call for all of a source's files (QOF: zip or CSVs, region-split files)
+FILE_SET_LOADERS = {"qof": src_qof.load_qof}
 
 
 def _rows(frame) -> int:
@@ -458,7 +473,9 @@ def prepare(
     loaded: dict = {}
     files: dict = {}
     for name, paths in sorted(raw.paths.items()):
-        if name in MULTI_FILE_LOADERS:
+        if name in FILE_SET_LOADERS:
+            loaded[name] = FILE_SET_LOADERS[name](paths)
+        elif name in MULTI_FILE_LOADERS:
             loaded[name] = pd.concat(
                 [MULTI_FILE_LOADERS[name](path) for path in paths], ignore_index=True
             )
@@ -510,6 +527,7 @@ def prepare(
     _write_parquet(
         age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
     )
+    qof_notes = _write_qof(loaded.get("qof"), practices, out / "qof_prevalence.parquet")
     boundary_path = raw.first("lsoa_boundaries")
     if boundary_path is not None:
         shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
@@ -540,7 +558,7 @@ def prepare(
         "sources": files,
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
-        "notes": {**lsoa_notes, **practice_notes},
+        "notes": {**lsoa_notes, **practice_notes, **qof_notes},
         "imd_releases": [
             r for r, col in (("2025", "imd2025_score"), ("2019", "imd2019_score")) if col in lsoa
         ],
@@ -558,6 +576,25 @@ def prepare(
     for indicator, why in missing.items():
         say(f"  not built: {indicator} ({why})")
     return manifest
+
+
+def _write_qof(qof, practices: pd.DataFrame, path: Path) -> dict:
+    """Store QOF prevalence rows; count (never drop silently) practices not in the store."""
+    if qof is None:
+        if path.exists():
+            path.unlink()
+        return {}
+    prevalence = qof.prevalence.assign(year=qof.year)
+    notes = {"qof_year": qof.year}
+    known = set(practices["practice_code"]) if len(practices) else set()
+    outside = sorted(set(prevalence["practice_code"]) - known)
+    if outside:
+        notes["qof_practices_not_in_registrations"] = {
+            "practices": len(outside),
+            "examples": outside[:5],
+        }
+    _write_parquet(prevalence, path)
+    return notes
 
 
 def _unavailable_indicators(present: set[str]) -> dict[str, str]:

@@ -22,7 +22,7 @@ import openpyxl
 import pandas as pd
 from pyproj import Transformer
 
-from pophealth.demo import _model
+from pophealth.demo import _model, _qof
 from pophealth.demo._model import DemoWorld
 
 PUBLICATION = "GP_PRAC_PAT_LIST"
@@ -50,6 +50,10 @@ FILE_NAMES: dict[str, str] = {
     "census_ts011": "census2021-ts011-lsoa.csv",
     "census_ts054": "census2021-ts054-lsoa.csv",
     "boundaries_lsoa21": "LSOA_2021_EW_BSC_V4.shp",
+    # QOF raw data (one file per kind; achievement is one file per NHS region)
+    "qof_prevalence": f"PREVALENCE_{_qof.YEAR_SUFFIX}.csv",
+    "qof_indicators": f"MAPPING_INDICATORS_{_qof.YEAR_SUFFIX}.csv",
+    "qof_geographies": f"MAPPING_NHS_GEOGRAPHIES_{_qof.YEAR_SUFFIX}.csv",
     "readme": "README_SYNTHETIC.txt",
 }
 
@@ -1164,6 +1168,18 @@ def write_demo_dataset(
     written.update(_write_lookups_and_iod(world, out, rngs[2]))
     written.update(_write_census(world, out, rngs[3]))
     written["boundaries_lsoa21"] = _write_boundaries(world, out, rngs[4])
+    # QOF: its own stream, so adding it left every other file unchanged
+    qof_rng = np.random.default_rng(np.random.SeedSequence([seed, 2425]))
+    written.update(
+        _qof.write_qof(
+            _practice_frame(world),
+            world.single_age,
+            world.practices["z"].to_numpy(dtype=float),
+            out,
+            qof_rng,
+            _write_csv,
+        )
+    )
     readme = out / FILE_NAMES["readme"]
     readme.write_text(
         README_TEXT.format(seed=seed, scale=scale, icb_code=world.areas["icb"]["icb_code"].iloc[0]),

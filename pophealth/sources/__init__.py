@@ -24,6 +24,7 @@ from pophealth.sources import (
     imd,
     lookups,
     payments,
+    qof,
     registrations,
     workforce,
 )
@@ -188,6 +189,21 @@ _SPECS: tuple[SourceSpec, ...] = (
     _census_spec("TS021", "Ethnic group", "ethnic group", ("ethnicity",)),
     _census_spec("TS011", "Household deprivation", "household deprivation", ("deprivation",)),
     _census_spec("TS054", "Tenure of household", "tenure", ("housing",)),
+    # --- QOF (issue 12): one multi-file source; see pophealth.sources.qof and docs/qof.md ----
+    SourceSpec(
+        "qof",
+        "NHS England Quality and Outcomes Framework practice-level raw data (annual)",
+        (
+            "qof*.zip",
+            "prevalence_*.csv",
+            "achievement_*.csv",
+            "mapping_indicators_*.csv",
+            "mapping_nhs_geographies_*.csv",
+        ),
+        (r"practice code", r"group code", r"patient list type", r"practice list size"),
+        qof.load_qof,
+        indicators=("recorded prevalence", "recorded vs expected", "multimorbidity"),
+    ),
     SourceSpec(
         "lsoa21_lookup",
         "ONS LSOA 2021 -> sub-ICB location -> ICB -> LAD lookup",
