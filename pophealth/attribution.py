@@ -92,6 +92,18 @@ def census_fractions(lsoa: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarr
         found["pct_hh_deprived_2plus"] = (sum(col(c) for c in hh), col("hh_total"))
     if {"tenure_social_rented", "tenure_total"} <= set(lsoa):
         found["pct_social_rented"] = (col("tenure_social_rented"), col("tenure_total"))
+    # Core20PLUS5 PLUS groups (Census 2021 TS039, TS029, TS045, TS003)
+    if {"care_total", "care_none"} <= set(lsoa):
+        found["pct_unpaid_carers"] = (col("care_total") - col("care_none"), col("care_total"))
+    if {"english_total", "english_not_well", "english_none"} <= set(lsoa):
+        found["pct_limited_english"] = (
+            col("english_not_well") + col("english_none"),
+            col("english_total"),
+        )
+    if {"cars_total", "cars_none"} <= set(lsoa):
+        found["pct_no_car"] = (col("cars_none"), col("cars_total"))
+    if {"hhcomp_total", "hhcomp_alone_66_plus"} <= set(lsoa):
+        found["pct_alone_66_plus"] = (col("hhcomp_alone_66_plus"), col("hhcomp_total"))
     return found
 
 

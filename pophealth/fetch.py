@@ -68,6 +68,11 @@ KNOWN_SOURCES: tuple[str, ...] = (
     "census_ts021",
     "census_ts011",
     "census_ts054",
+    "census_ts039",
+    "census_ts029",
+    "census_ts045",
+    "census_ts003",
+    "qof",
 )
 
 REQUIRED_KEYS: tuple[str, ...] = (

@@ -103,6 +103,10 @@ INDICATOR_SOURCES = {
     **{f"qof_prev_{g.lower()}": [["qof"]] for g in src_qof.GROUP_TITLES},
     **{f"qof_oe_{g.lower()}": [["qof"], ["practice_age_bands"]] for g in src_qof.GROUP_TITLES},
     "qof_registers_per_100": [["qof"]],
+    "pct_unpaid_carers": [["census_ts039"]],
+    "pct_limited_english": [["census_ts029"]],
+    "pct_no_car": [["census_ts045"]],
+    "pct_alone_66_plus": [["census_ts003"]],
     "gp_fte_per_1k_on_registers": [["qof"], ["workforce"]],
 }
 

@@ -325,3 +325,51 @@ def model_notes(fit: pd.DataFrame, year: str = "") -> list[str]:
     ]
     lines.append("Deviance explained by register: " + ", ".join(parts) + ".")
     return lines
+
+
+def long_term_conditions_frames(
+    rows: pd.DataFrame,
+    spine: pd.DataFrame,
+    fit: pd.DataFrame,
+    *,
+    year: str = "",
+    area_name: str = "the area",
+) -> dict:
+    """Everything the Long-term conditions section shows for one area.
+
+    Args:
+        rows: The area's tidy indicator rows (one basis).
+        spine: The area's spine rows (indicator rows with peer ranges).
+        fit: Model fit per register (:func:`fit_expected_registers`).
+        year: QOF year label for notes.
+        area_name: For finding texts.
+
+    Returns:
+        ``{}`` when the store has no QOF data; else ``table`` (:func:`ltc_table`),
+        ``spine`` (prevalence rows), ``gaps`` (:func:`significant_gaps`),
+        ``core20plus5`` (the five clinical areas' rows of ``table``) and ``notes``.
+    """
+    prevalence_ids = [PREV.format(g.lower()) for g in GROUP_ORDER]
+    if not rows["indicator_id"].isin(prevalence_ids).any():
+        return {}
+    table = ltc_table(rows)
+    order = {i: n for n, i in enumerate(prevalence_ids)}
+    ltc_spine = spine[spine["indicator_id"].isin(prevalence_ids)]
+    ltc_spine = ltc_spine.sort_values("indicator_id", key=lambda s: s.map(order))
+    clinical = table[table["group_code"].isin(CORE20PLUS5_GROUPS)].assign(
+        clinical_area=lambda t: t["group_code"].map(CORE20PLUS5_GROUPS)
+    )
+    notes = model_notes(fit, year)
+    if (rows["basis"] == "resident").any():
+        notes.append(
+            "Long-term conditions on the resident basis are modelled from practice registers: "
+            "each practice's registers and list sizes are shared out to LSOAs by where its "
+            "patients live, then summed to the area."
+        )
+    return {
+        "table": table,
+        "spine": ltc_spine.reset_index(drop=True),
+        "gaps": significant_gaps(rows, area_name),
+        "core20plus5": clinical.reset_index(drop=True),
+        "notes": notes,
+    }

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from pophealth import __version__, attribution, geography, indicators, stats
+from pophealth import __version__, attribution, geography, indicators, prevalence, stats
 
 FUNNEL_INDICATORS = ("pct_core20", "pct_bad_health", "gp_fte_per_10k_weighted")
 SEX_LABEL = {"male": "male", "female": "female"}
@@ -462,6 +462,15 @@ def build_profile(data, area: dict):
         how="left",
     )
     spine = spine[spine["indicator_id"] != "list_size"].reset_index(drop=True)
+    # long-term conditions have their own section and spine
+    ltc = prevalence.long_term_conditions_frames(
+        rows,
+        spine,
+        data.qof_expected[1],
+        year=data.manifest.get("notes", {}).get("qof_year", ""),
+        area_name=area["area_name"],
+    )
+    spine = spine[~spine["indicator_id"].isin(prevalence.indicator_ids())].reset_index(drop=True)
     map_values, geojson = map_frames(data, area)
     basis_comparison = pd.DataFrame()
     if area["level"] == "system":
@@ -497,6 +506,7 @@ def build_profile(data, area: dict):
     if area["basis"] == "registered" and "age_0_17" in manifest.get("notes", {}):
         notes.append(f"Registered patients aged 0-17: {manifest['notes']['age_0_17']}.")
     notes.extend(workforce_coverage_notes(data, area))
+    notes.extend(ltc.get("notes", []))
     notes.append(
         f"Built by pophealth {__version__} at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the "
         f"prepared store of {manifest.get('prepared_at', 'unknown date')} (sources and checksums "
@@ -537,6 +547,7 @@ def build_profile(data, area: dict):
         synthetic=bool(manifest.get("synthetic")),
         imd_release=imd_release,
         comparator=data.comparator,
+        long_term_conditions=ltc,
     )
 
 

@@ -216,9 +216,11 @@ def write_qof(
             tables["geographies"], out_dir / f"MAPPING_NHS_GEOGRAPHIES_{YEAR_SUFFIX}.csv"
         ),
     }
-    for region, rows in tables["achievement"].groupby("region_name", sort=True):
+    # one achievement file per NHS region, as published; the first region's is the FILE_NAMES one
+    for number, (region, rows) in enumerate(tables["achievement"].groupby("region_name")):
         label = "_".join(str(region).upper().replace("-", " ").split())
-        written[f"qof_achievement_{label.lower()}"] = write_csv(
+        key = "qof_achievement" if number == 0 else f"qof_achievement_{label.lower()}"
+        written[key] = write_csv(
             rows.drop(columns="region_name"), out_dir / f"ACHIEVEMENT_{label}_{YEAR_SUFFIX}.csv"
         )
     return written

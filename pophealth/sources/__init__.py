@@ -189,6 +189,12 @@ _SPECS: tuple[SourceSpec, ...] = (
     _census_spec("TS021", "Ethnic group", "ethnic group", ("ethnicity",)),
     _census_spec("TS011", "Household deprivation", "household deprivation", ("deprivation",)),
     _census_spec("TS054", "Tenure of household", "tenure", ("housing",)),
+    _census_spec("TS039", "Provision of unpaid care", "unpaid care", ("Core20PLUS5 carers",)),
+    _census_spec(
+        "TS029", "Proficiency in English language", "English proficiency", ("Core20PLUS5",)
+    ),
+    _census_spec("TS045", "Number of cars or vans", "car or van availability", ("Core20PLUS5",)),
+    _census_spec("TS003", "Household composition", "household composition", ("Core20PLUS5",)),
     # --- QOF (issue 12): one multi-file source; see pophealth.sources.qof and docs/qof.md ----
     SourceSpec(
         "qof",
