@@ -486,10 +486,10 @@ def load_qof(paths: str | Path | Sequence[str | Path], *, achievement: bool = Fa
         .drop_duplicates("group_code")
         .set_index("group_code")["group_description"]
     )
-    described = (
-        prevalence["group_code"].map(titles).fillna(prevalence["group_code"].map(GROUP_TITLES))
-    )
-    prevalence = prevalence.assign(group_description=described.fillna(prevalence["group_code"]))
+    # the year's own mapping file names its registers; the official titles fill any gaps
+    names = {**GROUP_TITLES, **{str(k): str(v) for k, v in titles.items()}}
+    described = prevalence["group_code"].map(names).fillna(prevalence["group_code"])
+    prevalence = prevalence.assign(group_description=described)
     return QofData(
         year=next(iter(years), ""),
         prevalence=prevalence,
