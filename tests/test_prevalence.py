@@ -104,7 +104,7 @@ def test_rollups_conserve_registers_and_list_sizes(n_practices, seed, n_neighbou
         "england": ["ALL"] * n_practices,
     }
     totals = None
-    for level, areas in levels.items():
+    for areas in levels.values():
         membership = pd.DataFrame({"practice_code": codes, "area_code": areas})
         summed = attribution.aggregate_measures(measures, membership, "practice_code")
         level_totals = summed.drop(columns="area_code").sum()
