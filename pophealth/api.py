@@ -288,15 +288,7 @@ class PopHealthData:
     @cached_property
     def age_sex_matrix(self) -> pd.DataFrame:
         """Practices x (sex, age band) registered patients."""
-        if not len(self.age_sex):
-            return pd.DataFrame()
-        return self.age_sex.pivot_table(
-            index="practice_code",
-            columns=["sex", "age_band"],
-            values="patients",
-            aggfunc="sum",
-            fill_value=0,
-        )
+        return attribution.age_sex_matrix(self.age_sex)
 
     # -- indicators ------------------------------------------------------------------------
     @cached_property
@@ -308,15 +300,18 @@ class PopHealthData:
 
     @cached_property
     def qof_expected(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Recorded vs expected registers per practice and the model fit (one fit per register)."""
+        """Recorded vs expected registers per practice and the model fit (one fit per register).
+
+        ``prepare`` fits the models once per store (with IoD2025); another IoD release refits
+        here, once per loaded store.
+        """
+        stored = self.prepared_dir / "qof_expected.parquet"
+        if self.imd == "2025" and stored.exists():
+            fit = pd.DataFrame(self.manifest.get("qof_model", []))
+            return pd.read_parquet(stored), fit
         if not len(self.qof) or not len(self.age_sex):
             return pd.DataFrame(), pd.DataFrame()
-        base = self.base_practice_measures.set_index("practice_code")
-        if "imd_score__num" not in base:
-            return pd.DataFrame(), pd.DataFrame()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            imd = base["imd_score__num"] / base["imd_score__den"].where(base["imd_score__den"] > 0)
-        return prevalence.fit_expected_registers(self.qof, self.age_sex_matrix, imd)
+        return prevalence.expected_from_store(self.qof, self.age_sex, self.base_practice_measures)
 
     @cached_property
     def qof_measures(self) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pophealth import __version__
+from pophealth import __version__, attribution, prevalence
 from pophealth.errors import PopHealthError
 from pophealth.sources import (
     boundaries as src_boundaries,
@@ -75,6 +75,7 @@ STORE_FILES = (
     "practice_age_sex.parquet",
     "boundaries.parquet",
     "qof_prevalence.parquet",
+    "qof_expected.parquet",
     "manifest.json",
 )
 
@@ -532,6 +533,9 @@ def prepare(
         age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
     )
     qof_notes = _write_qof(loaded.get("qof"), practices, out / "qof_prevalence.parquet")
+    qof_model = _write_qof_expected(
+        loaded.get("qof"), age_sex, registrations, lsoa, out / "qof_expected.parquet"
+    )
     boundary_path = raw.first("lsoa_boundaries")
     if boundary_path is not None:
         shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
@@ -563,6 +567,7 @@ def prepare(
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
         "notes": {**lsoa_notes, **practice_notes, **qof_notes},
+        "qof_model": qof_model,
         "imd_releases": [
             r for r, col in (("2025", "imd2025_score"), ("2019", "imd2019_score")) if col in lsoa
         ],
@@ -599,6 +604,24 @@ def _write_qof(qof, practices: pd.DataFrame, path: Path) -> dict:
         }
     _write_parquet(prevalence, path)
     return notes
+
+
+def _write_qof_expected(
+    qof, age_sex: pd.DataFrame, registrations: pd.DataFrame, lsoa: pd.DataFrame, path: Path
+) -> list[dict]:
+    """Fit the recorded-vs-expected models once per store (IoD2025) and store the results."""
+    if path.exists():
+        path.unlink()
+    if qof is None or not len(age_sex) or not len(registrations):
+        return []
+    if "imd2025_score" not in lsoa:
+        return []
+    values = attribution.lsoa_values(lsoa, "2025")[["lsoa21_code", "imd_score"]]
+    imd = attribution.attribute_lsoa_to_practices(registrations, values)
+    expected, fit = prevalence.expected_from_store(qof.prevalence, age_sex, imd)
+    if len(expected):
+        _write_parquet(expected, path)
+    return fit.to_dict("records")
 
 
 def _unavailable_indicators(present: set[str]) -> dict[str, str]:

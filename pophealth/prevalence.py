@@ -165,27 +165,38 @@ def fit_expected_registers(
         exog = sm.add_constant(covariates.loc[fit_rows.index].to_numpy(float), has_constant="add")
         expected = pd.Series(np.nan, index=rows.index)
         if len(fit_rows) > exog.shape[1] and fit_rows["register"].sum() > 0:
+            observed = fit_rows["register"].to_numpy(float)
+            offset = np.log(fit_rows["list_size"].to_numpy(float))
+            # Newton-Raphson from the intercept-only solution: few iterations, no SVD per step
+            start = np.zeros(exog.shape[1])
+            start[0] = np.log(observed.sum() / np.exp(offset).sum())
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = sm.GLM(
-                    fit_rows["register"].to_numpy(float),
-                    exog,
-                    family=sm.families.Poisson(),
-                    offset=np.log(fit_rows["list_size"].to_numpy(float)),
+                result = sm.Poisson(observed, exog, offset=offset).fit(
+                    method="newton", start_params=start, maxiter=100, disp=0
                 )
-                result = model.fit(maxiter=100)
-            expected.loc[fit_rows.index] = result.fittedvalues
+            fitted = np.exp(exog @ result.params + offset)
+            expected.loc[fit_rows.index] = fitted
+            # the intercept-only model with the same offset has fitted L x sum(O) / sum(L)
+            null = np.exp(offset) * observed.sum() / np.exp(offset).sum()
+            deviance, null_deviance = (
+                _poisson_deviance(observed, fitted),
+                _poisson_deviance(observed, null),
+            )
             fits.append(
                 {
                     "group_code": group,
                     "practices": int(len(fit_rows)),
                     "parameters": int(exog.shape[1]),
                     "design": design + " + IMD score",
-                    "deviance_explained": float(1 - result.deviance / result.null_deviance)
-                    if result.null_deviance > 0
+                    "deviance_explained": float(1 - deviance / null_deviance)
+                    if null_deviance > 0
                     else np.nan,
-                    "dispersion": float(result.pearson_chi2 / max(result.df_resid, 1)),
-                    "converged": bool(result.converged),
+                    "dispersion": float(
+                        ((observed - fitted) ** 2 / fitted).sum()
+                        / max(len(observed) - exog.shape[1], 1)
+                    ),
+                    "converged": bool(result.mle_retvals.get("converged", False)),
                 }
             )
         expected_parts.append(
@@ -207,6 +218,27 @@ def fit_expected_registers(
         else pd.DataFrame(columns=["practice_code", "group_code", "observed", "expected"])
     )
     return expected_frame, fit
+
+
+def _poisson_deviance(observed: np.ndarray, fitted: np.ndarray) -> float:
+    """Poisson deviance ``2 sum(y log(y/mu) - (y - mu))`` (``y log y`` is 0 at 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(observed > 0, observed * np.log(observed / fitted), 0.0)
+    return float(2 * (term - (observed - fitted)).sum())
+
+
+def expected_from_store(
+    qof: pd.DataFrame, age_sex: pd.DataFrame, practice_measures: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`fit_expected_registers` from stored tables (five-year bands, attributed IMD)."""
+    from pophealth.attribution import age_sex_matrix
+
+    base = practice_measures.set_index("practice_code")
+    if "imd_score__num" not in base:
+        return pd.DataFrame(), pd.DataFrame()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        imd = base["imd_score__num"] / base["imd_score__den"].where(base["imd_score__den"] > 0)
+    return fit_expected_registers(qof, age_sex_matrix(age_sex), imd)
 
 
 def practice_oe_measures(expected: pd.DataFrame) -> pd.DataFrame:

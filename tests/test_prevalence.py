@@ -190,3 +190,24 @@ def test_model_input_checks():
             pd.DataFrame(),
             pd.Series(dtype=float),
         )
+
+
+def test_prepare_fits_once_and_the_api_refits_the_same_way(demo_data, demo_prepared):
+    import pophealth
+
+    stored, fit = demo_data.qof_expected
+    assert (demo_prepared / "qof_expected.parquet").exists() and len(fit) == len(GROUP_TITLES)
+    refit, refit_summary = prevalence.expected_from_store(
+        demo_data.qof, demo_data.age_sex, demo_data.base_practice_measures
+    )
+    key = ["group_code", "practice_code"]
+    pd.testing.assert_frame_equal(
+        stored.sort_values(key).reset_index(drop=True),
+        refit.sort_values(key).reset_index(drop=True),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(fit["dispersion"], refit_summary["dispersion"], rtol=1e-6)
+    other = pophealth.load(demo_prepared, imd="2019", cache=False)
+    expected_2019, _ = other.qof_expected
+    assert len(expected_2019) == len(stored)
+    assert not np.allclose(expected_2019["expected"], stored["expected"])  # refitted
