@@ -158,15 +158,23 @@ def fit_expected_registers(
     shares, design = age_sex_design(age_sex_matrix.loc[usable_practices], len(usable_practices))
     imd = imd_score.reindex(shares.index).astype(float)
     covariates = shares.assign(imd_score=(imd - imd.mean()) / (imd.std() or 1.0)).dropna()
-    expected_parts, fits = [], []
-    for group, rows in qof[qof["group_code"].isin(GROUP_TITLES)].groupby("group_code"):
-        rows = rows.set_index("practice_code")
-        fit_rows = rows[(rows["list_size"] > 0) & rows.index.isin(covariates.index)]
-        exog = sm.add_constant(covariates.loc[fit_rows.index].to_numpy(float), has_constant="add")
-        expected = pd.Series(np.nan, index=rows.index)
-        if len(fit_rows) > exog.shape[1] and fit_rows["register"].sum() > 0:
-            observed = fit_rows["register"].to_numpy(float)
-            offset = np.log(fit_rows["list_size"].to_numpy(float))
+    known = qof[qof["group_code"].isin(GROUP_TITLES)]
+    # plain numpy arrays: per-register selections on Arrow strings cost seconds nationally
+    codes = known["practice_code"].to_numpy(dtype=object)
+    groups = known["group_code"].to_numpy(dtype=object)
+    registers = known["register"].to_numpy(dtype=float)
+    list_sizes = known["list_size"].to_numpy(dtype=float)
+    design_rows = pd.Index(covariates.index.astype(object)).get_indexer(codes)
+    exog_all = sm.add_constant(covariates.to_numpy(float), has_constant="add")
+    expected_all = np.full(len(known), np.nan)
+    fits = []
+    for group in sorted(set(groups)):
+        in_group = groups == group
+        usable = in_group & (list_sizes > 0) & (design_rows >= 0)
+        exog = exog_all[design_rows[usable]]
+        if usable.sum() > exog.shape[1] and registers[usable].sum() > 0:
+            observed = registers[usable]
+            offset = np.log(list_sizes[usable])
             # Newton-Raphson from the intercept-only solution: few iterations, no SVD per step
             start = np.zeros(exog.shape[1])
             start[0] = np.log(observed.sum() / np.exp(offset).sum())
@@ -176,7 +184,7 @@ def fit_expected_registers(
                     method="newton", start_params=start, maxiter=100, disp=0
                 )
             fitted = np.exp(exog @ result.params + offset)
-            expected.loc[fit_rows.index] = fitted
+            expected_all[usable] = fitted
             # the intercept-only model with the same offset has fitted L x sum(O) / sum(L)
             null = np.exp(offset) * observed.sum() / np.exp(offset).sum()
             deviance, null_deviance = (
@@ -186,7 +194,7 @@ def fit_expected_registers(
             fits.append(
                 {
                     "group_code": group,
-                    "practices": int(len(fit_rows)),
+                    "practices": int(usable.sum()),
                     "parameters": int(exog.shape[1]),
                     "design": design + " + IMD score",
                     "deviance_explained": float(1 - deviance / null_deviance)
@@ -199,23 +207,16 @@ def fit_expected_registers(
                     "converged": bool(result.mle_retvals.get("converged", False)),
                 }
             )
-        expected_parts.append(
-            pd.DataFrame(
-                {
-                    "practice_code": rows.index.to_numpy(),
-                    "group_code": group,
-                    "observed": rows["register"].to_numpy(float),
-                    "expected": expected.to_numpy(float),
-                    "list_size": rows["list_size"].to_numpy(float),
-                }
-            )
-        )
     columns = ["group_code", "practices", "parameters", "design"]
     fit = pd.DataFrame(fits, columns=columns + ["deviance_explained", "dispersion", "converged"])
-    expected_frame = (
-        pd.concat(expected_parts, ignore_index=True)
-        if expected_parts
-        else pd.DataFrame(columns=["practice_code", "group_code", "observed", "expected"])
+    expected_frame = pd.DataFrame(
+        {
+            "practice_code": codes,
+            "group_code": groups,
+            "observed": registers,
+            "expected": expected_all,
+            "list_size": list_sizes,
+        }
     )
     return expected_frame, fit
 
