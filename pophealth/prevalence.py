@@ -1,8 +1,9 @@
 """Long-term conditions from QOF registers: recorded prevalence, recorded vs expected, burden.
 
 * Recorded prevalence: each register over its own QOF denominator (``PATIENT_LIST_TYPE``).
-* Recorded vs expected: for each register a Poisson GLM with a log list-size offset is fitted on
-  every practice in the loaded data, with the list's age-sex structure (shares of the list in
+* Recorded vs expected: for each register a Poisson log-linear model (the Poisson GLM with a log
+  list-size offset, maximum likelihood by Newton-Raphson in statsmodels) is fitted on every
+  practice in the loaded data, with the list's age-sex structure (shares of the list in
   five-year bands by sex, from the practice quinary-age file) and its patient-weighted IMD score
   as covariates. A practice's expected register is the model's prediction: what national
   average recording would give for its population. Observed / expected with Byar limits on the
