@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from pophealth import attribution
 from pophealth.errors import PopHealthError
 from pophealth.sources.qof import GROUP_TITLES
 
@@ -44,8 +45,8 @@ BROAD_BANDS = {"0_19": 0, "20_39": 20, "40_59": 40, "60_74": 60, "75+": 75}
 MIN_PRACTICES_PER_PARAMETER = 15
 RESIDENT_METHOD_NOTE = "modelled from practice registers"
 
-PREV = "qof_prev_{}"
-OE = "qof_oe_{}"
+PREV = attribution.QOF_FAMILIES["qof"]
+OE = attribution.QOF_FAMILIES["qof_expected"]
 BURDEN = "qof_registers_per_100"
 FTE_PER_REGISTER = "gp_fte_per_1k_on_registers"
 
@@ -60,16 +61,31 @@ def indicator_ids(groups: list[str] | tuple[str, ...] = GROUP_ORDER) -> list[str
     return ids + [BURDEN, FTE_PER_REGISTER]
 
 
-def _wide(long: pd.DataFrame, value: str, template: str) -> pd.DataFrame:
+def _wide(long: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Practices x register group of one value column (NaN where a practice lacks a register)."""
     frame = long.pivot_table(
         index="practice_code", columns="group_code", values=value, aggfunc="sum"
     )
-    frame.columns = [template.format(str(g).lower()) for g in frame.columns]
+    frame.columns = [str(g) for g in frame.columns]
     return frame
+
+
+def _measure_columns(registers: attribution.PracticeRegisters, family: str) -> pd.DataFrame:
+    """``practice_code`` plus ``<id>__num/__den`` of every registered measure of ``family``."""
+    out = pd.DataFrame(index=registers.index)
+    for m in attribution.measures_of(family):
+        pair = m.function(registers)
+        if pair is not None:
+            out[f"{m.indicator_id}__num"], out[f"{m.indicator_id}__den"] = pair
+    out.index.name = "practice_code"
+    return out.fillna(0.0).reset_index()
 
 
 def practice_qof_measures(qof: pd.DataFrame, practices: pd.DataFrame) -> pd.DataFrame:
     """Registered-basis QOF measures per practice (``<indicator>__num``/``__den``).
+
+    The measures are the ones registered for the ``"qof"`` family in
+    :mod:`pophealth.attribution` (one per register plus burden and GP FTE per register entry).
 
     Args:
         qof: Stored QOF prevalence rows (``practice_code, group_code, register, list_size,
@@ -84,23 +100,12 @@ def practice_qof_measures(qof: pd.DataFrame, practices: pd.DataFrame) -> pd.Data
     """
     _require(qof, ["practice_code", "group_code", "register", "list_size", "list_type"], "qof")
     known = qof[qof["group_code"].isin(GROUP_TITLES)]
-    num = _wide(known, "register", PREV + "__num")
-    den = _wide(known, "list_size", PREV + "__den")
-    out = num.join(den, how="outer")
-    registers = known.groupby("practice_code")["register"].sum()
     total_list = known[known["list_type"] == "TOTAL"].groupby("practice_code")["list_size"].max()
-    out[f"{BURDEN}__num"] = registers.reindex(out.index).to_numpy(float)
-    out[f"{BURDEN}__den"] = total_list.reindex(out.index).fillna(0).to_numpy(float)
-    fte = (
-        practices.set_index("practice_code")["gp_fte"]
-        if "gp_fte" in practices
-        else pd.Series(dtype=float)
+    fte = practices.set_index("practice_code")["gp_fte"] if "gp_fte" in practices else None
+    registers = attribution.PracticeRegisters(
+        _wide(known, "register"), _wide(known, "list_size"), total_list, fte
     )
-    fte = fte.reindex(out.index).to_numpy(float)
-    ok = ~np.isnan(fte)
-    out[f"{FTE_PER_REGISTER}__num"] = np.where(ok, np.nan_to_num(fte), 0.0)
-    out[f"{FTE_PER_REGISTER}__den"] = np.where(ok, out[f"{BURDEN}__num"].to_numpy(float), 0.0)
-    return out.fillna(0.0).reset_index()
+    return _measure_columns(registers, "qof")
 
 
 def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -233,26 +238,24 @@ def expected_from_store(
     qof: pd.DataFrame, age_sex: pd.DataFrame, practice_measures: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`fit_expected_registers` from stored tables (five-year bands, attributed IMD)."""
-    from pophealth.attribution import age_sex_matrix
-
     base = practice_measures.set_index("practice_code")
     if "imd_score__num" not in base:
         return pd.DataFrame(), pd.DataFrame()
     with np.errstate(invalid="ignore", divide="ignore"):
         imd = base["imd_score__num"] / base["imd_score__den"].where(base["imd_score__den"] > 0)
-    return fit_expected_registers(qof, age_sex_matrix(age_sex), imd)
+    return fit_expected_registers(qof, attribution.age_sex_matrix(age_sex), imd)
 
 
 def practice_oe_measures(expected: pd.DataFrame) -> pd.DataFrame:
     """``qof_oe_<group>__num`` (observed) and ``__den`` (expected) per practice.
 
+    The measures registered for the ``"qof_expected"`` family in :mod:`pophealth.attribution`.
     Practices without an expected value contribute to neither, so area ratios compare like
     with like.
     """
     known = expected.dropna(subset=["expected"])
-    num = _wide(known, "observed", OE + "__num")
-    den = _wide(known, "expected", OE + "__den")
-    return num.join(den, how="outer").fillna(0.0).reset_index()
+    registers = attribution.PracticeRegisters(_wide(known, "observed"), _wide(known, "expected"))
+    return _measure_columns(registers, "qof_expected")
 
 
 def ltc_table(rows: pd.DataFrame, groups: tuple[str, ...] = GROUP_ORDER) -> pd.DataFrame:

@@ -199,28 +199,23 @@ def write_qof(
     rng: np.random.Generator,
     write_csv,
 ) -> dict[str, Path]:
-    """Write the demo QOF files in the official layout.
+    """Write the demo QOF files in the official layout (the members of the published zip).
 
     ``PREVALENCE_2425.csv``, ``ACHIEVEMENT_<REGION>_2425.csv`` (one per region),
     ``MAPPING_INDICATORS_2425.csv`` and ``MAPPING_NHS_GEOGRAPHIES_2425.csv``.
+
+    Returns:
+        ``{"qof": path of the prevalence file}`` (the file the registry's QOF entry names).
     """
     tables = qof_tables(practices, single_age, z, rng)
-    written = {
-        "qof_prevalence": write_csv(
-            tables["prevalence"], out_dir / f"PREVALENCE_{YEAR_SUFFIX}.csv"
-        ),
-        "qof_indicators": write_csv(
-            tables["indicators"], out_dir / f"MAPPING_INDICATORS_{YEAR_SUFFIX}.csv"
-        ),
-        "qof_geographies": write_csv(
-            tables["geographies"], out_dir / f"MAPPING_NHS_GEOGRAPHIES_{YEAR_SUFFIX}.csv"
-        ),
-    }
-    # one achievement file per NHS region, as published; the first region's is the FILE_NAMES one
-    for number, (region, rows) in enumerate(tables["achievement"].groupby("region_name")):
+    # the registry's one QOF entry names the prevalence file; the other members sit beside it
+    prevalence = write_csv(tables["prevalence"], out_dir / f"PREVALENCE_{YEAR_SUFFIX}.csv")
+    write_csv(tables["indicators"], out_dir / f"MAPPING_INDICATORS_{YEAR_SUFFIX}.csv")
+    write_csv(tables["geographies"], out_dir / f"MAPPING_NHS_GEOGRAPHIES_{YEAR_SUFFIX}.csv")
+    # one achievement file per NHS region, as published
+    for region, rows in tables["achievement"].groupby("region_name"):
         label = "_".join(str(region).upper().replace("-", " ").split())
-        key = "qof_achievement" if number == 0 else f"qof_achievement_{label.lower()}"
-        written[key] = write_csv(
+        write_csv(
             rows.drop(columns="region_name"), out_dir / f"ACHIEVEMENT_{label}_{YEAR_SUFFIX}.csv"
         )
-    return written
+    return {"qof": prevalence}

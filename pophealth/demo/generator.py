@@ -24,43 +24,13 @@ from pyproj import Transformer
 
 from pophealth.demo import _model, _qof
 from pophealth.demo._model import DemoWorld
+from pophealth.sources import demo_file_names
 
 PUBLICATION = "GP_PRAC_PAT_LIST"
 EXTRACT_DATE = "2025-10-01"
-WORKFORCE_MONTH = "October 2025"
 
-FILE_NAMES: dict[str, str] = {
-    "registrations_lsoa": "gp-reg-pat-prac-lsoa-all.csv",
-    "registrations_practice": "gp-reg-pat-prac-all.csv",
-    "registrations_quinary_age": "gp-reg-pat-prac-quin-age.csv",
-    "registrations_single_age_male": "gp-reg-pat-prac-sing-age-male.csv",
-    "registrations_single_age_female": "gp-reg-pat-prac-sing-age-female.csv",
-    "practice_map": "gp-reg-pat-prac-map.csv",
-    "epcn": "ePCN.xlsx",
-    "workforce": f"1 General Practice \u2013 {WORKFORCE_MONTH} Practice Level - Detailed.csv",
-    "weighted_patients": "nhspaymentsgp-24-25-prac-csv.csv",
-    "iod2025": "File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv",
-    "iod2019": "File_7_-_All_IoD2019_Scores__Ranks__Deciles_and_Population_Denominators_3.csv",
-    "lookup_lsoa11_lsoa21": "LSOA11_LSOA21_LAD22_EW_LU.csv",
-    "lookup_lsoa21_icb": "LSOA21_SICBL23_ICB23_LAD23_EN_LU.csv",
-    "census_ts007a": "census2021-ts007a-lsoa.csv",
-    "census_ts037": "census2021-ts037-lsoa.csv",
-    "census_ts038": "census2021-ts038-lsoa.csv",
-    "census_ts021": "census2021-ts021-lsoa.csv",
-    "census_ts011": "census2021-ts011-lsoa.csv",
-    "census_ts054": "census2021-ts054-lsoa.csv",
-    "census_ts039": "census2021-ts039-lsoa.csv",
-    "census_ts029": "census2021-ts029-lsoa.csv",
-    "census_ts045": "census2021-ts045-lsoa.csv",
-    "census_ts003": "census2021-ts003-lsoa.csv",
-    "boundaries_lsoa21": "LSOA_2021_EW_BSC_V4.shp",
-    # QOF raw data (one file per kind; achievement is one file per NHS region)
-    "qof_prevalence": f"PREVALENCE_{_qof.YEAR_SUFFIX}.csv",
-    "qof_indicators": f"MAPPING_INDICATORS_{_qof.YEAR_SUFFIX}.csv",
-    "qof_geographies": f"MAPPING_NHS_GEOGRAPHIES_{_qof.YEAR_SUFFIX}.csv",
-    "qof_achievement": f"ACHIEVEMENT_DEMO_REGION_{_qof.YEAR_SUFFIX}.csv",  # first region's
-    "readme": "README_SYNTHETIC.txt",
-}
+#: Source (fetch entry) name -> demo file name, from the one source registry.
+FILE_NAMES: dict[str, str] = {**demo_file_names(), "readme": "README_SYNTHETIC.txt"}
 
 # ---------------------------------------------------------------------------------------------
 # Official headers
@@ -560,9 +530,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
             "NUMBER_OF_PATIENTS": totals,
         }
     )
-    written["registrations_practice"] = _write_csv(
-        practice_rows, out_dir / FILE_NAMES["registrations_practice"]
-    )
+    written["practice_totals"] = _write_csv(practice_rows, out_dir / FILE_NAMES["practice_totals"])
 
     single = world.single_age  # (practice, sex[male, female], age 0..95)
     # quinary: 0_4 … 90_94 from single years, then 95+ and ALL
@@ -623,9 +591,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
     quinary = pd.concat(frames, ignore_index=True)
     # SEX=ALL appears only as the list total (AGE_GROUP_5=ALL); bands are by MALE/FEMALE
     quinary = quinary[(quinary["SEX"] != "ALL") | (quinary["AGE_GROUP_5"] == "ALL")]
-    written["registrations_quinary_age"] = _write_csv(
-        quinary, out_dir / FILE_NAMES["registrations_quinary_age"]
-    )
+    written["practice_age_bands"] = _write_csv(quinary, out_dir / FILE_NAMES["practice_age_bands"])
 
     age_labels = [str(a) for a in range(95)] + ["95+", "ALL"]
     for sex_index, sex in [(0, "male"), (1, "female")]:
@@ -646,7 +612,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
                 "NUMBER_OF_PATIENTS": values.reshape(-1),
             }
         )
-        key = f"registrations_single_age_{sex}"
+        key = f"practice_single_age_{sex}"
         written[key] = _write_csv(frame, out_dir / FILE_NAMES[key])
 
     supplier = np.where(np.arange(len(prac)) % 3 == 2, "TPP", "EMIS")
@@ -897,7 +863,7 @@ def _write_payments(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -
     frame = pd.DataFrame(cols)[PAYMENTS_HEADER]
     return _write_csv(
         frame,
-        out_dir / FILE_NAMES["weighted_patients"],
+        out_dir / FILE_NAMES["payments"],
         encoding="utf-8-sig",
         lineterminator="\r\n",
     )
@@ -1005,7 +971,7 @@ def _write_lookups_and_iod(
             "ObjectId": np.arange(1, len(lsoa) + 1),
         }
     )
-    written["lookup_lsoa21_icb"] = _write_csv(lookup21, out_dir / FILE_NAMES["lookup_lsoa21_icb"])
+    written["lsoa21_lookup"] = _write_csv(lookup21, out_dir / FILE_NAMES["lsoa21_lookup"])
 
     ages = world.age_bands
     pop = ages.sum(axis=1)
@@ -1049,8 +1015,8 @@ def _write_lookups_and_iod(
             "ObjectId": np.arange(1, len(table11) + 1),
         }
     )
-    written["lookup_lsoa11_lsoa21"] = _write_csv(
-        lookup11, out_dir / FILE_NAMES["lookup_lsoa11_lsoa21"]
+    written["lsoa11_lsoa21_lookup"] = _write_csv(
+        lookup11, out_dir / FILE_NAMES["lsoa11_lsoa21_lookup"]
     )
 
     # IoD2019 on 2011 LSOAs: split parents average their children, merged parts share a child
@@ -1215,7 +1181,7 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
         geometry=world.lsoa_geometry,
         crs="EPSG:27700",
     )
-    path = out_dir / FILE_NAMES["boundaries_lsoa21"]
+    path = out_dir / FILE_NAMES["lsoa_boundaries"]
     gdf.to_file(path, driver="ESRI Shapefile", engine="pyogrio", encoding="UTF-8")
     # the .dbf header stores the write date (bytes 1-3); pin it so files are byte-identical
     dbf = path.with_suffix(".dbf")
@@ -1265,10 +1231,10 @@ def write_demo_dataset(
     written.update(_write_registrations(world, out))
     written["epcn"] = _write_epcn(world, out)
     written["workforce"] = _write_workforce(world, out, rngs[0])
-    written["weighted_patients"] = _write_payments(world, out, rngs[1])
+    written["payments"] = _write_payments(world, out, rngs[1])
     written.update(_write_lookups_and_iod(world, out, rngs[2]))
     written.update(_write_census(world, out, rngs[3]))
-    written["boundaries_lsoa21"] = _write_boundaries(world, out, rngs[4])
+    written["lsoa_boundaries"] = _write_boundaries(world, out, rngs[4])
     # Core20PLUS5 census tables and QOF: their own streams, so every other file is unchanged
     written.update(_write_core20plus_census(world, out, np.random.default_rng([seed, 20210321])))
     qof_rng = np.random.default_rng(np.random.SeedSequence([seed, 2425]))
