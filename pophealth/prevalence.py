@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pophealth import attribution
+from pophealth.checks import require_columns
 from pophealth.errors import PopHealthError
 from pophealth.sources.qof import GROUP_TITLES
 
@@ -109,9 +110,7 @@ def practice_qof_measures(qof: pd.DataFrame, practices: pd.DataFrame) -> pd.Data
 
 
 def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame]
-    if missing:
-        raise PrevalenceModelError(f"{what} lacks columns {missing}; found {list(frame.columns)}")
+    require_columns(frame, columns, what, error=PrevalenceModelError)
 
 
 def age_sex_design(age_sex_matrix: pd.DataFrame, n_practices: int) -> tuple[pd.DataFrame, str]:
