@@ -19,7 +19,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pophealth import ages, attribution, contracts, geography, indicators, staffing, stats
+from pophealth import (
+    ages,
+    attribution,
+    contracts,
+    geography,
+    indicators,
+    prevalence,
+    staffing,
+    stats,
+)
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
 from pophealth.profile_frames import Profile, build_profile
@@ -105,6 +114,8 @@ class PopHealthData:
         self.age_sex = self._read_table("practice_age_sex.parquet")
         pcn_file = self.prepared_dir / contracts.PCN_WORKFORCE_TABLE.name  # optional store table
         self.pcn_staff = self._read_table(pcn_file.name) if pcn_file.exists() else None
+        qof_path = self.prepared_dir / "qof_prevalence.parquet"
+        self.qof = self._read_table(qof_path.name) if qof_path.exists() else pd.DataFrame()
         self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
         self.neighbourhoods_file = str(neighbourhoods) if neighbourhoods else None
 
@@ -270,15 +281,7 @@ class PopHealthData:
     @cached_property
     def age_sex_matrix(self) -> pd.DataFrame:
         """Practices x (sex, age band) registered patients."""
-        if not len(self.age_sex):
-            return pd.DataFrame()
-        return self.age_sex.pivot_table(
-            index="practice_code",
-            columns=["sex", "age_band"],
-            values="patients",
-            aggfunc="sum",
-            fill_value=0,
-        )
+        return attribution.age_sex_matrix(self.age_sex)
 
     # -- the whole team (issue13) ---------------------------------------------------------
     @cached_property
@@ -303,18 +306,59 @@ class PopHealthData:
 
     # -- indicators ------------------------------------------------------------------------
     @cached_property
-    def practice_measures(self) -> pd.DataFrame:
-        """Registered-basis measures per practice."""
+    def base_practice_measures(self) -> pd.DataFrame:
+        """Registered-basis measures per practice from the non-QOF sources."""
         return attribution.practice_measures(
             self.team_practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
         )
 
     @cached_property
+    def qof_expected(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Recorded vs expected registers per practice and the model fit (one fit per register).
+
+        ``prepare`` fits the models once per store (with IoD2025); another IoD release refits
+        here, once per loaded store.
+        """
+        stored = self.prepared_dir / "qof_expected.parquet"
+        if self.imd == "2025" and stored.exists():
+            fit = pd.DataFrame(self.manifest.get("qof_model", []))
+            return self._read_table(stored.name), fit
+        if not len(self.qof) or not len(self.age_sex):
+            return pd.DataFrame(), pd.DataFrame()
+        return prevalence.expected_from_store(self.qof, self.age_sex, self.base_practice_measures)
+
+    @cached_property
+    def qof_measures(self) -> pd.DataFrame:
+        """QOF measures per practice (prevalence, recorded vs expected, burden)."""
+        if not len(self.qof):
+            return pd.DataFrame({"practice_code": pd.Series(dtype=object)})
+        out = prevalence.practice_qof_measures(self.qof, self.practices)
+        expected, _ = self.qof_expected
+        if len(expected):
+            out = out.merge(
+                prevalence.practice_oe_measures(expected), on="practice_code", how="left"
+            )
+        return out
+
+    @cached_property
+    def practice_measures(self) -> pd.DataFrame:
+        """Registered-basis measures per practice."""
+        base = self.base_practice_measures
+        if len(self.qof_measures.columns) > 1:
+            base = base.merge(self.qof_measures, on="practice_code", how="left")
+        return base.copy()  # one block, not dozens of merged fragments
+
+    @cached_property
     def lsoa_measures(self) -> pd.DataFrame:
-        """Resident-basis measures per LSOA."""
-        return attribution.lsoa_measures(
+        """Resident-basis measures per LSOA (QOF measures modelled from practice registers)."""
+        out = attribution.lsoa_measures(
             self.lsoa, self.registrations, self.team_practices, self.imd_release
         )
+        if len(self.qof_measures.columns) > 1 and len(self.registrations):
+            shared = attribution.attribute_practices_to_lsoas(self.registrations, self.qof_measures)
+            out = out.merge(shared, on="lsoa21_code", how="left")
+            out = out.fillna({c: 0.0 for c in shared.columns if c != "lsoa21_code"})
+        return out.copy()
 
     @cached_property
     def indicator_table(self) -> pd.DataFrame:
@@ -333,6 +377,12 @@ class PopHealthData:
             registered,
             resident,
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
+        )
+        modelled = (table["basis"] == "resident") & table["indicator_id"].isin(
+            prevalence.indicator_ids()
+        )
+        table.loc[modelled, "method"] = (
+            table.loc[modelled, "method"] + f" ({prevalence.RESIDENT_METHOD_NOTE})"
         )
         return contracts.INDICATOR_TABLE.validate(table, "the indicator table")
 

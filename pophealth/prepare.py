@@ -23,7 +23,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from pophealth import prevalence
 from pophealth._version import __version__
+from pophealth.attribution import attribute_lsoa_to_practices, lsoa_values
 from pophealth.contracts import PCN_WORKFORCE_TABLE, validate_store_table
 from pophealth.errors import PopHealthError
 from pophealth.files import atomic_path, sha256_of
@@ -42,6 +44,8 @@ STORE_FILES = (
     "registrations.parquet",
     "practice_age_sex.parquet",
     "boundaries.parquet",
+    "qof_prevalence.parquet",
+    "qof_expected.parquet",
     "manifest.json",
 )
 
@@ -49,6 +53,8 @@ STORE_FILES = (
 IOD2025, IOD2019 = ImdRelease("2025"), ImdRelease("2019")
 
 MULTI_FILE_SOURCES = {name for name, spec in SOURCES.items() if spec.multi_file}
+# sources whose loader reads all their files at once (QOF: a zip or its CSVs, region-split)
+FILE_SET_SOURCES = {name for name, spec in SOURCES.items() if spec.file_set}
 
 
 class PrepareError(PopHealthError, ValueError):
@@ -97,18 +103,21 @@ def discover_raw_files(raw_dir: str | Path, listing: str | Path | None = None) -
     candidates = sorted(
         p
         for p in raw_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in {".csv", ".xlsx", ".shp", ".geojson", ".gpkg"}
+        if p.is_file()
+        and p.suffix.lower() in {".csv", ".xlsx", ".shp", ".geojson", ".gpkg", ".zip"}
     )
     for path in candidates:
         if path.resolve() in listed:
             continue
         name = identify_source(path)
+        if name is None and path.suffix.lower() == ".zip":
+            continue  # only official zips we read (QOF) are sources; others are not data
         if name is None:
             found.unrecognised.append(path)
             continue
         found.paths.setdefault(name, []).append(path)
     for name, paths in found.paths.items():
-        if len(paths) > 1 and name not in MULTI_FILE_SOURCES:
+        if len(paths) > 1 and name not in MULTI_FILE_SOURCES | FILE_SET_SOURCES:
             names = ", ".join(p.name for p in paths)
             raise PrepareError(
                 f"Two or more files for source {name!r} in {raw_dir}: {names}. Keep one release "
@@ -388,7 +397,9 @@ def prepare(
     for name, paths in sorted(raw.paths.items()):
         if name not in LOADERS:
             continue
-        if name in MULTI_FILE_SOURCES:
+        if name in FILE_SET_SOURCES:
+            loaded[name] = LOADERS[name](paths)
+        elif name in MULTI_FILE_SOURCES:
             loaded[name] = pd.concat([LOADERS[name](path) for path in paths], ignore_index=True)
         else:
             loaded[name] = LOADERS[name](paths[0])
@@ -441,6 +452,10 @@ def prepare(
         _write_parquet(src_pcn_workforce.pcn_fte_by_group(pcn_staff), pcn_file)
     elif pcn_file.exists():
         pcn_file.unlink()
+    qof_notes = _write_qof(loaded.get("qof"), practices, out / "qof_prevalence.parquet")
+    qof_model = _write_qof_expected(
+        loaded.get("qof"), age_sex, registrations, lsoa, out / "qof_expected.parquet"
+    )
     boundary_path = raw.first("lsoa_boundaries")
     if boundary_path is not None:
         shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
@@ -471,7 +486,8 @@ def prepare(
         "sources": files,
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
-        "notes": {**lsoa_notes, **practice_notes},
+        "notes": {**lsoa_notes, **practice_notes, **qof_notes},
+        "qof_model": qof_model,
         "imd_releases": [year for year in IMD_YEARS if ImdRelease(year).column("score") in lsoa],
         "counts": {
             "lsoas": int(len(lsoa)),
@@ -487,6 +503,43 @@ def prepare(
     for indicator, why in missing.items():
         say(f"  not built: {indicator} ({why})")
     return manifest
+
+
+def _write_qof(qof, practices: pd.DataFrame, path: Path) -> dict:
+    """Store QOF prevalence rows; count (never drop silently) practices not in the store."""
+    if qof is None:
+        if path.exists():
+            path.unlink()
+        return {}
+    prevalence = qof.prevalence.assign(year=qof.year)
+    notes = {"qof_year": qof.year}
+    known = set(practices["practice_code"]) if len(practices) else set()
+    outside = sorted(set(prevalence["practice_code"]) - known)
+    if outside:
+        notes["qof_practices_not_in_registrations"] = {
+            "practices": len(outside),
+            "examples": outside[:5],
+        }
+    _write_parquet(prevalence, path)
+    return notes
+
+
+def _write_qof_expected(
+    qof, age_sex: pd.DataFrame, registrations: pd.DataFrame, lsoa: pd.DataFrame, path: Path
+) -> list[dict]:
+    """Fit the recorded-vs-expected models once per store (IoD2025) and store the results."""
+    if path.exists():
+        path.unlink()
+    if qof is None or not len(age_sex) or not len(registrations):
+        return []
+    if IOD2025.column("score") not in lsoa:
+        return []
+    values = lsoa_values(lsoa, IOD2025)[["lsoa21_code", "imd_score"]]
+    imd = attribute_lsoa_to_practices(registrations, values)
+    expected, fit = prevalence.expected_from_store(qof.prevalence, age_sex, imd)
+    if len(expected):
+        _write_parquet(expected, path)
+    return fit.to_dict("records")
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:

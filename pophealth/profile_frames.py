@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, charts, geography, indicators, staffing, stats
+from pophealth import attribution, charts, geography, indicators, prevalence, staffing, stats
 from pophealth._version import __version__
 from pophealth.ages import AGE_BANDS
 from pophealth.sources import workforce as src_workforce
@@ -53,6 +53,7 @@ class Profile:
     workforce_quality: pd.DataFrame = field(default_factory=pd.DataFrame)
     workforce_findings: list[dict] = field(default_factory=list)
     roles: pd.DataFrame = field(default_factory=pd.DataFrame)
+    long_term_conditions: dict = field(default_factory=dict)
 
 
 def practice_weights(data: ProfileStore, area: dict) -> pd.Series:
@@ -691,6 +692,15 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         how="left",
     )
     spine = spine[spine["indicator_id"] != "list_size"].reset_index(drop=True)
+    # long-term conditions have their own section and spine
+    ltc = prevalence.long_term_conditions_frames(
+        rows,
+        spine,
+        data.qof_expected[1],
+        year=data.manifest.get("notes", {}).get("qof_year", ""),
+        area_name=area["area_name"],
+    )
+    spine = spine[~spine["indicator_id"].isin(prevalence.indicator_ids())].reset_index(drop=True)
     map_values, geojson = map_frames(data, area)
     basis_comparison = pd.DataFrame()
     if area["level"] == "system":
@@ -727,6 +737,7 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
     if area["basis"] == "registered" and "age_0_17" in manifest.get("notes", {}):
         notes.append(f"Registered patients aged 0-17: {manifest['notes']['age_0_17']}.")
     notes.extend(workforce_coverage_notes(data, area))
+    notes.extend(ltc.get("notes", []))
     notes.append(
         f"Built by pophealth {__version__} at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the "
         f"prepared store of {manifest.get('prepared_at', 'unknown date')} (sources and checksums "
@@ -784,6 +795,7 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         workforce_quality=workforce_quality_frame(data, area),
         roles=roles_frame(data, area),
         workforce_findings=workforce_findings(area, team, data.comparator),
+        long_term_conditions=ltc,
     )
 
 

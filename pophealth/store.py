@@ -44,6 +44,7 @@ class ProfileStore(Protocol):
     registrations: pd.DataFrame
     age_sex: pd.DataFrame
     pcn_staff: pd.DataFrame | None
+    qof: pd.DataFrame  # QOF prevalence rows; empty without QOF
     manifest: dict
     # options the store was loaded with
     imd_release: ImdRelease
@@ -69,4 +70,5 @@ class ProfileStore(Protocol):
     practice_status_counts: pd.DataFrame
     lsoa_geometries: dict[str, str]
     age_sex_matrix: pd.DataFrame
+    qof_expected: tuple[pd.DataFrame, pd.DataFrame]  # recorded vs expected, model fit
     unassigned_practices: dict[str, tuple[int, float]]

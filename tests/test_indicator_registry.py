@@ -39,6 +39,8 @@ def test_sections_and_headlines_are_read_from_the_catalogue():
         "ethnicity",
         "workforce",
         "workforce_team",
+        "long_term_conditions",
+        "core20plus5",
     }
     assert set(catalogue["section"]) == sections_in_code
     for name in sections_in_code:
