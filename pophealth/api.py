@@ -19,7 +19,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pophealth import ages, attribution, contracts, geography, indicators, prevalence, stats
+from pophealth import (
+    ages,
+    attribution,
+    contracts,
+    geography,
+    indicators,
+    prevalence,
+    staffing,
+    stats,
+)
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
 from pophealth.profile_frames import Profile, build_profile
@@ -103,6 +112,8 @@ class PopHealthData:
         self.practices = self._read_table("practices.parquet")
         self.registrations = self._read_table("registrations.parquet")
         self.age_sex = self._read_table("practice_age_sex.parquet")
+        pcn_file = self.prepared_dir / contracts.PCN_WORKFORCE_TABLE.name  # optional store table
+        self.pcn_staff = self._read_table(pcn_file.name) if pcn_file.exists() else None
         qof_path = self.prepared_dir / "qof_prevalence.parquet"
         self.qof = self._read_table(qof_path.name) if qof_path.exists() else pd.DataFrame()
         self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
@@ -272,12 +283,33 @@ class PopHealthData:
         """Practices x (sex, age band) registered patients."""
         return attribution.age_sex_matrix(self.age_sex)
 
+    # -- the whole team (issue13) ---------------------------------------------------------
+    @cached_property
+    def pcn_apportionment(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """PCN-employed staff shared to member practices by registered patients, and the rest.
+
+        ``None`` when the store has no PCN workforce (the team indicators are then not built).
+        """
+        if self.pcn_staff is None or not len(self.practices):
+            return None
+        return staffing.apportion_pcn_staff(self.pcn_staff, self.practices, "registered_patients")
+
+    @cached_property
+    def team_practices(self) -> pd.DataFrame:
+        """Practices plus their share of their PCN's staff (``pcn_<group>_fte``, ``pcn_status``)."""
+        if self.pcn_apportionment is None:
+            return self.practices
+        shares, _ = self.pcn_apportionment
+        return self.practices.merge(
+            shares.drop(columns=["pcn_code"]), on="practice_code", how="left"
+        )
+
     # -- indicators ------------------------------------------------------------------------
     @cached_property
     def base_practice_measures(self) -> pd.DataFrame:
         """Registered-basis measures per practice from the non-QOF sources."""
         return attribution.practice_measures(
-            self.practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
+            self.team_practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
         )
 
     @cached_property
@@ -320,7 +352,7 @@ class PopHealthData:
     def lsoa_measures(self) -> pd.DataFrame:
         """Resident-basis measures per LSOA (QOF measures modelled from practice registers)."""
         out = attribution.lsoa_measures(
-            self.lsoa, self.registrations, self.practices, self.imd_release
+            self.lsoa, self.registrations, self.team_practices, self.imd_release
         )
         if len(self.qof_measures.columns) > 1 and len(self.registrations):
             shared = attribution.attribute_practices_to_lsoas(self.registrations, self.qof_measures)

@@ -26,7 +26,7 @@ import yaml
 from pophealth import prevalence
 from pophealth._version import __version__
 from pophealth.attribution import attribute_lsoa_to_practices, lsoa_values
-from pophealth.contracts import validate_store_table
+from pophealth.contracts import PCN_WORKFORCE_TABLE, validate_store_table
 from pophealth.errors import PopHealthError
 from pophealth.files import atomic_path, sha256_of
 from pophealth.indicators import unavailable_indicators
@@ -35,6 +35,8 @@ from pophealth.sources import SOURCES, identify_source, release_from_name
 from pophealth.sources import boundaries as src_boundaries
 from pophealth.sources import epcn as src_epcn
 from pophealth.sources import lookups as src_lookups
+from pophealth.sources import pcn_workforce as src_pcn_workforce
+from pophealth.sources import workforce as src_workforce
 
 STORE_FILES = (
     "lsoa.parquet",
@@ -272,17 +274,9 @@ def build_practice_table(loaded: dict, lsoa: pd.DataFrame, as_of: pd.Timestamp) 
     practices = practices.merge(pcn, on="practice_code", how="left")
     if workforce is not None:
         fte = [
-            "gp_fte",
-            "gp_extg_fte",
-            "gp_exl_fte",
-            "gp_extgl_fte",
-            "nurse_fte",
-            "dpc_fte",
-            "admin_fte",
-            "gp_source",
-            "nurse_source",
-            "dpc_source",
-            "admin_source",
+            *src_workforce.FTE_COLUMNS,
+            *src_workforce.SOURCE_COLUMNS,
+            *src_workforce.DETAIL_COLUMNS,
         ]
         practices = practices.merge(
             workforce[["practice_code"] + [c for c in fte if c in workforce]],
@@ -451,6 +445,13 @@ def prepare(
     _write_parquet(
         age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
     )
+    # PCN-employed staff by PCN and staff group (apportioned to practices when read)
+    pcn_staff = loaded.get("pcn_workforce")
+    pcn_file = out / PCN_WORKFORCE_TABLE.name
+    if pcn_staff is not None:
+        _write_parquet(src_pcn_workforce.pcn_fte_by_group(pcn_staff), pcn_file)
+    elif pcn_file.exists():
+        pcn_file.unlink()
     qof_notes = _write_qof(loaded.get("qof"), practices, out / "qof_prevalence.parquet")
     qof_model = _write_qof_expected(
         loaded.get("qof"), age_sex, registrations, lsoa, out / "qof_expected.parquet"

@@ -127,6 +127,67 @@ def workforce(p: Profile) -> None:
         )
 
 
+def workforce_team(p: Profile) -> None:
+    """The whole team (practice + PCN-employed staff) by staff group against England.
+
+    The team chart (FTE per 10,000 weighted patients, practice and PCN parts, England's rate),
+    the team table with fair shares, gaps and skill mix, the team indicators, and the practices
+    whose workforce figures are missing or estimated.
+    """
+    if p.team is None or not len(p.team):
+        display(Markdown("_No PCN workforce in the prepared store: the whole team is not shown._"))
+        return
+    charts.show(
+        charts.team_chart_spec(
+            p.team,
+            title=f"The whole team: FTE per 10,000 weighted patients, {p.area['area_name']}",
+            area_label=p.area["area_name"],
+            comparator=p.comparator,
+            source_note=_source(
+                p,
+                "NHS England GP workforce (practice level, detailed) and PCN workforce "
+                "(individual level); PCN staff shared among practices by registered patients.",
+            ),
+        )
+    )
+    charts.show_html(tables.team_table(p.team, p.comparator))
+    if p.workforce_findings:
+        display(Markdown("**Largest gaps relative to need:** " + p.workforce_findings[0]["text"]))
+    _indicator_rows(p, "workforce_team")
+    if not (p.indicators["indicator_id"] == "team_fte_per_1k_register").any():
+        display(
+            Markdown(
+                "_The team per 1,000 patients on disease registers is shown when QOF registers "
+                "are loaded._"
+            )
+        )
+    if len(p.workforce_quality):
+        charts.show_html(tables.workforce_quality_table(p.workforce_quality))
+    if p.roles is not None and len(p.roles):
+        display(Markdown("**Practice staff by role** (GP workforce, practice level, detailed)"))
+        charts.show_html(tables.roles_table(p.roles, p.area["area_name"], p.comparator))
+
+
+def workforce_heatmap(p: Profile) -> None:
+    """System profiles: every neighbourhood x staff group, coloured by the fair-share gap."""
+    if p.team_heatmap is None or not len(p.team_heatmap):
+        display(Markdown("_No neighbourhood team figures for this system._"))
+        return
+    charts.show(
+        charts.workforce_heatmap_spec(
+            p.team_heatmap,
+            title="Neighbourhood teams against need: FTE per 10,000 weighted patients "
+            "(most deprived first)",
+            comparator=p.comparator,
+            source_note=_source(
+                p,
+                "Colour: gap to the fair share at the comparator's FTE per weighted patient. "
+                "NHS England GP and PCN workforce; IMD score of the registered population.",
+            ),
+        )
+    )
+
+
 def benchmarking(p: Profile) -> None:
     """Spine chart, sortable benchmark table and funnel plots."""
     if len(p.spine):
