@@ -412,7 +412,12 @@ def _finish(
     extra_meta: dict[str, Any] | None = None,
 ) -> FigureSpec:
     """Apply the common NHS look, title, axis titles and caption metadata."""
-    meta: dict[str, Any] = {"chart": chart, "title": title, "source_note": source_note or ""}
+    # meta travels with the figure JSON into notebooks: escaped like every other data text
+    meta: dict[str, Any] = {
+        "chart": chart,
+        "title": _esc(title),
+        "source_note": _esc(source_note or ""),
+    }
     if extra_meta:
         meta.update(extra_meta)
     fig.update_layout(

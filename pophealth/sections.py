@@ -8,7 +8,6 @@ the same section the same way.
 from __future__ import annotations
 
 import pandas as pd
-from IPython.display import Markdown, display
 
 from pophealth import charts, tables
 
@@ -29,12 +28,15 @@ def header(p) -> None:
         charts.show_html(tables.synthetic_banner())
     a = p.area
     level = {"neighbourhood": "Neighbourhood", "place": "Place", "system": "System"}[a["level"]]
-    parent = f" · part of {a['parent_name']}" if a.get("parent_name") else ""
-    display(
-        Markdown(
-            f"# {level} needs profile: {a['area_name']}\n\n"
-            f"**{a['area_code']}** · {a['area_type'].upper()} · {a['basis']} population{parent} · "
-            f"compared with {p.comparator}"
+    charts.show_html(
+        tables.profile_heading(
+            level=level,
+            area_name=a["area_name"],
+            area_code=a["area_code"],
+            area_type=a["area_type"],
+            basis=a["basis"],
+            parent_name=a.get("parent_name"),
+            comparator=p.comparator,
         )
     )
     charts.show_html(tables.styled_headline(p.headline))
@@ -80,7 +82,11 @@ def deprivation(p) -> None:
             )
         )
     else:
-        display(Markdown("_No LSOA boundaries in the prepared store: map not shown._"))
+        charts.show_html(
+            tables.text_block(
+                "No LSOA boundaries in the prepared store: map not shown.", italic=True
+            )
+        )
 
 
 def health(p) -> None:
@@ -180,7 +186,7 @@ def basis_comparison(p) -> None:
 def data_quality(p) -> None:
     """Coverage (patients that could not be placed), notes, provenance and definitions."""
     charts.show_html(tables.data_quality_table(p.coverage))
-    display(Markdown("\n".join(f"- {note}" for note in p.notes)))
+    charts.show_html(tables.text_block(list(p.notes)))
     charts.show_html(tables.provenance_table(p.provenance))
     charts.show_html(tables.definitions_table(p.definitions))
 
@@ -197,4 +203,8 @@ def _indicator_rows(p, ids: list[str]) -> None:
             )
         )
     else:
-        display(Markdown("_These indicators could not be built from the loaded sources._"))
+        charts.show_html(
+            tables.text_block(
+                "These indicators could not be built from the loaded sources.", italic=True
+            )
+        )
