@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pophealth import __version__
+from pophealth import __version__, reconcile
 from pophealth.errors import PopHealthError
 from pophealth.sources import (
     boundaries as src_boundaries,
@@ -32,10 +32,10 @@ from pophealth.sources import (
 from pophealth.sources import (
     census as src_census,
 )
+from pophealth.sources import describe_source, identify_by_content, identify_source
 from pophealth.sources import (
     epcn as src_epcn,
 )
-from pophealth.sources import identify_source
 from pophealth.sources import (
     imd as src_imd,
 )
@@ -51,7 +51,7 @@ from pophealth.sources import (
 from pophealth.sources import (
     workforce as src_workforce,
 )
-from pophealth.sources.common import sha256_of
+from pophealth.sources.common import SourceFormatError, counting_code_fixes, sha256_of
 
 # release labels that official file names carry
 RELEASE_PATTERNS = (
@@ -457,17 +457,19 @@ def prepare(
     raw = discover_raw_files(raw_dir, listing)
     loaded: dict = {}
     files: dict = {}
+    code_fixes: dict[str, int] = {}
     for name, paths in sorted(raw.paths.items()):
-        if name in MULTI_FILE_LOADERS:
-            loaded[name] = pd.concat(
-                [MULTI_FILE_LOADERS[name](path) for path in paths], ignore_index=True
-            )
-        elif name in LOADERS:
-            loaded[name] = LOADERS[name](paths[0])
-        elif name.startswith("census_"):
-            loaded[name] = src_census.load_nomis_table(paths[0])
-        else:
+        if (
+            name not in LOADERS
+            and name not in MULTI_FILE_LOADERS
+            and not name.startswith("census_")
+        ):
             continue
+        for path in paths:
+            check_content_matches_name(name, path)
+        with counting_code_fixes() as fixes:
+            loaded[name] = _load_source(name, paths)
+        code_fixes[name] = fixes[0]
         frame = loaded[name]
         files[name] = {
             "files": [
@@ -479,6 +481,10 @@ def prepare(
             "rows": _rows(frame),
         }
         say(f"  loaded {name:<28} {files[name]['rows']:>10,} rows  ({paths[0].name})")
+    # one source contradicting itself or another: an error before anything is written
+    reconcile.check_duplicate_keys(loaded, files)
+    reconcile.check_categories(loaded, files)
+    totals_report = reconcile.reconcile_practice_totals(loaded, files)
     lsoa, lsoa_notes = build_lsoa_table(raw, loaded)
     regs = loaded.get("registrations_lsoa")
     if as_of is not None:
@@ -491,9 +497,8 @@ def prepare(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if regs is not None:
-        registrations = regs.groupby(["practice_code", "lsoa_code"], as_index=False)[
-            "patients"
-        ].sum()
+        # keys are unique (checked above), so this keeps every row and every patient
+        registrations = regs[["practice_code", "lsoa_code", "patients"]].reset_index(drop=True)
         registrations["lsoa_status"] = classify_lsoa_codes(
             registrations["lsoa_code"], set(lsoa["lsoa21_code"])
         )
@@ -524,13 +529,28 @@ def prepare(
             "release": _release_of("lsoa_boundaries", boundary_path, None, raw),
             "rows": int(len(shapes)),
         }
-        shapes = shapes[shapes["lsoa21_code"].isin(set(lsoa["lsoa21_code"]))]
+        shapes, geometry_report = check_geometries(shapes, set(lsoa["lsoa21_code"]))
+        files["lsoa_boundaries"]["geometry"] = geometry_report
         # simplify in metres before reprojection, then store WGS84 for web maps
         shapes = shapes.assign(geometry=shapes.geometry.simplify(20, preserve_topology=True))
         shapes.to_crs(4326).to_parquet(out / "boundaries.parquet")
     elif (out / "boundaries.parquet").exists():
         (out / "boundaries.parquet").unlink()
     missing = _unavailable_indicators(set(files))
+    reconciliation = {
+        "sources": reconcile.source_rows(
+            loaded,
+            set(lsoa["lsoa21_code"]),
+            set(practices["practice_code"]) if len(practices) else set(),
+            registrations["lsoa_status"] if len(registrations) else None,
+        ),
+        "patients_by_lsoa_status": reconcile.patients_by_lsoa_status(registrations),
+        "practices": reconcile.practice_presence(loaded),
+        "practice_totals": totals_report,
+        "code_fixes": code_fixes,
+        "boundaries": files.get("lsoa_boundaries", {}).get("geometry"),
+        "indicators_unavailable": missing,
+    }
     manifest = {
         "pophealth_version": __version__,
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -541,6 +561,7 @@ def prepare(
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
         "notes": {**lsoa_notes, **practice_notes},
+        "reconciliation": reconciliation,
         "imd_releases": [
             r for r, col in (("2025", "imd2025_score"), ("2019", "imd2019_score")) if col in lsoa
         ],
@@ -555,9 +576,76 @@ def prepare(
         "seconds": round(time.perf_counter() - started, 2),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    say("Reconciliation (rows read / used / set aside, patients, practices):")
+    for line in reconcile.summary_lines(reconciliation):
+        say(line)
     for indicator, why in missing.items():
         say(f"  not built: {indicator} ({why})")
     return manifest
+
+
+def check_content_matches_name(name: str, path: Path) -> None:
+    """Raise if a file named as one source holds another's table (read from its header).
+
+    Raises:
+        PrepareError: Naming the file, the source its name claims and the one its content is.
+    """
+    actual = identify_by_content(path)
+    if actual and name not in actual:
+        raise PrepareError(
+            f"{path.name} is named as {describe_source(name)} but its content is "
+            f"{describe_source(actual[0])}. Fix: put the right file under this name, or list "
+            "each file with its source in sources.yaml."
+        )
+
+
+def _load_source(name: str, paths: list[Path]):
+    """Run the source's loader; a damaged file fails as a SourceFormatError naming it."""
+    current = paths[0]
+    try:
+        if name in MULTI_FILE_LOADERS:
+            frames = []
+            for current in paths:
+                frames.append(MULTI_FILE_LOADERS[name](current))
+            return pd.concat(frames, ignore_index=True)
+        if name.startswith("census_"):
+            return src_census.load_nomis_table(current, name.removeprefix("census_").upper())
+        return LOADERS[name](current)
+    except PopHealthError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a damaged file can fail inside any reader
+        raise SourceFormatError(
+            current,
+            f"could not be read ({type(error).__name__}: {error})",
+            fix="the file is damaged or not the official file; download it again",
+        ) from error
+
+
+def check_geometries(shapes, lsoa_codes: set[str]) -> tuple:
+    """Keep the boundaries of known LSOAs; count (never silently drop) the ones that fail.
+
+    Empty or missing geometries are dropped and counted; invalid ones are repaired with
+    ``make_valid`` and counted; known LSOAs without any boundary are counted.
+
+    Returns:
+        The usable shapes and ``{"rows", "kept", "null_or_empty", "repaired",
+        "lsoas_without_boundary", "examples"}``.
+    """
+    known = shapes[shapes["lsoa21_code"].isin(lsoa_codes)]
+    bad = known.geometry.isna() | known.geometry.is_empty
+    invalid = ~bad & ~known.geometry.is_valid
+    if invalid.any():
+        known = known.assign(geometry=known.geometry.where(~invalid, known.geometry.make_valid()))
+    usable = known[~bad]
+    report = {
+        "rows": int(len(shapes)),
+        "kept": int(len(usable)),
+        "null_or_empty": int(bad.sum()),
+        "repaired": int(invalid.sum()),
+        "lsoas_without_boundary": int(len(lsoa_codes - set(usable["lsoa21_code"]))),
+        "examples": sorted(known.loc[bad, "lsoa21_code"].astype(str))[:10],
+    }
+    return usable, report
 
 
 def _unavailable_indicators(present: set[str]) -> dict[str, str]:

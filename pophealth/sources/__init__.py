@@ -29,7 +29,15 @@ from pophealth.sources import (
 )
 from pophealth.sources.common import SourceFormatError, header_key, read_header, sha256_of
 
-__all__ = ["SOURCES", "SourceFormatError", "SourceSpec", "identify_source", "sha256_of"]
+__all__ = [
+    "SOURCES",
+    "SourceFormatError",
+    "SourceSpec",
+    "describe_source",
+    "identify_by_content",
+    "identify_source",
+    "sha256_of",
+]
 
 _SPATIAL_SUFFIXES = (".shp", ".geojson", ".gpkg", ".json")
 
@@ -285,3 +293,33 @@ def identify_source(path: str | Path) -> str | None:
     if suffix in _SPATIAL_SUFFIXES:
         return _sniff_spatial(path)
     return None
+
+
+def identify_by_content(path: str | Path) -> list[str]:
+    """Every source whose content signature the file matches, ignoring its name.
+
+    Used to catch the right name on the wrong table (a Census table saved under another's name,
+    a practice-level file where the LSOA-level one is expected).
+
+    Args:
+        path: Any file.
+
+    Returns:
+        Keys of :data:`SOURCES` (empty when the content is not recognised or unreadable).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        try:
+            keys = [header_key(h) for h in read_header(path)]
+        except (SourceFormatError, OSError, UnicodeDecodeError):
+            return []
+        return [spec.name for spec in _SPECS if spec.matches_header(keys)]
+    found = _sniff_xlsx(path) if suffix == ".xlsx" else None
+    return [found] if found else []
+
+
+def describe_source(name: str) -> str:
+    """``name (description)`` for messages."""
+    spec = next((s for s in _SPECS if s.name == name), None)
+    return f"{name} ({spec.description})" if spec else name
