@@ -15,7 +15,11 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+local"
 
-__all__ = ["__version__", "load"]
+# Layout of the prepared store (files, columns, manifest keys). Bump it when a change means a
+# store written by an older pophealth cannot be read; ``load`` then asks for a new ``prepare``.
+STORE_FORMAT = 2
+
+__all__ = ["STORE_FORMAT", "__version__", "load"]
 
 
 def load(prepared_dir, **kwargs):

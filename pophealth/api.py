@@ -44,6 +44,38 @@ def _store_key(prepared_dir: Path) -> str:
     return f"{manifest.stat().st_mtime_ns}:{manifest.stat().st_size}"
 
 
+def read_store_manifest(prepared_dir: Path) -> dict:
+    """The store's manifest, after checking this pophealth can read the store.
+
+    Raises:
+        StoreError: The manifest is unreadable, the store was written by a pophealth with
+            another store format, or a store file is missing; the message names the fix.
+    """
+    from pophealth import STORE_FORMAT, __version__
+
+    path = prepared_dir / "manifest.json"
+    again = f"Fix: run `pophealth prepare RAW --out {prepared_dir}` again with this pophealth."
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as error:
+        raise StoreError(f"{path} cannot be read ({error}). {again}") from error
+    found = manifest.get("store_format") if isinstance(manifest, dict) else None
+    if found != STORE_FORMAT:
+        built_by = manifest.get("pophealth_version", "an unknown version")
+        raise StoreError(
+            f"{prepared_dir} was prepared by pophealth {built_by} (store format {found}); this "
+            f"pophealth {__version__} reads store format {STORE_FORMAT}. {again}"
+        )
+    missing = [
+        name
+        for name in ("lsoa.parquet", "practices.parquet", "registrations.parquet")
+        if not (prepared_dir / name).exists()
+    ]
+    if missing:
+        raise StoreError(f"{prepared_dir} is incomplete: {', '.join(missing)} missing. {again}")
+    return manifest
+
+
 def load(
     prepared_dir: str | Path,
     *,
@@ -109,7 +141,7 @@ class PopHealthData:
     def __init__(self, prepared_dir: Path, *, neighbourhoods=None, imd: str = "2025"):
         self.prepared_dir = Path(prepared_dir)
         _store_key(self.prepared_dir)
-        self.manifest = json.loads((self.prepared_dir / "manifest.json").read_text("utf-8"))
+        self.manifest = read_store_manifest(self.prepared_dir)
         available = self.manifest.get("imd_releases", [])
         if imd not in ("2025", "2019"):
             raise ValueError(f"imd must be '2025' or '2019', not {imd!r}.")

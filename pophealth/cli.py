@@ -355,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pophealth`` command."""
     from pophealth.config import ConfigError
+    from pophealth.errors import PopHealthError
     from pophealth.geography import UnknownAreaError
     from pophealth.prepare import PrepareError
     from pophealth.sources.common import SourceFormatError
@@ -364,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (
+        PopHealthError,  # every error raised on purpose: one clear line, no traceback
         UnknownAreaError,
         SourceFormatError,
         PrepareError,

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pophealth import __version__, reconcile
+from pophealth import STORE_FORMAT, __version__, reconcile
 from pophealth.errors import PopHealthError
 from pophealth.sources import (
     boundaries as src_boundaries,
@@ -553,6 +553,7 @@ def prepare(
     }
     manifest = {
         "pophealth_version": __version__,
+        "store_format": STORE_FORMAT,
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "raw_dir": str(Path(raw_dir).resolve()),
         "as_of": as_of_date.strftime("%Y-%m-%d"),

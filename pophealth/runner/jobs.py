@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pophealth.errors import OutputError, output_error
+
 #: Statuses a job can end with.
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -295,8 +297,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     A process killed at any moment leaves either the old file, the new file, or a stray
     ``.<name>.*.tmp`` file (removed at the start of the next run), never a partial ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent
+        )
+    except OSError as error:
+        raise output_error(path, error) from error
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, _FILE_MODE)
@@ -305,12 +312,31 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         try:
             os.unlink(tmp_name)
         except FileNotFoundError:
             pass
+        if isinstance(error, OSError) and not isinstance(error, OutputError):
+            # disk full, read-only: one clear error naming the file; nothing partial is left
+            raise output_error(path, error) from error
         raise
+
+
+def check_output_folder(folder: Path) -> None:
+    """Create ``folder`` if needed and prove a file can be written there, before any work.
+
+    Raises:
+        OutputError: The folder cannot be created or written (a parent is a file, read-only,
+            permission denied, disk full), naming the path and the fix.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise output_error(folder, error) from error
+    probe = folder / ".pophealth-write-check"
+    atomic_write_bytes(probe, b"pophealth write check\n" * 64)
+    probe.unlink()
 
 
 def atomic_write_text(path: Path, text: str) -> None:
