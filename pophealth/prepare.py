@@ -494,6 +494,24 @@ def prepare(
     else:
         as_of_date = pd.Timestamp.today().normalize()
     practices, practice_notes = build_practice_table(loaded, lsoa, as_of_date)
+    # boundaries are read and checked before anything is written: a bad file leaves no store
+    boundary_path = raw.first("lsoa_boundaries")
+    shapes = None
+    if boundary_path is not None:
+        shapes = _load_source("lsoa_boundaries", [boundary_path])
+        files["lsoa_boundaries"] = {
+            "files": [
+                {
+                    "name": boundary_path.name,
+                    "sha256": sha256_of(boundary_path),
+                    "bytes": boundary_path.stat().st_size,
+                }
+            ],
+            "release": _release_of("lsoa_boundaries", boundary_path, None, raw),
+            "rows": int(len(shapes)),
+        }
+        shapes, geometry_report = check_geometries(shapes, set(lsoa["lsoa21_code"]))
+        files["lsoa_boundaries"]["geometry"] = geometry_report
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if regs is not None:
@@ -515,22 +533,7 @@ def prepare(
     _write_parquet(
         age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
     )
-    boundary_path = raw.first("lsoa_boundaries")
-    if boundary_path is not None:
-        shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
-        files["lsoa_boundaries"] = {
-            "files": [
-                {
-                    "name": boundary_path.name,
-                    "sha256": sha256_of(boundary_path),
-                    "bytes": boundary_path.stat().st_size,
-                }
-            ],
-            "release": _release_of("lsoa_boundaries", boundary_path, None, raw),
-            "rows": int(len(shapes)),
-        }
-        shapes, geometry_report = check_geometries(shapes, set(lsoa["lsoa21_code"]))
-        files["lsoa_boundaries"]["geometry"] = geometry_report
+    if shapes is not None:
         # simplify in metres before reprojection, then store WGS84 for web maps
         shapes = shapes.assign(geometry=shapes.geometry.simplify(20, preserve_topology=True))
         shapes.to_crs(4326).to_parquet(out / "boundaries.parquet")
@@ -611,6 +614,8 @@ def _load_source(name: str, paths: list[Path]):
             return pd.concat(frames, ignore_index=True)
         if name.startswith("census_"):
             return src_census.load_nomis_table(current, name.removeprefix("census_").upper())
+        if name == "lsoa_boundaries":
+            return src_boundaries.load_lsoa_boundaries(current)
         return LOADERS[name](current)
     except PopHealthError:
         raise

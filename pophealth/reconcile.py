@@ -181,7 +181,8 @@ def reconcile_practice_totals(
         entry["practices_compared"] = int(both.dropna().shape[0])
         entry["missing_from_source"] = sorted(both.index[both["source"].isna()].astype(str))
         entry["missing_from_totals"] = sorted(both.index[both["total"].isna()].astype(str))
-        paired = both.dropna()
+        # a practice missing from one side counts as 0 there: its patients must not vanish
+        paired = both.fillna(0.0)
         difference = paired["source"] - paired["total"]
         allowed = np.maximum(TOLERANCE_PATIENTS, TOLERANCE_SHARE * paired["total"])
         beyond = paired[difference.abs() > allowed]
@@ -190,8 +191,9 @@ def reconcile_practice_totals(
             raise ReconciliationError(
                 f"{_file(files, name)} disagrees with {_file(files, 'practice_totals')} "
                 f"(both extract {date}) for {len(beyond)} practice(s) beyond the tolerance of "
-                f"{report['tolerance']}: {_examples(shown.astype({'source': int, 'total': int}))}"
-                ". A short total usually means a truncated file or two months mixed. Fix: "
+                f"{report['tolerance']} (a practice missing from one file counts as 0 there): "
+                f"{_examples(shown.astype({'source': int, 'total': int}))}. A short total "
+                "usually means a truncated file or two months mixed. Fix: "
                 "download both files of the same month again."
             )
         within = paired[difference != 0]
@@ -321,6 +323,14 @@ def summary_lines(reconciliation: Mapping[str, Any]) -> list[str]:
             )
         elif isinstance(entry, dict) and entry.get("note"):
             lines.append(f"  {name}: {entry['note']}")
+    shapes = reconciliation.get("boundaries") or {}
+    if shapes:
+        lines.append(
+            f"  boundaries: {shapes['kept']:,} of {shapes['rows']:,} kept; "
+            f"{shapes['null_or_empty']:,} empty or missing geometries, {shapes['repaired']:,} "
+            f"repaired, {shapes['lsoas_without_boundary']:,} LSOAs without a boundary"
+            + (f" (e.g. {', '.join(shapes['examples'][:5])})" if shapes["examples"] else "")
+        )
     fixes = reconciliation.get("code_fixes") or {}
     for name, n in fixes.items():
         if n:
