@@ -604,3 +604,28 @@ def test_neighbourhoods_practice_in_two_groups(demo_prepared, tmp_path, capsys):
     )
     code, err = _run(demo_prepared, tmp_path / "site", capsys, "--neighbourhoods", str(groups))
     _assert_one_clear_line(code, err, "Y90002 in A, B")
+
+
+def test_profile_data_quality_shows_what_concerns_its_area(raw_copy, tmp_path, capsys):
+    """Reconciliation findings reach the data-quality notes of the areas they concern."""
+    import pophealth
+
+    _null_geometry(raw_copy)
+    edit(LSOA_FILE, _move_one_patient)(raw_copy)
+    edit(LSOA_FILE, _mangle_codes("PRACTICE_CODE", str.lower))(raw_copy)
+    code, _, err = _prepare(raw_copy, tmp_path / "prepared", capsys)
+    assert code == 0, err
+    data = pophealth.load(tmp_path / "prepared", cache=False)
+    pcn = data.practices.set_index("practice_code").loc["Y90001", "pcn_code"]
+    notes = " ".join(data.profile(pcn).notes)
+    assert "Y90001 (" in notes and "within the tolerance" in notes
+    assert "trimmed and upper-cased" in notes
+    import geopandas as gpd
+
+    first_lsoa = gpd.read_file(raw_copy / f"{SHAPE}.shp").iloc[0]["LSOA21CD"]
+    lad = data.lsoa.set_index("lsoa21_code").loc[first_lsoa, "lad_code"]
+    resident = data.profile(lad, basis="resident")
+    assert "no usable boundary" in " ".join(resident.notes)
+    # a practice far from that LSOA has no note about it
+    other = data.practices.set_index("practice_code").loc["Y90040", "pcn_code"]
+    assert "Y90001 (" not in " ".join(data.profile(other).notes)
