@@ -200,8 +200,14 @@ def _is_missing(value: Any) -> bool:
 
 
 def _esc(text: Any) -> str:
-    """Escape data-derived text for Plotly's HTML-like labels (no tag can sneak in)."""
-    return html.escape("" if _is_missing(text) else str(text), quote=False)
+    """Escape data-derived text for Plotly's HTML-like labels, titles and hover templates.
+
+    Tags become entities (no tag can sneak in), and ``%{`` becomes ``%&#123;`` so a name placed
+    in a hover template shows literally instead of being filled in by plotly.js (which renders
+    the entity back as ``{``).
+    """
+    escaped = html.escape("" if _is_missing(text) else str(text), quote=False)
+    return escaped.replace("%{", "%&#123;")
 
 
 def format_number(value: float, unit: str = "", decimals: int | None = None) -> str:

@@ -1130,7 +1130,7 @@ HOSTILE_PAYLOADS = (
     "../../../tmp/pophealth-escape",
     "<svg onload=document.title=31337>",
     "' autofocus onfocus=document.title=31337 x='",
-    "[md link](javascript:document.title=31337) <b>bold</b> & ampersand",
+    "[md link](javascript:document.title=31337) <b>bold</b> & ampersand %{x} {{7*7}}",
 )
 
 
