@@ -392,6 +392,13 @@ def _pcn_membership(loaded: dict, as_of: pd.Timestamp, notes: dict) -> pd.DataFr
     if epcn is not None:
         current = src_epcn.membership_at(epcn.memberships, as_of)
         notes["pcn_membership_date"] = as_of.strftime("%Y-%m-%d")
+        overlapping = current.attrs.get("practices_in_multiple_pcns") or []
+        if overlapping:
+            # shown, not silent: the membership with the latest start date is kept
+            notes["practices_in_multiple_pcns"] = (
+                f"{len(overlapping)} practice(s) in two PCNs on {as_of:%Y-%m-%d} in ePCN; the "
+                f"membership with the latest start date is used: {', '.join(overlapping[:10])}"
+            )
         return current[["practice_code", "pcn_code", "pcn_name"]].drop_duplicates("practice_code")
     mapping = loaded.get("practice_map")
     if mapping is not None:
@@ -553,6 +560,7 @@ def prepare(
         "code_fixes": code_fixes,
         "boundaries": files.get("lsoa_boundaries", {}).get("geometry"),
         "indicators_unavailable": missing,
+        "practices_without_icb": int(practice_notes.get("unmapped_practices", 0)),
     }
     manifest = {
         "pophealth_version": __version__,

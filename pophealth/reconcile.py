@@ -331,6 +331,11 @@ def summary_lines(reconciliation: Mapping[str, Any]) -> list[str]:
             f"repaired, {shapes['lsoas_without_boundary']:,} LSOAs without a boundary"
             + (f" (e.g. {', '.join(shapes['examples'][:5])})" if shapes["examples"] else "")
         )
+    if reconciliation.get("practices_without_icb"):
+        lines.append(
+            f"  {reconciliation['practices_without_icb']} practice(s) whose sub-ICB location is "
+            "not in the LSOA lookup: in no sub-ICB or ICB profile"
+        )
     fixes = reconciliation.get("code_fixes") or {}
     for name, n in fixes.items():
         if n:

@@ -321,6 +321,21 @@ REFUSED = [
         r"Two or more files for source 'registrations_lsoa'",
     ),
     ("listing-names-missing-file", _listing_missing_file, r"not-there\.csv, which does not exist"),
+    (
+        "single-age-female-file-missing",
+        remove("gp-reg-pat-prac-sing-age-female.csv"),
+        r"gp-reg-pat-prac-sing-age-male\.csv disagrees with gp-reg-pat-prac-all\.csv",
+    ),
+    (
+        "lsoa-file-two-months-concatenated",
+        lambda raw: (raw / LSOA_FILE).write_bytes(
+            (raw / LSOA_FILE).read_bytes()
+            + b"".join((raw / LSOA_FILE).read_bytes().splitlines(keepends=True)[1:50]).replace(
+                b"2025-10-01", b"2025-09-01"
+            )
+        ),
+        r"practice_code/lsoa_code value\(s\) appear more than once",
+    ),
 ]
 
 
@@ -356,6 +371,11 @@ HANDLED = [
         replace_text(AGE_FILE, b"2025-10-01", b"2025-09-01", count=10**6),
     ),
     ("unrecognised-extra-file", write_bytes("notes-from-analyst.csv", b"a,b\n1,2\n")),
+    ("totals-codes-lower-case", edit(TOTALS_FILE, _mangle_codes("CODE", str.lower))),
+    (
+        "lookup-codes-padded",
+        edit(LOOKUP_FILE, _mangle_codes("LSOA21CD", lambda c: f"{c.lower()} ")),
+    ),
 ]
 
 HANDLED_CHECKS: dict[str, Callable[[dict], bool]] = {
@@ -396,6 +416,13 @@ HANDLED_CHECKS: dict[str, Callable[[dict], bool]] = {
         _rec(m)["practice_totals"]["practice_age_bands"]["compared"] is False
     ),
     "unrecognised-extra-file": lambda m: "notes-from-analyst.csv" in m["unrecognised_files"],
+    "totals-codes-lower-case": lambda m: (
+        _rec(m)["code_fixes"]["practice_totals"] >= 40
+        and _rec(m)["practice_totals"]["registrations_lsoa"]["missing_from_totals"] == []
+    ),
+    "lookup-codes-padded": lambda m: (
+        _rec(m)["code_fixes"]["lsoa21_lookup"] >= 40 and m["counts"]["lsoas"] == 839
+    ),
 }
 
 
