@@ -293,7 +293,8 @@ REFUSED = [
     ),
     ("epcn-not-a-workbook", write_bytes("ePCN.xlsx", b"<html>Error 404</html>"), r"ePCN\.xlsx"),
     ("shapefile-without-prj", remove(f"{SHAPE}.prj"), r"no coordinate reference system"),
-    ("shapefile-without-dbf", remove(f"{SHAPE}.dbf"), r"LSOA_2021_EW_BSC_V4"),
+    ("shapefile-without-dbf", remove(f"{SHAPE}.dbf"), r"\.shp: the shapefile's \.dbf part"),
+    ("shapefile-without-shx", remove(f"{SHAPE}.shx"), r"\.shp: the shapefile's \.shx part"),
     (
         "lsoa-count-not-a-number",
         edit(LSOA_FILE, _set("NUMBER_OF_PATIENTS", "12a")),
