@@ -241,9 +241,14 @@ REFUSED = [
         r"practice_code=Y90007, source=0",
     ),
     (
-        "age-bands-disagree-with-totals",
+        "age-band-larger-than-its-all-row",
         edit(AGE_FILE, _set("NUMBER_OF_PATIENTS", "9999", row=-2)),
-        r"gp-reg-pat-prac-quin-age\.csv disagrees",
+        r"gp-reg-pat-prac-quin-age\.csv: .*age bands add up to more than.*Y90072: bands",
+    ),
+    (
+        "age-file-all-rows-and-bands-short",
+        edit(AGE_FILE, lambda f: f[~((f["ORG_CODE"] == "Y90010") & (f["SEX"] == "FEMALE"))]),
+        r"gp-reg-pat-prac-quin-age\.csv disagrees with gp-reg-pat-prac-all\.csv.*Y90010",
     ),
     (
         "lsoa-file-practice-lsoa-twice",
