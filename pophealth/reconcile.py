@@ -11,7 +11,11 @@ must agree between them. NHS England publishes no rounding or suppression in the
 known differences are patients of indeterminate sex, who are in the ALL totals but in no
 MALE/FEMALE band (a handful per practice at most). :data:`TOLERANCE_PATIENTS` /
 :data:`TOLERANCE_SHARE` allow that and no more: a difference above both means a truncated file,
-two months mixed, or the wrong file, and is an error.
+two months mixed, or the wrong file, and is an error. When two files describe the same practices
+(at least :data:`SAME_POPULATION_SHARE` of all their practices in both), a practice missing from
+one counts as 0 there, so a file that lost whole practices fails too; files of largely different
+practices (a regional extract against national totals) have their missing practices listed by
+code, with their patients, instead.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from pophealth.errors import InputError
 
 TOLERANCE_PATIENTS = 10
 TOLERANCE_SHARE = 0.001  # 0.1% of the practice's list
+# Two files describe the same practices when at least this share of all their practices is in
+# both; then a practice missing from one of them is an error (its patients would vanish).
+SAME_POPULATION_SHARE = 0.5
 
 # Practice-level sources compared with the practice totals of the same extract date.
 _PRACTICE_COUNT_SOURCES = {
@@ -181,8 +188,17 @@ def reconcile_practice_totals(
         entry["practices_compared"] = int(both.dropna().shape[0])
         entry["missing_from_source"] = sorted(both.index[both["source"].isna()].astype(str))
         entry["missing_from_totals"] = sorted(both.index[both["total"].isna()].astype(str))
-        # a practice missing from one side counts as 0 there: its patients must not vanish
-        paired = both.fillna(0.0)
+        common = both.dropna()
+        missing_patients = both["source"].isna() * both["total"].fillna(0) + both[
+            "total"
+        ].isna() * both["source"].fillna(0)
+        entry["patients_of_missing_practices"] = int(missing_patients.sum())
+        # Same population (most practices in both): a practice missing from one side counts as
+        # 0 there, so a file that lost whole practices fails. Largely different populations (a
+        # regional extract against national totals): missing practices are listed, not errors.
+        same_population = len(common) >= SAME_POPULATION_SHARE * len(both)
+        entry["same_population"] = bool(same_population)
+        paired = both.fillna(0.0) if same_population else common
         difference = paired["source"] - paired["total"]
         allowed = np.maximum(TOLERANCE_PATIENTS, TOLERANCE_SHARE * paired["total"])
         beyond = paired[difference.abs() > allowed]
@@ -321,6 +337,15 @@ def summary_lines(reconciliation: Mapping[str, Any]) -> list[str]:
                 f"{len(entry['within_tolerance'])} within tolerance but not equal "
                 f"(difference {entry['patients_difference']:+,} patients)"
             )
+            for side in ("missing_from_source", "missing_from_totals"):
+                codes = entry.get(side) or []
+                if codes:
+                    where = name if side == "missing_from_source" else "practice totals"
+                    lines.append(
+                        f"    {len(codes)} practice(s) missing from {where}: "
+                        + ", ".join(codes[:8])
+                        + (" ..." if len(codes) > 8 else "")
+                    )
         elif isinstance(entry, dict) and entry.get("note"):
             lines.append(f"  {name}: {entry['note']}")
     shapes = reconciliation.get("boundaries") or {}

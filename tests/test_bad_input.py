@@ -379,6 +379,10 @@ HANDLED = [
     ("unrecognised-extra-file", write_bytes("notes-from-analyst.csv", b"a,b\n1,2\n")),
     ("totals-codes-lower-case", edit(TOTALS_FILE, _mangle_codes("CODE", str.lower))),
     (
+        "lsoa-file-of-other-practices",
+        edit(LSOA_FILE, lambda f: f[f["PRACTICE_CODE"] < "Y90021"]),
+    ),
+    (
         "lookup-codes-padded",
         edit(LOOKUP_FILE, _mangle_codes("LSOA21CD", lambda c: f"{c.lower()} ")),
     ),
@@ -422,6 +426,10 @@ HANDLED_CHECKS: dict[str, Callable[[dict], bool]] = {
         _rec(m)["practice_totals"]["practice_age_bands"]["compared"] is False
     ),
     "unrecognised-extra-file": lambda m: "notes-from-analyst.csv" in m["unrecognised_files"],
+    "lsoa-file-of-other-practices": lambda m: (
+        len(_rec(m)["practice_totals"]["registrations_lsoa"]["missing_from_source"]) == 52
+        and _rec(m)["practice_totals"]["registrations_lsoa"]["patients_of_missing_practices"] > 0
+    ),
     "totals-codes-lower-case": lambda m: (
         _rec(m)["code_fixes"]["practice_totals"] >= 40
         and _rec(m)["practice_totals"]["registrations_lsoa"]["missing_from_totals"] == []
