@@ -13,6 +13,7 @@ Each case copies the session's demo raw folder, damages one thing, runs ``pophea
 from __future__ import annotations
 
 import errno
+import gzip
 import json
 import re
 import shutil
@@ -311,6 +312,18 @@ REFUSED = [
         r"gp-reg-pat-prac-lsoa-all\.csv.*'patients'.*-4",
     ),
     ("lsoa-file-empty", write_bytes(LSOA_FILE, b""), r"empty"),
+    (
+        "lsoa-file-is-an-error-page",
+        write_bytes(LSOA_FILE, b"<!DOCTYPE html>\n<html><body>Service unavailable</body></html>\n"),
+        r"gp-reg-pat-prac-lsoa-all\.csv: this is a web page.*download the file again",
+    ),
+    (
+        "totals-file-still-gzipped",
+        lambda raw: (raw / TOTALS_FILE).write_bytes(
+            gzip.compress((raw / TOTALS_FILE).read_bytes())
+        ),
+        r"gp-reg-pat-prac-all\.csv: this is a compressed",
+    ),
     (
         "lsoa-file-missing-column",
         edit(LSOA_FILE, lambda f: f.drop(columns=["LSOA_CODE"])),

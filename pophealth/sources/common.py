@@ -261,6 +261,20 @@ def read_header(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise SourceFormatError(path, "file not found", fix="check the path and file name")
+    with path.open("rb") as handle:
+        start = handle.read(512)
+    if start[:2] == b"\x1f\x8b" or start[:4] == b"PK\x03\x04":
+        raise SourceFormatError(
+            path,
+            "this is a compressed (gzip or zip) file, not a CSV",
+            fix="extract the CSV from the download and put that in the raw folder",
+        )
+    if start.lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        raise SourceFormatError(
+            path,
+            "this is a web page (often a download error page), not the CSV",
+            fix="download the file again from the publisher's page",
+        )
     with path.open(encoding=detect_encoding(path), newline="", errors="replace") as handle:
         first = next(csv.reader(handle), None)
     if not first:
