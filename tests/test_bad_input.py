@@ -582,12 +582,12 @@ def test_run_disk_full(demo_prepared, tmp_path, capsys, monkeypatch):
     mounted = _tmpfs(target, "size=512k")
     if not mounted:
         # no real small disk here: inject ENOSPC at the atomic-write helper's OS call
-        import pophealth.runner.jobs as jobs
+        import os
 
         def full(_fd):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(jobs.os, "fsync", full)
+        monkeypatch.setattr(os, "fsync", full)
     try:
         code, err = _run(demo_prepared, target / "site", capsys)
         _assert_one_clear_line(code, err, "the disk is full", "Fix:")
