@@ -19,12 +19,12 @@ class InputError(PopHealthError, ValueError):
     """Input data or parameters are wrong in a way the user can fix."""
 
 
+class MissingFileError(PopHealthError, FileNotFoundError):
+    """A file or folder the user named (or the run needs) does not exist."""
+
+
 class OutputError(PopHealthError, OSError):
     """An output cannot be written (read-only folder, disk full, a path under a file)."""
-
-
-class MissingFileError(PopHealthError, FileNotFoundError):
-    """A file pophealth needs (a notebook, a store file) is not where it should be."""
 
 
 _OUTPUT_FIXES = {

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import yaml
+from browser_helpers import render_dom, require_chromium
 
 from pophealth import cli
 from pophealth.demo.generator import HOSTILE_PAYLOADS, hostile_name
-from pophealth.runner.browser import find_chromium, render_dom
 
 pytestmark = pytest.mark.slow
 
@@ -80,13 +79,6 @@ def hostile_site(tmp_path_factory) -> dict[str, Path]:
     )
     assert code == 0
     return {"site": site, "custom": custom, "root": root}
-
-
-def _need_browser():
-    if find_chromium() is None:
-        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required (POPHEALTH_REQUIRE_BROWSER=1) but not installed")
-        pytest.skip("Chromium not installed (apt-get install chromium)")
 
 
 def test_every_written_page_and_notebook_is_free_of_injected_markup(hostile_site):
@@ -169,7 +161,7 @@ def _title(dom: str) -> str:
     ],
 )
 def test_no_payload_runs_in_chromium_and_names_show_literally(hostile_site, page):
-    _need_browser()
+    require_chromium()
     folder, pattern = page.split("/", 1)
     (path,) = sorted(hostile_site[folder].glob(pattern))
     dom, _ = render_dom(path, budget_ms=5000)
