@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pophealth.errors import InputError
+from pophealth.sources import SOURCES
 
 TOLERANCE_PATIENTS = 10
 TOLERANCE_SHARE = 0.001  # 0.1% of the practice's list
@@ -74,20 +75,14 @@ def _examples(frame: pd.DataFrame, limit: int = 5) -> str:
 def check_duplicate_keys(loaded: Mapping[str, Any], files: Mapping[str, Any]) -> None:
     """Duplicate keys are an error: the same practice+LSOA twice, an LSOA under two ICBs...
 
+    Each source's key is its :attr:`~pophealth.sources.SourceSpec.unique_key`.
+
     Raises:
         ReconciliationError: Naming the file, the key columns and example rows.
     """
-    keys = {
-        "registrations_lsoa": ["practice_code", "lsoa_code"],
-        "workforce": ["practice_code"],
-        "payments": ["practice_code"],
-        "iod2025": ["lsoa21_code"],
-        "iod2019": ["lsoa11_code"],
-        "lsoa21_lookup": ["lsoa21_code"],
-        "practice_map": ["practice_code"],
-    }
     for name, frame in loaded.items():
-        columns = keys.get(name) or (["lsoa21_code"] if name.startswith("census_") else None)
+        spec = SOURCES.get(name)
+        columns = list(spec.unique_key) if spec is not None else []
         if not isinstance(frame, pd.DataFrame) or not columns:
             continue
         if not set(columns) <= set(frame.columns):

@@ -9,6 +9,7 @@ import pytest
 
 from pophealth import reconcile
 from pophealth.errors import OutputError, PopHealthError, output_error
+from pophealth.files import atomic_path, atomic_write_text
 from pophealth.sources.common import clean_codes, counting_code_fixes
 
 DATE = pd.Timestamp("2025-10-01")
@@ -116,3 +117,24 @@ def test_output_error_names_path_problem_and_fix(number, words):
     assert error.errno == number
     assert str(error).startswith("cannot write /out/x.html: ") and words in str(error)
     assert "Fix: " in str(error) and "\n" not in str(error)
+
+
+def test_atomic_path_turns_write_faults_into_one_output_error(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(OutputError, match="a file stands where a folder should be"):
+        atomic_write_text(tmp_path / "a-file" / "out.html", "<p>x</p>")
+    target = tmp_path / "out.csv"
+    target.write_text("old")
+    with pytest.raises(OutputError, match="the disk is full"), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "out.csv"]  # no temp file
+
+
+def test_atomic_path_leaves_errors_about_other_files_alone(tmp_path):
+    # reading an input inside the block fails about that input, not about the output
+    with pytest.raises(FileNotFoundError) as caught, atomic_path(tmp_path / "out.csv"):
+        (tmp_path / "missing-input.csv").read_text()
+    assert not isinstance(caught.value, OutputError)
+    assert not list(tmp_path.iterdir())
