@@ -29,6 +29,7 @@ from pophealth import (
     staffing,
     stats,
 )
+from pophealth._version import STORE_FORMAT, __version__
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
 from pophealth.profile_frames import Profile, build_profile
@@ -54,6 +55,36 @@ def _store_key(prepared_dir: Path) -> str:
             f"Run `pophealth prepare RAW --out {prepared_dir}` first."
         )
     return f"{manifest.stat().st_mtime_ns}:{manifest.stat().st_size}"
+
+
+def read_store_manifest(prepared_dir: Path) -> dict:
+    """The store's manifest, after checking this pophealth can read the store.
+
+    Raises:
+        StoreError: The manifest is unreadable, the store was written by a pophealth with
+            another store format, or a store file is missing; the message names the fix.
+    """
+    path = prepared_dir / "manifest.json"
+    again = f"Fix: run `pophealth prepare RAW --out {prepared_dir}` again with this pophealth."
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as error:
+        raise StoreError(f"{path} cannot be read ({error}). {again}") from error
+    found = manifest.get("store_format") if isinstance(manifest, dict) else None
+    if found != STORE_FORMAT:
+        built_by = manifest.get("pophealth_version", "an unknown version")
+        raise StoreError(
+            f"{prepared_dir} was prepared by pophealth {built_by} (store format {found}); this "
+            f"pophealth {__version__} reads store format {STORE_FORMAT}. {again}"
+        )
+    missing = [
+        name
+        for name in ("lsoa.parquet", "practices.parquet", "registrations.parquet")
+        if not (prepared_dir / name).exists()
+    ]
+    if missing:
+        raise StoreError(f"{prepared_dir} is incomplete: {', '.join(missing)} missing. {again}")
+    return manifest
 
 
 def load(
@@ -96,7 +127,7 @@ class PopHealthData:
     def __init__(self, prepared_dir: Path, *, neighbourhoods=None, imd: str = "2025"):
         self.prepared_dir = Path(prepared_dir)
         _store_key(self.prepared_dir)
-        self.manifest = json.loads((self.prepared_dir / "manifest.json").read_text("utf-8"))
+        self.manifest = read_store_manifest(self.prepared_dir)
         available = self.manifest.get("imd_releases", [])
         release = ImdRelease.of(imd)
         if available and imd not in available:

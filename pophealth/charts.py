@@ -191,8 +191,13 @@ _is_missing = is_missing
 
 
 def _esc(text: Any) -> str:
-    """Escape data-derived text for Plotly's HTML-like labels (no tag can sneak in)."""
-    return escape_html(text, quote=False)
+    """Escape data-derived text for Plotly's HTML-like labels, titles and hover templates.
+
+    Tags become entities (no tag can sneak in), and ``%{`` becomes ``%&#123;`` so a name placed
+    in a hover template shows literally instead of being filled in by plotly.js (which renders
+    the entity back as ``{``).
+    """
+    return escape_html(text, quote=False).replace("%{", "%&#123;")
 
 
 def format_number(value: float, unit: str = "", decimals: int | None = None) -> str:
@@ -403,7 +408,12 @@ def _finish(
     extra_meta: dict[str, Any] | None = None,
 ) -> FigureSpec:
     """Apply the common NHS look, title, axis titles and caption metadata."""
-    meta: dict[str, Any] = {"chart": chart, "title": title, "source_note": source_note or ""}
+    # meta travels with the figure JSON into notebooks: escaped like every other data text
+    meta: dict[str, Any] = {
+        "chart": chart,
+        "title": _esc(title),
+        "source_note": _esc(source_note or ""),
+    }
     if extra_meta:
         meta.update(extra_meta)
     fig.update_layout(

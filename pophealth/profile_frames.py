@@ -673,6 +673,61 @@ def workforce_findings(area: dict, team: pd.DataFrame, comparator: str) -> list[
     return staffing.largest_gap_findings(team, area["area_name"], comparator)
 
 
+def reconciliation_notes(data: ProfileStore, area: dict) -> list[str]:
+    """What prepare's reconciliation found that concerns this area, as plain sentences.
+
+    Practices of the area whose LSOA or age-file totals differ (within tolerance) from the
+    practice totals, practices of the area missing from a practice-level source, LSOAs where its
+    population lives that have no boundary (counted, not drawn), and codes prepare had to fix.
+    """
+    reconciliation = data.manifest.get("reconciliation") or {}
+    notes: list[str] = []
+    members: set[str] = set()
+    if area["basis"] == "registered" or area["level"] == "england":
+        members = set(practice_weights(data, area).index.astype(str))
+    for source, entry in (reconciliation.get("practice_totals") or {}).items():
+        if not isinstance(entry, dict):
+            continue
+        differing = {c: v for c, v in (entry.get("within_tolerance") or {}).items() if c in members}
+        if differing:
+            shown = ", ".join(
+                f"{code} ({v['source']:,} vs {v['total']:,})"
+                for code, v in list(differing.items())[:5]
+            )
+            notes.append(
+                f"{len(differing)} of the area's practices differ slightly between the {source} "
+                f"file and the practice totals, within the tolerance "
+                f"{reconciliation['practice_totals'].get('tolerance', '')}: {shown}."
+            )
+    for source, codes in ((reconciliation.get("practices") or {}).get("missing") or {}).items():
+        missing = sorted(members & set(codes))
+        if missing and source not in ("workforce", "payments"):  # those have their own notes
+            notes.append(
+                f"{len(missing)} of the area's practices are missing from the {source} file: "
+                + ", ".join(missing[:8])
+                + "."
+            )
+    geometries = data.lsoa_geometries
+    if geometries:
+        population = _lsoa_population(data, area)
+        undrawn = population[
+            (population > 0) & ~population.index.astype(str).isin(list(geometries))
+        ]
+        if len(undrawn):
+            notes.append(
+                f"{len(undrawn)} LSOA(s) where {undrawn.sum():,.0f} of the area's population "
+                "live have no usable boundary in the store: counted in every figure, not drawn "
+                "on the map."
+            )
+    fixes = sum((reconciliation.get("code_fixes") or {}).values())
+    if fixes:
+        notes.append(
+            f"{fixes:,} practice, LSOA or area code(s) in the source files had spaces or lower "
+            "case; prepare trimmed and upper-cased them so they join."
+        )
+    return notes
+
+
 def build_profile(data: ProfileStore, area: dict) -> Profile:
     """Assemble the :class:`Profile` of one register row."""
     table = data.indicator_table
@@ -737,6 +792,7 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
     if area["basis"] == "registered" and "age_0_17" in manifest.get("notes", {}):
         notes.append(f"Registered patients aged 0-17: {manifest['notes']['age_0_17']}.")
     notes.extend(workforce_coverage_notes(data, area))
+    notes.extend(reconciliation_notes(data, area))
     notes.extend(ltc.get("notes", []))
     notes.append(
         f"Built by pophealth {__version__} at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the "

@@ -533,6 +533,59 @@ def styled_headline(text: str | Sequence[str]) -> str:
     return f'<div class="ph-headline" role="note">{inner}</div>'
 
 
+def profile_heading(
+    *,
+    level: str,
+    area_name: str,
+    area_code: str,
+    area_type: str,
+    basis: str,
+    parent_name: str | None,
+    comparator: str,
+) -> str:
+    """The profile's ``<h1>`` and identity line, every data text escaped.
+
+    Names and codes come from downloaded files or an analyst's YAML, so they are escaped here,
+    where they become HTML, rather than rendered as Markdown (which passes raw HTML through).
+
+    Args:
+        level: "Neighbourhood", "Place" or "System".
+        area_name: The area's name.
+        area_code: The area's code.
+        area_type: E.g. "pcn", "lad".
+        basis: "registered" or "resident".
+        parent_name: The parent area's name, or None.
+        comparator: The comparator's name.
+
+    Returns:
+        An HTML fragment: ``<h1>`` plus one ``<p>``.
+    """
+    parent = (
+        f" · part of {_esc(parent_name)}" if parent_name and not _is_missing(parent_name) else ""
+    )
+    return (
+        f'<h1 class="ph-title">{_esc(level)} needs profile: {_esc(area_name)}</h1>'
+        f'<p class="ph-identity"><strong>{_esc(area_code)}</strong> · {_esc(area_type.upper())}'
+        f" · {_esc(basis)} population{parent} · compared with {_esc(comparator)}</p>"
+    )
+
+
+def text_block(text: str | Sequence[str], *, italic: bool = False) -> str:
+    """A paragraph (or a bulleted list, for a sequence) of plain text, escaped.
+
+    Args:
+        text: One paragraph, or a list of points.
+        italic: Show a single paragraph in italics (for "not shown" messages).
+
+    Returns:
+        An HTML ``<p>`` or ``<ul>``.
+    """
+    if isinstance(text, str):
+        inner = f"<em>{_esc(text)}</em>" if italic else _esc(text)
+        return f'<p class="ph-text">{inner}</p>'
+    return '<ul class="ph-notes">' + "".join(f"<li>{_esc(item)}</li>" for item in text) + "</ul>"
+
+
 def findings_list(findings: Sequence[dict], *, empty: str) -> str:
     """A bulleted list of findings' ``text`` (escaped), or ``empty`` when there are none."""
     if not findings:

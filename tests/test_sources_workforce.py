@@ -36,7 +36,8 @@ def test_na_nd_and_source_flags(tmp_path):
     ]
     assert frame["gp_fte"].tolist()[0] == 2.5 and np.isnan(frame["gp_fte"].iloc[1])
     assert np.isnan(frame["gp_extg_fte"].iloc[1])  # ND
-    assert frame["pcn_code"].tolist() == ["U89141", "Unaligned"]
+    # codes are trimmed and upper-cased (docs/data_quality.md), the marker included
+    assert frame["pcn_code"].tolist() == ["U89141", "UNALIGNED"]
     assert frame["nurse_source"].tolist() == ["Includes FTE Estimates", "No valid or current data"]
     assert frame["total_patients"].tolist() == [3827, 18706]
 

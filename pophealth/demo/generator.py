@@ -10,6 +10,7 @@ and quirks. All codes and names are synthetic and say so ("DEMO", "Demo", practi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import uuid
@@ -1387,11 +1388,56 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
     return path
 
 
+# Strings that would run script, break out of an attribute, inject a link or climb folders if a
+# name reached HTML or a path unescaped. Each sets ``document.title`` to ``31337`` if it ever runs.
+HOSTILE_PAYLOADS = (
+    "<script>document.title=31337</script>",
+    '"><img src=x onerror=document.title=31337>',
+    '<a href="javascript:document.title=31337">javascript:link</a>',
+    "../../../tmp/pophealth-escape",
+    "<svg onload=document.title=31337>",
+    "' autofocus onfocus=document.title=31337 x='",
+    "[md link](javascript:document.title=31337) <b>bold</b> & ampersand %{x} {{7*7}}",
+)
+
+
+def hostile_name(name: str, index: int) -> str:
+    """``name`` prefixed with the ``index``-th hostile payload (cycled); keeps names unique."""
+    return f"{HOSTILE_PAYLOADS[index % len(HOSTILE_PAYLOADS)]} {name}"
+
+
+def _with_hostile_names(world: DemoWorld) -> DemoWorld:
+    """A copy of ``world`` whose every name column carries a hostile payload."""
+
+    def poison(frame: pd.DataFrame, column: str, offset: int) -> pd.DataFrame:
+        out = frame.copy()
+        out[column] = [hostile_name(str(n), offset + i) for i, n in enumerate(out[column])]
+        return out
+
+    areas = dict(world.areas)
+    for offset, (level, column) in enumerate(
+        (
+            ("sicbl", "sicbl_name"),
+            ("icb", "icb_name"),
+            ("region", "region_name"),
+            ("lad", "lad_name"),
+        )
+    ):
+        areas[level] = poison(areas[level], column, offset)
+    return dataclasses.replace(
+        world,
+        practices=poison(world.practices, "practice_name", 0),
+        pcns=poison(world.pcns, "pcn_name", 1),
+        areas=areas,
+    )
+
+
 def write_demo_dataset(
     out_dir: str | Path,
     seed: int = 42,
     scale: str = "ics",
     *,
+    hostile_names: bool = False,
     _config_overrides: dict[str, object] | None = None,
 ) -> dict[str, Path]:
     """Write a synthetic demo dataset in the official file formats.
@@ -1404,6 +1450,10 @@ def write_demo_dataset(
             ~600,000 patients, plus a ring of neighbouring-ICB LSOAs) or ``"england"`` for a
             fictional England of national size (~6,300 practices, 42 ICBs, 33,755 LSOAs).
 
+        hostile_names: prefix every name-bearing field (practice, PCN, sub-ICB location, ICB,
+            region, LAD and so LSOA names) with a hostile string from :data:`HOSTILE_PAYLOADS`
+            (script tags, attribute break-outs, ``javascript:`` links, ``../`` paths), in the
+            same official formats, to test that every name is escaped where it becomes HTML.
         _config_overrides: private; ``ScaleConfig`` fields to replace (tests use it to run a
             shrunken England quickly).
 
@@ -1419,6 +1469,8 @@ def write_demo_dataset(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     world = _model.build_world(seed, scale, _config_overrides)
+    if hostile_names:
+        world = _with_hostile_names(world)
     # independent streams per file family, so changing one writer leaves the others unchanged
     streams = np.random.SeedSequence([seed, 20251001]).spawn(7)
     rngs = [np.random.default_rng(s) for s in streams]

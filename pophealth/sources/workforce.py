@@ -216,7 +216,8 @@ WORKFORCE_SCHEMA = canonical_schema(
 def load_workforce(path: str | Path) -> pd.DataFrame:
     """Load practice-level FTEs and headcounts by staff group and role, with estimation flags.
 
-    ``PCN_CODE`` is kept as published (``Unaligned`` for practices in no PCN, ``NA`` before
+    ``PCN_CODE`` is kept as published but upper-cased like every code (``UNALIGNED`` for practices
+    in no PCN, ``NA`` before
     PCNs). FTE/headcount ``NA``/``ND`` -> NaN. ``total_patients`` is nullable ``Int64``. Before
     2022 the sub-ICB column was ``CCG_CODE`` and the ICB column ``STP_CODE``; both are accepted.
     The four group totals and the GP subtotals are required; role columns a release lacks
