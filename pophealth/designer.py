@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -42,19 +43,31 @@ class GroupProfile:
 
     area: dict
     indicators: pd.DataFrame
-    headline: str
     fair_share: pd.DataFrame
     practices: pd.DataFrame
+    comparator: str = "England"
+
+    @cached_property
+    def headline(self) -> str:
+        """The plain-English headline sentence, as on a profile (built when first read)."""
+        if not len(self.indicators):
+            return ""
+        area = {**self.area, "basis": "registered"}
+        return profile_frames.headline_text(area, self.indicators, self.comparator)
 
     @property
     def population(self) -> float:
         """Registered patients of the group's practices."""
         return float(self.practices["registered_patients"].sum())
 
+    @cached_property
+    def values(self) -> dict[str, float]:
+        """``indicator_id -> value`` for the indicators built."""
+        return dict(zip(self.indicators["indicator_id"], self.indicators["value"], strict=True))
+
     def value(self, indicator_id: str) -> float:
         """The group's value of one indicator (NaN when not built)."""
-        rows = self.indicators[self.indicators["indicator_id"] == indicator_id]
-        return float(rows["value"].iloc[0]) if len(rows) else float("nan")
+        return float(self.values.get(indicator_id, float("nan")))
 
 
 # -- geometry: LSOA and practice centres ---------------------------------------------------
@@ -198,11 +211,12 @@ def group_indicator_table(data, groupings: pd.DataFrame) -> pd.DataFrame:
 def group_profiles(data, groupings: pd.DataFrame) -> dict[str, GroupProfile]:
     """A :class:`GroupProfile` for each candidate neighbourhood in ``groupings``."""
     table = group_indicator_table(data, groupings)
+    by_code = dict(tuple(table.groupby("area_code", sort=False)))
     practices = data.practices.set_index("practice_code")
     names = data.register.drop_duplicates("area_code").set_index("area_code")["area_name"]
     out = {}
     for code, members in groupings.groupby("neighbourhood_code", sort=False):
-        rows = table[table["area_code"] == code].reset_index(drop=True)
+        rows = by_code.get(code, table.iloc[:0]).reset_index(drop=True)
         rows = rows.assign(comparison=rows["comparison_95"])
         area = {"area_code": code, "area_name": members["neighbourhood_name"].iloc[0]}
         if len(rows):
@@ -212,13 +226,9 @@ def group_profiles(data, groupings: pd.DataFrame) -> dict[str, GroupProfile]:
         out[str(code)] = GroupProfile(
             area=area,
             indicators=rows,
-            headline=profile_frames.headline_text(
-                {**area, "basis": "registered"}, rows, data.comparator
-            )
-            if len(rows)
-            else "",
             fair_share=profile_frames.fair_share_frame(rows),
             practices=listed[["practice_name", "registered_patients"]].reset_index(),
+            comparator=data.comparator,
         )
     return out
 
@@ -346,6 +356,7 @@ class NeighbourhoodDesigner:
         systems = systems.sort_values("icb_code")
         self.groups: dict[str, tuple[str, list[str]]] = {}
         self.profiles: dict[str, GroupProfile] = {}
+        self._computed: dict[str, tuple[tuple, GroupProfile]] = {}
         self.system = widgets.Dropdown(
             options=[(f"{r.icb_name} ({r.icb_code})", r.icb_code) for r in systems.itertuples()],
             value=data.resolve_system(system) if system else systems["icb_code"].iloc[0],
@@ -370,6 +381,7 @@ class NeighbourhoodDesigner:
         self.save = widgets.Button(description="Save YAML", icon="save")
         self.load = widgets.Button(description="Load YAML", icon="folder-open")
         self.system.observe(lambda _: self._on_system(), names="value")
+        self.current.observe(lambda _: self._show_headline(), names="value")
         self.filter.observe(lambda _: self._fill_list(), names="value")
         self.add_group.on_click(lambda _: self.new_group(self.new_name.value))
         self.from_pcns.on_click(lambda _: self.start_from_pcns())
@@ -493,16 +505,26 @@ class NeighbourhoodDesigner:
     def refresh(self) -> None:
         """Recompute every candidate's profile and redraw the summary, map and lists."""
         groupings = self.groupings()
-        self.profiles = group_profiles(self.data, groupings) if len(groupings) else {}
+        # only candidates whose name or practices changed are recomputed
+        keys = {
+            code: (name, tuple(members)) for code, (name, members) in self.groups.items() if members
+        }
+        stale = groupings[
+            groupings["neighbourhood_code"].map(
+                lambda c: self._computed.get(c, (None, None))[0] != keys[c]
+            )
+        ]
+        if len(stale):
+            for code, profile in group_profiles(self.data, stale).items():
+                self._computed[code] = (keys[code], profile)
+        self.profiles = {code: self._computed[code][1] for code in keys}
         comparator = self.data.comparator
         self.summary.value = (
             summary_table(self.profiles, comparator)
             if self.profiles
             else "<p><i>No neighbourhood has practices yet.</i></p>"
         )
-        self.headlines.value = "".join(
-            f"<p>{html.escape(g.headline)}</p>" for g in self.profiles.values()
-        )
+        self._show_headline()
         loose = unassigned_practices(self.data, groupings, self.system.value)
         listed = "".join(
             f"<li>{html.escape(str(r.practice_name))} ({html.escape(str(r.practice_code))}, "
@@ -519,6 +541,15 @@ class NeighbourhoodDesigner:
         )
         self._fill_list()
         self._colour_map()
+
+    def _show_headline(self) -> None:
+        editing = self.profiles.get(self.current.value)
+        self.headlines.value = (
+            f"<p class='ph-headline'><b>{html.escape(str(editing.area.get('area_name')))}:</b> "
+            f"{html.escape(editing.headline)}</p>"
+            if editing
+            else ""
+        )
 
     def _on_system(self) -> None:
         self.groups = {}
@@ -556,10 +587,11 @@ class NeighbourhoodDesigner:
             hit |= practices["practice_code"].str.lower().str.contains(text, regex=False)
             practices = practices[hit]
         member_of = self._membership()
+        names = {p: self.groups[code][0] for p, code in member_of.items()}
         self.practice_list.options = [
             (
                 f"{r.practice_name} ({r.practice_code}) · {r.registered_patients:,.0f} patients"
-                f" · {self.groups[member_of[r.practice_code]][0] if r.practice_code in member_of else 'no neighbourhood'}",
+                f" · {names.get(r.practice_code, 'no neighbourhood')}",
                 r.practice_code,
             )
             for r in practices.itertuples()
