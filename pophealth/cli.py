@@ -282,6 +282,8 @@ def _free_port() -> int:
 
 def lab_command(notebook: Path, port: int, token: str, *, browser: bool) -> list[str]:
     """The ``jupyter lab`` command line that opens ``notebook`` on ``port`` with ``token``."""
+    import os
+
     command = [
         sys.executable,
         "-m",
@@ -293,6 +295,8 @@ def lab_command(notebook: Path, port: int, token: str, *, browser: bool) -> list
         "--ServerApp.ip=127.0.0.1",
         f"--IdentityProvider.token={token}",
     ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI run as root
     return command + ([] if browser else ["--no-browser"])
 
 
