@@ -82,7 +82,9 @@ def test_explore_notebook_runs_for_interactive_use(demo_prepared, tmp_path):
     nb = nbformat.read(out, as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert len([o for o in outputs if PLOTLY_MIME in o.get("data", {})]) >= 5
+    # the explorer and the designer are widgets (their charts are checked in test_lab_browser)
+    views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 2
 
 
 def test_run_builds_every_profile_with_index_and_manifest(demo_site, demo_data):
