@@ -545,8 +545,7 @@ class NeighbourhoodDesigner:
     def _show_headline(self) -> None:
         editing = self.profiles.get(self.current.value)
         self.headlines.value = (
-            f"<p class='ph-headline'><b>{html.escape(str(editing.area.get('area_name')))}:</b> "
-            f"{html.escape(editing.headline)}</p>"
+            f"<p class='ph-headline'>{html.escape(editing.headline)}</p>"
             if editing
             else ""
         )

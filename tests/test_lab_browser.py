@@ -115,21 +115,14 @@ def page(lab, tmp_path_factory):
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
         # the kernel must be idle before Run All, or the first cells can be skipped
         wait.until(
-            ec.presence_of_element_located(
-                (By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']")
+            lambda d: (
+                _accept_kernel_dialog(d)
+                and d.find_elements(
+                    By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"
+                )
             )
         )
-        menu = wait.until(
-            ec.element_to_be_clickable(
-                (By.XPATH, "//li[contains(@class,'lm-MenuBar-item')][.//div[text()='Run']]")
-            )
-        )
-        menu.click()
-        wait.until(
-            ec.element_to_be_clickable(
-                (By.XPATH, "//li[contains(@class,'lm-Menu-item')][.//div[text()='Run All Cells']]")
-            )
-        ).click()
+        _run_all_cells(driver)
         started = time.monotonic()
         # the designer (last cell) renders its practice list once everything ran
         WebDriverWait(driver, 90).until(
@@ -142,6 +135,45 @@ def page(lab, tmp_path_factory):
         yield driver
     finally:
         driver.quit()
+
+
+def _accept_kernel_dialog(driver) -> bool:
+    """Click "Select" if JupyterLab asks which kernel to start (it may, under load)."""
+    from selenium.webdriver.common.by import By
+
+    for button in driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog button.jp-mod-accept"):
+        if button.is_displayed():
+            button.click()
+    return True
+
+
+def _run_all_cells(driver) -> None:
+    """Run > Run All Cells, again if a kernel dialog swallowed the click."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, 30)
+    for _attempt in range(3):
+        _accept_kernel_dialog(driver)
+        wait.until(
+            ec.element_to_be_clickable(
+                (By.XPATH, "//li[contains(@class,'lm-MenuBar-item')][.//div[text()='Run']]")
+            )
+        ).click()
+        wait.until(
+            ec.element_to_be_clickable(
+                (By.XPATH, "//li[contains(@class,'lm-Menu-item')][.//div[text()='Run All Cells']]")
+            )
+        ).click()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            _accept_kernel_dialog(driver)
+            prompts = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".jp-InputPrompt")]
+            if any(re.search(r"\[(\*|\d+)\]", p) for p in prompts):
+                return
+            time.sleep(0.5)
+    pytest.fail("JupyterLab did not start running the explorer's cells")
 
 
 def _errors(driver) -> list[str]:
