@@ -545,9 +545,7 @@ class NeighbourhoodDesigner:
     def _show_headline(self) -> None:
         editing = self.profiles.get(self.current.value)
         self.headlines.value = (
-            f"<p class='ph-headline'>{html.escape(editing.headline)}</p>"
-            if editing
-            else ""
+            f"<p class='ph-headline'>{html.escape(editing.headline)}</p>" if editing else ""
         )
 
     def _on_system(self) -> None:

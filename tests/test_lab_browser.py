@@ -176,6 +176,14 @@ def _run_all_cells(driver) -> None:
     pytest.fail("JupyterLab did not start running the explorer's cells")
 
 
+def _drawn_plots(driver) -> int:
+    """Plotly charts on the page that have drawn their SVG with at least one trace."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('.js-plotly-plot'))"
+        ".filter(p => p.querySelector('.main-svg') && p._fullData && p._fullData.length).length"
+    )
+
+
 def _errors(driver) -> list[str]:
     from selenium.webdriver.common.by import By
 
@@ -202,11 +210,7 @@ def test_explorer_runs_in_jupyterlab_with_widgets_and_charts(page):
     plots = page.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
     # explorer map + rank chart, the profile's charts, the designer map
     assert len(plots) >= 6
-    drawn = page.execute_script(
-        "return Array.from(document.querySelectorAll('.js-plotly-plot'))"
-        ".filter(p => p.querySelector('.main-svg') && p._fullData && p._fullData.length).length"
-    )
-    assert drawn == len(plots)
+    assert _drawn_plots(page) == len(plots)
     assert page.find_elements(By.CSS_SELECTOR, ".jupyter-widgets input[list]")
     assert page.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")
     text = page.find_element(By.CSS_SELECTOR, ".jp-Notebook").text
