@@ -303,6 +303,7 @@ def lab_command(notebook: Path, port: int, token: str, *, browser: bool) -> list
 def _cmd_lab(args: argparse.Namespace) -> int:
     import os
     import secrets
+    import signal
     import subprocess
 
     from pophealth.explore import NEIGHBOURHOODS_ENV, STORE_ENV
@@ -333,13 +334,22 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         env[NEIGHBOURHOODS_ENV] = str(Path(args.neighbourhoods).resolve())
     command = lab_command(notebook.resolve(), port, token, browser=not args.no_browser)
     server = subprocess.Popen(command, env=env)
+
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt  # SIGTERM stops JupyterLab (and its kernels) too
+
+    signal.signal(signal.SIGTERM, stop)
     print(f"JupyterLab: http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}", flush=True)
     print(f"Explorer store: {prepared.resolve()}  (Ctrl-C stops the server)", flush=True)
     try:
         return server.wait()
     except KeyboardInterrupt:
         server.terminate()
-        return server.wait()
+        try:
+            return server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            return server.wait()
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:

@@ -83,9 +83,9 @@ def lab(demo_prepared, tmp_path_factory):
                 pytest.fail(f"JupyterLab did not start:\n{log.read()[-3000:]}")
             time.sleep(0.3)
     yield url, root
-    server.terminate()
+    server.terminate()  # pophealth lab stops JupyterLab and its kernel on SIGTERM
     try:
-        server.wait(timeout=20)
+        server.wait(timeout=40)
     except subprocess.TimeoutExpired:
         server.kill()
     log.close()
