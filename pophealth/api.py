@@ -392,13 +392,19 @@ class PopHealthData:
         return out.copy()
 
     @cached_property
+    def registered_area_measures(self) -> pd.DataFrame | None:
+        """Practice measures summed to every registered-basis area (None without practices)."""
+        if not len(self.practices):
+            return None
+        return attribution.aggregate_measures(
+            self.practice_measures, self.practice_membership_table, "practice_code"
+        )
+
+    @cached_property
     def indicator_table(self) -> pd.DataFrame:
         """The tidy indicator table for every area, basis and indicator."""
-        registered = resident = None
-        if len(self.practices):
-            registered = attribution.aggregate_measures(
-                self.practice_measures, self.practice_membership_table, "practice_code"
-            )
+        registered = self.registered_area_measures
+        resident = None
         if len(self.lsoa):
             resident = attribution.aggregate_measures(
                 self.lsoa_measures, self.lsoa_membership_table, "lsoa21_code"
@@ -498,3 +504,21 @@ class PopHealthData:
         """
         area = self.resolve_area(area_code, basis)
         return build_profile(self, area)
+
+    def profile_of_practices(
+        self, practices, *, name: str = "Candidate neighbourhood", code: str = "CANDIDATE"
+    ):
+        """Headline profile of an ad-hoc group of practices (e.g. a candidate neighbourhood).
+
+        Args:
+            practices: Practice codes (ODS) forming the group.
+            name: Name shown in the headline.
+            code: Code for the group (as it would appear in a neighbourhoods YAML).
+
+        Returns:
+            A :class:`pophealth.designer.GroupProfile` (indicators against the group's
+            sub-ICB and the comparator, headline sentence, fair-share GP FTE).
+        """
+        from pophealth import designer
+
+        return designer.profile_of_practices(self, practices, name=name, code=code)

@@ -285,23 +285,35 @@ def inverse_care_frames(data: ProfileStore, area: dict, rows: pd.DataFrame) -> d
     if area["level"] == "england":
         system = None
     result = dict(data.memo.get(("inverse_care", system), lambda: _quintile_view(data, system)))
-    result["fair_share"] = pd.DataFrame()
-    fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
-    if len(fte) and fte["denominator"].iloc[0] > 0:
-        r = fte.iloc[0]
-        actual, weighted = float(r["numerator"]), float(r["denominator"])
-        shares = []
-        for label, rate in (
-            ("Parent rate", r["parent_value"]),
-            ("Comparator rate", r["comparator_value"]),
-        ):
-            if pd.notna(rate):
-                fair = weighted * float(rate) / 10_000
-                shares.append((label, actual, fair, actual - fair))
-        result["fair_share"] = pd.DataFrame(
-            shares, columns=["benchmark", "actual_fte", "fair_share_fte", "gap_fte"]
-        )
+    result["fair_share"] = fair_share_frame(rows)
     return result
+
+
+def fair_share_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """An area's GP FTE against its fair share at its parent's and the comparator's rates.
+
+    Args:
+        rows: The area's indicator rows (``indicator_id, numerator, denominator,
+            parent_value, comparator_value``).
+
+    Returns:
+        ``benchmark, actual_fte, fair_share_fte, gap_fte`` (empty without weighted GP FTE).
+    """
+    columns = ["benchmark", "actual_fte", "fair_share_fte", "gap_fte"]
+    fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
+    if not len(fte) or not fte["denominator"].iloc[0] > 0:
+        return pd.DataFrame(columns=columns)
+    r = fte.iloc[0]
+    actual, weighted = float(r["numerator"]), float(r["denominator"])
+    shares = []
+    for label, rate in (
+        ("Parent rate", r["parent_value"]),
+        ("Comparator rate", r["comparator_value"]),
+    ):
+        if pd.notna(rate):
+            fair = weighted * float(rate) / 10_000
+            shares.append((label, actual, fair, actual - fair))
+    return pd.DataFrame(shares, columns=columns)
 
 
 def _quintile_view(data: ProfileStore, system: str | None) -> dict:
