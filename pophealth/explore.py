@@ -23,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from IPython.display import display
 
-from pophealth import charts, indicators, profile_frames, sections, tables
+from pophealth import charts, indicators, sections, tables
 from pophealth.designer import lsoa_centres, practice_centres
 
 #: Environment variable ``pophealth lab`` sets to the prepared store the explorer opens.
