@@ -31,7 +31,7 @@ from pophealth import (
 )
 from pophealth._version import STORE_FORMAT, __version__
 from pophealth.config import load_neighbourhood_groupings
-from pophealth.errors import PopHealthError
+from pophealth.errors import InputError, PopHealthError
 from pophealth.profile_frames import Profile, build_profile
 from pophealth.releases import ImdRelease
 from pophealth.store import FrameMemo
@@ -131,7 +131,7 @@ class PopHealthData:
         available = self.manifest.get("imd_releases", [])
         release = ImdRelease.of(imd)
         if available and imd not in available:
-            raise ValueError(
+            raise InputError(
                 f"IoD{imd} is not in this prepared store (available: "
                 f"{', '.join('IoD' + r for r in available)}). Add its File 7 (and, for IoD2019, "
                 "the LSOA 2011→2021 lookup) to the raw folder and prepare again."
@@ -188,7 +188,7 @@ class PopHealthData:
         reg = self.register
         if level is not None:
             if level not in geography.LEVELS:
-                raise ValueError(
+                raise InputError(
                     f"level must be one of {', '.join(geography.LEVELS)}, not {level!r}."
                 )
             reg = reg[reg["level"] == level]
@@ -222,7 +222,7 @@ class PopHealthData:
         rows = self.register[self.register["area_code"] == canonical]
         if basis is not None:
             if basis not in set(rows["basis"]):
-                raise ValueError(
+                raise InputError(
                     f"Area {canonical} has no {basis!r} basis (available: "
                     f"{', '.join(sorted(rows['basis']))})."
                 )

@@ -313,7 +313,7 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     if args.data:
         prepared = Path(args.data)
         if not (prepared / "manifest.json").exists():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{prepared} is not a prepared store (no manifest.json); run "
                 f"`pophealth prepare RAW --out {prepared}` first, or omit --data for the demo."
             )
@@ -328,7 +328,7 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             prepare(Path(args.demo) / "raw", prepared, progress=None)
     notebook = Path(args.notebooks) / "explore.ipynb"
     if not notebook.is_file():
-        raise FileNotFoundError(f"Explorer notebook {notebook} not found (use --notebooks DIR).")
+        raise MissingFileError(f"Explorer notebook {notebook} not found (use --notebooks DIR).")
     port = args.port or _free_port()
     token = secrets.token_hex(16)
     env = {**os.environ, STORE_ENV: str(prepared.resolve())}
