@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pophealth import attribution, geography, indicators, stats
+from pophealth import peers as peer_areas
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
 
@@ -101,6 +102,9 @@ class Profile:
     synthetic: bool = False
     imd_release: str = "IoD2025"
     comparator: str = "England"
+    similar: pd.DataFrame = field(default_factory=pd.DataFrame)
+    similar_list: pd.DataFrame = field(default_factory=pd.DataFrame)
+    similar_method: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 class PopHealthData:
@@ -394,6 +398,49 @@ class PopHealthData:
     def peers(self) -> pd.DataFrame:
         """Peer ranges by level, basis and indicator."""
         return indicators.peer_summary(self.indicator_table)
+
+    @cached_property
+    def peer_pool_table(self) -> pd.DataFrame:
+        """Indicator rows of every area similar areas are drawn from.
+
+        The indicator table, plus (with analyst neighbourhoods) the national PCNs that share no
+        practice with a custom neighbourhood, so custom neighbourhoods find peers nationally too.
+        """
+        table = self.indicator_table
+        if self.groupings is None or not len(self.practices):
+            return table
+        grouped = self.practices["practice_code"].isin(self.groupings["practice_code"])
+        # a PCN sharing any practice with a custom neighbourhood is not a separate area
+        overlapping = set(self.practices.loc[grouped, "pcn_code"].dropna())
+        pcn = self.practices[~self.practices["pcn_code"].isin(overlapping) & ~grouped]
+        register = geography.build_area_register(pcn, self.lsoa.iloc[:0], None, None)
+        register = register[register["level"] == "neighbourhood"]
+        membership = geography.neighbourhood_practices(pcn)[["practice_code", "area_code"]]
+        measures = attribution.aggregate_measures(
+            self.practice_measures, membership, "practice_code"
+        )
+        extra = indicators.compute_indicator_table(register, measures, None)
+        extra = extra[~extra["area_code"].isin(table["area_code"])]
+        return pd.concat([table, extra], ignore_index=True)
+
+    @cached_property
+    def similar_areas(self) -> dict[tuple[str, str], tuple]:
+        """Nearest-neighbour peers per (level, basis): ``(peers, method, excluded)``.
+
+        See :mod:`pophealth.peers` and ``docs/peers.md``. A level with fewer than two comparable
+        areas has no entry.
+        """
+        table = self.peer_pool_table
+        out = {}
+        for (level, basis), _ in table.groupby(["level", "basis"]):
+            if level == "england":
+                continue
+            matrix, excluded = peer_areas.needs_matrix(table, level, basis)
+            if len(matrix) < 2:
+                continue
+            found, method = peer_areas.nearest_peers(matrix)
+            out[(level, basis)] = (found, method, excluded)
+        return out
 
     def profile(self, area_code: str, basis: str | None = None) -> Profile:
         """Build one area's profile.

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pophealth import __version__, attribution, geography, indicators, stats
+from pophealth import peers as peer_areas
 
 FUNNEL_INDICATORS = ("pct_core20", "pct_bad_health", "gp_fte_per_10k_weighted")
 SEX_LABEL = {"male": "male", "female": "female"}
@@ -441,6 +442,38 @@ def workforce_coverage_notes(data, area: dict) -> list[str]:
     return notes
 
 
+def similar_area_frames(data, area: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The "similar areas" comparator, peer list and method for one area.
+
+    Returns:
+        ``(comparison, peer_list, method)``: per indicator the peers' average and the area's
+        position (:func:`pophealth.peers.similar_area_comparison`); the peers with rank, name,
+        system and distance; the needs variables used or dropped. Empty frames when the area has
+        no peers (too few comparable areas, or a needs variable missing for it).
+    """
+    found = data.similar_areas.get((area["level"], area["basis"]))
+    if found is None:
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+    peer_table, method, _ = found
+    own = peer_table[
+        (peer_table["area_code"] == area["area_code"]) & (peer_table["scope"] == "national")
+    ]
+    if not len(own):
+        return pd.DataFrame(), pd.DataFrame(), method
+    pool = data.peer_pool_table
+    names = pool.drop_duplicates("area_code").set_index("area_code")
+    peer_list = own.assign(
+        peer_name=own["peer_code"].map(names["area_name"]),
+        peer_system=own["peer_code"].map(names["system_code"]),
+    )[["rank", "peer_code", "peer_name", "peer_system", "distance"]]
+    comparison = peer_areas.similar_area_comparison(
+        pool, peer_table, area["area_code"], area["basis"]
+    )
+    meta = pool[["indicator_id", "title", "unit", "polarity"]].drop_duplicates("indicator_id")
+    comparison = meta.merge(comparison, on="indicator_id", how="inner")
+    return comparison, peer_list.reset_index(drop=True), method
+
+
 def build_profile(data, area: dict):
     """Assemble a :class:`pophealth.api.Profile` for one register row."""
     from pophealth.api import Profile
@@ -515,6 +548,7 @@ def build_profile(data, area: dict):
         )
     elif "pcn_membership_date" in manifest.get("notes", {}):
         notes.append(f"PCN membership from ePCN at {manifest['notes']['pcn_membership_date']}.")
+    similar, similar_list, similar_method = similar_area_frames(data, area)
     return Profile(
         area=area,
         indicators=rows,
@@ -537,6 +571,9 @@ def build_profile(data, area: dict):
         synthetic=bool(manifest.get("synthetic")),
         imd_release=imd_release,
         comparator=data.comparator,
+        similar=similar,
+        similar_list=similar_list,
+        similar_method=similar_method,
     )
 
 

@@ -171,6 +171,31 @@ def benchmarking(p) -> None:
         )
 
 
+def similar_areas(p) -> None:
+    """Similar areas: the 10 nearest peers on needs, their average and the area's position."""
+    if not len(p.similar_list):
+        display(
+            Markdown(
+                "_No similar areas: too few comparable areas in the loaded data, or a needs "
+                "variable is missing for this area._"
+            )
+        )
+        return
+    used = p.similar_method.loc[p.similar_method["status"] == "used", "variable"]
+    dropped = p.similar_method[p.similar_method["status"] != "used"]
+    text = (
+        f"The {len(p.similar_list)} {p.area['level']}s most like {p.area['area_name']} on "
+        f"{', '.join(used)} (Euclidean distance on z-scores, see docs/peers.md)."
+    )
+    if len(dropped):
+        text += " Left out as near-duplicates: " + "; ".join(
+            f"{r.variable} ({r.status.removeprefix('dropped: ')})" for r in dropped.itertuples()
+        )
+    display(Markdown(text))
+    charts.show_html(tables.similar_areas_table(p.similar, area_label=p.area["area_name"]))
+    charts.show_html(tables.peer_list_table(p.similar_list))
+
+
 def basis_comparison(p) -> None:
     """System profiles: registered and resident populations side by side."""
     if len(p.basis_comparison):

@@ -470,6 +470,72 @@ def inject_css() -> None:
     show_html(css_block())
 
 
+# --------------------------------------------------------------------------------------
+# 14. Change over time and similar areas
+# --------------------------------------------------------------------------------------
+
+
+def _plain_table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, str]], css: str) -> str:
+    """A sortable-looking plain table; columns are (column, label, format: text|value|count)."""
+    body = []
+    for record in frame.to_dict("records"):
+        cells = []
+        for column, _, kind in columns:
+            value = record.get(column)
+            if kind == "text":
+                cells.append(_cell(_esc(value)))
+            else:
+                unit = record.get("unit", "") if kind == "value" else ""
+                text = format_count(value) if kind == "count" else format_value(value, unit)
+                cells.append(_cell(_esc(text), numeric=True, sort=value))
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    header = _header([(_esc(label), kind != "text") for _, label, kind in columns])
+    return f'<table class="ph-table {css}">{header}<tbody>{"".join(body)}</tbody></table>'
+
+
+def similar_areas_table(comparison: pd.DataFrame, area_label: str) -> str:
+    """Each indicator against the area's similar areas: peers' average, range and position.
+
+    Args:
+        comparison: Columns ``title, unit, value, peer_mean, peer_min, peer_max, position``
+            (from :func:`pophealth.peers.similar_area_comparison` plus catalogue titles).
+        area_label: The area's name (column heading).
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = [
+        ("title", "Indicator", "text"),
+        ("value", area_label, "value"),
+        ("peer_mean", "Similar areas' average", "value"),
+        ("peer_min", "Lowest", "value"),
+        ("peer_max", "Highest", "value"),
+        ("position", "Position among similar areas", "text"),
+    ]
+    _check_frame(comparison, [c for c, _, _ in columns], "similar_areas_table", "comparison")
+    return _plain_table(comparison, columns, "ph-similar")
+
+
+def peer_list_table(peer_list: pd.DataFrame) -> str:
+    """The similar areas, nearest first.
+
+    Args:
+        peer_list: Columns ``rank, peer_code, peer_name, peer_system, distance``.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = [
+        ("rank", "Rank", "count"),
+        ("peer_code", "Code", "text"),
+        ("peer_name", "Name", "text"),
+        ("peer_system", "System", "text"),
+        ("distance", "Distance (z-score units)", "value"),
+    ]
+    _check_frame(peer_list, [c for c, _, _ in columns], "peer_list_table", "peer_list")
+    return _plain_table(peer_list, columns, "ph-peers")
+
+
 __all__ = [
     "PROFILE_CSS",
     "benchmark_table",
@@ -479,7 +545,9 @@ __all__ = [
     "format_count",
     "format_value",
     "inject_css",
+    "peer_list_table",
     "provenance_table",
+    "similar_areas_table",
     "styled_headline",
     "synthetic_banner",
 ]

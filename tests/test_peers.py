@@ -121,3 +121,51 @@ def test_peer_input_errors():
         peers.nearest_peers(random_areas(5), k=0)
     with pytest.raises(StatisticsInputError, match="between 0 and 1"):
         peers.select_variables(random_areas(5), threshold=1.5)
+
+
+# --------------------------------------------------------------------------------------
+# In the profile (demo store)
+# --------------------------------------------------------------------------------------
+
+
+def test_profile_similar_areas_for_a_neighbourhood(demo_data):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from pophealth import sections
+
+    InteractiveShell.instance()
+    code = demo_data.areas("neighbourhood")["area_code"].iloc[0]
+    p = demo_data.profile(code)
+    assert len(p.similar_list) == 10
+    assert code not in set(p.similar_list["peer_code"])
+    assert p.similar_list["distance"].is_monotonic_increasing
+    row = p.similar.set_index("indicator_id").loc["imd_score"]
+    table = demo_data.indicator_table
+    peer_values = table[
+        table["area_code"].isin(p.similar_list["peer_code"])
+        & (table["indicator_id"] == "imd_score")
+    ]["value"]
+    assert row["peer_mean"] == pytest.approx(peer_values.mean())
+    assert row["rank"] == 1 + (peer_values > row["value"]).sum()
+    with capture_output() as shown:
+        sections.similar_areas(p)
+    html = "".join(o.data.get("text/html", "") for o in shown.outputs)
+    assert "Similar areas&#x27; average" in html
+    assert html.count("<tr>") == len(p.similar) + len(p.similar_list) + 2
+
+
+def test_custom_neighbourhoods_find_national_pcn_peers(demo_prepared):
+    from pathlib import Path
+
+    import pophealth
+
+    groupings = Path(__file__).resolve().parents[1] / "docs" / "example_neighbourhoods.yaml"
+    data = pophealth.load(demo_prepared, neighbourhoods=groupings, cache=False)
+    p = data.profile("INT01")
+    assert len(p.similar_list) == 10
+    # pool: the other custom neighbourhood plus PCNs sharing no practice with a custom one
+    grouped = set(data.groupings["practice_code"])
+    shared = set(data.practices.loc[data.practices["practice_code"].isin(grouped), "pcn_code"])
+    assert not shared & set(p.similar_list["peer_code"])
+    assert set(p.similar_list["peer_code"]) - {"INT02"} <= set(data.practices["pcn_code"])
