@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, geography, indicators, stats
+from pophealth import attribution, geography, history, indicators, stats
 from pophealth import peers as peer_areas
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
@@ -441,6 +441,84 @@ class PopHealthData:
             found, method = peer_areas.nearest_peers(matrix)
             out[(level, basis)] = (found, method, excluded)
         return out
+
+    # -- release history (pophealth.history, docs/history.md) -------------------------------
+    @cached_property
+    def history_tables(self) -> dict[str, pd.DataFrame]:
+        """The store's per-period practices, registrations and age-sex tables (may be empty)."""
+        return history.read_history(self.prepared_dir)
+
+    @property
+    def periods(self) -> list[str]:
+        """Periods (``YYYY-MM``) in the store's history, oldest first; the current one if none."""
+        listed = self.manifest.get("history", {}).get("periods", [])
+        return list(listed) or [str(self.manifest.get("as_of", ""))[:7]]
+
+    @cached_property
+    def _period_views(self) -> dict[str, tuple[PopHealthData, pd.DataFrame]]:
+        views = {}
+        tables = self.history_tables
+        if "practices" not in tables:
+            return views
+        for period in self.periods:
+            own = {
+                name: frame[frame["period"] == period].drop(columns="period").reset_index(drop=True)
+                for name, frame in tables.items()
+            }
+            for name in history.HISTORY_TABLES:
+                own.setdefault(name, getattr(self, history.STORE_ATTRIBUTES[name]).iloc[:0])
+            ruled, changes = history.apply_membership_rule(own, self.practices)
+            view = object.__new__(PopHealthData)
+            view.__dict__.update(
+                prepared_dir=self.prepared_dir,
+                manifest=self.manifest,
+                imd=self.imd,
+                lsoa=self.lsoa,
+                practices=ruled["practices"],
+                registrations=ruled["registrations"],
+                age_sex=ruled["practice_age_sex"],
+                groupings=self.groupings,
+                neighbourhoods_file=self.neighbourhoods_file,
+            )
+            views[period] = (view, changes)
+        return views
+
+    def at_period(self, period: str) -> PopHealthData:
+        """The store as it was in ``period``, seen through today's membership (see history)."""
+        views = self._period_views
+        if period not in views:
+            raise StoreError(
+                f"Period {period!r} is not in the store's history (periods: "
+                f"{', '.join(views) or 'none'})."
+            )
+        return views[period][0]
+
+    @cached_property
+    def membership_changes(self) -> pd.DataFrame:
+        """Per period: practices whose PCN differs from today, merged, or not in today's list."""
+        frames = [
+            changes.assign(period=period)
+            for period, (_, changes) in self._period_views.items()
+            if len(changes)
+        ]
+        if not frames:
+            return pd.DataFrame(columns=["period", "practice_code", "change", "detail"])
+        return pd.concat(frames, ignore_index=True)[["period", "practice_code", "change", "detail"]]
+
+    @cached_property
+    def indicator_history(self) -> pd.DataFrame:
+        """The tidy indicator table for every period in the history, with a ``period`` column.
+
+        Periods are computed with today's areas and membership; a store without history gives
+        the current table with its one period.
+        """
+        if not self._period_views:
+            return self.indicator_table.assign(period=self.periods[-1])
+        frames = [
+            view.indicator_table.assign(period=period)
+            for period, (view, _) in self._period_views.items()
+        ]
+        return pd.concat(frames, ignore_index=True)
 
     def profile(self, area_code: str, basis: str | None = None) -> Profile:
         """Build one area's profile.

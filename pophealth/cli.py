@@ -42,6 +42,8 @@ def default_notebook_dir() -> Path:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from pophealth.prepare import prepare
 
+    if args.add:
+        return _cmd_prepare_add(args)
     print(f"Preparing {args.raw} -> {args.out}")
     manifest = prepare(args.raw, args.out, listing=args.listing, as_of=args.as_of)
     counts = manifest["counts"]
@@ -50,6 +52,19 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         f"{counts['registered_patients']:,} registered patients in {manifest['seconds']} s."
     )
     print(f"Manifest: {Path(args.out) / 'manifest.json'}")
+    return 0
+
+
+def _cmd_prepare_add(args: argparse.Namespace) -> int:
+    from pophealth.history import add_release
+
+    print(f"Adding the release in {args.raw} to {args.out}")
+    manifest = add_release(args.raw, args.out)
+    periods = manifest["history"]["periods"]
+    print(
+        f"History: {len(periods)} periods, {periods[0]} to {periods[-1]}; current store "
+        f"{manifest['as_of']} ({manifest['add_seconds']} s)."
+    )
     return 0
 
 
@@ -72,7 +87,7 @@ def _cmd_areas(args: argparse.Namespace) -> int:
 
 def _cmd_indicators(args: argparse.Namespace) -> int:
     data = _load(args)
-    table = data.indicator_table
+    table = data.indicator_history if args.periods == "all" else data.indicator_table
     table = table[table["level"] == args.level] if args.level != "all" else table
     if args.area:
         area = data.resolve_area(args.area)
@@ -321,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="prepared store folder")
     p.add_argument("--listing", help="YAML listing source files and releases")
     p.add_argument("--as-of", help="date for PCN membership (default: registrations extract date)")
+    p.add_argument(
+        "--add",
+        action="store_true",
+        help="RAW is one new release folder: add it to the existing store --out (monthly runs)",
+    )
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("areas", help="list areas")
@@ -333,6 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--level", default="all", choices=["neighbourhood", "place", "system", "all"])
     p.add_argument("--area", help="one area code")
+    p.add_argument(
+        "--periods",
+        default="latest",
+        choices=["latest", "all"],
+        help="'all' writes every period in the store's history (with a period column)",
+    )
     p.add_argument("--out", required=True, help="CSV file to write")
     p.set_defaults(func=_cmd_indicators)
 

@@ -97,6 +97,9 @@ INDICATOR_SOURCES = {
 }
 
 
+# sub-folder of the raw folder holding earlier releases, one folder per period (see history.py)
+RELEASES_DIR = "releases"
+
 # sources published as several files (one per sex)
 MULTI_FILE_SOURCES = {"practice_single_age"}
 
@@ -150,8 +153,8 @@ def discover_raw_files(raw_dir: str | Path, listing: str | Path | None = None) -
         if p.is_file() and p.suffix.lower() in {".csv", ".xlsx", ".shp", ".geojson", ".gpkg"}
     )
     for path in candidates:
-        if path.resolve() in listed:
-            continue
+        if path.resolve() in listed or path.relative_to(raw_dir).parts[0] == RELEASES_DIR:
+            continue  # earlier releases (releases/<period>/) are read by pophealth.history
         name = identify_source(path)
         if name is None:
             found.unrecognised.append(path)
@@ -356,6 +359,26 @@ def build_practice_table(loaded: dict, lsoa: pd.DataFrame, as_of: pd.Timestamp) 
     return practices.reset_index(drop=True), notes
 
 
+def registrations_table(regs: pd.DataFrame | None, lsoa: pd.DataFrame) -> pd.DataFrame:
+    """Practice x LSOA patients with each published LSOA code's status (empty without a file)."""
+    if regs is None:
+        return pd.DataFrame(
+            {"practice_code": [], "lsoa_code": [], "patients": [], "lsoa_status": []}
+        )
+    registrations = regs.groupby(["practice_code", "lsoa_code"], as_index=False)["patients"].sum()
+    registrations["lsoa_status"] = classify_lsoa_codes(
+        registrations["lsoa_code"], set(lsoa["lsoa21_code"])
+    )
+    return registrations
+
+
+def age_sex_table(age_bands: pd.DataFrame | None) -> pd.DataFrame:
+    """Practice x sex x five-year band patients, in the store's columns (empty without a file)."""
+    if age_bands is None:
+        return pd.DataFrame({"practice_code": [], "sex": [], "age_band": [], "patients": []})
+    return age_bands[["practice_code", "sex", "age_band", "patients"]]
+
+
 def practice_ages_0_17(single_age: pd.DataFrame) -> pd.DataFrame:
     """Patients aged 0-17 and all ages per practice from the single-year-of-age lists.
 
@@ -432,29 +455,14 @@ def _rows(frame) -> int:
     return int(len(frame))
 
 
-def prepare(
-    raw_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    listing: str | Path | None = None,
-    as_of: str | None = None,
-    progress=print,
-) -> dict:
-    """Read every official file found in ``raw_dir`` and write the prepared store.
-
-    Args:
-        raw_dir: Folder of raw official files.
-        out_dir: Folder for the prepared store (created; existing store files replaced).
-        listing: Optional YAML listing of source files and releases.
-        as_of: Date for PCN membership (default: the registrations extract date, else today).
-        progress: Callable for one-line progress messages (``None`` for silence).
+def load_raw_sources(raw: RawSources, say=None) -> tuple[dict, dict]:
+    """Load every recognised source of ``raw`` with its loader.
 
     Returns:
-        The manifest (also written to ``manifest.json``).
+        (loaded, files): source name -> loaded frame, and source name -> manifest entry
+        (files with sha256 and size, release label, rows).
     """
-    say = progress or (lambda *_: None)
-    started = time.perf_counter()
-    raw = discover_raw_files(raw_dir, listing)
+    say = say or (lambda *_: None)
     loaded: dict = {}
     files: dict = {}
     for name, paths in sorted(raw.paths.items()):
@@ -479,37 +487,54 @@ def prepare(
             "rows": _rows(frame),
         }
         say(f"  loaded {name:<28} {files[name]['rows']:>10,} rows  ({paths[0].name})")
+    return loaded, files
+
+
+def as_of_date(as_of: str | None, regs: pd.DataFrame | None) -> pd.Timestamp:
+    """PCN membership date: given, else the registrations extract date, else today."""
+    if as_of is not None:
+        return pd.Timestamp(as_of)
+    if regs is not None and len(regs):
+        return pd.Timestamp(regs["extract_date"].max())
+    return pd.Timestamp.today().normalize()
+
+
+def prepare(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    listing: str | Path | None = None,
+    as_of: str | None = None,
+    progress=print,
+) -> dict:
+    """Read every official file found in ``raw_dir`` and write the prepared store.
+
+    Args:
+        raw_dir: Folder of raw official files.
+        out_dir: Folder for the prepared store (created; existing store files replaced).
+        listing: Optional YAML listing of source files and releases.
+        as_of: Date for PCN membership (default: the registrations extract date, else today).
+        progress: Callable for one-line progress messages (``None`` for silence).
+
+    Returns:
+        The manifest (also written to ``manifest.json``).
+    """
+    say = progress or (lambda *_: None)
+    started = time.perf_counter()
+    raw = discover_raw_files(raw_dir, listing)
+    loaded, files = load_raw_sources(raw, say)
     lsoa, lsoa_notes = build_lsoa_table(raw, loaded)
     regs = loaded.get("registrations_lsoa")
-    if as_of is not None:
-        as_of_date = pd.Timestamp(as_of)
-    elif regs is not None and len(regs):
-        as_of_date = pd.Timestamp(regs["extract_date"].max())
-    else:
-        as_of_date = pd.Timestamp.today().normalize()
-    practices, practice_notes = build_practice_table(loaded, lsoa, as_of_date)
+    membership_date = as_of_date(as_of, regs)
+    practices, practice_notes = build_practice_table(loaded, lsoa, membership_date)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if regs is not None:
-        registrations = regs.groupby(["practice_code", "lsoa_code"], as_index=False)[
-            "patients"
-        ].sum()
-        registrations["lsoa_status"] = classify_lsoa_codes(
-            registrations["lsoa_code"], set(lsoa["lsoa21_code"])
-        )
-    else:
-        registrations = pd.DataFrame(
-            {"practice_code": [], "lsoa_code": [], "patients": [], "lsoa_status": []}
-        )
-    age_sex = loaded.get("practice_age_bands")
-    if age_sex is None:
-        age_sex = pd.DataFrame({"practice_code": [], "sex": [], "age_band": [], "patients": []})
+    registrations = registrations_table(regs, lsoa)
+    age_sex = age_sex_table(loaded.get("practice_age_bands"))
     _write_parquet(lsoa, out / "lsoa.parquet")
     _write_parquet(practices, out / "practices.parquet")
     _write_parquet(registrations, out / "registrations.parquet")
-    _write_parquet(
-        age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
-    )
+    _write_parquet(age_sex, out / "practice_age_sex.parquet")
     boundary_path = raw.first("lsoa_boundaries")
     if boundary_path is not None:
         shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
@@ -530,12 +555,15 @@ def prepare(
         shapes.to_crs(4326).to_parquet(out / "boundaries.parquet")
     elif (out / "boundaries.parquet").exists():
         (out / "boundaries.parquet").unlink()
+    from pophealth import history  # history builds on this module's functions
+
+    history_entry = history.prepare_history(Path(raw_dir), out, loaded, files, lsoa, say)
     missing = _unavailable_indicators(set(files))
     manifest = {
         "pophealth_version": __version__,
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "raw_dir": str(Path(raw_dir).resolve()),
-        "as_of": as_of_date.strftime("%Y-%m-%d"),
+        "as_of": membership_date.strftime("%Y-%m-%d"),
         "synthetic": (Path(raw_dir) / "README_SYNTHETIC.txt").exists(),
         "sources": files,
         "unrecognised_files": [p.name for p in raw.unrecognised],
@@ -554,6 +582,8 @@ def prepare(
         },
         "seconds": round(time.perf_counter() - started, 2),
     }
+    if history_entry:
+        manifest["history"] = history_entry
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     for indicator, why in missing.items():
         say(f"  not built: {indicator} ({why})")

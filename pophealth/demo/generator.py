@@ -10,6 +10,7 @@ and quirks. All codes and names are synthetic and say so ("DEMO", "Demo", practi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import uuid
@@ -469,14 +470,16 @@ def _practice_frame(world: DemoWorld) -> pd.DataFrame:
     return out
 
 
-def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
+def _write_registrations(
+    world: DemoWorld, out_dir: Path, extract_date: str = EXTRACT_DATE
+) -> dict[str, Path]:
     prac = _practice_frame(world)
     reg = world.registrations
     written = {}
     lsoa_rows = pd.DataFrame(
         {
             "PUBLICATION": PUBLICATION,
-            "EXTRACT_DATE": EXTRACT_DATE,
+            "EXTRACT_DATE": extract_date,
             "PRACTICE_CODE": reg["practice_code"],
             "PRACTICE_NAME": prac["practice_name"].to_numpy()[reg["practice"]],
             "LSOA_CODE": reg["lsoa_code"],
@@ -492,7 +495,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
     practice_rows = pd.DataFrame(
         {
             "PUBLICATION": PUBLICATION,
-            "EXTRACT_DATE": EXTRACT_DATE,
+            "EXTRACT_DATE": extract_date,
             "TYPE": "GP",
             "SUB_ICB_LOCATION_CODE": prac["sicbl_ods"],
             "ONS_SUB_ICB_LOCATION_CODE": prac["sicbl_code"],
@@ -552,7 +555,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
             pd.DataFrame(
                 {
                     "PUBLICATION": PUBLICATION,
-                    "EXTRACT_DATE": EXTRACT_DATE,
+                    "EXTRACT_DATE": extract_date,
                     "ORG_TYPE": org_type,
                     "ORG_CODE": np.repeat(codes, n_cells),
                     "ONS_CODE": np.repeat(ons, n_cells),
@@ -577,7 +580,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
         )
         frame = pd.DataFrame(
             {
-                "EXTRACT_DATE": EXTRACT_DATE,
+                "EXTRACT_DATE": extract_date,
                 "SUB_ICB_LOCATION_CODE": np.repeat(prac["sicbl_ods"].to_numpy(), len(age_labels)),
                 "ONS_SUB_ICB_LOCATION_CODE": np.repeat(
                     prac["sicbl_code"].to_numpy(), len(age_labels)
@@ -596,7 +599,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
     map_rows = pd.DataFrame(
         {
             "PUBLICATION": PUBLICATION,
-            "EXTRACT_DATE": EXTRACT_DATE,
+            "EXTRACT_DATE": extract_date,
             "PRACTICE_CODE": prac["practice_code"],
             "PRACTICE_NAME": prac["practice_name"],
             "PRACTICE_POSTCODE": prac["postcode"],
@@ -697,7 +700,9 @@ def _write_epcn(world: DemoWorld, out_dir: Path) -> Path:
     return _deterministic_xlsx(wb, out_dir / FILE_NAMES["epcn"])
 
 
-def _write_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
+def _write_workforce(
+    world: DemoWorld, out_dir: Path, rng: np.random.Generator, month: str = WORKFORCE_MONTH
+) -> Path:
     prac = _practice_frame(world)
     p = world.practices
     n = len(p)
@@ -773,7 +778,7 @@ def _write_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) 
         )
         cols[name] = np.where(missing, "NA", text)
     frame = pd.DataFrame(cols)
-    return _write_csv(frame, out_dir / FILE_NAMES["workforce"])
+    return _write_csv(frame, out_dir / FILE_NAMES["workforce"].replace(WORKFORCE_MONTH, month))
 
 
 def _write_payments(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
@@ -1120,11 +1125,83 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
     return path
 
 
+HISTORY_MONTHS = 12  # monthly releases the demo ICS writes (the current one included)
+
+
+def _drifted_world(
+    world: DemoWorld, months_back: int, growth: np.ndarray, fte_walk: np.ndarray
+) -> DemoWorld:
+    """The world ``months_back`` months before the current release.
+
+    Lists smaller or larger, workforce a random walk away, the PCN mover in its old PCN before
+    its move.
+    """
+    factor = 1 - growth * months_back  # per practice; growth is per month
+    reg = world.registrations
+    patients = np.round(reg["patients"].to_numpy() * factor[reg["practice"].to_numpy()])
+    registrations = reg.assign(patients=patients.astype(np.int64))
+    totals = np.bincount(reg["practice"], weights=patients, minlength=len(factor)).astype(np.int64)
+    single = np.round(world.single_age * factor[:, None, None]).astype(np.int64)
+    # put rounding differences on each practice's largest cell so ages add up to the list
+    flat = single.reshape(len(factor), -1)
+    biggest = flat.argmax(axis=1)
+    flat[np.arange(len(factor)), biggest] += totals - flat.sum(axis=1)
+    prac = world.practices.copy()
+    prac["registered"] = totals
+    prac["male"] = single[:, 0, :].sum(axis=1)
+    prac["female"] = single[:, 1, :].sum(axis=1)
+    for column in ("gp_fte", "nurse_fte", "dpc_fte", "admin_fte"):
+        prac[column] = prac[column] * np.exp(fte_walk[months_back])
+    period = pd.Timestamp(EXTRACT_DATE) - pd.DateOffset(months=months_back)
+    moved = world.memberships[world.memberships["end_date"] == _model.MOVE_END_DATE]
+    if period <= pd.Timestamp(_model.MOVE_END_DATE):
+        prac.loc[moved["practice"].to_numpy(), "pcn"] = moved["pcn"].to_numpy()
+    return dataclasses.replace(
+        world, practices=prac, registrations=registrations, single_age=single.reshape(single.shape)
+    )
+
+
+def _write_release_history(
+    world: DemoWorld,
+    out: Path,
+    rng: np.random.Generator,
+    months: int,
+    workforce_stream: np.random.SeedSequence,
+) -> dict[str, Path]:
+    """Earlier monthly releases of registrations and workforce under ``releases/<YYYY-MM>/``.
+
+    Lists drift by a practice-specific monthly growth (mean +0.3%), the workforce by a random
+    walk per practice and staff group, and one practice moves PCN in April 2025 (as in ePCN).
+    The demo writes the LSOA file every month; NHS England publishes it quarterly.
+    """
+    n = len(world.practices)
+    growth = rng.normal(0.003, 0.004, n)
+    steps = rng.normal(0.0, 0.02, (months, n))
+    steps[0] = 0.0
+    fte_walk = np.cumsum(steps, axis=0)  # months_back -> log FTE change from the current month
+    written = {}
+    for back in range(1, months):
+        period = pd.Timestamp(EXTRACT_DATE) - pd.DateOffset(months=back)
+        folder = out / "releases" / period.strftime("%Y-%m")
+        folder.mkdir(parents=True, exist_ok=True)
+        past = _drifted_world(world, back, growth, fte_walk)
+        _write_registrations(past, folder, extract_date=period.strftime("%Y-%m-%d"))
+        written[f"workforce_{period:%Y_%m}"] = _write_workforce(
+            # the current month's stream: each practice keeps its data-source status
+            past,
+            folder,
+            np.random.default_rng(workforce_stream),
+            month=period.strftime("%B %Y"),
+        )
+    return written
+
+
 def write_demo_dataset(
     out_dir: str | Path,
     seed: int = 42,
     scale: str = "ics",
     *,
+    history_months: int | None = None,
     _config_overrides: dict[str, object] | None = None,
 ) -> dict[str, Path]:
     """Write a synthetic demo dataset in the official file formats.
@@ -1137,6 +1214,9 @@ def write_demo_dataset(
             ~600,000 patients, plus a ring of neighbouring-ICB LSOAs) or ``"england"`` for a
             fictional England of national size (~6,300 practices, 42 ICBs, 33,755 LSOAs).
 
+        history_months: monthly releases of registrations and workforce to write, the current
+            one included (earlier ones under ``releases/<YYYY-MM>/``); default 12 for the ICS
+            and 0 (no history) for England, to keep the national benchmark's data unchanged.
         _config_overrides: private; ``ScaleConfig`` fields to replace (tests use it to run a
             shrunken England quickly).
 
@@ -1164,6 +1244,10 @@ def write_demo_dataset(
     written.update(_write_lookups_and_iod(world, out, rngs[2]))
     written.update(_write_census(world, out, rngs[3]))
     written["boundaries_lsoa21"] = _write_boundaries(world, out, rngs[4])
+    if history_months is None:
+        history_months = HISTORY_MONTHS if scale == "ics" else 0
+    if history_months > 1:
+        written.update(_write_release_history(world, out, rngs[5], history_months, streams[0]))
     readme = out / FILE_NAMES["readme"]
     readme.write_text(
         README_TEXT.format(seed=seed, scale=scale, icb_code=world.areas["icb"]["icb_code"].iloc[0]),
