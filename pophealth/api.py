@@ -105,6 +105,7 @@ class Profile:
     similar: pd.DataFrame = field(default_factory=pd.DataFrame)
     similar_list: pd.DataFrame = field(default_factory=pd.DataFrame)
     similar_method: pd.DataFrame = field(default_factory=pd.DataFrame)
+    trends: dict = field(default_factory=dict)
 
 
 class PopHealthData:

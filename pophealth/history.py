@@ -184,6 +184,10 @@ def load_release(folder: Path, say=None) -> tuple[str, dict, dict, str]:
     loaded = {k: v for k, v in loaded.items() if k in TIME_VARYING_SOURCES}
     files = {k: v for k, v in files.items() if k in TIME_VARYING_SOURCES}
     period, note = release_period(loaded, files)
+    absent = [name for name in TIME_VARYING_SOURCES if name not in loaded]
+    if period is not None and absent:
+        # what a release lacks is empty for its period (never carried from another month)
+        note = "; ".join(filter(None, [note, f"release {period} has no {', '.join(absent)}"]))
     if period is None:
         raise HistoryError(
             f"{folder}: cannot tell which month this release is: no registrations file with an "

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from pophealth import __version__, attribution, geography, indicators, stats
+from pophealth import __version__, attribution, geography, indicators, stats, trends
 from pophealth import peers as peer_areas
 
 FUNNEL_INDICATORS = ("pct_core20", "pct_bad_health", "gp_fte_per_10k_weighted")
@@ -474,6 +474,143 @@ def similar_area_frames(data, area: dict) -> tuple[pd.DataFrame, pd.DataFrame, p
     return comparison, peer_list.reset_index(drop=True), method
 
 
+TREND_CHART_INDICATORS = ("list_size", "gp_fte_per_10k_weighted", "nurse_fte_per_10k")
+# what "what changed since the last release" reports, from the indicator history
+CHANGE_INDICATORS = ("list_size", "gp_fte_per_10k", "nurse_fte_per_10k", "dpc_fte_per_10k")
+
+
+def _history_by_area(data) -> dict:
+    return _memo(
+        data,
+        ("history_by_area",),
+        lambda: {code: rows for code, rows in data.indicator_history.groupby("area_code")},
+    )
+
+
+def trend_frames(data, area: dict) -> dict:
+    """Change over time for one area: per-indicator trend words, chart series, what changed.
+
+    Returns:
+        ``summary`` (one row per indicator: ``indicator_id, title, unit, points, values``
+        (list, oldest first), ``first_period, latest_period, direction, method,
+        england_direction``); ``series`` (key indicators: ``indicator_id, title, unit, period,
+        value, lower_ci, upper_ci, england_value``); ``changes`` (``what, previous, latest,
+        change``) and ``significance`` (indicators whose 95% comparison changed) between the
+        last two periods; ``membership`` (practice changes touching the area); ``periods``.
+    """
+    empty = {
+        "summary": pd.DataFrame(),
+        "series": pd.DataFrame(),
+        "changes": pd.DataFrame(),
+        "significance": pd.DataFrame(),
+        "membership": pd.DataFrame(),
+        "periods": data.periods,
+    }
+    by_area = _history_by_area(data)
+    own = by_area.get(area["area_code"])
+    if own is None or own["period"].nunique() < 2:
+        return empty
+    basis = area["basis"]
+    own = own[own["basis"] == basis]
+    england = by_area.get(geography.ALL_LOADED_CODE, own.iloc[:0])
+    england = england[england["basis"] == basis]
+    catalogue = indicators.load_catalogue().set_index("id")["statistic"]
+    both = pd.concat([own, england], ignore_index=True).assign(
+        statistic=lambda d: d["indicator_id"].map(catalogue)
+    )
+    words = trends.direction_of_travel(both, "period", ["area_code", "indicator_id"])
+    words = words.set_index(["area_code", "indicator_id"])
+    ordered = own.sort_values("period")
+    rows = []
+    for indicator, series in ordered.groupby("indicator_id", sort=False):
+        present = series.dropna(subset=["value"])
+        key = (area["area_code"], indicator)
+        england_key = (geography.ALL_LOADED_CODE, indicator)
+        rows.append(
+            {
+                "indicator_id": indicator,
+                "title": series["title"].iloc[-1],
+                "unit": series["unit"].iloc[-1],
+                "points": len(present),
+                "values": present["value"].tolist(),
+                "first_period": present["period"].iloc[0] if len(present) else "",
+                "latest_period": present["period"].iloc[-1] if len(present) else "",
+                "direction": words.loc[key, "direction"] if key in words.index else "",
+                "method": words.loc[key, "method"] if key in words.index else "",
+                "england_direction": words.loc[england_key, "direction"]
+                if england_key in words.index
+                else "",
+            }
+        )
+    summary = pd.DataFrame(rows)
+    summary = summary[summary["points"] >= 3].reset_index(drop=True)
+    england_value = england.set_index(["indicator_id", "period"])["value"]
+    series = ordered[ordered["indicator_id"].isin(TREND_CHART_INDICATORS)]
+    series = series[["indicator_id", "title", "unit", "period", "value", "lower_ci", "upper_ci"]]
+    series = series.assign(
+        england_value=england_value.reindex(
+            pd.MultiIndex.from_arrays([series["indicator_id"], series["period"]])
+        ).to_numpy()
+    )
+    periods = sorted(own["period"].unique())
+    previous, latest = periods[-2], periods[-1]
+    by_period = own.set_index(["indicator_id", "period"])
+    changes = []
+    for indicator in CHANGE_INDICATORS:
+        if (indicator, latest) in by_period.index and (indicator, previous) in by_period.index:
+            before = by_period.loc[(indicator, previous), "value"]
+            after = by_period.loc[(indicator, latest), "value"]
+            changes.append(
+                {
+                    "what": by_period.loc[(indicator, latest), "title"],
+                    "unit": by_period.loc[(indicator, latest), "unit"],
+                    "previous": before,
+                    "latest": after,
+                    "change": after - before,
+                }
+            )
+    compared = own[own["period"].isin([previous, latest])].pivot_table(
+        index=["indicator_id", "title"], columns="period", values="comparison_95", aggfunc="first"
+    )
+    significance = pd.DataFrame()
+    if {previous, latest} <= set(compared.columns):
+        moved = compared[compared[previous].fillna("") != compared[latest].fillna("")]
+        significance = moved.reset_index().rename(columns={previous: "previous", latest: "latest"})[
+            ["indicator_id", "title", "previous", "latest"]
+        ]
+    return {
+        "summary": summary,
+        "series": series.reset_index(drop=True),
+        "changes": pd.DataFrame(changes),
+        "significance": significance,
+        "membership": _membership_changes_for(data, area),
+        "periods": periods,
+    }
+
+
+def _membership_changes_for(data, area: dict) -> pd.DataFrame:
+    """Practice membership changes over the history that touch this area (registered basis)."""
+    changes = data.membership_changes
+    if area["basis"] != "registered" or not len(changes):
+        return pd.DataFrame(columns=["practice_code", "change", "periods", "detail"])
+    members = set(data.practice_members.get(area["area_code"], ()))
+    code = str(area["area_code"])
+    touches = changes["practice_code"].isin(members) | changes["detail"].str.contains(
+        code, regex=False
+    )
+    if area["level"] != "neighbourhood":
+        touches = changes["practice_code"].isin(members) & (changes["change"] != "moved PCN")
+    rows = changes[touches]
+    if not len(rows):
+        return pd.DataFrame(columns=["practice_code", "change", "periods", "detail"])
+    grouped = rows.groupby(["practice_code", "change", "detail"], as_index=False)["period"].agg(
+        lambda p: f"{min(p)} to {max(p)}" if len(p) > 1 else p.iloc[0]
+    )
+    return grouped.rename(columns={"period": "periods"})[
+        ["practice_code", "change", "periods", "detail"]
+    ]
+
+
 def build_profile(data, area: dict):
     """Assemble a :class:`pophealth.api.Profile` for one register row."""
     from pophealth.api import Profile
@@ -549,6 +686,7 @@ def build_profile(data, area: dict):
     elif "pcn_membership_date" in manifest.get("notes", {}):
         notes.append(f"PCN membership from ePCN at {manifest['notes']['pcn_membership_date']}.")
     similar, similar_list, similar_method = similar_area_frames(data, area)
+    over_time = trend_frames(data, area)
     return Profile(
         area=area,
         indicators=rows,
@@ -574,6 +712,7 @@ def build_profile(data, area: dict):
         similar=similar,
         similar_list=similar_list,
         similar_method=similar_method,
+        trends=over_time,
     )
 
 

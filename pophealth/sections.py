@@ -196,6 +196,68 @@ def similar_areas(p) -> None:
     charts.show_html(tables.peer_list_table(p.similar_list))
 
 
+def change_over_time(p) -> None:
+    """Trends, key trend charts with the comparator, and what changed since the last release.
+
+    Each indicator with three or more periods gets a sparkline and its direction in words (SPC
+    or the recent-trend test).
+    """
+    tr = p.trends or {}
+    summary = tr.get("summary")
+    if summary is None or not len(summary):
+        display(
+            Markdown(
+                "_Not enough releases in the prepared store for trends (at least three periods "
+                "are needed; add monthly releases with `pophealth prepare --add`)._"
+            )
+        )
+        return
+    periods = tr["periods"]
+    display(
+        Markdown(
+            f"{len(periods)} releases, {periods[0]} to {periods[-1]}, counted with today's "
+            "neighbourhood membership (see the data-quality section). Change over time reads "
+            "Making Data Count statistical process control for 12 or more points (the latest "
+            "point's variation) and the chi-squared test for trend over the last 5 points for "
+            "shorter series of percentages (docs/history.md)."
+        )
+    )
+    charts.show_html(tables.trend_table(summary, p.comparator))
+    series = tr["series"]
+    for _, rows in series.groupby("indicator_id", sort=False):
+        title, unit = rows["title"].iloc[0], rows["unit"].iloc[0]
+        charts.show(
+            charts.trend_chart_spec(
+                rows,
+                title=f"{title}: {p.area['area_name']} and {p.comparator}",
+                area_label=p.area["area_name"],
+                comparator_label=p.comparator,
+                y_title=f"{title} ({unit})",
+                source_note=_source(p, "Monthly releases in the prepared store."),
+            )
+        )
+    display(Markdown(f"### What changed since the last release ({periods[-2]} to {periods[-1]})"))
+    if len(tr["changes"]):
+        charts.show_html(tables.changes_table(tr["changes"]))
+    significance = tr["significance"]
+    if len(significance):
+        display(
+            Markdown(
+                "Indicators whose comparison with "
+                f"{p.comparator} changed: "
+                + "; ".join(
+                    f"{r.title} ({r.previous or 'none'} → {r.latest or 'none'})"
+                    for r in significance.itertuples()
+                )
+            )
+        )
+    else:
+        display(Markdown(f"No indicator's comparison with {p.comparator} changed."))
+    latest_moves = tr["membership"]
+    if len(latest_moves):
+        display(Markdown("Membership changes over the history are listed under data quality."))
+
+
 def basis_comparison(p) -> None:
     """System profiles: registered and resident populations side by side."""
     if len(p.basis_comparison):
@@ -207,6 +269,10 @@ def data_quality(p) -> None:
     charts.show_html(tables.data_quality_table(p.coverage))
     display(Markdown("\n".join(f"- {note}" for note in p.notes)))
     charts.show_html(tables.provenance_table(p.provenance))
+    membership = (p.trends or {}).get("membership")
+    if membership is not None and len(membership):
+        display(Markdown("**Practice membership changes over the release history**"))
+        charts.show_html(tables.membership_changes_table(membership))
     charts.show_html(tables.definitions_table(p.definitions))
 
 

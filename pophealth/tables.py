@@ -536,18 +536,111 @@ def peer_list_table(peer_list: pd.DataFrame) -> str:
     return _plain_table(peer_list, columns, "ph-peers")
 
 
+def sparkline_svg(values: Sequence[float], *, width: int = 90, height: int = 22) -> str:
+    """A small inline SVG line of a series (oldest left), latest point marked; '' if < 2 points.
+
+    Only numbers go into the SVG, so nothing from the data needs escaping.
+    """
+    numbers = [float(v) for v in values if not _is_missing(v) and math.isfinite(float(v))]
+    if len(numbers) < 2:
+        return ""
+    low, high = min(numbers), max(numbers)
+    span = (high - low) or 1.0
+    step = (width - 6) / (len(numbers) - 1)
+    points = [
+        (3 + i * step, height - 3 - (v - low) / span * (height - 6)) for i, v in enumerate(numbers)
+    ]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    last_x, last_y = points[-1]
+    return (
+        f'<svg class="ph-spark" width="{width}" height="{height}" role="img" '
+        f'aria-label="trend of {len(numbers)} points from {low:g} to {high:g}">'
+        f'<polyline fill="none" stroke="#005EB8" stroke-width="1.5" points="{path}"/>'
+        f'<circle cx="{last_x:.1f}" cy="{last_y:.1f}" r="2.5" fill="#003087"/></svg>'
+    )
+
+
+def trend_table(summary: pd.DataFrame, comparator_label: str) -> str:
+    """Each indicator's change over time: sparkline, first and latest value, direction in words.
+
+    Args:
+        summary: ``trend_frames(...)["summary"]``: ``title, unit, values, first_period,
+            latest_period, direction, england_direction``.
+        comparator_label: Name of the comparator (e.g. England).
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    required = ["title", "unit", "values", "first_period", "latest_period", "direction"]
+    _check_frame(summary, [*required, "england_direction"], "trend_table", "summary")
+    body = []
+    for record in summary.to_dict("records"):
+        values = list(record["values"])
+        body.append(
+            "<tr>"
+            + _cell(_esc(record["title"]))
+            + _cell(sparkline_svg(values))
+            + _cell(_esc(f"{record['first_period']} to {record['latest_period']}"))
+            + _cell(_esc(format_value(values[0], record["unit"])), numeric=True, sort=values[0])
+            + _cell(_esc(format_value(values[-1], record["unit"])), numeric=True, sort=values[-1])
+            + _cell(_esc(record["direction"]))
+            + _cell(_esc(record["england_direction"]))
+            + "</tr>"
+        )
+    header = _header(
+        [
+            ("Indicator", False),
+            ("Trend", False),
+            ("Periods", False),
+            ("First", True),
+            ("Latest", True),
+            ("Change over time", False),
+            (_esc(f"{comparator_label}: change over time"), False),
+        ]
+    )
+    return f'<table class="ph-table ph-trends">{header}<tbody>{"".join(body)}</tbody></table>'
+
+
+def changes_table(changes: pd.DataFrame) -> str:
+    """What changed since the last release: ``what, unit, previous, latest, change``."""
+    columns = [
+        ("what", "Measure", "text"),
+        ("previous", "Previous release", "value"),
+        ("latest", "Latest release", "value"),
+        ("change", "Change", "value"),
+    ]
+    _check_frame(changes, [c for c, _, _ in columns], "changes_table", "changes")
+    return _plain_table(changes, columns, "ph-changes")
+
+
+def membership_changes_table(changes: pd.DataFrame) -> str:
+    """Practice membership changes over the history: ``practice_code, change, periods, detail``."""
+    columns = [
+        ("practice_code", "Practice", "text"),
+        ("change", "Change", "text"),
+        ("periods", "Releases affected", "text"),
+        ("detail", "How the history counts it", "text"),
+    ]
+    _check_frame(changes, [c for c, _, _ in columns], "membership_changes_table", "changes")
+    return _plain_table(changes, columns, "ph-membership")
+
+
 __all__ = [
     "PROFILE_CSS",
     "benchmark_table",
+    "changes_table",
     "css_block",
     "data_quality_table",
     "definitions_table",
     "format_count",
     "format_value",
     "inject_css",
+    "membership_changes_table",
     "peer_list_table",
     "provenance_table",
     "similar_areas_table",
+    "sparkline_svg",
     "styled_headline",
     "synthetic_banner",
+    "trend_table",
 ]

@@ -1,0 +1,161 @@
+"""Release history: full rebuild vs incremental --add, periods, membership rule, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pophealth import cli, history
+from pophealth.prepare import prepare
+
+
+def _link_tree(source: Path, target: Path, skip: set[str]) -> None:
+    """Copy a raw folder as symlinks (fast), leaving out the relative paths in ``skip``."""
+    for path in source.rglob("*"):
+        relative = path.relative_to(source)
+        if path.is_dir() or any(str(relative).startswith(s) for s in skip):
+            continue
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        (target / relative).symlink_to(path)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("period", "practice_code", "lsoa_code", "sex", "age_band") if c in frame]
+    return frame.sort_values(keys).reset_index(drop=True)
+
+
+def test_demo_store_has_twelve_monthly_periods(demo_prepared):
+    manifest = json.loads((demo_prepared / "manifest.json").read_text())
+    periods = manifest["history"]["periods"]
+    assert len(periods) == 12
+    assert periods[0] == "2024-11" and periods[-1] == "2025-10"
+    tables = history.read_history(demo_prepared)
+    assert set(tables) == set(history.HISTORY_TABLES)
+    assert sorted(tables["practices"]["period"].unique()) == periods
+    # the current store is the newest period
+    current = pd.read_parquet(demo_prepared / "practices.parquet")
+    latest = tables["practices"].query("period == '2025-10'").drop(columns="period")
+    pd.testing.assert_frame_equal(
+        _sorted(current), _sorted(latest), check_dtype=False, check_like=True
+    )
+    # lists drift between releases
+    sizes = tables["practices"].groupby("period")["registered_patients"].sum()
+    assert sizes.nunique() == 12
+
+
+def test_incremental_add_equals_full_rebuild(demo_raw, demo_prepared, tmp_path):
+    raw = tmp_path / "raw"
+    _link_tree(demo_raw, raw, skip={"releases/2025-03"})
+    partial = tmp_path / "prepared"
+    manifest = prepare(raw, partial, progress=None)
+    assert "2025-03" not in manifest["history"]["periods"]
+    added = history.add_release(demo_raw / "releases" / "2025-03", partial, progress=None)
+    full = json.loads((demo_prepared / "manifest.json").read_text())
+    assert added["history"]["periods"] == full["history"]["periods"]
+    assert added["history"]["releases"] == full["history"]["releases"]
+    got, want = history.read_history(partial), history.read_history(demo_prepared)
+    for table in history.HISTORY_TABLES:
+        pd.testing.assert_frame_equal(_sorted(got[table]), _sorted(want[table]))
+    for name in history.CURRENT_FILES.values():  # an older month leaves the current store alone
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(partial / name), pd.read_parquet(demo_prepared / name)
+        )
+
+
+def _next_month_release(demo_raw: Path, target: Path) -> Path:
+    """The current release's time-varying files re-dated to November 2025, one list +100."""
+    target.mkdir(parents=True)
+    for name in ("gp-reg-pat-prac-all.csv", "gp-reg-pat-prac-lsoa-all.csv"):
+        text = (demo_raw / name).read_text()
+        (target / name).write_text(text.replace("2025-10-01", "2025-11-01"))
+    totals = pd.read_csv(target / "gp-reg-pat-prac-all.csv", dtype=str)
+    totals.loc[0, "NUMBER_OF_PATIENTS"] = str(int(totals.loc[0, "NUMBER_OF_PATIENTS"]) + 100)
+    totals.to_csv(target / "gp-reg-pat-prac-all.csv", index=False)
+    workforce = next(demo_raw.glob("1 General Practice*October 2025*.csv"))
+    shutil.copy(workforce, target / workforce.name.replace("October 2025", "November 2025"))
+    return target
+
+
+def test_adding_a_newer_month_makes_it_the_current_store(demo_raw, demo_prepared, tmp_path):
+    store = tmp_path / "prepared"
+    shutil.copytree(demo_prepared, store)
+    release = _next_month_release(demo_raw, tmp_path / "2025-11")
+    code = cli.main(["prepare", str(release), "--out", str(store), "--add"])
+    assert code == 0
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert manifest["history"]["periods"][-1] == "2025-11"
+    assert manifest["as_of"] == "2025-11-01"
+    practices = pd.read_parquet(store / "practices.parquet")
+    before = pd.read_parquet(demo_prepared / "practices.parquet")
+    first = pd.read_csv(release / "gp-reg-pat-prac-all.csv", dtype=str).loc[0, "CODE"]
+    delta = (
+        practices.set_index("practice_code")["registered_patients"]
+        - before.set_index("practice_code")["registered_patients"]
+    )
+    assert delta[first] == 100 and (delta.drop(first) == 0).all()
+    # the new month's age lists are not in the release: that table is empty for it, not stale
+    assert len(pd.read_parquet(store / "practice_age_sex.parquet")) == 0
+
+
+def test_add_needs_a_store_and_a_dated_release(demo_prepared, tmp_path):
+    with pytest.raises(history.HistoryError, match="not a prepared store"):
+        history.add_release(tmp_path, tmp_path / "nowhere", progress=None)
+    empty = tmp_path / "empty_release"
+    empty.mkdir()
+    store = tmp_path / "store"
+    shutil.copytree(demo_prepared, store)
+    with pytest.raises(history.HistoryError, match="cannot tell which month"):
+        history.add_release(empty, store, progress=None)
+
+
+def test_membership_rule_counts_a_moved_practice_in_its_current_pcn():
+    practices_then = pd.DataFrame(
+        {
+            "practice_code": ["A", "B", "C", "D"],
+            "pcn_code": ["P1", "P1", "P2", "P2"],
+            "registered_patients": [100, 200, 300, 50],
+        }
+    )
+    today = pd.DataFrame({"practice_code": ["A", "B", "C"], "pcn_code": ["P1", "P2", "P2"]})
+    regs = pd.DataFrame(
+        {
+            "practice_code": ["A", "D"],
+            "lsoa_code": ["E1", "E1"],
+            "lsoa_status": "matched",
+            "patients": [10, 5],
+        }
+    )
+    period = {"practices": practices_then, "registrations": regs, "practice_age_sex": regs.iloc[:0]}
+    tables, changes = history.apply_membership_rule(period, today)
+    pcn = tables["practices"].set_index("practice_code")["pcn_code"]
+    assert pcn["B"] == "P2"  # moved: counted in today's PCN throughout
+    assert pd.isna(pcn["D"])  # closed, no successor: in no neighbourhood
+    assert set(changes["change"]) == {"moved PCN", "not in today's list"}
+    # with an ODS succession D -> C, D's list and registrations are carried by C
+    successors = pd.DataFrame({"predecessor_code": ["D"], "successor_code": ["C"]})
+    tables, changes = history.apply_membership_rule(period, today, successors)
+    sizes = tables["practices"].set_index("practice_code")["registered_patients"]
+    assert sizes["C"] == 350 and "D" not in sizes.index
+    assert tables["registrations"].set_index("practice_code")["patients"]["C"] == 5
+    assert "merged" in set(changes["change"])
+
+
+def test_indicator_history_and_cli_periods_all(demo_data, demo_prepared, tmp_path):
+    table = demo_data.indicator_history
+    assert table["period"].nunique() == 12
+    latest = table[table["period"] == "2025-10"].drop(columns="period").reset_index(drop=True)
+    pd.testing.assert_frame_equal(latest, demo_data.indicator_table, check_dtype=False)
+    changes = demo_data.membership_changes
+    moved = changes[changes["change"] == "moved PCN"]
+    assert moved["practice_code"].nunique() == 1
+    assert sorted(moved["period"]) == ["2024-11", "2024-12", "2025-01", "2025-02", "2025-03"]
+    out = tmp_path / "history.csv"
+    argv = ["indicators", "--data", str(demo_prepared), "--level", "system", "--periods", "all"]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    written = pd.read_csv(out)
+    assert written["period"].nunique() == 12
+    assert set(written["level"]) == {"system"}
