@@ -510,16 +510,78 @@ class PopHealthData:
     def indicator_history(self) -> pd.DataFrame:
         """The tidy indicator table for every period in the history, with a ``period`` column.
 
-        Periods are computed with today's areas and membership; a store without history gives
-        the current table with its one period.
+        Every period uses today's areas (the current register) and today's membership
+        (:func:`pophealth.history.apply_membership_rule`); the periods are stacked into one
+        computation (area codes tagged with their period) because most of the cost is per call.
+        A store without history gives the current table with its one period.
         """
-        if not self._period_views:
+        views = self._period_views
+        if not views:
             return self.indicator_table.assign(period=self.periods[-1])
-        frames = [
-            view.indicator_table.assign(period=period)
-            for period, (view, _) in self._period_views.items()
-        ]
-        return pd.concat(frames, ignore_index=True)
+        sep = "|"
+
+        def tagged(frame: pd.DataFrame, tag: str, *columns: str) -> pd.DataFrame:
+            return frame.assign(**{c: tag + frame[c].astype(str) for c in columns if c in frame})
+
+        parts: dict[str, list[pd.DataFrame]] = {}
+        for period, (view, _) in views.items():
+            tag = period + sep
+            parts.setdefault("register", []).append(
+                tagged(self.register, tag, "area_code").assign(
+                    parent_code=(tag + self.register["parent_code"].astype("string")).astype(object)
+                )
+            )
+            parts.setdefault("practices", []).append(tagged(view.practices, tag, "practice_code"))
+            parts.setdefault("registrations", []).append(
+                tagged(view.registrations, tag, "practice_code", "lsoa_code")
+            )
+            parts.setdefault("age_sex", []).append(tagged(view.age_sex, tag, "practice_code"))
+            parts.setdefault("lsoa", []).append(tagged(self.lsoa, tag, "lsoa21_code"))
+            parts.setdefault("practice_members", []).append(
+                tagged(view.practice_membership_table, tag, "practice_code", "area_code")
+            )
+            parts.setdefault("lsoa_members", []).append(
+                tagged(view.lsoa_membership_table, tag, "lsoa21_code", "area_code")
+            )
+        # one computation over every period: practices and LSOAs are units, tagged by period
+        stacked = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+        registered = resident = None
+        if len(stacked["practices"]):
+            registered = attribution.aggregate_measures(
+                attribution.practice_measures(
+                    stacked["practices"],
+                    stacked["registrations"],
+                    stacked["age_sex"],
+                    stacked["lsoa"],
+                    self.imd,
+                ),
+                stacked["practice_members"],
+                "practice_code",
+            )
+        if len(stacked["lsoa"]):
+            resident = attribution.aggregate_measures(
+                attribution.lsoa_measures(
+                    stacked["lsoa"], stacked["registrations"], stacked["practices"], self.imd
+                ),
+                stacked["lsoa_members"],
+                "lsoa21_code",
+            )
+        table = indicators.compute_indicator_table(
+            stacked["register"],
+            registered,
+            resident,
+            ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
+        )
+        period = table["area_code"].str.split(sep, n=1).str[0]
+        table = indicators.add_benchmarks(
+            table, (period + sep + geography.ALL_LOADED_CODE).to_numpy(dtype=object)
+        )
+        untag = {
+            column: table[column].astype("string").str.split(sep, n=1).str[-1].astype(object)
+            for column in ("area_code", "parent_code")
+        }
+        table = table.assign(**untag, period=period.to_numpy(dtype=object))
+        return table.sort_values("period", kind="stable").reset_index(drop=True)
 
     def profile(self, area_code: str, basis: str | None = None) -> Profile:
         """Build one area's profile.
