@@ -213,3 +213,73 @@ def test_spc_properties(values):
     )
     assert (beyond == out["outside_limits"]).all()
     assert set(out["special_cause"]) <= {"", "high", "low"}
+
+
+# --------------------------------------------------------------------------------------
+# In the profile (demo store with 12 monthly releases)
+# --------------------------------------------------------------------------------------
+
+
+def test_profile_trends_of_the_pcn_that_gained_a_practice(demo_data):
+    changes = demo_data.membership_changes
+    moved = changes[changes["change"] == "moved PCN"].iloc[0]
+    new_pcn = moved["detail"].split(" now")[0].split(", ")[-1]
+    p = demo_data.profile(new_pcn)
+    tr = p.trends
+    assert len(tr["periods"]) == 12
+    summary = tr["summary"].set_index("indicator_id")
+    assert (summary["points"] == 12).all()
+    assert set(summary["method"]) == {"spc"}
+    # the moved practice counts in its current PCN throughout: no step in its list size
+    history = demo_data.indicator_history
+    sizes = history[(history["area_code"] == new_pcn) & (history["indicator_id"] == "list_size")]
+    assert sizes["value"].pct_change().abs().max() < 0.02
+    assert summary.loc["list_size", "values"] == sizes.sort_values("period")["value"].tolist()
+    assert tr["membership"]["practice_code"].tolist() == [moved["practice_code"]]
+    changes_now = tr["changes"].set_index("what")
+    size_row = changes_now.loc["Registered patients"]
+    assert size_row["change"] == pytest.approx(size_row["latest"] - size_row["previous"])
+    series = tr["series"]
+    assert set(series["indicator_id"]) >= {"list_size", "gp_fte_per_10k_weighted"}
+    assert series["england_value"].notna().all()
+
+
+def test_change_over_time_section_renders_table_charts_and_changes(demo_data):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from pophealth import sections
+
+    InteractiveShell.instance()
+    code = demo_data.areas("place")["area_code"].iloc[0]
+    p = demo_data.profile(code)
+    with capture_output() as shown:
+        sections.change_over_time(p)
+    html = "".join(o.data.get("text/html", "") for o in shown.outputs)
+    markdown = "".join(o.data.get("text/markdown", "") for o in shown.outputs)
+    assert html.count('<svg class="ph-spark"') == len(p.trends["summary"])
+    assert f"{p.comparator}: change over time" in html
+    plots = [o for o in shown.outputs if "application/vnd.plotly.v1+json" in o.data]
+    assert len(plots) == p.trends["series"]["indicator_id"].nunique()
+    assert "What changed since the last release (2025-09 to 2025-10)" in markdown
+
+
+def test_sparkline_and_trend_chart_escape_and_scale():
+    from pophealth import charts, tables
+
+    svg = tables.sparkline_svg([1.0, 2.0, float("nan"), 4.0])
+    assert svg.count(",") == 3 and "circle" in svg  # three finite points
+    assert tables.sparkline_svg([5.0]) == ""
+    series = pd.DataFrame(
+        {
+            "period": ["2025-01", "2025-02", "2025-03"],
+            "value": [100.0, 110.0, 120.0],
+            "lower_ci": np.nan,
+            "upper_ci": np.nan,
+            "england_value": [1e6, 1.01e6, 1.02e6],
+        }
+    )
+    fig = charts.trend_chart(series, "List <b>size</b>", "<script>x</script>", "England")
+    assert fig.data[1].yaxis == "y2"  # a count's comparator has its own axis
+    assert "<script>" not in fig.layout.title.text and "<script>" not in fig.data[0].text[0]
+    assert list(fig.data[0].x) == ["2025-01", "2025-02", "2025-03"]
