@@ -44,6 +44,7 @@ from scipy import stats as sps
 from pophealth.stats import (
     POLARITIES,
     StatisticsInputError,
+    _as_list,
     _check_non_negative,
     _numeric,
     _raise_for_rows,
@@ -71,14 +72,6 @@ RECENT_CONFIDENCE = 0.999
 NOT_ENOUGH = "Not enough data"
 
 
-def _as_list(by: Hashable | Sequence[Hashable] | None) -> list[Hashable]:
-    if by is None:
-        return []
-    if isinstance(by, str) or not isinstance(by, Sequence):
-        return [by]
-    return list(by)
-
-
 def _check_series(
     df: pd.DataFrame, by: list[Hashable], period: Hashable, columns: Sequence[Hashable], what: str
 ) -> pd.DataFrame:
@@ -104,6 +97,13 @@ def _check_series(
         "Every value needs the period it belongs to",
     )
     return df.sort_values(key, kind="stable")
+
+
+def _series_positions(frame: pd.DataFrame, by_cols: list[Hashable]) -> dict:
+    """Series key -> row positions (one series of every row when there are no key columns)."""
+    if not by_cols:
+        return {None: np.arange(len(frame))}
+    return frame.groupby(by_cols, sort=False, dropna=False).indices
 
 
 def _polarity_of(df: pd.DataFrame, polarity: str | Hashable | None) -> np.ndarray:
@@ -268,11 +268,7 @@ def xmr_chart(
     special = np.full(n, "", dtype=object)
     codes = np.full(n, "not_enough_data", dtype=object)
     words = np.full(n, NOT_ENOUGH, dtype=object)
-    groups = (
-        ordered.groupby(by_cols, sort=False, dropna=False).indices
-        if by_cols
-        else {None: np.arange(n)}
-    )
+    groups = _series_positions(ordered, by_cols)
     for positions in groups.values():
         positions = np.asarray(positions)
         present = positions[~np.isnan(values[positions])]
@@ -406,11 +402,7 @@ def recent_trend(
         "A proportion's numerator must be part of its denominator",
     )
     polarities = _polarity_of(ordered, polarity)
-    groups = (
-        ordered.groupby(by_cols, sort=False, dropna=False).indices
-        if by_cols
-        else {None: np.arange(len(ordered))}
-    )
+    groups = _series_positions(ordered, by_cols)
     records = []
     for key, positions in groups.items():
         positions = np.asarray(positions)
