@@ -1167,8 +1167,10 @@ def _write_release_history(
     rng: np.random.Generator,
     months: int,
     workforce_stream: np.random.SeedSequence,
-) -> dict[str, Path]:
+) -> list[Path]:
     """Earlier monthly releases of registrations and workforce under ``releases/<YYYY-MM>/``.
+
+    Returns the release folders written.
 
     Lists drift by a practice-specific monthly growth (mean +0.3%), the workforce by a random
     walk per practice and staff group, and one practice moves PCN in April 2025 (as in ePCN).
@@ -1179,21 +1181,22 @@ def _write_release_history(
     steps = rng.normal(0.0, 0.02, (months, n))
     steps[0] = 0.0
     fte_walk = np.cumsum(steps, axis=0)  # months_back -> log FTE change from the current month
-    written = {}
+    folders = []
     for back in range(1, months):
         period = pd.Timestamp(EXTRACT_DATE) - pd.DateOffset(months=back)
         folder = out / "releases" / period.strftime("%Y-%m")
         folder.mkdir(parents=True, exist_ok=True)
         past = _drifted_world(world, back, growth, fte_walk)
         _write_registrations(past, folder, extract_date=period.strftime("%Y-%m-%d"))
-        written[f"workforce_{period:%Y_%m}"] = _write_workforce(
+        folders.append(folder)
+        _write_workforce(
             # the current month's stream: each practice keeps its data-source status
             past,
             folder,
             np.random.default_rng(workforce_stream),
             month=period.strftime("%B %Y"),
         )
-    return written
+    return folders
 
 
 def write_demo_dataset(
@@ -1247,7 +1250,8 @@ def write_demo_dataset(
     if history_months is None:
         history_months = HISTORY_MONTHS if scale == "ics" else 0
     if history_months > 1:
-        written.update(_write_release_history(world, out, rngs[5], history_months, streams[0]))
+        # earlier releases sit under releases/<YYYY-MM>/ and are not in the returned mapping
+        _write_release_history(world, out, rngs[5], history_months, streams[0])
     readme = out / FILE_NAMES["readme"]
     readme.write_text(
         README_TEXT.format(seed=seed, scale=scale, icb_code=world.areas["icb"]["icb_code"].iloc[0]),
