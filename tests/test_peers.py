@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pophealth import peers
 from pophealth.stats import StatisticsInputError
@@ -169,3 +171,19 @@ def test_custom_neighbourhoods_find_national_pcn_peers(demo_prepared):
     shared = set(data.practices.loc[data.practices["practice_code"].isin(grouped), "pcn_code"])
     assert not shared & set(p.similar_list["peer_code"])
     assert set(p.similar_list["peer_code"]) - {"INT02"} <= set(data.practices["pcn_code"])
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.integers(min_value=2, max_value=25),
+    st.integers(min_value=0, max_value=10_000),
+    st.integers(min_value=1, max_value=12),
+)
+def test_peer_properties(n, seed, k):
+    matrix, _ = peers.needs_matrix(tidy(random_areas(n, seed)), "neighbourhood", "registered")
+    found, _ = peers.nearest_peers(matrix, k=k)
+    assert (found["area_code"] != found["peer_code"]).all()  # never its own peer
+    assert (found.groupby("area_code").size() == min(k, n - 1)).all()
+    for _, rows in found.groupby("area_code"):
+        assert rows["distance"].is_monotonic_increasing
+        assert rows["rank"].tolist() == list(range(1, len(rows) + 1))
