@@ -478,7 +478,12 @@ class PopHealthData:
                 practices=ruled["practices"],
                 registrations=ruled["registrations"],
                 age_sex=ruled["practice_age_sex"],
-                groupings=self.groupings,
+                # a practice that opened later is in no grouping of earlier periods
+                groupings=None
+                if self.groupings is None
+                else self.groupings[
+                    self.groupings["practice_code"].isin(ruled["practices"]["practice_code"])
+                ],
                 neighbourhoods_file=self.neighbourhoods_file,
             )
             views[period] = (view, changes)

@@ -159,3 +159,17 @@ def test_indicator_history_and_cli_periods_all(demo_data, demo_prepared, tmp_pat
     written = pd.read_csv(out)
     assert written["period"].nunique() == 12
     assert set(written["level"]) == {"system"}
+
+
+def test_history_with_custom_neighbourhoods(demo_prepared):
+    import pophealth
+
+    groupings = Path(__file__).resolve().parents[1] / "docs" / "example_neighbourhoods.yaml"
+    data = pophealth.load(demo_prepared, neighbourhoods=groupings, cache=False)
+    p = data.profile("INT01")
+    summary = p.trends["summary"].set_index("indicator_id")
+    assert summary.loc["list_size", "points"] == 12
+    history = data.indicator_history
+    latest = history[(history["period"] == "2025-10") & (history["area_code"] == "INT01")]
+    current = data.indicator_table[data.indicator_table["area_code"] == "INT01"]
+    assert latest["value"].tolist() == pytest.approx(current["value"].tolist(), nan_ok=True)
