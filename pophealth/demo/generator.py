@@ -1141,11 +1141,16 @@ def _drifted_world(
     patients = np.round(reg["patients"].to_numpy() * factor[reg["practice"].to_numpy()])
     registrations = reg.assign(patients=patients.astype(np.int64))
     totals = np.bincount(reg["practice"], weights=patients, minlength=len(factor)).astype(np.int64)
-    single = np.round(world.single_age * factor[:, None, None]).astype(np.int64)
-    # put rounding differences on each practice's largest cell so ages add up to the list
-    flat = single.reshape(len(factor), -1)
-    biggest = flat.argmax(axis=1)
-    flat[np.arange(len(factor)), biggest] += totals - flat.sum(axis=1)
+    # ages scaled to the new list and rounded by largest remainder, so they add up exactly
+    now = world.single_age.reshape(len(factor), -1).astype(float)
+    scaled = now * (totals / np.maximum(now.sum(axis=1), 1))[:, None]
+    flat = np.floor(scaled)
+    short = totals - flat.sum(axis=1)
+    order = np.argsort(flat - scaled, axis=1, kind="stable")  # largest remainder first
+    rank = np.empty_like(order)
+    rank[np.arange(len(factor))[:, None], order] = np.arange(flat.shape[1])
+    flat += rank < short[:, None]
+    single = flat.astype(np.int64).reshape(world.single_age.shape)
     prac = world.practices.copy()
     prac["registered"] = totals
     prac["male"] = single[:, 0, :].sum(axis=1)
@@ -1157,7 +1162,7 @@ def _drifted_world(
     if period <= pd.Timestamp(_model.MOVE_END_DATE):
         prac.loc[moved["practice"].to_numpy(), "pcn"] = moved["pcn"].to_numpy()
     return dataclasses.replace(
-        world, practices=prac, registrations=registrations, single_age=single.reshape(single.shape)
+        world, practices=prac, registrations=registrations, single_age=single
     )
 
 
