@@ -687,6 +687,9 @@ def build_profile(data, area: dict):
         notes.append(f"PCN membership from ePCN at {manifest['notes']['pcn_membership_date']}.")
     similar, similar_list, similar_method = similar_area_frames(data, area)
     over_time = trend_frames(data, area)
+    if len(over_time["summary"]):
+        trend = over_time["summary"].set_index("indicator_id")["values"]
+        rows = rows.assign(trend=rows["indicator_id"].map(trend))
     return Profile(
         area=area,
         indicators=rows,

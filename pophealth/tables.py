@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pophealth.charts import (
@@ -223,7 +224,8 @@ def benchmark_table(
 
     Args:
         rows: Columns ``title, unit, value, lower_ci, upper_ci, parent_value, comparator_value,
-            comparison, numerator, denominator, method``; one row per indicator.
+            comparison, numerator, denominator, method``; one row per indicator; optional
+            ``trend`` (the values over the releases, oldest first) adds a sparkline column.
         area_label: Column heading for the area's values.
         parent_label: Column heading for the parent's values.
         england_label: Column heading for the comparator (England) values.
@@ -284,6 +286,7 @@ def benchmark_table(
                 sort=_as_float(record["comparator_value"]),
             ),
             _cell(_esc(word), sort=word, classes=css, attrs=style),
+            *([_cell(sparkline_svg(_trend_values(record["trend"])))] if "trend" in record else []),
             _cell(
                 _esc(format_count(record["numerator"])),
                 numeric=True,
@@ -306,6 +309,7 @@ def benchmark_table(
             (_esc(parent_label), True),
             (_esc(england_label), True),
             (f"Compared with {_esc(england_label)}", False),
+            *([("Trend", False)] if "trend" in rows else []),
             ("Numerator", True),
             ("Denominator", True),
             ("Method", False),
@@ -534,6 +538,13 @@ def peer_list_table(peer_list: pd.DataFrame) -> str:
     ]
     _check_frame(peer_list, [c for c, _, _ in columns], "peer_list_table", "peer_list")
     return _plain_table(peer_list, columns, "ph-peers")
+
+
+def _trend_values(value: Any) -> list[float]:
+    """A row's trend values (a list, or missing for an indicator without history)."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return [float(v) for v in value]
+    return []
 
 
 def sparkline_svg(values: Sequence[float], *, width: int = 90, height: int = 22) -> str:

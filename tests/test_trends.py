@@ -262,6 +262,13 @@ def test_change_over_time_section_renders_table_charts_and_changes(demo_data):
     plots = [o for o in shown.outputs if "application/vnd.plotly.v1+json" in o.data]
     assert len(plots) == p.trends["series"]["indicator_id"].nunique()
     assert "What changed since the last release (2025-09 to 2025-10)" in markdown
+    with capture_output() as shown:
+        sections.benchmarking(p)
+    table = next(
+        o.data["text/html"] for o in shown.outputs if "ph-benchmark" in o.data.get("text/html", "")
+    )
+    assert ">Trend</th>" in table
+    assert table.count('<svg class="ph-spark"') == p.indicators["trend"].notna().sum() > 10
 
 
 def test_sparkline_and_trend_chart_escape_and_scale():
