@@ -173,3 +173,18 @@ def test_history_with_custom_neighbourhoods(demo_prepared):
     latest = history[(history["period"] == "2025-10") & (history["area_code"] == "INT01")]
     current = data.indicator_table[data.indicator_table["area_code"] == "INT01"]
     assert latest["value"].tolist() == pytest.approx(current["value"].tolist(), nan_ok=True)
+
+
+def test_release_period_prefers_registrations_and_reports_disagreement():
+    totals = pd.DataFrame({"extract_date": pd.to_datetime(["2025-10-01"]), "patients": [1]})
+    files = {
+        "workforce": {
+            "files": [{"name": "1 General Practice – September 2025 Practice Level - Detailed.csv"}]
+        }
+    }
+    period, note = history.release_period({"practice_totals": totals, "workforce": object()}, files)
+    assert period == "2025-10"
+    assert note == "release 2025-10: workforce is from 2025-09"
+    period, note = history.release_period({"workforce": object()}, files)
+    assert (period, note) == ("2025-09", "")
+    assert history.release_period({}, {}) == (None, "")
