@@ -29,6 +29,8 @@ AGE_BANDS = [f"{a}_{a + 4}" for a in range(0, 95, 5)] + ["95+"]
 HEADLINE_INDICATORS = ("list_size", "pct_core20", "imd_score", "gp_fte_per_10k_weighted")
 
 _CACHE: dict[tuple, PopHealthData] = {}
+# registration rows stacked in one indicator-history computation (memory bound)
+HISTORY_ROWS_PER_CHUNK = 2_000_000
 
 
 class StoreError(PopHealthError, FileNotFoundError):
@@ -523,6 +525,15 @@ class PopHealthData:
         views = self._period_views
         if not views:
             return self.indicator_table.assign(period=self.periods[-1])
+        # stack as many periods as keep memory bounded (England: one period, ~1.2 M rows, a go)
+        per_chunk = max(1, HISTORY_ROWS_PER_CHUNK // max(1, len(self.registrations)))
+        periods = list(views)
+        chunks = [periods[i : i + per_chunk] for i in range(0, len(periods), per_chunk)]
+        frames = [self._stacked_history({p: views[p] for p in chunk}) for chunk in chunks]
+        return pd.concat(frames, ignore_index=True)
+
+    def _stacked_history(self, views: dict) -> pd.DataFrame:
+        """Indicator tables of several periods in one computation (see indicator_history)."""
         sep = "|"
 
         def tagged(frame: pd.DataFrame, tag: str, *columns: str) -> pd.DataFrame:

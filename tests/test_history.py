@@ -188,3 +188,12 @@ def test_release_period_prefers_registrations_and_reports_disagreement():
     period, note = history.release_period({"workforce": object()}, files)
     assert (period, note) == ("2025-09", "")
     assert history.release_period({}, {}) == (None, "")
+
+
+def test_history_in_chunks_equals_one_stack(demo_data, demo_prepared, monkeypatch):
+    import pophealth
+    from pophealth import api
+
+    monkeypatch.setattr(api, "HISTORY_ROWS_PER_CHUNK", 1)  # one period per computation
+    chunked = pophealth.load(demo_prepared, cache=False).indicator_history
+    pd.testing.assert_frame_equal(chunked, demo_data.indicator_history)
