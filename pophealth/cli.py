@@ -40,12 +40,12 @@ def default_notebook_dir() -> Path:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from pophealth.prepare import prepare
+    from pophealth.history import prepare_store
 
     if args.add:
         return _cmd_prepare_add(args)
     print(f"Preparing {args.raw} -> {args.out}")
-    manifest = prepare(args.raw, args.out, listing=args.listing, as_of=args.as_of)
+    manifest = prepare_store(args.raw, args.out, listing=args.listing, as_of=args.as_of)
     counts = manifest["counts"]
     print(
         f"Prepared {counts['practices']:,} practices, {counts['lsoas']:,} LSOAs, "
@@ -249,7 +249,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pophealth.demo import write_demo_dataset
-    from pophealth.prepare import prepare
+    from pophealth.history import prepare_store
 
     out = Path(args.out)
     raw, prepared, site = out / "raw", out / "prepared", out / "profiles"
@@ -257,7 +257,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     write_demo_dataset(raw, seed=args.seed)
     t1 = time.perf_counter()
     print(f"Demo raw files written to {raw} in {t1 - t0:.1f} s")
-    prepare(raw, prepared, progress=None)
+    prepare_store(raw, prepared, progress=None)
     t2 = time.perf_counter()
     print(f"Prepared store written to {prepared} in {t2 - t1:.1f} s")
     import pophealth

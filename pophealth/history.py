@@ -267,6 +267,32 @@ def prepare_history(raw_dir: Path, out: Path, loaded: dict, files: dict, lsoa: p
     }
 
 
+def prepare_store(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    listing: str | Path | None = None,
+    as_of: str | None = None,
+    progress=print,
+) -> dict:
+    """``pophealth prepare``: the prepared store plus the release history of ``raw_dir``.
+
+    :func:`pophealth.prepare.prepare` with :func:`prepare_history` as its ``history`` step
+    (prepare itself does not know about history, so the modules do not import each other).
+
+    Returns:
+        The manifest, with ``history`` when the raw folder has dated time-varying sources.
+    """
+    return prep.prepare(
+        raw_dir,
+        out_dir,
+        listing=listing,
+        as_of=as_of,
+        progress=progress,
+        extensions={"history": prepare_history},
+    )
+
+
 def read_history(prepared_dir: str | Path) -> dict[str, pd.DataFrame]:
     """The store's history tables (``period`` column); empty dict when it has none."""
     folder = Path(prepared_dir) / HISTORY_DIR
@@ -308,8 +334,9 @@ def add_release(release_dir: str | Path, prepared_dir: str | Path, *, progress=p
     manifest = json.loads(manifest_path.read_text("utf-8"))
     if "history" not in manifest:
         raise HistoryError(
-            f"{out} was prepared without release history (no registrations or workforce). "
-            "Prepare it again from a raw folder that has them."
+            f"{out} has no release history: it was prepared without it (prepare.prepare rather "
+            "than history.prepare_store / `pophealth prepare`) or without registrations or "
+            "workforce files. Prepare it again with `pophealth prepare RAW --out STORE`."
         )
     period, release, files, note = load_release(Path(release_dir), say)
     lsoa = pd.read_parquet(out / "lsoa.parquet")

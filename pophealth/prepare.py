@@ -506,6 +506,7 @@ def prepare(
     listing: str | Path | None = None,
     as_of: str | None = None,
     progress=print,
+    extensions: dict | None = None,
 ) -> dict:
     """Read every official file found in ``raw_dir`` and write the prepared store.
 
@@ -515,6 +516,9 @@ def prepare(
         listing: Optional YAML listing of source files and releases.
         as_of: Date for PCN membership (default: the registrations extract date, else today).
         progress: Callable for one-line progress messages (``None`` for silence).
+        extensions: Manifest key -> step ``(raw_dir, out, loaded, files, lsoa, say) -> entry``
+            run after the store tables are written; a non-empty entry is added to the manifest
+            (:func:`pophealth.history.prepare_store` adds the release history this way).
 
     Returns:
         The manifest (also written to ``manifest.json``).
@@ -555,9 +559,11 @@ def prepare(
         shapes.to_crs(4326).to_parquet(out / "boundaries.parquet")
     elif (out / "boundaries.parquet").exists():
         (out / "boundaries.parquet").unlink()
-    from pophealth import history  # history builds on this module's functions
-
-    history_entry = history.prepare_history(Path(raw_dir), out, loaded, files, lsoa, say)
+    # further store sections (e.g. pophealth.history's release history) add their manifest entry
+    extra = {
+        name: step(Path(raw_dir), out, loaded, files, lsoa, say)
+        for name, step in (extensions or {}).items()
+    }
     missing = _unavailable_indicators(set(files))
     manifest = {
         "pophealth_version": __version__,
@@ -582,8 +588,7 @@ def prepare(
         },
         "seconds": round(time.perf_counter() - started, 2),
     }
-    if history_entry:
-        manifest["history"] = history_entry
+    manifest.update({name: entry for name, entry in extra.items() if entry})
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     for indicator, why in missing.items():
         say(f"  not built: {indicator} ({why})")

@@ -51,7 +51,7 @@ def test_incremental_add_equals_full_rebuild(demo_raw, demo_prepared, tmp_path):
     raw = tmp_path / "raw"
     _link_tree(demo_raw, raw, skip={"releases/2025-03"})
     partial = tmp_path / "prepared"
-    manifest = prepare(raw, partial, progress=None)
+    manifest = history.prepare_store(raw, partial, progress=None)
     assert "2025-03" not in manifest["history"]["periods"]
     added = history.add_release(demo_raw / "releases" / "2025-03", partial, progress=None)
     full = json.loads((demo_prepared / "manifest.json").read_text())
@@ -173,6 +173,14 @@ def test_history_with_custom_neighbourhoods(demo_prepared):
     latest = history[(history["period"] == "2025-10") & (history["area_code"] == "INT01")]
     current = data.indicator_table[data.indicator_table["area_code"] == "INT01"]
     assert latest["value"].tolist() == pytest.approx(current["value"].tolist(), nan_ok=True)
+
+
+def test_plain_prepare_has_no_history_and_add_says_so(demo_raw, tmp_path):
+    store = tmp_path / "plain"
+    manifest = prepare(demo_raw, store, progress=None)  # without the history step
+    assert "history" not in manifest and not (store / history.HISTORY_DIR).exists()
+    with pytest.raises(history.HistoryError, match="has no release history"):
+        history.add_release(demo_raw / "releases" / "2025-03", store, progress=None)
 
 
 def test_release_period_prefers_registrations_and_reports_disagreement():
