@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from pophealth import prepare as prep
+from pophealth.contracts import validate_store_table
 from pophealth.sources import epcn as src_epcn
 
 TIME_VARYING_SOURCES = (
@@ -140,8 +141,22 @@ def period_tables(static: dict, release: dict, lsoa: pd.DataFrame) -> dict[str, 
     }
 
 
+STATIC_DIR = f"{HISTORY_DIR}/static"
+
+
 def _static_dir(out: Path) -> Path:
-    return out / HISTORY_DIR / "static"
+    return out / STATIC_DIR
+
+
+def _write_store_table(frame: pd.DataFrame, out: Path, name: str) -> None:
+    """Write one history table (``name`` relative to the store) checked against its contract."""
+    prep._write_parquet(frame, out / name, table=name)
+
+
+def _read_store_table(out: Path, name: str) -> pd.DataFrame:
+    """Read one history table (``name`` relative to the store), checked against its contract."""
+    path = Path(out) / name
+    return validate_store_table(name, pd.read_parquet(path), path)
 
 
 def write_static_inputs(loaded: dict, out: Path) -> None:
@@ -150,10 +165,10 @@ def write_static_inputs(loaded: dict, out: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     epcn = loaded.get("epcn")
     if epcn is not None:
-        prep._write_parquet(epcn.pcns, folder / "epcn_pcns.parquet")
-        prep._write_parquet(epcn.memberships, folder / "epcn_memberships.parquet")
+        for name, frame in (("epcn_pcns", epcn.pcns), ("epcn_memberships", epcn.memberships)):
+            _write_store_table(frame, out, f"{STATIC_DIR}/{name}.parquet")
     if loaded.get("payments") is not None:
-        prep._write_parquet(loaded["payments"], folder / "payments.parquet")
+        _write_store_table(loaded["payments"], out, f"{STATIC_DIR}/payments.parquet")
 
 
 def read_static_inputs(out: Path) -> dict:
@@ -162,11 +177,11 @@ def read_static_inputs(out: Path) -> dict:
     static: dict = {}
     if (folder / "epcn_memberships.parquet").exists():
         static["epcn"] = src_epcn.EpcnTables(
-            pcns=pd.read_parquet(folder / "epcn_pcns.parquet"),
-            memberships=pd.read_parquet(folder / "epcn_memberships.parquet"),
+            pcns=_read_store_table(out, f"{STATIC_DIR}/epcn_pcns.parquet"),
+            memberships=_read_store_table(out, f"{STATIC_DIR}/epcn_memberships.parquet"),
         )
     if (folder / "payments.parquet").exists():
-        static["payments"] = pd.read_parquet(folder / "payments.parquet")
+        static["payments"] = _read_store_table(out, f"{STATIC_DIR}/payments.parquet")
     return static
 
 
@@ -217,7 +232,8 @@ def _write_history(out: Path, tables: dict[str, dict[str, pd.DataFrame]]) -> Non
             if len(tables[period][table])
         ]
         if frames:
-            prep._write_parquet(pd.concat(frames, ignore_index=True), folder / f"{table}.parquet")
+            frame = pd.concat(frames, ignore_index=True)
+            _write_store_table(frame, out, f"{HISTORY_DIR}/{table}.parquet")
 
 
 def prepare_history(raw_dir: Path, out: Path, loaded: dict, files: dict, lsoa: pd.DataFrame, say):
@@ -297,7 +313,7 @@ def read_history(prepared_dir: str | Path) -> dict[str, pd.DataFrame]:
     """The store's history tables (``period`` column); empty dict when it has none."""
     folder = Path(prepared_dir) / HISTORY_DIR
     return {
-        table: pd.read_parquet(folder / f"{table}.parquet")
+        table: _read_store_table(prepared_dir, f"{HISTORY_DIR}/{table}.parquet")
         for table in HISTORY_TABLES
         if (folder / f"{table}.parquet").exists()
     }
@@ -339,7 +355,7 @@ def add_release(release_dir: str | Path, prepared_dir: str | Path, *, progress=p
             "workforce files. Prepare it again with `pophealth prepare RAW --out STORE`."
         )
     period, release, files, note = load_release(Path(release_dir), say)
-    lsoa = pd.read_parquet(out / "lsoa.parquet")
+    lsoa = _read_store_table(out, "lsoa.parquet")
     new = period_tables(read_static_inputs(out), release, lsoa)
     history = read_history(out)
     tables: dict[str, dict[str, pd.DataFrame]] = {}

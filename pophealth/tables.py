@@ -10,7 +10,6 @@ Nothing references external resources (no CDN, no web fonts).
 from __future__ import annotations
 
 import hashlib
-import html
 import itertools
 import math
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from pophealth.charts import (
     format_number,
     show_html,
 )
+from pophealth.checks import escape_html
 
 #: Text colour that keeps contrast on each comparison background.
 _COMPARISON_TEXT: dict[str, str] = {
@@ -143,7 +143,7 @@ _SORT_SCRIPT = """<script>
 
 def _esc(value: Any) -> str:
     """Escape a data-derived value for HTML text or attributes ('' for missing)."""
-    return html.escape("" if _is_missing(value) else str(value), quote=True)
+    return escape_html(value, quote=True)
 
 
 def _sort_key(value: Any) -> str:
@@ -441,6 +441,14 @@ def styled_headline(text: str | Sequence[str]) -> str:
     else:
         inner = "<ul>" + "".join(f"<li>{_esc(item)}</li>" for item in text) + "</ul>"
     return f'<div class="ph-headline" role="note">{inner}</div>'
+
+
+def findings_list(findings: Sequence[dict], *, empty: str) -> str:
+    """A bulleted list of findings' ``text`` (escaped), or ``empty`` when there are none."""
+    if not findings:
+        return f'<p class="ph-findings-empty">{_esc(empty)}</p>'
+    items = "".join(f"<li>{_esc(f['text'])}</li>" for f in findings)
+    return f'<ul class="ph-findings">{items}</ul>'
 
 
 def synthetic_banner(
