@@ -34,6 +34,7 @@ from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
 from pophealth.profile_frames import Profile, build_profile
 from pophealth.releases import ImdRelease
+from pophealth.sources import SOURCES
 from pophealth.store import FrameMemo
 
 AGE_BANDS = list(ages.AGE_BANDS)
@@ -91,6 +92,35 @@ def load(
         _CACHE.clear()  # one store per process: keep memory bounded
         _CACHE[key] = data
     return data
+
+
+def _with_practice_qof(measures: pd.DataFrame, qof: pd.DataFrame) -> pd.DataFrame:
+    """Practice measures plus the QOF measures of the practices that have them."""
+    if len(qof.columns) > 1:
+        measures = measures.merge(qof, on="practice_code", how="left")
+    return measures.copy()  # one block, not dozens of merged fragments
+
+
+def _with_lsoa_qof(
+    measures: pd.DataFrame, registrations: pd.DataFrame, qof: pd.DataFrame
+) -> pd.DataFrame:
+    """LSOA measures plus QOF measures modelled from practice registers (shared by residence)."""
+    if len(qof.columns) > 1 and len(registrations):
+        shared = attribution.attribute_practices_to_lsoas(registrations, qof)
+        measures = measures.merge(shared, on="lsoa21_code", how="left")
+        measures = measures.fillna({c: 0.0 for c in shared.columns if c != "lsoa21_code"})
+    return measures.copy()
+
+
+def _note_modelled_qof(table: pd.DataFrame) -> pd.DataFrame:
+    """Say in ``method`` that resident-basis QOF values are modelled from practice registers."""
+    modelled = (table["basis"] == "resident") & table["indicator_id"].isin(
+        prevalence.indicator_ids()
+    )
+    table.loc[modelled, "method"] = (
+        table.loc[modelled, "method"] + f" ({prevalence.RESIDENT_METHOD_NOTE})"
+    )
+    return table
 
 
 class PopHealthData:
@@ -323,10 +353,7 @@ class PopHealthData:
     @cached_property
     def practice_measures(self) -> pd.DataFrame:
         """Registered-basis measures per practice."""
-        base = self.base_practice_measures
-        if len(self.qof_measures.columns) > 1:
-            base = base.merge(self.qof_measures, on="practice_code", how="left")
-        return base.copy()  # one block, not dozens of merged fragments
+        return _with_practice_qof(self.base_practice_measures, self.qof_measures)
 
     @cached_property
     def lsoa_measures(self) -> pd.DataFrame:
@@ -334,11 +361,7 @@ class PopHealthData:
         out = attribution.lsoa_measures(
             self.lsoa, self.registrations, self.practices, self.imd_release
         )
-        if len(self.qof_measures.columns) > 1 and len(self.registrations):
-            shared = attribution.attribute_practices_to_lsoas(self.registrations, self.qof_measures)
-            out = out.merge(shared, on="lsoa21_code", how="left")
-            out = out.fillna({c: 0.0 for c in shared.columns if c != "lsoa21_code"})
-        return out.copy()
+        return _with_lsoa_qof(out, self.registrations, self.qof_measures)
 
     @cached_property
     def indicator_table(self) -> pd.DataFrame:
@@ -358,13 +381,7 @@ class PopHealthData:
             resident,
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
         )
-        modelled = (table["basis"] == "resident") & table["indicator_id"].isin(
-            prevalence.indicator_ids()
-        )
-        table.loc[modelled, "method"] = (
-            table.loc[modelled, "method"] + f" ({prevalence.RESIDENT_METHOD_NOTE})"
-        )
-        return contracts.INDICATOR_TABLE.validate(table, "the indicator table")
+        return contracts.INDICATOR_TABLE.validate(_note_modelled_qof(table), "the indicator table")
 
     @cached_property
     def practice_indicators(self) -> pd.DataFrame:
@@ -489,6 +506,11 @@ class PopHealthData:
         listed = self.manifest.get("history", {}).get("periods", [])
         return list(listed) or [str(self.manifest.get("as_of", ""))[:7]]
 
+    @property
+    def current_period(self) -> str:
+        """Period (``YYYY-MM``) of the store's current release (its as-of month)."""
+        return str(self.manifest.get("as_of", ""))[:7]
+
     @cached_property
     def _period_views(self) -> dict[str, tuple[PopHealthData, pd.DataFrame]]:
         views = {}
@@ -511,8 +533,9 @@ class PopHealthData:
                 imd_release=self.imd_release,
                 memo=FrameMemo(),
                 lsoa=self.lsoa,
-                # QOF is yearly: a month's view has none rather than another period's registers
-                qof=pd.DataFrame(),
+                # the store holds one QOF year, shown with the current release only (never
+                # carried to earlier months); earlier months have no QOF indicators
+                qof=self.qof if period == self.current_period else pd.DataFrame(),
                 practices=ruled["practices"],
                 registrations=ruled["registrations"],
                 age_sex=ruled["practice_age_sex"],
@@ -597,27 +620,34 @@ class PopHealthData:
             )
         # one computation over every period: practices and LSOAs are units, tagged by period
         stacked = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+        # QOF measures of the periods that have a QOF year (see _period_views)
+        with_qof = [period for period, (view, _) in views.items() if len(view.qof)]
+        qof = pd.concat(
+            [
+                tagged(views[period][0].qof_measures, period + sep, "practice_code")
+                for period in with_qof
+            ]
+            or [pd.DataFrame({"practice_code": pd.Series(dtype=object)})],
+            ignore_index=True,
+        )
         registered = resident = None
         if len(stacked["practices"]):
+            measures = attribution.practice_measures(
+                stacked["practices"],
+                stacked["registrations"],
+                stacked["age_sex"],
+                stacked["lsoa"],
+                self.imd_release,
+            )
             registered = attribution.aggregate_measures(
-                attribution.practice_measures(
-                    stacked["practices"],
-                    stacked["registrations"],
-                    stacked["age_sex"],
-                    stacked["lsoa"],
-                    self.imd_release,
-                ),
-                stacked["practice_members"],
-                "practice_code",
+                _with_practice_qof(measures, qof), stacked["practice_members"], "practice_code"
             )
         if len(stacked["lsoa"]):
+            measures = attribution.lsoa_measures(
+                stacked["lsoa"], stacked["registrations"], stacked["practices"], self.imd_release
+            )
             resident = attribution.aggregate_measures(
-                attribution.lsoa_measures(
-                    stacked["lsoa"],
-                    stacked["registrations"],
-                    stacked["practices"],
-                    self.imd_release,
-                ),
+                _with_lsoa_qof(measures, stacked["registrations"], qof),
                 stacked["lsoa_members"],
                 "lsoa21_code",
             )
@@ -628,6 +658,11 @@ class PopHealthData:
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
         )
         period = table["area_code"].str.split(sep, n=1).str[0]
+        # a period without a QOF year has no QOF indicators (not zeros from an empty register)
+        needs_qof = set(indicators.unavailable_indicators(set(SOURCES) - {"qof"}))
+        keep = (~(table["indicator_id"].isin(needs_qof) & ~period.isin(with_qof))).to_numpy()
+        table = _note_modelled_qof(table[keep].reset_index(drop=True))
+        period = period[keep].reset_index(drop=True)
         table = indicators.add_benchmarks(
             table, (period + sep + geography.ALL_LOADED_CODE).to_numpy(dtype=object)
         )
