@@ -27,9 +27,11 @@ from pophealth import (
     history,
     indicators,
     prevalence,
+    staffing,
     stats,
 )
 from pophealth import peers as peer_areas
+from pophealth._version import STORE_FORMAT, __version__
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
 from pophealth.profile_frames import Profile, build_profile
@@ -58,6 +60,36 @@ def _store_key(prepared_dir: Path) -> str:
             f"Run `pophealth prepare RAW --out {prepared_dir}` first."
         )
     return f"{manifest.stat().st_mtime_ns}:{manifest.stat().st_size}"
+
+
+def read_store_manifest(prepared_dir: Path) -> dict:
+    """The store's manifest, after checking this pophealth can read the store.
+
+    Raises:
+        StoreError: The manifest is unreadable, the store was written by a pophealth with
+            another store format, or a store file is missing; the message names the fix.
+    """
+    path = prepared_dir / "manifest.json"
+    again = f"Fix: run `pophealth prepare RAW --out {prepared_dir}` again with this pophealth."
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as error:
+        raise StoreError(f"{path} cannot be read ({error}). {again}") from error
+    found = manifest.get("store_format") if isinstance(manifest, dict) else None
+    if found != STORE_FORMAT:
+        built_by = manifest.get("pophealth_version", "an unknown version")
+        raise StoreError(
+            f"{prepared_dir} was prepared by pophealth {built_by} (store format {found}); this "
+            f"pophealth {__version__} reads store format {STORE_FORMAT}. {again}"
+        )
+    missing = [
+        name
+        for name in ("lsoa.parquet", "practices.parquet", "registrations.parquet")
+        if not (prepared_dir / name).exists()
+    ]
+    if missing:
+        raise StoreError(f"{prepared_dir} is incomplete: {', '.join(missing)} missing. {again}")
+    return manifest
 
 
 def load(
@@ -129,7 +161,7 @@ class PopHealthData:
     def __init__(self, prepared_dir: Path, *, neighbourhoods=None, imd: str = "2025"):
         self.prepared_dir = Path(prepared_dir)
         _store_key(self.prepared_dir)
-        self.manifest = json.loads((self.prepared_dir / "manifest.json").read_text("utf-8"))
+        self.manifest = read_store_manifest(self.prepared_dir)
         available = self.manifest.get("imd_releases", [])
         release = ImdRelease.of(imd)
         if available and imd not in available:
@@ -145,6 +177,8 @@ class PopHealthData:
         self.practices = self._read_table("practices.parquet")
         self.registrations = self._read_table("registrations.parquet")
         self.age_sex = self._read_table("practice_age_sex.parquet")
+        pcn_file = self.prepared_dir / contracts.PCN_WORKFORCE_TABLE.name  # optional store table
+        self.pcn_staff = self._read_table(pcn_file.name) if pcn_file.exists() else None
         qof_path = self.prepared_dir / "qof_prevalence.parquet"
         self.qof = self._read_table(qof_path.name) if qof_path.exists() else pd.DataFrame()
         self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
@@ -314,12 +348,33 @@ class PopHealthData:
         """Practices x (sex, age band) registered patients."""
         return attribution.age_sex_matrix(self.age_sex)
 
+    # -- the whole team (issue13) ---------------------------------------------------------
+    @cached_property
+    def pcn_apportionment(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """PCN-employed staff shared to member practices by registered patients, and the rest.
+
+        ``None`` when the store has no PCN workforce (the team indicators are then not built).
+        """
+        if self.pcn_staff is None or not len(self.practices):
+            return None
+        return staffing.apportion_pcn_staff(self.pcn_staff, self.practices, "registered_patients")
+
+    @cached_property
+    def team_practices(self) -> pd.DataFrame:
+        """Practices plus their share of their PCN's staff (``pcn_<group>_fte``, ``pcn_status``)."""
+        if self.pcn_apportionment is None:
+            return self.practices
+        shares, _ = self.pcn_apportionment
+        return self.practices.merge(
+            shares.drop(columns=["pcn_code"]), on="practice_code", how="left"
+        )
+
     # -- indicators ------------------------------------------------------------------------
     @cached_property
     def base_practice_measures(self) -> pd.DataFrame:
         """Registered-basis measures per practice from the non-QOF sources."""
         return attribution.practice_measures(
-            self.practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
+            self.team_practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
         )
 
     @cached_property
@@ -359,7 +414,7 @@ class PopHealthData:
     def lsoa_measures(self) -> pd.DataFrame:
         """Resident-basis measures per LSOA (QOF measures modelled from practice registers)."""
         out = attribution.lsoa_measures(
-            self.lsoa, self.registrations, self.practices, self.imd_release
+            self.lsoa, self.registrations, self.team_practices, self.imd_release
         )
         return _with_lsoa_qof(out, self.registrations, self.qof_measures)
 
@@ -522,8 +577,9 @@ class PopHealthData:
                 name: frame[frame["period"] == period].drop(columns="period").reset_index(drop=True)
                 for name, frame in tables.items()
             }
-            for name in history.HISTORY_TABLES:
+            for name in history.PRACTICE_TABLES:
                 own.setdefault(name, getattr(self, history.STORE_ATTRIBUTES[name]).iloc[:0])
+            pcn_staff = own.pop("pcn_workforce", None)
             ruled, changes = history.apply_membership_rule(own, self.practices)
             view = object.__new__(PopHealthData)
             view.__dict__.update(
@@ -539,6 +595,9 @@ class PopHealthData:
                 practices=ruled["practices"],
                 registrations=ruled["registrations"],
                 age_sex=ruled["practice_age_sex"],
+                # the period's own PCN-employed staff, shared among its (ruled) practices;
+                # a period without a PCN workforce file has no team indicators
+                pcn_staff=pcn_staff if pcn_staff is not None and len(pcn_staff) else None,
                 # a practice that opened later is in no grouping of earlier periods
                 groupings=None
                 if self.groupings is None
@@ -606,7 +665,9 @@ class PopHealthData:
                     parent_code=(tag + self.register["parent_code"].astype("string")).astype(object)
                 )
             )
-            parts.setdefault("practices", []).append(tagged(view.practices, tag, "practice_code"))
+            parts.setdefault("practices", []).append(
+                tagged(view.team_practices, tag, "practice_code")
+            )
             parts.setdefault("registrations", []).append(
                 tagged(view.registrations, tag, "practice_code", "lsoa_code")
             )
@@ -660,7 +721,13 @@ class PopHealthData:
         period = table["area_code"].str.split(sep, n=1).str[0]
         # a period without a QOF year has no QOF indicators (not zeros from an empty register)
         needs_qof = set(indicators.unavailable_indicators(set(SOURCES) - {"qof"}))
-        keep = (~(table["indicator_id"].isin(needs_qof) & ~period.isin(with_qof))).to_numpy()
+        # likewise a period without PCN workforce has no team indicators
+        with_team = [period for period, (view, _) in views.items() if view.pcn_staff is not None]
+        needs_team = set(indicators.unavailable_indicators(set(SOURCES) - {"pcn_workforce"}))
+        keep = (
+            ~(table["indicator_id"].isin(needs_qof) & ~period.isin(with_qof))
+            & ~(table["indicator_id"].isin(needs_team) & ~period.isin(with_team))
+        ).to_numpy()
         table = _note_modelled_qof(table[keep].reset_index(drop=True))
         period = period[keep].reset_index(drop=True)
         table = indicators.add_benchmarks(

@@ -33,6 +33,7 @@ import pandas as pd
 from pophealth import prepare as prep
 from pophealth.contracts import validate_store_table
 from pophealth.sources import epcn as src_epcn
+from pophealth.sources import pcn_workforce as src_pcn_workforce
 
 TIME_VARYING_SOURCES = (
     "registrations_lsoa",
@@ -41,15 +42,20 @@ TIME_VARYING_SOURCES = (
     "practice_single_age",
     "practice_map",
     "workforce",
+    "pcn_workforce",
 )
 STATIC_INPUTS = ("epcn", "payments")
 HISTORY_DIR = "history"
-HISTORY_TABLES = ("practices", "registrations", "practice_age_sex")
+HISTORY_TABLES = ("practices", "registrations", "practice_age_sex", "pcn_workforce")
+# history tables keyed by practice (the membership rule applies to them; PCN staff follow the
+# practices when they are shared among a period's practices)
+PRACTICE_TABLES = ("practices", "registrations", "practice_age_sex")
 # PopHealthData attribute holding each history table's current version
 STORE_ATTRIBUTES = {
     "practices": "practices",
     "registrations": "registrations",
     "practice_age_sex": "age_sex",
+    "pcn_workforce": "pcn_staff",
 }
 # current-store file of each history table
 CURRENT_FILES = {
@@ -129,15 +135,20 @@ def period_tables(static: dict, release: dict, lsoa: pd.DataFrame) -> dict[str, 
         lsoa: The store's LSOA table (geography and LSOA codes).
 
     Returns:
-        ``{"practices": …, "registrations": …, "practice_age_sex": …}``.
+        ``{"practices": …, "registrations": …, "practice_age_sex": …, "pcn_workforce": …}``
+        (PCN-employed staff by PCN and group; empty when the release has no PCN workforce file).
     """
     loaded = {**static, **release}
     regs = release.get("registrations_lsoa")
     practices, _ = prep.build_practice_table(loaded, lsoa, prep.as_of_date(None, regs))
+    pcn_staff = release.get("pcn_workforce")
     return {
         "practices": practices,
         "registrations": prep.registrations_table(regs, lsoa),
         "practice_age_sex": prep.age_sex_table(release.get("practice_age_bands")),
+        "pcn_workforce": src_pcn_workforce.pcn_fte_by_group(pcn_staff)
+        if pcn_staff is not None
+        else pd.DataFrame(),
     }
 
 
@@ -185,17 +196,21 @@ def read_static_inputs(out: Path) -> dict:
     return static
 
 
-def load_release(folder: Path, say=None) -> tuple[str, dict, dict, str]:
-    """Load the time-varying sources of one release folder.
+def load_release(folder: Path, say=None) -> tuple[str, dict, dict, str, dict]:
+    """Load the time-varying sources of one release folder, reconciled as prepare does.
 
     Returns:
-        (period, loaded, files, note) with only time-varying sources kept.
+        (period, loaded, files, note, reconciliation) with only time-varying sources kept;
+        ``reconciliation`` holds the practice-totals report and the code fixes per source.
 
     Raises:
         HistoryError: The folder has no time-varying file, or none says its month.
+        ReconciliationError: Duplicate keys, impossible categories or totals beyond tolerance.
     """
     raw = prep.discover_raw_files(folder)
-    loaded, files = prep.load_raw_sources(raw, say)
+    loaded, files, code_fixes = prep.load_raw_sources(raw, say)
+    # the same reconciliation as the full prepare: an error before anything is written
+    totals_report = prep.reconcile_sources(loaded, files)
     loaded = {k: v for k, v in loaded.items() if k in TIME_VARYING_SOURCES}
     files = {k: v for k, v in files.items() if k in TIME_VARYING_SOURCES}
     period, note = release_period(loaded, files)
@@ -203,13 +218,20 @@ def load_release(folder: Path, say=None) -> tuple[str, dict, dict, str]:
     if period is not None and absent:
         # what a release lacks is empty for its period (never carried from another month)
         note = "; ".join(filter(None, [note, f"release {period} has no {', '.join(absent)}"]))
+    fixed = {k: n for k, n in code_fixes.items() if n and k in TIME_VARYING_SOURCES}
+    if period is not None and fixed:
+        counts = ", ".join(f"{n:,} in {k}" for k, n in sorted(fixed.items()))
+        note = "; ".join(
+            filter(None, [note, f"release {period}: codes trimmed/upper-cased: {counts}"])
+        )
     if period is None:
         raise HistoryError(
             f"{folder}: cannot tell which month this release is: no registrations file with an "
             "EXTRACT_DATE and no workforce file named '… <Month YYYY> Practice Level …'. Add the "
             "month's registrations or workforce files to the folder."
         )
-    return period, loaded, files, note
+    reconciliation = {"practice_totals": totals_report, "code_fixes": code_fixes}
+    return period, loaded, files, note, reconciliation
 
 
 def _release_entry(period: str, files: dict) -> dict:
@@ -261,7 +283,7 @@ def prepare_history(raw_dir: Path, out: Path, loaded: dict, files: dict, lsoa: p
     releases = {current_period: (current, current_files)}
     root = Path(raw_dir) / prep.RELEASES_DIR
     for release_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        period, release, release_files, note = load_release(release_dir)
+        period, release, release_files, note, _ = load_release(release_dir)
         notes += [note] if note else []
         if period == current_period:
             notes.append(f"{release_dir.name}: same month as the current release, not used")
@@ -354,7 +376,7 @@ def add_release(release_dir: str | Path, prepared_dir: str | Path, *, progress=p
             "than history.prepare_store / `pophealth prepare`) or without registrations or "
             "workforce files. Prepare it again with `pophealth prepare RAW --out STORE`."
         )
-    period, release, files, note = load_release(Path(release_dir), say)
+    period, release, files, note, reconciliation = load_release(Path(release_dir), say)
     lsoa = _read_store_table(out, "lsoa.parquet")
     new = period_tables(read_static_inputs(out), release, lsoa)
     history = read_history(out)
@@ -375,10 +397,16 @@ def add_release(release_dir: str | Path, prepared_dir: str | Path, *, progress=p
     if period == max(tables):
         for table, name in CURRENT_FILES.items():
             prep._write_parquet(new[table], out / name)
+        # the month's PCN-employed staff (none in the release: none for the month, not stale)
+        prep.write_pcn_workforce(release.get("pcn_workforce"), out)
+        manifest.setdefault("reconciliation", {}).update(reconciliation)
         manifest["as_of"] = prep.as_of_date(None, release.get("registrations_lsoa")).strftime(
             "%Y-%m-%d"
         )
         manifest["sources"].update(files)
+        for name in TIME_VARYING_SOURCES:  # what the new month lacks is not in the store now
+            if name not in files:
+                manifest["sources"].pop(name, None)
         registrations = new["registrations"]
         manifest["counts"].update(
             practices=int(len(new["practices"])),

@@ -11,6 +11,7 @@ import pytest
 
 from pophealth import cli, history
 from pophealth.prepare import prepare
+from pophealth.reconcile import ReconciliationError
 
 
 def _link_tree(source: Path, target: Path, skip: set[str]) -> None:
@@ -75,6 +76,11 @@ def _next_month_release(demo_raw: Path, target: Path) -> Path:
     totals = pd.read_csv(target / "gp-reg-pat-prac-all.csv", dtype=str)
     totals.loc[0, "NUMBER_OF_PATIENTS"] = str(int(totals.loc[0, "NUMBER_OF_PATIENTS"]) + 100)
     totals.to_csv(target / "gp-reg-pat-prac-all.csv", index=False)
+    # the LSOA file gains the same 100 patients, so the month still reconciles (issue10)
+    lsoa = pd.read_csv(target / "gp-reg-pat-prac-lsoa-all.csv", dtype=str)
+    row = lsoa.index[lsoa["PRACTICE_CODE"] == totals.loc[0, "CODE"]][0]
+    lsoa.loc[row, "NUMBER_OF_PATIENTS"] = str(int(lsoa.loc[row, "NUMBER_OF_PATIENTS"]) + 100)
+    lsoa.to_csv(target / "gp-reg-pat-prac-lsoa-all.csv", index=False)
     workforce = next(demo_raw.glob("1 General Practice*October 2025*.csv"))
     shutil.copy(workforce, target / workforce.name.replace("October 2025", "November 2025"))
     return target
@@ -99,6 +105,34 @@ def test_adding_a_newer_month_makes_it_the_current_store(demo_raw, demo_prepared
     assert delta[first] == 100 and (delta.drop(first) == 0).all()
     # the new month's age lists are not in the release: that table is empty for it, not stale
     assert len(pd.read_parquet(store / "practice_age_sex.parquet")) == 0
+
+
+def test_add_reconciles_the_release_before_writing(demo_raw, demo_prepared, tmp_path):
+    """``prepare --add`` goes through prepare's reconciliation: a short LSOA file is refused."""
+    store = tmp_path / "prepared"
+    shutil.copytree(demo_prepared, store)
+    release = _next_month_release(demo_raw, tmp_path / "2025-11")
+    lsoa = pd.read_csv(release / "gp-reg-pat-prac-lsoa-all.csv", dtype=str)
+    lsoa.iloc[: len(lsoa) // 2].to_csv(release / "gp-reg-pat-prac-lsoa-all.csv", index=False)
+    before = {p.name: p.read_bytes() for p in store.rglob("*.parquet")}
+    with pytest.raises(ReconciliationError, match="disagrees with gp-reg-pat-prac-all.csv"):
+        history.add_release(release, store, progress=None)
+    assert {p.name: p.read_bytes() for p in store.rglob("*.parquet")} == before
+    assert json.loads((store / "manifest.json").read_text())["history"]["periods"][-1] == "2025-10"
+
+
+def test_history_release_with_duplicate_keys_is_refused(demo_raw, tmp_path):
+    """Each release folder the full prepare reads is reconciled too (here: a repeated key)."""
+    bad = shutil.copytree(demo_raw / "releases" / "2025-03", tmp_path / "2025-03")
+    period, _, _, _, reconciliation = history.load_release(bad)
+    assert (
+        period == "2025-03" and reconciliation["practice_totals"]["registrations_lsoa"]["compared"]
+    )
+    lsoa_file = bad / "gp-reg-pat-prac-lsoa-all.csv"
+    lines = lsoa_file.read_text().splitlines(keepends=True)
+    lsoa_file.write_text("".join([*lines, lines[1]]))
+    with pytest.raises(ReconciliationError, match="more than once"):
+        history.load_release(bad)
 
 
 def test_add_needs_a_store_and_a_dated_release(demo_prepared, tmp_path):

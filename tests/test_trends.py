@@ -256,12 +256,12 @@ def test_change_over_time_section_renders_table_charts_and_changes(demo_data):
     with capture_output() as shown:
         sections.change_over_time(p)
     html = "".join(o.data.get("text/html", "") for o in shown.outputs)
-    markdown = "".join(o.data.get("text/markdown", "") for o in shown.outputs)
     assert html.count('<svg class="ph-spark"') == len(p.trends["summary"])
     assert f"{p.comparator}: change over time" in html
     plots = [o for o in shown.outputs if "application/vnd.plotly.v1+json" in o.data]
     assert len(plots) == p.trends["series"]["indicator_id"].nunique()
-    assert "What changed since the last release (2025-09 to 2025-10)" in markdown
+    # text is shown as escaped HTML (issue10's one escaping place), not markdown
+    assert "What changed since the last release (2025-09 to 2025-10)" in html
     with capture_output() as shown:
         sections.benchmarking(p)
     table = next(
