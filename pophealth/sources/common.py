@@ -564,6 +564,15 @@ def clean_codes(values: pd.Series) -> pd.Series:
     return text.mask(text.isna() | (text == ""))
 
 
+def clean_text(values: pd.Series) -> pd.Series:
+    """Published text (names, roles, data-source labels): spaces trimmed, empty cells NaN.
+
+    Unlike :func:`clean_codes`, case is kept and nothing is counted as a code fix.
+    """
+    text = values.astype("str").str.strip()
+    return text.mask(text.isna() | (text == ""))
+
+
 # --------------------------------------------------------------------------------------------
 # Validation and provenance
 # --------------------------------------------------------------------------------------------

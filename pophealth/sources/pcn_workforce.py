@@ -28,6 +28,7 @@ from pophealth.sources.common import (
     SourceFormatError,
     canonical_schema,
     clean_codes,
+    clean_text,
     code_column,
     parse_numeric,
     read_csv_columns,
@@ -60,6 +61,9 @@ PCN_STAFF_GROUPS: dict[str, str] = {
     "other admin/non-clinical": "admin",
     "admin/non-clinical": "admin",
 }
+
+# codes are trimmed and upper-cased (counted as fixes); names and labels keep their case
+_CODE_COLUMNS = ("pcn_code", "sicbl_ods", "icb_ods")
 
 _WANTED: dict[str, ColumnPattern] = {
     "data_source": ColumnPattern("Data_source", "DATA_SOURCE"),
@@ -126,10 +130,9 @@ def load_pcn_workforce(path: str | Path) -> pd.DataFrame:
     raw = read_csv_columns(path, columns, numeric={"fte", "census_year", "census_month"})
     out = pd.DataFrame(index=raw.index)
     for name in ("data_source", "pcn_code", "pcn_name", "sicbl_ods", "icb_ods"):
+        clean = clean_codes if name in _CODE_COLUMNS else clean_text
         out[name] = (
-            clean_codes(raw[name])
-            if name in raw
-            else pd.Series(pd.NA, index=raw.index, dtype="str")
+            clean(raw[name]) if name in raw else pd.Series(pd.NA, index=raw.index, dtype="str")
         )
     for name in ("census_year", "census_month"):
         out[name] = (
@@ -149,9 +152,7 @@ def load_pcn_workforce(path: str | Path) -> pd.DataFrame:
         )
     for name in ("staff_group", "staff_role", "detailed_staff_role"):
         out[name] = (
-            clean_codes(raw[name])
-            if name in raw
-            else pd.Series(pd.NA, index=raw.index, dtype="str")
+            clean_text(raw[name]) if name in raw else pd.Series(pd.NA, index=raw.index, dtype="str")
         )
     out["group"] = staff_group_of(out["staff_group"])
     unknown = out["group"].isna()
