@@ -26,6 +26,7 @@ from pophealth.sources.common import (
     clean_codes,
     code_column,
     parse_numeric,
+    parse_numeric_columns,
     read_csv_columns,
     read_header,
     resolve_columns,
@@ -264,13 +265,13 @@ def load_workforce(path: str | Path) -> pd.DataFrame:
         integer=True,
         allow_missing=True,
     ).astype("Int64")
-    numbers = {
-        name: parse_numeric(raw[name], path, str(columns[name]), allow_missing=True)
-        if name in raw
-        else pd.Series(float("nan"), index=raw.index)
-        for name in _FTE_AND_HC
-    }
-    out = pd.concat([out, pd.DataFrame(numbers, index=raw.index, dtype="float64")], axis=1)
+    numbers = parse_numeric_columns(
+        raw,
+        path,
+        {name: str(columns[name]) for name in _FTE_AND_HC if name in raw},
+        allow_missing=True,
+    ).reindex(columns=_FTE_AND_HC)
+    out = pd.concat([out, numbers], axis=1)
     for name in SOURCE_COLUMNS:
         out[name] = (
             raw[name].str.strip() if name in raw else pd.Series(pd.NA, index=raw.index, dtype="str")
