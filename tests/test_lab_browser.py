@@ -72,7 +72,7 @@ def lab(demo_prepared, tmp_path_factory):
     url = server.stdout.readline().strip().removeprefix("JupyterLab: ")
     assert url.startswith(f"http://127.0.0.1:{port}/lab/tree/explore.ipynb?token="), url
     token = url.split("token=")[1]
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while True:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
@@ -111,7 +111,7 @@ def page(lab, tmp_path_factory):
     url, _root = lab
     try:
         driver.get(url)
-        wait = WebDriverWait(driver, 60)
+        wait = WebDriverWait(driver, 180)
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
         # the kernel must be idle before Run All, or the first cells can be skipped
         wait.until(
@@ -125,7 +125,7 @@ def page(lab, tmp_path_factory):
         _run_all_cells(driver)
         started = time.monotonic()
         # the designer (last cell) renders its practice list once everything ran
-        WebDriverWait(driver, 90).until(
+        WebDriverWait(driver, 240).until(
             lambda d: (
                 d.find_elements(By.CSS_SELECTOR, ".widget-select-multiple select option")
                 and len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 6
@@ -153,7 +153,7 @@ def _run_all_cells(driver) -> None:
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(driver, 30)
+    wait = WebDriverWait(driver, 120)
     for _attempt in range(3):
         _accept_kernel_dialog(driver)
         wait.until(
@@ -211,7 +211,7 @@ def test_explorer_runs_in_jupyterlab_with_widgets_and_charts(page):
     plots = page.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
     # explorer map + rank chart, the profile's charts, the designer map
     assert len(plots) >= 6
-    WebDriverWait(page, 30).until(lambda d: _drawn_plots(d) == len(plots))
+    WebDriverWait(page, 120).until(lambda d: _drawn_plots(d) == len(plots))
     with_data = page.execute_script(
         "return Array.from(document.querySelectorAll('.js-plotly-plot'))"
         ".filter(p => p._fullData && p._fullData.length).length"
@@ -253,14 +253,14 @@ def test_designer_in_the_browser_saves_yaml_that_pophealth_run_reads(page, lab, 
     button("New neighbourhood").click()
     select_practices(["Y90001", "Y90002", "Y90003"])
     button("Add to neighbourhood").click()
-    WebDriverWait(page, 20).until(
+    WebDriverWait(page, 90).until(
         lambda d: "Browser North" in d.find_element(By.CSS_SELECTOR, ".ph-designer-summary").text
     )
     name_box.send_keys("Browser South")
     button("New neighbourhood").click()
     select_practices(["Y90004", "Y90005"])
     button("Add to neighbourhood").click()
-    WebDriverWait(page, 20).until(
+    WebDriverWait(page, 90).until(
         lambda d: "Browser South" in d.find_element(By.CSS_SELECTOR, ".ph-designer-summary").text
     )
     summary = page.find_element(By.CSS_SELECTOR, ".ph-designer-summary").text
@@ -275,7 +275,7 @@ def test_designer_in_the_browser_saves_yaml_that_pophealth_run_reads(page, lab, 
     path_box.send_keys(Keys.CONTROL, "a")
     path_box.send_keys(str(target), Keys.ENTER)
     button("Save YAML").click()
-    WebDriverWait(page, 20).until(lambda _d: target.exists())
+    WebDriverWait(page, 90).until(lambda _d: target.exists())
     saved = target.read_text()
     assert "Browser North" in saved and "Y90005" in saved
 
