@@ -1,6 +1,5 @@
 # Official headers and rows are long literal lines.
 # ruff: noqa: E501
-import time
 
 import numpy as np
 import pandas as pd
@@ -94,7 +93,7 @@ def test_lsoa_sex_split_file_is_refused(tmp_path):
         load_registrations_by_lsoa(path)
 
 
-def test_lsoa_million_rows_read_fast(tmp_path):
+def test_lsoa_file_of_national_size_loads_every_row_and_patient(tmp_path):
     n_rows = 1_200_000
     rng = np.random.default_rng(1)
     practices = np.array([f"A{i:05d}" for i in range(6300)])
@@ -114,14 +113,12 @@ def test_lsoa_million_rows_read_fast(tmp_path):
     frame.to_csv(path, index=False)
     warm = tmp_path / "warm.csv"
     frame.head(10).to_csv(warm, index=False)
-    load_registrations_by_lsoa(warm)  # first call pays pandera's one-off backend set-up
-    started = time.perf_counter()
+    assert len(load_registrations_by_lsoa(warm)) == 10
     loaded = load_registrations_by_lsoa(path)
-    elapsed = time.perf_counter() - started
     assert len(loaded) == n_rows
     assert loaded["patients"].sum() == frame["NUMBER_OF_PATIENTS"].sum()
-    # ~1 s on a quiet machine; generous bound for a shared 2-core CI box.
-    assert elapsed < 4.0, elapsed
+    # Speed is measured at England scale by benchmarks/bench_national.py (prepare), never in a
+    # timed test: a shared 2-core machine made this one flaky.
 
 
 def test_practice_totals_ccg_era_header(tmp_path):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -150,17 +148,15 @@ def test_wilson_missing_values_give_nan_with_reason() -> None:
     assert (out["reason"] == "numerator or denominator is missing").all()
 
 
-def test_wilson_one_million_rows_is_fast() -> None:
+def test_wilson_one_million_rows_vectorised() -> None:
     rng = np.random.default_rng(0)
     n = rng.integers(0, 20_000, 1_000_000)
     df = pd.DataFrame({"x": rng.integers(0, n + 1), "n": n})
-    stats.proportion_wilson(df.head(10), "x", "n")  # warm up imports
-    start = time.perf_counter()
     out = stats.proportion_wilson(df, "x", "n")
-    elapsed = time.perf_counter() - start
     assert len(out) == 1_000_000
-    # Generous bound for a shared 2-core CI machine; about 0.3 s when idle.
-    assert elapsed < 1.5, elapsed
+    inside = (out["lower_95"] <= out["value"]) & (out["value"] <= out["upper_95"])
+    assert inside[df["n"] > 0].all()
+    # Speed is measured by benchmarks/bench_national.py (all indicators), never in a timed test.
 
 
 # --------------------------------------------------------------------------------------
