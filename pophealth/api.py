@@ -101,6 +101,8 @@ class Profile:
     synthetic: bool = False
     imd_release: str = "IoD2025"
     comparator: str = "England"
+    #: Parent and child areas (``relation, level, area_code, area_name``) for page links.
+    related: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 class PopHealthData:

@@ -441,6 +441,38 @@ def workforce_coverage_notes(data, area: dict) -> list[str]:
     return notes
 
 
+def related_areas(register: pd.DataFrame, area: dict) -> pd.DataFrame:
+    """The area's parent and children (``relation, level, area_code, area_name``).
+
+    A neighbourhood's parent is its place; a place's children are the neighbourhoods whose
+    parent it is; a system's children are its places and neighbourhoods. The England row
+    (all loaded areas) is nobody's linked parent: it has no profile page.
+    """
+    columns = ["relation", "level", "area_code", "area_name"]
+    frames = []
+    parent = register[
+        (register["area_code"] == area.get("parent_code"))
+        & register["level"].isin(["neighbourhood", "place", "system"])
+    ]
+    if len(parent):
+        frames.append(parent.head(1).assign(relation="parent"))
+    if area["level"] == "place":
+        children = register[
+            (register["level"] == "neighbourhood") & (register["parent_code"] == area["area_code"])
+        ]
+        frames.append(children.assign(relation="child"))
+    elif area["level"] == "system":
+        children = register[
+            register["level"].isin(["place", "neighbourhood"])
+            & (register["system_code"] == area["area_code"])
+        ]
+        frames.append(children.assign(relation="child"))
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    related = pd.concat(frames, ignore_index=True)[columns]
+    return related.drop_duplicates(["relation", "level", "area_code"]).reset_index(drop=True)
+
+
 def build_profile(data, area: dict):
     """Assemble a :class:`pophealth.api.Profile` for one register row."""
     from pophealth.api import Profile
@@ -537,6 +569,7 @@ def build_profile(data, area: dict):
         synthetic=bool(manifest.get("synthetic")),
         imd_release=imd_release,
         comparator=data.comparator,
+        related=related_areas(register, area),
     )
 
 

@@ -2,15 +2,43 @@
 
 Each function takes a :class:`pophealth.api.Profile` and displays one section, so the three
 profile notebooks stay thin (a parameters cell, one build call, one cell per section) and show
-the same section the same way.
+the same section the same way. The page reads story first: :func:`header` gives the title,
+links, the plain-English headline, key-figure tiles and the contents; every section then opens
+with a heading (the contents' anchor) and one sentence saying what it shows, with numbers.
+The only benchmark table is in :func:`benchmarking`; definitions and provenance are collapsed.
 """
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pandas as pd
-from IPython.display import Markdown, display
 
 from pophealth import charts, tables
+from pophealth.runner.jobs import safe_stem
+
+#: Section anchor -> heading, in page order (the contents lists those of the profile's level).
+SECTION_HEADINGS: dict[str, str] = {
+    "population": "Population",
+    "deprivation": "Deprivation",
+    "health": "Health and disability",
+    "ethnicity": "Ethnicity",
+    "workforce": "Workforce against need",
+    "benchmarking": "Benchmarking",
+    "basis-comparison": "Registered and resident populations",
+    "data-quality": "Data quality and provenance",
+}
+_SYSTEM_ONLY = {"basis-comparison"}
+
+#: Which section each indicator belongs to in the benchmark table.
+_INDICATOR_SECTIONS: dict[str, list[str]] = {
+    "Population": ["list_size", "pct_age_0_17", "pct_age_65_plus", "pct_age_85_plus"],
+    "Deprivation": ["imd_score", "pct_core20", "pct_hh_deprived_2plus", "pct_social_rented"],
+    "Health and disability": ["pct_bad_health", "pct_disabled"],
+    "Ethnicity": ["pct_ethnic_minority"],
+}
+_LEVEL_NAMES = {"neighbourhood": "Neighbourhood", "place": "Place", "system": "System"}
 
 
 def _parent_label(p) -> str:
@@ -22,26 +50,174 @@ def _source(p, text: str) -> str:
     return prefix + text
 
 
-def header(p) -> None:
-    """Page set-up, the synthetic-data banner, area identity and the plain-English summary."""
+def _row(p, indicator_id: str) -> dict | None:
+    rows = p.indicators[p.indicators["indicator_id"] == indicator_id]
+    if not len(rows) or pd.isna(rows["value"].iloc[0]):
+        return None
+    return rows.iloc[0].to_dict()
+
+
+def _with_unit(value: Any, unit: str) -> str:
+    text = tables.format_value(value, unit)
+    if text == "–":
+        return text
+    return f"{text}%" if unit == "%" else f"{text} {unit}" if unit and unit != "score" else text
+
+
+def _fact(p, indicator_id: str) -> str | None:
+    """'<title> <value> (<comparator> <value>, <comparison>)' for one indicator, or None."""
+    row = _row(p, indicator_id)
+    if row is None:
+        return None
+    unit = "" if pd.isna(row.get("unit")) else str(row["unit"])
+    text = f"{str(row['title']).lower()} {_with_unit(row['value'], unit)}"
+    if pd.notna(row.get("comparator_value")):
+        text += f" ({p.comparator} {_with_unit(row['comparator_value'], unit)}"
+        comparison = str(row.get("comparison") or "")
+        if comparison and comparison != "not compared":
+            text += f", {comparison}"
+        text += ")"
+    return text
+
+
+def _facts(p, ids: list[str]) -> str:
+    found = [f for f in (_fact(p, i) for i in ids) if f]
+    return "; ".join(found) if found else "these indicators could not be built from the sources"
+
+
+def _open(anchor: str, lead: str) -> None:
+    charts.show_html(tables.section_opening(anchor, SECTION_HEADINGS[anchor], lead))
+
+
+def _population_word(p) -> str:
+    return "registered patients" if p.area["basis"] == "registered" else "residents"
+
+
+# --------------------------------------------------------------------------- header
+def page_sections(level: str) -> list[tuple[str, str]]:
+    """The ``(anchor, heading)`` of every section a profile of ``level`` shows, in order."""
+    return [
+        (anchor, heading)
+        for anchor, heading in SECTION_HEADINGS.items()
+        if anchor not in _SYSTEM_ONLY or level == "system"
+    ]
+
+
+def profile_href(level: str, area_code: str) -> str:
+    """Relative URL from one profile page to another in the same run folder."""
+    return f"../{safe_stem(level)}/{safe_stem(area_code)}.html"
+
+
+def related_links(p, page_links: dict | None) -> list[tuple[str, str]]:
+    """Links to the index, the parent's and the children's profiles (levels in this run)."""
+    if not page_links:
+        return []
+    links = [("All profiles (index)", str(page_links.get("index", "../../index.html")))]
+    levels = set(page_links.get("levels") or [])
+    related = p.related if isinstance(p.related, pd.DataFrame) else pd.DataFrame()
+    for record in related.to_dict("records"):
+        if record["level"] not in levels:
+            continue
+        prefix = "Part of" if record["relation"] == "parent" else _LEVEL_NAMES[record["level"]]
+        links.append(
+            (f"{prefix}: {record['area_name']}", profile_href(record["level"], record["area_code"]))
+        )
+    return links
+
+
+def download_links(p, page_links: dict | None) -> list[tuple[str, str]]:
+    """Links to this profile's PDF and workbook when the run writes them."""
+    stem = safe_stem(p.area["area_code"])
+    wanted = set((page_links or {}).get("downloads") or [])
+    names = {"pdf": ("PDF (A4)", f"{stem}.pdf"), "xlsx": ("Excel workbook", f"{stem}.xlsx")}
+    return [names[kind] for kind in ("pdf", "xlsx") if kind in wanted]
+
+
+def key_figures(p) -> list[tuple[str, str, str]]:
+    """The key-figure tiles: population, deprivation, the largest needs, fair-share gap."""
+    tiles = []
+    size = _row(p, "list_size")
+    if size is not None:
+        tiles.append(("Population", tables.format_count(size["value"]), _population_word(p)))
+    imd = _row(p, "imd_score")
+    core20 = _row(p, "pct_core20")
+    if imd is not None or core20 is not None:
+        value = tables.format_value(imd["value"], "score") if imd is not None else "–"
+        note = "IMD score (higher = more deprived)"
+        if core20 is not None:
+            note = f"{_with_unit(core20['value'], '%')} live in Core20 areas"
+            if pd.notna(core20.get("comparator_value")):
+                note += f" ({p.comparator} {_with_unit(core20['comparator_value'], '%')})"
+        tiles.append(("Deprivation (IMD score)", value, note))
+    flagged = p.indicators[p.indicators["comparison"].isin(["worse", "higher"])].copy()
+    flagged = flagged[flagged["comparator_value"].abs() > 0]
+    if len(flagged):
+        flagged["ratio"] = (flagged["value"] / flagged["comparator_value"]).abs()
+        top = flagged.sort_values("ratio", ascending=False).head(2)
+        first = top.iloc[0]
+        unit = str(first["unit"])
+        note = (
+            f"{_with_unit(first['value'], unit)} vs {_with_unit(first['comparator_value'], unit)}"
+        )
+        if len(top) > 1:
+            note += f"; then {str(top.iloc[1]['title']).lower()}"
+        tiles.append(("Largest need", str(first["title"]), note))
+    else:
+        tiles.append(("Largest need", "None flagged", f"no indicator worse than {p.comparator}"))
+    fair = (p.inverse_care or {}).get("fair_share")
+    if isinstance(fair, pd.DataFrame) and len(fair):
+        row = fair.iloc[-1]  # the comparator's rate (the parent's is first)
+        gap = float(row["gap_fte"])
+        word = "short of" if gap < 0 else "above"
+        tiles.append(
+            (
+                "GP workforce against fair share",
+                f"{gap:+,.1f} GP FTE",
+                f"{float(row['actual_fte']):,.1f} FTE, {word} a fair share of "
+                f"{float(row['fair_share_fte']):,.1f} at the {p.comparator} rate",
+            )
+        )
+    return tiles
+
+
+def header(p, page_links: dict | None = None) -> None:
+    """Title and basis, links, the plain-English headline, key figures and contents.
+
+    Args:
+        p: The profile.
+        page_links: From the batch runner (``None`` when run by hand): ``index`` (URL of the
+            run's index), ``levels`` (levels with profiles in the run, so parent and child
+            links resolve) and ``downloads`` (``pdf`` / ``xlsx`` written beside the page).
+    """
     tables.inject_css()
     if p.synthetic:
         charts.show_html(tables.synthetic_banner())
     a = p.area
-    level = {"neighbourhood": "Neighbourhood", "place": "Place", "system": "System"}[a["level"]]
+    level = _LEVEL_NAMES.get(a["level"], str(a["level"]).capitalize())
     parent = f" · part of {a['parent_name']}" if a.get("parent_name") else ""
-    display(
-        Markdown(
-            f"# {level} needs profile: {a['area_name']}\n\n"
-            f"**{a['area_code']}** · {a['area_type'].upper()} · {a['basis']} population{parent} · "
-            f"compared with {p.comparator}"
-        )
+    basis_line = (
+        f"{a['area_code']} · {str(a['area_type']).upper()} · {a['basis']} population{parent} · "
+        f"compared with {p.comparator}"
     )
-    charts.show_html(tables.styled_headline(p.headline))
+    parts = [tables.page_title(f"{level} needs profile: {a['area_name']}", basis_line)]
+    parts.append(tables.link_list(related_links(p, page_links), "Related profiles"))
+    parts.append(tables.link_list(download_links(p, page_links), "Downloads"))
+    parts.append(tables.styled_headline(p.headline))
+    parts.append(tables.key_figure_tiles(key_figures(p)))
+    parts.append(tables.contents(page_sections(a["level"])))
+    charts.show_html("".join(parts))
 
 
+# --------------------------------------------------------------------------- sections
 def population(p) -> None:
-    """List size, age indicators and the age-sex pyramid against the parent and comparator."""
+    """Age and sex of the population against the parent and comparator."""
+    size = _row(p, "list_size")
+    count = f"{tables.format_count(size['value'])} " if size is not None else ""
+    _open(
+        "population",
+        f"Age and sex of the {count}{_population_word(p)} against {_parent_label(p)} and "
+        f"{p.comparator}: {_facts(p, ['pct_age_0_17', 'pct_age_65_plus', 'pct_age_85_plus'])}.",
+    )
     if len(p.pyramid):
         fig = charts.population_pyramid_spec(
             p.pyramid,
@@ -51,13 +227,28 @@ def population(p) -> None:
             england_label=p.comparator,
             source_note=_source(p, "Patients registered at a GP practice, five-year age bands."),
         )
-        charts.show(fig)
-    _indicator_rows(p, ["list_size", "pct_age_0_17", "pct_age_65_plus", "pct_age_85_plus"])
+        fig.update_layout(height=460)
+        older = _fact(p, "pct_age_65_plus")
+        charts.show(
+            fig,
+            caption="Bars: the area's share of people in each five-year age band by sex; "
+            f"markers: {_parent_label(p)} and {p.comparator}."
+            + (f" In words: {older}." if older else ""),
+        )
 
 
 def deprivation(p) -> None:
     """IMD score, Core20 share, deciles and a map of the LSOAs where the population lives."""
-    _indicator_rows(p, ["imd_score", "pct_core20", "pct_hh_deprived_2plus", "pct_social_rented"])
+    _open(
+        "deprivation",
+        f"How deprived the places are where the population lives ({p.imd_release}): "
+        f"{_facts(p, ['imd_score', 'pct_core20', 'pct_hh_deprived_2plus', 'pct_social_rented'])}.",
+    )
+    deciles = p.deciles
+    most = ""
+    if isinstance(deciles, pd.DataFrame) and {"imd_decile", "area_pct"} <= set(deciles.columns):
+        share = deciles.loc[deciles["imd_decile"].astype(int) <= 2, "area_pct"].sum()
+        most = f"{share:.1f}% live in the two most deprived national deciles."
     charts.show(
         charts.deprivation_deciles_spec(
             p.deciles,
@@ -66,10 +257,11 @@ def deprivation(p) -> None:
             parent_label=_parent_label(p),
             england_label=p.comparator,
             source_note=_source(p, f"English Indices of Deprivation, {p.imd_release}."),
-            population_label="registered patients"
-            if p.area["basis"] == "registered"
-            else "residents",
-        )
+            population_label=_population_word(p),
+        ),
+        width="half",
+        caption=f"Share of {_population_word(p)} in each national IMD decile "
+        f"(1 = most deprived) against {_parent_label(p)} and {p.comparator}. {most}",
     )
     if p.map_geojson is not None and len(p.map_values):
         charts.show(
@@ -77,20 +269,32 @@ def deprivation(p) -> None:
                 p.map_geojson,
                 p.map_values,
                 title=f"Where the population lives: LSOAs by IMD decile ({p.imd_release})",
-            )
+            ),
+            width="half",
+            caption=f"Map of the {len(p.map_values):,} LSOAs where the population lives, "
+            "shaded by national IMD decile (darker = more deprived).",
         )
     else:
-        display(Markdown("_No LSOA boundaries in the prepared store: map not shown._"))
+        charts.show_html(
+            '<p class="ph-caption">No LSOA boundaries in the prepared store: map not shown.</p>'
+        )
 
 
 def health(p) -> None:
     """General health and disability (Census 2021, attributed to the population)."""
-    _indicator_rows(p, ["pct_bad_health", "pct_disabled"])
+    _open(
+        "health",
+        "General health and disability from Census 2021, attributed to the population: "
+        f"{_facts(p, ['pct_bad_health', 'pct_disabled'])}.",
+    )
 
 
 def ethnicity(p) -> None:
     """Ethnic minority groups (Census 2021)."""
-    _indicator_rows(p, ["pct_ethnic_minority"])
+    _open(
+        "ethnicity",
+        f"Ethnic minority groups from Census 2021: {_facts(p, ['pct_ethnic_minority'])}.",
+    )
 
 
 def workforce(p) -> None:
@@ -99,102 +303,149 @@ def workforce(p) -> None:
     Shows every practice's GP FTE per weighted patient against its IMD score,
     inverse care law by IMD quintile with SII, and the area's fair share of GP FTE.
     """
-    _indicator_rows(
-        p,
-        [
-            "gp_fte_per_10k",
-            "gp_qualified_permanent_fte_per_10k",
-            "gp_fte_per_10k_weighted",
-            "gp_qualified_permanent_fte_per_10k_weighted",
-            "nurse_fte_per_10k",
-            "dpc_fte_per_10k",
-            "admin_fte_per_10k",
-            "patients_per_gp_fte",
-        ],
+    _open(
+        "workforce",
+        "GP workforce against need (weighted patients) and deprivation: "
+        f"{_facts(p, ['gp_fte_per_10k_weighted', 'nurse_fte_per_10k', 'patients_per_gp_fte'])}.",
     )
     if len(p.practices):
+        fig = charts.workforce_vs_need_spec(
+            p.practices,
+            title="GP FTE per 10,000 weighted patients against practice IMD score",
+            highlight_label=p.area["area_name"],
+        )
+        fig.update_layout(height=440)
         charts.show(
-            charts.workforce_vs_need_spec(
-                p.practices,
-                title="GP FTE per 10,000 weighted patients against practice IMD score",
-                highlight_label=p.area["area_name"],
-            )
+            fig,
+            width="third",
+            caption=f"Each dot is a practice ({len(p.practices):,}); the area's practices are "
+            "highlighted. The line is the patient-weighted trend.",
         )
     ic = p.inverse_care or {}
     if isinstance(ic.get("quintiles"), pd.DataFrame) and len(ic["quintiles"]):
+        fig = charts.inverse_care_law_spec(
+            ic["quintiles"],
+            sii_text=ic.get("sii_text", ""),
+            title="Inverse care law: GP FTE per 10,000 weighted patients by practice IMD quintile",
+        )
+        fig.update_layout(height=440)
         charts.show(
-            charts.inverse_care_law_spec(
-                ic["quintiles"],
-                sii_text=ic.get("sii_text", ""),
-                title="Inverse care law: GP FTE per 10,000 weighted patients by practice "
-                "IMD quintile",
-            )
+            fig,
+            width="third",
+            caption=ic.get("sii_text") or "GP FTE per 10,000 weighted patients by quintile.",
         )
     if isinstance(ic.get("fair_share"), pd.DataFrame) and len(ic["fair_share"]):
-        charts.show(
-            charts.fair_share_bars_spec(
-                ic["fair_share"], title=f"Fair share of GP FTE: {p.area['area_name']}"
-            )
+        fig = charts.fair_share_bars_spec(
+            ic["fair_share"], title=f"Fair share of GP FTE: {p.area['area_name']}"
         )
+        fig.update_layout(height=440)
+        tile = [t for t in key_figures(p) if t[0].startswith("GP workforce")]
+        charts.show(
+            fig,
+            width="third",
+            caption=f"Actual GP FTE against the fair share at each benchmark rate: "
+            f"{tile[0][1]} ({tile[0][2]})."
+            if tile
+            else "Actual GP FTE against the fair share at each benchmark rate.",
+        )
+
+
+def _benchmark_rows(p) -> pd.DataFrame:
+    """The indicators with a Section column, in page order."""
+    section_of = {i: name for name, ids in _INDICATOR_SECTIONS.items() for i in ids}
+    rows = p.indicators.copy()
+    rows["section"] = rows["indicator_id"].map(section_of).fillna("Workforce and other")
+    return rows
 
 
 def benchmarking(p) -> None:
-    """Spine chart, sortable benchmark table and funnel plots."""
+    """Spine chart, the page's one benchmark table and funnel plots."""
+    counts = p.indicators["comparison"].value_counts()
+    summary = ", ".join(
+        f"{int(counts[c])} {c}"
+        for c in ("worse", "higher", "similar", "lower", "better")
+        if c in counts
+    )
+    _open(
+        "benchmarking",
+        f"Every indicator against {p.comparator} (95% limits): {summary or 'none compared'}. "
+        "The table has the values, limits, parent and method.",
+    )
     if len(p.spine):
+        fig = charts.spine_chart_spec(
+            p.spine,
+            title=f"{p.area['area_name']} compared with {p.comparator}",
+            area_label=p.area["area_name"],
+            comparator_label=p.comparator,
+            peer_label=f"{p.area['level']}s ({p.area['basis']} basis) in the loaded data",
+        )
         charts.show(
-            charts.spine_chart_spec(
-                p.spine,
-                title=f"{p.area['area_name']} compared with {p.comparator}",
-                area_label=p.area["area_name"],
-                comparator_label=p.comparator,
-                peer_label=f"{p.area['level']}s ({p.area['basis']} basis) in the loaded data",
-            )
+            fig,
+            caption=f"Spine chart: each row is an indicator; the marker is the area, coloured by "
+            f"its comparison with {p.comparator}; the bar spans the range of peers. Values are "
+            "in the table below.",
         )
     charts.show_html(
         tables.benchmark_table(
-            p.indicators,
+            _benchmark_rows(p),
             area_label=p.area["area_name"],
             parent_label=_parent_label(p),
             england_label=p.comparator,
+            caption=f"Indicators for {p.area['area_name']} (select a heading to sort)",
         )
     )
     for f in p.funnels.values():
-        charts.show(
-            charts.funnel_plot_spec(
-                f["points"],
-                f["limits"],
-                target=f["target"],
-                title=f"Funnel plot: {f['title']}",
-                highlight_code=p.area["area_code"],
-                value_label=f"{f['title']} ({f['unit']})",
-            )
+        fig = charts.funnel_plot_spec(
+            f["points"],
+            f["limits"],
+            target=f["target"],
+            title=f"Funnel plot: {f['title']}",
+            highlight_code=p.area["area_code"],
+            value_label=f"{f['title']} ({f['unit']})",
         )
+        fig.update_layout(height=420)
+        charts.show(fig, width="third", caption=_funnel_caption(p, f))
+
+
+def _funnel_caption(p, funnel: dict) -> str:
+    points = funnel["points"]
+    text = (
+        "Each dot is a peer area by population size; lines are the 95% and 99.8% limits "
+        f"around {funnel['target']:.1f}."
+    )
+    if isinstance(points, pd.DataFrame) and "area_code" in points and "value" in points:
+        own = points[points["area_code"] == p.area["area_code"]]
+        if len(own) and not math.isnan(float(own["value"].iloc[0])):
+            text += f" This area: {float(own['value'].iloc[0]):,.1f} {funnel['unit']}."
+    return text
 
 
 def basis_comparison(p) -> None:
     """System profiles: registered and resident populations side by side."""
+    _open(
+        "basis-comparison",
+        "The same indicators for the patients registered with the system's practices and for "
+        "the people living in its area.",
+    )
     if len(p.basis_comparison):
-        charts.show_html(p.basis_comparison.to_html(index=False, float_format="{:,.1f}".format))
+        charts.show_html(tables.basis_table(p.basis_comparison))
 
 
 def data_quality(p) -> None:
     """Coverage (patients that could not be placed), notes, provenance and definitions."""
-    charts.show_html(tables.data_quality_table(p.coverage))
-    display(Markdown("\n".join(f"- {note}" for note in p.notes)))
-    charts.show_html(tables.provenance_table(p.provenance))
-    charts.show_html(tables.definitions_table(p.definitions))
-
-
-def _indicator_rows(p, ids: list[str]) -> None:
-    rows = p.indicators[p.indicators["indicator_id"].isin(ids)]
-    if len(rows):
-        charts.show_html(
-            tables.benchmark_table(
-                rows,
-                area_label=p.area["area_name"],
-                parent_label=_parent_label(p),
-                england_label=p.comparator,
-            )
+    _open(
+        "data-quality",
+        "How completely the population could be placed in neighbourhoods of residence, what "
+        "to bear in mind, and (collapsed) every source file and indicator definition.",
+    )
+    charts.show_html(
+        tables.data_quality_table(p.coverage)
+        + tables.bullet_list(p.notes)
+        + tables.collapsible(
+            f"Sources and checksums ({len(p.provenance)} files)",
+            tables.provenance_table(p.provenance),
         )
-    else:
-        display(Markdown("_These indicators could not be built from the loaded sources._"))
+        + tables.collapsible(
+            f"Indicator definitions ({len(p.definitions)})", tables.definitions_table(p.definitions)
+        )
+    )
