@@ -1,7 +1,7 @@
 """The ``pophealth`` command line.
 
 Commands: ``demo`` (everything on the embedded demo data), ``demo-data``, ``fetch``,
-``prepare``, ``areas``, ``indicators`` and ``run``.
+``prepare``, ``areas``, ``indicators``, ``run`` and ``export`` (one self-contained profile).
 """
 
 from __future__ import annotations
@@ -335,6 +335,66 @@ def _write_workbooks(data, jobs: list, out_dir: Path, run_info: dict) -> None:
     )
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    """One area's profile as a single self-contained HTML file (plus workbook, PDF)."""
+    import shutil
+    import tempfile
+
+    from pophealth.runner import run_profiles
+
+    data = _load(args)
+    area = data.resolve_area(args.area, args.basis)
+    out = Path(args.out).resolve()
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise FileNotFoundError(f"--out must name an .html file, not {out}.")
+    downloads = ("pdf", "xlsx") if args.pdf else ("xlsx",)
+    system = None if area["level"] == "system" else area.get("system_code")
+    jobs = build_jobs(
+        data,
+        system if isinstance(system, str) else None,
+        [area["level"]],
+        Path(args.notebooks),
+        [area["area_code"]],
+        downloads=downloads,
+        extra_fingerprint="self_contained=True",
+    )
+    jobs = [job for job in jobs if job.parameters["basis"] == area["basis"]][:1]
+    # A lone file has no index or neighbouring profiles to link; its downloads sit beside it.
+    jobs[0].parameters["page_links"] = {
+        "index": None,
+        "levels": [],
+        "downloads": list(downloads),
+        "stem": out.stem,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pophealth-export-") as work:
+        site = Path(work)
+        _write_workbooks(data, jobs, site, {"system_name": area["area_name"]})
+        summary = run_profiles(
+            jobs,
+            site,
+            workers=1,
+            timeout=args.timeout,
+            progress=False,
+            title=f"Profile: {area['area_name']}",
+            self_contained=True,
+            pdf=args.pdf,
+        )
+        _print_failures(summary)
+        if summary.failed:
+            return summary.exit_code
+        page = summary.results[0].html_path
+        shutil.copyfile(page, out)
+        written = [out]
+        for suffix in (".xlsx", ".pdf"):
+            if page.with_suffix(suffix).is_file():
+                shutil.copyfile(page.with_suffix(suffix), out.with_suffix(suffix))
+                written.append(out.with_suffix(suffix))
+    for path in written:
+        print(path)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pophealth.demo import write_demo_dataset
     from pophealth.prepare import prepare
@@ -469,6 +529,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT")
     _add_run_options(p)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "export", help="write one area's profile as a single self-contained HTML file to share"
+    )
+    _add_data_options(p)
+    p.add_argument("--area", required=True, help="area code (ODS codes accepted)")
+    p.add_argument("--basis", choices=["registered", "resident"], help="population basis")
+    p.add_argument("--out", required=True, help="HTML file to write (FILE.xlsx goes beside it)")
+    p.add_argument("--pdf", action="store_true", help="also write FILE.pdf (needs Chromium)")
+    p.add_argument("--timeout", type=int, default=300, help="seconds allowed for the profile")
+    p.add_argument("--notebooks", default=str(default_notebook_dir()), help="notebook folder")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

@@ -85,8 +85,8 @@ def _facts(p, ids: list[str]) -> str:
     return "; ".join(found) if found else "these indicators could not be built from the sources"
 
 
-def _open(anchor: str, lead: str) -> None:
-    charts.show_html(tables.section_opening(anchor, SECTION_HEADINGS[anchor], lead))
+def _open(anchor: str, lead: str, *, short: bool = False) -> None:
+    charts.show_html(tables.section_opening(anchor, SECTION_HEADINGS[anchor], lead, short=short))
 
 
 def _population_word(p) -> str:
@@ -112,7 +112,8 @@ def related_links(p, page_links: dict | None) -> list[tuple[str, str]]:
     """Links to the index, the parent's and the children's profiles (levels in this run)."""
     if not page_links:
         return []
-    links = [("All profiles (index)", str(page_links.get("index", "../../index.html")))]
+    index = page_links.get("index")
+    links = [("All profiles (index)", str(index))] if index else []
     levels = set(page_links.get("levels") or [])
     related = p.related if isinstance(p.related, pd.DataFrame) else pd.DataFrame()
     for record in related.to_dict("records"):
@@ -127,7 +128,7 @@ def related_links(p, page_links: dict | None) -> list[tuple[str, str]]:
 
 def download_links(p, page_links: dict | None) -> list[tuple[str, str]]:
     """Links to this profile's PDF and workbook when the run writes them."""
-    stem = safe_stem(p.area["area_code"])
+    stem = (page_links or {}).get("stem") or safe_stem(p.area["area_code"])
     wanted = set((page_links or {}).get("downloads") or [])
     names = {"pdf": ("PDF (A4)", f"{stem}.pdf"), "xlsx": ("Excel workbook", f"{stem}.xlsx")}
     return [names[kind] for kind in ("pdf", "xlsx") if kind in wanted]
@@ -186,8 +187,9 @@ def header(p, page_links: dict | None = None) -> None:
     Args:
         p: The profile.
         page_links: From the batch runner (``None`` when run by hand): ``index`` (URL of the
-            run's index), ``levels`` (levels with profiles in the run, so parent and child
-            links resolve) and ``downloads`` (``pdf`` / ``xlsx`` written beside the page).
+            run's index, or None), ``levels`` (levels with profiles in the run, so parent and
+            child links resolve), ``downloads`` (``pdf`` / ``xlsx`` written beside the page)
+            and optionally ``stem`` (their file name without suffix; default the area code).
     """
     tables.inject_css()
     if p.synthetic:
@@ -286,6 +288,7 @@ def health(p) -> None:
         "health",
         "General health and disability from Census 2021, attributed to the population: "
         f"{_facts(p, ['pct_bad_health', 'pct_disabled'])}.",
+        short=True,
     )
 
 
@@ -294,6 +297,7 @@ def ethnicity(p) -> None:
     _open(
         "ethnicity",
         f"Ethnic minority groups from Census 2021: {_facts(p, ['pct_ethnic_minority'])}.",
+        short=True,
     )
 
 

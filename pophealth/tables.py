@@ -124,7 +124,12 @@ details.ph-details > summary { cursor: pointer; color: #005EB8; font-weight: 600
   .ph-sortable thead th::after { content: ""; }
   .ph-nav, .ph-toc, .modebar-container { display: none; }
   h2.ph-section { break-before: page; border-top: none; }
-  .ph-chart, .ph-tiles { break-inside: avoid; }
+  h2.ph-section.ph-short { break-before: auto; }
+  h2.ph-section, p.ph-lead { break-after: avoid; }
+  .ph-chart, .ph-tiles, .ph-tile { break-inside: avoid; }
+  .ph-tiles { grid-template-columns: repeat(4, 1fr); }
+  .ph-definitions, .ph-provenance { font-size: 9px; }
+  details.ph-details > summary { list-style: none; }
   .ph-cmp-better, .ph-cmp-similar, .ph-cmp-worse, .ph-cmp-not-compared, .ph-cmp-higher,
   .ph-cmp-lower, .ph-table thead th, .ph-banner, .ph-headline {
     -webkit-print-color-adjust: exact; print-color-adjust: exact;
@@ -558,19 +563,21 @@ def key_figure_tiles(tiles: Sequence[tuple[str, str, str]]) -> str:
     return f'<div class="ph-tiles" role="list" aria-label="Key figures">{cells}</div>'
 
 
-def section_opening(anchor: str, heading: str, lead: str) -> str:
+def section_opening(anchor: str, heading: str, lead: str, *, short: bool = False) -> str:
     """A section's ``<h2>`` (the contents' anchor) and its one-sentence summary.
 
     Args:
         anchor: The heading's id.
         heading: Section heading.
         lead: One sentence saying what the section shows.
+        short: A text-only section: printed without a page break before it.
 
     Returns:
         HTML with every text escaped.
     """
+    css = "ph-section ph-short" if short else "ph-section"
     return (
-        f'<h2 class="ph-section" id="{_esc(anchor)}">{_esc(heading)}</h2>'
+        f'<h2 class="{css}" id="{_esc(anchor)}">{_esc(heading)}</h2>'
         f'<p class="ph-lead">{_esc(lead)}</p>'
     )
 

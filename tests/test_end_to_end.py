@@ -26,17 +26,6 @@ def _need_browser():
         pytest.skip("Chromium not installed (apt-get install chromium)")
 
 
-@pytest.fixture(scope="module")
-def demo_site(demo_prepared, tmp_path_factory):
-    out = tmp_path_factory.mktemp("site")
-    data = demo_prepared
-    code = cli.main(
-        ["run", "--data", str(data), "--system", "QZZ", "--out", str(out), "--no-progress"]
-    )
-    assert code == 0
-    return out
-
-
 @pytest.mark.parametrize(
     "notebook, level",
     [

@@ -21,7 +21,9 @@ from pophealth.runner.html import jupyterlab_css_text, plotly_js_source
 
 #: Chromium executables looked for on PATH (``POPHEALTH_CHROMIUM`` overrides).
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-PDF_WINDOW_WIDTH = 760  # CSS px: an A4 page's printable width, so charts are drawn to fit it
+# CSS px the page is laid out at before printing: charts are drawn to this width, and the print
+# stylesheet's 80% zoom fits it to an A4 page's printable width (~718 px at 12 mm margins).
+PDF_WINDOW_WIDTH = 900
 PDF_TIMEOUT_SECONDS = 120
 
 
