@@ -560,22 +560,24 @@ def _html_fragment(
 ) -> str:
     """A div plus ``Plotly.newPlot`` call, as plotly's ``to_html(full_html=False)`` writes it.
 
-    The outer div carries ``ph-chart ph-chart-<width>`` (the exported page lays half and third
-    width charts side by side on wide screens) and, when given, a caption paragraph holding the
-    chart's main message in words: the chart's text alternative (the drawing itself is an
-    ``role="img"`` with the chart title as its accessible name).
+    The outer ``<figure>`` carries ``ph-chart ph-chart-<width>`` (the exported page lays half
+    and third width charts side by side on wide screens), the chart title as its accessible
+    name and, when given, a ``<figcaption>`` with the chart's main message in words: the
+    chart's text alternative.
     """
     div_id = str(uuid.uuid4())
     div_height = f"{height}px" if isinstance(height, (int, float)) else "100%"
     config_json = to_json_plotly(_config(is_map))
-    label_attr = f' role="img" aria-label="{html.escape(label, quote=True)}"' if label else ""
-    caption_html = f'<p class="ph-caption">{_esc(caption)}</p>' if caption else ""
+    # A <figure> named by the chart title; its <figcaption> is the text alternative. (The
+    # drawing holds plotly's toolbar buttons, so it cannot itself be an image role.)
+    label_attr = f' aria-label="{html.escape(label, quote=True)}"' if label else ""
+    caption_html = f'<figcaption class="ph-caption">{_esc(caption)}</figcaption>' if caption else ""
     fragment = (
-        f'<div class="ph-chart ph-chart-{html.escape(width, quote=True)}"><div id="{div_id}" '
-        f'class="plotly-graph-div"{label_attr} style="height:{div_height}; width:100%;"></div>'
-        '<script type="text/javascript">window.PLOTLYENV=window.PLOTLYENV || {};'
+        f'<figure class="ph-chart ph-chart-{html.escape(width, quote=True)}"{label_attr}>'
+        f'<div id="{div_id}" class="plotly-graph-div" style="height:{div_height}; width:100%;">'
+        '</div><script type="text/javascript">window.PLOTLYENV=window.PLOTLYENV || {};'
         f'if (document.getElementById("{div_id}")) {{Plotly.newPlot("{div_id}", {data_json}, '
-        f"{layout_json}, {config_json})}};</script>{caption_html}</div>"
+        f"{layout_json}, {config_json})}};</script>{caption_html}</figure>"
     )
     return (GEO_ASSETS_SCRIPT + fragment) if is_map else fragment
 
@@ -1477,7 +1479,9 @@ def spine_chart_spec(
         font={"size": 11},
     )
     ticktext = [
-        _wrap(_esc(t)) + (f"<br><span style='font-size:10px'>{_esc(u)}</span>" if u else "")
+        # The unit is in the printed value column (e.g. "5.73 per 10,000"), so labels stay at
+        # two lines at most and rows can be compact.
+        _wrap(_esc(t), 60)
         for t, u in zip(titles, units, strict=True)
     ]
     fig.update_layout(barmode="overlay")
@@ -1500,12 +1504,12 @@ def spine_chart_spec(
         chart=function,
         title=title,
         source_note=source_note,
-        height=max(300, 46 * n_rows + 170),
+        height=max(300, 34 * n_rows + 170),
         x_title=(
             f"Scaled to {_esc(comparator_label)} (centre line); better to the right where "
             "an indicator has a polarity"
         ),
-        y_title="Indicator (unit)",
+        y_title="Indicator",
         extra_meta={"indicator_ids": _text_values(rows, "indicator_id")},
     )
     fig.update_layout(margin={"l": 20})

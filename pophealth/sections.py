@@ -229,7 +229,7 @@ def population(p) -> None:
             england_label=p.comparator,
             source_note=_source(p, "Patients registered at a GP practice, five-year age bands."),
         )
-        fig.update_layout(height=460)
+        fig.update_layout(height=400)
         older = _fact(p, "pct_age_65_plus")
         charts.show(
             fig,
@@ -271,7 +271,7 @@ def deprivation(p) -> None:
                 p.map_geojson,
                 p.map_values,
                 title=f"Where the population lives: LSOAs by IMD decile ({p.imd_release})",
-            ),
+            ).update_layout(height=460),
             width="half",
             caption=f"Map of the {len(p.map_values):,} LSOAs where the population lives, "
             "shaded by national IMD decile (darker = more deprived).",
@@ -318,7 +318,7 @@ def workforce(p) -> None:
             title="GP FTE per 10,000 weighted patients against practice IMD score",
             highlight_label=p.area["area_name"],
         )
-        fig.update_layout(height=440)
+        fig.update_layout(height=400)
         charts.show(
             fig,
             width="third",
@@ -332,7 +332,7 @@ def workforce(p) -> None:
             sii_text=ic.get("sii_text", ""),
             title="Inverse care law: GP FTE per 10,000 weighted patients by practice IMD quintile",
         )
-        fig.update_layout(height=440)
+        fig.update_layout(height=400)
         charts.show(
             fig,
             width="third",
@@ -342,7 +342,7 @@ def workforce(p) -> None:
         fig = charts.fair_share_bars_spec(
             ic["fair_share"], title=f"Fair share of GP FTE: {p.area['area_name']}"
         )
-        fig.update_layout(height=440)
+        fig.update_layout(height=400)
         tile = [t for t in key_figures(p) if t[0].startswith("GP workforce")]
         charts.show(
             fig,
@@ -407,7 +407,7 @@ def benchmarking(p) -> None:
             highlight_code=p.area["area_code"],
             value_label=f"{f['title']} ({f['unit']})",
         )
-        fig.update_layout(height=420)
+        fig.update_layout(height=400)
         charts.show(fig, width="third", caption=_funnel_caption(p, f))
 
 

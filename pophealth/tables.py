@@ -84,7 +84,7 @@ PROFILE_CSS = """
 .jp-RenderedHTMLCommon .ph-table th, .jp-RenderedHTMLCommon .ph-table td,
 .ph-table th, .ph-table td { text-align: left; }
 .jp-RenderedHTMLCommon .ph-table .ph-num, .ph-table .ph-num { text-align: right; }
-.ph-benchmark td:first-child { min-width: 14em; }
+.ph-benchmark td:first-child { min-width: 20em; }
 .ph-code { overflow-wrap: anywhere; word-break: break-word; }
 .ph-title { margin: 0.2em 0 0.1em; font-size: 1.9em; color: #005EB8; }
 .ph-basis { margin: 0 0 0.5em; color: #4C6272; }
@@ -103,7 +103,8 @@ PROFILE_CSS = """
 h2.ph-section { margin: 1.2em 0 0.2em; padding-top: 0.3em; border-top: 1px solid #D8DDE0;
   color: #005EB8; }
 p.ph-lead { margin: 0 0 0.5em; font-size: 15px; max-width: 75em; }
-p.ph-caption { margin: 0.2em 0 0.6em; font-size: 13px; color: #4C6272; }
+.ph-caption { margin: 0.2em 0 0.6em; font-size: 13px; color: #4C6272; }
+figure.ph-chart { margin: 0; }
 details.ph-details { margin: 0.4em 0; }
 details.ph-details > summary { cursor: pointer; color: #005EB8; font-weight: 600; }
 .ph-headline {
