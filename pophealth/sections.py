@@ -64,13 +64,18 @@ def _with_unit(value: Any, unit: str) -> str:
     return f"{text}%" if unit == "%" else f"{text} {unit}" if unit and unit != "score" else text
 
 
+def _in_sentence(title: str) -> str:
+    """An indicator title inside a sentence: "Aged 0 to 17" -> "aged 0 to 17", "IMD score" kept."""
+    return title[:1].lower() + title[1:] if title[1:2].islower() else title
+
+
 def _fact(p, indicator_id: str) -> str | None:
     """'<title> <value> (<comparator> <value>, <comparison>)' for one indicator, or None."""
     row = _row(p, indicator_id)
     if row is None:
         return None
     unit = "" if pd.isna(row.get("unit")) else str(row["unit"])
-    text = f"{str(row['title']).lower()} {_with_unit(row['value'], unit)}"
+    text = f"{_in_sentence(str(row['title']))} {_with_unit(row['value'], unit)}"
     if pd.notna(row.get("comparator_value")):
         text += f" ({p.comparator} {_with_unit(row['comparator_value'], unit)}"
         comparison = str(row.get("comparison") or "")
@@ -161,7 +166,7 @@ def key_figures(p) -> list[tuple[str, str, str]]:
             f"{_with_unit(first['value'], unit)} vs {_with_unit(first['comparator_value'], unit)}"
         )
         if len(top) > 1:
-            note += f"; then {str(top.iloc[1]['title']).lower()}"
+            note += f"; then {_in_sentence(str(top.iloc[1]['title']))}"
         tiles.append(("Largest need", str(first["title"]), note))
     else:
         tiles.append(("Largest need", "None flagged", f"no indicator worse than {p.comparator}"))
