@@ -389,3 +389,129 @@ def test_run_prints_each_failed_area_and_its_error(
     err = capsys.readouterr().err
     assert "FAILED neighbourhood INT01 Test neighbourhood" in err
     assert "RuntimeError: broken on purpose" in err
+
+
+# --------------------------------------------------------------------------- units
+EVIL = '<script>alert("x")</script> & "quoted"'
+
+
+def test_page_furniture_escapes_every_data_text():
+    from pophealth import tables
+
+    pieces = [
+        tables.page_title(EVIL, EVIL),
+        tables.link_list([(EVIL, f"../x/{EVIL}.html")], EVIL),
+        tables.contents([(EVIL, EVIL)]),
+        tables.key_figure_tiles([(EVIL, EVIL, EVIL)]),
+        tables.section_opening(EVIL, EVIL, EVIL),
+        tables.collapsible(EVIL, "<table></table>"),
+        tables.bullet_list([EVIL]),
+        tables.basis_table(
+            pd.DataFrame({"title": [EVIL], "unit": ["%"], "registered": [1.0], "resident": [2]})
+        ),
+    ]
+    for piece in pieces:
+        assert "<script>" not in piece and 'alert("x")' not in piece
+        assert "&lt;script&gt;" in piece
+    assert tables.link_list([], "Related") == ""
+
+
+def test_basis_table_formats_numbers_and_hides_column_names():
+    from pophealth import tables
+
+    frame = pd.DataFrame(
+        {
+            "indicator_id": ["list_size"],
+            "title": ["Registered patients"],
+            "unit": ["patients"],
+            "registered": [651403.0],
+            "resident": [649000.0],
+        }
+    )
+    table = tables.basis_table(frame)
+    assert "651,403" in table and "651403.0" not in table and "list_size" not in table
+    assert "Registered patients basis" in table and 'class="ph-num"' in table
+
+
+def test_chart_fragment_is_a_named_figure_with_an_escaped_caption():
+    from pophealth import charts
+
+    fig = charts.FigureSpec().add_trace({"type": "bar", "x": [1], "y": [2]})
+    fig.update_layout(title={"text": "Bars <b>bold</b>"})
+    bundle = charts.figure_bundle(fig, width="half", caption=EVIL)
+    text = bundle["text/html"]
+    assert text.startswith('<figure class="ph-chart ph-chart-half" aria-label="Bars bold">')
+    assert '<figcaption class="ph-caption">&lt;script&gt;' in text
+    assert EVIL not in text
+
+
+def test_legend_is_kept_clear_of_a_wrapped_title():
+    from pophealth import charts
+
+    fig = charts.FigureSpec()
+    for name in ("First series with a long name", "Second series", "Third", "Fourth one"):
+        fig.add_trace({"type": "bar", "x": [1], "y": [2], "name": name})
+    fig.update_layout(
+        title={"text": "A title long enough to need wrapping onto a second line here"},
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom"},
+        margin={"t": 40},
+    )
+    layout = json.loads(charts.figure_bundle(fig)["text/html"].split("], ", 1)[1].split(", {")[0])
+    assert layout["title"]["text"].count("<br>") == 1
+    assert layout["title"]["yref"] == "container" and layout["title"]["yanchor"] == "top"
+    assert layout["legend"]["yanchor"] == "bottom" and layout["legend"]["y"] == 1.0
+    # two title lines and two legend rows fit in the top margin
+    assert layout["margin"]["t"] >= 14 + 2 * 22 + 2 * 21
+    assert fig.layout["margin"]["t"] == 40  # the figure itself is not changed
+
+
+def test_related_areas_list_parent_and_children(demo_data):
+    from pophealth.profile_frames import related_areas
+
+    register = demo_data.register
+    neighbourhood = demo_data.resolve_area("U90001")
+    related = related_areas(register, neighbourhood)
+    assert related[["relation", "level"]].values.tolist() == [["parent", "place"]]
+    place = demo_data.resolve_area(related["area_code"].iloc[0])
+    related = related_areas(register, place)
+    children = related[related["relation"] == "child"]
+    assert "U90001" in set(children["area_code"]) and set(children["level"]) == {"neighbourhood"}
+    assert related.loc[related["relation"] == "parent", "level"].tolist() == ["system"]
+    system = demo_data.resolve_area(place["system_code"])
+    assert not (related_areas(register, system)["relation"] == "parent").any()
+
+
+def test_inline_assets_makes_a_page_need_nothing_else():
+    from pophealth.runner.share import ShareError, inline_assets
+
+    page = (
+        '<html><head><script src="../../assets/plotly.min.js"></script>'
+        '<link rel="stylesheet" href="../../assets/jupyterlab.css"></head><body></body></html>'
+    )
+    alone = inline_assets(page)
+    assert '<script src="' not in alone and '<link rel="stylesheet"' not in alone
+    assert len(alone) > 3_000_000 and alone.count("<script>") == 1
+    with pytest.raises(ShareError, match="plotly.min.js"):
+        inline_assets("<html></html>")
+
+
+def test_drop_duplicate_figure_html_keeps_the_plotly_json():
+    import nbformat
+
+    from pophealth.runner.executor import drop_duplicate_figure_html
+
+    bundle = {PLOTLY_MIME: {"data": []}, "text/html": "<div>fig</div>", "text/plain": "x"}
+    table = {"text/html": "<table></table>", "text/plain": "t"}
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                outputs=[
+                    nbformat.v4.new_output("display_data", data=bundle),
+                    nbformat.v4.new_output("display_data", data=table),
+                ]
+            )
+        ]
+    )
+    assert drop_duplicate_figure_html(nb) == 1
+    first, second = nb.cells[0].outputs
+    assert set(first.data) == {PLOTLY_MIME, "text/plain"} and "text/html" in second.data
