@@ -287,6 +287,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _print_failures(summary) -> None:
     """Each failed area and its error, so a terminal user need not open the index."""
+    import json
+
+    try:
+        engine = json.loads(Path(summary.manifest_path).read_text(encoding="utf-8"))["engine"]
+    except (OSError, KeyError, ValueError):
+        engine = {}
+    for key, error in (engine.get("pdf_errors") or {}).items():
+        print(f"PDF not written for {key}: {error}", file=sys.stderr)
     failed = [r for r in summary.results if r.status == "failed"]
     for record in failed:
         where = f" (cell {record.error_cell_index})" if record.error_cell_index is not None else ""
