@@ -11,6 +11,9 @@ Output layout (``out_dir``)::
     profiles/<level>/<stem>.ipynb / .html      executed notebook and its HTML (code hidden)
     profiles/<level>/<stem>.json               sidecar (fingerprint + output sizes/sha256), last
     profiles/<level>/<stem>.failed.ipynb       partial notebook of a failed job, for debugging
+    profiles/<level>/<stem>.pdf                A4 PDF of the page (``pdf=True``)
+    profiles/<level>/<stem>.xlsx               the profile's workbook (written by the CLI first)
+    indicators.xlsx, indicators.csv            every area of the run (written by the CLI)
     index.html, manifest.json                  every profile in the folder (this run's, plus
                                                earlier runs' still on disk, as "earlier")
 
