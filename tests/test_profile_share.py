@@ -252,6 +252,10 @@ def test_index_sorts_filters_and_links_downloads(demo_site):
     index = (demo_site / "index.html").read_text(encoding="utf-8")
     assert 'href="indicators.xlsx"' in index and 'href="indicators.csv"' in index
     assert index.count(">Excel</a>") >= 21
+    # text left, numbers right: the basis is text, list sizes are numbers
+    assert "<td>registered</td>" in index and re.search(
+        r'<td class="num">\d{2,3},\d{3}</td>', index
+    )
     result, errors = _probe(
         demo_site / "index.html",
         "function visible() { return Array.from(document.querySelectorAll('tr.area-row'))"

@@ -37,6 +37,18 @@ def _beside(out_dir: Path, html_path: Path | None, suffix: str) -> str | None:
     return _link(out_dir, path) if path.is_file() else None
 
 
+def _numeric_text(text: Any) -> bool:
+    """True for a formatted number ("12,345", "-1.5") or a blank / dash placeholder."""
+    cleaned = str(text).replace(",", "").strip()
+    if cleaned in ("", "–", "-"):
+        return True
+    try:
+        float(cleaned)
+    except ValueError:
+        return False
+    return True
+
+
 def _counts(results: list[JobResult]) -> dict[str, int]:
     """Counts of this run's jobs by status; ``earlier`` counts profiles carried over."""
     statuses = [result.status for result in results]
@@ -181,7 +193,20 @@ def render_index(
             for key in row["headline"]:
                 if key not in headline_keys:
                     headline_keys.append(key)
-        groups.append({"level": level, "rows": level_rows, "headline_keys": headline_keys})
+        # Numbers read right-aligned, text (e.g. the population basis) left-aligned.
+        numeric_keys = [
+            key
+            for key in headline_keys
+            if all(_numeric_text(row["headline"].get(key, "")) for row in level_rows)
+        ]
+        groups.append(
+            {
+                "level": level,
+                "rows": level_rows,
+                "headline_keys": headline_keys,
+                "numeric_keys": numeric_keys,
+            }
+        )
     template = env.get_template("index.html.j2")
     return template.render(
         title=title,
