@@ -353,31 +353,20 @@ def test_levels_option_has_help():
     assert "--levels LEVELS" in flat and "neighbourhood, place, system" in flat
 
 
-def _one_neighbourhood_run(demo_prepared, demo_data, folder: Path) -> list[str]:
-    """argv of a run of one analyst neighbourhood given by a relative YAML path."""
+def test_run_with_a_relative_neighbourhoods_file_prints_each_failure(
+    demo_prepared, demo_data, tmp_path, monkeypatch, capsys
+):
+    """One real run: an analyst neighbourhood given by a relative YAML path (the kernels run in
+    the notebooks' folder, so it must be made absolute first) and notebooks whose last cell
+    fails on purpose. Reaching that cell proves the data and groupings loaded; the terminal
+    then names the failed area and its error."""
     practices = demo_data.practices["practice_code"].tolist()[:4]
-    (folder / "groups.yaml").write_text(
+    (tmp_path / "groups.yaml").write_text(
         "neighbourhoods:\n"
         "  - code: INT01\n    name: Test neighbourhood\n    practices: ["
         + ", ".join(practices)
         + "]\n"
     )
-    argv = ["run", "--data", str(demo_prepared), "--system", "QZZ", "--out", "site"]
-    return [*argv, "--neighbourhoods", "groups.yaml", "--levels", "neighbourhood", "--no-progress"]
-
-
-def test_run_with_a_relative_neighbourhoods_file(demo_prepared, demo_data, tmp_path, monkeypatch):
-    argv = _one_neighbourhood_run(demo_prepared, demo_data, tmp_path)
-    monkeypatch.chdir(tmp_path)  # the kernels run in the notebooks' folder, not here
-    assert cli.main([*argv, "--workers", "1"]) == 0
-    assert (tmp_path / "site" / "profiles" / "neighbourhood" / "INT01.html").is_file()
-
-
-def test_run_prints_each_failed_area_and_its_error(
-    demo_prepared, demo_data, tmp_path, monkeypatch, capsys
-):
-    argv = _one_neighbourhood_run(demo_prepared, demo_data, tmp_path)
-    monkeypatch.chdir(tmp_path)
     bad = tmp_path / "bad"
     bad.mkdir()
     for name in cli.LEVEL_NOTEBOOKS.values():
@@ -392,11 +381,23 @@ def test_run_prints_each_failed_area_and_its_error(
             }
         )
         (bad / name).write_text(json.dumps(nb))
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--data", str(demo_prepared), "--system", "QZZ", "--out", "site"]
+    argv += ["--neighbourhoods", "groups.yaml", "--levels", "neighbourhood", "--no-progress"]
     capsys.readouterr()
-    assert cli.main([*argv, "--notebooks", str(bad), "--out", "broken", "--workers", "1"]) == 1
+    assert cli.main([*argv, "--notebooks", str(bad), "--workers", "1"]) == 1
     err = capsys.readouterr().err
-    assert "FAILED neighbourhood INT01 Test neighbourhood" in err
+    assert "FAILED neighbourhood INT01 Test neighbourhood (cell " in err
     assert "RuntimeError: broken on purpose" in err
+    assert "debug notebook:" in err
+    failed = tmp_path / "site" / "profiles" / "neighbourhood" / "INT01.failed.ipynb"
+    import nbformat
+
+    nb = nbformat.read(failed, as_version=4)
+    shown = "".join(
+        o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", [])
+    )
+    assert "Test neighbourhood" in shown and "Workforce against need" in shown
 
 
 # --------------------------------------------------------------------------- units
