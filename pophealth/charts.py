@@ -765,8 +765,17 @@ def population_pyramid_spec(
         zerolinecolor=NHS_GREY,
     )
     fig.update_yaxes(categoryorder="array", categoryarray=order)
+    # Inside the plot's top corners (the oldest bands are short there), clear of the legend
+    # that sits on the plot's top edge.
     fig.add_annotation(
-        x=0.0, y=1.0, xref="paper", yref="paper", text="Males", showarrow=False, yanchor="bottom"
+        x=0.0,
+        y=1.0,
+        xref="paper",
+        yref="paper",
+        text="Males",
+        showarrow=False,
+        xanchor="left",
+        yanchor="top",
     )
     fig.add_annotation(
         x=1.0,
@@ -776,7 +785,7 @@ def population_pyramid_spec(
         text="Females",
         showarrow=False,
         xanchor="right",
-        yanchor="bottom",
+        yanchor="top",
     )
     _finish(
         fig,

@@ -45,6 +45,12 @@ def _parent_label(p) -> str:
     return p.area.get("parent_name") or "Parent"
 
 
+def _benchmarks(p) -> str:
+    """The parent and the comparator, or the comparator alone when it is the parent."""
+    parent = _parent_label(p)
+    return p.comparator if parent == p.comparator else f"{parent} and {p.comparator}"
+
+
 def _source(p, text: str) -> str:
     prefix = "SYNTHETIC DEMO DATA. " if p.synthetic else ""
     return prefix + text
@@ -174,7 +180,8 @@ def key_figures(p) -> list[tuple[str, str, str]]:
     if isinstance(fair, pd.DataFrame) and len(fair):
         row = fair.iloc[-1]  # the comparator's rate (the parent's is first)
         gap = float(row["gap_fte"])
-        word = "short of" if gap < 0 else "above"
+        gap = 0.0 if abs(gap) < 0.05 else gap  # no "-0.0" when the area is the benchmark
+        word = "short of" if gap < 0 else "above" if gap > 0 else "equal to"
         tiles.append(
             (
                 "GP workforce against fair share",
@@ -222,8 +229,8 @@ def population(p) -> None:
     count = f"{tables.format_count(size['value'])} " if size is not None else ""
     _open(
         "population",
-        f"Age and sex of the {count}{_population_word(p)} against {_parent_label(p)} and "
-        f"{p.comparator}: {_facts(p, ['pct_age_0_17', 'pct_age_65_plus', 'pct_age_85_plus'])}.",
+        f"Age and sex of the {count}{_population_word(p)} against {_benchmarks(p)}: "
+        f"{_facts(p, ['pct_age_0_17', 'pct_age_65_plus', 'pct_age_85_plus'])}.",
     )
     if len(p.pyramid):
         fig = charts.population_pyramid_spec(
@@ -239,8 +246,7 @@ def population(p) -> None:
         charts.show(
             fig,
             caption="Bars: the area's share of people in each five-year age band by sex; "
-            f"markers: {_parent_label(p)} and {p.comparator}."
-            + (f" In words: {older}." if older else ""),
+            f"lines: {_benchmarks(p)}." + (f" In words: {older}." if older else ""),
         )
 
 
@@ -268,7 +274,7 @@ def deprivation(p) -> None:
         ),
         width="half",
         caption=f"Share of {_population_word(p)} in each national IMD decile "
-        f"(1 = most deprived) against {_parent_label(p)} and {p.comparator}. {most}",
+        f"(1 = most deprived) against {_benchmarks(p)}. {most}",
     )
     if p.map_geojson is not None and len(p.map_values):
         charts.show(
