@@ -297,7 +297,7 @@ class WarmKernelExecutor:
         return {
             "key": payload["key"],
             "status": "ok",
-            "ipynb": nbformat.writes(nb),
+            "ipynb": compact_notebook_text(nb),
             "html": html,
             "error": None,
             "timings": timings,
@@ -347,6 +347,19 @@ def drop_duplicate_figure_html(nb: Any) -> int:
                 del data["text/html"]
                 trimmed += 1
     return trimmed
+
+
+def compact_notebook_text(nb: Any) -> str:
+    """The notebook as valid ``.ipynb`` JSON without indentation.
+
+    Half the size of nbformat's one-space indent, which puts every number of a figure on its
+    own line; nbformat and JupyterLab read it the same.
+    """
+    import json
+
+    import nbformat
+
+    return json.dumps(json.loads(nbformat.writes(nb)), ensure_ascii=False, separators=(",", ":"))
 
 
 def run_job_safely(executor: WarmKernelExecutor, payload: dict[str, Any]) -> dict[str, Any]:
