@@ -767,26 +767,17 @@ def population_pyramid_spec(
     fig.update_yaxes(categoryorder="array", categoryarray=order)
     # Inside the plot's top corners (the oldest bands are short there), clear of the legend
     # that sits on the plot's top edge.
-    fig.add_annotation(
-        x=0.0,
-        y=1.0,
-        xref="paper",
-        yref="paper",
-        text="Males",
-        showarrow=False,
-        xanchor="left",
-        yanchor="top",
-    )
-    fig.add_annotation(
-        x=1.0,
-        y=1.0,
-        xref="paper",
-        yref="paper",
-        text="Females",
-        showarrow=False,
-        xanchor="right",
-        yanchor="top",
-    )
+    for text, x, anchor in (("Males", 0.0, "left"), ("Females", 1.0, "right")):
+        fig.add_annotation(
+            x=x,
+            y=1.0,
+            xref="paper",
+            yref="paper",
+            text=text,
+            showarrow=False,
+            xanchor=anchor,
+            yanchor="top",
+        )
     _finish(
         fig,
         chart=function,
