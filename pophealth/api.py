@@ -13,19 +13,22 @@ batch runs in warm kernels do not re-read it for every area.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, geography, indicators, stats
+from pophealth import ages, attribution, contracts, geography, indicators, prevalence, stats
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
+from pophealth.profile_frames import Profile, build_profile
+from pophealth.releases import ImdRelease
+from pophealth.store import FrameMemo
 
-AGE_BANDS = [f"{a}_{a + 4}" for a in range(0, 95, 5)] + ["95+"]
-HEADLINE_INDICATORS = ("list_size", "pct_core20", "imd_score", "gp_fte_per_10k_weighted")
+AGE_BANDS = list(ages.AGE_BANDS)
+#: Headline indicators (``headline: true`` in catalogue.yaml): columns of the area lists.
+HEADLINE_INDICATORS = indicators.headline_indicators()
 
 _CACHE: dict[tuple, PopHealthData] = {}
 
@@ -78,33 +81,6 @@ def load(
     return data
 
 
-@dataclass
-class Profile:
-    """Everything one area's profile shows: the indicator table and chart-ready frames."""
-
-    area: dict
-    indicators: pd.DataFrame
-    spine: pd.DataFrame
-    pyramid: pd.DataFrame
-    deciles: pd.DataFrame
-    map_values: pd.DataFrame
-    map_geojson: dict | None
-    practices: pd.DataFrame
-    funnels: dict[str, dict]
-    inverse_care: dict
-    coverage: pd.DataFrame
-    provenance: pd.DataFrame
-    definitions: pd.DataFrame
-    basis_comparison: pd.DataFrame
-    headline: str
-    notes: list[str] = field(default_factory=list)
-    synthetic: bool = False
-    imd_release: str = "IoD2025"
-    comparator: str = "England"
-    #: Parent and child areas (``relation, level, area_code, area_name``) for page links.
-    related: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
 class PopHealthData:
     """A prepared store plus the derived geography and indicator tables."""
 
@@ -113,30 +89,37 @@ class PopHealthData:
         _store_key(self.prepared_dir)
         self.manifest = json.loads((self.prepared_dir / "manifest.json").read_text("utf-8"))
         available = self.manifest.get("imd_releases", [])
-        if imd not in ("2025", "2019"):
-            raise ValueError(f"imd must be '2025' or '2019', not {imd!r}.")
+        release = ImdRelease.of(imd)
         if available and imd not in available:
             raise ValueError(
                 f"IoD{imd} is not in this prepared store (available: "
                 f"{', '.join('IoD' + r for r in available)}). Add its File 7 (and, for IoD2019, "
                 "the LSOA 2011→2021 lookup) to the raw folder and prepare again."
             )
-        self.imd = imd
-        read = self.prepared_dir.joinpath
-        self.lsoa = pd.read_parquet(read("lsoa.parquet"))
-        self.practices = pd.read_parquet(read("practices.parquet"))
-        self.registrations = pd.read_parquet(read("registrations.parquet"))
-        self.age_sex = pd.read_parquet(read("practice_age_sex.parquet"))
+        self.imd = release.year
+        self.imd_release = release
+        self.memo = FrameMemo()
+        self.lsoa = self._read_table("lsoa.parquet")
+        self.practices = self._read_table("practices.parquet")
+        self.registrations = self._read_table("registrations.parquet")
+        self.age_sex = self._read_table("practice_age_sex.parquet")
+        qof_path = self.prepared_dir / "qof_prevalence.parquet"
+        self.qof = self._read_table(qof_path.name) if qof_path.exists() else pd.DataFrame()
         self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
         self.neighbourhoods_file = str(neighbourhoods) if neighbourhoods else None
+
+    def _read_table(self, file_name: str) -> pd.DataFrame:
+        path = self.prepared_dir / file_name
+        return contracts.validate_store_table(file_name, pd.read_parquet(path), path)
 
     # -- geography -------------------------------------------------------------------------
     @cached_property
     def register(self) -> pd.DataFrame:
         """Every area with level, basis, parent and system."""
-        return geography.build_area_register(
+        register = geography.build_area_register(
             self.practices, self.lsoa, self.registrations, self.groupings
         )
+        return contracts.AREA_REGISTER.validate(register, "the area register")
 
     @cached_property
     def aliases(self) -> dict[str, str]:
@@ -236,7 +219,7 @@ class PopHealthData:
     def registration_shares(self) -> pd.DataFrame:
         """Registrations with each row's share of its practice's list and the LSOA's IMD decile."""
         shares = attribution.lsoa_practice_shares(self.registrations)
-        decile = self.lsoa.set_index("lsoa21_code")[f"imd{self.imd}_decile"]
+        decile = self.lsoa.set_index("lsoa21_code")[self.imd_release.column("decile")]
         return shares.assign(imd_decile=shares["lsoa_code"].map(decile))
 
     @cached_property
@@ -287,28 +270,63 @@ class PopHealthData:
     @cached_property
     def age_sex_matrix(self) -> pd.DataFrame:
         """Practices x (sex, age band) registered patients."""
-        if not len(self.age_sex):
-            return pd.DataFrame()
-        return self.age_sex.pivot_table(
-            index="practice_code",
-            columns=["sex", "age_band"],
-            values="patients",
-            aggfunc="sum",
-            fill_value=0,
-        )
+        return attribution.age_sex_matrix(self.age_sex)
 
     # -- indicators ------------------------------------------------------------------------
     @cached_property
-    def practice_measures(self) -> pd.DataFrame:
-        """Registered-basis measures per practice."""
+    def base_practice_measures(self) -> pd.DataFrame:
+        """Registered-basis measures per practice from the non-QOF sources."""
         return attribution.practice_measures(
-            self.practices, self.registrations, self.age_sex, self.lsoa, self.imd
+            self.practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
         )
 
     @cached_property
+    def qof_expected(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Recorded vs expected registers per practice and the model fit (one fit per register).
+
+        ``prepare`` fits the models once per store (with IoD2025); another IoD release refits
+        here, once per loaded store.
+        """
+        stored = self.prepared_dir / "qof_expected.parquet"
+        if self.imd == "2025" and stored.exists():
+            fit = pd.DataFrame(self.manifest.get("qof_model", []))
+            return self._read_table(stored.name), fit
+        if not len(self.qof) or not len(self.age_sex):
+            return pd.DataFrame(), pd.DataFrame()
+        return prevalence.expected_from_store(self.qof, self.age_sex, self.base_practice_measures)
+
+    @cached_property
+    def qof_measures(self) -> pd.DataFrame:
+        """QOF measures per practice (prevalence, recorded vs expected, burden)."""
+        if not len(self.qof):
+            return pd.DataFrame({"practice_code": pd.Series(dtype=object)})
+        out = prevalence.practice_qof_measures(self.qof, self.practices)
+        expected, _ = self.qof_expected
+        if len(expected):
+            out = out.merge(
+                prevalence.practice_oe_measures(expected), on="practice_code", how="left"
+            )
+        return out
+
+    @cached_property
+    def practice_measures(self) -> pd.DataFrame:
+        """Registered-basis measures per practice."""
+        base = self.base_practice_measures
+        if len(self.qof_measures.columns) > 1:
+            base = base.merge(self.qof_measures, on="practice_code", how="left")
+        return base.copy()  # one block, not dozens of merged fragments
+
+    @cached_property
     def lsoa_measures(self) -> pd.DataFrame:
-        """Resident-basis measures per LSOA."""
-        return attribution.lsoa_measures(self.lsoa, self.registrations, self.practices, self.imd)
+        """Resident-basis measures per LSOA (QOF measures modelled from practice registers)."""
+        out = attribution.lsoa_measures(
+            self.lsoa, self.registrations, self.practices, self.imd_release
+        )
+        if len(self.qof_measures.columns) > 1 and len(self.registrations):
+            shared = attribution.attribute_practices_to_lsoas(self.registrations, self.qof_measures)
+            out = out.merge(shared, on="lsoa21_code", how="left")
+            out = out.fillna({c: 0.0 for c in shared.columns if c != "lsoa21_code"})
+        return out.copy()
 
     @cached_property
     def indicator_table(self) -> pd.DataFrame:
@@ -322,12 +340,19 @@ class PopHealthData:
             resident = attribution.aggregate_measures(
                 self.lsoa_measures, self.lsoa_membership_table, "lsoa21_code"
             )
-        return indicators.compute_indicator_table(
+        table = indicators.compute_indicator_table(
             self.register,
             registered,
             resident,
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
         )
+        modelled = (table["basis"] == "resident") & table["indicator_id"].isin(
+            prevalence.indicator_ids()
+        )
+        table.loc[modelled, "method"] = (
+            table.loc[modelled, "method"] + f" ({prevalence.RESIDENT_METHOD_NOTE})"
+        )
+        return contracts.INDICATOR_TABLE.validate(table, "the indicator table")
 
     @cached_property
     def practice_indicators(self) -> pd.DataFrame:
@@ -408,7 +433,5 @@ class PopHealthData:
         Returns:
             A :class:`Profile`.
         """
-        from pophealth import profile_frames
-
         area = self.resolve_area(area_code, basis)
-        return profile_frames.build_profile(self, area)
+        return build_profile(self, area)

@@ -31,6 +31,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.io.json import to_json_plotly
 
+from pophealth.checks import escape_html, is_missing, require_columns
+
 NHS_BLUE = "#005EB8"
 NHS_DARK_BLUE = "#003087"
 NHS_GREY = "#425563"
@@ -143,30 +145,27 @@ _GEOJSON_DECIMALS = 5
 # --------------------------------------------------------------------------------------
 
 
+#: Columns of the practices frame :func:`workforce_vs_need` draws (profile_frames builds it).
+WORKFORCE_VS_NEED_COLUMNS = (
+    "practice_code",
+    "practice_name",
+    "imd_score",
+    "gp_fte_per_10k_weighted",
+    "registered_patients",
+    "in_area",
+)
+
+
 def _require_columns(
     frame: pd.DataFrame, required: Sequence[str], *, function: str, frame_name: str
 ) -> None:
     """Raise a helpful error when ``frame`` lacks any of ``required`` columns."""
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(
-            f"{function}: `{frame_name}` must be a pandas DataFrame, got {type(frame).__name__}."
-        )
-    present = [str(c) for c in frame.columns]
-    missing = [c for c in required if c not in frame.columns]
-    if not missing:
-        return
-    hints = []
-    for column in missing:
-        close = difflib.get_close_matches(column, present, n=3, cutoff=0.6)
-        if close:
-            hints.append(f"`{column}`: did you mean {', '.join(repr(c) for c in close)}?")
-    example = frame.head(3).to_string() if len(frame) else "(frame is empty)"
-    raise ValueError(
-        f"{function}: frame `{frame_name}` is missing column(s) {missing}. "
-        f"Expected columns: {list(required)}; present: {present}. "
-        + (" ".join(hints) + " " if hints else "")
-        + "Rename the columns in the indicators stage output to match the contract.\n"
-        f"Example rows:\n{example}"
+    require_columns(
+        frame,
+        required,
+        f"{function}: frame `{frame_name}`",
+        fix="Rename the columns in the indicators stage output to match the contract",
+        examples=True,
     )
 
 
@@ -192,19 +191,12 @@ def _text_values(frame: pd.DataFrame, column: str) -> list[str]:
     return ["" if _is_missing(v) else str(v) for v in frame[column].tolist()]
 
 
-def _is_missing(value: Any) -> bool:
-    """True for None, NaN, pd.NA and NaT."""
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
+_is_missing = is_missing
 
 
 def _esc(text: Any) -> str:
     """Escape data-derived text for Plotly's HTML-like labels (no tag can sneak in)."""
-    return html.escape("" if _is_missing(text) else str(text), quote=False)
+    return escape_html(text, quote=False)
 
 
 def format_number(value: float, unit: str = "", decimals: int | None = None) -> str:
@@ -570,10 +562,10 @@ def _html_fragment(
     config_json = to_json_plotly(_config(is_map))
     # A <figure> named by the chart title; its <figcaption> is the text alternative. (The
     # drawing holds plotly's toolbar buttons, so it cannot itself be an image role.)
-    label_attr = f' aria-label="{html.escape(label, quote=True)}"' if label else ""
+    label_attr = f' aria-label="{escape_html(label)}"' if label else ""
     caption_html = f'<figcaption class="ph-caption">{_esc(caption)}</figcaption>' if caption else ""
     fragment = (
-        f'<figure class="ph-chart ph-chart-{html.escape(width, quote=True)}"{label_attr}>'
+        f'<figure class="ph-chart ph-chart-{escape_html(width)}"{label_attr}>'
         f'<div id="{div_id}" class="plotly-graph-div" style="height:{div_height}; width:100%;">'
         '</div><script type="text/javascript">window.PLOTLYENV=window.PLOTLYENV || {};'
         f'if (document.getElementById("{div_id}")) {{Plotly.newPlot("{div_id}", {data_json}, '
@@ -1172,19 +1164,7 @@ def workforce_vs_need_spec(
     """
     function = "workforce_vs_need"
     frame_name = "practices"
-    _require_columns(
-        practices,
-        [
-            "practice_code",
-            "practice_name",
-            "imd_score",
-            "gp_fte_per_10k_weighted",
-            "registered_patients",
-            "in_area",
-        ],
-        function=function,
-        frame_name=frame_name,
-    )
+    _require_columns(practices, WORKFORCE_VS_NEED_COLUMNS, function=function, frame_name=frame_name)
     imd = _float_values(practices, "imd_score", function=function, frame_name=frame_name)
     fte = _float_values(
         practices, "gp_fte_per_10k_weighted", function=function, frame_name=frame_name
@@ -1858,6 +1838,78 @@ def fair_share_bars_spec(
     return fig
 
 
+def recorded_vs_expected_spec(
+    gaps: pd.DataFrame,
+    title: str,
+    *,
+    source_note: str = "",
+) -> FigureSpec:
+    """Recorded vs expected register per condition: ratio with 95% limits against 1.
+
+    Args:
+        gaps: One row per condition, largest gap first: ``condition``, ``ratio``,
+            ``ratio_low``, ``ratio_high``, ``expected``, ``register``, ``missing_patients``.
+        title: Figure title.
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        Dots with horizontal error bars, a reference line at 1 (national average recording
+        for the same age, sex and deprivation), red where the upper limit is below 1.
+    """
+    function = "recorded_vs_expected"
+    columns = ["ratio", "ratio_low", "ratio_high", "expected", "register", "missing_patients"]
+    _require_columns(gaps, ["condition", *columns], function=function, frame_name="gaps")
+    values = {c: _float_values(gaps, c, function=function, frame_name="gaps") for c in columns}
+    labels = [_esc(c) for c in _text_values(gaps, "condition")]
+    ratio, low, high = values["ratio"], values["ratio_low"], values["ratio_high"]
+    colours = np.where(
+        high < 1,
+        COMPARISON_COLOURS["worse"],
+        np.where(low > 1, COMPARISON_COLOURS["higher"], COMPARISON_COLOURS["similar"]),
+    )
+    fig = FigureSpec()
+    fig.add_trace(
+        _scatter(
+            x=ratio,
+            y=labels,
+            mode="markers",
+            name="Recorded / expected",
+            marker={"color": list(colours), "size": 10, "line": {"color": NHS_GREY, "width": 1}},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": np.nan_to_num(high - ratio),
+                "arrayminus": np.nan_to_num(ratio - low),
+                "color": NHS_GREY,
+            },
+            customdata=np.column_stack(
+                [low, high, values["register"], values["expected"], values["missing_patients"]]
+            ).round(2),
+            hovertemplate=(
+                "%{y}<br>Recorded / expected: %{x:.2f} (95% CI %{customdata[0]:.2f} to "
+                "%{customdata[1]:.2f})<br>On register: %{customdata[2]:,.0f}; expected "
+                "%{customdata[3]:,.0f}<br>Estimated not on a register: "
+                "%{customdata[4]:,.0f}<extra></extra>"
+            ),
+        )
+    )
+    fig.add_shape(
+        type="line", xref="x", yref="y domain", x0=1, x1=1, y0=0, y1=1,
+        line={"color": NHS_DARK_BLUE, "dash": "dash"},
+    )  # fmt: skip
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=max(320, 28 * len(labels) + 140),
+        x_title="Recorded / expected register (1 = national average recording)",
+        y_title="Condition (largest estimated gap first)",
+    )
+    return fig
+
+
 # Public chart functions: validated plotly Figures (the *_spec builders are for batch display).
 population_pyramid = _public_chart(population_pyramid_spec)
 lsoa_choropleth = _public_chart(lsoa_choropleth_spec)
@@ -1867,6 +1919,7 @@ spine_chart = _public_chart(spine_chart_spec)
 funnel_plot = _public_chart(funnel_plot_spec)
 inverse_care_law = _public_chart(inverse_care_law_spec)
 fair_share_bars = _public_chart(fair_share_bars_spec)
+recorded_vs_expected = _public_chart(recorded_vs_expected_spec)
 
 
 __all__ = [
@@ -1894,6 +1947,8 @@ __all__ = [
     "lsoa_choropleth_spec",
     "population_pyramid",
     "population_pyramid_spec",
+    "recorded_vs_expected",
+    "recorded_vs_expected_spec",
     "show",
     "show_html",
     "spine_chart",

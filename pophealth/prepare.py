@@ -14,7 +14,6 @@ indicators it could not build for lack of which source.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,45 +23,18 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pophealth import __version__
+from pophealth import prevalence
+from pophealth._version import __version__
+from pophealth.attribution import attribute_lsoa_to_practices, lsoa_values
+from pophealth.contracts import validate_store_table
 from pophealth.errors import PopHealthError
-from pophealth.sources import (
-    boundaries as src_boundaries,
-)
-from pophealth.sources import (
-    census as src_census,
-)
-from pophealth.sources import (
-    epcn as src_epcn,
-)
-from pophealth.sources import identify_source
-from pophealth.sources import (
-    imd as src_imd,
-)
-from pophealth.sources import (
-    lookups as src_lookups,
-)
-from pophealth.sources import (
-    payments as src_payments,
-)
-from pophealth.sources import (
-    registrations as src_registrations,
-)
-from pophealth.sources import (
-    workforce as src_workforce,
-)
-from pophealth.sources.common import sha256_of
-
-# release labels that official file names carry
-RELEASE_PATTERNS = (
-    (r"IoD(20\d\d)", "IoD{0}"),
-    (r"census(2021)", "Census {0}"),
-    (r"\u2013 (\w+ \d{4})", "{0}"),
-    (r"nhspaymentsgp-(\d\d)-(\d\d)", "20{0}-{1}"),
-    (r"SICBL(\d\d)", "20{0} edition"),
-    (r"LSOA11_LSOA21_LAD(\d\d)", "20{0} edition"),
-    (r"LSOA_(20\d\d)", "{0} boundaries"),
-)
+from pophealth.files import atomic_path, sha256_of
+from pophealth.indicators import unavailable_indicators
+from pophealth.releases import IMD_YEARS, ImdRelease
+from pophealth.sources import SOURCES, identify_source, release_from_name
+from pophealth.sources import boundaries as src_boundaries
+from pophealth.sources import epcn as src_epcn
+from pophealth.sources import lookups as src_lookups
 
 STORE_FILES = (
     "lsoa.parquet",
@@ -70,35 +42,17 @@ STORE_FILES = (
     "registrations.parquet",
     "practice_age_sex.parquet",
     "boundaries.parquet",
+    "qof_prevalence.parquet",
+    "qof_expected.parquet",
     "manifest.json",
 )
 
-# which sources each indicator needs (any one of a group of alternatives)
-INDICATOR_SOURCES = {
-    "list_size": [["practice_totals", "registrations_lsoa", "workforce"]],
-    "pct_age_0_17": [["practice_single_age", "practice_age_bands", "census_ts007a"]],
-    "pct_age_65_plus": [["practice_age_bands", "census_ts007a"]],
-    "pct_age_85_plus": [["practice_age_bands", "census_ts007a"]],
-    "imd_score": [["iod2025", "iod2019"]],
-    "pct_core20": [["iod2025", "iod2019"]],
-    "pct_bad_health": [["census_ts037"]],
-    "pct_disabled": [["census_ts038"]],
-    "pct_ethnic_minority": [["census_ts021"]],
-    "pct_hh_deprived_2plus": [["census_ts011"]],
-    "pct_social_rented": [["census_ts054"]],
-    "gp_fte_per_10k": [["workforce"]],
-    "gp_qualified_permanent_fte_per_10k": [["workforce"]],
-    "gp_fte_per_10k_weighted": [["workforce"], ["payments"]],
-    "gp_qualified_permanent_fte_per_10k_weighted": [["workforce"], ["payments"]],
-    "nurse_fte_per_10k": [["workforce"]],
-    "dpc_fte_per_10k": [["workforce"]],
-    "admin_fte_per_10k": [["workforce"]],
-    "patients_per_gp_fte": [["workforce"]],
-}
+# sources published as several files (one per sex), loaded together
+IOD2025, IOD2019 = ImdRelease("2025"), ImdRelease("2019")
 
-
-# sources published as several files (one per sex)
-MULTI_FILE_SOURCES = {"practice_single_age"}
+MULTI_FILE_SOURCES = {name for name, spec in SOURCES.items() if spec.multi_file}
+# sources whose loader reads all their files at once (QOF: a zip or its CSVs, region-split)
+FILE_SET_SOURCES = {name for name, spec in SOURCES.items() if spec.file_set}
 
 
 class PrepareError(PopHealthError, ValueError):
@@ -147,18 +101,21 @@ def discover_raw_files(raw_dir: str | Path, listing: str | Path | None = None) -
     candidates = sorted(
         p
         for p in raw_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in {".csv", ".xlsx", ".shp", ".geojson", ".gpkg"}
+        if p.is_file()
+        and p.suffix.lower() in {".csv", ".xlsx", ".shp", ".geojson", ".gpkg", ".zip"}
     )
     for path in candidates:
         if path.resolve() in listed:
             continue
         name = identify_source(path)
+        if name is None and path.suffix.lower() == ".zip":
+            continue  # only official zips we read (QOF) are sources; others are not data
         if name is None:
             found.unrecognised.append(path)
             continue
         found.paths.setdefault(name, []).append(path)
     for name, paths in found.paths.items():
-        if len(paths) > 1 and name not in MULTI_FILE_SOURCES:
+        if len(paths) > 1 and name not in MULTI_FILE_SOURCES | FILE_SET_SOURCES:
             names = ", ".join(p.name for p in paths)
             raise PrepareError(
                 f"Two or more files for source {name!r} in {raw_dir}: {names}. Keep one release "
@@ -172,10 +129,9 @@ def _release_of(name: str, path: Path, frame: pd.DataFrame | None, raw: RawSourc
         return raw.releases[name]
     if frame is not None and "extract_date" in frame and len(frame):
         return pd.Timestamp(frame["extract_date"].max()).strftime("%Y-%m-%d")
-    for pattern, label in RELEASE_PATTERNS:
-        match = re.search(pattern, path.name, flags=re.IGNORECASE)
-        if match:
-            return label.format(*match.groups())
+    from_name = release_from_name(name, path)
+    if from_name is not None:
+        return from_name
     return f"file dated {datetime.fromtimestamp(path.stat().st_mtime, UTC):%Y-%m-%d}"
 
 
@@ -210,8 +166,8 @@ def _iod2019_on_lsoa21(iod19: pd.DataFrame, lookup11: pd.DataFrame) -> tuple[pd.
     out = pd.DataFrame(
         {
             "lsoa21_code": converted["lsoa21_code"],
-            "imd2019_score": score,
-            "imd2019_decile": np.where(np.isnan(score), np.nan, decile),
+            IOD2019.column("score"): score,
+            IOD2019.column("decile"): np.where(np.isnan(score), np.nan, decile),
         }
     )
     report_dict = {
@@ -239,14 +195,9 @@ def build_lsoa_table(raw: RawSources, loaded: dict) -> tuple[pd.DataFrame, dict]
             "nor IoD2025 File 7 was found. Add one of them to the raw folder."
         )
     if iod25 is not None:
-        imd = iod25.rename(
-            columns={
-                "imd_score": "imd2025_score",
-                "imd_rank": "imd2025_rank",
-                "imd_decile": "imd2025_decile",
-            }
-        )
-        keep = ["lsoa21_code", "imd2025_score", "imd2025_rank", "imd2025_decile", "population"]
+        measures = ("score", "rank", "decile")
+        imd = iod25.rename(columns={f"imd_{m}": IOD2025.column(m) for m in measures})
+        keep = ["lsoa21_code", *(IOD2025.column(m) for m in measures), "population"]
         lsoa = lsoa.merge(imd[keep], on="lsoa21_code", how="left")
         # some lookup editions lack LAD: take it from the IoD file, which carries it
         lad = iod25.set_index("lsoa21_code")
@@ -407,21 +358,13 @@ def _pcn_membership(loaded: dict, as_of: pd.Timestamp, notes: dict) -> pd.DataFr
     return pd.DataFrame(columns=["practice_code", "pcn_code", "pcn_name"])
 
 
+#: Source name -> loader of one file (prepare concatenates the files of a multi-file source).
+#: Boundaries are loaded apart (geometry, not a table); epraccur is not part of the store yet.
 LOADERS = {
-    "registrations_lsoa": src_registrations.load_registrations_by_lsoa,
-    "practice_totals": src_registrations.load_practice_totals,
-    "practice_age_bands": src_registrations.load_practice_age_bands,
-    "practice_map": src_registrations.load_practice_map,
-    "epcn": src_epcn.load_epcn,
-    "workforce": src_workforce.load_workforce,
-    "payments": src_payments.load_weighted_patients,
-    "iod2025": src_imd.load_iod2025_file7,
-    "iod2019": src_imd.load_iod2019_file7,
-    "lsoa21_lookup": src_lookups.load_lsoa21_lookup,
-    "lsoa11_lsoa21_lookup": src_lookups.load_lsoa11_to_lsoa21,
+    name: spec.loader
+    for name, spec in SOURCES.items()
+    if spec.loader is not None and name not in ("epraccur", "lsoa_boundaries")
 }
-# one loader call per file (male and female single-year-of-age lists), concatenated
-MULTI_FILE_LOADERS = {"practice_single_age": src_registrations.load_practice_single_age}
 
 
 def _rows(frame) -> int:
@@ -458,16 +401,14 @@ def prepare(
     loaded: dict = {}
     files: dict = {}
     for name, paths in sorted(raw.paths.items()):
-        if name in MULTI_FILE_LOADERS:
-            loaded[name] = pd.concat(
-                [MULTI_FILE_LOADERS[name](path) for path in paths], ignore_index=True
-            )
-        elif name in LOADERS:
-            loaded[name] = LOADERS[name](paths[0])
-        elif name.startswith("census_"):
-            loaded[name] = src_census.load_nomis_table(paths[0])
-        else:
+        if name not in LOADERS:
             continue
+        if name in FILE_SET_SOURCES:
+            loaded[name] = LOADERS[name](paths)
+        elif name in MULTI_FILE_SOURCES:
+            loaded[name] = pd.concat([LOADERS[name](path) for path in paths], ignore_index=True)
+        else:
+            loaded[name] = LOADERS[name](paths[0])
         frame = loaded[name]
         files[name] = {
             "files": [
@@ -510,6 +451,10 @@ def prepare(
     _write_parquet(
         age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
     )
+    qof_notes = _write_qof(loaded.get("qof"), practices, out / "qof_prevalence.parquet")
+    qof_model = _write_qof_expected(
+        loaded.get("qof"), age_sex, registrations, lsoa, out / "qof_expected.parquet"
+    )
     boundary_path = raw.first("lsoa_boundaries")
     if boundary_path is not None:
         shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
@@ -530,7 +475,7 @@ def prepare(
         shapes.to_crs(4326).to_parquet(out / "boundaries.parquet")
     elif (out / "boundaries.parquet").exists():
         (out / "boundaries.parquet").unlink()
-    missing = _unavailable_indicators(set(files))
+    missing = unavailable_indicators(set(files))
     manifest = {
         "pophealth_version": __version__,
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -540,10 +485,9 @@ def prepare(
         "sources": files,
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
-        "notes": {**lsoa_notes, **practice_notes},
-        "imd_releases": [
-            r for r, col in (("2025", "imd2025_score"), ("2019", "imd2019_score")) if col in lsoa
-        ],
+        "notes": {**lsoa_notes, **practice_notes, **qof_notes},
+        "qof_model": qof_model,
+        "imd_releases": [year for year in IMD_YEARS if ImdRelease(year).column("score") in lsoa],
         "counts": {
             "lsoas": int(len(lsoa)),
             "practices": int(len(practices)),
@@ -560,17 +504,45 @@ def prepare(
     return manifest
 
 
-def _unavailable_indicators(present: set[str]) -> dict[str, str]:
-    missing = {}
-    for indicator, groups in INDICATOR_SOURCES.items():
-        for group in groups:
-            if not present & set(group):
-                missing[indicator] = "needs " + " or ".join(group)
-                break
-    return missing
+def _write_qof(qof, practices: pd.DataFrame, path: Path) -> dict:
+    """Store QOF prevalence rows; count (never drop silently) practices not in the store."""
+    if qof is None:
+        if path.exists():
+            path.unlink()
+        return {}
+    prevalence = qof.prevalence.assign(year=qof.year)
+    notes = {"qof_year": qof.year}
+    known = set(practices["practice_code"]) if len(practices) else set()
+    outside = sorted(set(prevalence["practice_code"]) - known)
+    if outside:
+        notes["qof_practices_not_in_registrations"] = {
+            "practices": len(outside),
+            "examples": outside[:5],
+        }
+    _write_parquet(prevalence, path)
+    return notes
+
+
+def _write_qof_expected(
+    qof, age_sex: pd.DataFrame, registrations: pd.DataFrame, lsoa: pd.DataFrame, path: Path
+) -> list[dict]:
+    """Fit the recorded-vs-expected models once per store (IoD2025) and store the results."""
+    if path.exists():
+        path.unlink()
+    if qof is None or not len(age_sex) or not len(registrations):
+        return []
+    if IOD2025.column("score") not in lsoa:
+        return []
+    values = lsoa_values(lsoa, IOD2025)[["lsoa21_code", "imd_score"]]
+    imd = attribute_lsoa_to_practices(registrations, values)
+    expected, fit = prevalence.expected_from_store(qof.prevalence, age_sex, imd)
+    if len(expected):
+        _write_parquet(expected, path)
+    return fit.to_dict("records")
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    """Check the table against its data contract, then write it atomically."""
+    validate_store_table(path.name, frame, f"prepare writing {path}")
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)

@@ -8,29 +8,50 @@ LSOAs. Age-sex pyramids, practice highlights and coverage all follow from those 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
-from pophealth import __version__, attribution, geography, indicators, stats
+from pophealth import attribution, charts, geography, indicators, prevalence, stats
+from pophealth._version import __version__
+from pophealth.ages import AGE_BANDS
+from pophealth.store import ProfileStore
 
 FUNNEL_INDICATORS = ("pct_core20", "pct_bad_health", "gp_fte_per_10k_weighted")
 SEX_LABEL = {"male": "male", "female": "female"}
 
 
-def _memo(data, key: tuple, build):
-    """Per-store memo for frames shared by many areas (e.g. a system's funnel limits).
+@dataclass
+class Profile:
+    """Everything one area's profile shows: the indicator table and chart-ready frames."""
 
-    The cached values are read-only inputs to charts; profiles never modify them.
-    """
-    cache = data.__dict__.setdefault("_frame_memo", {})
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+    area: dict
+    indicators: pd.DataFrame
+    spine: pd.DataFrame
+    pyramid: pd.DataFrame
+    deciles: pd.DataFrame
+    map_values: pd.DataFrame
+    map_geojson: dict | None
+    practices: pd.DataFrame
+    funnels: dict[str, dict]
+    inverse_care: dict
+    coverage: pd.DataFrame
+    provenance: pd.DataFrame
+    definitions: pd.DataFrame
+    basis_comparison: pd.DataFrame
+    headline: str
+    notes: list[str] = field(default_factory=list)
+    synthetic: bool = False
+    imd_release: str = "IoD2025"
+    comparator: str = "England"
+    long_term_conditions: dict = field(default_factory=dict)
+    #: Parent and child areas (``relation, level, area_code, area_name``) for page links.
+    related: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def practice_weights(data, area: dict) -> pd.Series:
+def practice_weights(data: ProfileStore, area: dict) -> pd.Series:
     """Weight of each practice in the area (index practice_code)."""
     code = area["area_code"]
     if area["basis"] == "registered" or area["level"] == "england":
@@ -41,7 +62,7 @@ def practice_weights(data, area: dict) -> pd.Series:
     return _sum_matched_rows(data, area, by="practice", weights="share")
 
 
-def _sum_matched_rows(data, area: dict, by: str, weights: str) -> pd.Series:
+def _sum_matched_rows(data: ProfileStore, area: dict, by: str, weights: str) -> pd.Series:
     """Sum a per-row weight of the area's matched registrations by practice or LSOA.
 
     Returns:
@@ -55,7 +76,7 @@ def _sum_matched_rows(data, area: dict, by: str, weights: str) -> pd.Series:
     return pd.Series(sums[keep], index=codes[keep])
 
 
-def area_lsoas(data, area: dict) -> np.ndarray:
+def area_lsoas(data: ProfileStore, area: dict) -> np.ndarray:
     """LSOAs of a resident-basis area."""
     return data.lsoa_members.get(area["area_code"], np.array([], dtype=object))
 
@@ -69,11 +90,11 @@ def _age_sex_shares(matrix: pd.DataFrame, weights: pd.Series) -> pd.Series:
     return counts / total * 100 if total > 0 else counts * np.nan
 
 
-def pyramid_frame(data, area: dict, parent: dict | None) -> pd.DataFrame:
+def pyramid_frame(data: ProfileStore, area: dict, parent: dict | None) -> pd.DataFrame:
     """Age-sex pyramid: percent of the population in each band and sex (area/parent/all)."""
     matrix = data.age_sex_matrix
     present = set(matrix.columns.get_level_values("age_band"))
-    bands = [b for b in _band_order() if b in present]
+    bands = [b for b in AGE_BANDS if b in present]
     index = pd.MultiIndex.from_product([["male", "female"], bands], names=["sex", "age_band"])
     area_pct = _age_sex_shares(matrix, practice_weights(data, area)).reindex(index)
     parent_pct = (
@@ -95,11 +116,7 @@ def pyramid_frame(data, area: dict, parent: dict | None) -> pd.DataFrame:
     return frame[["age_band", "sex", "area_pct", "parent_pct", "england_pct"]]
 
 
-def _band_order() -> list[str]:
-    return [f"{a}_{a + 4}" for a in range(0, 95, 5)] + ["95+"]
-
-
-def _area_row_mask(data, area: dict) -> np.ndarray:
+def _area_row_mask(data: ProfileStore, area: dict) -> np.ndarray:
     """Boolean mask over matched registration rows belonging to the area's population."""
     arrays = data.matched_arrays
     if area["level"] == "england":
@@ -113,7 +130,7 @@ def _area_row_mask(data, area: dict) -> np.ndarray:
     return np.isin(arrays["lsoa"], wanted[wanted >= 0])
 
 
-def _lsoa_population(data, area: dict) -> pd.Series:
+def _lsoa_population(data: ProfileStore, area: dict) -> pd.Series:
     """Population of the area by LSOA: registered patients, or residents without registrations."""
     if len(data.registrations):
         return _sum_matched_rows(data, area, by="lsoa", weights="patients")
@@ -124,9 +141,11 @@ def _lsoa_population(data, area: dict) -> pd.Series:
     return pd.Series(weight, index=lsoa["lsoa21_code"].to_numpy())
 
 
-def decile_frame(data, area: dict, parent: dict | None, everyone: dict) -> pd.DataFrame:
+def decile_frame(
+    data: ProfileStore, area: dict, parent: dict | None, everyone: dict
+) -> pd.DataFrame:
     """Percent of the population by national IMD decile for the area, parent and all."""
-    decile = data.lsoa.set_index("lsoa21_code")[f"imd{data.imd}_decile"]
+    decile = data.lsoa.set_index("lsoa21_code")[data.imd_release.column("decile")]
 
     def shares(a: dict | None) -> pd.Series:
         if a is None:
@@ -154,7 +173,7 @@ def decile_frame(data, area: dict, parent: dict | None, everyone: dict) -> pd.Da
     )
 
 
-def map_frames(data, area: dict) -> tuple[pd.DataFrame, dict | None]:
+def map_frames(data: ProfileStore, area: dict) -> tuple[pd.DataFrame, dict | None]:
     """LSOAs where the area's population lives, with IMD, and their boundaries as GeoJSON."""
     pop = _lsoa_population(data, area)
     total = pop.sum()
@@ -172,8 +191,8 @@ def map_frames(data, area: dict) -> tuple[pd.DataFrame, dict | None]:
     values = pd.DataFrame(
         {
             "lsoa21_code": codes,
-            "imd_decile": keep.index.map(lsoa[f"imd{data.imd}_decile"]),
-            "imd_score": keep.index.map(lsoa[f"imd{data.imd}_score"]),
+            "imd_decile": keep.index.map(lsoa[data.imd_release.column("decile")]),
+            "imd_score": keep.index.map(lsoa[data.imd_release.column("score")]),
             "patients": keep.to_numpy(),
         }
     )
@@ -187,7 +206,7 @@ def map_frames(data, area: dict) -> tuple[pd.DataFrame, dict | None]:
     return values, json.loads('{"type":"FeatureCollection","features":[' + features + "]}")
 
 
-def workforce_frame(data, area: dict) -> pd.DataFrame:
+def workforce_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
     """Every practice in the area's system (all practices for a system), area highlighted."""
     practices = data.practice_indicators
     scope = practices
@@ -200,26 +219,17 @@ def workforce_frame(data, area: dict) -> pd.DataFrame:
     highlight = set(weights[weights >= threshold].index)
     out = scope.dropna(subset=["imd_score", "gp_fte_per_10k_weighted"])
     out = out.assign(in_area=out["practice_code"].isin(highlight))
-    return out[
-        [
-            "practice_code",
-            "practice_name",
-            "imd_score",
-            "gp_fte_per_10k_weighted",
-            "registered_patients",
-            "in_area",
-        ]
-    ].reset_index(drop=True)
+    return out[list(charts.WORKFORCE_VS_NEED_COLUMNS)].reset_index(drop=True)
 
 
-def funnel_frames(data, area: dict) -> dict[str, dict]:
+def funnel_frames(data: ProfileStore, area: dict) -> dict[str, dict]:
     """Funnel plots: peers in the system (neighbourhoods, or places of the same type)."""
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
     place_type = area["area_type"] if area["level"] == "place" else None
-    return _memo(data, ("funnels", system, place_type), lambda: _system_funnels(data, area))
+    return data.memo.get(("funnels", system, place_type), lambda: _system_funnels(data, area))
 
 
-def _system_funnels(data, area: dict) -> dict[str, dict]:
+def _system_funnels(data: ProfileStore, area: dict) -> dict[str, dict]:
     groups = data.indicator_groups
     empty = data.indicator_table.iloc[:0]
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
@@ -260,7 +270,7 @@ def _system_funnels(data, area: dict) -> dict[str, dict]:
     return out
 
 
-def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
+def inverse_care_frames(data: ProfileStore, area: dict, rows: pd.DataFrame) -> dict:
     """Inverse care law view and fair share of GP FTE.
 
     GP FTE per 10,000 weighted patients by practice IMD quintile (the area's system), SII,
@@ -269,7 +279,7 @@ def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
     if area["level"] == "england":
         system = None
-    result = dict(_memo(data, ("inverse_care", system), lambda: _quintile_view(data, system)))
+    result = dict(data.memo.get(("inverse_care", system), lambda: _quintile_view(data, system)))
     result["fair_share"] = pd.DataFrame()
     fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
     if len(fte) and fte["denominator"].iloc[0] > 0:
@@ -289,7 +299,7 @@ def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
     return result
 
 
-def _quintile_view(data, system: str | None) -> dict:
+def _quintile_view(data: ProfileStore, system: str | None) -> dict:
     """GP FTE per 10,000 weighted patients by practice IMD quintile in a system, with SII."""
     practices = data.practice_indicators
     in_system = data.practices.loc[data.practices["icb_code"] == system, "practice_code"]
@@ -330,7 +340,7 @@ def _quintile_view(data, system: str | None) -> dict:
     return result
 
 
-def coverage_frame(data, area: dict) -> pd.DataFrame:
+def coverage_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
     """Where the area's registered patients live: matched LSOAs, CLOSED, unknown, outside."""
     regs = data.registrations
     if not len(regs):
@@ -353,7 +363,7 @@ def coverage_frame(data, area: dict) -> pd.DataFrame:
     )
 
 
-def provenance_frame(data) -> pd.DataFrame:
+def provenance_frame(data: ProfileStore) -> pd.DataFrame:
     """Every source file used: release, checksum and rows."""
     rows = []
     for source, info in sorted(data.manifest.get("sources", {}).items()):
@@ -407,7 +417,7 @@ def headline_text(area: dict, rows: pd.DataFrame, comparator: str) -> str:
     return text
 
 
-def workforce_coverage_notes(data, area: dict) -> list[str]:
+def workforce_coverage_notes(data: ProfileStore, area: dict) -> list[str]:
     """Practices of a registered-basis area left out of the workforce rates, and why.
 
     Practices without a workforce record (or with ``NA`` FTE) drop out of both the numerator
@@ -473,10 +483,8 @@ def related_areas(register: pd.DataFrame, area: dict) -> pd.DataFrame:
     return related.drop_duplicates(["relation", "level", "area_code"]).reset_index(drop=True)
 
 
-def build_profile(data, area: dict):
-    """Assemble a :class:`pophealth.api.Profile` for one register row."""
-    from pophealth.api import Profile
-
+def build_profile(data: ProfileStore, area: dict) -> Profile:
+    """Assemble the :class:`Profile` of one register row."""
     table = data.indicator_table
     register = data.register
     own = data.indicator_groups.get(("area", area["area_code"]), table.iloc[:0])
@@ -494,6 +502,15 @@ def build_profile(data, area: dict):
         how="left",
     )
     spine = spine[spine["indicator_id"] != "list_size"].reset_index(drop=True)
+    # long-term conditions have their own section and spine
+    ltc = prevalence.long_term_conditions_frames(
+        rows,
+        spine,
+        data.qof_expected[1],
+        year=data.manifest.get("notes", {}).get("qof_year", ""),
+        area_name=area["area_name"],
+    )
+    spine = spine[~spine["indicator_id"].isin(prevalence.indicator_ids())].reset_index(drop=True)
     map_values, geojson = map_frames(data, area)
     basis_comparison = pd.DataFrame()
     if area["level"] == "system":
@@ -508,7 +525,7 @@ def build_profile(data, area: dict):
     manifest = data.manifest
     if manifest.get("synthetic"):
         notes.append("These data are SYNTHETIC demo data, not real patients or places.")
-    imd_release = "IoD2025" if data.imd == "2025" else "IoD2019 (converted to 2021 LSOAs)"
+    imd_release = data.imd_release.label
     notes.append(f"Deprivation: English Indices of Deprivation {imd_release}, national deciles.")
     notes.append(
         f"Population basis: {area['basis']} "
@@ -520,7 +537,8 @@ def build_profile(data, area: dict):
     )
     if area["basis"] == "resident" and area["level"] != "england":
         lsoa = data.lsoa[data.lsoa["lsoa21_code"].isin(area_lsoas(data, area))]
-        for column, what in ((f"imd{data.imd}_score", "IoD"), ("health_total", "Census 2021")):
+        score = data.imd_release.column("score")
+        for column, what in ((score, "IoD"), ("health_total", "Census 2021")):
             if column in lsoa and lsoa[column].isna().any():
                 notes.append(
                     f"{int(lsoa[column].isna().sum())} of the area's {len(lsoa)} LSOAs have no "
@@ -529,6 +547,7 @@ def build_profile(data, area: dict):
     if area["basis"] == "registered" and "age_0_17" in manifest.get("notes", {}):
         notes.append(f"Registered patients aged 0-17: {manifest['notes']['age_0_17']}.")
     notes.extend(workforce_coverage_notes(data, area))
+    notes.extend(ltc.get("notes", []))
     notes.append(
         f"Built by pophealth {__version__} at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the "
         f"prepared store of {manifest.get('prepared_at', 'unknown date')} (sources and checksums "
@@ -569,6 +588,7 @@ def build_profile(data, area: dict):
         synthetic=bool(manifest.get("synthetic")),
         imd_release=imd_release,
         comparator=data.comparator,
+        long_term_conditions=ltc,
         related=related_areas(register, area),
     )
 

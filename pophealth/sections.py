@@ -1,7 +1,7 @@
 """Profile sections: what each notebook cell shows, built from chart and table functions.
 
-Each function takes a :class:`pophealth.api.Profile` and displays one section, so the three
-profile notebooks stay thin (a parameters cell, one build call, one cell per section) and show
+Each function takes a :class:`pophealth.profile_frames.Profile` and displays one section, so the
+three profile notebooks stay thin (a parameters cell, one build call, one cell per section) and show
 the same section the same way. The page reads story first: :func:`header` gives the title,
 links, the plain-English headline, key-figure tiles and the contents; every section then opens
 with a heading (the contents' anchor) and one sentence saying what it shows, with numbers.
@@ -15,7 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from pophealth import charts, tables
+from pophealth import charts, indicators, prevalence, tables
+from pophealth.profile_frames import Profile
 from pophealth.runner.jobs import safe_stem
 
 #: Section anchor -> heading, in page order (the contents lists those of the profile's level).
@@ -25,38 +26,33 @@ SECTION_HEADINGS: dict[str, str] = {
     "health": "Health and disability",
     "ethnicity": "Ethnicity",
     "workforce": "Workforce against need",
+    "long-term-conditions": "Long-term conditions",
+    "core20plus5": "Core20PLUS5",
     "benchmarking": "Benchmarking",
     "basis-comparison": "Registered and resident populations",
     "data-quality": "Data quality and provenance",
 }
 _SYSTEM_ONLY = {"basis-comparison"}
 
-#: Which section each indicator belongs to in the benchmark table.
-_INDICATOR_SECTIONS: dict[str, list[str]] = {
-    "Population": ["list_size", "pct_age_0_17", "pct_age_65_plus", "pct_age_85_plus"],
-    "Deprivation": ["imd_score", "pct_core20", "pct_hh_deprived_2plus", "pct_social_rented"],
-    "Health and disability": ["pct_bad_health", "pct_disabled"],
-    "Ethnicity": ["pct_ethnic_minority"],
-}
 _LEVEL_NAMES = {"neighbourhood": "Neighbourhood", "place": "Place", "system": "System"}
 
 
-def _parent_label(p) -> str:
+def _parent_label(p: Profile) -> str:
     return p.area.get("parent_name") or "Parent"
 
 
-def _benchmarks(p) -> str:
+def _benchmarks(p: Profile) -> str:
     """The parent and the comparator, or the comparator alone when it is the parent."""
     parent = _parent_label(p)
     return p.comparator if parent == p.comparator else f"{parent} and {p.comparator}"
 
 
-def _source(p, text: str) -> str:
+def _source(p: Profile, text: str) -> str:
     prefix = "SYNTHETIC DEMO DATA. " if p.synthetic else ""
     return prefix + text
 
 
-def _row(p, indicator_id: str) -> dict | None:
+def _row(p: Profile, indicator_id: str) -> dict | None:
     rows = p.indicators[p.indicators["indicator_id"] == indicator_id]
     if not len(rows) or pd.isna(rows["value"].iloc[0]):
         return None
@@ -75,7 +71,7 @@ def _in_sentence(title: str) -> str:
     return title[:1].lower() + title[1:] if title[1:2].islower() else title
 
 
-def _fact(p, indicator_id: str) -> str | None:
+def _fact(p: Profile, indicator_id: str) -> str | None:
     """'<title> <value> (<comparator> <value>, <comparison>)' for one indicator, or None."""
     row = _row(p, indicator_id)
     if row is None:
@@ -91,16 +87,21 @@ def _fact(p, indicator_id: str) -> str | None:
     return text
 
 
-def _facts(p, ids: list[str]) -> str:
+def _facts(p: Profile, ids: list[str]) -> str:
     found = [f for f in (_fact(p, i) for i in ids) if f]
     return "; ".join(found) if found else "these indicators could not be built from the sources"
+
+
+def _section_ids(anchor: str) -> list[str]:
+    """Ids of the catalogue indicators of the section with this anchor, in catalogue order."""
+    return indicators.section_indicators(anchor.replace("-", "_"))
 
 
 def _open(anchor: str, lead: str, *, short: bool = False) -> None:
     charts.show_html(tables.section_opening(anchor, SECTION_HEADINGS[anchor], lead, short=short))
 
 
-def _population_word(p) -> str:
+def _population_word(p: Profile) -> str:
     return "registered patients" if p.area["basis"] == "registered" else "residents"
 
 
@@ -119,7 +120,7 @@ def profile_href(level: str, area_code: str) -> str:
     return f"../{safe_stem(level)}/{safe_stem(area_code)}.html"
 
 
-def related_links(p, page_links: dict | None) -> list[tuple[str, str]]:
+def related_links(p: Profile, page_links: dict | None) -> list[tuple[str, str]]:
     """Links to the index, the parent's and the children's profiles (levels in this run)."""
     if not page_links:
         return []
@@ -137,7 +138,7 @@ def related_links(p, page_links: dict | None) -> list[tuple[str, str]]:
     return links
 
 
-def download_links(p, page_links: dict | None) -> list[tuple[str, str]]:
+def download_links(p: Profile, page_links: dict | None) -> list[tuple[str, str]]:
     """Links to this profile's PDF and workbook when the run writes them."""
     stem = (page_links or {}).get("stem") or safe_stem(p.area["area_code"])
     wanted = set((page_links or {}).get("downloads") or [])
@@ -145,7 +146,7 @@ def download_links(p, page_links: dict | None) -> list[tuple[str, str]]:
     return [names[kind] for kind in ("pdf", "xlsx") if kind in wanted]
 
 
-def key_figures(p) -> list[tuple[str, str, str]]:
+def key_figures(p: Profile) -> list[tuple[str, str, str]]:
     """The key-figure tiles: population, deprivation, the largest needs, fair-share gap."""
     tiles = []
     size = _row(p, "list_size")
@@ -193,7 +194,7 @@ def key_figures(p) -> list[tuple[str, str, str]]:
     return tiles
 
 
-def header(p, page_links: dict | None = None) -> None:
+def header(p: Profile, page_links: dict | None = None) -> None:
     """Title and basis, links, the plain-English headline, key figures and contents.
 
     Args:
@@ -223,14 +224,14 @@ def header(p, page_links: dict | None = None) -> None:
 
 
 # --------------------------------------------------------------------------- sections
-def population(p) -> None:
+def population(p: Profile) -> None:
     """Age and sex of the population against the parent and comparator."""
     size = _row(p, "list_size")
     count = f"{tables.format_count(size['value'])} " if size is not None else ""
     _open(
         "population",
         f"Age and sex of the {count}{_population_word(p)} against {_benchmarks(p)}: "
-        f"{_facts(p, ['pct_age_0_17', 'pct_age_65_plus', 'pct_age_85_plus'])}.",
+        f"{_facts(p, [i for i in _section_ids('population') if i != 'list_size'])}.",
     )
     if len(p.pyramid):
         fig = charts.population_pyramid_spec(
@@ -250,12 +251,12 @@ def population(p) -> None:
         )
 
 
-def deprivation(p) -> None:
+def deprivation(p: Profile) -> None:
     """IMD score, Core20 share, deciles and a map of the LSOAs where the population lives."""
     _open(
         "deprivation",
         f"How deprived the places are where the population lives ({p.imd_release}): "
-        f"{_facts(p, ['imd_score', 'pct_core20', 'pct_hh_deprived_2plus', 'pct_social_rented'])}.",
+        f"{_facts(p, _section_ids('deprivation'))}.",
     )
     deciles = p.deciles
     most = ""
@@ -293,26 +294,26 @@ def deprivation(p) -> None:
         )
 
 
-def health(p) -> None:
+def health(p: Profile) -> None:
     """General health and disability (Census 2021, attributed to the population)."""
     _open(
         "health",
         "General health and disability from Census 2021, attributed to the population: "
-        f"{_facts(p, ['pct_bad_health', 'pct_disabled'])}.",
+        f"{_facts(p, _section_ids('health'))}.",
         short=True,
     )
 
 
-def ethnicity(p) -> None:
+def ethnicity(p: Profile) -> None:
     """Ethnic minority groups (Census 2021)."""
     _open(
         "ethnicity",
-        f"Ethnic minority groups from Census 2021: {_facts(p, ['pct_ethnic_minority'])}.",
+        f"Ethnic minority groups from Census 2021: {_facts(p, _section_ids('ethnicity'))}.",
         short=True,
     )
 
 
-def workforce(p) -> None:
+def workforce(p: Profile) -> None:
     """Workforce against need, inverse care law and fair share.
 
     Shows every practice's GP FTE per weighted patient against its IMD score,
@@ -365,15 +366,126 @@ def workforce(p) -> None:
         )
 
 
-def _benchmark_rows(p) -> pd.DataFrame:
-    """The indicators with a Section column, in page order."""
-    section_of = {i: name for name, ids in _INDICATOR_SECTIONS.items() for i in ids}
-    rows = p.indicators.copy()
-    rows["section"] = rows["indicator_id"].map(section_of).fillna("Workforce and other")
-    return rows
+def long_term_conditions(p: Profile) -> None:
+    """Recorded prevalence against the comparator and recorded against expected registers.
+
+    A prevalence spine (each register over its own QOF denominator) beside recorded vs expected
+    per condition, largest estimated gaps first, then the significant gaps in words; the
+    register burden and GP FTE per register entry are in the opening sentence.
+    """
+    ltc = p.long_term_conditions
+    if not ltc:
+        _open(
+            "long-term-conditions",
+            "No QOF data in the prepared store: long-term conditions are not shown.",
+            short=True,
+        )
+        return
+    gaps = ltc["gaps"]
+    found = (
+        f"{len(gaps)} register(s) significantly below it, the largest gap in "
+        f"{_in_sentence(gaps[0]['condition'])}"
+        if gaps
+        else "no register significantly below it"
+    )
+    _open(
+        "long-term-conditions",
+        f"Recorded prevalence on {len(ltc['table'])} QOF disease registers against "
+        f"{p.comparator}, and each register against what national average recording would give "
+        f"for the population's age, sex and deprivation: {found}; "
+        f"{_facts(p, [prevalence.BURDEN, prevalence.FTE_PER_REGISTER])}.",
+    )
+    note = _source(p, "NHS England, Quality and Outcomes Framework (registers and list sizes).")
+    if len(ltc["spine"]):
+        charts.show(
+            charts.spine_chart_spec(
+                ltc["spine"],
+                title=f"Recorded prevalence: {p.area['area_name']} compared with {p.comparator}",
+                area_label=p.area["area_name"],
+                comparator_label=p.comparator,
+                peer_label=f"{p.area['level']}s ({p.area['basis']} basis) in the loaded data",
+            ),
+            width="half",
+            caption="Spine chart: each row is a register's recorded prevalence; the marker is "
+            f"the area, coloured by its comparison with {p.comparator}; the bar spans the range "
+            "of peers. Values are in the benchmark table.",
+        )
+    ratios = ltc["table"].dropna(subset=["ratio"])
+    if len(ratios):
+        charts.show(
+            charts.recorded_vs_expected_spec(
+                ratios,
+                title=f"Recorded against expected register: {p.area['area_name']}",
+                source_note=note,
+            ),
+            width="half",
+            caption="Recorded / expected register per condition with 95% limits; 1 is national "
+            "average recording for the same age, sex and deprivation, red where the whole "
+            "interval is below 1. " + (gaps[0]["text"] if gaps else ""),
+        )
+    charts.show_html(
+        tables.findings_list(
+            gaps,
+            empty="No register is significantly below what national average recording would give.",
+        )
+        + tables.collapsible(
+            f"Every register: recorded prevalence and recorded against expected "
+            f"({len(ltc['table'])})",
+            tables.register_table(ltc["table"], p.comparator),
+        )
+    )
 
 
-def benchmarking(p) -> None:
+def core20plus5(p: Profile) -> None:
+    """Core20PLUS5: Core20 share, PLUS groups (Census 2021) and the five clinical areas."""
+    # Core20 (deprivation section) beside the PLUS groups (catalogue section core20plus5)
+    _open(
+        "core20plus5",
+        "NHS England's Core20PLUS5 groups and clinical areas: "
+        f"{_facts(p, ['pct_core20', *_section_ids('core20plus5')])}.",
+    )
+    ltc = p.long_term_conditions
+    clinical = ltc.get("core20plus5") if ltc else None
+    clinical = clinical.dropna(subset=["ratio"]) if clinical is not None else pd.DataFrame()
+    if not len(clinical):
+        charts.show_html(
+            '<p class="ph-caption">No QOF data in the prepared store: clinical areas not shown.</p>'
+        )
+        return
+    below = clinical[clinical["ratio_high"] < 1]["clinical_area"].tolist()
+    charts.show(
+        charts.recorded_vs_expected_spec(
+            clinical.assign(condition=clinical["clinical_area"]),
+            title=f"Core20PLUS5 clinical areas: recorded against expected, {p.area['area_name']}",
+            source_note=_source(p, "NHS England, Quality and Outcomes Framework."),
+        ),
+        caption="Recorded / expected register in the five clinical areas with open QOF data "
+        "(1 = national average recording for the same age, sex and deprivation): "
+        + (
+            f"significantly below in {', '.join(_in_sentence(a) for a in below)}."
+            if below
+            else "none significantly below."
+        ),
+    )
+
+
+def _benchmark_rows(p: Profile) -> pd.DataFrame:
+    """The indicators in page order: by section (the catalogue's), catalogue order within.
+
+    The per-register QOF rows are left to the Long-term conditions section's register table
+    (one row per register), so each indicator is tabled once on the page.
+    """
+    registers = set(prevalence.indicator_ids()) - {prevalence.BURDEN, prevalence.FTE_PER_REGISTER}
+    rows = p.indicators
+    if p.long_term_conditions:
+        rows = rows[~rows["indicator_id"].isin(registers)]
+    ids = [i for anchor in SECTION_HEADINGS for i in _section_ids(anchor)]
+    position = {indicator_id: n for n, indicator_id in enumerate(ids)}
+    order = rows["indicator_id"].map(position).fillna(len(ids))
+    return rows.iloc[order.argsort(kind="stable")]
+
+
+def benchmarking(p: Profile) -> None:
     """Spine chart, the page's one benchmark table and funnel plots."""
     counts = p.indicators["comparison"].value_counts()
     summary = ", ".join(
@@ -422,7 +534,7 @@ def benchmarking(p) -> None:
         charts.show(fig, width="third", caption=_funnel_caption(p, f))
 
 
-def _funnel_caption(p, funnel: dict) -> str:
+def _funnel_caption(p: Profile, funnel: dict) -> str:
     points = funnel["points"]
     text = (
         "Each dot is a peer area by population size; lines are the 95% and 99.8% limits "
@@ -435,7 +547,7 @@ def _funnel_caption(p, funnel: dict) -> str:
     return text
 
 
-def basis_comparison(p) -> None:
+def basis_comparison(p: Profile) -> None:
     """System profiles: registered and resident populations side by side."""
     _open(
         "basis-comparison",
@@ -446,7 +558,7 @@ def basis_comparison(p) -> None:
         charts.show_html(tables.basis_table(p.basis_comparison))
 
 
-def data_quality(p) -> None:
+def data_quality(p: Profile) -> None:
     """Coverage (patients that could not be placed), notes, provenance and definitions."""
     _open(
         "data-quality",

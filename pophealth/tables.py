@@ -10,7 +10,6 @@ Nothing references external resources (no CDN, no web fonts).
 from __future__ import annotations
 
 import hashlib
-import html
 import itertools
 import math
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from pophealth.charts import (
     format_number,
     show_html,
 )
+from pophealth.checks import escape_html
 
 #: Text colour that keeps contrast on each comparison background.
 _COMPARISON_TEXT: dict[str, str] = {
@@ -178,7 +178,7 @@ _SORT_SCRIPT = """<script>
 
 def _esc(value: Any) -> str:
     """Escape a data-derived value for HTML text or attributes ('' for missing)."""
-    return html.escape("" if _is_missing(value) else str(value), quote=True)
+    return escape_html(value, quote=True)
 
 
 def _sort_key(value: Any) -> str:
@@ -288,11 +288,7 @@ def benchmark_table(
     for record, comparison in zip(rows.to_dict("records"), comparisons, strict=True):
         unit = "" if _is_missing(record["unit"]) else str(record["unit"])
         lower, upper = _as_float(record["lower_ci"]), _as_float(record["upper_ci"])
-        ci = (
-            f"{format_value(lower, unit)}–{format_value(upper, unit)}"
-            if not (math.isnan(lower) or math.isnan(upper))
-            else "–"
-        )
+        ci = _interval(lower, upper, unit)
         css = "ph-cmp-" + comparison.replace(" ", "-")
         colour = COMPARISON_COLOURS[comparison]
         style = f' style="background:{colour};color:{_COMPARISON_TEXT[comparison]}"'
@@ -475,6 +471,14 @@ def styled_headline(text: str | Sequence[str]) -> str:
     return f'<div class="ph-headline" role="note">{inner}</div>'
 
 
+def findings_list(findings: Sequence[dict], *, empty: str) -> str:
+    """A bulleted list of findings' ``text`` (escaped), or ``empty`` when there are none."""
+    if not findings:
+        return f'<p class="ph-findings-empty">{_esc(empty)}</p>'
+    items = "".join(f"<li>{_esc(f['text'])}</li>" for f in findings)
+    return f'<ul class="ph-findings">{items}</ul>'
+
+
 def synthetic_banner(
     detail: str = "Numbers, names and maps in this profile are generated for demonstration and "
     "must not be used for decisions.",
@@ -601,6 +605,76 @@ def collapsible(summary: str, body_html: str) -> str:
     return f'<details class="ph-details"><summary>{_esc(summary)}</summary>{body_html}</details>'
 
 
+def register_table(registers: pd.DataFrame, comparator_label: str) -> str:
+    """Long-term conditions, one row per QOF register: recorded prevalence, recorded/expected.
+
+    Args:
+        registers: :func:`pophealth.prevalence.ltc_table` columns ``condition, prevalence,
+            prevalence_low, prevalence_high, england_prevalence, ratio, ratio_low, ratio_high,
+            missing_patients, comparison`` (the recorded-vs-expected comparison).
+        comparator_label: Heading for the comparator's prevalence (e.g. "England").
+
+    Returns:
+        An HTML ``<table>`` with formatted numbers, the ratio coloured by its comparison.
+    """
+    columns = [
+        "condition", "prevalence", "prevalence_low", "prevalence_high", "england_prevalence",
+        "ratio", "ratio_low", "ratio_high", "missing_patients", "comparison",
+    ]  # fmt: skip
+    _check_frame(registers, columns, "register_table", "registers")
+    comparisons = _normalise_comparison(registers["comparison"].tolist(), function="register_table")
+    body = []
+    for record, comparison in zip(registers.to_dict("records"), comparisons, strict=True):
+        style = (
+            f' style="background:{COMPARISON_COLOURS[comparison]};'
+            f'color:{_COMPARISON_TEXT[comparison]}" title="{_esc(_COMPARISON_WORDS[comparison])}"'
+        )
+        ratio = _as_float(record["ratio"])
+        body.append(
+            "<tr>"
+            + _cell(_esc(record["condition"]))
+            + _cell(_esc(format_value(record["prevalence"], "%")), numeric=True)
+            + _cell(
+                _esc(_interval(record["prevalence_low"], record["prevalence_high"], "%")),
+                numeric=True,
+            )  # fmt: skip
+            + _cell(_esc(format_value(record["england_prevalence"], "%")), numeric=True)
+            + _cell(
+                _esc("–" if math.isnan(ratio) else f"{ratio:.2f}"),
+                numeric=True,
+                classes="ph-cmp-" + comparison.replace(" ", "-"),
+                attrs=style,
+            )
+            + _cell(
+                _esc(_interval(record["ratio_low"], record["ratio_high"], "ratio")), numeric=True
+            )  # fmt: skip
+            + _cell(_esc(format_count(record["missing_patients"])), numeric=True)
+            + "</tr>"
+        )
+    header = _header(
+        [
+            ("Condition (register)", False),
+            ("Recorded prevalence (%)", True),
+            ("95% CI", True),
+            (f"{_esc(comparator_label)} (%)", True),
+            ("Recorded / expected", True),
+            ("95% CI", True),
+            ("Estimated not on the register", True),
+        ]
+    )
+    return f'<table class="ph-table ph-registers">{header}<tbody>{"".join(body)}</tbody></table>'
+
+
+def _interval(low: Any, high: Any, unit: str) -> str:
+    """'low–high' with the unit's formatting (two decimals for ratios), '–' when missing."""
+    low, high = _as_float(low), _as_float(high)
+    if math.isnan(low) or math.isnan(high):
+        return "–"
+    if unit == "ratio":
+        return f"{low:.2f}–{high:.2f}"
+    return f"{format_value(low, unit)}–{format_value(high, unit)}"
+
+
 def basis_table(frame: pd.DataFrame) -> str:
     """Registered and resident values side by side (system profiles).
 
@@ -656,6 +730,7 @@ __all__ = [
     "format_value",
     "inject_css",
     "provenance_table",
+    "register_table",
     "styled_headline",
     "synthetic_banner",
 ]

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 import plotly
 import plotly.graph_objects as go
 import pytest
+from browser_helpers import render_dom, require_chromium
 
 from pophealth import charts, tables
 
@@ -204,6 +204,21 @@ def benchmark_rows() -> pd.DataFrame:
     )
 
 
+@pytest.fixture
+def register_gaps():
+    return pd.DataFrame(
+        {
+            "condition": ["Hypertension", "Asthma", "Dementia"],
+            "ratio": [0.82, 1.04, np.nan],
+            "ratio_low": [0.79, 1.01, np.nan],
+            "ratio_high": [0.86, 1.08, np.nan],
+            "expected": [1200.0, 640.0, np.nan],
+            "register": [984.0, 666.0, 31.0],
+            "missing_patients": [216.0, -26.0, np.nan],
+        }
+    )
+
+
 def _all_figures(
     age_sex,
     geojson,
@@ -214,6 +229,7 @@ def _all_figures(
     funnel_frames,
     quintiles,
     fair_share,
+    register_gaps,
     suffix="",
 ):
     points, limits = funnel_frames
@@ -235,6 +251,9 @@ def _all_figures(
             quintiles, "SII text", "Inverse care", source_note=note
         ),
         getattr(charts, "fair_share_bars" + suffix)(fair_share, "Fair share", source_note=note),
+        getattr(charts, "recorded_vs_expected" + suffix)(
+            register_gaps, "Recorded vs expected", source_note=note
+        ),
     ]
 
 
@@ -256,7 +275,7 @@ def test_every_figure_has_title_axis_titles_hover_and_meta(chart_inputs):
         frames += list(value) if isinstance(value, tuple) else [value]
     geojson = next(v for v in frames if isinstance(v, dict))
     frames = [v for v in frames if isinstance(v, pd.DataFrame)]
-    assert len(frames) == 9  # every DataFrame input, the funnel's two included
+    assert len(frames) == 10  # every DataFrame input, the funnel's two included
     before = [f.copy(deep=True) for f in frames]
     geojson_before = copy.deepcopy(geojson)
     figures = _all_figures(*chart_inputs)
@@ -279,7 +298,7 @@ def test_every_figure_has_title_axis_titles_hover_and_meta(chart_inputs):
 def test_every_spec_draws_the_same_figure_as_its_validated_figure(chart_inputs):
     figures = _all_figures(*chart_inputs)
     specs = _all_figures(*chart_inputs, suffix="_spec")
-    assert len(specs) == 8
+    assert len(specs) == 9
     for fig, spec in zip(figures, specs, strict=True):
         assert isinstance(spec, charts.FigureSpec)
         from_spec = charts.figure_bundle(spec)
@@ -722,38 +741,12 @@ def test_headline_and_banner():
 # Headless browser: figures actually render from a local plotly.min.js, offline
 # --------------------------------------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-def _dump_dom(page: Path, profile: Path) -> str:
-    command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=5000",
-        "--dump-dom",
-        page.as_uri(),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
-
 
 @pytest.mark.slow
 def test_figures_and_sortable_table_render_in_headless_chromium(
     tmp_path, geojson, lsoa_values, spine_rows, benchmark_rows
 ):
-    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
-        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
-            pytest.fail("POPHEALTH_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing")
-        pytest.skip("chromium not installed")
+    require_chromium()
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     shutil.copy(plotly_js, tmp_path / "plotly.min.js")
     map_fig = charts.lsoa_choropleth(geojson, lsoa_values, "Map")
@@ -778,7 +771,7 @@ def test_figures_and_sortable_table_render_in_headless_chromium(
         + "</body></html>",
         encoding="utf-8",
     )
-    dom = _dump_dom(page, tmp_path / "profile")
+    dom, _ = render_dom(page)
     assert dom.count('class="main-svg"') >= 4  # two plots, each with two main-svg layers
     assert dom.count("choroplethlocation") >= 2  # the map drew LSOAs without fetching a base map
     # The spine's range bars were drawn.
@@ -793,12 +786,7 @@ def test_figures_and_sortable_table_render_in_headless_chromium(
 @pytest.mark.slow
 def test_map_draws_offline_from_the_plotly_json_as_jupyterlab_does(tmp_path, geojson, lsoa_values):
     """JupyterLab renders the Plotly JSON mime part with its config (no page scripts of ours)."""
-    from pophealth.runner.browser import find_chromium, render_dom
-
-    if find_chromium() is None:
-        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
-            pytest.fail("POPHEALTH_REQUIRE_BROWSER=1 but Chromium is missing")
-        pytest.skip("chromium not installed")
+    require_chromium()
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     shutil.copy(plotly_js, tmp_path / "plotly.min.js")
     bundle = charts.figure_bundle(charts.lsoa_choropleth_spec(geojson, lsoa_values, "Map"))

@@ -17,10 +17,7 @@ import pytest
 from pophealth import cli
 from pophealth.runner.workbook import INDICATOR_HEADERS
 
-try:  # issue9 moves the browser helpers from pophealth.runner.browser to tests/browser_helpers
-    from browser_helpers import find_chromium, render_dom
-except ImportError:
-    from pophealth.runner.browser import find_chromium, render_dom
+from browser_helpers import render_dom, require_chromium
 
 REPO = Path(__file__).resolve().parents[1]
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -33,10 +30,6 @@ def _need(tool_found: bool, what: str) -> None:
         if REQUIRE:
             pytest.fail(f"{what} is required (POPHEALTH_REQUIRE_BROWSER=1) but not installed")
         pytest.skip(f"{what} not installed")
-
-
-def _need_browser() -> None:
-    _need(find_chromium() is not None, "Chromium")
 
 
 def _probe(page: Path, script: str, *, budget_ms: int = 8000) -> tuple[dict, list[str]]:
@@ -71,7 +64,7 @@ def _profile(site: Path, level: str, code: str | None = None) -> Path:
 
 # --------------------------------------------------------------------------- story-first page
 def test_neighbourhood_profile_fits_about_five_screens(demo_site):
-    _need_browser()
+    require_chromium()
     result, errors = _probe(
         _profile(demo_site, "neighbourhood"),
         "window.__probe = {height: document.documentElement.scrollHeight,"
@@ -107,7 +100,7 @@ def test_page_reads_story_first_with_one_benchmark_table(demo_site):
 
 @pytest.mark.parametrize("level", ["neighbourhood", "place", "system"])
 def test_contents_anchors_and_parent_child_links_resolve(demo_site, demo_data, level):
-    _need_browser()
+    require_chromium()
     code = {"neighbourhood": None, "place": "E38000901", "system": None}[level]
     page = _profile(demo_site, level, code)
     result, errors = _probe(
@@ -160,7 +153,7 @@ def test_executed_notebooks_keep_figures_once(demo_site):
 # --------------------------------------------------------------------------- sharing
 @pytest.fixture(scope="module")
 def exported(demo_prepared, tmp_path_factory):
-    _need_browser()
+    require_chromium()
     _need(shutil.which("pdftotext") is not None, "pdftotext (poppler-utils)")
     out = tmp_path_factory.mktemp("export") / "demoford-central.html"
     argv = ["export", "--data", str(demo_prepared), "--area", "U90001", "--out", str(out)]
@@ -248,7 +241,7 @@ def test_workbooks_match_the_tidy_table(demo_site, demo_data):
 
 # --------------------------------------------------------------------------- index
 def test_index_sorts_filters_and_links_downloads(demo_site):
-    _need_browser()
+    require_chromium()
     index = (demo_site / "index.html").read_text(encoding="utf-8")
     assert 'href="indicators.xlsx"' in index and 'href="indicators.csv"' in index
     assert index.count(">Excel</a>") >= 21
@@ -293,7 +286,7 @@ def _axe_script() -> Path | None:
 
 @pytest.mark.parametrize("page", ["index", "neighbourhood", "place", "system"])
 def test_axe_core_finds_no_serious_or_critical_violations(demo_site, page):
-    _need_browser()
+    require_chromium()
     axe = _axe_script()
     _need(axe is not None, "axe-core (npm install --prefix .ci/axe axe-core)")
     target = demo_site / "index.html" if page == "index" else _profile(demo_site, page)

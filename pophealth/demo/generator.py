@@ -22,36 +22,15 @@ import openpyxl
 import pandas as pd
 from pyproj import Transformer
 
-from pophealth.demo import _model
+from pophealth.demo import _model, _qof
 from pophealth.demo._model import DemoWorld
+from pophealth.sources import demo_file_names
 
 PUBLICATION = "GP_PRAC_PAT_LIST"
 EXTRACT_DATE = "2025-10-01"
-WORKFORCE_MONTH = "October 2025"
 
-FILE_NAMES: dict[str, str] = {
-    "registrations_lsoa": "gp-reg-pat-prac-lsoa-all.csv",
-    "registrations_practice": "gp-reg-pat-prac-all.csv",
-    "registrations_quinary_age": "gp-reg-pat-prac-quin-age.csv",
-    "registrations_single_age_male": "gp-reg-pat-prac-sing-age-male.csv",
-    "registrations_single_age_female": "gp-reg-pat-prac-sing-age-female.csv",
-    "practice_map": "gp-reg-pat-prac-map.csv",
-    "epcn": "ePCN.xlsx",
-    "workforce": f"1 General Practice \u2013 {WORKFORCE_MONTH} Practice Level - Detailed.csv",
-    "weighted_patients": "nhspaymentsgp-24-25-prac-csv.csv",
-    "iod2025": "File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv",
-    "iod2019": "File_7_-_All_IoD2019_Scores__Ranks__Deciles_and_Population_Denominators_3.csv",
-    "lookup_lsoa11_lsoa21": "LSOA11_LSOA21_LAD22_EW_LU.csv",
-    "lookup_lsoa21_icb": "LSOA21_SICBL23_ICB23_LAD23_EN_LU.csv",
-    "census_ts007a": "census2021-ts007a-lsoa.csv",
-    "census_ts037": "census2021-ts037-lsoa.csv",
-    "census_ts038": "census2021-ts038-lsoa.csv",
-    "census_ts021": "census2021-ts021-lsoa.csv",
-    "census_ts011": "census2021-ts011-lsoa.csv",
-    "census_ts054": "census2021-ts054-lsoa.csv",
-    "boundaries_lsoa21": "LSOA_2021_EW_BSC_V4.shp",
-    "readme": "README_SYNTHETIC.txt",
-}
+#: Source (fetch entry) name -> demo file name, from the one source registry.
+FILE_NAMES: dict[str, str] = {**demo_file_names(), "readme": "README_SYNTHETIC.txt"}
 
 # ---------------------------------------------------------------------------------------------
 # Official headers
@@ -402,6 +381,54 @@ CENSUS_HEADERS: dict[str, list[str]] = {
     ],
 }
 
+_NOT_ENGLISH = "Main language is not English (English or Welsh in Wales)"
+#: Core20PLUS5 PLUS-group tables (issue 12), Nomis headers as published
+CORE20PLUS_HEADERS: dict[str, list[str]] = {
+    "ts039": [
+        f"Provision of unpaid care: {label}; measures: Value"
+        for label in [
+            "Total: All usual residents aged 5 and over",
+            "Provides no unpaid care",
+            "Provides 19 hours or less unpaid care a week",
+            "Provides 20 to 49 hours unpaid care a week",
+            "Provides 50 or more hours unpaid care a week",
+        ]
+    ],
+    "ts029": [
+        f"Proficiency in English language: {label}; measures: Value"
+        for label in [
+            "Total: All usual residents aged 3 years and over",
+            "Main language is English (English or Welsh in Wales)",
+            _NOT_ENGLISH,
+            f"{_NOT_ENGLISH}: Can speak English very well",
+            f"{_NOT_ENGLISH}: Can speak English well",
+            f"{_NOT_ENGLISH}: Cannot speak English well",
+            f"{_NOT_ENGLISH}: Cannot speak English",
+        ]
+    ],
+    "ts045": [
+        f"Number of cars or vans: {label}; measures: Value"
+        for label in [
+            "Total: All households",
+            "No cars or vans in household",
+            "1 car or van in household",
+            "2 cars or vans in household",
+            "3 or more cars or vans in household",
+        ]
+    ],
+    "ts003": [
+        f"Household composition: {label}; measures: Value"
+        for label in [
+            "Total",
+            "One person household",
+            "One person household: Aged 66 years and over",
+            "One person household: Other",
+            "Single family household",
+            "Other household types",
+        ]
+    ],
+}
+
 WORKFORCE_SOURCES = np.array(
     [
         "Fully provided",
@@ -503,9 +530,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
             "NUMBER_OF_PATIENTS": totals,
         }
     )
-    written["registrations_practice"] = _write_csv(
-        practice_rows, out_dir / FILE_NAMES["registrations_practice"]
-    )
+    written["practice_totals"] = _write_csv(practice_rows, out_dir / FILE_NAMES["practice_totals"])
 
     single = world.single_age  # (practice, sex[male, female], age 0..95)
     # quinary: 0_4 … 90_94 from single years, then 95+ and ALL
@@ -566,9 +591,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
     quinary = pd.concat(frames, ignore_index=True)
     # SEX=ALL appears only as the list total (AGE_GROUP_5=ALL); bands are by MALE/FEMALE
     quinary = quinary[(quinary["SEX"] != "ALL") | (quinary["AGE_GROUP_5"] == "ALL")]
-    written["registrations_quinary_age"] = _write_csv(
-        quinary, out_dir / FILE_NAMES["registrations_quinary_age"]
-    )
+    written["practice_age_bands"] = _write_csv(quinary, out_dir / FILE_NAMES["practice_age_bands"])
 
     age_labels = [str(a) for a in range(95)] + ["95+", "ALL"]
     for sex_index, sex in [(0, "male"), (1, "female")]:
@@ -589,7 +612,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
                 "NUMBER_OF_PATIENTS": values.reshape(-1),
             }
         )
-        key = f"registrations_single_age_{sex}"
+        key = f"practice_single_age_{sex}"
         written[key] = _write_csv(frame, out_dir / FILE_NAMES[key])
 
     supplier = np.where(np.arange(len(prac)) % 3 == 2, "TPP", "EMIS")
@@ -840,7 +863,7 @@ def _write_payments(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -
     frame = pd.DataFrame(cols)[PAYMENTS_HEADER]
     return _write_csv(
         frame,
-        out_dir / FILE_NAMES["weighted_patients"],
+        out_dir / FILE_NAMES["payments"],
         encoding="utf-8-sig",
         lineterminator="\r\n",
     )
@@ -948,7 +971,7 @@ def _write_lookups_and_iod(
             "ObjectId": np.arange(1, len(lsoa) + 1),
         }
     )
-    written["lookup_lsoa21_icb"] = _write_csv(lookup21, out_dir / FILE_NAMES["lookup_lsoa21_icb"])
+    written["lsoa21_lookup"] = _write_csv(lookup21, out_dir / FILE_NAMES["lsoa21_lookup"])
 
     ages = world.age_bands
     pop = ages.sum(axis=1)
@@ -992,8 +1015,8 @@ def _write_lookups_and_iod(
             "ObjectId": np.arange(1, len(table11) + 1),
         }
     )
-    written["lookup_lsoa11_lsoa21"] = _write_csv(
-        lookup11, out_dir / FILE_NAMES["lookup_lsoa11_lsoa21"]
+    written["lsoa11_lsoa21_lookup"] = _write_csv(
+        lookup11, out_dir / FILE_NAMES["lsoa11_lsoa21_lookup"]
     )
 
     # IoD2019 on 2011 LSOAs: split parents average their children, merged parts share a child
@@ -1088,6 +1111,54 @@ def _write_census(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> 
     return written
 
 
+def _write_core20plus_census(
+    world: DemoWorld, out_dir: Path, rng: np.random.Generator
+) -> dict[str, Path]:
+    """Census TS039, TS029, TS045 and TS003 (Core20PLUS5 PLUS groups), Nomis layout."""
+    lsoa = world.lsoa
+    z, urban = lsoa["z"].to_numpy(), lsoa["urban"].to_numpy()
+    ages = world.age_bands
+    pop = ages.sum(axis=1)
+    old = ages[:, 13:].sum(axis=1) / pop
+    households = np.round(pop / rng.uniform(2.2, 2.5, len(pop))).astype(np.int64)
+
+    def split(total: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        probs = np.clip(probs, 1e-4, None)
+        return rng.multinomial(total, probs / probs.sum(axis=1, keepdims=True))
+
+    carers = np.clip(0.09 + 0.01 * z + 0.1 * (old - 0.18), 0.03, 0.3)
+    care = split(pop - ages[:, 0], np.column_stack([1 - carers, carers * 0.55, carers * 0.2,
+                                                    carers * 0.25]))  # fmt: skip
+    limited = np.clip(0.01 + 0.03 * urban + 0.01 * z, 0.001, 0.2)
+    english = split(pop - ages[:, 0] * 3 // 5, np.column_stack(
+        [1 - 3 * limited, limited, limited, 0.7 * limited, 0.3 * limited]))  # fmt: skip
+    no_car = np.clip(0.22 + 0.1 * z + 0.15 * urban, 0.03, 0.8)
+    cars = split(households, np.column_stack([no_car, 0.45 * (1 - no_car), 0.4 * (1 - no_car),
+                                              0.15 * (1 - no_car)]))  # fmt: skip
+    alone_old = np.clip(0.13 + 0.5 * (old - 0.18), 0.03, 0.4)
+    comp = split(households, np.column_stack([alone_old, np.full(len(z), 0.17), 0.6 - alone_old,
+                                              np.full(len(z), 0.23)]))  # fmt: skip
+    counts = {
+        "ts039": np.column_stack([care.sum(axis=1), care]),
+        "ts029": np.column_stack(
+            [english.sum(axis=1), english[:, 0], english[:, 1:].sum(axis=1), english[:, 1:]]
+        ),  # fmt: skip
+        "ts045": np.column_stack([cars.sum(axis=1), cars]),
+        "ts003": np.column_stack([comp.sum(axis=1), comp[:, :2].sum(axis=1), comp]),
+    }
+    names = _lsoa_names(world)
+    order = np.argsort(lsoa["lsoa_code"].to_numpy(), kind="stable")
+    written = {}
+    for table, values in counts.items():
+        frame = pd.DataFrame(values[order], columns=CORE20PLUS_HEADERS[table])
+        frame.insert(0, "geography code", lsoa["lsoa_code"].to_numpy()[order])
+        frame.insert(0, "geography", names[order])
+        frame.insert(0, "date", 2021)
+        key = f"census_{table}"
+        written[key] = _write_csv(frame, out_dir / FILE_NAMES[key])
+    return written
+
+
 def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
     lsoa = world.lsoa
     lon, lat = Transformer.from_crs(27700, 4326, always_xy=True).transform(
@@ -1110,7 +1181,7 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
         geometry=world.lsoa_geometry,
         crs="EPSG:27700",
     )
-    path = out_dir / FILE_NAMES["boundaries_lsoa21"]
+    path = out_dir / FILE_NAMES["lsoa_boundaries"]
     gdf.to_file(path, driver="ESRI Shapefile", engine="pyogrio", encoding="UTF-8")
     # the .dbf header stores the write date (bytes 1-3); pin it so files are byte-identical
     dbf = path.with_suffix(".dbf")
@@ -1160,10 +1231,23 @@ def write_demo_dataset(
     written.update(_write_registrations(world, out))
     written["epcn"] = _write_epcn(world, out)
     written["workforce"] = _write_workforce(world, out, rngs[0])
-    written["weighted_patients"] = _write_payments(world, out, rngs[1])
+    written["payments"] = _write_payments(world, out, rngs[1])
     written.update(_write_lookups_and_iod(world, out, rngs[2]))
     written.update(_write_census(world, out, rngs[3]))
-    written["boundaries_lsoa21"] = _write_boundaries(world, out, rngs[4])
+    written["lsoa_boundaries"] = _write_boundaries(world, out, rngs[4])
+    # Core20PLUS5 census tables and QOF: their own streams, so every other file is unchanged
+    written.update(_write_core20plus_census(world, out, np.random.default_rng([seed, 20210321])))
+    qof_rng = np.random.default_rng(np.random.SeedSequence([seed, 2425]))
+    written.update(
+        _qof.write_qof(
+            _practice_frame(world),
+            world.single_age,
+            world.practices["z"].to_numpy(dtype=float),
+            out,
+            qof_rng,
+            _write_csv,
+        )
+    )
     readme = out / FILE_NAMES["readme"]
     readme.write_text(
         README_TEXT.format(seed=seed, scale=scale, icb_code=world.areas["icb"]["icb_code"].iloc[0]),

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from pophealth.errors import PopHealthError
+from pophealth.files import atomic_write_bytes
 from pophealth.runner.html import jupyterlab_css_text, plotly_js_source
 
 #: Chromium executables looked for on PATH (``POPHEALTH_CHROMIUM`` overrides).
@@ -97,8 +98,6 @@ def print_pdf(html_path: Path, pdf_path: Path, *, budget_ms: int = 8000) -> Path
     Raises:
         ShareError: If Chromium is missing or prints nothing.
     """
-    from pophealth.runner.jobs import atomic_write_bytes
-
     chromium = chromium_executable()
     if chromium is None:
         raise ShareError(

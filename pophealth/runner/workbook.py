@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pophealth.runner.jobs import atomic_write_bytes, atomic_write_text
+from pophealth.files import atomic_write_bytes, atomic_write_text
 
 #: Tidy-table column -> workbook header (Fingertips-like). ``{comparator}`` is filled in.
 INDICATOR_HEADERS: dict[str, str] = {
