@@ -97,6 +97,11 @@ def _section_ids(anchor: str) -> list[str]:
     return indicators.section_indicators(anchor.replace("-", "_"))
 
 
+def _rows_height(rows: int) -> int:
+    """Height in px of a one-row-per-item chart (spine, recorded vs expected): compact rows."""
+    return max(260, 22 * rows + 150)
+
+
 def _open(anchor: str, lead: str, *, short: bool = False) -> None:
     charts.show_html(tables.section_opening(anchor, SECTION_HEADINGS[anchor], lead, short=short))
 
@@ -242,7 +247,7 @@ def population(p: Profile) -> None:
             england_label=p.comparator,
             source_note=_source(p, "Patients registered at a GP practice, five-year age bands."),
         )
-        fig.update_layout(height=400)
+        fig.update_layout(height=370)
         older = _fact(p, "pct_age_65_plus")
         charts.show(
             fig,
@@ -283,7 +288,7 @@ def deprivation(p: Profile) -> None:
                 p.map_geojson,
                 p.map_values,
                 title=f"Where the population lives: LSOAs by IMD decile ({p.imd_release})",
-            ).update_layout(height=460),
+            ).update_layout(height=430),
             width="half",
             caption=f"Map of the {len(p.map_values):,} LSOAs where the population lives, "
             "shaded by national IMD decile (darker = more deprived).",
@@ -330,7 +335,7 @@ def workforce(p: Profile) -> None:
             title="GP FTE per 10,000 weighted patients against practice IMD score",
             highlight_label=p.area["area_name"],
         )
-        fig.update_layout(height=400)
+        fig.update_layout(height=370)
         charts.show(
             fig,
             width="third",
@@ -344,7 +349,7 @@ def workforce(p: Profile) -> None:
             sii_text=ic.get("sii_text", ""),
             title="Inverse care law: GP FTE per 10,000 weighted patients by practice IMD quintile",
         )
-        fig.update_layout(height=400)
+        fig.update_layout(height=370)
         charts.show(
             fig,
             width="third",
@@ -354,7 +359,7 @@ def workforce(p: Profile) -> None:
         fig = charts.fair_share_bars_spec(
             ic["fair_share"], title=f"Fair share of GP FTE: {p.area['area_name']}"
         )
-        fig.update_layout(height=400)
+        fig.update_layout(height=370)
         tile = [t for t in key_figures(p) if t[0].startswith("GP workforce")]
         charts.show(
             fig,
@@ -404,7 +409,7 @@ def long_term_conditions(p: Profile) -> None:
                 area_label=p.area["area_name"],
                 comparator_label=p.comparator,
                 peer_label=f"{p.area['level']}s ({p.area['basis']} basis) in the loaded data",
-            ),
+            ).update_layout(height=_rows_height(len(ltc["spine"]))),
             width="half",
             caption="Spine chart: each row is a register's recorded prevalence; the marker is "
             f"the area, coloured by its comparison with {p.comparator}; the bar spans the range "
@@ -417,7 +422,7 @@ def long_term_conditions(p: Profile) -> None:
                 ratios,
                 title=f"Recorded against expected register: {p.area['area_name']}",
                 source_note=note,
-            ),
+            ).update_layout(height=_rows_height(len(ratios))),
             width="half",
             caption="Recorded / expected register per condition with 95% limits; 1 is national "
             "average recording for the same age, sex and deprivation, red where the whole "
@@ -458,7 +463,7 @@ def core20plus5(p: Profile) -> None:
             clinical.assign(condition=clinical["clinical_area"]),
             title=f"Core20PLUS5 clinical areas: recorded against expected, {p.area['area_name']}",
             source_note=_source(p, "NHS England, Quality and Outcomes Framework."),
-        ),
+        ).update_layout(height=_rows_height(len(clinical))),
         caption="Recorded / expected register in the five clinical areas with open QOF data "
         "(1 = national average recording for the same age, sex and deprivation): "
         + (
@@ -505,20 +510,25 @@ def benchmarking(p: Profile) -> None:
             area_label=p.area["area_name"],
             comparator_label=p.comparator,
             peer_label=f"{p.area['level']}s ({p.area['basis']} basis) in the loaded data",
-        )
+        ).update_layout(height=_rows_height(len(p.spine)))
         charts.show(
             fig,
             caption=f"Spine chart: each row is an indicator; the marker is the area, coloured by "
             f"its comparison with {p.comparator}; the bar spans the range of peers. Values are "
-            "in the table below.",
+            "in the table below (select to open).",
         )
+    rows = _benchmark_rows(p)
+    # collapsed so the page reads in about five screens; the spine above shows every row
     charts.show_html(
-        tables.benchmark_table(
-            _benchmark_rows(p),
-            area_label=p.area["area_name"],
-            parent_label=_parent_label(p),
-            england_label=p.comparator,
-            caption=f"Indicators for {p.area['area_name']} (select a heading to sort)",
+        tables.collapsible(
+            f"Every indicator: values, 95% limits, {_benchmarks(p)} and method ({len(rows)})",
+            tables.benchmark_table(
+                rows,
+                area_label=p.area["area_name"],
+                parent_label=_parent_label(p),
+                england_label=p.comparator,
+                caption=f"Indicators for {p.area['area_name']} (select a heading to sort)",
+            ),
         )
     )
     for f in p.funnels.values():
@@ -530,7 +540,7 @@ def benchmarking(p: Profile) -> None:
             highlight_code=p.area["area_code"],
             value_label=f"{f['title']} ({f['unit']})",
         )
-        fig.update_layout(height=400)
+        fig.update_layout(height=360)
         charts.show(fig, width="third", caption=_funnel_caption(p, f))
 
 
@@ -562,12 +572,14 @@ def data_quality(p: Profile) -> None:
     """Coverage (patients that could not be placed), notes, provenance and definitions."""
     _open(
         "data-quality",
-        "How completely the population could be placed in neighbourhoods of residence, what "
-        "to bear in mind, and (collapsed) every source file and indicator definition.",
+        "How completely the population could be placed in neighbourhoods of residence, and "
+        "(collapsed) what to bear in mind, every source file and indicator definition.",
     )
     charts.show_html(
         tables.data_quality_table(p.coverage)
-        + tables.bullet_list(p.notes)
+        + tables.collapsible(
+            f"Notes on sources and methods ({len(p.notes)})", tables.bullet_list(p.notes)
+        )
         + tables.collapsible(
             f"Sources and checksums ({len(p.provenance)} files)",
             tables.provenance_table(p.provenance),
