@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from browser_helpers import render_dom, require_chromium
 
 from pophealth import cli
 from pophealth.runner.workbook import INDICATOR_HEADERS
-
-from browser_helpers import render_dom, require_chromium
 
 REPO = Path(__file__).resolve().parents[1]
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
