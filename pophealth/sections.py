@@ -448,6 +448,7 @@ def core20plus5(p: Profile) -> None:
         "core20plus5",
         "NHS England's Core20PLUS5 groups and clinical areas: "
         f"{_facts(p, ['pct_core20', *_section_ids('core20plus5')])}.",
+        short=True,  # one small chart: printed after the long-term conditions, no page break
     )
     ltc = p.long_term_conditions
     clinical = ltc.get("core20plus5") if ltc else None

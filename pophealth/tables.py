@@ -86,6 +86,14 @@ PROFILE_CSS = """
 .jp-RenderedHTMLCommon .ph-table .ph-num, .ph-table .ph-num { text-align: right; }
 .ph-benchmark td:first-child { min-width: 20em; }
 .ph-code { overflow-wrap: anywhere; word-break: break-word; }
+/* the definition text takes the width, so long catalogues stay short */
+.ph-definitions { table-layout: fixed; }
+.ph-definitions th:nth-child(1) { width: 12%; }
+.ph-definitions th:nth-child(2) { width: 15%; }
+.ph-definitions th:nth-child(3) { width: 41%; }
+.ph-definitions th:nth-child(4), .ph-definitions th:nth-child(5) { width: 10%; }
+.ph-definitions th:nth-child(6), .ph-definitions th:nth-child(7) { width: 5%; }
+.ph-definitions th:nth-child(8) { width: 2%; }
 .ph-title { margin: 0.2em 0 0.1em; font-size: 1.9em; color: #005EB8; }
 .ph-basis { margin: 0 0 0.5em; color: #4C6272; }
 .ph-nav, .ph-toc { font-size: 14px; margin: 0.4em 0; }
@@ -129,7 +137,8 @@ details.ph-details > summary { cursor: pointer; color: #005EB8; font-weight: 600
   h2.ph-section, p.ph-lead { break-after: avoid; }
   .ph-chart, .ph-tiles, .ph-tile { break-inside: avoid; }
   .ph-tiles { grid-template-columns: repeat(4, 1fr); }
-  .ph-definitions, .ph-provenance { font-size: 9px; }
+  .ph-definitions, .ph-provenance { font-size: 8px; }
+  .ph-definitions td, .ph-provenance td { padding: 2px 4px; }
   details.ph-details > summary { list-style: none; }
   .ph-cmp-better, .ph-cmp-similar, .ph-cmp-worse, .ph-cmp-not-compared, .ph-cmp-higher,
   .ph-cmp-lower, .ph-table thead th, .ph-banner, .ph-headline {

@@ -90,7 +90,12 @@ def test_page_reads_story_first_with_one_benchmark_table(demo_site):
     assert page.count('class="ph-table ph-sortable ph-benchmark"') == 1
     # every section opens with a heading and one sentence; detail is collapsed
     assert page.count('class="ph-lead"') == page.count('<h2 class="ph-section')
-    assert page.count('<details class="ph-details">') == 2
+    # collapsed: notes, provenance, definitions, the benchmark table, the register table
+    summaries = re.findall(r'<details class="ph-details"><summary>([^<]*)', page)
+    assert len(summaries) == 5, summaries
+    for start in ("Notes on sources", "Sources and checksums", "Indicator definitions",
+                  "Every indicator:", "Every register:"):  # fmt: skip
+        assert any(s.startswith(start) for s in summaries), (start, summaries)
     # numbers formatted, no internal column names shown
     assert "651,403" in page or re.search(r">\d{1,3}(,\d{3})+<", page)
     assert not re.search(r">\d{4,}\.0<", page)
