@@ -388,8 +388,8 @@ def long_term_conditions(p: Profile) -> None:
         return
     gaps = ltc["gaps"]
     found = (
-        f"{len(gaps)} register(s) significantly below it, the largest gap in "
-        f"{_in_sentence(gaps[0]['condition'])}"
+        f"{len(gaps)} register{'s' if len(gaps) != 1 else ''} significantly below it, the "
+        f"largest gap in {_in_sentence(gaps[0]['condition'])}"
         if gaps
         else "no register significantly below it"
     )
@@ -413,7 +413,7 @@ def long_term_conditions(p: Profile) -> None:
             width="half",
             caption="Spine chart: each row is a register's recorded prevalence; the marker is "
             f"the area, coloured by its comparison with {p.comparator}; the bar spans the range "
-            "of peers. Values are in the benchmark table.",
+            "of peers. Values are in the register table below (select to open).",
         )
     ratios = ltc["table"].dropna(subset=["ratio"])
     if len(ratios):
@@ -502,7 +502,8 @@ def benchmarking(p: Profile) -> None:
     _open(
         "benchmarking",
         f"Every indicator against {p.comparator} (95% limits): {summary or 'none compared'}. "
-        "The table has the values, limits, parent and method.",
+        "The table has the values, limits, parent and method"
+        + ("; each register's are under Long-term conditions." if p.long_term_conditions else "."),
     )
     if len(p.spine):
         fig = charts.spine_chart_spec(
