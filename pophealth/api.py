@@ -19,11 +19,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pophealth import ages, attribution, contracts, geography, indicators, prevalence, stats
+from pophealth import (
+    ages,
+    attribution,
+    contracts,
+    geography,
+    history,
+    indicators,
+    prevalence,
+    staffing,
+    stats,
+)
+from pophealth import peers as peer_areas
+from pophealth._version import STORE_FORMAT, __version__
 from pophealth.config import load_neighbourhood_groupings
-from pophealth.errors import PopHealthError
+from pophealth.errors import InputError, PopHealthError
 from pophealth.profile_frames import Profile, build_profile
 from pophealth.releases import ImdRelease
+from pophealth.sources import SOURCES
 from pophealth.store import FrameMemo
 
 AGE_BANDS = list(ages.AGE_BANDS)
@@ -31,6 +44,8 @@ AGE_BANDS = list(ages.AGE_BANDS)
 HEADLINE_INDICATORS = indicators.headline_indicators()
 
 _CACHE: dict[tuple, PopHealthData] = {}
+# registration rows stacked in one indicator-history computation (memory bound)
+HISTORY_ROWS_PER_CHUNK = 2_000_000
 
 
 class StoreError(PopHealthError, FileNotFoundError):
@@ -45,6 +60,36 @@ def _store_key(prepared_dir: Path) -> str:
             f"Run `pophealth prepare RAW --out {prepared_dir}` first."
         )
     return f"{manifest.stat().st_mtime_ns}:{manifest.stat().st_size}"
+
+
+def read_store_manifest(prepared_dir: Path) -> dict:
+    """The store's manifest, after checking this pophealth can read the store.
+
+    Raises:
+        StoreError: The manifest is unreadable, the store was written by a pophealth with
+            another store format, or a store file is missing; the message names the fix.
+    """
+    path = prepared_dir / "manifest.json"
+    again = f"Fix: run `pophealth prepare RAW --out {prepared_dir}` again with this pophealth."
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as error:
+        raise StoreError(f"{path} cannot be read ({error}). {again}") from error
+    found = manifest.get("store_format") if isinstance(manifest, dict) else None
+    if found != STORE_FORMAT:
+        built_by = manifest.get("pophealth_version", "an unknown version")
+        raise StoreError(
+            f"{prepared_dir} was prepared by pophealth {built_by} (store format {found}); this "
+            f"pophealth {__version__} reads store format {STORE_FORMAT}. {again}"
+        )
+    missing = [
+        name
+        for name in ("lsoa.parquet", "practices.parquet", "registrations.parquet")
+        if not (prepared_dir / name).exists()
+    ]
+    if missing:
+        raise StoreError(f"{prepared_dir} is incomplete: {', '.join(missing)} missing. {again}")
+    return manifest
 
 
 def load(
@@ -81,17 +126,46 @@ def load(
     return data
 
 
+def _with_practice_qof(measures: pd.DataFrame, qof: pd.DataFrame) -> pd.DataFrame:
+    """Practice measures plus the QOF measures of the practices that have them."""
+    if len(qof.columns) > 1:
+        measures = measures.merge(qof, on="practice_code", how="left")
+    return measures.copy()  # one block, not dozens of merged fragments
+
+
+def _with_lsoa_qof(
+    measures: pd.DataFrame, registrations: pd.DataFrame, qof: pd.DataFrame
+) -> pd.DataFrame:
+    """LSOA measures plus QOF measures modelled from practice registers (shared by residence)."""
+    if len(qof.columns) > 1 and len(registrations):
+        shared = attribution.attribute_practices_to_lsoas(registrations, qof)
+        measures = measures.merge(shared, on="lsoa21_code", how="left")
+        measures = measures.fillna({c: 0.0 for c in shared.columns if c != "lsoa21_code"})
+    return measures.copy()
+
+
+def _note_modelled_qof(table: pd.DataFrame) -> pd.DataFrame:
+    """Say in ``method`` that resident-basis QOF values are modelled from practice registers."""
+    modelled = (table["basis"] == "resident") & table["indicator_id"].isin(
+        prevalence.indicator_ids()
+    )
+    table.loc[modelled, "method"] = (
+        table.loc[modelled, "method"] + f" ({prevalence.RESIDENT_METHOD_NOTE})"
+    )
+    return table
+
+
 class PopHealthData:
     """A prepared store plus the derived geography and indicator tables."""
 
     def __init__(self, prepared_dir: Path, *, neighbourhoods=None, imd: str = "2025"):
         self.prepared_dir = Path(prepared_dir)
         _store_key(self.prepared_dir)
-        self.manifest = json.loads((self.prepared_dir / "manifest.json").read_text("utf-8"))
+        self.manifest = read_store_manifest(self.prepared_dir)
         available = self.manifest.get("imd_releases", [])
         release = ImdRelease.of(imd)
         if available and imd not in available:
-            raise ValueError(
+            raise InputError(
                 f"IoD{imd} is not in this prepared store (available: "
                 f"{', '.join('IoD' + r for r in available)}). Add its File 7 (and, for IoD2019, "
                 "the LSOA 2011→2021 lookup) to the raw folder and prepare again."
@@ -103,6 +177,8 @@ class PopHealthData:
         self.practices = self._read_table("practices.parquet")
         self.registrations = self._read_table("registrations.parquet")
         self.age_sex = self._read_table("practice_age_sex.parquet")
+        pcn_file = self.prepared_dir / contracts.PCN_WORKFORCE_TABLE.name  # optional store table
+        self.pcn_staff = self._read_table(pcn_file.name) if pcn_file.exists() else None
         qof_path = self.prepared_dir / "qof_prevalence.parquet"
         self.qof = self._read_table(qof_path.name) if qof_path.exists() else pd.DataFrame()
         self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
@@ -146,7 +222,7 @@ class PopHealthData:
         reg = self.register
         if level is not None:
             if level not in geography.LEVELS:
-                raise ValueError(
+                raise InputError(
                     f"level must be one of {', '.join(geography.LEVELS)}, not {level!r}."
                 )
             reg = reg[reg["level"] == level]
@@ -180,7 +256,7 @@ class PopHealthData:
         rows = self.register[self.register["area_code"] == canonical]
         if basis is not None:
             if basis not in set(rows["basis"]):
-                raise ValueError(
+                raise InputError(
                     f"Area {canonical} has no {basis!r} basis (available: "
                     f"{', '.join(sorted(rows['basis']))})."
                 )
@@ -272,12 +348,33 @@ class PopHealthData:
         """Practices x (sex, age band) registered patients."""
         return attribution.age_sex_matrix(self.age_sex)
 
+    # -- the whole team (issue13) ---------------------------------------------------------
+    @cached_property
+    def pcn_apportionment(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """PCN-employed staff shared to member practices by registered patients, and the rest.
+
+        ``None`` when the store has no PCN workforce (the team indicators are then not built).
+        """
+        if self.pcn_staff is None or not len(self.practices):
+            return None
+        return staffing.apportion_pcn_staff(self.pcn_staff, self.practices, "registered_patients")
+
+    @cached_property
+    def team_practices(self) -> pd.DataFrame:
+        """Practices plus their share of their PCN's staff (``pcn_<group>_fte``, ``pcn_status``)."""
+        if self.pcn_apportionment is None:
+            return self.practices
+        shares, _ = self.pcn_apportionment
+        return self.practices.merge(
+            shares.drop(columns=["pcn_code"]), on="practice_code", how="left"
+        )
+
     # -- indicators ------------------------------------------------------------------------
     @cached_property
     def base_practice_measures(self) -> pd.DataFrame:
         """Registered-basis measures per practice from the non-QOF sources."""
         return attribution.practice_measures(
-            self.practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
+            self.team_practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
         )
 
     @cached_property
@@ -311,31 +408,30 @@ class PopHealthData:
     @cached_property
     def practice_measures(self) -> pd.DataFrame:
         """Registered-basis measures per practice."""
-        base = self.base_practice_measures
-        if len(self.qof_measures.columns) > 1:
-            base = base.merge(self.qof_measures, on="practice_code", how="left")
-        return base.copy()  # one block, not dozens of merged fragments
+        return _with_practice_qof(self.base_practice_measures, self.qof_measures)
 
     @cached_property
     def lsoa_measures(self) -> pd.DataFrame:
         """Resident-basis measures per LSOA (QOF measures modelled from practice registers)."""
         out = attribution.lsoa_measures(
-            self.lsoa, self.registrations, self.practices, self.imd_release
+            self.lsoa, self.registrations, self.team_practices, self.imd_release
         )
-        if len(self.qof_measures.columns) > 1 and len(self.registrations):
-            shared = attribution.attribute_practices_to_lsoas(self.registrations, self.qof_measures)
-            out = out.merge(shared, on="lsoa21_code", how="left")
-            out = out.fillna({c: 0.0 for c in shared.columns if c != "lsoa21_code"})
-        return out.copy()
+        return _with_lsoa_qof(out, self.registrations, self.qof_measures)
+
+    @cached_property
+    def registered_area_measures(self) -> pd.DataFrame | None:
+        """Practice measures summed to every registered-basis area (None without practices)."""
+        if not len(self.practices):
+            return None
+        return attribution.aggregate_measures(
+            self.practice_measures, self.practice_membership_table, "practice_code"
+        )
 
     @cached_property
     def indicator_table(self) -> pd.DataFrame:
         """The tidy indicator table for every area, basis and indicator."""
-        registered = resident = None
-        if len(self.practices):
-            registered = attribution.aggregate_measures(
-                self.practice_measures, self.practice_membership_table, "practice_code"
-            )
+        registered = self.registered_area_measures
+        resident = None
         if len(self.lsoa):
             resident = attribution.aggregate_measures(
                 self.lsoa_measures, self.lsoa_membership_table, "lsoa21_code"
@@ -346,13 +442,7 @@ class PopHealthData:
             resident,
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
         )
-        modelled = (table["basis"] == "resident") & table["indicator_id"].isin(
-            prevalence.indicator_ids()
-        )
-        table.loc[modelled, "method"] = (
-            table.loc[modelled, "method"] + f" ({prevalence.RESIDENT_METHOD_NOTE})"
-        )
-        return contracts.INDICATOR_TABLE.validate(table, "the indicator table")
+        return contracts.INDICATOR_TABLE.validate(_note_modelled_qof(table), "the indicator table")
 
     @cached_property
     def practice_indicators(self) -> pd.DataFrame:
@@ -422,6 +512,240 @@ class PopHealthData:
         """Peer ranges by level, basis and indicator."""
         return indicators.peer_summary(self.indicator_table)
 
+    @cached_property
+    def peer_pool_table(self) -> pd.DataFrame:
+        """Indicator rows of every area similar areas are drawn from.
+
+        The indicator table, plus (with analyst neighbourhoods) the national PCNs that share no
+        practice with a custom neighbourhood, so custom neighbourhoods find peers nationally too.
+        """
+        table = self.indicator_table
+        if self.groupings is None or not len(self.practices):
+            return table
+        grouped = self.practices["practice_code"].isin(self.groupings["practice_code"])
+        # a PCN sharing any practice with a custom neighbourhood is not a separate area
+        overlapping = set(self.practices.loc[grouped, "pcn_code"].dropna())
+        pcn = self.practices[~self.practices["pcn_code"].isin(overlapping) & ~grouped]
+        register = geography.build_area_register(pcn, self.lsoa.iloc[:0], None, None)
+        register = register[register["level"] == "neighbourhood"]
+        membership = geography.neighbourhood_practices(pcn)[["practice_code", "area_code"]]
+        measures = attribution.aggregate_measures(
+            self.practice_measures, membership, "practice_code"
+        )
+        extra = indicators.compute_indicator_table(register, measures, None)
+        extra = extra[~extra["area_code"].isin(table["area_code"])]
+        return pd.concat([table, extra], ignore_index=True)
+
+    @cached_property
+    def similar_areas(self) -> dict[tuple[str, str], tuple]:
+        """Nearest-neighbour peers per (level, basis): ``(peers, method, excluded)``.
+
+        See :mod:`pophealth.peers` and ``docs/peers.md``. A level with fewer than two comparable
+        areas has no entry.
+        """
+        table = self.peer_pool_table
+        out = {}
+        for (level, basis), _ in table.groupby(["level", "basis"]):
+            if level == "england":
+                continue
+            matrix, excluded = peer_areas.needs_matrix(table, level, basis)
+            if len(matrix) < 2:
+                continue
+            found, method = peer_areas.nearest_peers(matrix)
+            out[(level, basis)] = (found, method, excluded)
+        return out
+
+    # -- release history (pophealth.history, docs/history.md) -------------------------------
+    @cached_property
+    def history_tables(self) -> dict[str, pd.DataFrame]:
+        """The store's per-period practices, registrations and age-sex tables (may be empty)."""
+        return history.read_history(self.prepared_dir)
+
+    @property
+    def periods(self) -> list[str]:
+        """Periods (``YYYY-MM``) in the store's history, oldest first; the current one if none."""
+        listed = self.manifest.get("history", {}).get("periods", [])
+        return list(listed) or [str(self.manifest.get("as_of", ""))[:7]]
+
+    @property
+    def current_period(self) -> str:
+        """Period (``YYYY-MM``) of the store's current release (its as-of month)."""
+        return str(self.manifest.get("as_of", ""))[:7]
+
+    @cached_property
+    def _period_views(self) -> dict[str, tuple[PopHealthData, pd.DataFrame]]:
+        views = {}
+        tables = self.history_tables
+        if "practices" not in tables:
+            return views
+        for period in self.periods:
+            own = {
+                name: frame[frame["period"] == period].drop(columns="period").reset_index(drop=True)
+                for name, frame in tables.items()
+            }
+            for name in history.PRACTICE_TABLES:
+                own.setdefault(name, getattr(self, history.STORE_ATTRIBUTES[name]).iloc[:0])
+            pcn_staff = own.pop("pcn_workforce", None)
+            ruled, changes = history.apply_membership_rule(own, self.practices)
+            view = object.__new__(PopHealthData)
+            view.__dict__.update(
+                prepared_dir=self.prepared_dir,
+                manifest=self.manifest,
+                imd=self.imd,
+                imd_release=self.imd_release,
+                memo=FrameMemo(),
+                lsoa=self.lsoa,
+                # the store holds one QOF year, shown with the current release only (never
+                # carried to earlier months); earlier months have no QOF indicators
+                qof=self.qof if period == self.current_period else pd.DataFrame(),
+                practices=ruled["practices"],
+                registrations=ruled["registrations"],
+                age_sex=ruled["practice_age_sex"],
+                # the period's own PCN-employed staff, shared among its (ruled) practices;
+                # a period without a PCN workforce file has no team indicators
+                pcn_staff=pcn_staff if pcn_staff is not None and len(pcn_staff) else None,
+                # a practice that opened later is in no grouping of earlier periods
+                groupings=None
+                if self.groupings is None
+                else self.groupings[
+                    self.groupings["practice_code"].isin(ruled["practices"]["practice_code"])
+                ],
+                neighbourhoods_file=self.neighbourhoods_file,
+            )
+            views[period] = (view, changes)
+        return views
+
+    def at_period(self, period: str) -> PopHealthData:
+        """The store as it was in ``period``, seen through today's membership (see history)."""
+        views = self._period_views
+        if period not in views:
+            raise StoreError(
+                f"Period {period!r} is not in the store's history (periods: "
+                f"{', '.join(views) or 'none'})."
+            )
+        return views[period][0]
+
+    @cached_property
+    def membership_changes(self) -> pd.DataFrame:
+        """Per period: practices whose PCN differs from today, merged, or not in today's list."""
+        frames = [
+            changes.assign(period=period)
+            for period, (_, changes) in self._period_views.items()
+            if len(changes)
+        ]
+        if not frames:
+            return pd.DataFrame(columns=["period", "practice_code", "change", "detail"])
+        return pd.concat(frames, ignore_index=True)[["period", "practice_code", "change", "detail"]]
+
+    @cached_property
+    def indicator_history(self) -> pd.DataFrame:
+        """The tidy indicator table for every period in the history, with a ``period`` column.
+
+        Every period uses today's areas (the current register) and today's membership
+        (:func:`pophealth.history.apply_membership_rule`); the periods are stacked into one
+        computation (area codes tagged with their period) because most of the cost is per call.
+        A store without history gives the current table with its one period.
+        """
+        views = self._period_views
+        if not views:
+            return self.indicator_table.assign(period=self.periods[-1])
+        # stack as many periods as keep memory bounded (England: one period, ~1.2 M rows, a go)
+        per_chunk = max(1, HISTORY_ROWS_PER_CHUNK // max(1, len(self.registrations)))
+        periods = list(views)
+        chunks = [periods[i : i + per_chunk] for i in range(0, len(periods), per_chunk)]
+        frames = [self._stacked_history({p: views[p] for p in chunk}) for chunk in chunks]
+        return pd.concat(frames, ignore_index=True)
+
+    def _stacked_history(self, views: dict) -> pd.DataFrame:
+        """Indicator tables of several periods in one computation (see indicator_history)."""
+        sep = "|"
+
+        def tagged(frame: pd.DataFrame, tag: str, *columns: str) -> pd.DataFrame:
+            return frame.assign(**{c: tag + frame[c].astype(str) for c in columns if c in frame})
+
+        parts: dict[str, list[pd.DataFrame]] = {}
+        for period, (view, _) in views.items():
+            tag = period + sep
+            parts.setdefault("register", []).append(
+                tagged(self.register, tag, "area_code").assign(
+                    parent_code=(tag + self.register["parent_code"].astype("string")).astype(object)
+                )
+            )
+            parts.setdefault("practices", []).append(
+                tagged(view.team_practices, tag, "practice_code")
+            )
+            parts.setdefault("registrations", []).append(
+                tagged(view.registrations, tag, "practice_code", "lsoa_code")
+            )
+            parts.setdefault("age_sex", []).append(tagged(view.age_sex, tag, "practice_code"))
+            parts.setdefault("lsoa", []).append(tagged(self.lsoa, tag, "lsoa21_code"))
+            parts.setdefault("practice_members", []).append(
+                tagged(view.practice_membership_table, tag, "practice_code", "area_code")
+            )
+            parts.setdefault("lsoa_members", []).append(
+                tagged(view.lsoa_membership_table, tag, "lsoa21_code", "area_code")
+            )
+        # one computation over every period: practices and LSOAs are units, tagged by period
+        stacked = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+        # QOF measures of the periods that have a QOF year (see _period_views)
+        with_qof = [period for period, (view, _) in views.items() if len(view.qof)]
+        qof = pd.concat(
+            [
+                tagged(views[period][0].qof_measures, period + sep, "practice_code")
+                for period in with_qof
+            ]
+            or [pd.DataFrame({"practice_code": pd.Series(dtype=object)})],
+            ignore_index=True,
+        )
+        registered = resident = None
+        if len(stacked["practices"]):
+            measures = attribution.practice_measures(
+                stacked["practices"],
+                stacked["registrations"],
+                stacked["age_sex"],
+                stacked["lsoa"],
+                self.imd_release,
+            )
+            registered = attribution.aggregate_measures(
+                _with_practice_qof(measures, qof), stacked["practice_members"], "practice_code"
+            )
+        if len(stacked["lsoa"]):
+            measures = attribution.lsoa_measures(
+                stacked["lsoa"], stacked["registrations"], stacked["practices"], self.imd_release
+            )
+            resident = attribution.aggregate_measures(
+                _with_lsoa_qof(measures, stacked["registrations"], qof),
+                stacked["lsoa_members"],
+                "lsoa21_code",
+            )
+        table = indicators.compute_indicator_table(
+            stacked["register"],
+            registered,
+            resident,
+            ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
+        )
+        period = table["area_code"].str.split(sep, n=1).str[0]
+        # a period without a QOF year has no QOF indicators (not zeros from an empty register)
+        needs_qof = set(indicators.unavailable_indicators(set(SOURCES) - {"qof"}))
+        # likewise a period without PCN workforce has no team indicators
+        with_team = [period for period, (view, _) in views.items() if view.pcn_staff is not None]
+        needs_team = set(indicators.unavailable_indicators(set(SOURCES) - {"pcn_workforce"}))
+        keep = (
+            ~(table["indicator_id"].isin(needs_qof) & ~period.isin(with_qof))
+            & ~(table["indicator_id"].isin(needs_team) & ~period.isin(with_team))
+        ).to_numpy()
+        table = _note_modelled_qof(table[keep].reset_index(drop=True))
+        period = period[keep].reset_index(drop=True)
+        table = indicators.add_benchmarks(
+            table, (period + sep + geography.ALL_LOADED_CODE).to_numpy(dtype=object)
+        )
+        untag = {
+            column: table[column].astype("string").str.split(sep, n=1).str[-1].astype(object)
+            for column in ("area_code", "parent_code")
+        }
+        table = table.assign(**untag, period=period.to_numpy(dtype=object))
+        return table.sort_values("period", kind="stable").reset_index(drop=True)
+
     def profile(self, area_code: str, basis: str | None = None) -> Profile:
         """Build one area's profile.
 
@@ -435,3 +759,21 @@ class PopHealthData:
         """
         area = self.resolve_area(area_code, basis)
         return build_profile(self, area)
+
+    def profile_of_practices(
+        self, practices, *, name: str = "Candidate neighbourhood", code: str = "CANDIDATE"
+    ):
+        """Headline profile of an ad-hoc group of practices (e.g. a candidate neighbourhood).
+
+        Args:
+            practices: Practice codes (ODS) forming the group.
+            name: Name shown in the headline.
+            code: Code for the group (as it would appear in a neighbourhoods YAML).
+
+        Returns:
+            A :class:`pophealth.designer.GroupProfile` (indicators against the group's
+            sub-ICB and the comparator, headline sentence, fair-share GP FTE).
+        """
+        from pophealth import designer
+
+        return designer.profile_of_practices(self, practices, name=name, code=code)

@@ -1,7 +1,8 @@
 """The ``pophealth`` command line.
 
 Commands: ``demo`` (everything on the embedded demo data), ``demo-data``, ``fetch``,
-``prepare``, ``areas``, ``indicators``, ``run`` and ``export`` (one self-contained profile).
+``prepare``, ``areas``, ``indicators``, ``run``, ``export`` (one self-contained profile) and
+``lab`` (JupyterLab on the explorer).
 """
 
 from __future__ import annotations
@@ -43,16 +44,31 @@ def default_notebook_dir() -> Path:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from pophealth.prepare import prepare
+    from pophealth.history import prepare_store
 
+    if args.add:
+        return _cmd_prepare_add(args)
     print(f"Preparing {args.raw} -> {args.out}")
-    manifest = prepare(args.raw, args.out, listing=args.listing, as_of=args.as_of)
+    manifest = prepare_store(args.raw, args.out, listing=args.listing, as_of=args.as_of)
     counts = manifest["counts"]
     print(
         f"Prepared {counts['practices']:,} practices, {counts['lsoas']:,} LSOAs, "
         f"{counts['registered_patients']:,} registered patients in {manifest['seconds']} s."
     )
     print(f"Manifest: {Path(args.out) / 'manifest.json'}")
+    return 0
+
+
+def _cmd_prepare_add(args: argparse.Namespace) -> int:
+    from pophealth.history import add_release
+
+    print(f"Adding the release in {args.raw} to {args.out}")
+    manifest = add_release(args.raw, args.out)
+    periods = manifest["history"]["periods"]
+    print(
+        f"History: {len(periods)} periods, {periods[0]} to {periods[-1]}; current store "
+        f"{manifest['as_of']} ({manifest['add_seconds']} s)."
+    )
     return 0
 
 
@@ -90,7 +106,7 @@ def _cmd_indicators(args: argparse.Namespace) -> int:
     from pophealth.geography import UnknownAreaError
 
     data = _load(args)
-    table = data.indicator_table
+    table = data.indicator_history if args.periods == "all" else data.indicator_table
     table = table[table["level"] == args.level] if args.level != "all" else table
     if args.area:
         area = data.resolve_area(args.area)
@@ -407,7 +423,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pophealth.demo import write_demo_dataset
-    from pophealth.prepare import prepare
+    from pophealth.history import prepare_store
 
     out = Path(args.out)
     # The run folder is ``out`` itself: out/index.html and out/profiles/<level>/...
@@ -416,7 +432,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     write_demo_dataset(raw, seed=args.seed)
     t1 = time.perf_counter()
     print(f"Demo raw files written to {raw} in {t1 - t0:.1f} s")
-    prepare(raw, prepared, progress=None)
+    prepare_store(raw, prepared, progress=None)
     t2 = time.perf_counter()
     print(f"Prepared store written to {prepared} in {t2 - t1:.1f} s")
     import pophealth
@@ -446,6 +462,86 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"Demo finished in {time.perf_counter() - t0:.1f} s; open the index page:")
     print(site.resolve() / "index.html")
     return code
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def lab_command(notebook: Path, port: int, token: str, *, browser: bool) -> list[str]:
+    """The ``jupyter lab`` command line that opens ``notebook`` on ``port`` with ``token``."""
+    import os
+
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--ServerApp.root_dir={notebook.parent}",
+        f"--ServerApp.default_url=/lab/tree/{notebook.name}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI run as root
+    return command + ([] if browser else ["--no-browser"])
+
+
+def _cmd_lab(args: argparse.Namespace) -> int:
+    import os
+    import secrets
+    import signal
+    import subprocess
+
+    from pophealth.explore import NEIGHBOURHOODS_ENV, STORE_ENV
+
+    if args.data:
+        prepared = Path(args.data)
+        if not (prepared / "manifest.json").exists():
+            raise MissingFileError(
+                f"{prepared} is not a prepared store (no manifest.json); run "
+                f"`pophealth prepare RAW --out {prepared}` first, or omit --data for the demo."
+            )
+    else:
+        prepared = Path(args.demo) / "prepared"
+        if not (prepared / "manifest.json").exists():
+            from pophealth.demo import write_demo_dataset
+            from pophealth.prepare import prepare
+
+            print(f"Building the demo store in {prepared} (first run only)")
+            write_demo_dataset(Path(args.demo) / "raw", seed=42)
+            prepare(Path(args.demo) / "raw", prepared, progress=None)
+    notebook = Path(args.notebooks) / "explore.ipynb"
+    if not notebook.is_file():
+        raise MissingFileError(f"Explorer notebook {notebook} not found (use --notebooks DIR).")
+    port = args.port or _free_port()
+    token = secrets.token_hex(16)
+    env = {**os.environ, STORE_ENV: str(prepared.resolve())}
+    if args.neighbourhoods:
+        env[NEIGHBOURHOODS_ENV] = str(Path(args.neighbourhoods).resolve())
+    command = lab_command(notebook.resolve(), port, token, browser=not args.no_browser)
+    server = subprocess.Popen(command, env=env)
+
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt  # SIGTERM stops JupyterLab (and its kernels) too
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"JupyterLab: http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}", flush=True)
+    print(f"Explorer store: {prepared.resolve()}  (Ctrl-C stops the server)", flush=True)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        server.terminate()
+        try:
+            return server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            return server.wait()
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -506,6 +602,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="prepared store folder")
     p.add_argument("--listing", help="YAML listing source files and releases")
     p.add_argument("--as-of", help="date for PCN membership (default: registrations extract date)")
+    p.add_argument(
+        "--add",
+        action="store_true",
+        help="RAW is one new release folder: add it to the existing store --out (monthly runs)",
+    )
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("areas", help="list areas")
@@ -518,6 +619,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--level", default="all", choices=["neighbourhood", "place", "system", "all"])
     p.add_argument("--area", help="one area code")
+    p.add_argument(
+        "--periods",
+        default="latest",
+        choices=["latest", "all"],
+        help="'all' writes every period in the store's history (with a period column)",
+    )
     p.add_argument("--out", required=True, help="CSV file to write")
     p.set_defaults(func=_cmd_indicators)
 
@@ -551,6 +658,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=300, help="seconds allowed for the profile")
     p.add_argument("--notebooks", default=str(default_notebook_dir()), help="notebook folder")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("lab", help="start JupyterLab on the interactive explorer")
+    p.add_argument("--data", help="prepared store (default: the demo store, built if missing)")
+    p.add_argument("--demo", default="runs/demo", help="demo folder when no --data (runs/demo)")
+    p.add_argument("--neighbourhoods", help="YAML of named practice groupings to explore")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--no-browser", action="store_true", help="only print the URL")
+    p.add_argument("--notebooks", default=str(default_notebook_dir()), help="notebook folder")
+    p.set_defaults(func=_cmd_lab)
     return parser
 
 

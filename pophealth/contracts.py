@@ -10,7 +10,7 @@ with the loaders) are allowed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -18,6 +18,7 @@ import pandera.pandas as pa
 
 from pophealth.ages import AGE_BANDS
 from pophealth.errors import PopHealthError
+from pophealth.staffing import STAFF_GROUPS
 
 LSOA_STATUSES = ("matched", "closed", "unknown", "wales", "outside")
 LEVELS = ("neighbourhood", "place", "system", "england")
@@ -38,12 +39,17 @@ def _is_number(series: pd.Series) -> bool:
     return len(series) == 0 or pd.api.types.is_numeric_dtype(series)
 
 
+def _is_date(series: pd.Series) -> bool:
+    return len(series) == 0 or pd.api.types.is_datetime64_any_dtype(series)
+
+
 # kind -> (label in the docs, dtype check)
 KINDS = {
     "code": ("code (str)", _is_text),
     "text": ("text (str)", _is_text),
     "count": ("count (int or float >= 0)", _is_number),
     "number": ("float", _is_number),
+    "date": ("date (datetime64)", _is_date),
 }
 
 
@@ -53,7 +59,7 @@ class Field:
 
     Attributes:
         name: Column name.
-        kind: ``code``, ``text``, ``count`` or ``number`` (see :data:`KINDS`).
+        kind: ``code``, ``text``, ``count``, ``number`` or ``date`` (see :data:`KINDS`).
         description: What it holds (shown in the docs).
         required: Whether every table has it (optional columns come from optional sources).
         nullable: Whether values may be missing.
@@ -237,7 +243,9 @@ PRACTICE_TABLE = Contract(
             nullable=True,
         ),
     ),
-    note="Plus `gp_source, nurse_source, dpc_source, admin_source` (workforce data source flags).",
+    note="Plus `gp_source, nurse_source, dpc_source, admin_source` (workforce data source flags) "
+    "and, from the detailed workforce file, `<role>_fte` and `<role>_hc` of every role "
+    "(`sources.workforce.DETAIL_COLUMNS`; NaN where a release does not carry the role).",
 )
 
 REGISTRATIONS_TABLE = Contract(
@@ -265,6 +273,20 @@ AGE_SEX_TABLE = Contract(
         Field("age_band", "code", "five-year age band", values=AGE_BANDS),
         Field("patients", "count", "registered patients"),
     ),
+)
+
+PCN_WORKFORCE_TABLE = Contract(
+    "pcn_workforce.parquet",
+    "one row per PCN × staff group; only when the PCN workforce source was found",
+    (
+        Field("pcn_code", "code", "PCN ODS code"),
+        Field("group", "code", "staff group (PCN directors count as admin)", values=STAFF_GROUPS),
+        Field("fte", "count", "PCN-employed FTE (staff and contracted services)"),
+        Field("headcount", "count", "distinct staff (contracted services have no identifier)"),
+        Field("contracted_fte", "count", "the part of `fte` from contracted services"),
+    ),
+    note="PCN-employed staff (`sources.pcn_workforce.pcn_fte_by_group`); shared among each PCN's "
+    "practices by registered patients when the store is read (`staffing.apportion_pcn_staff`).",
 )
 
 _REGISTER_KEY = (
@@ -349,9 +371,60 @@ INDICATOR_TABLE = Contract(
         Field("comparison_95", "text", "benchmark comparison at 95%"),
         Field("comparison_99_8", "text", "benchmark comparison at 99.8%"),
     ),
+    note="The history (`PopHealthData.indicator_history`, `pophealth indicators --periods all`) "
+    "has the same columns plus `period` (`YYYY-MM`).",
 )
 
-#: Prepared store file -> its contract.
+_PERIOD = Field("period", "code", "release period (`YYYY-MM`)")
+
+
+def _history(current: Contract) -> Contract:
+    """The release-history version of a current store table: its columns plus ``period``."""
+    return Contract(
+        f"history/{current.name}",
+        f"{current.grain}, per period (docs/history.md)",
+        # a practice is one row per period, not one row in the table
+        (_PERIOD, *(replace(f, unique=False) for f in current.fields)),
+        note=current.note,
+    )
+
+
+HISTORY_CONTRACTS = tuple(
+    _history(c) for c in (PRACTICE_TABLE, REGISTRATIONS_TABLE, AGE_SEX_TABLE, PCN_WORKFORCE_TABLE)
+)
+
+_STATIC = "practice-level input stored for `prepare --add` (docs/history.md)"
+_PCN = Field("pcn_code", "code", "PCN code")
+STATIC_CONTRACTS = (
+    Contract(
+        "history/static/epcn_pcns.parquet",
+        "one row per PCN (ePCN PCNDetails)",
+        (_PCN, Field("pcn_name", "text", "PCN name", nullable=True)),
+        note=f"A {_STATIC}.",
+    ),
+    Contract(
+        "history/static/epcn_memberships.parquet",
+        "one row per practice × PCN membership spell (ePCN Core Partner Details)",
+        (
+            Field("practice_code", "code", "ODS practice code"),
+            _PCN,
+            Field("start_date", "date", "membership start", nullable=True),
+            Field("end_date", "date", "membership end (missing while current)", nullable=True),
+        ),
+        note=f"A {_STATIC}.",
+    ),
+    Contract(
+        "history/static/payments.parquet",
+        "one row per practice (NHS Payments to General Practice)",
+        (
+            Field("practice_code", "code", "ODS practice code", unique=True),
+            Field("weighted_patients", "number", "Carr-Hill weighted list", nullable=True),
+        ),
+        note=f"A {_STATIC}.",
+    ),
+)
+
+#: Prepared store file (relative to the store) -> its contract.
 STORE_CONTRACTS: dict[str, Contract] = {
     c.name: c
     for c in (
@@ -359,8 +432,11 @@ STORE_CONTRACTS: dict[str, Contract] = {
         PRACTICE_TABLE,
         REGISTRATIONS_TABLE,
         AGE_SEX_TABLE,
+        PCN_WORKFORCE_TABLE,
         QOF_PREVALENCE_TABLE,
         QOF_EXPECTED_TABLE,
+        *HISTORY_CONTRACTS,
+        *STATIC_CONTRACTS,
     )
 }
 CONTRACTS: tuple[Contract, ...] = (*STORE_CONTRACTS.values(), AREA_REGISTER, INDICATOR_TABLE)
@@ -376,5 +452,12 @@ def contracts_markdown() -> str:
 
 
 def validate_store_table(file_name: str, frame: pd.DataFrame, where: Any) -> pd.DataFrame:
-    """Check one prepared store table (by file name) against its contract."""
+    """Check one prepared store table against its contract.
+
+    Args:
+        file_name: The table's path in the store (``practices.parquet``,
+            ``history/practices.parquet``, ...).
+        frame: The table.
+        where: Who holds it, for the error message.
+    """
     return STORE_CONTRACTS[file_name].validate(frame, str(where))

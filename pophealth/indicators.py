@@ -213,13 +213,38 @@ def compute_indicator_table(
         columns={"id": "indicator_id"}
     )
     table = table.merge(meta, on="indicator_id", how="left")
+    table = add_benchmarks(table)
+    level_order = {"neighbourhood": 0, "place": 1, "system": 2, "england": 3}
+    table = table.assign(_lvl=table["level"].map(level_order)).sort_values(
+        ["_lvl", "area_code", "basis", "order"]
+    )
+    return table[TIDY_COLUMNS].reset_index(drop=True)
+
+
+def add_benchmarks(table: pd.DataFrame, comparator_code: str | np.ndarray = "ALL") -> pd.DataFrame:
+    """Add parent and comparator values and the benchmark comparisons at 95% and 99.8%.
+
+    Args:
+        table: Indicator rows with ``area_code, basis, indicator_id, parent_code, value``,
+            limits and ``polarity``; every parent and the comparator in the same table.
+        comparator_code: Area code of the comparator rows (England / all loaded areas), or one
+            code per row (a stacked table of several periods).
+
+    Returns:
+        The table with ``parent_value, comparator_value, comparison_95, comparison_99_8``.
+    """
+    table = table.copy()
     values = table.set_index(["area_code", "basis", "indicator_id"])["value"]
     parent_key = pd.MultiIndex.from_arrays(
         [table["parent_code"], table["basis"], table["indicator_id"]]
     )
     table["parent_value"] = values.reindex(parent_key).to_numpy()
     comp_key = pd.MultiIndex.from_arrays(
-        [np.full(len(table), "ALL", dtype=object), table["basis"], table["indicator_id"]]
+        [
+            np.broadcast_to(np.asarray(comparator_code, dtype=object), len(table)),
+            table["basis"],
+            table["indicator_id"],
+        ]
     )
     table["comparator_value"] = values.reindex(comp_key).to_numpy()
     for label in ("95", "99_8"):
@@ -234,11 +259,7 @@ def compute_indicator_table(
             confidence_label=label,
         )
         table[f"comparison_{label}"] = compared[f"comparison_{label}"].to_numpy()
-    level_order = {"neighbourhood": 0, "place": 1, "system": 2, "england": 3}
-    table = table.assign(_lvl=table["level"].map(level_order)).sort_values(
-        ["_lvl", "area_code", "basis", "order"]
-    )
-    return table[TIDY_COLUMNS].reset_index(drop=True)
+    return table
 
 
 def peer_summary(table: pd.DataFrame) -> pd.DataFrame:

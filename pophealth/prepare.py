@@ -23,18 +23,26 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pophealth import prevalence
-from pophealth._version import __version__
+from pophealth import prevalence, reconcile
+from pophealth._version import STORE_FORMAT, __version__
 from pophealth.attribution import attribute_lsoa_to_practices, lsoa_values
-from pophealth.contracts import validate_store_table
+from pophealth.contracts import PCN_WORKFORCE_TABLE, validate_store_table
 from pophealth.errors import PopHealthError
 from pophealth.files import atomic_path, sha256_of
 from pophealth.indicators import unavailable_indicators
 from pophealth.releases import IMD_YEARS, ImdRelease
-from pophealth.sources import SOURCES, identify_source, release_from_name
-from pophealth.sources import boundaries as src_boundaries
+from pophealth.sources import (
+    SOURCES,
+    describe_source,
+    identify_by_content,
+    identify_source,
+    release_from_name,
+)
 from pophealth.sources import epcn as src_epcn
 from pophealth.sources import lookups as src_lookups
+from pophealth.sources import pcn_workforce as src_pcn_workforce
+from pophealth.sources import workforce as src_workforce
+from pophealth.sources.common import SourceFormatError, counting_code_fixes
 
 STORE_FILES = (
     "lsoa.parquet",
@@ -53,6 +61,8 @@ IOD2025, IOD2019 = ImdRelease("2025"), ImdRelease("2019")
 MULTI_FILE_SOURCES = {name for name, spec in SOURCES.items() if spec.multi_file}
 # sources whose loader reads all their files at once (QOF: a zip or its CSVs, region-split)
 FILE_SET_SOURCES = {name for name, spec in SOURCES.items() if spec.file_set}
+# sub-folder of the raw folder holding earlier releases, one folder per period (see history.py)
+RELEASES_DIR = "releases"
 
 
 class PrepareError(PopHealthError, ValueError):
@@ -105,8 +115,8 @@ def discover_raw_files(raw_dir: str | Path, listing: str | Path | None = None) -
         and p.suffix.lower() in {".csv", ".xlsx", ".shp", ".geojson", ".gpkg", ".zip"}
     )
     for path in candidates:
-        if path.resolve() in listed:
-            continue
+        if path.resolve() in listed or path.relative_to(raw_dir).parts[0] == RELEASES_DIR:
+            continue  # earlier releases (releases/<period>/) are read by pophealth.history
         name = identify_source(path)
         if name is None and path.suffix.lower() == ".zip":
             continue  # only official zips we read (QOF) are sources; others are not data
@@ -272,17 +282,9 @@ def build_practice_table(loaded: dict, lsoa: pd.DataFrame, as_of: pd.Timestamp) 
     practices = practices.merge(pcn, on="practice_code", how="left")
     if workforce is not None:
         fte = [
-            "gp_fte",
-            "gp_extg_fte",
-            "gp_exl_fte",
-            "gp_extgl_fte",
-            "nurse_fte",
-            "dpc_fte",
-            "admin_fte",
-            "gp_source",
-            "nurse_source",
-            "dpc_source",
-            "admin_source",
+            *src_workforce.FTE_COLUMNS,
+            *src_workforce.SOURCE_COLUMNS,
+            *src_workforce.DETAIL_COLUMNS,
         ]
         practices = practices.merge(
             workforce[["practice_code"] + [c for c in fte if c in workforce]],
@@ -305,6 +307,27 @@ def build_practice_table(loaded: dict, lsoa: pd.DataFrame, as_of: pd.Timestamp) 
             "bands (15-19 split 3:2) for any other"
         )
     return practices.reset_index(drop=True), notes
+
+
+def registrations_table(regs: pd.DataFrame | None, lsoa: pd.DataFrame) -> pd.DataFrame:
+    """Practice x LSOA patients with each published LSOA code's status (empty without a file)."""
+    if regs is None:
+        return pd.DataFrame(
+            {"practice_code": [], "lsoa_code": [], "patients": [], "lsoa_status": []}
+        )
+    # keys are unique (checked by reconcile_sources), so this keeps every row and every patient
+    registrations = regs[["practice_code", "lsoa_code", "patients"]].reset_index(drop=True)
+    registrations["lsoa_status"] = classify_lsoa_codes(
+        registrations["lsoa_code"], set(lsoa["lsoa21_code"])
+    )
+    return registrations
+
+
+def age_sex_table(age_bands: pd.DataFrame | None) -> pd.DataFrame:
+    """Practice x sex x five-year band patients, in the store's columns (empty without a file)."""
+    if age_bands is None:
+        return pd.DataFrame({"practice_code": [], "sex": [], "age_band": [], "patients": []})
+    return age_bands[["practice_code", "sex", "age_band", "patients"]]
 
 
 def practice_ages_0_17(single_age: pd.DataFrame) -> pd.DataFrame:
@@ -343,6 +366,13 @@ def _pcn_membership(loaded: dict, as_of: pd.Timestamp, notes: dict) -> pd.DataFr
     if epcn is not None:
         current = src_epcn.membership_at(epcn.memberships, as_of)
         notes["pcn_membership_date"] = as_of.strftime("%Y-%m-%d")
+        overlapping = current.attrs.get("practices_in_multiple_pcns") or []
+        if overlapping:
+            # shown, not silent: the membership with the latest start date is kept
+            notes["practices_in_multiple_pcns"] = (
+                f"{len(overlapping)} practice(s) in two PCNs on {as_of:%Y-%m-%d} in ePCN; the "
+                f"membership with the latest start date is used: {', '.join(overlapping[:10])}"
+            )
         return current[["practice_code", "pcn_code", "pcn_name"]].drop_duplicates("practice_code")
     mapping = loaded.get("practice_map")
     if mapping is not None:
@@ -375,40 +405,29 @@ def _rows(frame) -> int:
     return int(len(frame))
 
 
-def prepare(
-    raw_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    listing: str | Path | None = None,
-    as_of: str | None = None,
-    progress=print,
-) -> dict:
-    """Read every official file found in ``raw_dir`` and write the prepared store.
+def load_raw_sources(raw: RawSources, say=None) -> tuple[dict, dict, dict[str, int]]:
+    """Load every recognised source of ``raw`` with its loader.
 
-    Args:
-        raw_dir: Folder of raw official files.
-        out_dir: Folder for the prepared store (created; existing store files replaced).
-        listing: Optional YAML listing of source files and releases.
-        as_of: Date for PCN membership (default: the registrations extract date, else today).
-        progress: Callable for one-line progress messages (``None`` for silence).
+    Each file's content is checked against the source its name claims, and a damaged file fails
+    as a SourceFormatError naming it.
 
     Returns:
-        The manifest (also written to ``manifest.json``).
+        (loaded, files, code_fixes): source name -> loaded frame, source name -> manifest entry
+        (files with sha256 and size, release label, rows), and source name -> codes the loader
+        trimmed or upper-cased.
     """
-    say = progress or (lambda *_: None)
-    started = time.perf_counter()
-    raw = discover_raw_files(raw_dir, listing)
+    say = say or (lambda *_: None)
     loaded: dict = {}
     files: dict = {}
+    code_fixes: dict[str, int] = {}
     for name, paths in sorted(raw.paths.items()):
         if name not in LOADERS:
             continue
-        if name in FILE_SET_SOURCES:
-            loaded[name] = LOADERS[name](paths)
-        elif name in MULTI_FILE_SOURCES:
-            loaded[name] = pd.concat([LOADERS[name](path) for path in paths], ignore_index=True)
-        else:
-            loaded[name] = LOADERS[name](paths[0])
+        for path in paths:
+            check_content_matches_name(name, path)
+        with counting_code_fixes() as fixes:
+            loaded[name] = _load_source(name, paths)
+        code_fixes[name] = fixes[0]
         frame = loaded[name]
         files[name] = {
             "files": [
@@ -420,72 +439,163 @@ def prepare(
             "rows": _rows(frame),
         }
         say(f"  loaded {name:<28} {files[name]['rows']:>10,} rows  ({paths[0].name})")
+    return loaded, files, code_fixes
+
+
+def reconcile_sources(loaded: dict, files: dict) -> dict:
+    """Check one release's sources against themselves and each other before anything is written.
+
+    Duplicate keys and categories larger than their totals are errors; each practice's patients
+    in the LSOA and age files are compared with the practice totals of the same extract date.
+    Used by the full prepare and by every release of the history (``prepare --add`` too).
+
+    Returns:
+        The practice-totals report (:func:`pophealth.reconcile.reconcile_practice_totals`).
+
+    Raises:
+        ReconciliationError: A duplicate key, an impossible category or totals beyond tolerance.
+    """
+    reconcile.check_duplicate_keys(loaded, files)
+    reconcile.check_categories(loaded, files)
+    return reconcile.reconcile_practice_totals(loaded, files)
+
+
+def as_of_date(as_of: str | None, regs: pd.DataFrame | None) -> pd.Timestamp:
+    """PCN membership date: given, else the registrations extract date, else today."""
+    if as_of is not None:
+        return pd.Timestamp(as_of)
+    if regs is not None and len(regs):
+        return pd.Timestamp(regs["extract_date"].max())
+    return pd.Timestamp.today().normalize()
+
+
+def load_boundaries(raw: RawSources, files: dict, lsoa: pd.DataFrame):
+    """Read and check the LSOA boundaries (before anything is written: a bad file leaves no store).
+
+    Adds the ``lsoa_boundaries`` manifest entry (with its geometry report) to ``files``.
+
+    Returns:
+        The usable shapes of the store's LSOAs, or None without a boundary file.
+    """
+    boundary_path = raw.first("lsoa_boundaries")
+    if boundary_path is None:
+        return None
+    shapes = _load_source("lsoa_boundaries", [boundary_path])
+    files["lsoa_boundaries"] = {
+        "files": [
+            {
+                "name": boundary_path.name,
+                "sha256": sha256_of(boundary_path),
+                "bytes": boundary_path.stat().st_size,
+            }
+        ],
+        "release": _release_of("lsoa_boundaries", boundary_path, None, raw),
+        "rows": int(len(shapes)),
+    }
+    shapes, geometry_report = check_geometries(shapes, set(lsoa["lsoa21_code"]))
+    files["lsoa_boundaries"]["geometry"] = geometry_report
+    return shapes
+
+
+def write_pcn_workforce(pcn_staff: pd.DataFrame | None, out: Path) -> None:
+    """PCN-employed staff by PCN and staff group (apportioned to practices when read).
+
+    Without a PCN workforce file, a table left by an earlier prepare is removed.
+    """
+    pcn_file = out / PCN_WORKFORCE_TABLE.name
+    if pcn_staff is not None:
+        _write_parquet(src_pcn_workforce.pcn_fte_by_group(pcn_staff), pcn_file)
+    elif pcn_file.exists():
+        pcn_file.unlink()
+
+
+def prepare(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    listing: str | Path | None = None,
+    as_of: str | None = None,
+    progress=print,
+    extensions: dict | None = None,
+) -> dict:
+    """Read every official file found in ``raw_dir`` and write the prepared store.
+
+    Args:
+        raw_dir: Folder of raw official files.
+        out_dir: Folder for the prepared store (created; existing store files replaced).
+        listing: Optional YAML listing of source files and releases.
+        as_of: Date for PCN membership (default: the registrations extract date, else today).
+        progress: Callable for one-line progress messages (``None`` for silence).
+        extensions: Manifest key -> step ``(raw_dir, out, loaded, files, lsoa, say) -> entry``
+            run after the store tables are written; a non-empty entry is added to the manifest
+            (:func:`pophealth.history.prepare_store` adds the release history this way).
+
+    Returns:
+        The manifest (also written to ``manifest.json``).
+    """
+    say = progress or (lambda *_: None)
+    started = time.perf_counter()
+    raw = discover_raw_files(raw_dir, listing)
+    loaded, files, code_fixes = load_raw_sources(raw, say)
+    # one source contradicting itself or another: an error before anything is written
+    totals_report = reconcile_sources(loaded, files)
     lsoa, lsoa_notes = build_lsoa_table(raw, loaded)
     regs = loaded.get("registrations_lsoa")
-    if as_of is not None:
-        as_of_date = pd.Timestamp(as_of)
-    elif regs is not None and len(regs):
-        as_of_date = pd.Timestamp(regs["extract_date"].max())
-    else:
-        as_of_date = pd.Timestamp.today().normalize()
-    practices, practice_notes = build_practice_table(loaded, lsoa, as_of_date)
+    membership_date = as_of_date(as_of, regs)
+    practices, practice_notes = build_practice_table(loaded, lsoa, membership_date)
+    shapes = load_boundaries(raw, files, lsoa)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if regs is not None:
-        registrations = regs.groupby(["practice_code", "lsoa_code"], as_index=False)[
-            "patients"
-        ].sum()
-        registrations["lsoa_status"] = classify_lsoa_codes(
-            registrations["lsoa_code"], set(lsoa["lsoa21_code"])
-        )
-    else:
-        registrations = pd.DataFrame(
-            {"practice_code": [], "lsoa_code": [], "patients": [], "lsoa_status": []}
-        )
-    age_sex = loaded.get("practice_age_bands")
-    if age_sex is None:
-        age_sex = pd.DataFrame({"practice_code": [], "sex": [], "age_band": [], "patients": []})
+    registrations = registrations_table(regs, lsoa)
+    age_sex = age_sex_table(loaded.get("practice_age_bands"))
     _write_parquet(lsoa, out / "lsoa.parquet")
     _write_parquet(practices, out / "practices.parquet")
     _write_parquet(registrations, out / "registrations.parquet")
-    _write_parquet(
-        age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
-    )
+    _write_parquet(age_sex, out / "practice_age_sex.parquet")
+    write_pcn_workforce(loaded.get("pcn_workforce"), out)
     qof_notes = _write_qof(loaded.get("qof"), practices, out / "qof_prevalence.parquet")
     qof_model = _write_qof_expected(
         loaded.get("qof"), age_sex, registrations, lsoa, out / "qof_expected.parquet"
     )
-    boundary_path = raw.first("lsoa_boundaries")
-    if boundary_path is not None:
-        shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
-        files["lsoa_boundaries"] = {
-            "files": [
-                {
-                    "name": boundary_path.name,
-                    "sha256": sha256_of(boundary_path),
-                    "bytes": boundary_path.stat().st_size,
-                }
-            ],
-            "release": _release_of("lsoa_boundaries", boundary_path, None, raw),
-            "rows": int(len(shapes)),
-        }
-        shapes = shapes[shapes["lsoa21_code"].isin(set(lsoa["lsoa21_code"]))]
+    if shapes is not None:
         # simplify in metres before reprojection, then store WGS84 for web maps
         shapes = shapes.assign(geometry=shapes.geometry.simplify(20, preserve_topology=True))
         shapes.to_crs(4326).to_parquet(out / "boundaries.parquet")
     elif (out / "boundaries.parquet").exists():
         (out / "boundaries.parquet").unlink()
+    # further store sections (e.g. pophealth.history's release history) add their manifest entry
+    extra = {
+        name: step(Path(raw_dir), out, loaded, files, lsoa, say)
+        for name, step in (extensions or {}).items()
+    }
     missing = unavailable_indicators(set(files))
+    reconciliation = {
+        "sources": reconcile.source_rows(
+            loaded,
+            set(lsoa["lsoa21_code"]),
+            set(practices["practice_code"]) if len(practices) else set(),
+            registrations["lsoa_status"] if len(registrations) else None,
+        ),
+        "patients_by_lsoa_status": reconcile.patients_by_lsoa_status(registrations),
+        "practices": reconcile.practice_presence(loaded),
+        "practice_totals": totals_report,
+        "code_fixes": code_fixes,
+        "boundaries": files.get("lsoa_boundaries", {}).get("geometry"),
+        "indicators_unavailable": missing,
+        "practices_without_icb": int(practice_notes.get("unmapped_practices", 0)),
+    }
     manifest = {
         "pophealth_version": __version__,
+        "store_format": STORE_FORMAT,
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "raw_dir": str(Path(raw_dir).resolve()),
-        "as_of": as_of_date.strftime("%Y-%m-%d"),
+        "as_of": membership_date.strftime("%Y-%m-%d"),
         "synthetic": (Path(raw_dir) / "README_SYNTHETIC.txt").exists(),
         "sources": files,
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
         "notes": {**lsoa_notes, **practice_notes, **qof_notes},
+        "reconciliation": reconciliation,
         "qof_model": qof_model,
         "imd_releases": [year for year in IMD_YEARS if ImdRelease(year).column("score") in lsoa],
         "counts": {
@@ -498,10 +608,79 @@ def prepare(
         },
         "seconds": round(time.perf_counter() - started, 2),
     }
+    manifest.update({name: entry for name, entry in extra.items() if entry})
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    say("Reconciliation (rows read / used / set aside, patients, practices):")
+    for line in reconcile.summary_lines(reconciliation):
+        say(line)
     for indicator, why in missing.items():
         say(f"  not built: {indicator} ({why})")
     return manifest
+
+
+def check_content_matches_name(name: str, path: Path) -> None:
+    """Raise if a file named as one source holds another's table (read from its header).
+
+    Raises:
+        PrepareError: Naming the file, the source its name claims and the one its content is.
+    """
+    actual = identify_by_content(path)
+    if actual and name not in actual:
+        raise PrepareError(
+            f"{path.name} is named as {describe_source(name)} but its content is "
+            f"{describe_source(actual[0])}. Fix: put the right file under this name, or list "
+            "each file with its source in sources.yaml."
+        )
+
+
+def _load_source(name: str, paths: list[Path]):
+    """Run the source's declared loader; a damaged file fails as a SourceFormatError naming it."""
+    loader = SOURCES[name].loader
+    current = paths[0]
+    try:
+        if name in FILE_SET_SOURCES:
+            return loader(paths)
+        if name in MULTI_FILE_SOURCES:
+            frames = []
+            for current in paths:
+                frames.append(loader(current))
+            return pd.concat(frames, ignore_index=True)
+        return loader(current)
+    except PopHealthError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a damaged file can fail inside any reader
+        raise SourceFormatError(
+            current,
+            f"could not be read ({type(error).__name__}: {error})",
+            fix="the file is damaged or not the official file; download it again",
+        ) from error
+
+
+def check_geometries(shapes, lsoa_codes: set[str]) -> tuple:
+    """Keep the boundaries of known LSOAs; count (never silently drop) the ones that fail.
+
+    Empty or missing geometries are dropped and counted; invalid ones are repaired with
+    ``make_valid`` and counted; known LSOAs without any boundary are counted.
+
+    Returns:
+        The usable shapes and ``{"rows", "kept", "null_or_empty", "repaired",
+        "lsoas_without_boundary", "examples"}``.
+    """
+    known = shapes[shapes["lsoa21_code"].isin(lsoa_codes)]
+    bad = known.geometry.isna() | known.geometry.is_empty
+    invalid = ~bad & ~known.geometry.is_valid
+    if invalid.any():
+        known = known.assign(geometry=known.geometry.where(~invalid, known.geometry.make_valid()))
+    usable = known[~bad]
+    report = {
+        "rows": int(len(shapes)),
+        "kept": int(len(usable)),
+        "null_or_empty": int(bad.sum()),
+        "repaired": int(invalid.sum()),
+        "lsoas_without_boundary": int(len(lsoa_codes - set(usable["lsoa21_code"]))),
+        "examples": sorted(known.loc[bad, "lsoa21_code"].astype(str))[:10],
+    }
+    return usable, report
 
 
 def _write_qof(qof, practices: pd.DataFrame, path: Path) -> dict:
@@ -541,8 +720,15 @@ def _write_qof_expected(
     return fit.to_dict("records")
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Check the table against its data contract, then write it atomically."""
-    validate_store_table(path.name, frame, f"prepare writing {path}")
+def _write_parquet(frame: pd.DataFrame, path: Path, table: str | None = None) -> None:
+    """Check the table against its data contract, then write it atomically.
+
+    Args:
+        frame: The table.
+        path: Where to write it.
+        table: Its contract's name in ``contracts.STORE_CONTRACTS`` (default: the file name;
+            ``history/practices.parquet`` etc. for the release history).
+    """
+    validate_store_table(table or path.name, frame, f"prepare writing {path}")
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)

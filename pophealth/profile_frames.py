@@ -14,9 +14,20 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, charts, geography, indicators, prevalence, stats
+from pophealth import (
+    attribution,
+    charts,
+    geography,
+    indicators,
+    prevalence,
+    staffing,
+    stats,
+    trends,
+)
+from pophealth import peers as peer_areas
 from pophealth._version import __version__
 from pophealth.ages import AGE_BANDS
+from pophealth.sources import workforce as src_workforce
 from pophealth.store import ProfileStore
 
 FUNNEL_INDICATORS = ("pct_core20", "pct_bad_health", "gp_fte_per_10k_weighted")
@@ -46,9 +57,19 @@ class Profile:
     synthetic: bool = False
     imd_release: str = "IoD2025"
     comparator: str = "England"
+    # the whole team: staff groups vs fair share, system heatmap, data gaps, findings, roles
+    team: pd.DataFrame = field(default_factory=pd.DataFrame)
+    team_heatmap: pd.DataFrame = field(default_factory=pd.DataFrame)
+    workforce_quality: pd.DataFrame = field(default_factory=pd.DataFrame)
+    workforce_findings: list[dict] = field(default_factory=list)
+    roles: pd.DataFrame = field(default_factory=pd.DataFrame)
     long_term_conditions: dict = field(default_factory=dict)
     #: Parent and child areas (``relation, level, area_code, area_name``) for page links.
     related: pd.DataFrame = field(default_factory=pd.DataFrame)
+    similar: pd.DataFrame = field(default_factory=pd.DataFrame)
+    similar_list: pd.DataFrame = field(default_factory=pd.DataFrame)
+    similar_method: pd.DataFrame = field(default_factory=pd.DataFrame)
+    trends: dict = field(default_factory=dict)
 
 
 def practice_weights(data: ProfileStore, area: dict) -> pd.Series:
@@ -280,23 +301,35 @@ def inverse_care_frames(data: ProfileStore, area: dict, rows: pd.DataFrame) -> d
     if area["level"] == "england":
         system = None
     result = dict(data.memo.get(("inverse_care", system), lambda: _quintile_view(data, system)))
-    result["fair_share"] = pd.DataFrame()
-    fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
-    if len(fte) and fte["denominator"].iloc[0] > 0:
-        r = fte.iloc[0]
-        actual, weighted = float(r["numerator"]), float(r["denominator"])
-        shares = []
-        for label, rate in (
-            ("Parent rate", r["parent_value"]),
-            ("Comparator rate", r["comparator_value"]),
-        ):
-            if pd.notna(rate):
-                fair = weighted * float(rate) / 10_000
-                shares.append((label, actual, fair, actual - fair))
-        result["fair_share"] = pd.DataFrame(
-            shares, columns=["benchmark", "actual_fte", "fair_share_fte", "gap_fte"]
-        )
+    result["fair_share"] = fair_share_frame(rows)
     return result
+
+
+def fair_share_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """An area's GP FTE against its fair share at its parent's and the comparator's rates.
+
+    Args:
+        rows: The area's indicator rows (``indicator_id, numerator, denominator,
+            parent_value, comparator_value``).
+
+    Returns:
+        ``benchmark, actual_fte, fair_share_fte, gap_fte`` (empty without weighted GP FTE).
+    """
+    columns = ["benchmark", "actual_fte", "fair_share_fte", "gap_fte"]
+    fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
+    if not len(fte) or not fte["denominator"].iloc[0] > 0:
+        return pd.DataFrame(columns=columns)
+    r = fte.iloc[0]
+    actual, weighted = float(r["numerator"]), float(r["denominator"])
+    shares = []
+    for label, rate in (
+        ("Parent rate", r["parent_value"]),
+        ("Comparator rate", r["comparator_value"]),
+    ):
+        if pd.notna(rate):
+            fair = weighted * float(rate) / 10_000
+            shares.append((label, actual, fair, actual - fair))
+    return pd.DataFrame(shares, columns=columns)
 
 
 def _quintile_view(data: ProfileStore, system: str | None) -> dict:
@@ -482,6 +515,447 @@ def related_areas(register: pd.DataFrame, area: dict) -> pd.DataFrame:
     related = pd.concat(frames, ignore_index=True)[columns]
     return related.drop_duplicates(["relation", "level", "area_code"]).reset_index(drop=True)
 
+# -- the whole team (issue13) ------------------------------------------------------------
+def _team_gaps(data: ProfileStore, rows: pd.DataFrame, basis: str) -> pd.DataFrame:
+    """Fair-share gaps by staff group for the given indicator rows against all loaded areas."""
+    everyone = data.indicator_groups.get(("area", geography.ALL_LOADED_CODE))
+    if everyone is None or rows.empty:
+        return pd.DataFrame()
+    area_fte = staffing.group_fte_from_indicators(rows[rows["basis"] == basis])
+    bench = staffing.group_fte_from_indicators(everyone[everyone["basis"] == basis])
+    if area_fte.empty or bench.empty:
+        return pd.DataFrame()
+    return staffing.fair_share_gaps(area_fte, bench[["group", "fte", "weighted_patients"]])
+
+
+def team_frame(data: ProfileStore, area: dict, rows: pd.DataFrame) -> pd.DataFrame:
+    """The area's team by staff group against the comparator's rate and its fair share.
+
+    FTE per 10,000 weighted patients (practice and PCN parts), the comparator's rate, the fair
+    share and gap, and the skill mix against the comparator's. Empty when the store has no PCN
+    workforce (the team indicators are not built).
+    """
+    gaps = _team_gaps(data, rows, area["basis"])
+    if gaps.empty:
+        return pd.DataFrame()
+    gaps = gaps.set_index("group")
+    practices = data.team_practices
+    weights = practice_weights(data, area)
+    members = practices.set_index("practice_code").reindex(weights.index)
+    w = weights.to_numpy(dtype=float)
+    by = rows.set_index("indicator_id")
+    out = []
+    for group, label in [*staffing.STAFF_GROUPS.items(), (staffing.WHOLE_TEAM, "Whole team")]:
+        if group not in gaps.index:
+            continue
+        g = gaps.loc[group]
+        groups = list(staffing.STAFF_GROUPS) if group == staffing.WHOLE_TEAM else [group]
+        own = sum(
+            np.nansum(members[staffing.PRACTICE_GROUP_FTE[x]].to_numpy(dtype=float) * w)
+            for x in groups
+        )
+        pcn = sum(
+            np.nansum(members[staffing.pcn_fte_column(x)].to_numpy(dtype=float) * w) for x in groups
+        )
+        pcn_fraction = pcn / (own + pcn) if own + pcn > 0 else np.nan
+        mix_id = f"skill_mix_{group}"
+        out.append(
+            {
+                "group": group,
+                "label": label,
+                "actual_fte": g["actual_fte"],
+                "fte_per_10k": g["fte_per_10k"],
+                "practice_per_10k": g["fte_per_10k"] * (1 - pcn_fraction),
+                "pcn_per_10k": g["fte_per_10k"] * pcn_fraction,
+                "pcn_share_pct": pcn_fraction * 100,
+                "benchmark_per_10k": g["benchmark_per_10k"],
+                "fair_share_fte": g["fair_share_fte"],
+                "gap_fte": g["gap_fte"],
+                "gap_pct": g["gap_pct"],
+                "skill_mix_pct": by.loc[mix_id, "value"] if mix_id in by.index else np.nan,
+                "england_mix_pct": by.loc[mix_id, "comparator_value"]
+                if mix_id in by.index
+                else np.nan,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def team_heatmap_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
+    """System profiles: every neighbourhood of the system x staff group, sorted by need.
+
+    Returns:
+        ``area_code, area_name, imd_score, group, group_label, fte_per_10k,
+        benchmark_per_10k, gap_fte, gap_pct`` (FTE per 10,000 weighted patients, gap to the fair
+        share at the comparator's rate), most deprived neighbourhood first; empty without PCN
+        workforce or neighbourhoods.
+    """
+    if area["level"] != "system":
+        return pd.DataFrame()
+    peers = data.indicator_groups.get(("neighbourhood", None, area["area_code"]))
+    if peers is None or peers.empty:
+        return pd.DataFrame()
+    gaps = _team_gaps(data, peers, "registered")
+    if gaps.empty:
+        return gaps
+    names = peers.drop_duplicates("area_code").set_index("area_code")["area_name"]
+    imd = peers[peers["indicator_id"] == "imd_score"].set_index("area_code")["value"]
+    labels = {**staffing.STAFF_GROUPS, staffing.WHOLE_TEAM: "Whole team"}
+    out = gaps.assign(
+        area_name=gaps["area_code"].map(names),
+        imd_score=gaps["area_code"].map(imd).astype(float),
+        group_label=gaps["group"].map(labels),
+    )
+    out["group_order"] = out["group"].map({g: i for i, g in enumerate(labels)})
+    out = out.sort_values(["imd_score", "area_code", "group_order"], ascending=[False, True, True])
+    return out[
+        [
+            "area_code",
+            "area_name",
+            "imd_score",
+            "group",
+            "group_label",
+            "fte_per_10k",
+            "benchmark_per_10k",
+            "gap_fte",
+            "gap_pct",
+        ]
+    ].reset_index(drop=True)
+
+
+def workforce_quality_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
+    """Practices (and neighbourhoods) of the area whose workforce data are missing or estimated.
+
+    Returns:
+        ``issue, practices, registered_patients, neighbourhoods`` - per staff group, practices
+        with no figures and practices whose figures include publisher estimates (the
+        ``*_SOURCE`` flags), practices whose PCN made no workforce return, and PCN staff that no
+        practice in the data could take (``practices`` then counts PCNs, patients 0).
+    """
+    practices = data.team_practices
+    if not len(practices) or "gp_fte" not in practices:
+        return pd.DataFrame(columns=["issue", "practices", "registered_patients", "neighbourhoods"])
+    codes = practice_weights(data, area).index
+    members = practices[practices["practice_code"].isin(codes)]
+    hood_of = data.practice_membership_table
+    hoods = set(
+        data.register.loc[data.register["level"] == "neighbourhood", "area_code"].astype(str)
+    )
+    hood_of = hood_of[hood_of["area_code"].isin(hoods)].set_index("practice_code")["area_code"]
+    rows = []
+
+    def add(issue: str, mask: pd.Series) -> None:
+        chosen = members[mask.to_numpy()]
+        rows.append(
+            {
+                "issue": issue,
+                "practices": int(len(chosen)),
+                "registered_patients": float(chosen["registered_patients"].sum()),
+                "neighbourhoods": int(chosen["practice_code"].map(hood_of).nunique()),
+            }
+        )
+
+    for group, column in staffing.PRACTICE_GROUP_FTE.items():
+        label = staffing.STAFF_GROUPS[group]
+        add(f"{label}: no figures", members[column].isna())
+        source = f"{group}_source"
+        if source in members:
+            estimated = members[source].isin(src_workforce.ESTIMATED_SOURCES)
+            add(f"{label}: figures include publisher estimates", estimated)
+    if "pcn_status" in members:
+        add("PCN made no workforce return", members["pcn_status"] == staffing.PCN_STATUS_NO_RETURN)
+    if data.pcn_apportionment is not None:
+        left = data.pcn_apportionment[1]
+        if area["level"] in ("system", "england") and len(left):
+            rows.append(
+                {
+                    "issue": f"PCN staff with no practice in the data ({left['fte'].sum():,.1f} "
+                    "FTE, left out)",
+                    "practices": int(len(left)),
+                    "registered_patients": 0.0,
+                    "neighbourhoods": 0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def roles_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
+    """Practice staff by role (every role the detailed workforce file gives) against all areas.
+
+    Rates are over practices with figures for the role's staff group; a practice-based area
+    counts its member practices, a resident-basis area its practices' shares of residents.
+
+    Returns:
+        ``group, role, fte, fte_per_10k, comparator_per_10k`` (per 10,000 registered patients),
+        in the publisher's order, for roles with any FTE in the comparator; empty without the
+        detailed columns.
+    """
+    practices = data.practices
+    totals = {"gp", "nurse", "dpc", "admin", "gp_extg", "gp_exl", "gp_extgl", "dpc_apprentice"}
+    roles = [r for r in src_workforce.ROLES if r.stem.lower() not in totals and r.stem != "NURSES"]
+    columns = [f"{r.stem.lower()}_fte" for r in roles]
+    if not len(practices) or not set(columns) <= set(practices.columns):
+        return pd.DataFrame()
+    weights = practice_weights(data, area)
+
+    def rates(w: np.ndarray, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        fte, per = [], []
+        for role, column in zip(roles, columns, strict=True):
+            known = frame[staffing.PRACTICE_GROUP_FTE[role.group]].notna().to_numpy()
+            values = frame[column].to_numpy(dtype=float)
+            patients = frame["registered_patients"].to_numpy(dtype=float)
+            total = np.nansum(np.where(known, values, 0.0) * w)
+            den = np.nansum(np.where(known, patients, 0.0) * w)
+            fte.append(total)
+            per.append(total / den * 10_000 if den > 0 else np.nan)
+        return np.array(fte), np.array(per)
+
+    members = practices.set_index("practice_code").reindex(weights.index)
+    fte, per = rates(weights.to_numpy(dtype=float), members)
+    _, every = rates(np.ones(len(practices)), practices)
+    out = pd.DataFrame(
+        {
+            "group": [staffing.STAFF_GROUPS[r.group] for r in roles],
+            "role": [r.label for r in roles],
+            "fte": fte,
+            "fte_per_10k": per,
+            "comparator_per_10k": every,
+        }
+    )
+    return out[out["comparator_per_10k"] > 0].reset_index(drop=True)
+
+
+def workforce_findings(area: dict, team: pd.DataFrame, comparator: str) -> list[dict]:
+    """The area's largest workforce gaps relative to need (ranked findings for the headline)."""
+    if team.empty:
+        return []
+    return staffing.largest_gap_findings(team, area["area_name"], comparator)
+
+
+def reconciliation_notes(data: ProfileStore, area: dict) -> list[str]:
+    """What prepare's reconciliation found that concerns this area, as plain sentences.
+
+    Practices of the area whose LSOA or age-file totals differ (within tolerance) from the
+    practice totals, practices of the area missing from a practice-level source, LSOAs where its
+    population lives that have no boundary (counted, not drawn), and codes prepare had to fix.
+    """
+    reconciliation = data.manifest.get("reconciliation") or {}
+    notes: list[str] = []
+    members: set[str] = set()
+    if area["basis"] == "registered" or area["level"] == "england":
+        members = set(practice_weights(data, area).index.astype(str))
+    for source, entry in (reconciliation.get("practice_totals") or {}).items():
+        if not isinstance(entry, dict):
+            continue
+        differing = {c: v for c, v in (entry.get("within_tolerance") or {}).items() if c in members}
+        if differing:
+            shown = ", ".join(
+                f"{code} ({v['source']:,} vs {v['total']:,})"
+                for code, v in list(differing.items())[:5]
+            )
+            notes.append(
+                f"{len(differing)} of the area's practices differ slightly between the {source} "
+                f"file and the practice totals, within the tolerance "
+                f"{reconciliation['practice_totals'].get('tolerance', '')}: {shown}."
+            )
+    for source, codes in ((reconciliation.get("practices") or {}).get("missing") or {}).items():
+        missing = sorted(members & set(codes))
+        if missing and source not in ("workforce", "payments"):  # those have their own notes
+            notes.append(
+                f"{len(missing)} of the area's practices are missing from the {source} file: "
+                + ", ".join(missing[:8])
+                + "."
+            )
+    geometries = data.lsoa_geometries
+    if geometries:
+        population = _lsoa_population(data, area)
+        undrawn = population[
+            (population > 0) & ~population.index.astype(str).isin(list(geometries))
+        ]
+        if len(undrawn):
+            notes.append(
+                f"{len(undrawn)} LSOA(s) where {undrawn.sum():,.0f} of the area's population "
+                "live have no usable boundary in the store: counted in every figure, not drawn "
+                "on the map."
+            )
+    fixes = sum((reconciliation.get("code_fixes") or {}).values())
+    if fixes:
+        notes.append(
+            f"{fixes:,} practice, LSOA or area code(s) in the source files had spaces or lower "
+            "case; prepare trimmed and upper-cased them so they join."
+        )
+    return notes
+
+
+def similar_area_frames(
+    data: ProfileStore, area: dict
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The "similar areas" comparator, peer list and method for one area.
+
+    Returns:
+        ``(comparison, peer_list, method)``: per indicator the peers' average and the area's
+        position (:func:`pophealth.peers.similar_area_comparison`); the peers with rank, name,
+        system and distance; the needs variables used or dropped. Empty frames when the area has
+        no peers (too few comparable areas, or a needs variable missing for it).
+    """
+    found = data.similar_areas.get((area["level"], area["basis"]))
+    if found is None:
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+    peer_table, method, _ = found
+    own = peer_table[
+        (peer_table["area_code"] == area["area_code"]) & (peer_table["scope"] == "national")
+    ]
+    if not len(own):
+        return pd.DataFrame(), pd.DataFrame(), method
+    pool = data.peer_pool_table
+    names = pool.drop_duplicates("area_code").set_index("area_code")
+    peer_list = own.assign(
+        peer_name=own["peer_code"].map(names["area_name"]),
+        peer_system=own["peer_code"].map(names["system_code"]),
+    )[["rank", "peer_code", "peer_name", "peer_system", "distance"]]
+    comparison = peer_areas.similar_area_comparison(
+        pool, peer_table, area["area_code"], area["basis"]
+    )
+    meta = pool[["indicator_id", "title", "unit", "polarity"]].drop_duplicates("indicator_id")
+    comparison = meta.merge(comparison, on="indicator_id", how="inner")
+    return comparison, peer_list.reset_index(drop=True), method
+
+
+TREND_CHART_INDICATORS = ("list_size", "gp_fte_per_10k_weighted", "nurse_fte_per_10k")
+# what "what changed since the last release" reports, from the indicator history
+CHANGE_INDICATORS = ("list_size", "gp_fte_per_10k", "nurse_fte_per_10k", "dpc_fte_per_10k")
+
+
+def _history_by_area(data: ProfileStore) -> dict:
+    return data.memo.get(
+        ("history_by_area",),
+        lambda: {code: rows for code, rows in data.indicator_history.groupby("area_code")},
+    )
+
+
+def trend_frames(data: ProfileStore, area: dict) -> dict:
+    """Change over time for one area: per-indicator trend words, chart series, what changed.
+
+    Returns:
+        ``summary`` (one row per indicator: ``indicator_id, title, unit, points, values``
+        (list, oldest first), ``first_period, latest_period, direction, method,
+        england_direction``); ``series`` (key indicators: ``indicator_id, title, unit, period,
+        value, lower_ci, upper_ci, england_value``); ``changes`` (``what, previous, latest,
+        change``) and ``significance`` (indicators whose 95% comparison changed) between the
+        last two periods; ``membership`` (practice changes touching the area); ``periods``.
+    """
+    empty = {
+        "summary": pd.DataFrame(),
+        "series": pd.DataFrame(),
+        "changes": pd.DataFrame(),
+        "significance": pd.DataFrame(),
+        "membership": pd.DataFrame(),
+        "periods": data.periods,
+    }
+    by_area = _history_by_area(data)
+    own = by_area.get(area["area_code"])
+    if own is None or own["period"].nunique() < 2:
+        return empty
+    basis = area["basis"]
+    own = own[own["basis"] == basis]
+    england = by_area.get(geography.ALL_LOADED_CODE, own.iloc[:0])
+    england = england[england["basis"] == basis]
+    catalogue = indicators.load_catalogue().set_index("id")["statistic"]
+    both = pd.concat([own, england], ignore_index=True).assign(
+        statistic=lambda d: d["indicator_id"].map(catalogue)
+    )
+    words = trends.direction_of_travel(both, "period", ["area_code", "indicator_id"])
+    words = words.set_index(["area_code", "indicator_id"])
+    ordered = own.sort_values("period")
+    rows = []
+    for indicator, series in ordered.groupby("indicator_id", sort=False):
+        present = series.dropna(subset=["value"])
+        key = (area["area_code"], indicator)
+        england_key = (geography.ALL_LOADED_CODE, indicator)
+        rows.append(
+            {
+                "indicator_id": indicator,
+                "title": series["title"].iloc[-1],
+                "unit": series["unit"].iloc[-1],
+                "points": len(present),
+                "values": present["value"].tolist(),
+                "first_period": present["period"].iloc[0] if len(present) else "",
+                "latest_period": present["period"].iloc[-1] if len(present) else "",
+                "direction": words.loc[key, "direction"] if key in words.index else "",
+                "method": words.loc[key, "method"] if key in words.index else "",
+                "england_direction": words.loc[england_key, "direction"]
+                if england_key in words.index
+                else "",
+            }
+        )
+    summary = pd.DataFrame(rows)
+    summary = summary[summary["points"] >= 3].reset_index(drop=True)
+    england_value = england.set_index(["indicator_id", "period"])["value"]
+    series = ordered[ordered["indicator_id"].isin(TREND_CHART_INDICATORS)]
+    series = series[["indicator_id", "title", "unit", "period", "value", "lower_ci", "upper_ci"]]
+    series = series.assign(
+        england_value=england_value.reindex(
+            pd.MultiIndex.from_arrays([series["indicator_id"], series["period"]])
+        ).to_numpy()
+    )
+    periods = sorted(own["period"].unique())
+    previous, latest = periods[-2], periods[-1]
+    by_period = own.set_index(["indicator_id", "period"])
+    changes = []
+    for indicator in CHANGE_INDICATORS:
+        if (indicator, latest) in by_period.index and (indicator, previous) in by_period.index:
+            before = by_period.loc[(indicator, previous), "value"]
+            after = by_period.loc[(indicator, latest), "value"]
+            changes.append(
+                {
+                    "what": by_period.loc[(indicator, latest), "title"],
+                    "unit": by_period.loc[(indicator, latest), "unit"],
+                    "previous": before,
+                    "latest": after,
+                    "change": after - before,
+                }
+            )
+    compared = own[own["period"].isin([previous, latest])].pivot_table(
+        index=["indicator_id", "title"], columns="period", values="comparison_95", aggfunc="first"
+    )
+    significance = pd.DataFrame()
+    if {previous, latest} <= set(compared.columns):
+        moved = compared[compared[previous].fillna("") != compared[latest].fillna("")]
+        significance = moved.reset_index().rename(columns={previous: "previous", latest: "latest"})[
+            ["indicator_id", "title", "previous", "latest"]
+        ]
+    return {
+        "summary": summary,
+        "series": series.reset_index(drop=True),
+        "changes": pd.DataFrame(changes),
+        "significance": significance,
+        "membership": _membership_changes_for(data, area),
+        "periods": periods,
+    }
+
+
+def _membership_changes_for(data: ProfileStore, area: dict) -> pd.DataFrame:
+    """Practice membership changes over the history that touch this area (registered basis)."""
+    changes = data.membership_changes
+    if area["basis"] != "registered" or not len(changes):
+        return pd.DataFrame(columns=["practice_code", "change", "periods", "detail"])
+    members = set(data.practice_members.get(area["area_code"], ()))
+    code = str(area["area_code"])
+    touches = changes["practice_code"].isin(members) | changes["detail"].str.contains(
+        code, regex=False
+    )
+    if area["level"] != "neighbourhood":
+        touches = changes["practice_code"].isin(members) & (changes["change"] != "moved PCN")
+    rows = changes[touches]
+    if not len(rows):
+        return pd.DataFrame(columns=["practice_code", "change", "periods", "detail"])
+    grouped = rows.groupby(["practice_code", "change", "detail"], as_index=False)["period"].agg(
+        lambda p: f"{min(p)} to {max(p)}" if len(p) > 1 else p.iloc[0]
+    )
+    return grouped.rename(columns={"period": "periods"})[
+        ["practice_code", "change", "periods", "detail"]
+    ]
+
 
 def build_profile(data: ProfileStore, area: dict) -> Profile:
     """Assemble the :class:`Profile` of one register row."""
@@ -547,6 +1021,7 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
     if area["basis"] == "registered" and "age_0_17" in manifest.get("notes", {}):
         notes.append(f"Registered patients aged 0-17: {manifest['notes']['age_0_17']}.")
     notes.extend(workforce_coverage_notes(data, area))
+    notes.extend(reconciliation_notes(data, area))
     notes.extend(ltc.get("notes", []))
     notes.append(
         f"Built by pophealth {__version__} at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the "
@@ -566,6 +1041,24 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         )
     elif "pcn_membership_date" in manifest.get("notes", {}):
         notes.append(f"PCN membership from ePCN at {manifest['notes']['pcn_membership_date']}.")
+    team = team_frame(data, area, rows) if data.pcn_apportionment is not None else pd.DataFrame()
+    if len(team) and area["area_type"] == "pcn":
+        notes.append(
+            "Whole team: the staff the PCN employs itself (NHS England PCN workforce) are added "
+            "to its practices' staff."
+        )
+    elif len(team):
+        notes.append(
+            "PCN-employed staff are shared among each PCN's practices by registered patients, "
+            "so custom neighbourhoods, places and systems hold the shares of the practices "
+            "they contain; a PCN neighbourhood holds all its PCN's staff."
+        )
+
+    similar, similar_list, similar_method = similar_area_frames(data, area)
+    over_time = trend_frames(data, area)
+    if len(over_time["summary"]):
+        trend = over_time["summary"].set_index("indicator_id")["values"]
+        rows = rows.assign(trend=rows["indicator_id"].map(trend))
     return Profile(
         area=area,
         indicators=rows,
@@ -588,8 +1081,18 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         synthetic=bool(manifest.get("synthetic")),
         imd_release=imd_release,
         comparator=data.comparator,
+        team=team,
+        team_heatmap=team_heatmap_frame(data, area),
+        workforce_quality=workforce_quality_frame(data, area),
+        roles=roles_frame(data, area),
+        workforce_findings=workforce_findings(area, team, data.comparator),
         long_term_conditions=ltc,
         related=related_areas(register, area),
+
+        similar=similar,
+        similar_list=similar_list,
+        similar_method=similar_method,
+        trends=over_time,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from pophealth import charts, indicators, prevalence, tables
+from pophealth import charts, indicators, prevalence, staffing, tables
 from pophealth.profile_frames import Profile
 from pophealth.runner.jobs import safe_stem
 
@@ -26,13 +26,19 @@ SECTION_HEADINGS: dict[str, str] = {
     "health": "Health and disability",
     "ethnicity": "Ethnicity",
     "workforce": "Workforce against need",
+    "workforce-team": "The whole team",
+    "workforce-heatmap": "Neighbourhood teams against need",
     "long-term-conditions": "Long-term conditions",
     "core20plus5": "Core20PLUS5",
     "benchmarking": "Benchmarking",
     "basis-comparison": "Registered and resident populations",
+    "change-over-time": "Change over time",
+    "similar-areas": "Similar areas",
     "data-quality": "Data quality and provenance",
 }
-_SYSTEM_ONLY = {"basis-comparison"}
+_SYSTEM_ONLY = {"basis-comparison", "workforce-heatmap"}
+#: A system has no peers among the loaded systems to compare with (one ICS per run).
+_NOT_SYSTEM = {"similar-areas"}
 
 _LEVEL_NAMES = {"neighbourhood": "Neighbourhood", "place": "Place", "system": "System"}
 
@@ -116,7 +122,8 @@ def page_sections(level: str) -> list[tuple[str, str]]:
     return [
         (anchor, heading)
         for anchor, heading in SECTION_HEADINGS.items()
-        if anchor not in _SYSTEM_ONLY or level == "system"
+        if (anchor not in _SYSTEM_ONLY or level == "system")
+        and (anchor not in _NOT_SYSTEM or level != "system")
     ]
 
 
@@ -295,7 +302,9 @@ def deprivation(p: Profile) -> None:
         )
     else:
         charts.show_html(
-            '<p class="ph-caption">No LSOA boundaries in the prepared store: map not shown.</p>'
+            tables.text_block(
+                "No LSOA boundaries in the prepared store: map not shown.", italic=True
+            )
         )
 
 
@@ -369,6 +378,110 @@ def workforce(p: Profile) -> None:
             if tile
             else "Actual GP FTE against the fair share at each benchmark rate.",
         )
+
+
+def workforce_team(p: Profile) -> None:
+    """The whole team (practice + PCN-employed staff) by staff group against the comparator.
+
+    Opens with the whole team's rate and its gap to the fair share; the team chart (FTE per
+    10,000 weighted patients, practice and PCN parts, the comparator's rate) has the largest gaps
+    in its caption; the team table, the practices with missing or estimated figures and the staff
+    by role are collapsed. The team indicators are in the benchmark table.
+    """
+    team = p.team if isinstance(p.team, pd.DataFrame) else pd.DataFrame()
+    if not len(team):
+        _open(
+            "workforce-team",
+            "No PCN workforce in the prepared store: the whole team is not shown.",
+            short=True,
+        )
+        return
+    whole = team[team["group"] == staffing.WHOLE_TEAM]
+    lead = "Practice and PCN-employed staff by staff group, per weighted patient, against "
+    lead += f"{p.comparator}'s rate"
+    if len(whole):
+        row = whole.iloc[0]
+        gap = float(row["gap_fte"])
+        gap = 0.0 if abs(gap) < 0.05 else gap
+        word = "short of" if gap < 0 else "above" if gap > 0 else "equal to"
+        lead += (
+            f": the whole team is {_with_unit(row['fte_per_10k'], '')} FTE per 10,000 weighted "
+            f"patients ({p.comparator} {_with_unit(row['benchmark_per_10k'], '')}), "
+            f"{abs(gap):,.1f} FTE {word} its fair share"
+        )
+    _open("workforce-team", lead + ".")
+    findings = " " + str(p.workforce_findings[0]["text"]) if p.workforce_findings else ""
+    register_note = (
+        ""
+        if (p.indicators["indicator_id"] == "team_fte_per_1k_register").any()
+        else " The team per 1,000 patients on disease registers is shown when QOF registers "
+        "are loaded."
+    )
+    fig = charts.team_chart_spec(
+        team,
+        title=f"The whole team: FTE per 10,000 weighted patients, {p.area['area_name']}",
+        area_label=p.area["area_name"],
+        comparator=p.comparator,
+        source_note=_source(
+            p,
+            "NHS England GP workforce (practice level, detailed) and PCN workforce "
+            "(individual level); PCN staff shared among practices by registered patients.",
+        ),
+    )
+    fig.update_layout(height=340)
+    charts.show(
+        fig,
+        caption="Bars: FTE per 10,000 weighted patients by staff group, practice-employed and "
+        f"PCN-employed parts; diamonds: {p.comparator}'s rate. Largest gaps relative to "
+        f"need:{findings or ' none found.'}{register_note}",
+    )
+    detail = tables.collapsible(
+        f"The team by staff group: fair shares, gaps and skill mix ({len(team)} rows)",
+        tables.team_table(team, p.comparator),
+    )
+    if len(p.workforce_quality):
+        detail += tables.collapsible(
+            f"Practices with missing or estimated workforce figures ({len(p.workforce_quality)})",
+            tables.workforce_quality_table(p.workforce_quality),
+        )
+    if p.roles is not None and len(p.roles):
+        detail += tables.collapsible(
+            f"Practice staff by role ({len(p.roles)} roles; GP workforce, practice level)",
+            tables.roles_table(p.roles, p.area["area_name"], p.comparator),
+        )
+    charts.show_html(detail)
+
+
+def workforce_heatmap(p: Profile) -> None:
+    """System profiles: every neighbourhood x staff group, coloured by the fair-share gap."""
+    cells = p.team_heatmap if isinstance(p.team_heatmap, pd.DataFrame) else pd.DataFrame()
+    if not len(cells):
+        _open("workforce-heatmap", "No neighbourhood team figures for this system.", short=True)
+        return
+    whole = cells[cells["group"] == staffing.WHOLE_TEAM]
+    short = whole[whole["gap_fte"] < 0]
+    _open(
+        "workforce-heatmap",
+        f"Each of the system's {cells['area_code'].nunique()} neighbourhoods' team against its "
+        f"fair share at {p.comparator}'s rate, most deprived first: {len(short)} of "
+        f"{len(whole)} have a whole team below their fair share.",
+    )
+    charts.show(
+        charts.workforce_heatmap_spec(
+            cells,
+            title="Neighbourhood teams against need: FTE per 10,000 weighted patients "
+            "(most deprived first)",
+            comparator=p.comparator,
+            source_note=_source(
+                p,
+                "Colour: gap to the fair share at the comparator's FTE per weighted patient. "
+                "NHS England GP and PCN workforce; IMD score of the registered population.",
+            ),
+        ),
+        caption="Rows: neighbourhoods, most deprived (highest IMD score) at the top; columns: "
+        "staff groups; each cell's number is FTE per 10,000 weighted patients, its colour the "
+        "gap to the fair share (red below, blue above).",
+    )
 
 
 def long_term_conditions(p: Profile) -> None:
@@ -455,7 +568,9 @@ def core20plus5(p: Profile) -> None:
     clinical = clinical.dropna(subset=["ratio"]) if clinical is not None else pd.DataFrame()
     if not len(clinical):
         charts.show_html(
-            '<p class="ph-caption">No QOF data in the prepared store: clinical areas not shown.</p>'
+            tables.text_block(
+                "No QOF data in the prepared store: clinical areas not shown.", italic=True
+            )
         )
         return
     below = clinical[clinical["ratio_high"] < 1]["clinical_area"].tolist()
@@ -570,12 +685,136 @@ def basis_comparison(p: Profile) -> None:
         charts.show_html(tables.basis_table(p.basis_comparison))
 
 
+def change_over_time(p: Profile) -> None:
+    """Trends, key trend charts with the comparator, and what changed since the last release.
+
+    Each indicator with three or more periods gets a sparkline and its direction in words (SPC
+    or the recent-trend test) in the collapsed trend table; the trend charts sit side by side.
+    """
+    tr = p.trends or {}
+    summary = tr.get("summary")
+    if summary is None or not len(summary):
+        _open(
+            "change-over-time",
+            "Not enough releases in the prepared store for trends (at least three periods "
+            "are needed; add monthly releases with pophealth prepare --add).",
+            short=True,
+        )
+        return
+    periods = tr["periods"]
+    significance = tr["significance"]
+    changed = (
+        f"{len(significance)} indicators' comparison with {p.comparator} changed since the "
+        "last release"
+        if len(significance)
+        else f"no indicator's comparison with {p.comparator} changed since the last release"
+    )
+    _open(
+        "change-over-time",
+        f"{len(summary)} indicators over {len(periods)} releases, {periods[0]} to "
+        f"{periods[-1]}, with today's neighbourhood membership: {changed}.",
+    )
+    for _, rows in tr["series"].groupby("indicator_id", sort=False):
+        title, unit = rows["title"].iloc[0], rows["unit"].iloc[0]
+        fig = charts.trend_chart_spec(
+            rows,
+            title=f"{title}: {p.area['area_name']} and {p.comparator}",
+            area_label=p.area["area_name"],
+            comparator_label=p.comparator,
+            y_title=f"{title} ({unit})",
+            source_note=_source(p, "Monthly releases in the prepared store."),
+        )
+        fig.update_layout(height=300)
+        charts.show(
+            fig,
+            width="third",
+            caption=f"{title} in each release: {p.area['area_name']} against {p.comparator}.",
+        )
+    detail = tables.collapsible(
+        f"Every indicator's trend and direction ({len(summary)})",
+        tables.text_block(
+            "Change over time reads Making Data Count statistical process control for 12 or "
+            "more points (the latest point's variation) and the chi-squared test for trend over "
+            "the last 5 points for shorter series of percentages (docs/history.md)."
+        )
+        + tables.trend_table(summary, p.comparator),
+    )
+    since = tables.subheading(
+        f"What changed since the last release ({periods[-2]} to {periods[-1]})"
+    )
+    if len(tr["changes"]):
+        since += tables.changes_table(tr["changes"])
+    if len(significance):
+        since += tables.text_block(
+            f"Indicators whose comparison with {p.comparator} changed: "
+            + "; ".join(
+                f"{r.title} ({r.previous or 'none'} → {r.latest or 'none'})"
+                for r in significance.itertuples()
+            )
+        )
+    else:
+        since += tables.text_block(f"No indicator's comparison with {p.comparator} changed.")
+    if len(tr["membership"]):
+        since += tables.text_block(
+            "Membership changes over the history are listed under data quality."
+        )
+    charts.show_html(detail + tables.collapsible(f"What changed since {periods[-2]}", since))
+
+
+def similar_areas(p: Profile) -> None:
+    """Similar areas: the 10 nearest peers on needs, their average and the area's position."""
+    if not len(p.similar_list):
+        _open(
+            "similar-areas",
+            "No similar areas: too few comparable areas in the loaded data, or a needs "
+            "variable is missing for this area.",
+            short=True,
+        )
+        return
+    used = p.similar_method.loc[p.similar_method["status"] == "used", "variable"]
+    dropped = p.similar_method[p.similar_method["status"] != "used"]
+    nearest = ", ".join(str(n) for n in p.similar_list["peer_name"].head(3))
+    _open(
+        "similar-areas",
+        f"The {len(p.similar_list)} {p.area['level']}s most like {p.area['area_name']} on "
+        f"{', '.join(used)}, nearest first ({nearest}), and where it stands among them.",
+        short=True,
+    )
+    method = "Euclidean distance on z-scores of the needs variables (docs/peers.md)." + (
+        " Left out as near-duplicates: "
+        + "; ".join(
+            f"{r.variable} ({r.status.removeprefix('dropped: ')})" for r in dropped.itertuples()
+        )
+        if len(dropped)
+        else ""
+    )
+    charts.show_html(
+        tables.collapsible(
+            f"Each indicator against the similar areas ({len(p.similar)})",
+            tables.similar_areas_table(p.similar, area_label=p.area["area_name"]),
+        )
+        + tables.collapsible(
+            f"The similar areas and how they were found ({len(p.similar_list)})",
+            tables.text_block(method) + tables.peer_list_table(p.similar_list),
+        )
+    )
+
+
 def data_quality(p: Profile) -> None:
     """Coverage (patients that could not be placed), notes, provenance and definitions."""
     _open(
         "data-quality",
         "How completely the population could be placed in neighbourhoods of residence, and "
         "(collapsed) what to bear in mind, every source file and indicator definition.",
+    )
+    changes = (p.trends or {}).get("membership")
+    membership = (
+        tables.collapsible(
+            f"Practice membership changes over the release history ({len(changes)})",
+            tables.membership_changes_table(changes),
+        )
+        if changes is not None and len(changes)
+        else ""
     )
     charts.show_html(
         tables.data_quality_table(p.coverage)
@@ -586,6 +825,7 @@ def data_quality(p: Profile) -> None:
             f"Sources and checksums ({len(p.provenance)} files)",
             tables.provenance_table(p.provenance),
         )
+        + membership
         + tables.collapsible(
             f"Indicator definitions ({len(p.definitions)})", tables.definitions_table(p.definitions)
         )

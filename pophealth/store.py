@@ -43,6 +43,7 @@ class ProfileStore(Protocol):
     practices: pd.DataFrame
     registrations: pd.DataFrame
     age_sex: pd.DataFrame
+    pcn_staff: pd.DataFrame | None
     qof: pd.DataFrame  # QOF prevalence rows; empty without QOF
     manifest: dict
     # options the store was loaded with
@@ -60,6 +61,10 @@ class ProfileStore(Protocol):
     peers: pd.DataFrame
     practice_indicators: pd.DataFrame
     practice_members: dict[str, np.ndarray]
+    practice_membership_table: pd.DataFrame
+    # practices plus their share of their PCN's staff; None / the practices without PCN staff
+    pcn_apportionment: tuple[pd.DataFrame, pd.DataFrame] | None
+    team_practices: pd.DataFrame
     lsoa_members: dict[str, np.ndarray]
     matched_arrays: dict[str, np.ndarray]
     practice_status_counts: pd.DataFrame
@@ -67,3 +72,9 @@ class ProfileStore(Protocol):
     age_sex_matrix: pd.DataFrame
     qof_expected: tuple[pd.DataFrame, pd.DataFrame]  # recorded vs expected, model fit
     unassigned_practices: dict[str, tuple[int, float]]
+    # similar areas (pophealth.peers) and the release history (pophealth.history)
+    peer_pool_table: pd.DataFrame
+    similar_areas: dict[tuple[str, str], tuple]
+    periods: list[str]
+    indicator_history: pd.DataFrame
+    membership_changes: pd.DataFrame

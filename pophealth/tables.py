@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pophealth.charts import (
@@ -268,7 +269,8 @@ def benchmark_table(
 
     Args:
         rows: Columns ``title, unit, value, lower_ci, upper_ci, parent_value, comparator_value,
-            comparison, numerator, denominator, method``; one row per indicator.
+            comparison, numerator, denominator, method``; one row per indicator; optional
+            ``trend`` (the values over the releases, oldest first) adds a sparkline column.
         area_label: Column heading for the area's values.
         parent_label: Column heading for the parent's values.
         england_label: Column heading for the comparator (England) values.
@@ -325,6 +327,7 @@ def benchmark_table(
                 sort=_as_float(record["comparator_value"]),
             ),
             _cell(_esc(word), sort=word, classes=css, attrs=style),
+            *([_cell(sparkline_svg(_trend_values(record["trend"])))] if "trend" in record else []),
             _cell(
                 _esc(format_count(record["numerator"])),
                 numeric=True,
@@ -347,6 +350,7 @@ def benchmark_table(
             (_esc(parent_label), True),
             (_esc(england_label), True),
             (f"Compared with {_esc(england_label)}", False),
+            *([("Trend", False)] if "trend" in rows else []),
             ("Numerator", True),
             ("Denominator", True),
             ("Method", False),
@@ -459,6 +463,100 @@ def data_quality_table(coverage: pd.DataFrame) -> str:
     return f'<table class="ph-table ph-data-quality">{header}<tbody>{body}</tbody></table>'
 
 
+def _label_and_numbers_rows(
+    frame: pd.DataFrame, columns: Sequence[str], formatter, *, text_columns: int = 1
+) -> str:
+    """Table body rows: the first ``text_columns`` columns as text, the rest as numbers."""
+    return "".join(
+        "<tr>"
+        + "".join(_cell(_esc(record[c])) for c in columns[:text_columns])
+        + "".join(_cell(_esc(formatter(record[c])), numeric=True) for c in columns[text_columns:])
+        + "</tr>"
+        for record in frame.to_dict("records")
+    )
+
+
+def team_table(team: pd.DataFrame, comparator: str) -> str:
+    """The team by staff group: FTE, rates, fair share, gap and skill mix (issue13).
+
+    Args:
+        team: Columns ``label, actual_fte, fte_per_10k, pcn_share_pct, benchmark_per_10k,
+            fair_share_fte, gap_fte, skill_mix_pct, england_mix_pct``.
+        comparator: Name of the benchmark.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = ["label", "actual_fte", "fte_per_10k", "pcn_share_pct", "benchmark_per_10k"]
+    columns += ["fair_share_fte", "gap_fte", "skill_mix_pct", "england_mix_pct"]
+    _check_frame(team, columns, "team_table", "team")
+    body = _label_and_numbers_rows(team, columns, format_value)
+    comp = _esc(comparator)
+    header = _header(
+        [
+            ("Staff group", False),
+            ("FTE", True),
+            ("FTE per 10,000 weighted patients", True),
+            ("PCN-employed share (%)", True),
+            (f"{comp} FTE per 10,000 weighted patients", True),
+            (f"Fair share FTE at {comp} rate", True),
+            ("Gap (FTE; negative = short)", True),
+            ("Share of team FTE (%)", True),
+            (f"{comp} share of team FTE (%)", True),
+        ]
+    )
+    return f'<table class="ph-table ph-team">{header}<tbody>{body}</tbody></table>'
+
+
+def roles_table(roles: pd.DataFrame, area_label: str, comparator: str) -> str:
+    """Practice staff by role: FTE and FTE per 10,000 registered patients (issue13).
+
+    Args:
+        roles: Columns ``group, role, fte, fte_per_10k, comparator_per_10k``.
+        area_label: The area's name.
+        comparator: Name of the benchmark.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = ["group", "role", "fte", "fte_per_10k", "comparator_per_10k"]
+    _check_frame(roles, columns, "roles_table", "roles")
+    body = _label_and_numbers_rows(roles, columns, format_value, text_columns=2)
+    header = _header(
+        [
+            ("Staff group", False),
+            ("Role", False),
+            (f"{_esc(area_label)} FTE", True),
+            ("FTE per 10,000 registered patients", True),
+            (f"{_esc(comparator)} FTE per 10,000", True),
+        ]
+    )
+    return f'<table class="ph-table ph-roles">{header}<tbody>{body}</tbody></table>'
+
+
+def workforce_quality_table(quality: pd.DataFrame) -> str:
+    """Practices and neighbourhoods whose workforce figures are missing or estimated (issue13).
+
+    Args:
+        quality: Columns ``issue, practices, registered_patients, neighbourhoods``.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = ["issue", "practices", "registered_patients", "neighbourhoods"]
+    _check_frame(quality, columns, "workforce_quality_table", "quality")
+    body = _label_and_numbers_rows(quality, columns, format_count)
+    header = _header(
+        [
+            ("Workforce data", False),
+            ("Practices (or PCNs)", True),
+            ("Registered patients", True),
+            ("Neighbourhoods affected", True),
+        ]
+    )
+    return f'<table class="ph-table ph-workforce-quality">{header}<tbody>{body}</tbody></table>'
+
+
 # --------------------------------------------------------------------------------------
 # 13. Text boxes and CSS
 # --------------------------------------------------------------------------------------
@@ -478,6 +576,64 @@ def styled_headline(text: str | Sequence[str]) -> str:
     else:
         inner = "<ul>" + "".join(f"<li>{_esc(item)}</li>" for item in text) + "</ul>"
     return f'<div class="ph-headline" role="note">{inner}</div>'
+
+
+def profile_heading(
+    *,
+    level: str,
+    area_name: str,
+    area_code: str,
+    area_type: str,
+    basis: str,
+    parent_name: str | None,
+    comparator: str,
+) -> str:
+    """The profile's ``<h1>`` and identity line, every data text escaped.
+
+    Names and codes come from downloaded files or an analyst's YAML, so they are escaped here,
+    where they become HTML, rather than rendered as Markdown (which passes raw HTML through).
+
+    Args:
+        level: "Neighbourhood", "Place" or "System".
+        area_name: The area's name.
+        area_code: The area's code.
+        area_type: E.g. "pcn", "lad".
+        basis: "registered" or "resident".
+        parent_name: The parent area's name, or None.
+        comparator: The comparator's name.
+
+    Returns:
+        An HTML fragment: ``<h1>`` plus one ``<p>``.
+    """
+    parent = (
+        f" · part of {_esc(parent_name)}" if parent_name and not _is_missing(parent_name) else ""
+    )
+    return (
+        f'<h1 class="ph-title">{_esc(level)} needs profile: {_esc(area_name)}</h1>'
+        f'<p class="ph-identity"><strong>{_esc(area_code)}</strong> · {_esc(area_type.upper())}'
+        f" · {_esc(basis)} population{parent} · compared with {_esc(comparator)}</p>"
+    )
+
+
+def text_block(text: str | Sequence[str], *, italic: bool = False) -> str:
+    """A paragraph (or a bulleted list, for a sequence) of plain text, escaped.
+
+    Args:
+        text: One paragraph, or a list of points.
+        italic: Show a single paragraph in italics (for "not shown" messages).
+
+    Returns:
+        An HTML ``<p>`` or ``<ul>``.
+    """
+    if isinstance(text, str):
+        inner = f"<em>{_esc(text)}</em>" if italic else _esc(text)
+        return f'<p class="ph-text">{inner}</p>'
+    return '<ul class="ph-notes">' + "".join(f"<li>{_esc(item)}</li>" for item in text) + "</ul>"
+
+
+def subheading(text: str) -> str:
+    """A sub-heading inside a section (escaped), e.g. "What changed since the last release"."""
+    return f'<h3 class="ph-subheading">{_esc(text)}</h3>'
 
 
 def findings_list(findings: Sequence[dict], *, empty: str) -> str:
@@ -721,6 +877,168 @@ def inject_css() -> None:
     show_html(css_block())
 
 
+# --------------------------------------------------------------------------------------
+# 14. Change over time and similar areas
+# --------------------------------------------------------------------------------------
+
+
+def _plain_table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, str]], css: str) -> str:
+    """A sortable-looking plain table; columns are (column, label, format: text|value|count)."""
+    body = []
+    for record in frame.to_dict("records"):
+        cells = []
+        for column, _, kind in columns:
+            value = record.get(column)
+            if kind == "text":
+                cells.append(_cell(_esc(value)))
+            else:
+                unit = record.get("unit", "") if kind == "value" else ""
+                text = format_count(value) if kind == "count" else format_value(value, unit)
+                cells.append(_cell(_esc(text), numeric=True, sort=value))
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    header = _header([(_esc(label), kind != "text") for _, label, kind in columns])
+    return f'<table class="ph-table {css}">{header}<tbody>{"".join(body)}</tbody></table>'
+
+
+def similar_areas_table(comparison: pd.DataFrame, area_label: str) -> str:
+    """Each indicator against the area's similar areas: peers' average, range and position.
+
+    Args:
+        comparison: Columns ``title, unit, value, peer_mean, peer_min, peer_max, position``
+            (from :func:`pophealth.peers.similar_area_comparison` plus catalogue titles).
+        area_label: The area's name (column heading).
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = [
+        ("title", "Indicator", "text"),
+        ("value", area_label, "value"),
+        ("peer_mean", "Similar areas' average", "value"),
+        ("peer_min", "Lowest", "value"),
+        ("peer_max", "Highest", "value"),
+        ("position", "Position among similar areas", "text"),
+    ]
+    _check_frame(comparison, [c for c, _, _ in columns], "similar_areas_table", "comparison")
+    return _plain_table(comparison, columns, "ph-similar")
+
+
+def peer_list_table(peer_list: pd.DataFrame) -> str:
+    """The similar areas, nearest first.
+
+    Args:
+        peer_list: Columns ``rank, peer_code, peer_name, peer_system, distance``.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = [
+        ("rank", "Rank", "count"),
+        ("peer_code", "Code", "text"),
+        ("peer_name", "Name", "text"),
+        ("peer_system", "System", "text"),
+        ("distance", "Distance (z-score units)", "value"),
+    ]
+    _check_frame(peer_list, [c for c, _, _ in columns], "peer_list_table", "peer_list")
+    return _plain_table(peer_list, columns, "ph-peers")
+
+
+def _trend_values(value: Any) -> list[float]:
+    """A row's trend values (a list, or missing for an indicator without history)."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return [float(v) for v in value]
+    return []
+
+
+def sparkline_svg(values: Sequence[float], *, width: int = 90, height: int = 22) -> str:
+    """A small inline SVG line of a series (oldest left), latest point marked; '' if < 2 points.
+
+    Only numbers go into the SVG, so nothing from the data needs escaping.
+    """
+    numbers = [float(v) for v in values if not _is_missing(v) and math.isfinite(float(v))]
+    if len(numbers) < 2:
+        return ""
+    low, high = min(numbers), max(numbers)
+    span = (high - low) or 1.0
+    step = (width - 6) / (len(numbers) - 1)
+    points = [
+        (3 + i * step, height - 3 - (v - low) / span * (height - 6)) for i, v in enumerate(numbers)
+    ]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    last_x, last_y = points[-1]
+    return (
+        f'<svg class="ph-spark" width="{width}" height="{height}" role="img" '
+        f'aria-label="trend of {len(numbers)} points from {low:g} to {high:g}">'
+        f'<polyline fill="none" stroke="#005EB8" stroke-width="1.5" points="{path}"/>'
+        f'<circle cx="{last_x:.1f}" cy="{last_y:.1f}" r="2.5" fill="#003087"/></svg>'
+    )
+
+
+def trend_table(summary: pd.DataFrame, comparator_label: str) -> str:
+    """Each indicator's change over time: sparkline, first and latest value, direction in words.
+
+    Args:
+        summary: ``trend_frames(...)["summary"]``: ``title, unit, values, first_period,
+            latest_period, direction, england_direction``.
+        comparator_label: Name of the comparator (e.g. England).
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    required = ["title", "unit", "values", "first_period", "latest_period", "direction"]
+    _check_frame(summary, [*required, "england_direction"], "trend_table", "summary")
+    body = []
+    for record in summary.to_dict("records"):
+        values = list(record["values"])
+        body.append(
+            "<tr>"
+            + _cell(_esc(record["title"]))
+            + _cell(sparkline_svg(values))
+            + _cell(_esc(f"{record['first_period']} to {record['latest_period']}"))
+            + _cell(_esc(format_value(values[0], record["unit"])), numeric=True, sort=values[0])
+            + _cell(_esc(format_value(values[-1], record["unit"])), numeric=True, sort=values[-1])
+            + _cell(_esc(record["direction"]))
+            + _cell(_esc(record["england_direction"]))
+            + "</tr>"
+        )
+    header = _header(
+        [
+            ("Indicator", False),
+            ("Trend", False),
+            ("Periods", False),
+            ("First", True),
+            ("Latest", True),
+            ("Change over time", False),
+            (_esc(f"{comparator_label}: change over time"), False),
+        ]
+    )
+    return f'<table class="ph-table ph-trends">{header}<tbody>{"".join(body)}</tbody></table>'
+
+
+def changes_table(changes: pd.DataFrame) -> str:
+    """What changed since the last release: ``what, unit, previous, latest, change``."""
+    columns = [
+        ("what", "Measure", "text"),
+        ("previous", "Previous release", "value"),
+        ("latest", "Latest release", "value"),
+        ("change", "Change", "value"),
+    ]
+    _check_frame(changes, [c for c, _, _ in columns], "changes_table", "changes")
+    return _plain_table(changes, columns, "ph-changes")
+
+
+def membership_changes_table(changes: pd.DataFrame) -> str:
+    """Practice membership changes over the history: ``practice_code, change, periods, detail``."""
+    columns = [
+        ("practice_code", "Practice", "text"),
+        ("change", "Change", "text"),
+        ("periods", "Releases affected", "text"),
+        ("detail", "How the history counts it", "text"),
+    ]
+    _check_frame(changes, [c for c, _, _ in columns], "membership_changes_table", "changes")
+    return _plain_table(changes, columns, "ph-membership")
+
+
 __all__ = [
     "PROFILE_CSS",
     "basis_table",
@@ -732,14 +1050,20 @@ __all__ = [
     "link_list",
     "page_title",
     "section_opening",
+    "changes_table",
     "css_block",
     "data_quality_table",
     "definitions_table",
     "format_count",
     "format_value",
     "inject_css",
+    "membership_changes_table",
+    "peer_list_table",
     "provenance_table",
     "register_table",
+    "similar_areas_table",
+    "sparkline_svg",
     "styled_headline",
     "synthetic_banner",
+    "trend_table",
 ]

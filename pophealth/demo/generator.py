@@ -10,6 +10,7 @@ and quirks. All codes and names are synthetic and say so ("DEMO", "Demo", practi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import uuid
@@ -24,13 +25,16 @@ from pyproj import Transformer
 
 from pophealth.demo import _model, _qof
 from pophealth.demo._model import DemoWorld
-from pophealth.sources import demo_file_names
+from pophealth.sources import demo_file_names, release_from_name
 
 PUBLICATION = "GP_PRAC_PAT_LIST"
 EXTRACT_DATE = "2025-10-01"
 
 #: Source (fetch entry) name -> demo file name, from the one source registry.
 FILE_NAMES: dict[str, str] = {**demo_file_names(), "readme": "README_SYNTHETIC.txt"}
+# month of the current workforce release (earlier releases replace it in the file name)
+WORKFORCE_MONTH = release_from_name("workforce", FILE_NAMES["workforce"])
+PCN_WORKFORCE_MONTH = release_from_name("pcn_workforce", FILE_NAMES["pcn_workforce"])
 
 # ---------------------------------------------------------------------------------------------
 # Official headers
@@ -496,14 +500,16 @@ def _practice_frame(world: DemoWorld) -> pd.DataFrame:
     return out
 
 
-def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
+def _write_registrations(
+    world: DemoWorld, out_dir: Path, extract_date: str = EXTRACT_DATE
+) -> dict[str, Path]:
     prac = _practice_frame(world)
     reg = world.registrations
     written = {}
     lsoa_rows = pd.DataFrame(
         {
             "PUBLICATION": PUBLICATION,
-            "EXTRACT_DATE": EXTRACT_DATE,
+            "EXTRACT_DATE": extract_date,
             "PRACTICE_CODE": reg["practice_code"],
             "PRACTICE_NAME": prac["practice_name"].to_numpy()[reg["practice"]],
             "LSOA_CODE": reg["lsoa_code"],
@@ -519,7 +525,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
     practice_rows = pd.DataFrame(
         {
             "PUBLICATION": PUBLICATION,
-            "EXTRACT_DATE": EXTRACT_DATE,
+            "EXTRACT_DATE": extract_date,
             "TYPE": "GP",
             "SUB_ICB_LOCATION_CODE": prac["sicbl_ods"],
             "ONS_SUB_ICB_LOCATION_CODE": prac["sicbl_code"],
@@ -577,7 +583,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
             pd.DataFrame(
                 {
                     "PUBLICATION": PUBLICATION,
-                    "EXTRACT_DATE": EXTRACT_DATE,
+                    "EXTRACT_DATE": extract_date,
                     "ORG_TYPE": org_type,
                     "ORG_CODE": np.repeat(codes, n_cells),
                     "ONS_CODE": np.repeat(ons, n_cells),
@@ -600,7 +606,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
         )
         frame = pd.DataFrame(
             {
-                "EXTRACT_DATE": EXTRACT_DATE,
+                "EXTRACT_DATE": extract_date,
                 "SUB_ICB_LOCATION_CODE": np.repeat(prac["sicbl_ods"].to_numpy(), len(age_labels)),
                 "ONS_SUB_ICB_LOCATION_CODE": np.repeat(
                     prac["sicbl_code"].to_numpy(), len(age_labels)
@@ -619,7 +625,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
     map_rows = pd.DataFrame(
         {
             "PUBLICATION": PUBLICATION,
-            "EXTRACT_DATE": EXTRACT_DATE,
+            "EXTRACT_DATE": extract_date,
             "PRACTICE_CODE": prac["practice_code"],
             "PRACTICE_NAME": prac["practice_name"],
             "PRACTICE_POSTCODE": prac["postcode"],
@@ -720,7 +726,9 @@ def _write_epcn(world: DemoWorld, out_dir: Path) -> Path:
     return _deterministic_xlsx(wb, out_dir / FILE_NAMES["epcn"])
 
 
-def _write_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
+def _write_workforce(
+    world: DemoWorld, out_dir: Path, rng: np.random.Generator, month: str = WORKFORCE_MONTH
+) -> Path:
     prac = _practice_frame(world)
     p = world.practices
     n = len(p)
@@ -787,7 +795,10 @@ def _write_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) 
         "TOTAL_ADMIN_HC": np.ceil(p["admin_fte"].to_numpy() / 0.75),
         "TOTAL_ADMIN_FTE": p["admin_fte"].to_numpy(),
     }
-    group_of = {"GP": "GP", "NURSES": "NURSE", "DPC": "DPC", "ADMIN": "ADMIN"}
+    values = _official_workforce_order(
+        {**values, **_workforce_roles(values, permanent, trainee, locum, p, rng)}
+    )
+    group_of = {"GP": "GP", "NURSES": "NURSE", "DPC": "DPC", "ADMIN": "ADMIN", "N": "NURSE"}
     for name, vals in values.items():
         group = group_of[name.split("_")[1]]
         missing = sources[group] >= 3
@@ -796,7 +807,204 @@ def _write_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) 
         )
         cols[name] = np.where(missing, "NA", text)
     frame = pd.DataFrame(cols)
-    return _write_csv(frame, out_dir / FILE_NAMES["workforce"])
+    return _write_csv(frame, out_dir / FILE_NAMES["workforce"].replace(WORKFORCE_MONTH, month))
+
+
+# issue13: role splits of the detailed workforce file (each group's roles add to its total)
+_GP_PERMANENT_ROLES = ("GP_SEN_PTNR", "GP_PTNR_PROV", "GP_SAL_BY_PRAC", "GP_SAL_BY_OTH", "GP_RET")
+_GP_TRAINEE_ROLES = ("GP_TRN_GR_ST1", "GP_TRN_GR_ST2", "GP_TRN_GR_ST3", "GP_TRN_GR_ST4")
+_GP_TRAINEE_ROLES += ("GP_TRN_GR_OTH", "GP_TRN_GR_F1_2")
+_GP_LOCUM_ROLES = ("GP_LOCUM_VAC", "GP_LOCUM_ABS", "GP_LOCUM_OTH")
+_SPLIT_WEIGHTS = {
+    "permanent": (3, 8, 10, 1, 0.5),
+    "trainee": (2, 2, 5, 0.3, 0.3, 1.5),
+    "locum": (3, 2, 1),
+    "nurse": (12, 3, 1, 0.5, 0.5, 0.5, 0.3, 0.2, 0.5),
+    "dpc": (0.2, 0.5, 1, 0.5, 0.2, 0.2, 0.3, 2, 1.5, 6, 0.2, 1.5, 3, 1, 0.3, 1, 0.5, 0.3, 0.3)
+    + (1, 0.3, 1, 1, 0.2, 1.5, 0.5, 0.2, 0.4, 0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 0.5),
+    "admin": (3, 1, 3, 12, 2, 0.5, 0.3, 2, 0.5),
+}
+
+
+def _official_workforce_order(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Columns as the publisher orders them: per staff group, role headcounts then role FTEs."""
+    from pophealth.sources.workforce import ROLES
+
+    rank = {}
+    for group_index, group in enumerate(("gp", "nurse", "dpc", "admin")):
+        stems = [role.stem for role in ROLES if role.group == group]
+        for measure_index, measure in enumerate(("HC", "FTE")):
+            for role_index, stem in enumerate(stems):
+                rank[f"TOTAL_{stem}_{measure}"] = (group_index, measure_index, role_index)
+    return {name: values[name] for name in sorted(values, key=rank.__getitem__)}
+
+
+def _split(total: np.ndarray, weights, rng: np.random.Generator) -> np.ndarray:
+    """Split each practice's total into parts drawn around the given weights (rows add up)."""
+    shares = rng.dirichlet(np.asarray(weights, dtype=float) * 4, size=len(total))
+    return total[:, None] * shares
+
+
+def _workforce_roles(
+    values: dict, permanent, trainee, locum, p: pd.DataFrame, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """FTE and headcount of every role of the detailed file, consistent with the group totals."""
+    from pophealth.sources.workforce import ROLES
+
+    groups = {role.group: [] for role in ROLES}
+    for role in ROLES:
+        groups[role.group].append(role.stem)
+    parts: dict[str, np.ndarray] = {}
+    for stems, total, key in (
+        (_GP_PERMANENT_ROLES, permanent, "permanent"),
+        (_GP_TRAINEE_ROLES, trainee, "trainee"),
+        (_GP_LOCUM_ROLES, locum, "locum"),
+        (groups["nurse"][1:], p["nurse_fte"].to_numpy(), "nurse"),
+        (
+            [s for s in groups["dpc"][1:] if s != "DPC_APPRENTICE"],
+            p["dpc_fte"].to_numpy(),
+            "dpc",
+        ),
+        (groups["admin"][1:], p["admin_fte"].to_numpy(), "admin"),
+    ):
+        split = _split(np.asarray(total, dtype=float), _SPLIT_WEIGHTS[key], rng)
+        parts.update({stem: split[:, i] for i, stem in enumerate(stems)})
+    parts["DPC_APPRENTICE"] = sum(parts[s] for s in groups["dpc"] if s.startswith("DPC_APP_"))
+    out: dict[str, np.ndarray] = {}
+    for role in ROLES:
+        if role.stem not in parts:
+            continue
+        out[f"TOTAL_{role.stem}_HC"] = np.ceil(parts[role.stem] / 0.7)
+        out[f"TOTAL_{role.stem}_FTE"] = parts[role.stem]
+    return out
+
+
+_PCN_ROLES = (
+    # STAFF_GROUP, STAFF_ROLE, DETAILED_STAFF_ROLE, share of a PCN's FTE
+    ("Directors", "Medical Clinical Director (GP)", "Clinical Director", 0.03),
+    ("Other GPs", "Salaried GPs", "Salaried GP", 0.06),
+    ("Other Nurses", "Advanced Nurse Practitioners", "Advanced Nurse Practitioner", 0.05),
+    ("Other Nurses", "Other Nurses", "Other Nurse", 0.02),
+    ("Other Direct Patient Care staff", "Pharmacists", "Clinical Pharmacist", 0.18),
+    ("Other Direct Patient Care staff", "Care Coordinators", "Care Coordinator", 0.16),
+    (
+        "Other Direct Patient Care staff",
+        "Social Prescribing Link Workers (Non-Mental Health Practitioners)",
+        "Social Prescribing Link Worker",
+        0.08,
+    ),
+    ("Other Direct Patient Care staff", "Pharmacy Technicians", "Pharmacy Technician", 0.07),
+    ("Other Direct Patient Care staff", "Physician Associates", "Physician Associate", 0.05),
+    (
+        "Other Direct Patient Care staff",
+        "Physiotherapists",
+        "First Contact Physiotherapist",
+        0.05,
+    ),
+    ("Other Direct Patient Care staff", "Paramedics", "Paramedic", 0.04),
+    (
+        "Other Direct Patient Care staff",
+        "Mental Health and Wellbeing Practitioners (Mental Health Practitioners)",
+        "Mental Health Practitioner",
+        0.05,
+    ),
+    (
+        "Other Direct Patient Care staff",
+        "Health and Wellbeing Coaches",
+        "Health and Wellbeing Coach",
+        0.04,
+    ),
+    ("Other Direct Patient Care staff", "Nursing Associates", "Nursing Associate", 0.02),
+    ("Other Admin/Non-clinical staff", "Managers", "Manager", 0.07),
+    (
+        "Other Admin/Non-clinical staff",
+        "Digital and Transformation Leads",
+        "Digital and Transformation Lead",
+        0.03,
+    ),
+)
+PCN_WORKFORCE_HEADER = [
+    "Data_source",
+    "CENSUS_YEAR",
+    "CENSUS_MONTH",
+    "PCN_CODE",
+    "PCN_NAME",
+    "SUB_ICB_CODE",
+    "SUB_ICB_NAME",
+    "ICB_CODE",
+    "ICB_NAME",
+    "COMM_REGION_CODE",
+    "COMM_REGION_NAME",
+    "STAFF_GROUP",
+    "STAFF_ROLE",
+    "DETAILED_STAFF_ROLE",
+    "FTE",
+    "UNIQUE_IDENTIFIER",
+]
+
+
+def _write_pcn_workforce(
+    world: DemoWorld, out_dir: Path, rng: np.random.Generator, month: str = PCN_WORKFORCE_MONTH
+) -> Path:
+    """PCN workforce individual-level CSV: staff (a row per person and role) and contracts.
+
+    Contracted services carry FTE only. Every PCN but one has rows (the small demo shows a PCN
+    that made no return). ``month`` (``"October 2025"``) names the census month and the file.
+    """
+    prac = _practice_frame(world).assign(patients=world.practices["registered"].to_numpy())
+    prac = prac[prac["pcn_code"] != "U"]
+    pcns = prac.groupby("pcn_code", sort=True).agg(
+        pcn_name=("pcn_name", "first"),
+        sicbl_ods=("sicbl_ods", "first"),
+        sicbl_name=("sicbl_name", "first"),
+        icb_ods=("icb_ods", "first"),
+        icb_name=("icb_name", "first"),
+        region_ods=("region_ods", "first"),
+        region_name=("region_name", "first"),
+        patients=("patients", "sum"),
+    )
+    census = pd.Timestamp(f"1 {month}")
+    year, month_number = census.year, census.month
+    # about 7 PCN FTE per 10,000 patients nationally, varying between PCNs
+    target = pcns["patients"].to_numpy() / 10_000 * 7.0 * rng.lognormal(0, 0.35, len(pcns))
+    rows = []
+    for (code, pcn), total in zip(pcns.iterrows(), target, strict=True):
+        if world.config.name == "ics" and code == pcns.index[-1]:
+            continue  # no workforce return from this PCN
+        for group, role, detailed, share in _PCN_ROLES:
+            fte = total * share * rng.lognormal(0, 0.3)
+            if fte < 0.2:
+                continue
+            contracted = rng.random() < 0.06
+            people = 1 if contracted else int(np.ceil(fte / 0.85))
+            each = np.round(np.full(people, fte / people), 4)
+            for value in each:
+                rows.append(
+                    [
+                        "NWRS Contracted Services" if contracted else "NWRS Staff",
+                        year,
+                        month_number,
+                        code,
+                        pcn["pcn_name"],
+                        pcn["sicbl_ods"],
+                        pcn["sicbl_name"],
+                        pcn["icb_ods"],
+                        pcn["icb_name"],
+                        pcn["region_ods"],
+                        pcn["region_name"],
+                        group,
+                        role,
+                        detailed,
+                        value,
+                        "" if contracted else None,
+                    ]
+                )
+    frame = pd.DataFrame(rows, columns=PCN_WORKFORCE_HEADER)
+    staff = frame["UNIQUE_IDENTIFIER"].isna()
+    ids = rng.permutation(np.arange(100_000, 100_000 + int(staff.sum())))
+    frame.loc[staff, "UNIQUE_IDENTIFIER"] = ids.astype(str)
+    name = FILE_NAMES["pcn_workforce"].replace(PCN_WORKFORCE_MONTH, month)
+    return _write_csv(frame, out_dir / name)
 
 
 def _write_payments(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
@@ -1191,11 +1399,148 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
     return path
 
 
+HISTORY_MONTHS = 12  # monthly releases the demo ICS writes (the current one included)
+
+
+def _drifted_world(
+    world: DemoWorld, months_back: int, growth: np.ndarray, fte_walk: np.ndarray
+) -> DemoWorld:
+    """The world ``months_back`` months before the current release.
+
+    Lists smaller or larger, workforce a random walk away, the PCN mover in its old PCN before
+    its move.
+    """
+    factor = 1 - growth * months_back  # per practice; growth is per month
+    reg = world.registrations
+    patients = np.round(reg["patients"].to_numpy() * factor[reg["practice"].to_numpy()])
+    registrations = reg.assign(patients=patients.astype(np.int64))
+    totals = np.bincount(reg["practice"], weights=patients, minlength=len(factor)).astype(np.int64)
+    # ages scaled to the new list and rounded by largest remainder, so they add up exactly
+    now = world.single_age.reshape(len(factor), -1).astype(float)
+    scaled = now * (totals / np.maximum(now.sum(axis=1), 1))[:, None]
+    flat = np.floor(scaled)
+    short = totals - flat.sum(axis=1)
+    order = np.argsort(flat - scaled, axis=1, kind="stable")  # largest remainder first
+    rank = np.empty_like(order)
+    rank[np.arange(len(factor))[:, None], order] = np.arange(flat.shape[1])
+    flat += rank < short[:, None]
+    single = flat.astype(np.int64).reshape(world.single_age.shape)
+    prac = world.practices.copy()
+    prac["registered"] = totals
+    prac["male"] = single[:, 0, :].sum(axis=1)
+    prac["female"] = single[:, 1, :].sum(axis=1)
+    for column in ("gp_fte", "nurse_fte", "dpc_fte", "admin_fte"):
+        prac[column] = prac[column] * np.exp(fte_walk[months_back])
+    period = pd.Timestamp(EXTRACT_DATE) - pd.DateOffset(months=months_back)
+    moved = world.memberships[world.memberships["end_date"] == _model.MOVE_END_DATE]
+    if period <= pd.Timestamp(_model.MOVE_END_DATE):
+        prac.loc[moved["practice"].to_numpy(), "pcn"] = moved["pcn"].to_numpy()
+    return dataclasses.replace(
+        world, practices=prac, registrations=registrations, single_age=single
+    )
+
+
+def _write_release_history(
+    world: DemoWorld,
+    out: Path,
+    rng: np.random.Generator,
+    months: int,
+    workforce_stream: np.random.SeedSequence,
+    pcn_workforce_stream: np.random.SeedSequence | None = None,
+) -> list[Path]:
+    """Earlier monthly releases of registrations and workforce under ``releases/<YYYY-MM>/``.
+
+    The practice workforce files carry every detailed role column (as the current month's), and
+    when ``pcn_workforce_stream`` is given each release also has that month's PCN workforce file
+    (same roles and shares as the current month, sized to the month's lists).
+
+    Returns the release folders written.
+
+    Lists drift by a practice-specific monthly growth (mean +0.3%), the workforce by a random
+    walk per practice and staff group, and one practice moves PCN in April 2025 (as in ePCN).
+    The demo writes the LSOA file every month; NHS England publishes it quarterly.
+    """
+    n = len(world.practices)
+    growth = rng.normal(0.003, 0.004, n)
+    steps = rng.normal(0.0, 0.02, (months, n))
+    steps[0] = 0.0
+    fte_walk = np.cumsum(steps, axis=0)  # months_back -> log FTE change from the current month
+    folders = []
+    for back in range(1, months):
+        period = pd.Timestamp(EXTRACT_DATE) - pd.DateOffset(months=back)
+        folder = out / "releases" / period.strftime("%Y-%m")
+        folder.mkdir(parents=True, exist_ok=True)
+        past = _drifted_world(world, back, growth, fte_walk)
+        _write_registrations(past, folder, extract_date=period.strftime("%Y-%m-%d"))
+        folders.append(folder)
+        _write_workforce(
+            # the current month's stream: each practice keeps its data-source status
+            past,
+            folder,
+            np.random.default_rng(workforce_stream),
+            month=period.strftime("%B %Y"),
+        )
+        if pcn_workforce_stream is not None:
+            _write_pcn_workforce(
+                past,
+                folder,
+                np.random.default_rng(pcn_workforce_stream),
+                month=period.strftime("%B %Y"),
+            )
+    return folders
+
+
+# Strings that would run script, break out of an attribute, inject a link or climb folders if a
+# name reached HTML or a path unescaped. Each sets ``document.title`` to ``31337`` if it ever runs.
+HOSTILE_PAYLOADS = (
+    "<script>document.title=31337</script>",
+    '"><img src=x onerror=document.title=31337>',
+    '<a href="javascript:document.title=31337">javascript:link</a>',
+    "../../../tmp/pophealth-escape",
+    "<svg onload=document.title=31337>",
+    "' autofocus onfocus=document.title=31337 x='",
+    "[md link](javascript:document.title=31337) <b>bold</b> & ampersand %{x} {{7*7}}",
+)
+
+
+def hostile_name(name: str, index: int) -> str:
+    """``name`` prefixed with the ``index``-th hostile payload (cycled); keeps names unique."""
+    return f"{HOSTILE_PAYLOADS[index % len(HOSTILE_PAYLOADS)]} {name}"
+
+
+def _with_hostile_names(world: DemoWorld) -> DemoWorld:
+    """A copy of ``world`` whose every name column carries a hostile payload."""
+
+    def poison(frame: pd.DataFrame, column: str, offset: int) -> pd.DataFrame:
+        out = frame.copy()
+        out[column] = [hostile_name(str(n), offset + i) for i, n in enumerate(out[column])]
+        return out
+
+    areas = dict(world.areas)
+    for offset, (level, column) in enumerate(
+        (
+            ("sicbl", "sicbl_name"),
+            ("icb", "icb_name"),
+            ("region", "region_name"),
+            ("lad", "lad_name"),
+        )
+    ):
+        areas[level] = poison(areas[level], column, offset)
+    return dataclasses.replace(
+        world,
+        practices=poison(world.practices, "practice_name", 0),
+        pcns=poison(world.pcns, "pcn_name", 1),
+        areas=areas,
+    )
+
+
 def write_demo_dataset(
     out_dir: str | Path,
     seed: int = 42,
     scale: str = "ics",
     *,
+    history_months: int | None = None,
+    hostile_names: bool = False,
     _config_overrides: dict[str, object] | None = None,
 ) -> dict[str, Path]:
     """Write a synthetic demo dataset in the official file formats.
@@ -1208,6 +1553,13 @@ def write_demo_dataset(
             ~600,000 patients, plus a ring of neighbouring-ICB LSOAs) or ``"england"`` for a
             fictional England of national size (~6,300 practices, 42 ICBs, 33,755 LSOAs).
 
+        history_months: monthly releases of registrations and workforce to write, the current
+            one included (earlier ones under ``releases/<YYYY-MM>/``); default 12 for the ICS
+            and 0 (no history) for England, to keep the national benchmark's data unchanged.
+        hostile_names: prefix every name-bearing field (practice, PCN, sub-ICB location, ICB,
+            region, LAD and so LSOA names) with a hostile string from :data:`HOSTILE_PAYLOADS`
+            (script tags, attribute break-outs, ``javascript:`` links, ``../`` paths), in the
+            same official formats, to test that every name is escaped where it becomes HTML.
         _config_overrides: private; ``ScaleConfig`` fields to replace (tests use it to run a
             shrunken England quickly).
 
@@ -1223,14 +1575,17 @@ def write_demo_dataset(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     world = _model.build_world(seed, scale, _config_overrides)
+    if hostile_names:
+        world = _with_hostile_names(world)
     # independent streams per file family, so changing one writer leaves the others unchanged
-    streams = np.random.SeedSequence([seed, 20251001]).spawn(6)
+    streams = np.random.SeedSequence([seed, 20251001]).spawn(7)
     rngs = [np.random.default_rng(s) for s in streams]
 
     written: dict[str, Path] = {}
     written.update(_write_registrations(world, out))
     written["epcn"] = _write_epcn(world, out)
     written["workforce"] = _write_workforce(world, out, rngs[0])
+    written["pcn_workforce"] = _write_pcn_workforce(world, out, rngs[6])
     written["payments"] = _write_payments(world, out, rngs[1])
     written.update(_write_lookups_and_iod(world, out, rngs[2]))
     written.update(_write_census(world, out, rngs[3]))
@@ -1248,6 +1603,11 @@ def write_demo_dataset(
             _write_csv,
         )
     )
+    if history_months is None:
+        history_months = HISTORY_MONTHS if scale == "ics" else 0
+    if history_months > 1:
+        # earlier releases sit under releases/<YYYY-MM>/ and are not in the returned mapping
+        _write_release_history(world, out, rngs[5], history_months, streams[0], streams[6])
     readme = out / FILE_NAMES["readme"]
     readme.write_text(
         README_TEXT.format(seed=seed, scale=scale, icb_code=world.areas["icb"]["icb_code"].iloc[0]),
