@@ -620,7 +620,9 @@ def figure_bundle(fig: Chart, *, width: str = "full", caption: str = "") -> dict
         "text/html": _html_fragment(
             data_json, layout_json, is_map, height, width=width, caption=caption, label=label
         ),
-        "text/plain": f"<Figure: {label}>" + (f"\n{caption}" if caption else ""),
+        # escaped too: notebooks and their JSON are shared, and a viewer may render it as HTML
+        "text/plain": f"<Figure: {html.escape(label)}>"
+        + (f"\n{html.escape(caption)}" if caption else ""),
     }
 
 
