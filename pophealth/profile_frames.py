@@ -515,6 +515,7 @@ def related_areas(register: pd.DataFrame, area: dict) -> pd.DataFrame:
     related = pd.concat(frames, ignore_index=True)[columns]
     return related.drop_duplicates(["relation", "level", "area_code"]).reset_index(drop=True)
 
+
 # -- the whole team (issue13) ------------------------------------------------------------
 def _team_gaps(data: ProfileStore, rows: pd.DataFrame, basis: str) -> pd.DataFrame:
     """Fair-share gaps by staff group for the given indicator rows against all loaded areas."""
@@ -1088,7 +1089,6 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         workforce_findings=workforce_findings(area, team, data.comparator),
         long_term_conditions=ltc,
         related=related_areas(register, area),
-
         similar=similar,
         similar_list=similar_list,
         similar_method=similar_method,

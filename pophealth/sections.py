@@ -428,7 +428,7 @@ def workforce_team(p: Profile) -> None:
             "(individual level); PCN staff shared among practices by registered patients.",
         ),
     )
-    fig.update_layout(height=340)
+    fig.update_layout(height=280)
     charts.show(
         fig,
         caption="Bars: FTE per 10,000 weighted patients by staff group, practice-employed and "
@@ -724,7 +724,7 @@ def change_over_time(p: Profile) -> None:
             y_title=f"{title} ({unit})",
             source_note=_source(p, "Monthly releases in the prepared store."),
         )
-        fig.update_layout(height=300)
+        fig.update_layout(height=250)
         charts.show(
             fig,
             width="third",
