@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import html
 import json
 import math
 import re
@@ -41,12 +42,15 @@ NHS_PALE_GREY = "#E8EDEE"
 
 #: Fingertips comparison colours (benchmarked against a comparator).
 COMPARISON_COLOURS: dict[str, str] = {
-    "better": "#92D050",
-    "similar": "#FFC000",
-    "worse": "#C00000",
-    "not compared": "#C9C9C9",
-    "higher": "#BED2FF",
-    "lower": "#5555E6",
+    # The GOV.UK palette FingertipsNext uses for its benchmark labels: green / yellow / red for
+    # better / similar / worse, dark / light blue for higher / lower where no polarity applies.
+    # Every table cell and legend also carries the word, so colour is never the only cue.
+    "better": "#00703C",
+    "similar": "#FFDD00",
+    "worse": "#D4351C",
+    "not compared": "#B1B4B6",
+    "higher": "#003078",
+    "lower": "#5694CA",
 }
 
 #: Legend / hover wording for each comparison category.
@@ -417,11 +421,17 @@ def _finish(
     if extra_meta:
         meta.update(extra_meta)
     fig.update_layout(
-        title={"text": _esc(title), "x": 0.0, "xanchor": "left", "font": {"color": NHS_DARK_BLUE}},
+        title={
+            "text": _esc(title),
+            "x": 0.0,
+            "xanchor": "left",
+            "font": {"color": NHS_DARK_BLUE, "size": 16},
+        },
         font={"family": _FONT_FAMILY, "size": 13, "color": "#212B32"},
         height=height,
-        margin={"l": 60, "r": 30, "t": 70, "b": 60},
+        margin={"l": 60, "r": 30, "t": 60, "b": 60},
         hoverlabel={"font": {"family": _FONT_FAMILY}},
+        # Legend above the plot area but below the title (which sits in the top margin).
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0.0},
         meta=meta,
     )
@@ -472,24 +482,104 @@ def _figure_parts(fig: Chart) -> tuple[str, str, bool, Any]:
         )
     data, layout = spec.get("data", []), spec.get("layout", {})
     is_map = any(trace.get("type") in ("choropleth", "scattergeo") for trace in data)
+    layout = _clear_title_and_legend(layout, data)
     return to_json_plotly(data), to_json_plotly(layout), is_map, layout.get("height")
+
+
+# Pixels per title line and legend row, and characters per legend row at a third of a wide page
+# (the narrowest a profile draws a chart), for reserving the top margin.
+_TITLE_LINE_PX = 22
+_LEGEND_ROW_PX = 21
+_LEGEND_ROW_CHARS = 55
+_TITLE_WRAP_CHARS = 50
+
+
+def _legend_rows(data: list[dict[str, Any]]) -> int:
+    """How many rows a horizontal legend of these traces takes at a third of a wide page."""
+    rows, used = 0, _LEGEND_ROW_CHARS
+    for trace in data:
+        name = trace.get("name")
+        if trace.get("showlegend") is False or not name:
+            continue
+        if trace.get("type") == "choropleth" and trace.get("showlegend") is not True:
+            continue
+        width = len(re.sub(r"<[^>]+>", "", str(name))) + 6
+        if used + width > _LEGEND_ROW_CHARS:
+            rows, used = rows + 1, width
+        else:
+            used += width
+    return rows
+
+
+def _clear_title_and_legend(layout: dict[str, Any], data: list[dict[str, Any]]) -> dict[str, Any]:
+    """Keep a chart's legend clear of its title, whatever the chart's width.
+
+    The title (wrapped to short lines, so it fits a third of a wide page) is pinned to the top
+    of the figure; a horizontal legend above the plot area sits on the plot area's top edge and
+    grows upward; the top margin is made tall enough for both. Returns a new layout dict.
+    """
+    title = layout.get("title") or {}
+    legend = layout.get("legend") or {}
+    if not isinstance(title, dict) or not title.get("text"):
+        return layout
+    layout = dict(layout)
+    text = str(title["text"])
+    if "<br>" not in text:
+        text = _wrap(text, _TITLE_WRAP_CHARS)
+    lines = text.count("<br>") + 1
+    layout["title"] = {
+        **title,
+        "text": text,
+        "yref": "container",
+        "y": 1.0,
+        "yanchor": "top",
+        "pad": {"t": 10},
+    }
+    needed = 14 + lines * _TITLE_LINE_PX
+    top_legend = legend.get("orientation") == "h" and float(legend.get("y", 1.0)) >= 1.0
+    if top_legend and layout.get("showlegend", True) is not False:
+        layout["legend"] = {**legend, "yref": "paper", "y": 1.0, "yanchor": "bottom"}
+        needed += _legend_rows(data) * _LEGEND_ROW_PX + 6
+    margin = dict(layout.get("margin") or {})
+    margin["t"] = max(int(margin.get("t", 0) or 0), needed)
+    layout["margin"] = margin
+    return layout
 
 
 def _config(is_map: bool) -> dict[str, Any]:
     return {**PLOTLY_CONFIG, **OFFLINE_GEO_CONFIG} if is_map else dict(PLOTLY_CONFIG)
 
 
-def _html_fragment(data_json: str, layout_json: str, is_map: bool, height: Any) -> str:
-    """A div plus ``Plotly.newPlot`` call, as plotly's ``to_html(full_html=False)`` writes it."""
+def _html_fragment(
+    data_json: str,
+    layout_json: str,
+    is_map: bool,
+    height: Any,
+    *,
+    width: str = "full",
+    caption: str = "",
+    label: str = "",
+) -> str:
+    """A div plus ``Plotly.newPlot`` call, as plotly's ``to_html(full_html=False)`` writes it.
+
+    The outer ``<figure>`` carries ``ph-chart ph-chart-<width>`` (the exported page lays half
+    and third width charts side by side on wide screens), the chart title as its accessible
+    name and, when given, a ``<figcaption>`` with the chart's main message in words: the
+    chart's text alternative.
+    """
     div_id = str(uuid.uuid4())
     div_height = f"{height}px" if isinstance(height, (int, float)) else "100%"
     config_json = to_json_plotly(_config(is_map))
+    # A <figure> named by the chart title; its <figcaption> is the text alternative. (The
+    # drawing holds plotly's toolbar buttons, so it cannot itself be an image role.)
+    label_attr = f' aria-label="{escape_html(label)}"' if label else ""
+    caption_html = f'<figcaption class="ph-caption">{_esc(caption)}</figcaption>' if caption else ""
     fragment = (
-        f'<div><div id="{div_id}" class="plotly-graph-div" '
-        f'style="height:{div_height}; width:100%;"></div>'
-        '<script type="text/javascript">window.PLOTLYENV=window.PLOTLYENV || {};'
+        f'<figure class="ph-chart ph-chart-{escape_html(width)}"{label_attr}>'
+        f'<div id="{div_id}" class="plotly-graph-div" style="height:{div_height}; width:100%;">'
+        '</div><script type="text/javascript">window.PLOTLYENV=window.PLOTLYENV || {};'
         f'if (document.getElementById("{div_id}")) {{Plotly.newPlot("{div_id}", {data_json}, '
-        f"{layout_json}, {config_json})}};</script></div>"
+        f"{layout_json}, {config_json})}};</script>{caption_html}</figure>"
     )
     return (GEO_ASSETS_SCRIPT + fragment) if is_map else fragment
 
@@ -504,11 +594,16 @@ def figure_to_html(fig: Chart) -> str:
     return _html_fragment(*_figure_parts(fig))
 
 
-def figure_bundle(fig: Chart) -> dict[str, Any]:
+def figure_bundle(fig: Chart, *, width: str = "full", caption: str = "") -> dict[str, Any]:
     """Build the IPython mime bundle for ``fig`` (Plotly JSON + HTML fragment).
 
     The figure is encoded to JSON once; the Plotly JSON part is parsed back from it so it holds
     plain JSON types (numpy arrays would not survive nbformat).
+
+    Args:
+        fig: A Figure or a FigureSpec.
+        width: ``full``, ``half`` or ``third``: the share of a wide page the chart takes.
+        caption: The chart's main message in words, shown under it (its text alternative).
     """
     data_json, layout_json, is_map, height = _figure_parts(fig)
     layout = json.loads(layout_json)
@@ -518,22 +613,29 @@ def figure_bundle(fig: Chart) -> dict[str, Any]:
         "config": _config(is_map),
     }
     title = (layout.get("title") or {}).get("text") or "untitled"
+    label = re.sub(r"<[^>]+>", " ", html.unescape(str(title)))
+    label = " ".join(label.split())
     return {
         PLOTLY_MIMETYPE: plotly_json,
-        "text/html": _html_fragment(data_json, layout_json, is_map, height),
-        "text/plain": f"<Figure: {title}>",
+        "text/html": _html_fragment(
+            data_json, layout_json, is_map, height, width=width, caption=caption, label=label
+        ),
+        # escaped too: notebooks and their JSON are shared, and a viewer may render it as HTML
+        "text/plain": f"<Figure: {html.escape(label)}>"
+        + (f"\n{html.escape(caption)}" if caption else ""),
     }
 
 
-def show(fig: Chart) -> None:
+def show(fig: Chart, *, width: str = "full", caption: str = "") -> None:
     """Display ``fig`` (a Figure or a FigureSpec) in a notebook as a mime bundle.
 
     JupyterLab renders the Plotly JSON natively; nbconvert's HTML export uses the
     ``text/html`` fragment, which needs ``plotly.min.js`` loaded once in the page head.
+    ``width`` and ``caption`` are as in :func:`figure_bundle`.
     """
     from IPython.display import display
 
-    display(figure_bundle(fig), raw=True)
+    display(figure_bundle(fig, width=width, caption=caption), raw=True)
 
 
 def show_html(html_text: str) -> None:
@@ -667,19 +769,19 @@ def population_pyramid_spec(
         zerolinecolor=NHS_GREY,
     )
     fig.update_yaxes(categoryorder="array", categoryarray=order)
-    fig.add_annotation(
-        x=0.0, y=1.0, xref="paper", yref="paper", text="Males", showarrow=False, yanchor="bottom"
-    )
-    fig.add_annotation(
-        x=1.0,
-        y=1.0,
-        xref="paper",
-        yref="paper",
-        text="Females",
-        showarrow=False,
-        xanchor="right",
-        yanchor="bottom",
-    )
+    # Inside the plot's top corners (the oldest bands are short there), clear of the legend
+    # that sits on the plot's top edge.
+    for text, x, anchor in (("Males", 0.0, "left"), ("Females", 1.0, "right")):
+        fig.add_annotation(
+            x=x,
+            y=1.0,
+            xref="paper",
+            yref="paper",
+            text=text,
+            showarrow=False,
+            xanchor=anchor,
+            yanchor="top",
+        )
     _finish(
         fig,
         chart=function,
@@ -689,7 +791,6 @@ def population_pyramid_spec(
         x_title="Percentage of the total population (%)",
         y_title="Age band (years)",
     )
-    fig.update_layout(legend={"y": -0.12, "yanchor": "top"}, margin={"b": 110})
     return fig
 
 
@@ -1370,7 +1471,9 @@ def spine_chart_spec(
         font={"size": 11},
     )
     ticktext = [
-        _wrap(_esc(t)) + (f"<br><span style='font-size:10px'>{_esc(u)}</span>" if u else "")
+        # The unit is in the printed value column (e.g. "5.73 per 10,000"), so labels stay at
+        # two lines at most and rows can be compact.
+        _wrap(_esc(t), 60)
         for t, u in zip(titles, units, strict=True)
     ]
     fig.update_layout(barmode="overlay")
@@ -1393,12 +1496,12 @@ def spine_chart_spec(
         chart=function,
         title=title,
         source_note=source_note,
-        height=max(300, 46 * n_rows + 170),
+        height=max(300, 34 * n_rows + 170),
         x_title=(
             f"Scaled to {_esc(comparator_label)} (centre line); better to the right where "
             "an indicator has a polarity"
         ),
-        y_title="Indicator (unit)",
+        y_title="Indicator",
         extra_meta={"indicator_ids": _text_values(rows, "indicator_id")},
     )
     fig.update_layout(margin={"l": 20})

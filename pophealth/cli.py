@@ -1,7 +1,8 @@
 """The ``pophealth`` command line.
 
 Commands: ``demo`` (everything on the embedded demo data), ``demo-data``, ``fetch``,
-``prepare``, ``areas``, ``indicators``, ``run`` and ``lab`` (JupyterLab on the explorer).
+``prepare``, ``areas``, ``indicators``, ``run``, ``export`` (one self-contained profile) and
+``lab`` (JupyterLab on the explorer).
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def _cmd_prepare_add(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace):
     import pophealth
 
-    return pophealth.load(args.data, neighbourhoods=args.neighbourhoods, imd=args.imd)
+    # Absolute paths: the profile kernels run in the notebooks' folder, not the caller's.
+    neighbourhoods = str(Path(args.neighbourhoods).resolve()) if args.neighbourhoods else None
+    return pophealth.load(Path(args.data).resolve(), neighbourhoods=neighbourhoods, imd=args.imd)
 
 
 def _cmd_areas(args: argparse.Namespace) -> int:
@@ -82,18 +85,37 @@ def _cmd_areas(args: argparse.Namespace) -> int:
 
     data = _load(args)
     areas = data.areas(args.level, system=args.system)
-    cols = ["level", "area_type", "basis", "area_code", "area_name", "parent_code", "list_size"]
-    with pd.option_context("display.max_rows", None, "display.width", 200):
-        print(areas[[c for c in cols if c in areas]].to_string(index=False))
+    cols = ["level", "area_type", "area_code", "area_name", "parent_code"]
+    listing = areas[[c for c in cols if c in areas]].rename(
+        columns={
+            "level": "Level",
+            "area_type": "Type",
+            "area_code": "Code",
+            "area_name": "Name",
+            "parent_code": "Parent",
+        }
+    )
+    headline = pd.DataFrame([_format_headline(row) for _, row in areas.iterrows()])
+    listing = pd.concat([listing.reset_index(drop=True), headline], axis=1)
+    with pd.option_context("display.max_rows", None, "display.width", 250):
+        print(listing.to_string(index=False))
     return 0
 
 
 def _cmd_indicators(args: argparse.Namespace) -> int:
+    from pophealth.geography import UnknownAreaError
+
     data = _load(args)
     table = data.indicator_history if args.periods == "all" else data.indicator_table
     table = table[table["level"] == args.level] if args.level != "all" else table
     if args.area:
         area = data.resolve_area(args.area)
+        if args.level != "all" and area["level"] != args.level:
+            raise UnknownAreaError(
+                f"Area {area['area_code']} ({area['area_name']}) is a {area['level']}, not a "
+                f"{args.level}: use --level {area['level']} (or --level all), or give a "
+                f"{args.level} code (`pophealth areas --level {args.level}` lists them)."
+            )
         table = table[table["area_code"] == area["area_code"]]
     out = Path(args.out)
     with atomic_path(out) as tmp:
@@ -127,12 +149,24 @@ def _format_headline(row) -> dict[str, str]:
     }
 
 
-def build_jobs(data, system: str | None, levels, notebook_dir: Path, areas_filter=None) -> list:
-    """One ProfileJob per area of the system (every system when ``None``) at each level."""
+def build_jobs(
+    data,
+    system: str | None,
+    levels,
+    notebook_dir: Path,
+    areas_filter=None,
+    downloads: tuple[str, ...] = ("xlsx",),
+    extra_fingerprint: str = "",
+) -> list:
+    """One ProfileJob per area of the system (every system when ``None``) at each level.
+
+    Each notebook gets ``page_links``: the index's URL, the levels run (so a profile links its
+    parent and children only where their pages exist) and the downloads written beside it.
+    """
     from pophealth.runner import ProfileJob
 
     jobs = []
-    fingerprint = _fingerprint(data, f"imd={data.imd}")
+    fingerprint = _fingerprint(data, f"imd={data.imd};{extra_fingerprint}")
     register = data.register
     system_names = (
         register[register["level"] == "system"]
@@ -170,6 +204,11 @@ def build_jobs(data, system: str | None, levels, notebook_dir: Path, areas_filte
                         "data_path": str(data.prepared_dir),
                         "neighbourhoods": data.neighbourhoods_file,
                         "imd": data.imd,
+                        "page_links": {
+                            "index": "../../index.html",
+                            "levels": list(levels),
+                            "downloads": list(downloads),
+                        },
                     },
                     headline=_format_headline(row),
                     input_fingerprint=fingerprint,
@@ -200,7 +239,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # compute once in this process so the manifest can report it; kernels reuse the store
     started = time.perf_counter()
     _ = data.indicator_table
-    jobs = build_jobs(data, system, levels, Path(args.notebooks), area_filter)
+    self_contained = bool(getattr(args, "self_contained", False))
+    pdf = bool(getattr(args, "pdf", False))
+    downloads = ("pdf", "xlsx") if pdf else ("xlsx",)
+    jobs = build_jobs(
+        data,
+        system,
+        levels,
+        Path(args.notebooks),
+        area_filter,
+        downloads=downloads,
+        extra_fingerprint=f"self_contained={self_contained}",
+    )
     if national:
         n_systems = data.register.loc[data.register["level"] == "system", "area_code"].nunique()
         system_name = (
@@ -232,6 +282,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"Running {len(jobs)} profiles for {system_name} ({system or 'every system'}) "
         f"with {args.workers} workers"
     )
+    _write_workbooks(data, jobs, Path(args.out).resolve(), run_info)
     summary = run_profiles(
         jobs,
         args.out,
@@ -242,11 +293,132 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         run_info=run_info,
         title=f"Population health needs profiles: {system_name}",
+        self_contained=self_contained,
+        pdf=pdf,
     )
     index = Path(args.out).resolve() / "index.html"
     print(f"{summary.ok} ok, {summary.skipped} unchanged, {summary.failed} failed")
+    _print_failures(summary)
     print(index)
     return summary.exit_code
+
+
+def _print_failures(summary) -> None:
+    """Each failed area and its error, so a terminal user need not open the index."""
+    import json
+
+    try:
+        engine = json.loads(Path(summary.manifest_path).read_text(encoding="utf-8"))["engine"]
+    except (OSError, KeyError, ValueError):
+        engine = {}
+    for key, error in (engine.get("pdf_errors") or {}).items():
+        print(f"PDF not written for {key}: {error}", file=sys.stderr)
+    failed = [r for r in summary.results if r.status == "failed"]
+    for record in failed:
+        where = f" (cell {record.error_cell_index})" if record.error_cell_index is not None else ""
+        message = " ".join(str(record.error_message or "").split())
+        if len(message) > 300:
+            message = message[:297] + "..."
+        print(
+            f"FAILED {record.level} {record.area_code} {record.area_name}{where}: "
+            f"{record.error_ename}: {message}",
+            file=sys.stderr,
+        )
+        if record.failed_ipynb_path is not None:
+            print(f"  debug notebook: {record.failed_ipynb_path}", file=sys.stderr)
+
+
+def _write_workbooks(data, jobs: list, out_dir: Path, run_info: dict) -> None:
+    """One workbook per profile beside its page, and the run's workbook and CSV."""
+    from pophealth.profile_frames import definitions_frame, provenance_frame
+    from pophealth.runner.jobs import job_paths
+    from pophealth.runner.workbook import write_workbooks
+
+    targets = {
+        (job.area_code, job.parameters["basis"]): job_paths(out_dir, job).html.with_suffix(".xlsx")
+        for job in jobs
+    }
+    table = data.indicator_table
+    about = [
+        ("Profiles", str(run_info.get("system_name", ""))),
+        ("Compared with", data.comparator),
+        ("Deprivation", str(run_info.get("imd_release", ""))),
+        ("Prepared store", str(data.manifest.get("prepared_at", ""))),
+        (
+            "Synthetic demo data",
+            "YES: not real patients or places" if data.manifest.get("synthetic") else "no",
+        ),
+        ("Comparison", "95% confidence limits against the comparator (99.8% in its own column)"),
+    ]
+    write_workbooks(
+        table,
+        definitions_frame(table["indicator_id"].unique()),
+        provenance_frame(data),
+        targets,
+        out_dir,
+        comparator=data.comparator,
+        about=about,
+    )
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """One area's profile as a single self-contained HTML file (plus workbook, PDF)."""
+    import shutil
+    import tempfile
+
+    from pophealth.runner import run_profiles
+
+    data = _load(args)
+    area = data.resolve_area(args.area, args.basis)
+    out = Path(args.out).resolve()
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise FileNotFoundError(f"--out must name an .html file, not {out}.")
+    downloads = ("pdf", "xlsx") if args.pdf else ("xlsx",)
+    system = None if area["level"] == "system" else area.get("system_code")
+    jobs = build_jobs(
+        data,
+        system if isinstance(system, str) else None,
+        [area["level"]],
+        Path(args.notebooks),
+        [area["area_code"]],
+        downloads=downloads,
+        extra_fingerprint="self_contained=True",
+    )
+    jobs = [job for job in jobs if job.parameters["basis"] == area["basis"]][:1]
+    # A lone file has no index or neighbouring profiles to link; its downloads sit beside it.
+    jobs[0].parameters["page_links"] = {
+        "index": None,
+        "levels": [],
+        "downloads": list(downloads),
+        "stem": out.stem,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pophealth-export-") as work:
+        site = Path(work)
+        _write_workbooks(data, jobs, site, {"system_name": area["area_name"]})
+        summary = run_profiles(
+            jobs,
+            site,
+            workers=1,
+            timeout=args.timeout,
+            progress=False,
+            title=f"Profile: {area['area_name']}",
+            self_contained=True,
+            pdf=args.pdf,
+        )
+        _print_failures(summary)
+        if summary.failed:
+            return summary.exit_code
+        page = summary.results[0].html_path
+        shutil.copyfile(page, out)
+        written = [out]
+        for suffix in (".xlsx", ".pdf"):
+            if page.with_suffix(suffix).is_file():
+                shutil.copyfile(page.with_suffix(suffix), out.with_suffix(suffix))
+                written.append(out.with_suffix(suffix))
+    for path in written:
+        print(path)
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -254,7 +426,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from pophealth.history import prepare_store
 
     out = Path(args.out)
-    raw, prepared, site = out / "raw", out / "prepared", out / "profiles"
+    # The run folder is ``out`` itself: out/index.html and out/profiles/<level>/...
+    raw, prepared, site = out / "raw", out / "prepared", out
     t0 = time.perf_counter()
     write_demo_dataset(raw, seed=args.seed)
     t1 = time.perf_counter()
@@ -282,6 +455,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         imd="2025",
         notebooks=args.notebooks,
         areas=None,
+        self_contained=args.self_contained,
+        pdf=args.pdf,
     )
     code = _cmd_run(run_args)
     print(f"Demo finished in {time.perf_counter() - t0:.1f} s; open the index page:")
@@ -385,6 +560,15 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="rebuild profiles even if unchanged")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--notebooks", default=str(default_notebook_dir()), help="notebook folder")
+    p.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="write each profile as one HTML file with plotly.js and styles inside, to share "
+        "on its own (default: pages link the run folder's assets/, smaller for national runs)",
+    )
+    p.add_argument(
+        "--pdf", action="store_true", help="also print each profile to an A4 PDF (needs Chromium)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -452,11 +636,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="ICB code (ONS E54… or ODS Q…), or 'all' for every system in the data",
     )
     p.add_argument("--out", required=True, help="output folder for the profiles site")
-    p.add_argument("--levels", default="neighbourhood,place,system")
+    p.add_argument(
+        "--levels",
+        default="neighbourhood,place,system",
+        help="comma-separated levels to run, from neighbourhood, place, system "
+        "(default: all three)",
+    )
     p.add_argument("--areas", help="comma-separated area codes to run (default: all)")
     p.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT")
     _add_run_options(p)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "export", help="write one area's profile as a single self-contained HTML file to share"
+    )
+    _add_data_options(p)
+    p.add_argument("--area", required=True, help="area code (ODS codes accepted)")
+    p.add_argument("--basis", choices=["registered", "resident"], help="population basis")
+    p.add_argument("--out", required=True, help="HTML file to write (FILE.xlsx goes beside it)")
+    p.add_argument("--pdf", action="store_true", help="also write FILE.pdf (needs Chromium)")
+    p.add_argument("--timeout", type=int, default=300, help="seconds allowed for the profile")
+    p.add_argument("--notebooks", default=str(default_notebook_dir()), help="notebook folder")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("lab", help="start JupyterLab on the interactive explorer")
     p.add_argument("--data", help="prepared store (default: the demo store, built if missing)")

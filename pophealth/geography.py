@@ -15,6 +15,7 @@ All functions are pure: DataFrames in, new DataFrames out.
 from __future__ import annotations
 
 import difflib
+import re
 
 import pandas as pd
 
@@ -49,9 +50,22 @@ def close_matches(code: str, candidates: list[str], n: int = 5) -> list[str]:
     return [upper[h] for h in hits]
 
 
+def code_kind(code: str) -> str:
+    """The kind of a code: the GSS entity (``E38``, ``E54``...) or an ODS code's first letter."""
+    text = str(code).strip().upper()
+    if re.fullmatch(r"[EWSN]\d{2}.*", text):
+        return text[:3]
+    return text[:1]
+
+
 def unknown_code_message(kind: str, code: str, candidates: list[str]) -> str:
-    """Build the error text for an unknown code, with the closest valid codes."""
-    matches = close_matches(code, candidates)
+    """Build the error text for an unknown code, with the closest valid codes of its kind.
+
+    A mistyped sub-ICB code (``E38…``) is offered sub-ICB codes, not LADs or PCNs, when the
+    loaded data have any of that kind; otherwise the closest codes of any kind.
+    """
+    same_kind = [c for c in candidates if code_kind(c) == code_kind(code)]
+    matches = close_matches(code, same_kind or candidates)
     hint = f" Closest valid codes: {', '.join(matches)}." if matches else ""
     return f"Unknown {kind} code {code!r}: it is not in the loaded data.{hint}"
 

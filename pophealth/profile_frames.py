@@ -64,6 +64,8 @@ class Profile:
     workforce_findings: list[dict] = field(default_factory=list)
     roles: pd.DataFrame = field(default_factory=pd.DataFrame)
     long_term_conditions: dict = field(default_factory=dict)
+    #: Parent and child areas (``relation, level, area_code, area_name``) for page links.
+    related: pd.DataFrame = field(default_factory=pd.DataFrame)
     similar: pd.DataFrame = field(default_factory=pd.DataFrame)
     similar_list: pd.DataFrame = field(default_factory=pd.DataFrame)
     similar_method: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -480,6 +482,38 @@ def workforce_coverage_notes(data: ProfileStore, area: dict) -> list[str]:
                 "are left out of the per-weighted-patient rates."
             )
     return notes
+
+
+def related_areas(register: pd.DataFrame, area: dict) -> pd.DataFrame:
+    """The area's parent and children (``relation, level, area_code, area_name``).
+
+    A neighbourhood's parent is its place; a place's children are the neighbourhoods whose
+    parent it is; a system's children are its places and neighbourhoods. The England row
+    (all loaded areas) is nobody's linked parent: it has no profile page.
+    """
+    columns = ["relation", "level", "area_code", "area_name"]
+    frames = []
+    parent = register[
+        (register["area_code"] == area.get("parent_code"))
+        & register["level"].isin(["neighbourhood", "place", "system"])
+    ]
+    if len(parent):
+        frames.append(parent.head(1).assign(relation="parent"))
+    if area["level"] == "place":
+        children = register[
+            (register["level"] == "neighbourhood") & (register["parent_code"] == area["area_code"])
+        ]
+        frames.append(children.assign(relation="child"))
+    elif area["level"] == "system":
+        children = register[
+            register["level"].isin(["place", "neighbourhood"])
+            & (register["system_code"] == area["area_code"])
+        ]
+        frames.append(children.assign(relation="child"))
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    related = pd.concat(frames, ignore_index=True)[columns]
+    return related.drop_duplicates(["relation", "level", "area_code"]).reset_index(drop=True)
 
 
 # -- the whole team (issue13) ------------------------------------------------------------
@@ -1054,6 +1088,7 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         roles=roles_frame(data, area),
         workforce_findings=workforce_findings(area, team, data.comparator),
         long_term_conditions=ltc,
+        related=related_areas(register, area),
         similar=similar,
         similar_list=similar_list,
         similar_method=similar_method,

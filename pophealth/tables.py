@@ -30,12 +30,12 @@ from pophealth.checks import escape_html
 
 #: Text colour that keeps contrast on each comparison background.
 _COMPARISON_TEXT: dict[str, str] = {
-    "better": "#000000",
-    "similar": "#000000",
+    "better": "#FFFFFF",
+    "similar": "#0B0C0C",
     "worse": "#FFFFFF",
-    "not compared": "#000000",
-    "higher": "#000000",
-    "lower": "#FFFFFF",
+    "not compared": "#0B0C0C",
+    "higher": "#FFFFFF",
+    "lower": "#0B0C0C",
 }
 
 _COMPARISON_WORDS: dict[str, str] = {
@@ -74,12 +74,48 @@ PROFILE_CSS = """
 .ph-sortable thead th::after { content: " \\2195"; opacity: 0.6; font-size: 0.85em; }
 .ph-sortable thead th[aria-sort="ascending"]::after { content: " \\25B2"; opacity: 1; }
 .ph-sortable thead th[aria-sort="descending"]::after { content: " \\25BC"; opacity: 1; }
-.ph-cmp-better { background: #92D050; color: #000000; }
-.ph-cmp-similar { background: #FFC000; color: #000000; }
-.ph-cmp-worse { background: #C00000; color: #FFFFFF; }
-.ph-cmp-not-compared { background: #C9C9C9; color: #000000; }
-.ph-cmp-higher { background: #BED2FF; color: #000000; }
-.ph-cmp-lower { background: #5555E6; color: #FFFFFF; }
+.ph-cmp-better { background: #00703C; color: #FFFFFF; }
+.ph-cmp-similar { background: #FFDD00; color: #0B0C0C; }
+.ph-cmp-worse { background: #D4351C; color: #FFFFFF; }
+.ph-cmp-not-compared { background: #B1B4B6; color: #0B0C0C; }
+.ph-cmp-higher { background: #003078; color: #FFFFFF; }
+.ph-cmp-lower { background: #5694CA; color: #0B0C0C; }
+.ph-table td { overflow-wrap: anywhere; }
+/* JupyterLab right-aligns every table cell: text reads left, numbers right. */
+.jp-RenderedHTMLCommon .ph-table th, .jp-RenderedHTMLCommon .ph-table td,
+.ph-table th, .ph-table td { text-align: left; }
+.jp-RenderedHTMLCommon .ph-table .ph-num, .ph-table .ph-num { text-align: right; }
+.ph-benchmark td:first-child { min-width: 20em; }
+.ph-code { overflow-wrap: anywhere; word-break: break-word; }
+/* the definition text takes the width, so long catalogues stay short */
+.ph-definitions { table-layout: fixed; }
+.ph-definitions th:nth-child(1) { width: 12%; }
+.ph-definitions th:nth-child(2) { width: 15%; }
+.ph-definitions th:nth-child(3) { width: 41%; }
+.ph-definitions th:nth-child(4), .ph-definitions th:nth-child(5) { width: 10%; }
+.ph-definitions th:nth-child(6), .ph-definitions th:nth-child(7) { width: 5%; }
+.ph-definitions th:nth-child(8) { width: 2%; }
+.ph-title { margin: 0.2em 0 0.1em; font-size: 1.9em; color: #005EB8; }
+.ph-basis { margin: 0 0 0.5em; color: #4C6272; }
+.ph-nav, .ph-toc { font-size: 14px; margin: 0.4em 0; }
+.ph-nav a, .ph-toc a { color: #005EB8; }
+.ph-nav ul, .ph-toc ol { display: flex; flex-wrap: wrap; gap: 0.2em 1.2em; list-style: none;
+  padding: 0; margin: 0.2em 0; }
+.ph-toc ol { counter-reset: none; }
+.ph-tiles { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr));
+  gap: 0.6em; margin: 0.8em 0; }
+.ph-tile { border: 1px solid #D8DDE0; border-top: 4px solid #005EB8; padding: 0.5em 0.8em;
+  background: #FFFFFF; }
+.ph-tile .ph-tile-label { font-size: 13px; color: #4C6272; margin: 0; }
+.ph-tile .ph-tile-value { font-size: 24px; font-weight: 700; margin: 0.1em 0; color: #212B32; }
+.ph-tile .ph-tile-note { font-size: 13px; margin: 0; color: #212B32; }
+h2.ph-section { margin: 1.2em 0 0.2em; padding-top: 0.3em; border-top: 1px solid #D8DDE0;
+  color: #005EB8; }
+p.ph-lead { margin: 0 0 0.5em; font-size: 15px; max-width: 75em; }
+.ph-caption { margin: 0.2em 0 0.6em; font-size: 13px; color: #4C6272; }
+figure.ph-chart { margin: 0; }
+details.ph-details { margin: 0.4em 0; }
+details.ph-details > summary { cursor: pointer; color: #005EB8; font-weight: 600; }
 .ph-headline {
   border-left: 6px solid #005EB8; background: #E8F1FA; padding: 0.8em 1em; margin: 0.8em 0;
   font-size: 16px;
@@ -96,6 +132,15 @@ PROFILE_CSS = """
   .ph-table tr { page-break-inside: avoid; }
   .ph-table thead { display: table-header-group; }
   .ph-sortable thead th::after { content: ""; }
+  .ph-nav, .ph-toc, .modebar-container { display: none; }
+  h2.ph-section { break-before: page; border-top: none; }
+  h2.ph-section.ph-short { break-before: auto; }
+  h2.ph-section, p.ph-lead { break-after: avoid; }
+  .ph-chart, .ph-tiles, .ph-tile { break-inside: avoid; }
+  .ph-tiles { grid-template-columns: repeat(4, 1fr); }
+  .ph-definitions, .ph-provenance { font-size: 8px; }
+  .ph-definitions td, .ph-provenance td { padding: 2px 4px; }
+  details.ph-details > summary { list-style: none; }
   .ph-cmp-better, .ph-cmp-similar, .ph-cmp-worse, .ph-cmp-not-compared, .ph-cmp-higher,
   .ph-cmp-lower, .ph-table thead th, .ph-banner, .ph-headline {
     -webkit-print-color-adjust: exact; print-color-adjust: exact;
@@ -254,11 +299,7 @@ def benchmark_table(
     for record, comparison in zip(rows.to_dict("records"), comparisons, strict=True):
         unit = "" if _is_missing(record["unit"]) else str(record["unit"])
         lower, upper = _as_float(record["lower_ci"]), _as_float(record["upper_ci"])
-        ci = (
-            f"{format_value(lower, unit)}–{format_value(upper, unit)}"
-            if not (math.isnan(lower) or math.isnan(upper))
-            else "–"
-        )
+        ci = _interval(lower, upper, unit)
         css = "ph-cmp-" + comparison.replace(" ", "-")
         colour = COMPARISON_COLOURS[comparison]
         style = f' style="background:{colour};color:{_COMPARISON_TEXT[comparison]}"'
@@ -624,6 +665,208 @@ def synthetic_banner(
     )
 
 
+# --------------------------------------------------------------------------------------
+# 14. Page furniture: title, links, contents, key figures, section openings, collapsed detail
+# --------------------------------------------------------------------------------------
+
+
+def page_title(title: str, basis_line: str) -> str:
+    """The profile's ``<h1>`` and the line under it (code, type, basis, comparator).
+
+    Args:
+        title: The page title, e.g. "Neighbourhood needs profile: X PCN".
+        basis_line: One line naming the area's code, type, population basis and comparator.
+
+    Returns:
+        HTML with both texts escaped.
+    """
+    return f'<h1 class="ph-title">{_esc(title)}</h1><p class="ph-basis">{_esc(basis_line)}</p>'
+
+
+def link_list(links: Sequence[tuple[str, str]], label: str) -> str:
+    """A ``<nav>`` of links (index, parent, child areas, downloads).
+
+    Args:
+        links: ``(text, href)`` pairs; both are escaped (hrefs are relative file names).
+        label: The navigation landmark's accessible name, e.g. "Related profiles".
+
+    Returns:
+        ``<nav class="ph-nav">`` HTML, or ``""`` when there is no link.
+    """
+    if not links:
+        return ""
+    items = "".join(f'<li><a href="{_esc(href)}">{_esc(text)}</a></li>' for text, href in links)
+    return f'<nav class="ph-nav" aria-label="{_esc(label)}"><ul>{items}</ul></nav>'
+
+
+def contents(sections: Sequence[tuple[str, str]]) -> str:
+    """The table of contents: one link per section anchor.
+
+    Args:
+        sections: ``(anchor id, heading)`` pairs in page order.
+
+    Returns:
+        ``<nav class="ph-toc">`` HTML.
+    """
+    items = "".join(
+        f'<li><a href="#{_esc(anchor)}">{_esc(text)}</a></li>' for anchor, text in sections
+    )
+    return (
+        f'<nav class="ph-toc" aria-label="Contents"><strong>Contents</strong><ol>{items}</ol></nav>'
+    )
+
+
+def key_figure_tiles(tiles: Sequence[tuple[str, str, str]]) -> str:
+    """A row of key-figure tiles.
+
+    Args:
+        tiles: ``(label, value, note)`` triples, already formatted (all escaped here).
+
+    Returns:
+        ``<div class="ph-tiles">`` HTML, one ``<section>`` per tile.
+    """
+    cells = "".join(
+        f'<div class="ph-tile" role="listitem"><p class="ph-tile-label">{_esc(label)}</p>'
+        f'<p class="ph-tile-value">{_esc(value)}</p><p class="ph-tile-note">{_esc(note)}</p></div>'
+        for label, value, note in tiles
+    )
+    return f'<div class="ph-tiles" role="list" aria-label="Key figures">{cells}</div>'
+
+
+def section_opening(anchor: str, heading: str, lead: str, *, short: bool = False) -> str:
+    """A section's ``<h2>`` (the contents' anchor) and its one-sentence summary.
+
+    Args:
+        anchor: The heading's id.
+        heading: Section heading.
+        lead: One sentence saying what the section shows.
+        short: A text-only section: printed without a page break before it.
+
+    Returns:
+        HTML with every text escaped.
+    """
+    css = "ph-section ph-short" if short else "ph-section"
+    return (
+        f'<h2 class="{css}" id="{_esc(anchor)}">{_esc(heading)}</h2>'
+        f'<p class="ph-lead">{_esc(lead)}</p>'
+    )
+
+
+def bullet_list(items: Sequence[str]) -> str:
+    """A ``<ul>`` of escaped text items (notes)."""
+    return '<ul class="ph-notes">' + "".join(f"<li>{_esc(i)}</li>" for i in items) + "</ul>"
+
+
+def collapsible(summary: str, body_html: str) -> str:
+    """Wrap detail (definitions, provenance) in a closed ``<details>`` element.
+
+    Args:
+        summary: The always-visible summary text (escaped).
+        body_html: Inner HTML, already built by a table function (not escaped again).
+
+    Returns:
+        ``<details class="ph-details">`` HTML.
+    """
+    return f'<details class="ph-details"><summary>{_esc(summary)}</summary>{body_html}</details>'
+
+
+def register_table(registers: pd.DataFrame, comparator_label: str) -> str:
+    """Long-term conditions, one row per QOF register: recorded prevalence, recorded/expected.
+
+    Args:
+        registers: :func:`pophealth.prevalence.ltc_table` columns ``condition, prevalence,
+            prevalence_low, prevalence_high, england_prevalence, ratio, ratio_low, ratio_high,
+            missing_patients, comparison`` (the recorded-vs-expected comparison).
+        comparator_label: Heading for the comparator's prevalence (e.g. "England").
+
+    Returns:
+        An HTML ``<table>`` with formatted numbers, the ratio coloured by its comparison.
+    """
+    columns = [
+        "condition", "prevalence", "prevalence_low", "prevalence_high", "england_prevalence",
+        "ratio", "ratio_low", "ratio_high", "missing_patients", "comparison",
+    ]  # fmt: skip
+    _check_frame(registers, columns, "register_table", "registers")
+    comparisons = _normalise_comparison(registers["comparison"].tolist(), function="register_table")
+    body = []
+    for record, comparison in zip(registers.to_dict("records"), comparisons, strict=True):
+        style = (
+            f' style="background:{COMPARISON_COLOURS[comparison]};'
+            f'color:{_COMPARISON_TEXT[comparison]}" title="{_esc(_COMPARISON_WORDS[comparison])}"'
+        )
+        ratio = _as_float(record["ratio"])
+        body.append(
+            "<tr>"
+            + _cell(_esc(record["condition"]))
+            + _cell(_esc(format_value(record["prevalence"], "%")), numeric=True)
+            + _cell(
+                _esc(_interval(record["prevalence_low"], record["prevalence_high"], "%")),
+                numeric=True,
+            )  # fmt: skip
+            + _cell(_esc(format_value(record["england_prevalence"], "%")), numeric=True)
+            + _cell(
+                _esc("–" if math.isnan(ratio) else f"{ratio:.2f}"),
+                numeric=True,
+                classes="ph-cmp-" + comparison.replace(" ", "-"),
+                attrs=style,
+            )
+            + _cell(
+                _esc(_interval(record["ratio_low"], record["ratio_high"], "ratio")), numeric=True
+            )  # fmt: skip
+            + _cell(_esc(format_count(record["missing_patients"])), numeric=True)
+            + "</tr>"
+        )
+    header = _header(
+        [
+            ("Condition (register)", False),
+            ("Recorded prevalence (%)", True),
+            ("95% CI", True),
+            (f"{_esc(comparator_label)} (%)", True),
+            ("Recorded / expected", True),
+            ("95% CI", True),
+            ("Estimated not on the register", True),
+        ]
+    )
+    return f'<table class="ph-table ph-registers">{header}<tbody>{"".join(body)}</tbody></table>'
+
+
+def _interval(low: Any, high: Any, unit: str) -> str:
+    """'low–high' with the unit's formatting (two decimals for ratios), '–' when missing."""
+    low, high = _as_float(low), _as_float(high)
+    if math.isnan(low) or math.isnan(high):
+        return "–"
+    if unit == "ratio":
+        return f"{low:.2f}–{high:.2f}"
+    return f"{format_value(low, unit)}–{format_value(high, unit)}"
+
+
+def basis_table(frame: pd.DataFrame) -> str:
+    """Registered and resident values side by side (system profiles).
+
+    Args:
+        frame: Columns ``title, unit`` and one column per basis (``registered``, ``resident``).
+
+    Returns:
+        An HTML ``<table>`` with formatted numbers and no internal column names.
+    """
+    _check_frame(frame, ["title", "unit"], "basis_table", "frame")
+    bases = [c for c in ("registered", "resident") if c in frame.columns]
+    labels = {"registered": "Registered patients basis", "resident": "Resident basis"}
+    header = _header([("Indicator", False), ("Unit", False)] + [(labels[b], True) for b in bases])
+    body = "".join(
+        "<tr>"
+        + _cell(_esc(record["title"]))
+        + _cell(_esc(record["unit"]))
+        + "".join(
+            _cell(_esc(format_value(record[b], str(record["unit"] or ""))), numeric=True)
+            for b in bases
+        )
+        + "</tr>"
+        for record in frame.to_dict("records")
+    )
+    return f'<table class="ph-table ph-basis-table">{header}<tbody>{body}</tbody></table>'
+
+
 def css_block() -> str:
     """The ``<style>`` element holding :data:`PROFILE_CSS`."""
     return f'<style id="ph-profile-css">{PROFILE_CSS}</style>'
@@ -798,7 +1041,15 @@ def membership_changes_table(changes: pd.DataFrame) -> str:
 
 __all__ = [
     "PROFILE_CSS",
+    "basis_table",
+    "bullet_list",
     "benchmark_table",
+    "collapsible",
+    "contents",
+    "key_figure_tiles",
+    "link_list",
+    "page_title",
+    "section_opening",
     "changes_table",
     "css_block",
     "data_quality_table",
@@ -809,6 +1060,7 @@ __all__ = [
     "membership_changes_table",
     "peer_list_table",
     "provenance_table",
+    "register_table",
     "similar_areas_table",
     "sparkline_svg",
     "styled_headline",

@@ -49,7 +49,11 @@ def require_chromium() -> str:
 
 
 def render_dom(
-    path: Path | str, *, budget_ms: int = 5000, timeout: float = 90.0
+    path: Path | str,
+    *,
+    budget_ms: int = 5000,
+    timeout: float = 90.0,
+    window_size: tuple[int, int] | None = None,
 ) -> tuple[str, list[str]]:
     """Load ``path`` in headless Chromium and return ``(dom_after_scripts, console_errors)``.
 
@@ -57,6 +61,8 @@ def render_dom(
         path: Local HTML file.
         budget_ms: Chromium virtual-time budget for scripts to run.
         timeout: Seconds before giving up on the browser process.
+        window_size: ``(width, height)`` of the browser window in CSS px (Chromium's default
+            when None).
 
     Returns:
         The serialised DOM and the console messages that look like errors (uncaught
@@ -87,6 +93,7 @@ def render_dom(
             "--enable-logging=stderr",
             "--v=0",
             f"--virtual-time-budget={budget_ms}",
+            *([f"--window-size={window_size[0]},{window_size[1]}"] if window_size else []),
             "--dump-dom",
             url,
         ]

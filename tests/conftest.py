@@ -40,3 +40,14 @@ def demo_data(demo_prepared):
     import pophealth
 
     return pophealth.load(demo_prepared, cache=False)
+
+
+@pytest.fixture(scope="session")
+def demo_site(demo_prepared, tmp_path_factory) -> Path:
+    """Every profile of the demo system, run once per test session (``pophealth run``)."""
+    from pophealth import cli
+
+    out = tmp_path_factory.mktemp("site")
+    argv = ["run", "--data", str(demo_prepared), "--system", "QZZ", "--out", str(out)]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    return out

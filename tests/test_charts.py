@@ -511,7 +511,7 @@ def test_spine_chart_centre_line_scaling_and_colours(spine_rows):
     assert similar.x[0] == 0  # value equal to England sits on the centre line
     assert similar.marker.color == charts.COMPARISON_COLOURS["similar"]
     worse = markers["Worse than England"]
-    assert worse.marker.color == "#C00000"
+    assert worse.marker.color == "#D4351C"
     # Smoking: low is good, value 20 vs England 14, widest spread |26 - 14| = 12 -> -0.5.
     assert worse.x[0] == pytest.approx(-0.5)
     better = markers["Better than England"]
@@ -675,7 +675,7 @@ def test_benchmark_table_escapes_formats_and_colours(benchmark_rows):
     assert ">123,456<" in html_text and ">63,000,000<" in html_text
     body = html_text.split("<tbody>")[1]
     rows = body.split("</tr>")
-    assert 'class="ph-num ph-cmp-worse"' in rows[0] and "#C00000" in rows[0]
+    assert 'class="ph-num ph-cmp-worse"' in rows[0] and "#D4351C" in rows[0]
     assert "ph-cmp-not-compared" in rows[1]
     assert "ph-cmp-better" in rows[2] and ">–<" in rows[2]  # NaN value shown as a dash
     table_id = re.search(r'<table id="([^"]+)"', html_text).group(1)

@@ -11,6 +11,9 @@ Output layout (``out_dir``)::
     profiles/<level>/<stem>.ipynb / .html      executed notebook and its HTML (code hidden)
     profiles/<level>/<stem>.json               sidecar (fingerprint + output sizes/sha256), last
     profiles/<level>/<stem>.failed.ipynb       partial notebook of a failed job, for debugging
+    profiles/<level>/<stem>.pdf                A4 PDF of the page (``pdf=True``)
+    profiles/<level>/<stem>.xlsx               the profile's workbook (written by the CLI first)
+    indicators.xlsx, indicators.csv            every area of the run (written by the CLI)
     index.html, manifest.json                  every profile in the folder (this run's, plus
                                                earlier runs' still on disk, as "earlier")
 
@@ -56,6 +59,7 @@ from pophealth.runner.jobs import (
     read_sidecar,
     remove_stale_temp_files,
 )
+from pophealth.runner.share import ShareError, inline_assets, print_pdf
 
 WORKER_STOP_SECONDS = 15.0
 
@@ -135,7 +139,9 @@ def _remove(path: Path) -> None:
         pass
 
 
-def _store(item: _Planned, result: dict[str, Any], version: str) -> JobResult:
+def _store(
+    item: _Planned, result: dict[str, Any], version: str, self_contained: bool = False
+) -> JobResult:
     """Write a job's outputs atomically and return its JobResult.
 
     Order matters for kill-safety: the old sidecar goes first, the new sidecar last, so a
@@ -158,10 +164,11 @@ def _store(item: _Planned, result: dict[str, Any], version: str) -> JobResult:
         timings=dict(result.get("timings") or {}),
     )
     if result["status"] == STATUS_OK:
+        page = inline_assets(result["html"]) if self_contained else result["html"]
         ipynb = result["ipynb"].encode("utf-8")
-        html = result["html"].encode("utf-8")
+        html = page.encode("utf-8")
         atomic_write_text(paths.ipynb, result["ipynb"])
-        atomic_write_text(paths.html, result["html"])
+        atomic_write_text(paths.html, page)
         _remove(paths.failed_ipynb)
         sidecar = {
             "key": job.key,
@@ -346,6 +353,32 @@ def _run_dask(
             client.close()
 
 
+def _print_pdfs(results: list[JobResult], workers: int) -> dict[str, str]:
+    """Print every built profile whose PDF is missing or older than its HTML; return errors."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = []
+    for record in results:
+        if record.status not in (STATUS_OK, STATUS_SKIPPED) or record.html_path is None:
+            continue
+        target = record.html_path.with_suffix(".pdf")
+        if target.is_file() and target.stat().st_mtime >= record.html_path.stat().st_mtime:
+            continue
+        todo.append((record, target))
+
+    def one(pair: tuple[JobResult, Path]) -> tuple[str, str | None]:
+        record, target = pair
+        try:
+            print_pdf(record.html_path, target)  # type: ignore[arg-type]
+        except ShareError as exc:
+            return record.key, str(exc)
+        return record.key, None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        outcomes = list(pool.map(one, todo))
+    return {key: error for key, error in outcomes if error}
+
+
 # --------------------------------------------------------------------------- public API
 def run_profiles(
     jobs: Iterable[ProfileJob],
@@ -360,6 +393,8 @@ def run_profiles(
     run_info: dict | None = None,
     title: str = "pophealth profiles",
     kernel_name: str = "python3",
+    self_contained: bool = False,
+    pdf: bool = False,
 ) -> RunSummary:
     """Execute a parameterised notebook per area on warm kernels; write HTML, index, manifest.
 
@@ -377,6 +412,10 @@ def run_profiles(
         run_info: Caller's details (data release, CLI args...) merged into manifest.json.
         title: Title of index.html.
         kernel_name: Jupyter kernel spec name.
+        self_contained: Write each page with plotly.js and the stylesheet inlined, so one
+            file works alone (e.g. emailed); the default links the run folder's assets.
+            Make it part of each job's ``input_fingerprint`` so switching rebuilds pages.
+        pdf: Also print each profile to an A4 PDF beside its HTML (needs Chromium).
 
     Returns:
         A :class:`RunSummary`; ``summary.failed`` > 0 means the CLI should exit non-zero.
@@ -404,7 +443,7 @@ def run_profiles(
     bar.update(len(results))
 
     def on_result(item: _Planned, result: dict[str, Any]) -> None:
-        record = _store(item, result, version)
+        record = _store(item, result, version, self_contained)
         results[item.job.key] = record
         bar.update(1)
         failed = sum(1 for r in results.values() if r.status == STATUS_FAILED)
@@ -418,6 +457,8 @@ def run_profiles(
         "retries": retries,
         "force": force,
         "kernel_name": kernel_name,
+        "self_contained": self_contained,
+        "pdf": pdf,
     }
     try:
         if todo:
@@ -426,6 +467,8 @@ def run_profiles(
             else:
                 hard_limit = timeout * (retries + 1) + 180.0
                 _run_local(todo, workers, hard_limit, kernel_name, on_result)
+        if pdf:
+            engine["pdf_errors"] = _print_pdfs(list(results.values()), workers)
     finally:
         bar.close()
         ordered = []

@@ -289,6 +289,7 @@ class WarmKernelExecutor:
         nb.metadata.papermill["end_time"] = _now()
         export_started = time.perf_counter()
         html = export_html(self._exporter, nb, payload["title"], payload["plotly_src"])
+        drop_duplicate_figure_html(nb)
         timings = {
             "execute_seconds": round(export_started - execute_started, 4),
             "export_seconds": round(time.perf_counter() - export_started, 4),
@@ -296,7 +297,7 @@ class WarmKernelExecutor:
         return {
             "key": payload["key"],
             "status": "ok",
-            "ipynb": nbformat.writes(nb),
+            "ipynb": compact_notebook_text(nb),
             "html": html,
             "error": None,
             "timings": timings,
@@ -325,6 +326,40 @@ class WarmKernelExecutor:
                 "message": message,
             },
         }
+
+
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
+
+
+def drop_duplicate_figure_html(nb: Any) -> int:
+    """Drop the ``text/html`` copy of every plotly figure output from an exported notebook.
+
+    A figure output carries the figure twice: as Plotly JSON (JupyterLab draws that) and as an
+    HTML fragment with the same JSON inside (only the HTML export uses it, and it has run
+    already). The saved ``.ipynb`` keeps the JSON, halving its size. Changes ``nb`` in place
+    (the executor's own copy, after export); returns how many outputs were trimmed.
+    """
+    trimmed = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if data and PLOTLY_MIMETYPE in data and "text/html" in data:
+                del data["text/html"]
+                trimmed += 1
+    return trimmed
+
+
+def compact_notebook_text(nb: Any) -> str:
+    """The notebook as valid ``.ipynb`` JSON without indentation.
+
+    Half the size of nbformat's one-space indent, which puts every number of a figure on its
+    own line; nbformat and JupyterLab read it the same.
+    """
+    import json
+
+    import nbformat
+
+    return json.dumps(json.loads(nbformat.writes(nb)), ensure_ascii=False, separators=(",", ":"))
 
 
 def run_job_safely(executor: WarmKernelExecutor, payload: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,26 @@ def _link(out_dir: Path, path: Path | None) -> str | None:
     return quote(path.relative_to(out_dir).as_posix())
 
 
+def _beside(out_dir: Path, html_path: Path | None, suffix: str) -> str | None:
+    """Link to the file with ``suffix`` next to a profile page (its PDF, workbook), if any."""
+    if html_path is None:
+        return None
+    path = html_path.with_suffix(suffix)
+    return _link(out_dir, path) if path.is_file() else None
+
+
+def _numeric_text(text: Any) -> bool:
+    """True for a formatted number ("12,345", "-1.5") or a blank / dash placeholder."""
+    cleaned = str(text).replace(",", "").strip()
+    if cleaned in ("", "–", "-"):
+        return True
+    try:
+        float(cleaned)
+    except ValueError:
+        return False
+    return True
+
+
 def _counts(results: list[JobResult]) -> dict[str, int]:
     """Counts of this run's jobs by status; ``earlier`` counts profiles carried over."""
     statuses = [result.status for result in results]
@@ -144,6 +164,8 @@ def render_index(
                 "status": result.status,
                 "headline": result.headline,
                 "link": _link(out_dir, result.html_path) if ok_like else None,
+                "pdf_link": _beside(out_dir, result.html_path, ".pdf") if ok_like else None,
+                "xlsx_link": _beside(out_dir, result.html_path, ".xlsx") if ok_like else None,
                 "failed_link": _link(out_dir, result.failed_ipynb_path),
                 "error_cell_index": result.error_cell_index,
                 "error_execution_count": result.error_execution_count,
@@ -172,7 +194,20 @@ def render_index(
             for key in row["headline"]:
                 if key not in headline_keys:
                     headline_keys.append(key)
-        groups.append({"level": level, "rows": level_rows, "headline_keys": headline_keys})
+        # Numbers read right-aligned, text (e.g. the population basis) left-aligned.
+        numeric_keys = [
+            key
+            for key in headline_keys
+            if all(_numeric_text(row["headline"].get(key, "")) for row in level_rows)
+        ]
+        groups.append(
+            {
+                "level": level,
+                "rows": level_rows,
+                "headline_keys": headline_keys,
+                "numeric_keys": numeric_keys,
+            }
+        )
     template = env.get_template("index.html.j2")
     return template.render(
         title=title,
@@ -184,7 +219,15 @@ def render_index(
         failures=[row for row in rows if row["status"] == STATUS_FAILED],
         groups=groups,
         show_group=show_group,
-        filterable=len(rows) > 30,
+        levels=levels,
+        run_files=[
+            (label, name)
+            for label, name in (
+                ("Excel workbook of every area", "indicators.xlsx"),
+                ("CSV of every area", "indicators.csv"),
+            )
+            if (out_dir / name).is_file()
+        ],
         synthetic=bool((run_info or {}).get("synthetic")),
         notes=[str(n) for n in (run_info or {}).get("index_notes", [])],
         sources=_source_rows(run_info),
