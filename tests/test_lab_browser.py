@@ -129,6 +129,8 @@ def page(lab, tmp_path_factory):
             lambda d: (
                 d.find_elements(By.CSS_SELECTOR, ".widget-select-multiple select option")
                 and len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 6
+                # the explorer has a multi-select too: wait for the designer's own summary
+                and d.find_elements(By.CSS_SELECTOR, ".ph-unassigned")
             )
         )
         driver.run_seconds = time.monotonic() - started
