@@ -57,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
 
             write_demo_dataset(Path(tmp) / "raw", seed=42)
             prepared = Path(tmp) / "prepared"
-            prepare(Path(tmp) / "raw", prepared, progress=None)
+            try:
+                from pophealth.demo import DEMO_SYSTEMS
+
+                prepare(Path(tmp) / "raw", prepared, progress=None, systems=DEMO_SYSTEMS)
+            except (ImportError, TypeError):  # before issue 11: no systems, no rest of England
+                prepare(Path(tmp) / "raw", prepared, progress=None)
         data = pophealth.load(prepared, cache=False)
         table = data.indicator_table
     kinds = load_catalogue().set_index("id")["kind"]

@@ -125,6 +125,10 @@ class PopHealthData:
         self.practices = pd.read_parquet(read("practices.parquet"))
         self.registrations = pd.read_parquet(read("registrations.parquet"))
         self.age_sex = pd.read_parquet(read("practice_age_sex.parquet"))
+        # England's and the regions' measures from the national files (stores prepared before
+        # issue 11 lack it: England is then the sum of what was loaded)
+        national = read("national.parquet")
+        self.national = pd.read_parquet(national) if national.exists() else pd.DataFrame()
         self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
         self.neighbourhoods_file = str(neighbourhoods) if neighbourhoods else None
 
@@ -133,8 +137,31 @@ class PopHealthData:
     def register(self) -> pd.DataFrame:
         """Every area with level, basis, parent and system."""
         return geography.build_area_register(
-            self.practices, self.lsoa, self.registrations, self.groupings
+            self.practices,
+            self.lsoa,
+            self.registrations,
+            self.groupings,
+            comparator=self.comparator,
+            regions=self.icb_regions,
         )
+
+    @cached_property
+    def icb_regions(self) -> pd.DataFrame:
+        """``icb_code, region_code, region_name``: each ICB's NHS England region, where known.
+
+        Only regions whose values the national table holds are used (a region is a parent
+        only when its own figures come from all of its ICBs).
+        """
+        columns = ["icb_code", "region_code", "region_name"]
+        if "region_code" not in self.practices or not len(self.national):
+            return pd.DataFrame(columns=columns)
+        known = set(self.national.loc[self.national["level"] == "region", "area_code"])
+        found = self.practices.dropna(subset=["icb_code", "region_code"])
+        found = found[found["region_code"].isin(known)]
+        # an ICB's region is the region of most of its practices
+        top = found.groupby(["icb_code", "region_code", "region_name"]).size().reset_index()
+        top = top.sort_values(["icb_code", 0], ascending=[True, False])
+        return top.drop_duplicates("icb_code")[columns].reset_index(drop=True)
 
     @cached_property
     def aliases(self) -> dict[str, str]:
@@ -150,7 +177,13 @@ class PopHealthData:
     @property
     def comparator(self) -> str:
         """Name of the whole-population comparator (England, or all loaded areas)."""
-        return geography.comparator_name(self.practices, self.lsoa)
+        national = self.manifest.get("national", {})
+        return geography.comparator_name(
+            self.practices,
+            self.lsoa,
+            national_icbs=national.get("icbs") if len(self.national) else None,
+            synthetic=bool(self.manifest.get("synthetic")),
+        )
 
     def areas(self, level: str | None = None, system: str | None = None) -> pd.DataFrame:
         """Areas at a level (neighbourhood/place/system), optionally within one system.
@@ -166,7 +199,7 @@ class PopHealthData:
                 )
             reg = reg[reg["level"] == level]
         else:
-            reg = reg[reg["level"] != "england"]
+            reg = reg[reg["level"].isin(geography.LEVELS)]
         if system is not None:
             code = self.resolve_system(system)
             reg = reg[reg["system_code"] == code]
@@ -190,7 +223,7 @@ class PopHealthData:
     def resolve_area(self, code: str, basis: str | None = None) -> dict:
         """The register row of an area (ODS codes accepted), or a clear error."""
         canonical = geography.resolve_area_code(
-            self.register[self.register["level"] != "england"], code, self.aliases
+            self.register[self.register["level"].isin(geography.LEVELS)], code, self.aliases
         )
         rows = self.register[self.register["area_code"] == canonical]
         if basis is not None:
@@ -320,12 +353,27 @@ class PopHealthData:
             resident = attribution.aggregate_measures(
                 self.lsoa_measures, self.lsoa_membership_table, "lsoa21_code"
             )
+        registered = self._with_national(registered, "registered")
+        resident = self._with_national(resident, "resident")
         return indicators.compute_indicator_table(
             self.register,
             registered,
             resident,
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
         )
+
+    def _with_national(self, measures: pd.DataFrame | None, basis: str) -> pd.DataFrame | None:
+        """Area measures with England's and the regions' rows from the national files."""
+        if measures is None or not len(self.national):
+            return measures
+        national = self.national[
+            (self.national["basis"] == basis) & (self.national["imd"] == self.imd)
+        ]
+        if not len(national):
+            return measures
+        national = national[[c for c in national.columns if c in measures.columns]]
+        local = measures[~measures["area_code"].isin(set(national["area_code"]))]
+        return pd.concat([local, national], ignore_index=True)
 
     @cached_property
     def practice_indicators(self) -> pd.DataFrame:

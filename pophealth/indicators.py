@@ -205,7 +205,7 @@ def compute_indicator_table(
             confidence_label=label,
         )
         table[f"comparison_{label}"] = compared[f"comparison_{label}"].to_numpy()
-    level_order = {"neighbourhood": 0, "place": 1, "system": 2, "england": 3}
+    level_order = {"neighbourhood": 0, "place": 1, "system": 2, "region": 3, "england": 4}
     table = table.assign(_lvl=table["level"].map(level_order)).sort_values(
         ["_lvl", "area_code", "basis", "order"]
     )

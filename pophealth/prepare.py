@@ -65,6 +65,7 @@ RELEASE_PATTERNS = (
 )
 
 STORE_FILES = (
+    "national.parquet",
     "lsoa.parquet",
     "practices.parquet",
     "registrations.parquet",
@@ -319,6 +320,7 @@ def build_practice_table(loaded: dict, lsoa: pd.DataFrame, as_of: pd.Timestamp) 
         notes["unmapped_practices"] = int(unmapped.sum())
     pcn = _pcn_membership(loaded, as_of, notes)
     practices = practices.merge(pcn, on="practice_code", how="left")
+    practices = practices.merge(_practice_regions(loaded), on="practice_code", how="left")
     if workforce is not None:
         fte = [
             "gp_fte",
@@ -373,6 +375,127 @@ def practice_ages_0_17(single_age: pd.DataFrame) -> pd.DataFrame:
         latest.assign(age_0_17_patients=young, single_age_patients=latest["patients"].astype(float))
         .groupby("practice_code", as_index=False)[["age_0_17_patients", "single_age_patients"]]
         .sum()
+    )
+
+
+def _practice_regions(loaded: dict) -> pd.DataFrame:
+    """NHS England (commissioning) region of each practice, from the practice mapping file."""
+    columns = ["practice_code", "region_code", "region_name"]
+    mapping = loaded.get("practice_map")
+    if mapping is None or "region_code" not in mapping:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    return mapping[columns].dropna(subset=["region_code"]).drop_duplicates("practice_code")
+
+
+def national_measures(
+    lsoa: pd.DataFrame,
+    practices: pd.DataFrame,
+    registrations: pd.DataFrame,
+    age_sex: pd.DataFrame,
+    imd_releases: list[str],
+) -> pd.DataFrame:
+    """Measures of England and of each NHS England region, from the national files.
+
+    Computed before the store is cut down to the profiled systems, so every profile compares
+    with England (and its region) even when only one ICB is kept.
+
+    Returns:
+        ``area_code`` (``ALL`` for England, else the region code), ``area_name``, ``level``
+        (``england``/``region``), ``basis``, ``imd`` and the summed ``<indicator>__num/__den``
+        columns of :func:`pophealth.attribution.aggregate_measures`.
+    """
+    from pophealth import attribution, geography
+
+    frames = []
+    regions = (
+        practices[["practice_code", "icb_code", "region_code", "region_name"]].dropna(
+            subset=["region_code"]
+        )
+        if len(practices) and "region_code" in practices
+        else pd.DataFrame(columns=["practice_code", "icb_code", "region_code", "region_name"])
+    )
+    names = {
+        geography.ALL_LOADED_CODE: "England",
+        **dict(zip(regions["region_code"], regions["region_name"], strict=True)),
+    }
+    # an ICB's region is the region of most of its practices
+    icb_region = (
+        regions.groupby("icb_code")["region_code"].agg(lambda r: r.mode().iloc[0])
+        if len(regions)
+        else pd.Series(dtype=object)
+    )
+    for imd in imd_releases or ["2025"]:
+        if len(practices):
+            measures = attribution.practice_measures(practices, registrations, age_sex, lsoa, imd)
+            members = pd.concat(
+                [
+                    practices[["practice_code"]].assign(area_code=geography.ALL_LOADED_CODE),
+                    regions[["practice_code", "region_code"]].rename(
+                        columns={"region_code": "area_code"}
+                    ),
+                ]
+            )
+            summed = attribution.aggregate_measures(measures, members, "practice_code")
+            frames.append(summed.assign(basis="registered", imd=imd))
+        if len(lsoa):
+            measures = attribution.lsoa_measures(lsoa, registrations, practices, imd)
+            members = pd.concat(
+                [
+                    lsoa[["lsoa21_code"]].assign(area_code=geography.ALL_LOADED_CODE),
+                    lsoa[["lsoa21_code"]].assign(area_code=lsoa["icb_code"].map(icb_region)),
+                ]
+            ).dropna()
+            summed = attribution.aggregate_measures(measures, members, "lsoa21_code")
+            frames.append(summed.assign(basis="resident", imd=imd))
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    out.insert(1, "area_name", out["area_code"].map(names))
+    out.insert(
+        2,
+        "level",
+        np.where(out["area_code"] == geography.ALL_LOADED_CODE, "england", "region"),
+    )
+    return out
+
+
+def keep_systems(
+    systems: list[str],
+    lsoa: pd.DataFrame,
+    practices: pd.DataFrame,
+    registrations: pd.DataFrame,
+    age_sex: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Cut the prepared tables down to the systems to be profiled.
+
+    Keeps those ICBs' practices with their registrations and age bands, and the LSOAs of
+    those ICBs plus every LSOA where their patients live (needed to attribute LSOA data).
+
+    Raises:
+        PrepareError: a system code that is in neither the practices nor the LSOA lookup.
+    """
+    known = set(practices.get("icb_code", pd.Series(dtype=object)).dropna()) | set(
+        lsoa["icb_code"].dropna()
+    )
+    odd = [s for s in systems if s not in known]
+    if odd:
+        raise PrepareError(
+            f"--systems lists {', '.join(odd)}, not an ICB (ONS E54 code) of the loaded files "
+            f"(for example {', '.join(sorted(known)[:5])})."
+        )
+    wanted = set(systems)
+    if len(practices):
+        practices = practices[practices["icb_code"].isin(wanted)]
+    kept = set(practices["practice_code"]) if len(practices) else set()
+    registrations = registrations[registrations["practice_code"].isin(kept)]
+    lived_in = set(registrations["lsoa_code"])
+    lsoa = lsoa[lsoa["icb_code"].isin(wanted) | lsoa["lsoa21_code"].isin(lived_in)]
+    age_sex = age_sex[age_sex["practice_code"].isin(kept)]
+    return (
+        lsoa.reset_index(drop=True),
+        practices.reset_index(drop=True),
+        registrations.reset_index(drop=True),
+        age_sex.reset_index(drop=True),
     )
 
 
@@ -439,6 +562,7 @@ def prepare(
     listing: str | Path | None = None,
     as_of: str | None = None,
     progress=print,
+    systems: list[str] | tuple[str, ...] | None = None,
 ) -> dict:
     """Read every official file found in ``raw_dir`` and write the prepared store.
 
@@ -448,6 +572,9 @@ def prepare(
         listing: Optional YAML listing of source files and releases.
         as_of: Date for PCN membership (default: the registrations extract date, else today).
         progress: Callable for one-line progress messages (``None`` for silence).
+        systems: ICB codes (ONS E54) to keep in the store; default every ICB in the files.
+            England's and the regions' values (``national.parquet``) always come from every
+            row of the national files.
 
     Returns:
         The manifest (also written to ``manifest.json``).
@@ -504,6 +631,19 @@ def prepare(
     age_sex = loaded.get("practice_age_bands")
     if age_sex is None:
         age_sex = pd.DataFrame({"practice_code": [], "sex": [], "age_band": [], "patients": []})
+    imd_releases = [r for r in ("2025", "2019") if f"imd{r}_score" in lsoa]
+    national = national_measures(lsoa, practices, registrations, age_sex, imd_releases)
+    national_icbs = int(
+        max(
+            practices["icb_code"].nunique() if len(practices) else 0,
+            lsoa["icb_code"].nunique() if len(lsoa) else 0,
+        )
+    )
+    if systems:
+        lsoa, practices, registrations, age_sex = keep_systems(
+            list(systems), lsoa, practices, registrations, age_sex
+        )
+    _write_parquet(national, out / "national.parquet")
     _write_parquet(lsoa, out / "lsoa.parquet")
     _write_parquet(practices, out / "practices.parquet")
     _write_parquet(registrations, out / "registrations.parquet")
@@ -541,9 +681,10 @@ def prepare(
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
         "notes": {**lsoa_notes, **practice_notes},
-        "imd_releases": [
-            r for r, col in (("2025", "imd2025_score"), ("2019", "imd2019_score")) if col in lsoa
-        ],
+        "imd_releases": imd_releases,
+        # England's values come from every row of the files; it is England when they are
+        # national (40+ ICBs), else the sum of what was loaded
+        "national": {"icbs": national_icbs, "systems_kept": list(systems or [])},
         "counts": {
             "lsoas": int(len(lsoa)),
             "practices": int(len(practices)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import tempfile
 import uuid
 import zipfile
 from pathlib import Path
@@ -1120,6 +1121,55 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
     return path
 
 
+# file families of the national files that carry the rest of England (no ePCN rows: its
+# practices are unaligned; no boundaries: only the demo ICS is mapped)
+REST_OF_ENGLAND_FILES = (
+    "registrations_lsoa",
+    "registrations_practice",
+    "registrations_quinary_age",
+    "registrations_single_age_male",
+    "registrations_single_age_female",
+    "practice_map",
+    "workforce",
+    "weighted_patients",
+    "iod2025",
+    "iod2019",
+    "lookup_lsoa11_lsoa21",
+    "lookup_lsoa21_icb",
+    "census_ts007a",
+    "census_ts037",
+    "census_ts038",
+    "census_ts021",
+    "census_ts011",
+    "census_ts054",
+)
+
+
+def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int) -> None:
+    """Append a coarse synthetic rest of England to the national files already written.
+
+    The official national files cover every practice and LSOA in England; the demo's do too,
+    so England's values (the comparator of every profile) come from the files themselves.
+    """
+    streams = np.random.SeedSequence([seed, 20251001, 7919]).spawn(4)
+    rngs = [np.random.default_rng(s) for s in streams]
+    with tempfile.TemporaryDirectory() as tmp:
+        part_dir = Path(tmp)
+        parts: dict[str, Path] = {}
+        parts.update(_write_registrations(rest, part_dir))
+        parts["workforce"] = _write_workforce(rest, part_dir, rngs[0])
+        parts["weighted_patients"] = _write_payments(rest, part_dir, rngs[1])
+        parts.update(_write_lookups_and_iod(rest, part_dir, rngs[2]))
+        parts.update(_write_census(rest, part_dir, rngs[3]))
+        for name in REST_OF_ENGLAND_FILES:
+            text = parts[name].read_text("utf-8")
+            body = text.split("\n", 1)[1]
+            # new LSOA 2011 codes of the rest of England, apart from the demo ICS's
+            body = body.replace("E0118", "E0128")
+            with (out_dir / FILE_NAMES[name]).open("a", encoding="utf-8", newline="") as handle:
+                handle.write(body)
+
+
 def write_demo_dataset(
     out_dir: str | Path,
     seed: int = 42,
@@ -1164,6 +1214,8 @@ def write_demo_dataset(
     written.update(_write_lookups_and_iod(world, out, rngs[2]))
     written.update(_write_census(world, out, rngs[3]))
     written["boundaries_lsoa21"] = _write_boundaries(world, out, rngs[4])
+    if scale == "ics" and not _config_overrides:
+        _append_rest_of_england(_model.build_rest_of_england(seed, world), out, seed)
     readme = out / FILE_NAMES["readme"]
     readme.write_text(
         README_TEXT.format(seed=seed, scale=scale, icb_code=world.areas["icb"]["icb_code"].iloc[0]),
