@@ -320,7 +320,50 @@ def build_area_register(
     grand = register["parent_code"].map(parent_of)
     system = system.fillna(grand.where(register["level"] == "neighbourhood"))
     register["system_code"] = system
+    # after the systems are known: an area is never its own parent
+    register = _skip_identical_parents(register, practices, lsoa, groupings)
+    register["parent_name"] = register["parent_code"].map(names)
     return register[AREA_COLUMNS].reset_index(drop=True)
+
+
+def _skip_identical_parents(
+    register: pd.DataFrame,
+    practices: pd.DataFrame,
+    lsoa: pd.DataFrame,
+    groupings: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Point an area whose parent has exactly its members at the next ancestor instead.
+
+    A PCN that is its whole sub-ICB location, an ICB with one sub-ICB location or a LAD that
+    is its whole ICB would otherwise be compared with itself.
+    """
+    parts = []
+    if len(practices):
+        parts.append(practice_memberships(practices, groupings).assign(basis="registered"))
+    if len(lsoa):
+        members = lsoa_memberships(lsoa).rename(columns={"lsoa21_code": "practice_code"})
+        parts.append(members.assign(basis="resident"))
+    if not parts:
+        return register
+    sets = {
+        key: frozenset(group)
+        for key, group in pd.concat(parts).groupby(["area_code", "basis"])["practice_code"]
+    }
+    parent_of = {
+        (code, basis): parent
+        for code, basis, parent in zip(
+            register["area_code"], register["basis"], register["parent_code"], strict=True
+        )
+    }
+    parents = []
+    for code, basis, parent in zip(
+        register["area_code"], register["basis"], register["parent_code"], strict=True
+    ):
+        own = sets.get((code, basis))
+        while isinstance(parent, str) and own is not None and sets.get((parent, basis)) == own:
+            parent = parent_of.get((parent, basis), ALL_LOADED_CODE)
+        parents.append(parent)
+    return register.assign(parent_code=parents)
 
 
 def resolve_area_code(register: pd.DataFrame, code: str, aliases: dict[str, str]) -> str:

@@ -46,7 +46,37 @@ TIDY_COLUMNS = [
     "comparator_value",
     "comparison_95",
     "comparison_99_8",
+    "kind",
+    "need",
+    "parent_comparison_95",
+    "peer_rank",
+    "peer_count",
+    "peer_quintile",
+    "fair_share",
+    "fair_share_gap",
+    "fair_share_gap_pct",
+    "parent_fair_share",
+    "parent_fair_share_gap",
+    "rating",
 ]
+
+#: A supply indicator this far (percent) below its fair share is rated "fewer than fair share"
+#: (and this far above, "more than fair share").
+FAIR_SHARE_THRESHOLD_PCT = 10.0
+#: A need-related mean without an interval (IMD score) this far (percent) above England's
+#: reads "higher need" (below, "lower need").
+NEED_MEAN_THRESHOLD_PCT = 10.0
+#: Every rating the table can hold, by kind.
+RATINGS = {
+    "outcome": ("better", "similar", "worse", "higher", "lower", "not compared"),
+    "context": ("higher need", "similar need", "lower need", "not rated", "not compared"),
+    "supply": (
+        "fewer than fair share",
+        "about fair share",
+        "more than fair share",
+        "not compared",
+    ),
+}
 
 
 @lru_cache(maxsize=1)
@@ -107,6 +137,21 @@ def _apply_statistics(long: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
                 multiplier=multiplier,
                 id_col="area_code",
             )
+        elif statistic == "rate" and spec.get("kind") == "supply":
+            # FTE is not a count of events: no Poisson interval (compared by fair share)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                den = rows["denominator"].to_numpy(dtype=float)
+                value = np.where(den > 0, rows["numerator"] / den, np.nan) * multiplier
+            out = rows.assign(
+                value=value,
+                lower_95=np.nan,
+                upper_95=np.nan,
+                lower_99_8=np.nan,
+                upper_99_8=np.nan,
+                confidence="",
+                method="FTE rate (no interval: FTE is not a count; compared by fair share)",
+                reason=np.where(np.isnan(value), "denominator is zero", ""),
+            )
         elif statistic == "rate":
             out = stats.rate_byar(
                 rows,
@@ -124,9 +169,7 @@ def _apply_statistics(long: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
                 else:
                     den = rows["denominator"].to_numpy(dtype=float)
                     value = np.where(den > 0, rows["numerator"] / den, np.nan) * multiplier
-                    method = (
-                        "patient-weighted mean" if statistic == "mean" else "ratio (no interval)"
-                    )
+                    method = "weighted mean" if statistic == "mean" else "ratio (no interval)"
             out = rows.assign(
                 value=value,
                 lower_95=np.nan,
@@ -205,6 +248,7 @@ def compute_indicator_table(
             confidence_label=label,
         )
         table[f"comparison_{label}"] = compared[f"comparison_{label}"].to_numpy()
+    table = rate_by_kind(table, catalogue)
     level_order = {"neighbourhood": 0, "place": 1, "system": 2, "region": 3, "england": 4}
     table = table.assign(_lvl=table["level"].map(level_order)).sort_values(
         ["_lvl", "area_code", "basis", "order"]
@@ -227,3 +271,133 @@ def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
         peer_count="count",
     )
     return out.reset_index()
+
+
+def _peer_position(table: pd.DataFrame) -> pd.DataFrame:
+    """Rank (1 = highest value) and quintile (5 = highest fifth) among peers.
+
+    Peers are the areas of the same level, area type and basis (e.g. every PCN loaded).
+    """
+    keys = ["level", "area_type", "basis", "indicator_id"]
+    ranked = table.groupby(keys, dropna=False)["value"]
+    rank = ranked.rank(method="min", ascending=False)
+    count = ranked.transform("count")
+    # quintile from the share of peers at or below the value
+    share_below = ranked.rank(method="max", ascending=True) / count
+    quintile = np.ceil(share_below * 5).clip(1, 5)
+    return pd.DataFrame(
+        {
+            "peer_rank": rank.where(table["value"].notna()),
+            "peer_count": count,
+            "peer_quintile": quintile.where(table["value"].notna()),
+        },
+        index=table.index,
+    )
+
+
+def fair_share(
+    numerator: pd.Series | np.ndarray,
+    denominator: pd.Series | np.ndarray,
+    benchmark: pd.Series | np.ndarray,
+    statistic: pd.Series | np.ndarray,
+    multiplier: pd.Series | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fair share of staff: the FTE an area would have at a benchmark's rate per patient.
+
+    For a rate (FTE per ``multiplier`` patients) the fair share is ``denominator x benchmark /
+    multiplier`` and the area has ``numerator`` FTE; for a ratio (patients per FTE) it is
+    ``numerator / benchmark`` and the area has ``denominator`` FTE.
+
+    Returns:
+        (fair share FTE, gap in FTE (actual - fair), gap as % of the fair share).
+    """
+    num = np.asarray(numerator, dtype=float)
+    den = np.asarray(denominator, dtype=float)
+    bench = np.asarray(benchmark, dtype=float)
+    is_ratio = np.asarray(statistic) == "ratio"
+    mult = np.asarray(multiplier, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fair = np.where(is_ratio, num / bench, den * bench / mult)
+        actual = np.where(is_ratio, den, num)
+        gap = actual - fair
+        pct = np.where(fair > 0, gap / fair * 100, np.nan)
+    return fair, gap, pct
+
+
+def rate_by_kind(table: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
+    """Add the statistic each kind of indicator needs and its rating (see catalogue.yaml).
+
+    * outcome: ``rating`` is the 95% comparison with England (with polarity);
+      ``parent_comparison_95`` the comparison with the parent.
+    * context: position among peers; need-related context is rated higher/lower need.
+    * supply: fair share at England's and the parent's rates, gap in FTE and %, rated by
+      :data:`FAIR_SHARE_THRESHOLD_PCT`.
+
+    Returns:
+        A new table with the extra columns of ``TIDY_COLUMNS``.
+    """
+    meta = catalogue.set_index("id")
+    need_flags = meta["need"] if "need" in meta else pd.Series(False, index=meta.index)
+    kind = table["indicator_id"].map(meta["kind"]).fillna("context")
+    need = table["indicator_id"].map(need_flags.fillna(False).astype(bool)).fillna(False)
+    statistic = table["indicator_id"].map(meta["statistic"])
+    multiplier = table["indicator_id"].map(meta["multiplier"]).astype(float)
+    out = table.assign(kind=kind.to_numpy(), need=need.to_numpy(dtype=bool))
+    parent = stats.compare_to_benchmark(
+        out[["lower_ci", "upper_ci", "parent_value", "polarity"]],
+        lower="lower_ci",
+        upper="upper_ci",
+        benchmark="parent_value",
+        polarity="polarity",
+        confidence_label="95",
+    )
+    out["parent_comparison_95"] = parent["comparison_95"].to_numpy()
+    out = out.join(_peer_position(out))
+    supply = (kind == "supply").to_numpy()
+    for prefix, bench in (("", "comparator_value"), ("parent_", "parent_value")):
+        fair, gap, pct = fair_share(
+            out["numerator"], out["denominator"], out[bench], statistic, multiplier
+        )
+        out[f"{prefix}fair_share"] = np.where(supply, fair, np.nan)
+        out[f"{prefix}fair_share_gap"] = np.where(supply, gap, np.nan)
+        if not prefix:
+            out["fair_share_gap_pct"] = np.where(supply, pct, np.nan)
+    out["rating"] = _ratings(out)
+    is_england = (out["level"] == "england").to_numpy()
+    out.loc[is_england, "rating"] = "not compared"
+    return out
+
+
+def _ratings(table: pd.DataFrame) -> np.ndarray:
+    """The rating of each row by its kind (see :func:`rate_by_kind`)."""
+    kind = table["kind"].to_numpy()
+    comparison = table["comparison_95"].to_numpy(dtype=object)
+    rating = np.full(len(table), "not rated", dtype=object)
+    outcome = kind == "outcome"
+    rating[outcome] = comparison[outcome]
+    # need-related context: significance where there is an interval, else a set margin
+    need = table["need"].to_numpy(dtype=bool) & (kind == "context")
+    has_interval = table["lower_ci"].notna().to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (table["value"] / table["comparator_value"]).to_numpy(dtype=float)
+    margin = NEED_MEAN_THRESHOLD_PCT / 100
+    direction = np.where(
+        has_interval,
+        np.select([comparison == "higher", comparison == "lower"], [1, -1], 0),
+        np.select([ratio >= 1 + margin, ratio <= 1 - margin], [1, -1], 0),
+    )
+    unknown = np.where(has_interval, comparison == "not compared", np.isnan(ratio))
+    need_words = np.select(
+        [direction > 0, direction < 0], ["higher need", "lower need"], "similar need"
+    )
+    rating[need] = np.where(unknown, "not compared", need_words)[need]
+    supply = kind == "supply"
+    pct = table["fair_share_gap_pct"].to_numpy(dtype=float)
+    threshold = FAIR_SHARE_THRESHOLD_PCT
+    supply_words = np.select(
+        [np.isnan(pct), pct <= -threshold, pct >= threshold],
+        ["not compared", "fewer than fair share", "more than fair share"],
+        "about fair share",
+    )
+    rating[supply] = supply_words[supply]
+    return rating

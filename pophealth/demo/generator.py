@@ -1145,6 +1145,31 @@ REST_OF_ENGLAND_FILES = (
 )
 
 
+def _free_ranks(part: pd.DataFrame, main: pd.DataFrame, n_national: int) -> pd.DataFrame:
+    """Move the rest of England's IoD ranks onto ranks the demo ICS does not use.
+
+    National ranks are unique; each rank keeps its order and moves to the nearest free rank
+    at or above it, and its decile follows the new rank.
+    """
+    out = part.copy()
+    columns = list(out.columns)
+    for i, column in enumerate(columns):
+        if not column.startswith("Rank") and "Rank (" not in column:
+            continue
+        free = np.setdiff1d(np.arange(1, n_national + 1), main[column].to_numpy())
+        order = np.argsort(out[column].to_numpy(), kind="stable")
+        wanted = out[column].to_numpy()[order]
+        start = np.searchsorted(free, wanted)
+        # strictly increasing positions in ``free``, pulled back under its end
+        slots = np.maximum.accumulate(start - np.arange(len(start))) + np.arange(len(start))
+        slots -= max(0, int(slots[-1]) - (len(free) - 1))
+        ranks = np.empty(len(order), dtype=np.int64)
+        ranks[order] = free[slots]
+        out[column] = ranks
+        out[columns[i + 1]] = np.ceil(ranks * 10.0 / n_national).astype(np.int64).clip(1, 10)
+    return out
+
+
 def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int) -> None:
     """Append a coarse synthetic rest of England to the national files already written.
 
@@ -1161,6 +1186,13 @@ def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int) -> None:
         parts["weighted_patients"] = _write_payments(rest, part_dir, rngs[1])
         parts.update(_write_lookups_and_iod(rest, part_dir, rngs[2]))
         parts.update(_write_census(rest, part_dir, rngs[3]))
+        for name, n_national in (
+            ("iod2025", _model.N_LSOA21_ENGLAND),
+            ("iod2019", _model.N_LSOA11_ENGLAND),
+        ):
+            main = pd.read_csv(out_dir / FILE_NAMES[name])
+            part = pd.read_csv(parts[name])
+            _write_csv(_free_ranks(part, main, n_national), parts[name])
         for name in REST_OF_ENGLAND_FILES:
             text = parts[name].read_text("utf-8")
             body = text.split("\n", 1)[1]

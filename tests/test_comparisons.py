@@ -1,0 +1,94 @@
+"""Honest comparisons on the demo: England on every profile, a real parent chain, ratings by kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pophealth import indicators
+
+LEVEL_OF_PARENT = {"neighbourhood": "place", "place": "system", "system": "region"}
+
+
+def test_demo_profiles_compare_with_synthetic_england(demo_data):
+    assert demo_data.comparator == "England (synthetic)"
+    england = demo_data.register[demo_data.register["level"] == "england"]
+    assert set(england["area_name"]) == {"England (synthetic)"}
+    # England's values come from the whole (synthetic) national files, not the demo ICS
+    table = demo_data.indicator_table
+    size = table[(table["indicator_id"] == "list_size") & (table["basis"] == "registered")]
+    ics = size.loc[size["level"] == "system", "value"].sum()
+    assert size.loc[size["area_code"] == "ALL", "value"].iloc[0] > 3 * ics
+
+
+def test_no_area_is_compared_with_itself(demo_data):
+    register = demo_data.register
+    table = demo_data.indicator_table
+    areas = register[register["level"].isin(["neighbourhood", "place", "system"])]
+    assert len(areas) > 20
+    keys = set(zip(register["area_code"], register["basis"], strict=True))
+    for row in areas.itertuples():
+        assert row.parent_code != row.area_code, row
+        assert row.area_code != "ALL"
+        assert (row.parent_code, row.basis) in keys, row
+    # values: a comparator or parent column never repeats the area's own row for every indicator
+    for (code, basis), rows in table[table["level"] != "england"].groupby(["area_code", "basis"]):
+        rows = rows.dropna(subset=["value"])
+        rows = rows[rows["indicator_id"] != "list_size"]
+        assert not np.allclose(rows["value"], rows["comparator_value"]), (code, basis)
+        assert not np.allclose(rows["value"], rows["parent_value"]), (code, basis)
+
+
+def test_parent_chain_runs_to_region_and_england(demo_data):
+    register = demo_data.register
+    by_key = {(r.area_code, r.basis): r for r in register.itertuples()}
+    for row in register[register["level"] == "neighbourhood"].itertuples():
+        chain = [row.level]
+        current = row
+        while isinstance(current.parent_code, str):
+            current = by_key[(current.parent_code, current.basis)]
+            chain.append(current.level)
+        assert chain == ["neighbourhood", "place", "system", "region", "england"]
+    region = register[register["level"] == "region"]
+    assert set(region["area_name"]) == {"Demo Region"}
+    # the region holds other ICBs of the rest of England: its values are not the ICB's
+    table = demo_data.indicator_table
+    bad_health = table[
+        (table["indicator_id"] == "pct_bad_health") & (table["basis"] == "registered")
+    ]
+    values = bad_health.set_index("level")["value"]
+    assert values["region"] != pytest.approx(values["system"])
+    assert values["region"] != pytest.approx(values["england"])
+
+
+def test_prepare_keeps_national_values_when_systems_are_cut(demo_prepared):
+    national = pd.read_parquet(demo_prepared / "national.parquet")
+    assert {"england", "region"} == set(national["level"])
+    practices = pd.read_parquet(demo_prepared / "practices.parquet")
+    assert set(practices["icb_code"]) == {"E54000999"}
+    england = national[(national["area_code"] == "ALL") & (national["basis"] == "registered")]
+    assert england["list_size__num"].iloc[0] > 3 * practices["registered_patients"].sum()
+
+
+def test_unknown_system_to_keep_is_a_clear_error(demo_raw, tmp_path):
+    from pophealth.prepare import PrepareError, prepare
+
+    with pytest.raises(PrepareError, match="E54000123"):
+        prepare(demo_raw, tmp_path / "p", progress=None, systems=["E54000123"])
+
+
+def test_ratings_by_kind_on_the_demo(demo_data):
+    table = demo_data.indicator_table
+    areas = table[table["level"] != "england"]
+    for kind, allowed in indicators.RATINGS.items():
+        assert set(areas.loc[areas["kind"] == kind, "rating"]) <= set(allowed), kind
+    supply = areas[areas["kind"] == "supply"]
+    assert supply["lower_ci"].isna().all()  # no Poisson intervals on FTE
+    assert (supply["rating"] == "fewer than fair share").any()
+    need = areas[areas["need"]]
+    assert set(need["indicator_id"]) == {"imd_score", "pct_core20", "pct_hh_deprived_2plus"}
+    assert (need["rating"] == "higher need").any()
+    plain = areas[(areas["kind"] == "context") & ~areas["need"]]
+    assert (plain["rating"] == "not rated").all()
+    assert plain["peer_rank"].notna().any() and plain["peer_quintile"].between(1, 5).any()
