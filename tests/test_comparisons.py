@@ -1,4 +1,4 @@
-"""Honest comparisons on the demo: England on every profile, a real parent chain, ratings by kind."""
+"""Honest comparisons on the demo: England on every profile, a real parent chain, kinds."""
 
 from __future__ import annotations
 
