@@ -98,6 +98,7 @@ class Profile:
     basis_comparison: pd.DataFrame
     headline: str
     notes: list[str] = field(default_factory=list)
+    findings: list = field(default_factory=list)  # pophealth.headline.Finding, largest first
     synthetic: bool = False
     imd_release: str = "IoD2025"
     comparator: str = "England"

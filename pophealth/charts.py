@@ -46,6 +46,16 @@ COMPARISON_COLOURS: dict[str, str] = {
     "not compared": "#C9C9C9",
     "higher": "#BED2FF",
     "lower": "#5555E6",
+    # need-related context: a neutral sequential blue, not performance red/green
+    "higher need": "#08519C",
+    "similar need": "#9ECAE1",
+    "lower need": "#DEEBF7",
+    # supply against its fair share (a diverging orange-purple, not red/green)
+    "fewer than fair share": "#B35806",
+    "about fair share": "#F7F7F7",
+    "more than fair share": "#542788",
+    # context described by its value and position, not judged
+    "not rated": "#FFFFFF",
 }
 
 #: Legend / hover wording for each comparison category.
@@ -56,6 +66,13 @@ COMPARISON_LABELS: dict[str, str] = {
     "higher": "Higher than {comparator}",
     "lower": "Lower than {comparator}",
     "not compared": "Not compared",
+    "higher need": "Higher need than {comparator}",
+    "similar need": "Similar need to {comparator}",
+    "lower need": "Lower need than {comparator}",
+    "fewer than fair share": "Fewer than its fair share at {comparator}'s rate",
+    "about fair share": "About its fair share at {comparator}'s rate",
+    "more than fair share": "More than its fair share at {comparator}'s rate",
+    "not rated": "Not rated (context)",
 }
 
 _COMPARISON_ALIASES: dict[str, str] = {
@@ -68,6 +85,13 @@ _COMPARISON_ALIASES: dict[str, str] = {
     "lower": "lower",
     "not compared": "not compared",
     "not_compared": "not compared",
+    "higher need": "higher need",
+    "similar need": "similar need",
+    "lower need": "lower need",
+    "fewer than fair share": "fewer than fair share",
+    "about fair share": "about fair share",
+    "more than fair share": "more than fair share",
+    "not rated": "not rated",
     "none": "not compared",
     "": "not compared",
 }

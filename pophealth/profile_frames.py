@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from pophealth import __version__, attribution, geography, indicators, stats
+from pophealth import __version__, attribution, geography, headline, indicators, stats
 
 FUNNEL_INDICATORS = ("pct_core20", "pct_bad_health", "gp_fte_per_10k_weighted")
 SEX_LABEL = {"male": "male", "female": "female"}
@@ -380,33 +380,6 @@ def definitions_frame(ids) -> pd.DataFrame:
     ].reset_index(drop=True)
 
 
-def headline_text(area: dict, rows: pd.DataFrame, comparator: str) -> str:
-    """A one-line plain-English summary of the area's main needs."""
-    by = rows.set_index("indicator_id")
-    parts = []
-    if "list_size" in by.index and pd.notna(by.loc["list_size", "value"]):
-        parts.append(f"{by.loc['list_size', 'value']:,.0f} people")
-    flagged = rows[rows["comparison_95"].isin(["worse", "higher"])].copy()
-    flagged["ratio"] = (flagged["value"] / flagged["comparator_value"]).abs()
-    flagged = flagged.sort_values("ratio", ascending=False).head(3)
-    needs = []
-    for _, r in flagged.iterrows():
-        unit = "%" if r["unit"] == "%" else f" {r['unit']}"
-        needs.append(
-            f"{r['title'].lower()} {r['value']:.1f}{unit} vs {r['comparator_value']:.1f}{unit}"
-        )
-    better = rows[rows["comparison_95"] == "better"]
-    text = f"{area['area_name']} ({area['basis']} population"
-    text += f", {parts[0]})" if parts else ")"
-    if needs:
-        text += f": higher need than {comparator} on " + "; ".join(needs) + "."
-    elif len(better):
-        text += f": no indicator significantly worse than {comparator}."
-    else:
-        text += f": similar to {comparator} on the indicators available."
-    return text
-
-
 def workforce_coverage_notes(data, area: dict) -> list[str]:
     """Practices of a registered-basis area left out of the workforce rates, and why.
 
@@ -449,8 +422,8 @@ def build_profile(data, area: dict):
     register = data.register
     own = data.indicator_groups.get(("area", area["area_code"]), table.iloc[:0])
     rows = own[own["basis"] == area["basis"]]
-    # "comparison" is the 95% benchmark comparison the tables colour by
-    rows = rows.reset_index(drop=True).assign(comparison=lambda r: r["comparison_95"])
+    # "comparison" is the rating the tables colour by: by kind (see indicators.rate_by_kind)
+    rows = rows.reset_index(drop=True).assign(comparison=lambda r: r["rating"])
     parent = _register_row(register, area.get("parent_code"), area["basis"])
     everyone = _register_row(register, geography.ALL_LOADED_CODE, area["basis"])
     peers = data.peers
@@ -515,6 +488,7 @@ def build_profile(data, area: dict):
         )
     elif "pcn_membership_date" in manifest.get("notes", {}):
         notes.append(f"PCN membership from ePCN at {manifest['notes']['pcn_membership_date']}.")
+    headline_text, findings = headline.profile_headline(area, rows, data.comparator)
     return Profile(
         area=area,
         indicators=rows,
@@ -532,7 +506,8 @@ def build_profile(data, area: dict):
         provenance=provenance_frame(data),
         definitions=definitions_frame(rows["indicator_id"]),
         basis_comparison=basis_comparison,
-        headline=headline_text(area, rows, data.comparator),
+        headline=headline_text,
+        findings=findings,
         notes=notes,
         synthetic=bool(manifest.get("synthetic")),
         imd_release=imd_release,

@@ -35,6 +35,13 @@ _COMPARISON_TEXT: dict[str, str] = {
     "not compared": "#000000",
     "higher": "#000000",
     "lower": "#FFFFFF",
+    "higher need": "#FFFFFF",
+    "similar need": "#000000",
+    "lower need": "#000000",
+    "fewer than fair share": "#FFFFFF",
+    "about fair share": "#000000",
+    "more than fair share": "#FFFFFF",
+    "not rated": "#000000",
 }
 
 _COMPARISON_WORDS: dict[str, str] = {
@@ -44,6 +51,13 @@ _COMPARISON_WORDS: dict[str, str] = {
     "higher": "Higher",
     "lower": "Lower",
     "not compared": "Not compared",
+    "higher need": "Higher need",
+    "similar need": "Similar need",
+    "lower need": "Lower need",
+    "fewer than fair share": "Fewer than fair share",
+    "about fair share": "About fair share",
+    "more than fair share": "More than fair share",
+    "not rated": "Not rated",
 }
 
 # Ids only need to be unique within one page; the counter also separates identical tables.
@@ -79,6 +93,13 @@ PROFILE_CSS = """
 .ph-cmp-not-compared { background: #C9C9C9; color: #000000; }
 .ph-cmp-higher { background: #BED2FF; color: #000000; }
 .ph-cmp-lower { background: #5555E6; color: #FFFFFF; }
+.ph-cmp-higher-need { background: #08519C; color: #FFFFFF; }
+.ph-cmp-similar-need { background: #9ECAE1; color: #000000; }
+.ph-cmp-lower-need { background: #DEEBF7; color: #000000; }
+.ph-cmp-fewer-than-fair-share { background: #B35806; color: #FFFFFF; }
+.ph-cmp-about-fair-share { background: #F7F7F7; color: #000000; }
+.ph-cmp-more-than-fair-share { background: #542788; color: #FFFFFF; }
+.ph-cmp-not-rated { background: #FFFFFF; color: #000000; }
 .ph-headline {
   border-left: 6px solid #005EB8; background: #E8F1FA; padding: 0.8em 1em; margin: 0.8em 0;
   font-size: 16px;
