@@ -143,27 +143,17 @@ ADVERSE = frozenset({"worse", "higher need", "fewer than fair share"})
 
 
 def select_findings(findings: Sequence[Finding], limit: int = MAX_FINDINGS) -> list[Finding]:
-    """The findings a headline shows: the largest of each kind first, then the next largest.
+    """The findings a headline shows: the largest adverse finding of each kind, then by size.
 
-    Every kind present gets a place, adverse findings (worse, higher need, fewer than fair
-    share) before favourable ones, so a large deprivation gap does not hide a GP shortfall;
-    the result is ordered by size, largest first.
+    Each kind with an adverse finding (worse, higher need, fewer than fair share) gets a place,
+    so a large deprivation gap does not hide a GP shortfall; the other places go to the
+    largest remaining findings. The result is ordered by size, largest first.
     """
     ordered = sorted(findings, key=lambda f: (-f.size, f.indicator_id))
-    groups = dict.fromkeys(
-        sorted(
-            ((f.rating not in ADVERSE, f.kind) for f in ordered),
-            key=lambda g: g[0],
-        )
-    )
     chosen: list[Finding] = []
-    for favourable, kind in groups:
+    for kind in dict.fromkeys(f.kind for f in ordered if f.rating in ADVERSE):
         if len(chosen) < limit:
-            chosen.append(
-                next(
-                    f for f in ordered if f.kind == kind and (f.rating not in ADVERSE) == favourable
-                )
-            )
+            chosen.append(next(f for f in ordered if f.kind == kind and f.rating in ADVERSE))
     for f in ordered:
         if len(chosen) >= limit:
             break
