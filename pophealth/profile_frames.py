@@ -317,7 +317,6 @@ def _quintile_view(data, system: str | None) -> dict:
                 lower="lower_ci",
                 upper="upper_ci",
                 confidence=0.95,
-                n_sims=2000,
                 seed=1,
             )
             r = sii.iloc[0]
