@@ -1591,6 +1591,22 @@ def funnel_plot_spec(
         y_title=value_label,
         extra_meta={"highlight_found": bool((highlight & plotted).any()), "target": target},
     )
+    # axes fitted to the points, the target and the limits over the points' denominators
+    # (not blown up by limits near a denominator of 0)
+    if plotted.any():
+        x_low = float(np.nanmin(denominator[plotted]))
+        x_high = float(np.nanmax(denominator[plotted]))
+        x_pad = (x_high - x_low) * 0.05 or x_high * 0.05 or 1.0
+        x_low, x_high = max(0.0, x_low - x_pad), x_high + x_pad
+        in_view = (limit_x >= x_low) & (limit_x <= x_high)
+        y_parts = [value[plotted], [target]]
+        for column in ("lower_99_8", "upper_99_8", "lower_95", "upper_95"):
+            y_parts.append(sorted_limits[column][in_view])
+        y_all = np.concatenate([np.asarray(p, dtype=float) for p in y_parts])
+        y_low, y_high = float(np.nanmin(y_all)), float(np.nanmax(y_all))
+        y_pad = (y_high - y_low) * 0.05 or abs(y_high) * 0.05 or 1.0
+        fig.update_xaxes(range=[x_low, x_high], autorange=False)
+        fig.update_yaxes(range=[y_low - y_pad, y_high + y_pad], autorange=False)
     return fig
 
 

@@ -15,7 +15,6 @@ import pandas as pd
 
 from pophealth import __version__, attribution, geography, headline, indicators, stats
 
-FUNNEL_INDICATORS = ("pct_core20", "pct_bad_health", "gp_fte_per_10k_weighted")
 SEX_LABEL = {"male": "male", "female": "female"}
 
 
@@ -235,29 +234,65 @@ def _system_funnels(data, area: dict) -> dict[str, dict]:
         system_rows = system_rows[system_rows["basis"] == peers["basis"].iloc[0]]
     meta = indicators.load_catalogue().set_index("id")
     out: dict[str, dict] = {}
-    for indicator in FUNNEL_INDICATORS:
+    for indicator in funnel_indicators(meta):
         points = peers[peers["indicator_id"] == indicator].dropna(subset=["value"])
+        points = points[points["denominator"] > 0]
         target_row = system_rows[system_rows["indicator_id"] == indicator]
         if len(points) < 3 or target_row.empty:
             continue
-        target = float(target_row["value"].iloc[0])
+        # the target is England's value (the comparator every profile names), else the system's
+        england = target_row["comparator_value"].iloc[0]
+        target = float(england if pd.notna(england) else target_row["value"].iloc[0])
         spec = meta.loc[indicator]
-        multiplier = float(spec["multiplier"])
-        grid = stats.funnel_plot_points(100, float(points["denominator"].max()) * 1.1)
-        if spec["statistic"] == "proportion":
-            limits = stats.funnel_limits_proportion(grid, target, multiplier=multiplier)
-        else:
-            limits = stats.funnel_limits_rate(grid, target, multiplier=multiplier)
-        out[indicator] = {
-            "title": spec["title"],
-            "unit": spec["unit"],
-            "target": target,
-            "points": points[["area_code", "area_name", "denominator", "value"]].reset_index(
-                drop=True
-            ),
-            "limits": limits,
-        }
+        out[indicator] = funnel(points, target, spec)
     return out
+
+
+def funnel_indicators(catalogue: pd.DataFrame) -> list[str]:
+    """Indicators drawn as funnel plots: outcomes with an interval (not context, not supply)."""
+    fits = (catalogue["kind"] == "outcome") & catalogue["statistic"].isin(["proportion", "rate"])
+    return catalogue.index[fits].tolist()
+
+
+def funnel(points: pd.DataFrame, target: float, spec: pd.Series) -> dict:
+    """One funnel: peers, the target and control limits over the peers' denominators.
+
+    Limits are drawn from just below the smallest to just above the largest denominator, so
+    the axes fit the data. When the peers are overdispersed (Spiegelhalter 2005) the limits
+    are the random-effects ones and the funnel says so.
+    """
+    multiplier = float(spec["multiplier"])
+    statistic = "proportion" if spec["statistic"] == "proportion" else "rate"
+    low = max(1.0, float(points["denominator"].min()) * 0.8)
+    grid = stats.funnel_plot_points(
+        100, float(points["denominator"].max()) * 1.1, min_denominator=np.floor(low)
+    )
+    dispersion = stats.funnel_overdispersion(
+        points["value"], points["denominator"], target, statistic, multiplier
+    )
+    if dispersion["overdispersed"]:
+        limits = stats.funnel_limits_random_effects(
+            grid, target, dispersion["tau2"], statistic, multiplier=multiplier
+        )
+        method = (
+            f"Peers overdispersed (phi {dispersion['phi']:.1f} over {dispersion['n']} areas): "
+            "limits widened by a random-effects variance (Spiegelhalter 2005)."
+        )
+    elif statistic == "proportion":
+        limits = stats.funnel_limits_proportion(grid, target, multiplier=multiplier)
+        method = "Exact binomial limits (Spiegelhalter 2005); peers not overdispersed."
+    else:
+        limits = stats.funnel_limits_rate(grid, target, multiplier=multiplier)
+        method = "Exact Poisson limits (Spiegelhalter 2005); peers not overdispersed."
+    return {
+        "title": spec["title"],
+        "unit": spec["unit"],
+        "target": target,
+        "points": points[["area_code", "area_name", "denominator", "value"]].reset_index(drop=True),
+        "limits": limits,
+        "dispersion": dispersion,
+        "method": method,
+    }
 
 
 def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:

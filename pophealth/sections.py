@@ -167,6 +167,7 @@ def benchmarking(p) -> None:
                 title=f"Funnel plot: {f['title']}",
                 highlight_code=p.area["area_code"],
                 value_label=f"{f['title']} ({f['unit']})",
+                source_note=f.get("method", ""),
             )
         )
 

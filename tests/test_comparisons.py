@@ -92,3 +92,31 @@ def test_ratings_by_kind_on_the_demo(demo_data):
     plain = areas[(areas["kind"] == "context") & ~areas["need"]]
     assert (plain["rating"] == "not rated").all()
     assert plain["peer_rank"].notna().any() and plain["peer_quintile"].between(1, 5).any()
+
+
+@pytest.mark.parametrize("code", ["U90003", "E06000901", "E38000901", "E54000999"])
+def test_funnels_only_for_outcomes_with_fitted_axes(demo_data, code):
+    from pophealth import charts
+
+    profile = demo_data.profile(code)
+    kinds = indicators.load_catalogue().set_index("id")["kind"]
+    assert profile.funnels, code
+    assert {kinds[k] for k in profile.funnels} == {"outcome"}
+    for funnel in profile.funnels.values():
+        fig = charts.funnel_plot_spec(
+            funnel["points"], funnel["limits"], funnel["target"], "F", code, "Value (%)"
+        )
+        x_low, x_high = fig.layout["xaxis"]["range"]
+        y_low, y_high = fig.layout["yaxis"]["range"]
+        points = funnel["points"]
+        assert points["denominator"].between(x_low, x_high).all()
+        assert points["value"].between(y_low, y_high).all()
+        assert y_low <= funnel["target"] <= y_high
+        limits = funnel["limits"]
+        shown = limits[limits["denominator"].between(x_low, x_high)]
+        assert len(shown) > 10
+        for column in ("lower_95", "upper_95", "lower_99_8", "upper_99_8"):
+            assert shown[column].between(y_low, y_high).all(), column
+        # fitted: the axis spans about the data, not 0 to 100% or a denominator of 1
+        assert x_low > 0.5 * points["denominator"].min()
+        assert (y_high - y_low) < 3 * (points["value"].max() - points["value"].min()) + 5
