@@ -361,6 +361,7 @@ class PopHealthData:
             registered,
             resident,
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
+            resident_weights=attribution.deprivation_population(self.lsoa, self.imd)[1],
         )
 
     def _with_national(self, measures: pd.DataFrame | None, basis: str) -> pd.DataFrame | None:

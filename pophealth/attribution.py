@@ -282,8 +282,14 @@ def lsoa_measures(
     """
     codes = lsoa["lsoa21_code"].to_numpy()
     out = pd.DataFrame({"lsoa21_code": codes})
-    pop = _resident_population(lsoa)
+    pop = deprivation_population(lsoa, imd)[0]
     values = lsoa_values(lsoa, imd)
+    decile = f"imd{imd}_decile"
+    if decile in lsoa:
+        # MHCLG's area summary: share of the area's LSOAs in the most deprived 10% nationally
+        dec = lsoa[decile].to_numpy(dtype=float)
+        out["pct_lsoas_most_deprived_10__num"] = (dec == 1).astype(float)
+        out["pct_lsoas_most_deprived_10__den"] = (~np.isnan(dec)).astype(float)
     for v in ("imd_score", "pct_core20"):
         if v in values:
             x = values[v].to_numpy(dtype=float)
@@ -308,6 +314,21 @@ def lsoa_measures(
     nums = [c for c in out.columns if c.endswith("__num") and c != "list_size__num"]
     dens = [c for c in out.columns if c.endswith("__den") and c != "list_size__den"]
     return out.fillna({c: 0.0 for c in nums + dens})
+
+
+def deprivation_population(lsoa: pd.DataFrame, imd: str = "2025") -> tuple[np.ndarray, str]:
+    """Resident weights for deprivation summaries, and what they are.
+
+    MHCLG summarises the IoD for LADs and ICBs with the IoD's own population denominators
+    (File 7, mid-year estimates); those are used when the file has them (IoD2025 on 2021
+    LSOAs), else Census 2021 residents.
+
+    Returns:
+        (weights aligned with ``lsoa``, a label for method texts).
+    """
+    if imd == "2025" and "population" in lsoa and lsoa["population"].notna().any():
+        return lsoa["population"].to_numpy(dtype=float), "IoD2025 population denominators"
+    return _resident_population(lsoa), "Census 2021 residents"
 
 
 def _resident_population(lsoa: pd.DataFrame) -> np.ndarray:

@@ -169,7 +169,9 @@ def _apply_statistics(long: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
                 else:
                     den = rows["denominator"].to_numpy(dtype=float)
                     value = np.where(den > 0, rows["numerator"] / den, np.nan) * multiplier
-                    method = "weighted mean" if statistic == "mean" else "ratio (no interval)"
+                    method = {"mean": "weighted mean", "share": "share (no interval)"}.get(
+                        statistic, "ratio (no interval)"
+                    )
             out = rows.assign(
                 value=value,
                 lower_95=np.nan,
@@ -190,6 +192,7 @@ def compute_indicator_table(
     resident_measures: pd.DataFrame | None,
     catalogue: pd.DataFrame | None = None,
     ethnicity_definition: str | None = None,
+    resident_weights: str | None = None,
 ) -> pd.DataFrame:
     """Build the tidy indicator table for every area in the register.
 
@@ -199,6 +202,8 @@ def compute_indicator_table(
         resident_measures: Area sums of LSOA measures (resident basis).
         catalogue: Indicator catalogue (default: the packaged one).
         ethnicity_definition: Appended to the method of ``pct_ethnic_minority``.
+        resident_weights: What weights resident-basis deprivation (e.g. "IoD2025 population
+            denominators"), said in its method.
 
     Returns:
         The tidy table with the columns in ``TIDY_COLUMNS``.
@@ -222,11 +227,15 @@ def compute_indicator_table(
     if ethnicity_definition:
         mask = table["indicator_id"] == "pct_ethnic_minority"
         table.loc[mask, "method"] = table.loc[mask, "method"] + f" ({ethnicity_definition})"
+    table = _deprivation_methods(table, resident_weights)
     table = table.merge(register, on=["area_code", "basis"], how="left")
     meta = catalogue[["id", "title", "unit", "polarity", "order"]].rename(
         columns={"id": "indicator_id"}
     )
     table = table.merge(meta, on="indicator_id", how="left")
+    # on the resident basis the list-size row counts registered patients living in the area
+    resident_size = (table["indicator_id"] == "list_size") & (table["basis"] == "resident")
+    table.loc[resident_size, "title"] = "Registered patients living in the area"
     values = table.set_index(["area_code", "basis", "indicator_id"])["value"]
     parent_key = pd.MultiIndex.from_arrays(
         [table["parent_code"], table["basis"], table["indicator_id"]]
@@ -271,6 +280,28 @@ def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
         peer_count="count",
     )
     return out.reset_index()
+
+
+def _deprivation_methods(table: pd.DataFrame, resident_weights: str | None) -> pd.DataFrame:
+    """Say how deprivation was weighted: by patients (registered) or residents (resident)."""
+    out = table.copy()
+    registered = out["basis"] == "registered"
+    score = out["indicator_id"] == "imd_score"
+    out.loc[score & registered, "method"] = (
+        "patient-weighted mean of LSOA scores (registered patients by LSOA of residence)"
+    )
+    weights = resident_weights or "Census 2021 residents"
+    out.loc[score & ~registered, "method"] = f"resident-weighted mean of LSOA scores ({weights})"
+    core20 = out["indicator_id"] == "pct_core20"
+    out.loc[core20 & registered, "method"] = (
+        out.loc[core20 & registered, "method"] + " (patient-weighted)"
+    )
+    out.loc[core20 & ~registered, "method"] = (
+        out.loc[core20 & ~registered, "method"] + f" (resident-weighted: {weights})"
+    )
+    share = out["indicator_id"] == "pct_lsoas_most_deprived_10"
+    out.loc[share, "method"] = "share of the area's LSOAs (all counted: no interval)"
+    return out
 
 
 def _peer_position(table: pd.DataFrame) -> pd.DataFrame:

@@ -82,6 +82,7 @@ INDICATOR_SOURCES = {
     "pct_age_85_plus": [["practice_age_bands", "census_ts007a"]],
     "imd_score": [["iod2025", "iod2019"]],
     "pct_core20": [["iod2025", "iod2019"]],
+    "pct_lsoas_most_deprived_10": [["iod2025", "iod2019"]],
     "pct_bad_health": [["census_ts037"]],
     "pct_disabled": [["census_ts038"]],
     "pct_ethnic_minority": [["census_ts021"]],

@@ -87,7 +87,12 @@ def test_ratings_by_kind_on_the_demo(demo_data):
     assert supply["lower_ci"].isna().all()  # no Poisson intervals on FTE
     assert (supply["rating"] == "fewer than fair share").any()
     need = areas[areas["need"]]
-    assert set(need["indicator_id"]) == {"imd_score", "pct_core20", "pct_hh_deprived_2plus"}
+    assert set(need["indicator_id"]) == {
+        "imd_score",
+        "pct_core20",
+        "pct_hh_deprived_2plus",
+        "pct_lsoas_most_deprived_10",
+    }
     assert (need["rating"] == "higher need").any()
     plain = areas[(areas["kind"] == "context") & ~areas["need"]]
     assert (plain["rating"] == "not rated").all()
@@ -120,3 +125,30 @@ def test_funnels_only_for_outcomes_with_fitted_axes(demo_data, code):
         # fitted: the axis spans about the data, not 0 to 100% or a denominator of 1
         assert x_low > 0.5 * points["denominator"].min()
         assert (y_high - y_low) < 3 * (points["value"].max() - points["value"].min()) + 5
+
+
+def test_deprivation_as_mhclg_summarises_it(demo_data):
+    table = demo_data.indicator_table
+    rows = table.set_index(["area_code", "basis", "indicator_id"])
+    lad = rows.loc[("E06000901", "resident")]
+    assert lad.loc["imd_score", "method"] == (
+        "resident-weighted mean of LSOA scores (IoD2025 population denominators)"
+    )
+    assert "resident-weighted: IoD2025 population denominators" in lad.loc["pct_core20", "method"]
+    assert lad.loc["list_size", "title"] == "Registered patients living in the area"
+    pcn = rows.loc[("U90003", "registered")]
+    assert pcn.loc["imd_score", "method"].startswith("patient-weighted mean")
+    assert pcn.loc["list_size", "title"] == "Registered patients"
+    # resident IMD weighted by the IoD's own population denominators, recomputed here
+    lsoa = demo_data.lsoa[demo_data.lsoa["lad_code"] == "E06000901"]
+    weights = lsoa["population"]
+    expected = (lsoa["imd2025_score"] * weights).sum() / weights.sum()
+    assert lad.loc["imd_score", "value"] == pytest.approx(expected)
+    # share of LSOAs in the most deprived 10% nationally: places and systems (resident)
+    share = table[table["indicator_id"] == "pct_lsoas_most_deprived_10"]
+    assert set(share["level"]) == {"place", "system", "region", "england"}
+    assert set(share["basis"]) == {"resident"}
+    assert lad.loc["pct_lsoas_most_deprived_10", "value"] == pytest.approx(
+        (lsoa["imd2025_decile"] == 1).mean() * 100
+    )
+    assert np.isnan(lad.loc["pct_lsoas_most_deprived_10", "lower_ci"])
