@@ -451,6 +451,9 @@ def national_measures(
     if not frames:
         return pd.DataFrame()
     out = pd.concat(frames, ignore_index=True)
+    shapes = _national_distributions(lsoa, practices, registrations, age_sex, regions, icb_region)
+    if len(shapes):
+        out = out.merge(shapes, on=["area_code", "basis", "imd"], how="left")
     out.insert(1, "area_name", out["area_code"].map(names))
     out.insert(
         2,
@@ -458,6 +461,73 @@ def national_measures(
         np.where(out["area_code"] == geography.ALL_LOADED_CODE, "england", "region"),
     )
     return out
+
+
+def _national_distributions(
+    lsoa: pd.DataFrame,
+    practices: pd.DataFrame,
+    registrations: pd.DataFrame,
+    age_sex: pd.DataFrame,
+    regions: pd.DataFrame,
+    icb_region: pd.Series,
+) -> pd.DataFrame:
+    """England's and the regions' population by IMD decile and by age band and sex.
+
+    Columns ``decile_1`` … ``decile_10`` (patients on the registered basis, resident weights
+    on the resident basis) and ``age_<sex>_<band>`` (registered patients; the resident rows
+    repeat them, as resident profiles use practices' age structure), per ``area_code, basis,
+    imd``; profiles draw England's pyramid and deciles from them.
+    """
+    from pophealth import attribution, geography
+
+    parts = []
+    region_of_practice = regions.set_index("practice_code")["region_code"]
+    age_wide = pd.DataFrame()
+    if len(age_sex):
+        ages = age_sex.assign(column="age_" + age_sex["sex"] + "_" + age_sex["age_band"])
+        ages = ages.assign(region=ages["practice_code"].map(region_of_practice))
+        every = ages.groupby("column")["patients"].sum().rename(geography.ALL_LOADED_CODE)
+        by_region = ages.dropna(subset=["region"]).pivot_table(
+            index="region", columns="column", values="patients", aggfunc="sum"
+        )
+        age_wide = pd.concat([every.to_frame().T, by_region]).rename_axis("area_code")
+    for imd in [r for r in ("2025", "2019") if f"imd{r}_decile" in lsoa]:
+        decile = lsoa.set_index("lsoa21_code")[f"imd{imd}_decile"]
+        if len(registrations):
+            regs = registrations[registrations["lsoa_status"] == attribution.MATCHED]
+            regs = regs.assign(
+                decile=regs["lsoa_code"].map(decile),
+                region=regs["practice_code"].map(region_of_practice),
+            ).dropna(subset=["decile"])
+            parts.append(_by_decile(regs, "patients", "registered", imd, age_wide))
+        weights, _ = attribution.deprivation_population(lsoa, imd)
+        residents = pd.DataFrame(
+            {
+                "decile": lsoa[f"imd{imd}_decile"].to_numpy(),
+                "people": weights,
+                "region": lsoa["icb_code"].map(icb_region).to_numpy(),
+            }
+        ).dropna(subset=["decile"])
+        parts.append(_by_decile(residents, "people", "resident", imd, age_wide))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _by_decile(
+    frame: pd.DataFrame, weight: str, basis: str, imd: str, age_wide: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per England/region: weights by decile (``decile_k``) and the age columns."""
+    from pophealth import geography
+
+    columns = {d: f"decile_{d}" for d in range(1, 11)}
+    every = frame.groupby("decile")[weight].sum().rename(geography.ALL_LOADED_CODE)
+    by_region = frame.dropna(subset=["region"]).pivot_table(
+        index="region", columns="decile", values=weight, aggfunc="sum"
+    )
+    wide = pd.concat([every.to_frame().T, by_region]).reindex(columns=range(1, 11))
+    wide = wide.fillna(0.0).rename(columns=columns).rename_axis("area_code")
+    if len(age_wide):
+        wide = wide.join(age_wide, how="left")
+    return wide.reset_index().assign(basis=basis, imd=imd)
 
 
 def keep_systems(

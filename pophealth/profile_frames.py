@@ -80,8 +80,23 @@ def pyramid_frame(data, area: dict, parent: dict | None) -> pd.DataFrame:
         if parent
         else pd.Series(np.nan, index=index)
     )
-    every = pd.Series(1.0, index=matrix.index)
-    all_pct = _age_sex_shares(matrix, every).reindex(index)
+    national = _national_row(data, geography.ALL_LOADED_CODE, "registered")
+    if national is not None and any(c.startswith("age_") for c in national.index):
+        # England from the national files (the store may hold only some ICBs)
+        counts = pd.Series(
+            [national.get(f"age_{sex}_{band}", np.nan) for sex, band in index], index=index
+        ).astype(float)
+        all_pct = counts / counts.sum() * 100
+    else:
+        every = pd.Series(1.0, index=matrix.index)
+        all_pct = _age_sex_shares(matrix, every).reindex(index)
+    if parent and parent["level"] == "region":
+        region = _national_row(data, parent["area_code"], "registered")
+        if region is not None:
+            counts = pd.Series(
+                [region.get(f"age_{sex}_{band}", np.nan) for sex, band in index], index=index
+            ).astype(float)
+            parent_pct = counts / counts.sum() * 100
     frame = pd.DataFrame(
         {
             "area_pct": area_pct.to_numpy(),
@@ -92,6 +107,19 @@ def pyramid_frame(data, area: dict, parent: dict | None) -> pd.DataFrame:
     ).reset_index()
     frame["age_band"] = frame["age_band"].str.replace("_", "-", regex=False)
     return frame[["age_band", "sex", "area_pct", "parent_pct", "england_pct"]]
+
+
+def _national_row(data, code: str, basis: str) -> pd.Series | None:
+    """England's or a region's row of the national table (from the national files)."""
+    national = getattr(data, "national", None)
+    if national is None or not len(national):
+        return None
+    rows = national[
+        (national["area_code"] == code)
+        & (national["basis"] == basis)
+        & (national["imd"] == data.imd)
+    ]
+    return rows.iloc[0] if len(rows) else None
 
 
 def _band_order() -> list[str]:
@@ -130,6 +158,15 @@ def decile_frame(data, area: dict, parent: dict | None, everyone: dict) -> pd.Da
     def shares(a: dict | None) -> pd.Series:
         if a is None:
             return pd.Series(np.nan, index=range(1, 11))
+        national = (
+            _national_row(data, a["area_code"], a["basis"])
+            if a["level"] in ("england", "region")
+            else None
+        )
+        if national is not None and "decile_1" in national.index:
+            by = pd.Series([national[f"decile_{d}"] for d in range(1, 11)], index=range(1, 11))
+            total = by.sum()
+            return by / total * 100 if total > 0 else by * np.nan
         if len(data.registrations):
             arrays = data.matched_arrays
             mask = _area_row_mask(data, a)

@@ -152,3 +152,22 @@ def test_deprivation_as_mhclg_summarises_it(demo_data):
         (lsoa["imd2025_decile"] == 1).mean() * 100
     )
     assert np.isnan(lad.loc["pct_lsoas_most_deprived_10", "lower_ci"])
+
+
+def test_england_pyramid_and_deciles_come_from_the_national_files(demo_data):
+    profile = demo_data.profile("U90003")
+    national = demo_data.national
+    england = national[(national["area_code"] == "ALL") & (national["basis"] == "registered")]
+    ages = england.filter(regex="^age_(male|female)_").iloc[0]
+    pyramid = profile.pyramid
+    assert pyramid["england_pct"].sum() == pytest.approx(100)
+    first = pyramid[(pyramid["sex"] == "male") & (pyramid["age_band"] == "0-4")]
+    assert first["england_pct"].iloc[0] == pytest.approx(ages["age_male_0_4"] / ages.sum() * 100)
+    # not the demo ICS's own age structure
+    ics = demo_data.profile("E54000999").pyramid
+    assert not np.allclose(ics["area_pct"], ics["england_pct"])
+    deciles = profile.deciles
+    assert deciles["england_pct"].sum() == pytest.approx(100)
+    assert deciles["england_pct"].between(5, 16).all()  # England is spread over every decile
+    system = demo_data.profile("E54000999")
+    assert system.deciles["parent_pct"].notna().all()  # the region, from the national files
