@@ -137,22 +137,7 @@ def _apply_statistics(long: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
                 multiplier=multiplier,
                 id_col="area_code",
             )
-        elif statistic == "rate" and spec.get("kind") == "supply":
-            # FTE is not a count of events: no Poisson interval (compared by fair share)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                den = rows["denominator"].to_numpy(dtype=float)
-                value = np.where(den > 0, rows["numerator"] / den, np.nan) * multiplier
-            out = rows.assign(
-                value=value,
-                lower_95=np.nan,
-                upper_95=np.nan,
-                lower_99_8=np.nan,
-                upper_99_8=np.nan,
-                confidence="",
-                method="FTE rate (no interval: FTE is not a count; compared by fair share)",
-                reason=np.where(np.isnan(value), "denominator is zero", ""),
-            )
-        elif statistic == "rate":
+        elif statistic == "rate" and spec.get("kind") != "supply":
             out = stats.rate_byar(
                 rows,
                 "numerator",
@@ -169,9 +154,13 @@ def _apply_statistics(long: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
                 else:
                     den = rows["denominator"].to_numpy(dtype=float)
                     value = np.where(den > 0, rows["numerator"] / den, np.nan) * multiplier
-                    method = {"mean": "weighted mean", "share": "share (no interval)"}.get(
-                        statistic, "ratio (no interval)"
-                    )
+                    method = {
+                        "mean": "weighted mean",
+                        "share": "share (no interval)",
+                        # FTE is not a count of events: no Poisson interval
+                        "rate": "FTE rate (no interval: FTE is not a count; compared by fair "
+                        "share)",
+                    }.get(statistic, "ratio (no interval)")
             out = rows.assign(
                 value=value,
                 lower_95=np.nan,

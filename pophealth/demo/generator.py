@@ -1123,25 +1123,8 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
 
 # file families of the national files that carry the rest of England (no ePCN rows: its
 # practices are unaligned; no boundaries: only the demo ICS is mapped)
-REST_OF_ENGLAND_FILES = (
-    "registrations_lsoa",
-    "registrations_practice",
-    "registrations_quinary_age",
-    "registrations_single_age_male",
-    "registrations_single_age_female",
-    "practice_map",
-    "workforce",
-    "weighted_patients",
-    "iod2025",
-    "iod2019",
-    "lookup_lsoa11_lsoa21",
-    "lookup_lsoa21_icb",
-    "census_ts007a",
-    "census_ts037",
-    "census_ts038",
-    "census_ts021",
-    "census_ts011",
-    "census_ts054",
+REST_OF_ENGLAND_FILES = tuple(
+    name for name in FILE_NAMES if name not in ("epcn", "boundaries_lsoa21", "readme")
 )
 
 
