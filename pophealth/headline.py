@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -210,14 +211,19 @@ def profile_headline(area: dict, rows: pd.DataFrame, comparator: str) -> tuple[s
 
 
 def catalogue_phrases() -> dict[str, dict]:
-    """Indicator id -> the catalogue's ``headline`` phrases."""
+    """Indicator id -> the catalogue's ``headline`` phrases (a fresh copy)."""
+    return {key: dict(value) for key, value in _packaged_phrases()}
+
+
+@lru_cache(maxsize=1)
+def _packaged_phrases() -> tuple[tuple[str, dict], ...]:
     from pophealth.indicators import load_catalogue
 
     catalogue = load_catalogue()
     if "headline" not in catalogue:
-        return {}
-    return {
-        row["id"]: row["headline"]
+        return ()
+    return tuple(
+        (row["id"], row["headline"])
         for row in catalogue.to_dict("records")
         if isinstance(row.get("headline"), dict)
-    }
+    )
