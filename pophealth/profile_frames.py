@@ -350,7 +350,7 @@ def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
         shares = []
         for label, rate in (
             ("Parent rate", r["parent_value"]),
-            ("Comparator rate", r["comparator_value"]),
+            (f"{data.comparator} rate", r["comparator_value"]),
         ):
             if pd.notna(rate):
                 fair = weighted * float(rate) / 10_000
@@ -530,6 +530,13 @@ def build_profile(data, area: dict):
             else "(people living in the area's LSOAs)."
         )
     )
+    if area["basis"] == "resident":
+        weights = attribution.deprivation_population(data.lsoa, data.imd)[1]
+        notes.append(
+            f"Deprivation of residents is weighted by {weights} (resident-weighted, as MHCLG "
+            "summarises local authorities and ICBs); of patients, by registered patients "
+            "(patient-weighted)."
+        )
     if area["basis"] == "resident" and area["level"] != "england":
         lsoa = data.lsoa[data.lsoa["lsoa21_code"].isin(area_lsoas(data, area))]
         for column, what in ((f"imd{data.imd}_score", "IoD"), ("health_total", "Census 2021")):

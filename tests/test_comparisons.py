@@ -20,6 +20,19 @@ def test_demo_profiles_compare_with_synthetic_england(demo_data):
     size = table[(table["indicator_id"] == "list_size") & (table["basis"] == "registered")]
     ics = size.loc[size["level"] == "system", "value"].sum()
     assert size.loc[size["area_code"] == "ALL", "value"].iloc[0] > 3 * ics
+    # every level's profile names England (synthetic) and a real parent that is not itself
+    for code, basis in (
+        ("U90003", "registered"),
+        ("E06000901", "resident"),
+        ("E38000901", "registered"),
+        ("E54000999", "registered"),
+        ("E54000999", "resident"),
+    ):
+        profile = demo_data.profile(code, basis)
+        assert profile.comparator == "England (synthetic)"
+        assert profile.area["parent_code"] not in (code, "ALL")
+        assert profile.indicators["parent_value"].notna().any()
+        assert profile.indicators["comparator_value"].notna().all()
 
 
 def test_no_area_is_compared_with_itself(demo_data):
