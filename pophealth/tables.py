@@ -232,6 +232,20 @@ def _check_frame(frame: pd.DataFrame, required: Sequence[str], function: str, na
 # --------------------------------------------------------------------------------------
 
 
+def position_text(record: dict) -> str:
+    """Where an area stands: its fair share (supply) or its rank among peers (others)."""
+    fair = _as_float(record.get("fair_share"))
+    if not math.isnan(fair):
+        gap = _as_float(record.get("fair_share_gap"))
+        pct = _as_float(record.get("fair_share_gap_pct"))
+        return f"fair share {fair:,.1f} FTE; gap {gap:+,.1f} FTE ({pct:+.0f}%)"
+    rank, count = _as_float(record.get("peer_rank")), _as_float(record.get("peer_count"))
+    quintile = _as_float(record.get("peer_quintile"))
+    if math.isnan(rank) or math.isnan(count) or count < 2:
+        return "–"
+    return f"{rank:.0f} of {count:.0f} (highest = 1; quintile {quintile:.0f} of 5)"
+
+
 def benchmark_table(
     rows: pd.DataFrame,
     area_label: str,
@@ -269,6 +283,8 @@ def benchmark_table(
     ]
     _check_frame(rows, required, function, "rows")
     comparisons = _normalise_comparison(rows["comparison"].tolist(), function=function)
+    # ratings by kind (pophealth.indicators.rate_by_kind): position among peers, fair share
+    with_position = "peer_rank" in rows and "fair_share" in rows
     body_rows = []
     for record, comparison in zip(rows.to_dict("records"), comparisons, strict=True):
         unit = "" if _is_missing(record["unit"]) else str(record["unit"])
@@ -305,6 +321,7 @@ def benchmark_table(
                 sort=_as_float(record["comparator_value"]),
             ),
             _cell(_esc(word), sort=word, classes=css, attrs=style),
+            *([_cell(_esc(position_text(record)))] if with_position else []),
             _cell(
                 _esc(format_count(record["numerator"])),
                 numeric=True,
@@ -327,6 +344,7 @@ def benchmark_table(
             (_esc(parent_label), True),
             (_esc(england_label), True),
             (f"Compared with {_esc(england_label)}", False),
+            *([("Among peers / fair share", False)] if with_position else []),
             ("Numerator", True),
             ("Denominator", True),
             ("Method", False),
