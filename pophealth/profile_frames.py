@@ -372,7 +372,15 @@ def _quintile_view(data, system: str | None) -> dict:
     result: dict = {"quintiles": pd.DataFrame(), "sii_text": "", "fair_share": pd.DataFrame()}
     if len(scope):
         q = scope.groupby("imd_quintile", as_index=False)[["gp_fte", "weighted_patients"]].sum()
-        q = stats.rate_byar(q, "gp_fte", "weighted_patients", multiplier=10_000, confidence=(0.95,))
+        try:
+            q = stats.rate_byar(
+                q, "gp_fte", "weighted_patients", multiplier=10_000, confidence=(0.95,)
+            )
+        except stats.StatisticsInputError:
+            # a quintile with under 10 FTE has no exact Poisson interval (FTE is not a
+            # whole count): rates without limits, and the SII says it has none
+            rates = q["gp_fte"] / q["weighted_patients"].where(q["weighted_patients"] > 0)
+            q = q.assign(value=rates * 10_000, lower_95=np.nan, upper_95=np.nan)
         q = q.rename(
             columns={"imd_quintile": "quintile", "lower_95": "lower_ci", "upper_95": "upper_ci"}
         )
@@ -393,10 +401,14 @@ def _quintile_view(data, system: str | None) -> dict:
             )
             r = sii.iloc[0]
             result["sii"] = r.to_dict()
+            interval = (
+                f"95% CI {r['sii_lower_95']:+.2f} to {r['sii_upper_95']:+.2f}"
+                if pd.notna(r["sii_lower_95"])
+                else "no interval: a quintile has under 10 GP FTE"
+            )
             result["sii_text"] = (
                 f"Slope index of inequality: {r['sii']:+.2f} GP FTE per 10,000 weighted patients "
-                f"from most to least deprived (95% CI {r['sii_lower_95']:+.2f} to "
-                f"{r['sii_upper_95']:+.2f})."
+                f"from most to least deprived ({interval})."
             )
     return result
 
