@@ -196,3 +196,28 @@ def test_demo_neighbourhoods_with_largest_gp_gaps_are_named(demo_data):
         assert "fewer GPs than its fair share" in profile.headline, profile.headline
         assert f"{row.numerator:,.1f} FTE against {row.fair_share:,.1f} FTE" in profile.headline
         assert "England (synthetic)" in profile.headline
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    fte=st.floats(0.1, 500),
+    patients=st.floats(1_000, 500_000),
+    england=st.floats(1, 20),
+)
+def test_fair_share_gap_is_the_rate_gap(fte, patients, england):
+    fair, gap, pct = indicators.fair_share(
+        np.array([fte]), np.array([patients]), np.array([england]), np.array(["rate"]), 10_000.0
+    )
+    rate = fte / patients * 10_000
+    assert fair[0] == pytest.approx(patients * england / 10_000)
+    assert gap[0] == pytest.approx(fte - fair[0], abs=1e-9)
+    assert pct[0] == pytest.approx((rate / england - 1) * 100, rel=1e-9, abs=1e-9)
+    # a ratio (patients per FTE) gives the same fair share for the same staff
+    ratio = indicators.fair_share(
+        np.array([patients]),
+        np.array([fte]),
+        np.array([10_000 / england]),
+        np.array(["ratio"]),
+        1.0,
+    )
+    assert ratio[0][0] == pytest.approx(fair[0])
