@@ -7,12 +7,12 @@ one paragraph. Findings come from
 * outcomes significantly different from the comparator (95% interval, with polarity);
 * need-related context rated higher or lower need;
 * supply below or above its fair share (the FTE the area would have at the comparator's rate
-  per patient), beyond the documented threshold (staff rates whose catalogue ``headline``
+  per patient), beyond the documented threshold (staff rates whose ``headline_phrases``
   names the ``staff``; one per staff group).
 
 Each finding carries its own sentence, so other sources (e.g. prevalence, workforce detail) can
 add findings of their own and pass the longer list to :func:`headline_sentence`. Wording comes
-from the catalogue's ``headline`` field (``more``/``fewer`` phrases); an indicator without one
+from the catalogue's ``headline_phrases`` field (``more``/``fewer`` phrases); an indicator without one
 gets a sentence built from its title.
 """
 
@@ -84,7 +84,7 @@ def findings_from_indicators(
             denominator``.
         comparator: The comparator's name (e.g. ``England``).
         phrases: Indicator id -> ``{"more": ..., "fewer": ...}`` (the catalogue's
-            ``headline`` field); default the packaged catalogue's.
+            ``headline_phrases`` field); default the packaged catalogue's.
 
     Returns:
         Findings sorted by size, largest first.
@@ -211,7 +211,7 @@ def profile_headline(area: dict, rows: pd.DataFrame, comparator: str) -> tuple[s
 
 
 def catalogue_phrases() -> dict[str, dict]:
-    """Indicator id -> the catalogue's ``headline`` phrases (a fresh copy)."""
+    """Indicator id -> the catalogue's ``headline_phrases`` (a fresh copy)."""
     return {key: dict(value) for key, value in _packaged_phrases()}
 
 
@@ -220,10 +220,10 @@ def _packaged_phrases() -> tuple[tuple[str, dict], ...]:
     from pophealth.indicators import load_catalogue
 
     catalogue = load_catalogue()
-    if "headline" not in catalogue:
+    if "headline_phrases" not in catalogue:
         return ()
     return tuple(
-        (row["id"], row["headline"])
+        (row["id"], row["headline_phrases"])
         for row in catalogue.to_dict("records")
-        if isinstance(row.get("headline"), dict)
+        if isinstance(row.get("headline_phrases"), dict)
     )
