@@ -12,8 +12,8 @@ one paragraph. Findings come from
 
 Each finding carries its own sentence, so other sources (e.g. prevalence, workforce detail) can
 add findings of their own and pass the longer list to :func:`headline_sentence`. Wording comes
-from the catalogue's ``headline_phrases`` field (``more``/``fewer`` phrases); an indicator without one
-gets a sentence built from its title.
+from the catalogue's ``headline_phrases`` field (``more``/``fewer`` phrases); an indicator
+without one gets a sentence built from its title.
 """
 
 from __future__ import annotations
