@@ -8,12 +8,7 @@ Typical interactive use::
     profile = data.profile("U12345")
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("pophealth")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+local"
+from pophealth._version import __version__
 
 __all__ = ["__version__", "load"]
 

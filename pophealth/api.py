@@ -13,19 +13,22 @@ batch runs in warm kernels do not re-read it for every area.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, geography, indicators, stats
+from pophealth import ages, attribution, contracts, geography, indicators, stats
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
+from pophealth.profile_frames import Profile, build_profile
+from pophealth.releases import ImdRelease
+from pophealth.store import FrameMemo
 
-AGE_BANDS = [f"{a}_{a + 4}" for a in range(0, 95, 5)] + ["95+"]
-HEADLINE_INDICATORS = ("list_size", "pct_core20", "imd_score", "gp_fte_per_10k_weighted")
+AGE_BANDS = list(ages.AGE_BANDS)
+#: Headline indicators (``headline: true`` in catalogue.yaml): columns of the area lists.
+HEADLINE_INDICATORS = indicators.headline_indicators()
 
 _CACHE: dict[tuple, PopHealthData] = {}
 
@@ -78,32 +81,6 @@ def load(
     return data
 
 
-@dataclass
-class Profile:
-    """Everything one area's profile shows: the indicator table and chart-ready frames."""
-
-    area: dict
-    indicators: pd.DataFrame
-    spine: pd.DataFrame
-    pyramid: pd.DataFrame
-    deciles: pd.DataFrame
-    map_values: pd.DataFrame
-    map_geojson: dict | None
-    practices: pd.DataFrame
-    funnels: dict[str, dict]
-    inverse_care: dict
-    coverage: pd.DataFrame
-    provenance: pd.DataFrame
-    definitions: pd.DataFrame
-    basis_comparison: pd.DataFrame
-    headline: str
-    notes: list[str] = field(default_factory=list)
-    findings: list = field(default_factory=list)  # pophealth.headline.Finding, largest first
-    synthetic: bool = False
-    imd_release: str = "IoD2025"
-    comparator: str = "England"
-
-
 class PopHealthData:
     """A prepared store plus the derived geography and indicator tables."""
 
@@ -112,32 +89,38 @@ class PopHealthData:
         _store_key(self.prepared_dir)
         self.manifest = json.loads((self.prepared_dir / "manifest.json").read_text("utf-8"))
         available = self.manifest.get("imd_releases", [])
-        if imd not in ("2025", "2019"):
-            raise ValueError(f"imd must be '2025' or '2019', not {imd!r}.")
+        release = ImdRelease.of(imd)
         if available and imd not in available:
             raise ValueError(
                 f"IoD{imd} is not in this prepared store (available: "
                 f"{', '.join('IoD' + r for r in available)}). Add its File 7 (and, for IoD2019, "
                 "the LSOA 2011→2021 lookup) to the raw folder and prepare again."
             )
-        self.imd = imd
-        read = self.prepared_dir.joinpath
-        self.lsoa = pd.read_parquet(read("lsoa.parquet"))
-        self.practices = pd.read_parquet(read("practices.parquet"))
-        self.registrations = pd.read_parquet(read("registrations.parquet"))
-        self.age_sex = pd.read_parquet(read("practice_age_sex.parquet"))
+        self.imd = release.year
+        self.imd_release = release
+        self.memo = FrameMemo()
+        self.lsoa = self._read_table("lsoa.parquet")
+        self.practices = self._read_table("practices.parquet")
+        self.registrations = self._read_table("registrations.parquet")
+        self.age_sex = self._read_table("practice_age_sex.parquet")
         # England's and the regions' measures from the national files (stores prepared before
         # issue 11 lack it: England is then the sum of what was loaded)
-        national = read("national.parquet")
-        self.national = pd.read_parquet(national) if national.exists() else pd.DataFrame()
+        national = self.prepared_dir / "national.parquet"
+        self.national = (
+            self._read_table("national.parquet") if national.exists() else pd.DataFrame()
+        )
         self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
         self.neighbourhoods_file = str(neighbourhoods) if neighbourhoods else None
+
+    def _read_table(self, file_name: str) -> pd.DataFrame:
+        path = self.prepared_dir / file_name
+        return contracts.validate_store_table(file_name, pd.read_parquet(path), path)
 
     # -- geography -------------------------------------------------------------------------
     @cached_property
     def register(self) -> pd.DataFrame:
         """Every area with level, basis, parent and system."""
-        return geography.build_area_register(
+        register = geography.build_area_register(
             self.practices,
             self.lsoa,
             self.registrations,
@@ -145,6 +128,7 @@ class PopHealthData:
             comparator=self.comparator,
             regions=self.icb_regions,
         )
+        return contracts.AREA_REGISTER.validate(register, "the area register")
 
     @cached_property
     def icb_regions(self) -> pd.DataFrame:
@@ -268,7 +252,7 @@ class PopHealthData:
     def registration_shares(self) -> pd.DataFrame:
         """Registrations with each row's share of its practice's list and the LSOA's IMD decile."""
         shares = attribution.lsoa_practice_shares(self.registrations)
-        decile = self.lsoa.set_index("lsoa21_code")[f"imd{self.imd}_decile"]
+        decile = self.lsoa.set_index("lsoa21_code")[self.imd_release.column("decile")]
         return shares.assign(imd_decile=shares["lsoa_code"].map(decile))
 
     @cached_property
@@ -334,13 +318,15 @@ class PopHealthData:
     def practice_measures(self) -> pd.DataFrame:
         """Registered-basis measures per practice."""
         return attribution.practice_measures(
-            self.practices, self.registrations, self.age_sex, self.lsoa, self.imd
+            self.practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
         )
 
     @cached_property
     def lsoa_measures(self) -> pd.DataFrame:
         """Resident-basis measures per LSOA."""
-        return attribution.lsoa_measures(self.lsoa, self.registrations, self.practices, self.imd)
+        return attribution.lsoa_measures(
+            self.lsoa, self.registrations, self.practices, self.imd_release
+        )
 
     @cached_property
     def indicator_table(self) -> pd.DataFrame:
@@ -356,13 +342,14 @@ class PopHealthData:
             )
         registered = self._with_national(registered, "registered")
         resident = self._with_national(resident, "resident")
-        return indicators.compute_indicator_table(
+        table = indicators.compute_indicator_table(
             self.register,
             registered,
             resident,
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
-            resident_weights=attribution.deprivation_population(self.lsoa, self.imd)[1],
+            resident_weights=attribution.deprivation_population(self.lsoa, self.imd_release)[1],
         )
+        return contracts.INDICATOR_TABLE.validate(table, "the indicator table")
 
     def _with_national(self, measures: pd.DataFrame | None, basis: str) -> pd.DataFrame | None:
         """Area measures with England's and the regions' rows from the national files."""
@@ -456,7 +443,5 @@ class PopHealthData:
         Returns:
             A :class:`Profile`.
         """
-        from pophealth import profile_frames
-
         area = self.resolve_area(area_code, basis)
-        return profile_frames.build_profile(self, area)
+        return build_profile(self, area)

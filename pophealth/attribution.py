@@ -13,8 +13,15 @@ Every function returns new frames ("measures": one row per practice or LSOA with
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
+
+from pophealth.ages import AGE_BANDS, CENSUS_AGE_COLUMNS, band_lower
+from pophealth.releases import ImdRelease
 
 # LSOA statuses of registration rows (set by prepare)
 MATCHED = "matched"
@@ -26,6 +33,206 @@ LSOA_STATUS_LABELS = {
     "outside": "LSOA outside the loaded data",
 }
 
+# -- the measure registry ----------------------------------------------------------------------
+#
+# Every catalogue indicator has one measure registered here by id (``@measure("<id>")``); its
+# ``group`` says which inputs it takes. tests/test_indicator_registry.py fails when the
+# catalogue, these measures and the sources disagree.
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A registered numerator/denominator measure of one catalogue indicator.
+
+    Attributes:
+        indicator_id: The catalogue id.
+        group: Which inputs the function takes: ``"age"`` (an :class:`AgeCounts`),
+            ``"census"`` (the LSOA table), ``"imd"`` (the LSOA table and an
+            :class:`~pophealth.releases.ImdRelease`; attributed to practice lists),
+            ``"lsoa_count"`` (likewise, but counting LSOAs: resident basis only),
+            ``"workforce"`` or ``"list_size"`` (the practice table).
+        function: Returns ``(numerator, denominator)`` arrays (``"imd"``: one value per LSOA),
+            or ``None`` when its input columns are absent.
+    """
+
+    indicator_id: str
+    group: str
+    function: Callable[..., Any]
+
+
+MEASURES: dict[str, Measure] = {}
+
+
+def measure(indicator_id: str, group: str) -> Callable[[Callable], Callable]:
+    """Register the decorated function as the measure of catalogue indicator ``indicator_id``."""
+
+    def register(function: Callable) -> Callable:
+        if indicator_id in MEASURES:
+            raise ValueError(f"measure {indicator_id!r} is registered twice")
+        MEASURES[indicator_id] = Measure(indicator_id, group, function)
+        return function
+
+    return register
+
+
+def measures_of(group: str) -> list[Measure]:
+    """The registered measures of one input group, in registration order."""
+    return [m for m in MEASURES.values() if m.group == group]
+
+
+class AgeCounts:
+    """People by five-year age band, for practices (GP lists) or LSOAs (Census TS007A).
+
+    Args:
+        bands: Lower age of each band -> counts (the last band is open: 95+ for GP lists,
+            85+ for the census).
+        total: All ages.
+    """
+
+    def __init__(self, bands: dict[int, Any], total: Any):
+        self.bands = dict(sorted(bands.items()))
+        self.total = total
+        self.top = max(self.bands)
+
+    def at_least(self, age: int) -> Any:
+        """People aged ``age`` and over (``age`` a band boundary no higher than the open band)."""
+        if age % 5 or age > self.top:
+            raise ValueError(f"{age}+ is not a sum of five-year bands up to {self.top}+")
+        return sum(counts for lower, counts in self.bands.items() if lower >= age)
+
+    def under(self, age: int) -> Any:
+        """People younger than ``age``; the band containing it is split evenly by year of age."""
+        total = 0
+        for lower, counts in self.bands.items():
+            if lower >= age:
+                break
+            total = total + counts * min(1.0, (age - lower) / 5)
+        return total
+
+
+@measure("pct_age_0_17", "age")
+def pct_age_0_17(ages: AgeCounts):
+    """Aged 0-17: the 15-19 band split 3:2 (registered basis prefers single years of age)."""
+    return ages.under(18), ages.total
+
+
+def aged_at_least(age: int) -> Callable[[AgeCounts], Any]:
+    """The measure 'aged ``age`` and over' (numerator) of all ages (denominator)."""
+
+    def share_aged(ages: AgeCounts):
+        return ages.at_least(age), ages.total
+
+    share_aged.__doc__ = f"Aged {age} and over."
+    return share_aged
+
+
+pct_age_65_plus = measure("pct_age_65_plus", "age")(aged_at_least(65))
+pct_age_75_plus = measure("pct_age_75_plus", "age")(aged_at_least(75))
+pct_age_85_plus = measure("pct_age_85_plus", "age")(aged_at_least(85))
+
+
+@measure("imd_score", "imd")
+def imd_score(lsoa: pd.DataFrame, release: ImdRelease):
+    """The LSOA's IMD score in the chosen release."""
+    if release.column("score") not in lsoa:
+        return None
+    return lsoa[release.column("score")].to_numpy(dtype=float)
+
+
+@measure("pct_core20", "imd")
+def pct_core20(lsoa: pd.DataFrame, release: ImdRelease):
+    """1 where the LSOA is in national IMD deciles 1-2 (Core20), 0 otherwise, NaN if unknown."""
+    if release.column("decile") not in lsoa:
+        return None
+    dec = lsoa[release.column("decile")].to_numpy(dtype=float)
+    return np.where(np.isnan(dec), np.nan, (dec <= 2).astype(float))
+
+
+@measure("pct_lsoas_most_deprived_10", "lsoa_count")
+def pct_lsoas_most_deprived_10(lsoa: pd.DataFrame, release: ImdRelease):
+    """LSOAs in national IMD decile 1, of LSOAs with a decile (MHCLG's area summary)."""
+    if release.column("decile") not in lsoa:
+        return None
+    dec = lsoa[release.column("decile")].to_numpy(dtype=float)
+    return (dec == 1).astype(float), (~np.isnan(dec)).astype(float)
+
+
+def _census_columns(lsoa: pd.DataFrame, *names: str) -> list[np.ndarray] | None:
+    """The LSOA table's census columns as float arrays, or None when any is absent."""
+    if not set(names) <= set(lsoa):
+        return None
+    return [lsoa[name].to_numpy(dtype=float) for name in names]
+
+
+@measure("pct_bad_health", "census")
+def pct_bad_health(lsoa: pd.DataFrame):
+    """Bad or very bad general health (TS037)."""
+    cols = _census_columns(lsoa, "health_bad", "health_very_bad", "health_total")
+    return None if cols is None else (cols[0] + cols[1], cols[2])
+
+
+def census_share(numerator: str, denominator: str) -> Callable[[pd.DataFrame], Any]:
+    """The measure ``numerator`` of ``denominator`` (two census count columns)."""
+
+    def share(lsoa: pd.DataFrame):
+        cols = _census_columns(lsoa, numerator, denominator)
+        return None if cols is None else (cols[0], cols[1])
+
+    share.__doc__ = f"``{numerator}`` of ``{denominator}`` (Census 2021)."
+    return share
+
+
+pct_disabled = measure("pct_disabled", "census")(census_share("disabled_ea", "disability_total"))
+
+
+@measure("pct_ethnic_minority", "census")
+def pct_ethnic_minority(lsoa: pd.DataFrame):
+    """Not White British (TS021), or not White where detailed groups are unavailable."""
+    if "ethnic_total" not in lsoa:
+        return None
+    detailed = "ethnic_white_british" in lsoa and lsoa["ethnic_white_british"].notna().any()
+    cols = _census_columns(
+        lsoa, "ethnic_total", "ethnic_white_british" if detailed else "ethnic_white"
+    )
+    return None if cols is None else (cols[0] - cols[1], cols[0])
+
+
+@measure("pct_hh_deprived_2plus", "census")
+def pct_hh_deprived_2plus(lsoa: pd.DataFrame):
+    """Households deprived in two or more dimensions (TS011)."""
+    cols = _census_columns(lsoa, "hh_deprived_2", "hh_deprived_3", "hh_deprived_4", "hh_total")
+    return None if cols is None else (sum(cols[:3]), cols[3])
+
+
+pct_social_rented = measure("pct_social_rented", "census")(
+    census_share("tenure_social_rented", "tenure_total")
+)
+
+
+@measure("list_size", "list_size")
+def list_size(practices: pd.DataFrame):
+    """Registered patients (a count: no denominator)."""
+    return practices["registered_patients"].to_numpy(dtype=float), np.nan
+
+
+def _fte_measure(fte: str, patients: str) -> Callable[[pd.DataFrame], Any]:
+    def fte_per_patients(practices: pd.DataFrame):
+        if fte not in practices or patients not in practices:
+            return None
+        return _known_pairs(practices[fte], practices[patients])
+
+    fte_per_patients.__doc__ = f"``{fte}`` over ``{patients}`` where both are known."
+    return fte_per_patients
+
+
+def _known_pairs(num: pd.Series, den: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Numerator and denominator where both are known; 0/0 (left out) otherwise."""
+    n, d = num.to_numpy(dtype=float), den.to_numpy(dtype=float)
+    ok = ~np.isnan(n) & ~np.isnan(d)
+    return np.where(ok, n, 0.0), np.where(ok, d, 0.0)
+
+
+#: FTE-per-patient indicators: FTE column over patient column of the practice table.
 FTE_COLUMNS = {
     "gp_fte_per_10k": ("gp_fte", "registered_patients"),
     "gp_qualified_permanent_fte_per_10k": ("gp_extgl_fte", "registered_patients"),
@@ -35,30 +242,36 @@ FTE_COLUMNS = {
     "dpc_fte_per_10k": ("dpc_fte", "registered_patients"),
     "admin_fte_per_10k": ("admin_fte", "registered_patients"),
 }
-
-AGE_0_17_WEIGHTS = {"0_4": 1.0, "5_9": 1.0, "10_14": 1.0, "15_19": 0.6}
-AGE_65_BANDS = ("65_69", "70_74", "75_79", "80_84", "85_89", "90_94", "95+")
-AGE_85_BANDS = ("85_89", "90_94", "95+")
+for _indicator, (_fte, _patients) in FTE_COLUMNS.items():
+    measure(_indicator, "workforce")(_fte_measure(_fte, _patients))
 
 
-def lsoa_values(lsoa: pd.DataFrame, imd: str = "2025") -> pd.DataFrame:
+@measure("patients_per_gp_fte", "workforce")
+def patients_per_gp_fte(practices: pd.DataFrame):
+    """Registered patients over GP FTE where both are known."""
+    if "gp_fte" not in practices:
+        return None
+    return _known_pairs(practices["registered_patients"], practices["gp_fte"])
+
+
+def lsoa_values(lsoa: pd.DataFrame, imd: str | ImdRelease = "2025") -> pd.DataFrame:
     """LSOA-level rates and scores to attribute to practice lists.
 
     Args:
         lsoa: Prepared LSOA table.
-        imd: ``"2025"`` (IoD2025, default) or ``"2019"`` (IoD2019 on 2021 LSOAs).
+        imd: The IoD release (or its year, ``"2025"`` default or ``"2019"``).
 
     Returns:
         ``lsoa21_code`` plus one column per attributable indicator: ``imd_score`` (score),
         ``pct_core20`` (1 if IMD decile 1-2 else 0) and census proportions as fractions.
         NaN where the source is missing for that LSOA.
     """
+    release = ImdRelease.of(imd)
     out = pd.DataFrame({"lsoa21_code": lsoa["lsoa21_code"].to_numpy()})
-    score, decile = f"imd{imd}_score", f"imd{imd}_decile"
-    if score in lsoa:
-        out["imd_score"] = lsoa[score].to_numpy(dtype=float)
-        dec = lsoa[decile].to_numpy(dtype=float)
-        out["pct_core20"] = np.where(np.isnan(dec), np.nan, (dec <= 2).astype(float))
+    for m in measures_of("imd"):
+        value = m.function(lsoa, release)
+        if value is not None:
+            out[m.indicator_id] = value
     for indicator, (num, den) in census_fractions(lsoa).items():
         with np.errstate(invalid="ignore", divide="ignore"):
             out[indicator] = np.where(den > 0, num / den, np.nan)
@@ -67,32 +280,8 @@ def lsoa_values(lsoa: pd.DataFrame, imd: str = "2025") -> pd.DataFrame:
 
 def census_fractions(lsoa: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Census numerators and denominators per LSOA for each census indicator present."""
-    found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-    def col(name: str) -> np.ndarray:
-        return lsoa[name].to_numpy(dtype=float)
-
-    if {"health_bad", "health_very_bad", "health_total"} <= set(lsoa):
-        found["pct_bad_health"] = (col("health_bad") + col("health_very_bad"), col("health_total"))
-    if {"disabled_ea", "disability_total"} <= set(lsoa):
-        found["pct_disabled"] = (col("disabled_ea"), col("disability_total"))
-    if {"ethnic_total"} <= set(lsoa):
-        if "ethnic_white_british" in lsoa and lsoa["ethnic_white_british"].notna().any():
-            found["pct_ethnic_minority"] = (
-                col("ethnic_total") - col("ethnic_white_british"),
-                col("ethnic_total"),
-            )
-        elif "ethnic_white" in lsoa:
-            found["pct_ethnic_minority"] = (
-                col("ethnic_total") - col("ethnic_white"),
-                col("ethnic_total"),
-            )
-    hh = [f"hh_deprived_{k}" for k in (2, 3, 4)]
-    if set(hh + ["hh_total"]) <= set(lsoa):
-        found["pct_hh_deprived_2plus"] = (sum(col(c) for c in hh), col("hh_total"))
-    if {"tenure_social_rented", "tenure_total"} <= set(lsoa):
-        found["pct_social_rented"] = (col("tenure_social_rented"), col("tenure_total"))
-    return found
+    found = {m.indicator_id: m.function(lsoa) for m in measures_of("census")}
+    return {indicator: pair for indicator, pair in found.items() if pair is not None}
 
 
 def ethnicity_definition(lsoa: pd.DataFrame) -> str:
@@ -158,27 +347,18 @@ def practice_age_measures(
     )
     wide = wide.reindex(wide.index.union(exact.index), fill_value=0)
     total = wide.sum(axis=1)
-
-    def bands(names) -> pd.Series:
-        present = [b for b in names if b in wide.columns]
-        return wide[present].sum(axis=1) if present else total * 0
-
-    young = sum(wide[b] * w for b, w in AGE_0_17_WEIGHTS.items() if b in wide.columns)
-    young_total = total.astype(float)
-    young = young.astype(float).copy()
-    if len(exact):
-        young.loc[exact.index] = exact["age_0_17_patients"]
-        young_total.loc[exact.index] = exact["single_age_patients"]
-    out = pd.DataFrame(
-        {
-            "pct_age_0_17__num": young,
-            "pct_age_0_17__den": young_total,
-            "pct_age_65_plus__num": bands(AGE_65_BANDS),
-            "pct_age_65_plus__den": total,
-            "pct_age_85_plus__num": bands(AGE_85_BANDS),
-            "pct_age_85_plus__den": total,
-        }
+    ages = AgeCounts(
+        {band_lower(b): wide[b] if b in wide.columns else total * 0 for b in AGE_BANDS}, total
     )
+    out = pd.DataFrame(index=wide.index)
+    for m in measures_of("age"):
+        num, den = m.function(ages)
+        out[f"{m.indicator_id}__num"] = num.astype(float)
+        out[f"{m.indicator_id}__den"] = den.astype(float)
+    if len(exact):
+        # single years of age, where the practice has them, replace the 15-19 split
+        out.loc[exact.index, "pct_age_0_17__num"] = exact["age_0_17_patients"]
+        out.loc[exact.index, "pct_age_0_17__den"] = exact["single_age_patients"]
     return out.reset_index()
 
 
@@ -197,39 +377,21 @@ def census_age_measures(lsoa: pd.DataFrame) -> pd.DataFrame:
     if not needed <= set(lsoa):
         return pd.DataFrame({"lsoa21_code": lsoa["lsoa21_code"]})
     col = {c: lsoa[c].to_numpy(dtype=float) for c in lsoa.columns if c.startswith("age_")}
-    young = col["age_0_4"] + col["age_5_9"] + col["age_10_14"] + 0.6 * col["age_15_19"]
-    old = sum(col[c] for c in ("age_65_69", "age_70_74", "age_75_79", "age_80_84", "age_85_plus"))
-    total = col["age_total"]
-    return pd.DataFrame(
-        {
-            "lsoa21_code": lsoa["lsoa21_code"].to_numpy(),
-            "pct_age_0_17__num": young,
-            "pct_age_0_17__den": total,
-            "pct_age_65_plus__num": old,
-            "pct_age_65_plus__den": total,
-            "pct_age_85_plus__num": col["age_85_plus"],
-            "pct_age_85_plus__den": total,
-        }
-    )
+    bands = {band_lower(name[len("age_") :]): col[name] for name in CENSUS_AGE_COLUMNS}
+    ages = AgeCounts(bands, col["age_total"])
+    out = {"lsoa21_code": lsoa["lsoa21_code"].to_numpy()}
+    for m in measures_of("age"):
+        out[f"{m.indicator_id}__num"], out[f"{m.indicator_id}__den"] = m.function(ages)
+    return pd.DataFrame(out)
 
 
 def practice_workforce_measures(practices: pd.DataFrame) -> pd.DataFrame:
     """Workforce numerators/denominators per practice (practices lacking data contribute 0/0)."""
     out = pd.DataFrame({"practice_code": practices["practice_code"].to_numpy()})
-    for indicator, (fte, patients) in FTE_COLUMNS.items():
-        if fte not in practices or patients not in practices:
-            continue
-        f = practices[fte].to_numpy(dtype=float)
-        p = practices[patients].to_numpy(dtype=float)
-        ok = ~np.isnan(f) & ~np.isnan(p)
-        out[f"{indicator}__num"] = np.where(ok, f, 0.0)
-        out[f"{indicator}__den"] = np.where(ok, p, 0.0)
-    if "gp_fte" in practices:
-        f = practices["gp_fte"].to_numpy(dtype=float)
-        p = practices["registered_patients"].to_numpy(dtype=float)
-        ok = ~np.isnan(f) & ~np.isnan(p)
-        out["patients_per_gp_fte__num"] = np.where(ok, p, 0.0)
-        out["patients_per_gp_fte__den"] = np.where(ok, f, 0.0)
+    for m in measures_of("workforce"):
+        pair = m.function(practices)
+        if pair is not None:
+            out[f"{m.indicator_id}__num"], out[f"{m.indicator_id}__den"] = pair
     return out
 
 
@@ -238,14 +400,15 @@ def practice_measures(
     registrations: pd.DataFrame,
     age_sex: pd.DataFrame,
     lsoa: pd.DataFrame,
-    imd: str = "2025",
+    imd: str | ImdRelease = "2025",
 ) -> pd.DataFrame:
     """All registered-basis measures per practice (``<indicator>__num``/``__den``)."""
+    num, den = list_size(practices)
     base = pd.DataFrame(
         {
             "practice_code": practices["practice_code"].to_numpy(),
-            "list_size__num": practices["registered_patients"].to_numpy(dtype=float),
-            "list_size__den": np.nan,
+            "list_size__num": num,
+            "list_size__den": den,
         }
     )
     parts = [base, practice_workforce_measures(practices)]
@@ -272,7 +435,7 @@ def lsoa_measures(
     lsoa: pd.DataFrame,
     registrations: pd.DataFrame | None,
     practices: pd.DataFrame | None,
-    imd: str = "2025",
+    imd: str | ImdRelease = "2025",
 ) -> pd.DataFrame:
     """All resident-basis measures per LSOA.
 
@@ -282,14 +445,13 @@ def lsoa_measures(
     """
     codes = lsoa["lsoa21_code"].to_numpy()
     out = pd.DataFrame({"lsoa21_code": codes})
-    pop = deprivation_population(lsoa, imd)[0]
-    values = lsoa_values(lsoa, imd)
-    decile = f"imd{imd}_decile"
-    if decile in lsoa:
-        # MHCLG's area summary: share of the area's LSOAs in the most deprived 10% nationally
-        dec = lsoa[decile].to_numpy(dtype=float)
-        out["pct_lsoas_most_deprived_10__num"] = (dec == 1).astype(float)
-        out["pct_lsoas_most_deprived_10__den"] = (~np.isnan(dec)).astype(float)
+    release = ImdRelease.of(imd)
+    pop = deprivation_population(lsoa, release)[0]
+    values = lsoa_values(lsoa, release)
+    for m in measures_of("lsoa_count"):
+        pair = m.function(lsoa, release)
+        if pair is not None:
+            out[f"{m.indicator_id}__num"], out[f"{m.indicator_id}__den"] = pair
     for v in ("imd_score", "pct_core20"):
         if v in values:
             x = values[v].to_numpy(dtype=float)
@@ -316,7 +478,9 @@ def lsoa_measures(
     return out.fillna({c: 0.0 for c in nums + dens})
 
 
-def deprivation_population(lsoa: pd.DataFrame, imd: str = "2025") -> tuple[np.ndarray, str]:
+def deprivation_population(
+    lsoa: pd.DataFrame, imd: str | ImdRelease = "2025"
+) -> tuple[np.ndarray, str]:
     """Resident weights for deprivation summaries, and what they are.
 
     MHCLG summarises the IoD for LADs and ICBs with the IoD's own population denominators
@@ -326,8 +490,10 @@ def deprivation_population(lsoa: pd.DataFrame, imd: str = "2025") -> tuple[np.nd
     Returns:
         (weights aligned with ``lsoa``, a label for method texts).
     """
-    if imd == "2025" and "population" in lsoa and lsoa["population"].notna().any():
-        return lsoa["population"].to_numpy(dtype=float), "IoD2025 population denominators"
+    release = ImdRelease.of(imd)
+    # only IoD2025 is published on 2021 LSOAs with its own denominators
+    if release.year == "2025" and "population" in lsoa and lsoa["population"].notna().any():
+        return lsoa["population"].to_numpy(dtype=float), f"{release.name} population denominators"
     return _resident_population(lsoa), "Census 2021 residents"
 
 

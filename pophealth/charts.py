@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
-import html
 import json
 import math
 import re
@@ -30,6 +29,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.io.json import to_json_plotly
+
+from pophealth.checks import escape_html, is_missing, require_columns
 
 NHS_BLUE = "#005EB8"
 NHS_DARK_BLUE = "#003087"
@@ -164,30 +165,27 @@ _GEOJSON_DECIMALS = 5
 # --------------------------------------------------------------------------------------
 
 
+#: Columns of the practices frame :func:`workforce_vs_need` draws (profile_frames builds it).
+WORKFORCE_VS_NEED_COLUMNS = (
+    "practice_code",
+    "practice_name",
+    "imd_score",
+    "gp_fte_per_10k_weighted",
+    "registered_patients",
+    "in_area",
+)
+
+
 def _require_columns(
     frame: pd.DataFrame, required: Sequence[str], *, function: str, frame_name: str
 ) -> None:
     """Raise a helpful error when ``frame`` lacks any of ``required`` columns."""
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(
-            f"{function}: `{frame_name}` must be a pandas DataFrame, got {type(frame).__name__}."
-        )
-    present = [str(c) for c in frame.columns]
-    missing = [c for c in required if c not in frame.columns]
-    if not missing:
-        return
-    hints = []
-    for column in missing:
-        close = difflib.get_close_matches(column, present, n=3, cutoff=0.6)
-        if close:
-            hints.append(f"`{column}`: did you mean {', '.join(repr(c) for c in close)}?")
-    example = frame.head(3).to_string() if len(frame) else "(frame is empty)"
-    raise ValueError(
-        f"{function}: frame `{frame_name}` is missing column(s) {missing}. "
-        f"Expected columns: {list(required)}; present: {present}. "
-        + (" ".join(hints) + " " if hints else "")
-        + "Rename the columns in the indicators stage output to match the contract.\n"
-        f"Example rows:\n{example}"
+    require_columns(
+        frame,
+        required,
+        f"{function}: frame `{frame_name}`",
+        fix="Rename the columns in the indicators stage output to match the contract",
+        examples=True,
     )
 
 
@@ -213,19 +211,12 @@ def _text_values(frame: pd.DataFrame, column: str) -> list[str]:
     return ["" if _is_missing(v) else str(v) for v in frame[column].tolist()]
 
 
-def _is_missing(value: Any) -> bool:
-    """True for None, NaN, pd.NA and NaT."""
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
+_is_missing = is_missing
 
 
 def _esc(text: Any) -> str:
     """Escape data-derived text for Plotly's HTML-like labels (no tag can sneak in)."""
-    return html.escape("" if _is_missing(text) else str(text), quote=False)
+    return escape_html(text, quote=False)
 
 
 def format_number(value: float, unit: str = "", decimals: int | None = None) -> str:
@@ -1098,19 +1089,7 @@ def workforce_vs_need_spec(
     """
     function = "workforce_vs_need"
     frame_name = "practices"
-    _require_columns(
-        practices,
-        [
-            "practice_code",
-            "practice_name",
-            "imd_score",
-            "gp_fte_per_10k_weighted",
-            "registered_patients",
-            "in_area",
-        ],
-        function=function,
-        frame_name=frame_name,
-    )
+    _require_columns(practices, WORKFORCE_VS_NEED_COLUMNS, function=function, frame_name=frame_name)
     imd = _float_values(practices, "imd_score", function=function, frame_name=frame_name)
     fte = _float_values(
         practices, "gp_fte_per_10k_weighted", function=function, frame_name=frame_name

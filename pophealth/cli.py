@@ -12,6 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from pophealth.errors import InputError, MissingFileError, PopHealthError
+from pophealth.files import atomic_path
+
 LEVEL_NOTEBOOKS = {
     "neighbourhood": "neighbourhood_profile.ipynb",
     "place": "place_profile.ipynb",
@@ -79,10 +82,8 @@ def _cmd_indicators(args: argparse.Namespace) -> int:
         area = data.resolve_area(args.area)
         table = table[table["area_code"] == area["area_code"]]
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
     print(f"Wrote {len(table):,} indicator rows to {out}")
     return 0
 
@@ -139,7 +140,7 @@ def build_jobs(data, system: str | None, levels, notebook_dir: Path, areas_filte
             areas = areas[areas["area_code"].isin(areas_filter)]
         notebook = notebook_dir / LEVEL_NOTEBOOKS[level]
         if not notebook.exists():
-            raise FileNotFoundError(f"Notebook {notebook} not found (use --notebooks DIR).")
+            raise MissingFileError(f"Notebook {notebook} not found (use --notebooks DIR).")
         for _, row in areas.iterrows():
             system_code = row.get("system_code")
             jobs.append(
@@ -181,7 +182,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     levels = [lvl.strip() for lvl in args.levels.split(",") if lvl.strip()]
     unknown = [lvl for lvl in levels if lvl not in LEVEL_NOTEBOOKS]
     if unknown:
-        raise SystemExit(f"Unknown level(s) {unknown}; choose from {', '.join(LEVEL_NOTEBOOKS)}.")
+        raise InputError(f"Unknown level(s) {unknown}; choose from {', '.join(LEVEL_NOTEBOOKS)}.")
     # compute once in this process so the manifest can report it; kernels reuse the store
     started = time.perf_counter()
     _ = data.indicator_table
@@ -202,12 +203,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "levels": levels,
         "prepared_dir": str(data.prepared_dir),
         "prepared_manifest": data.manifest,
-        "imd_release": f"IoD{data.imd}",
+        "imd_release": data.imd_release.name,
         "neighbourhoods": data.neighbourhoods_file,
         "synthetic": bool(data.manifest.get("synthetic")),
         "indicator_seconds": round(time.perf_counter() - started, 2),
         "index_notes": [
-            f"Compared with: {data.comparator}. Deprivation: IoD{data.imd}, national deciles.",
+            f"Compared with: {data.comparator}. Deprivation: {data.imd_release.name}, "
+            "national deciles.",
             "Places: local authority districts are resident-based (people living there); "
             "sub-ICB locations are registered-based (patients of their practices).",
         ],
@@ -298,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pophealth", description="Population health needs profiles for NHS England ICSs."
     )
-    from pophealth import __version__
+    from pophealth._version import __version__
 
     parser.add_argument("--version", action="version", version=f"pophealth {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -360,25 +362,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``pophealth`` command."""
-    from pophealth.config import ConfigError
-    from pophealth.geography import UnknownAreaError
-    from pophealth.prepare import PrepareError
-    from pophealth.sources.common import SourceFormatError
+def error_line(exc: BaseException) -> str:
+    """One line for an error the user can fix: its message with line breaks joined by ``; ``."""
+    parts = [part.strip() for part in str(exc).splitlines() if part.strip()]
+    return f"pophealth: error: {'; '.join(parts) or type(exc).__name__}"
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pophealth`` command.
+
+    Errors raised on purpose (:class:`pophealth.errors.PopHealthError`: bad input, bad
+    configuration, a missing store) print one line and exit 2; anything else is a bug and keeps
+    its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (
-        UnknownAreaError,
-        SourceFormatError,
-        PrepareError,
-        ConfigError,
-        FileNotFoundError,
-    ) as exc:
-        print(f"pophealth: error: {exc}", file=sys.stderr)
+    except PopHealthError as exc:
+        print(error_line(exc), file=sys.stderr)
         return 2
 
 

@@ -17,5 +17,9 @@ class InputError(PopHealthError, ValueError):
     """Input data or parameters are wrong in a way the user can fix."""
 
 
+class MissingFileError(PopHealthError, FileNotFoundError):
+    """A file or folder the user named (or the run needs) does not exist."""
+
+
 class OutputError(PopHealthError, OSError):
     """An output cannot be written (read-only folder, disk full, a path under a file)."""

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import hashlib
 import json
 import os
 import stat
 import sys
-import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,30 +43,12 @@ import yaml
 from tqdm.auto import tqdm
 
 from pophealth.errors import PopHealthError
+from pophealth.files import atomic_path, atomic_write_bytes, sha256_of
+from pophealth.sources import fetch_entry_names
 
-KNOWN_SOURCES: tuple[str, ...] = (
-    "registrations_lsoa",
-    "practice_totals",
-    "practice_age_bands",
-    "practice_single_age_male",
-    "practice_single_age_female",
-    "practice_map",
-    "epcn",
-    "workforce",
-    "payments",
-    "iod2025",
-    "iod2019",
-    "lsoa11_lsoa21_lookup",
-    "lsoa21_lookup",
-    "lsoa_boundaries",
-    "boundaries_icb",
-    "census_ts007a",
-    "census_ts037",
-    "census_ts038",
-    "census_ts021",
-    "census_ts011",
-    "census_ts054",
-)
+#: Source names registry.yaml may use: derived from the one source registry
+#: (:data:`pophealth.sources.SOURCES`), so a new source is declared once.
+KNOWN_SOURCES: tuple[str, ...] = fetch_entry_names()
 
 REQUIRED_KEYS: tuple[str, ...] = (
     "source",
@@ -345,15 +325,6 @@ def _isna(value: Any) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    """Return the hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass
 class ResumableDownloader:
     """A pooch downloader that resumes partial transfers with HTTP Range requests.
@@ -502,7 +473,7 @@ class ResumableDownloader:
         validator = etag if etag and not etag.startswith("W/") else None
         validator = validator or response.headers.get("Last-Modified")
         payload = json.dumps({"url": url, "validator": validator})
-        _atomic_write_bytes(self._meta_path, payload.encode("utf-8"))
+        atomic_write_bytes(self._meta_path, payload.encode("utf-8"))
 
 
 _TRANSFER_ERRORS = (
@@ -542,37 +513,18 @@ def _content_range_start(response: requests.Response) -> int | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _atomic_write_bytes(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _atomic_copy_stream(stream: Any, target: Path, limit: int | None, label: str) -> int:
     """Copy a binary stream to ``target`` via a temp file; abort past ``limit`` bytes."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     written = 0
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in iter(lambda: stream.read(_CHUNK_BYTES), b""):
-                written += len(chunk)
-                if limit is not None and written > limit:
-                    raise UnsafeArchiveError(
-                        f"{label}: more data than the archive declares or the "
-                        f"{limit:,}-byte limit allows; extraction stopped"
-                    )
-                handle.write(chunk)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp, tmp.open("wb") as handle:
+        for chunk in iter(lambda: stream.read(_CHUNK_BYTES), b""):
+            written += len(chunk)
+            if limit is not None and written > limit:
+                raise UnsafeArchiveError(
+                    f"{label}: more data than the archive declares or the "
+                    f"{limit:,}-byte limit allows; extraction stopped"
+                )
+            handle.write(chunk)
     return written
 
 
@@ -920,7 +872,7 @@ def _write_recorded_registry(
         allow_unicode=True,
         width=100,
     )
-    _atomic_write_bytes(record_to, (header + body).encode("utf-8"))
+    atomic_write_bytes(record_to, (header + body).encode("utf-8"))
     return record_to
 
 

@@ -17,17 +17,12 @@ import pandas as pd
 import yaml
 
 from pophealth import stats
+from pophealth.geography import AREA_COLUMNS
 
 CONFIDENCE = (0.95, 0.998)
 
 TIDY_COLUMNS = [
-    "area_code",
-    "area_name",
-    "level",
-    "area_type",
-    "basis",
-    "parent_code",
-    "system_code",
+    *(c for c in AREA_COLUMNS if c != "parent_name"),
     "indicator_id",
     "title",
     "unit",
@@ -83,6 +78,40 @@ RATINGS = {
 def _catalogue_records() -> tuple[dict, ...]:
     text = resources.files("pophealth").joinpath("data/catalogue.yaml").read_text("utf-8")
     return tuple(yaml.safe_load(text)["indicators"])
+
+
+def section_indicators(section: str) -> list[str]:
+    """Ids of the catalogue's indicators in a profile section, in catalogue order."""
+    return [r["id"] for r in _catalogue_records() if r["section"] == section]
+
+
+def headline_indicators() -> tuple[str, ...]:
+    """Ids of the catalogue's headline indicators (``headline: true``), in catalogue order."""
+    return tuple(r["id"] for r in _catalogue_records() if r.get("headline"))
+
+
+def indicator_sources() -> dict[str, list[list[str]]]:
+    """Indicator id -> the source groups it needs (each group met by any one of its sources)."""
+    return {r["id"]: [list(group) for group in r["sources"]] for r in _catalogue_records()}
+
+
+def unavailable_indicators(present: set[str]) -> dict[str, str]:
+    """Indicators that cannot be built from the ``present`` sources, with the reason.
+
+    Args:
+        present: Names of the sources found (keys of :data:`pophealth.sources.SOURCES`).
+
+    Returns:
+        Indicator id -> ``"needs a or b"`` for the first source group none of whose sources is
+        present.
+    """
+    missing = {}
+    for indicator, groups in indicator_sources().items():
+        for group in groups:
+            if not present & set(group):
+                missing[indicator] = "needs " + " or ".join(group)
+                break
+    return missing
 
 
 def load_catalogue() -> pd.DataFrame:

@@ -14,7 +14,6 @@ indicators it could not build for lack of which source.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,45 +23,17 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pophealth import __version__
+from pophealth import attribution, geography
+from pophealth._version import __version__
+from pophealth.contracts import validate_store_table
 from pophealth.errors import PopHealthError
-from pophealth.sources import (
-    boundaries as src_boundaries,
-)
-from pophealth.sources import (
-    census as src_census,
-)
-from pophealth.sources import (
-    epcn as src_epcn,
-)
-from pophealth.sources import identify_source
-from pophealth.sources import (
-    imd as src_imd,
-)
-from pophealth.sources import (
-    lookups as src_lookups,
-)
-from pophealth.sources import (
-    payments as src_payments,
-)
-from pophealth.sources import (
-    registrations as src_registrations,
-)
-from pophealth.sources import (
-    workforce as src_workforce,
-)
-from pophealth.sources.common import sha256_of
-
-# release labels that official file names carry
-RELEASE_PATTERNS = (
-    (r"IoD(20\d\d)", "IoD{0}"),
-    (r"census(2021)", "Census {0}"),
-    (r"\u2013 (\w+ \d{4})", "{0}"),
-    (r"nhspaymentsgp-(\d\d)-(\d\d)", "20{0}-{1}"),
-    (r"SICBL(\d\d)", "20{0} edition"),
-    (r"LSOA11_LSOA21_LAD(\d\d)", "20{0} edition"),
-    (r"LSOA_(20\d\d)", "{0} boundaries"),
-)
+from pophealth.files import atomic_path, sha256_of
+from pophealth.indicators import unavailable_indicators
+from pophealth.releases import IMD_YEARS, ImdRelease
+from pophealth.sources import SOURCES, identify_source, release_from_name
+from pophealth.sources import boundaries as src_boundaries
+from pophealth.sources import epcn as src_epcn
+from pophealth.sources import lookups as src_lookups
 
 STORE_FILES = (
     "national.parquet",
@@ -74,33 +45,10 @@ STORE_FILES = (
     "manifest.json",
 )
 
-# which sources each indicator needs (any one of a group of alternatives)
-INDICATOR_SOURCES = {
-    "list_size": [["practice_totals", "registrations_lsoa", "workforce"]],
-    "pct_age_0_17": [["practice_single_age", "practice_age_bands", "census_ts007a"]],
-    "pct_age_65_plus": [["practice_age_bands", "census_ts007a"]],
-    "pct_age_85_plus": [["practice_age_bands", "census_ts007a"]],
-    "imd_score": [["iod2025", "iod2019"]],
-    "pct_core20": [["iod2025", "iod2019"]],
-    "pct_lsoas_most_deprived_10": [["iod2025", "iod2019"]],
-    "pct_bad_health": [["census_ts037"]],
-    "pct_disabled": [["census_ts038"]],
-    "pct_ethnic_minority": [["census_ts021"]],
-    "pct_hh_deprived_2plus": [["census_ts011"]],
-    "pct_social_rented": [["census_ts054"]],
-    "gp_fte_per_10k": [["workforce"]],
-    "gp_qualified_permanent_fte_per_10k": [["workforce"]],
-    "gp_fte_per_10k_weighted": [["workforce"], ["payments"]],
-    "gp_qualified_permanent_fte_per_10k_weighted": [["workforce"], ["payments"]],
-    "nurse_fte_per_10k": [["workforce"]],
-    "dpc_fte_per_10k": [["workforce"]],
-    "admin_fte_per_10k": [["workforce"]],
-    "patients_per_gp_fte": [["workforce"]],
-}
+IOD2025, IOD2019 = ImdRelease("2025"), ImdRelease("2019")
 
-
-# sources published as several files (one per sex)
-MULTI_FILE_SOURCES = {"practice_single_age"}
+# sources published as several files (one per sex), loaded together
+MULTI_FILE_SOURCES = {name for name, spec in SOURCES.items() if spec.multi_file}
 
 
 class PrepareError(PopHealthError, ValueError):
@@ -174,10 +122,9 @@ def _release_of(name: str, path: Path, frame: pd.DataFrame | None, raw: RawSourc
         return raw.releases[name]
     if frame is not None and "extract_date" in frame and len(frame):
         return pd.Timestamp(frame["extract_date"].max()).strftime("%Y-%m-%d")
-    for pattern, label in RELEASE_PATTERNS:
-        match = re.search(pattern, path.name, flags=re.IGNORECASE)
-        if match:
-            return label.format(*match.groups())
+    from_name = release_from_name(name, path)
+    if from_name is not None:
+        return from_name
     return f"file dated {datetime.fromtimestamp(path.stat().st_mtime, UTC):%Y-%m-%d}"
 
 
@@ -212,8 +159,8 @@ def _iod2019_on_lsoa21(iod19: pd.DataFrame, lookup11: pd.DataFrame) -> tuple[pd.
     out = pd.DataFrame(
         {
             "lsoa21_code": converted["lsoa21_code"],
-            "imd2019_score": score,
-            "imd2019_decile": np.where(np.isnan(score), np.nan, decile),
+            IOD2019.column("score"): score,
+            IOD2019.column("decile"): np.where(np.isnan(score), np.nan, decile),
         }
     )
     report_dict = {
@@ -241,14 +188,9 @@ def build_lsoa_table(raw: RawSources, loaded: dict) -> tuple[pd.DataFrame, dict]
             "nor IoD2025 File 7 was found. Add one of them to the raw folder."
         )
     if iod25 is not None:
-        imd = iod25.rename(
-            columns={
-                "imd_score": "imd2025_score",
-                "imd_rank": "imd2025_rank",
-                "imd_decile": "imd2025_decile",
-            }
-        )
-        keep = ["lsoa21_code", "imd2025_score", "imd2025_rank", "imd2025_decile", "population"]
+        measures = ("score", "rank", "decile")
+        imd = iod25.rename(columns={f"imd_{m}": IOD2025.column(m) for m in measures})
+        keep = ["lsoa21_code", *(IOD2025.column(m) for m in measures), "population"]
         lsoa = lsoa.merge(imd[keep], on="lsoa21_code", how="left")
         # some lookup editions lack LAD: take it from the IoD file, which carries it
         lad = iod25.set_index("lsoa21_code")
@@ -405,8 +347,6 @@ def national_measures(
         (``england``/``region``), ``basis``, ``imd`` and the summed ``<indicator>__num/__den``
         columns of :func:`pophealth.attribution.aggregate_measures`.
     """
-    from pophealth import attribution, geography
-
     frames = []
     regions = (
         practices[["practice_code", "icb_code", "region_code", "region_name"]].dropna(
@@ -478,8 +418,6 @@ def _national_distributions(
     repeat them, as resident profiles use practices' age structure), per ``area_code, basis,
     imd``; profiles draw England's pyramid and deciles from them.
     """
-    from pophealth import attribution, geography
-
     parts = []
     region_of_practice = regions.set_index("practice_code")["region_code"]
     age_wide = pd.DataFrame()
@@ -491,8 +429,11 @@ def _national_distributions(
             index="region", columns="column", values="patients", aggfunc="sum"
         )
         age_wide = pd.concat([every.to_frame().T, by_region]).rename_axis("area_code")
-    for imd in [r for r in ("2025", "2019") if f"imd{r}_decile" in lsoa]:
-        decile = lsoa.set_index("lsoa21_code")[f"imd{imd}_decile"]
+    for release in (ImdRelease(year) for year in IMD_YEARS):
+        if release.column("decile") not in lsoa:
+            continue
+        imd = release.year
+        decile = lsoa.set_index("lsoa21_code")[release.column("decile")]
         if len(registrations):
             regs = registrations[registrations["lsoa_status"] == attribution.MATCHED]
             regs = regs.assign(
@@ -500,10 +441,10 @@ def _national_distributions(
                 region=regs["practice_code"].map(region_of_practice),
             ).dropna(subset=["decile"])
             parts.append(_by_decile(regs, "patients", "registered", imd, age_wide))
-        weights, _ = attribution.deprivation_population(lsoa, imd)
+        weights, _ = attribution.deprivation_population(lsoa, release)
         residents = pd.DataFrame(
             {
-                "decile": lsoa[f"imd{imd}_decile"].to_numpy(),
+                "decile": decile.to_numpy(),
                 "people": weights,
                 "region": lsoa["icb_code"].map(icb_region).to_numpy(),
             }
@@ -516,8 +457,6 @@ def _by_decile(
     frame: pd.DataFrame, weight: str, basis: str, imd: str, age_wide: pd.DataFrame
 ) -> pd.DataFrame:
     """One row per England/region: weights by decile (``decile_k``) and the age columns."""
-    from pophealth import geography
-
     columns = {d: f"decile_{d}" for d in range(1, 11)}
     every = frame.groupby("decile")[weight].sum().rename(geography.ALL_LOADED_CODE)
     by_region = frame.dropna(subset=["region"]).pivot_table(
@@ -601,21 +540,13 @@ def _pcn_membership(loaded: dict, as_of: pd.Timestamp, notes: dict) -> pd.DataFr
     return pd.DataFrame(columns=["practice_code", "pcn_code", "pcn_name"])
 
 
+#: Source name -> loader of one file (prepare concatenates the files of a multi-file source).
+#: Boundaries are loaded apart (geometry, not a table); epraccur is not part of the store yet.
 LOADERS = {
-    "registrations_lsoa": src_registrations.load_registrations_by_lsoa,
-    "practice_totals": src_registrations.load_practice_totals,
-    "practice_age_bands": src_registrations.load_practice_age_bands,
-    "practice_map": src_registrations.load_practice_map,
-    "epcn": src_epcn.load_epcn,
-    "workforce": src_workforce.load_workforce,
-    "payments": src_payments.load_weighted_patients,
-    "iod2025": src_imd.load_iod2025_file7,
-    "iod2019": src_imd.load_iod2019_file7,
-    "lsoa21_lookup": src_lookups.load_lsoa21_lookup,
-    "lsoa11_lsoa21_lookup": src_lookups.load_lsoa11_to_lsoa21,
+    name: spec.loader
+    for name, spec in SOURCES.items()
+    if spec.loader is not None and name not in ("epraccur", "lsoa_boundaries")
 }
-# one loader call per file (male and female single-year-of-age lists), concatenated
-MULTI_FILE_LOADERS = {"practice_single_age": src_registrations.load_practice_single_age}
 
 
 def _rows(frame) -> int:
@@ -656,16 +587,12 @@ def prepare(
     loaded: dict = {}
     files: dict = {}
     for name, paths in sorted(raw.paths.items()):
-        if name in MULTI_FILE_LOADERS:
-            loaded[name] = pd.concat(
-                [MULTI_FILE_LOADERS[name](path) for path in paths], ignore_index=True
-            )
-        elif name in LOADERS:
-            loaded[name] = LOADERS[name](paths[0])
-        elif name.startswith("census_"):
-            loaded[name] = src_census.load_nomis_table(paths[0])
-        else:
+        if name not in LOADERS:
             continue
+        if name in MULTI_FILE_SOURCES:
+            loaded[name] = pd.concat([LOADERS[name](path) for path in paths], ignore_index=True)
+        else:
+            loaded[name] = LOADERS[name](paths[0])
         frame = loaded[name]
         files[name] = {
             "files": [
@@ -702,7 +629,7 @@ def prepare(
     age_sex = loaded.get("practice_age_bands")
     if age_sex is None:
         age_sex = pd.DataFrame({"practice_code": [], "sex": [], "age_band": [], "patients": []})
-    imd_releases = [r for r in ("2025", "2019") if f"imd{r}_score" in lsoa]
+    imd_releases = [year for year in IMD_YEARS if ImdRelease(year).column("score") in lsoa]
     national = national_measures(lsoa, practices, registrations, age_sex, imd_releases)
     national_icbs = int(
         max(
@@ -741,7 +668,7 @@ def prepare(
         shapes.to_crs(4326).to_parquet(out / "boundaries.parquet")
     elif (out / "boundaries.parquet").exists():
         (out / "boundaries.parquet").unlink()
-    missing = _unavailable_indicators(set(files))
+    missing = unavailable_indicators(set(files))
     manifest = {
         "pophealth_version": __version__,
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -772,17 +699,8 @@ def prepare(
     return manifest
 
 
-def _unavailable_indicators(present: set[str]) -> dict[str, str]:
-    missing = {}
-    for indicator, groups in INDICATOR_SOURCES.items():
-        for group in groups:
-            if not present & set(group):
-                missing[indicator] = "needs " + " or ".join(group)
-                break
-    return missing
-
-
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    """Check the table against its data contract, then write it atomically."""
+    validate_store_table(path.name, frame, f"prepare writing {path}")
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)

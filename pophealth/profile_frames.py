@@ -8,28 +8,47 @@ LSOAs. Age-sex pyramids, practice highlights and coverage all follow from those 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
-from pophealth import __version__, attribution, geography, headline, indicators, stats
+from pophealth import attribution, charts, geography, headline, indicators, stats
+from pophealth._version import __version__
+from pophealth.ages import AGE_BANDS
+from pophealth.store import ProfileStore
 
 SEX_LABEL = {"male": "male", "female": "female"}
 
 
-def _memo(data, key: tuple, build):
-    """Per-store memo for frames shared by many areas (e.g. a system's funnel limits).
+@dataclass
+class Profile:
+    """Everything one area's profile shows: the indicator table and chart-ready frames."""
 
-    The cached values are read-only inputs to charts; profiles never modify them.
-    """
-    cache = data.__dict__.setdefault("_frame_memo", {})
-    if key not in cache:
-        cache[key] = build()
-    return cache[key]
+    area: dict
+    indicators: pd.DataFrame
+    spine: pd.DataFrame
+    pyramid: pd.DataFrame
+    deciles: pd.DataFrame
+    map_values: pd.DataFrame
+    map_geojson: dict | None
+    practices: pd.DataFrame
+    funnels: dict[str, dict]
+    inverse_care: dict
+    coverage: pd.DataFrame
+    provenance: pd.DataFrame
+    definitions: pd.DataFrame
+    basis_comparison: pd.DataFrame
+    headline: str
+    notes: list[str] = field(default_factory=list)
+    findings: list = field(default_factory=list)  # pophealth.headline.Finding, largest first
+    synthetic: bool = False
+    imd_release: str = "IoD2025"
+    comparator: str = "England"
 
 
-def practice_weights(data, area: dict) -> pd.Series:
+def practice_weights(data: ProfileStore, area: dict) -> pd.Series:
     """Weight of each practice in the area (index practice_code)."""
     code = area["area_code"]
     if area["basis"] == "registered" or area["level"] == "england":
@@ -40,7 +59,7 @@ def practice_weights(data, area: dict) -> pd.Series:
     return _sum_matched_rows(data, area, by="practice", weights="share")
 
 
-def _sum_matched_rows(data, area: dict, by: str, weights: str) -> pd.Series:
+def _sum_matched_rows(data: ProfileStore, area: dict, by: str, weights: str) -> pd.Series:
     """Sum a per-row weight of the area's matched registrations by practice or LSOA.
 
     Returns:
@@ -54,7 +73,7 @@ def _sum_matched_rows(data, area: dict, by: str, weights: str) -> pd.Series:
     return pd.Series(sums[keep], index=codes[keep])
 
 
-def area_lsoas(data, area: dict) -> np.ndarray:
+def area_lsoas(data: ProfileStore, area: dict) -> np.ndarray:
     """LSOAs of a resident-basis area."""
     return data.lsoa_members.get(area["area_code"], np.array([], dtype=object))
 
@@ -68,11 +87,11 @@ def _age_sex_shares(matrix: pd.DataFrame, weights: pd.Series) -> pd.Series:
     return counts / total * 100 if total > 0 else counts * np.nan
 
 
-def pyramid_frame(data, area: dict, parent: dict | None) -> pd.DataFrame:
+def pyramid_frame(data: ProfileStore, area: dict, parent: dict | None) -> pd.DataFrame:
     """Age-sex pyramid: percent of the population in each band and sex (area/parent/all)."""
     matrix = data.age_sex_matrix
     present = set(matrix.columns.get_level_values("age_band"))
-    bands = [b for b in _band_order() if b in present]
+    bands = [b for b in AGE_BANDS if b in present]
     index = pd.MultiIndex.from_product([["male", "female"], bands], names=["sex", "age_band"])
     area_pct = _age_sex_shares(matrix, practice_weights(data, area)).reindex(index)
     parent_pct = (
@@ -109,24 +128,20 @@ def pyramid_frame(data, area: dict, parent: dict | None) -> pd.DataFrame:
     return frame[["age_band", "sex", "area_pct", "parent_pct", "england_pct"]]
 
 
-def _national_row(data, code: str, basis: str) -> pd.Series | None:
+def _national_row(data: ProfileStore, code: str, basis: str) -> pd.Series | None:
     """England's or a region's row of the national table (from the national files)."""
-    national = getattr(data, "national", None)
-    if national is None or not len(national):
+    national = data.national
+    if not len(national):
         return None
     rows = national[
         (national["area_code"] == code)
         & (national["basis"] == basis)
-        & (national["imd"] == data.imd)
+        & (national["imd"] == data.imd_release.year)
     ]
     return rows.iloc[0] if len(rows) else None
 
 
-def _band_order() -> list[str]:
-    return [f"{a}_{a + 4}" for a in range(0, 95, 5)] + ["95+"]
-
-
-def _area_row_mask(data, area: dict) -> np.ndarray:
+def _area_row_mask(data: ProfileStore, area: dict) -> np.ndarray:
     """Boolean mask over matched registration rows belonging to the area's population."""
     arrays = data.matched_arrays
     if area["level"] == "england":
@@ -140,7 +155,7 @@ def _area_row_mask(data, area: dict) -> np.ndarray:
     return np.isin(arrays["lsoa"], wanted[wanted >= 0])
 
 
-def _lsoa_population(data, area: dict) -> pd.Series:
+def _lsoa_population(data: ProfileStore, area: dict) -> pd.Series:
     """Population of the area by LSOA: registered patients, or residents without registrations."""
     if len(data.registrations):
         return _sum_matched_rows(data, area, by="lsoa", weights="patients")
@@ -151,9 +166,11 @@ def _lsoa_population(data, area: dict) -> pd.Series:
     return pd.Series(weight, index=lsoa["lsoa21_code"].to_numpy())
 
 
-def decile_frame(data, area: dict, parent: dict | None, everyone: dict) -> pd.DataFrame:
+def decile_frame(
+    data: ProfileStore, area: dict, parent: dict | None, everyone: dict
+) -> pd.DataFrame:
     """Percent of the population by national IMD decile for the area, parent and all."""
-    decile = data.lsoa.set_index("lsoa21_code")[f"imd{data.imd}_decile"]
+    decile = data.lsoa.set_index("lsoa21_code")[data.imd_release.column("decile")]
 
     def shares(a: dict | None) -> pd.Series:
         if a is None:
@@ -190,7 +207,7 @@ def decile_frame(data, area: dict, parent: dict | None, everyone: dict) -> pd.Da
     )
 
 
-def map_frames(data, area: dict) -> tuple[pd.DataFrame, dict | None]:
+def map_frames(data: ProfileStore, area: dict) -> tuple[pd.DataFrame, dict | None]:
     """LSOAs where the area's population lives, with IMD, and their boundaries as GeoJSON."""
     pop = _lsoa_population(data, area)
     total = pop.sum()
@@ -208,8 +225,8 @@ def map_frames(data, area: dict) -> tuple[pd.DataFrame, dict | None]:
     values = pd.DataFrame(
         {
             "lsoa21_code": codes,
-            "imd_decile": keep.index.map(lsoa[f"imd{data.imd}_decile"]),
-            "imd_score": keep.index.map(lsoa[f"imd{data.imd}_score"]),
+            "imd_decile": keep.index.map(lsoa[data.imd_release.column("decile")]),
+            "imd_score": keep.index.map(lsoa[data.imd_release.column("score")]),
             "patients": keep.to_numpy(),
         }
     )
@@ -223,7 +240,7 @@ def map_frames(data, area: dict) -> tuple[pd.DataFrame, dict | None]:
     return values, json.loads('{"type":"FeatureCollection","features":[' + features + "]}")
 
 
-def workforce_frame(data, area: dict) -> pd.DataFrame:
+def workforce_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
     """Every practice in the area's system (all practices for a system), area highlighted."""
     practices = data.practice_indicators
     scope = practices
@@ -236,26 +253,17 @@ def workforce_frame(data, area: dict) -> pd.DataFrame:
     highlight = set(weights[weights >= threshold].index)
     out = scope.dropna(subset=["imd_score", "gp_fte_per_10k_weighted"])
     out = out.assign(in_area=out["practice_code"].isin(highlight))
-    return out[
-        [
-            "practice_code",
-            "practice_name",
-            "imd_score",
-            "gp_fte_per_10k_weighted",
-            "registered_patients",
-            "in_area",
-        ]
-    ].reset_index(drop=True)
+    return out[list(charts.WORKFORCE_VS_NEED_COLUMNS)].reset_index(drop=True)
 
 
-def funnel_frames(data, area: dict) -> dict[str, dict]:
+def funnel_frames(data: ProfileStore, area: dict) -> dict[str, dict]:
     """Funnel plots: peers in the system (neighbourhoods, or places of the same type)."""
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
     place_type = area["area_type"] if area["level"] == "place" else None
-    return _memo(data, ("funnels", system, place_type), lambda: _system_funnels(data, area))
+    return data.memo.get(("funnels", system, place_type), lambda: _system_funnels(data, area))
 
 
-def _system_funnels(data, area: dict) -> dict[str, dict]:
+def _system_funnels(data: ProfileStore, area: dict) -> dict[str, dict]:
     groups = data.indicator_groups
     empty = data.indicator_table.iloc[:0]
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
@@ -332,7 +340,7 @@ def funnel(points: pd.DataFrame, target: float, spec: pd.Series) -> dict:
     }
 
 
-def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
+def inverse_care_frames(data: ProfileStore, area: dict, rows: pd.DataFrame) -> dict:
     """Inverse care law view and fair share of GP FTE.
 
     GP FTE per 10,000 weighted patients by practice IMD quintile (the area's system), SII,
@@ -341,7 +349,7 @@ def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
     system = area["area_code"] if area["level"] == "system" else area.get("system_code")
     if area["level"] == "england":
         system = None
-    result = dict(_memo(data, ("inverse_care", system), lambda: _quintile_view(data, system)))
+    result = dict(data.memo.get(("inverse_care", system), lambda: _quintile_view(data, system)))
     result["fair_share"] = pd.DataFrame()
     fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
     if len(fte) and fte["denominator"].iloc[0] > 0:
@@ -361,7 +369,7 @@ def inverse_care_frames(data, area: dict, rows: pd.DataFrame) -> dict:
     return result
 
 
-def _quintile_view(data, system: str | None) -> dict:
+def _quintile_view(data: ProfileStore, system: str | None) -> dict:
     """GP FTE per 10,000 weighted patients by practice IMD quintile in a system, with SII."""
     practices = data.practice_indicators
     in_system = data.practices.loc[data.practices["icb_code"] == system, "practice_code"]
@@ -413,7 +421,7 @@ def _quintile_view(data, system: str | None) -> dict:
     return result
 
 
-def coverage_frame(data, area: dict) -> pd.DataFrame:
+def coverage_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
     """Where the area's registered patients live: matched LSOAs, CLOSED, unknown, outside."""
     regs = data.registrations
     if not len(regs):
@@ -436,7 +444,7 @@ def coverage_frame(data, area: dict) -> pd.DataFrame:
     )
 
 
-def provenance_frame(data) -> pd.DataFrame:
+def provenance_frame(data: ProfileStore) -> pd.DataFrame:
     """Every source file used: release, checksum and rows."""
     rows = []
     for source, info in sorted(data.manifest.get("sources", {}).items()):
@@ -463,7 +471,7 @@ def definitions_frame(ids) -> pd.DataFrame:
     ].reset_index(drop=True)
 
 
-def workforce_coverage_notes(data, area: dict) -> list[str]:
+def workforce_coverage_notes(data: ProfileStore, area: dict) -> list[str]:
     """Practices of a registered-basis area left out of the workforce rates, and why.
 
     Practices without a workforce record (or with ``NA`` FTE) drop out of both the numerator
@@ -497,10 +505,8 @@ def workforce_coverage_notes(data, area: dict) -> list[str]:
     return notes
 
 
-def build_profile(data, area: dict):
-    """Assemble a :class:`pophealth.api.Profile` for one register row."""
-    from pophealth.api import Profile
-
+def build_profile(data: ProfileStore, area: dict) -> Profile:
+    """Assemble the :class:`Profile` of one register row."""
     table = data.indicator_table
     register = data.register
     own = data.indicator_groups.get(("area", area["area_code"]), table.iloc[:0])
@@ -532,7 +538,7 @@ def build_profile(data, area: dict):
     manifest = data.manifest
     if manifest.get("synthetic"):
         notes.append("These data are SYNTHETIC demo data, not real patients or places.")
-    imd_release = "IoD2025" if data.imd == "2025" else "IoD2019 (converted to 2021 LSOAs)"
+    imd_release = data.imd_release.label
     notes.append(f"Deprivation: English Indices of Deprivation {imd_release}, national deciles.")
     notes.append(
         f"Population basis: {area['basis']} "
@@ -543,7 +549,7 @@ def build_profile(data, area: dict):
         )
     )
     if area["basis"] == "resident":
-        weights = attribution.deprivation_population(data.lsoa, data.imd)[1]
+        weights = attribution.deprivation_population(data.lsoa, data.imd_release)[1]
         notes.append(
             f"Deprivation of residents is weighted by {weights} (resident-weighted, as MHCLG "
             "summarises local authorities and ICBs); of patients, by registered patients "
@@ -551,7 +557,8 @@ def build_profile(data, area: dict):
         )
     if area["basis"] == "resident" and area["level"] != "england":
         lsoa = data.lsoa[data.lsoa["lsoa21_code"].isin(area_lsoas(data, area))]
-        for column, what in ((f"imd{data.imd}_score", "IoD"), ("health_total", "Census 2021")):
+        score = data.imd_release.column("score")
+        for column, what in ((score, "IoD"), ("health_total", "Census 2021")):
             if column in lsoa and lsoa[column].isna().any():
                 notes.append(
                     f"{int(lsoa[column].isna().sum())} of the area's {len(lsoa)} LSOAs have no "

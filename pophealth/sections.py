@@ -1,7 +1,7 @@
 """Profile sections: what each notebook cell shows, built from chart and table functions.
 
-Each function takes a :class:`pophealth.api.Profile` and displays one section, so the three
-profile notebooks stay thin (a parameters cell, one build call, one cell per section) and show
+Each function takes a :class:`pophealth.profile_frames.Profile` and displays one section, so the
+three profile notebooks stay thin (a parameters cell, one build call, one cell per section) and show
 the same section the same way.
 """
 
@@ -10,19 +10,20 @@ from __future__ import annotations
 import pandas as pd
 from IPython.display import Markdown, display
 
-from pophealth import charts, tables
+from pophealth import charts, indicators, tables
+from pophealth.profile_frames import Profile
 
 
-def _parent_label(p) -> str:
+def _parent_label(p: Profile) -> str:
     return p.area.get("parent_name") or "Parent"
 
 
-def _source(p, text: str) -> str:
+def _source(p: Profile, text: str) -> str:
     prefix = "SYNTHETIC DEMO DATA. " if p.synthetic else ""
     return prefix + text
 
 
-def header(p) -> None:
+def header(p: Profile) -> None:
     """Page set-up, the synthetic-data banner, area identity and the plain-English summary."""
     tables.inject_css()
     if p.synthetic:
@@ -40,7 +41,7 @@ def header(p) -> None:
     charts.show_html(tables.styled_headline(p.headline))
 
 
-def population(p) -> None:
+def population(p: Profile) -> None:
     """List size, age indicators and the age-sex pyramid against the parent and comparator."""
     if len(p.pyramid):
         fig = charts.population_pyramid_spec(
@@ -52,12 +53,12 @@ def population(p) -> None:
             source_note=_source(p, "Patients registered at a GP practice, five-year age bands."),
         )
         charts.show(fig)
-    _indicator_rows(p, ["list_size", "pct_age_0_17", "pct_age_65_plus", "pct_age_85_plus"])
+    _indicator_rows(p, "population")
 
 
-def deprivation(p) -> None:
+def deprivation(p: Profile) -> None:
     """IMD score, Core20 share, deciles and a map of the LSOAs where the population lives."""
-    _indicator_rows(p, ["imd_score", "pct_core20", "pct_hh_deprived_2plus", "pct_social_rented"])
+    _indicator_rows(p, "deprivation")
     charts.show(
         charts.deprivation_deciles_spec(
             p.deciles,
@@ -83,35 +84,23 @@ def deprivation(p) -> None:
         display(Markdown("_No LSOA boundaries in the prepared store: map not shown._"))
 
 
-def health(p) -> None:
+def health(p: Profile) -> None:
     """General health and disability (Census 2021, attributed to the population)."""
-    _indicator_rows(p, ["pct_bad_health", "pct_disabled"])
+    _indicator_rows(p, "health")
 
 
-def ethnicity(p) -> None:
+def ethnicity(p: Profile) -> None:
     """Ethnic minority groups (Census 2021)."""
-    _indicator_rows(p, ["pct_ethnic_minority"])
+    _indicator_rows(p, "ethnicity")
 
 
-def workforce(p) -> None:
+def workforce(p: Profile) -> None:
     """Workforce against need, inverse care law and fair share.
 
     Shows every practice's GP FTE per weighted patient against its IMD score,
     inverse care law by IMD quintile with SII, and the area's fair share of GP FTE.
     """
-    _indicator_rows(
-        p,
-        [
-            "gp_fte_per_10k",
-            "gp_qualified_permanent_fte_per_10k",
-            "gp_fte_per_10k_weighted",
-            "gp_qualified_permanent_fte_per_10k_weighted",
-            "nurse_fte_per_10k",
-            "dpc_fte_per_10k",
-            "admin_fte_per_10k",
-            "patients_per_gp_fte",
-        ],
-    )
+    _indicator_rows(p, "workforce")
     if len(p.practices):
         charts.show(
             charts.workforce_vs_need_spec(
@@ -138,7 +127,7 @@ def workforce(p) -> None:
         )
 
 
-def benchmarking(p) -> None:
+def benchmarking(p: Profile) -> None:
     """Spine chart, sortable benchmark table and funnel plots."""
     if len(p.spine):
         charts.show(
@@ -172,13 +161,13 @@ def benchmarking(p) -> None:
         )
 
 
-def basis_comparison(p) -> None:
+def basis_comparison(p: Profile) -> None:
     """System profiles: registered and resident populations side by side."""
     if len(p.basis_comparison):
         charts.show_html(p.basis_comparison.to_html(index=False, float_format="{:,.1f}".format))
 
 
-def data_quality(p) -> None:
+def data_quality(p: Profile) -> None:
     """Coverage (patients that could not be placed), notes, provenance and definitions."""
     charts.show_html(tables.data_quality_table(p.coverage))
     display(Markdown("\n".join(f"- {note}" for note in p.notes)))
@@ -186,8 +175,9 @@ def data_quality(p) -> None:
     charts.show_html(tables.definitions_table(p.definitions))
 
 
-def _indicator_rows(p, ids: list[str]) -> None:
-    rows = p.indicators[p.indicators["indicator_id"].isin(ids)]
+def _indicator_rows(p: Profile, section: str) -> None:
+    """The benchmark table of the section's indicators (catalogue ``section``)."""
+    rows = p.indicators[p.indicators["indicator_id"].isin(indicators.section_indicators(section))]
     if len(rows):
         charts.show_html(
             tables.benchmark_table(

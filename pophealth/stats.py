@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from pophealth.checks import require_columns
 from pophealth.errors import PopHealthError
 
 __all__ = [
@@ -134,16 +135,7 @@ def _z(level: float) -> float:
 
 
 def _require_columns(df: pd.DataFrame, columns: Sequence[Hashable], what: str) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise StatisticsInputError(f"{what} must be a pandas DataFrame, not {type(df).__name__}")
-    for column in columns:
-        if column not in df.columns:
-            close = difflib.get_close_matches(str(column), [str(c) for c in df.columns], n=3)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise StatisticsInputError(
-                f"column {column!r} not found in {what} (columns: "
-                f"{', '.join(repr(c) for c in list(df.columns)[:20])}){hint}"
-            )
+    require_columns(df, columns, what, error=StatisticsInputError)
 
 
 def _row_names(df: pd.DataFrame, positions: np.ndarray, id_col: Hashable | None) -> list[str]:

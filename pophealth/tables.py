@@ -10,7 +10,6 @@ Nothing references external resources (no CDN, no web fonts).
 from __future__ import annotations
 
 import hashlib
-import html
 import itertools
 import math
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from pophealth.charts import (
     format_number,
     show_html,
 )
+from pophealth.checks import escape_html
 
 #: Text colour that keeps contrast on each comparison background.
 _COMPARISON_TEXT: dict[str, str] = {
@@ -163,7 +163,7 @@ _SORT_SCRIPT = """<script>
 
 def _esc(value: Any) -> str:
     """Escape a data-derived value for HTML text or attributes ('' for missing)."""
-    return html.escape("" if _is_missing(value) else str(value), quote=True)
+    return escape_html(value, quote=True)
 
 
 def _sort_key(value: Any) -> str:

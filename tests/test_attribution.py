@@ -149,3 +149,26 @@ def test_resident_workforce_attribution_conserves_fte():
     assert out.loc["E01", "list_size__num"] == 60
     assert out.loc["E02", "pct_core20__num"] == 0
     assert out.loc["E01", "pct_core20__num"] == 1000
+
+
+def test_pct_age_75_plus_from_gp_bands_and_census():
+    gp = pd.DataFrame(
+        {
+            "practice_code": ["P1"] * 5,
+            "sex": ["male", "female", "female", "male", "female"],
+            "age_band": ["70_74", "75_79", "80_84", "90_94", "95+"],
+            "patients": [40, 7, 5, 2, 1],
+        }
+    )
+    out = attribution.practice_age_measures(gp).iloc[0]
+    assert (out["pct_age_75_plus__num"], out["pct_age_75_plus__den"]) == (15, 55)
+    census = pd.DataFrame(
+        {
+            "lsoa21_code": ["E01000001"],
+            "age_total": [100.0],
+            **{f"age_{a}_{a + 4}": [0.0] for a in range(0, 85, 5)},
+            "age_85_plus": [4.0],
+        }
+    ).assign(age_70_74=[20.0], age_75_79=[6.0], age_80_84=[3.0])
+    resident = attribution.census_age_measures(census).iloc[0]
+    assert (resident["pct_age_75_plus__num"], resident["pct_age_75_plus__den"]) == (13, 100)

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 import plotly
 import plotly.graph_objects as go
 import pytest
+from browser_helpers import render_dom, require_chromium
 
 from pophealth import charts, tables
 
@@ -722,38 +722,12 @@ def test_headline_and_banner():
 # Headless browser: figures actually render from a local plotly.min.js, offline
 # --------------------------------------------------------------------------------------
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-def _dump_dom(page: Path, profile: Path) -> str:
-    command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=5000",
-        "--dump-dom",
-        page.as_uri(),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
-
 
 @pytest.mark.slow
 def test_figures_and_sortable_table_render_in_headless_chromium(
     tmp_path, geojson, lsoa_values, spine_rows, benchmark_rows
 ):
-    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
-        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
-            pytest.fail("POPHEALTH_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing")
-        pytest.skip("chromium not installed")
+    require_chromium()
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     shutil.copy(plotly_js, tmp_path / "plotly.min.js")
     map_fig = charts.lsoa_choropleth(geojson, lsoa_values, "Map")
@@ -778,7 +752,7 @@ def test_figures_and_sortable_table_render_in_headless_chromium(
         + "</body></html>",
         encoding="utf-8",
     )
-    dom = _dump_dom(page, tmp_path / "profile")
+    dom, _ = render_dom(page)
     assert dom.count('class="main-svg"') >= 4  # two plots, each with two main-svg layers
     assert dom.count("choroplethlocation") >= 2  # the map drew LSOAs without fetching a base map
     # The spine's range bars were drawn.
@@ -793,12 +767,7 @@ def test_figures_and_sortable_table_render_in_headless_chromium(
 @pytest.mark.slow
 def test_map_draws_offline_from_the_plotly_json_as_jupyterlab_does(tmp_path, geojson, lsoa_values):
     """JupyterLab renders the Plotly JSON mime part with its config (no page scripts of ours)."""
-    from pophealth.runner.browser import find_chromium, render_dom
-
-    if find_chromium() is None:
-        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
-            pytest.fail("POPHEALTH_REQUIRE_BROWSER=1 but Chromium is missing")
-        pytest.skip("chromium not installed")
+    require_chromium()
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     shutil.copy(plotly_js, tmp_path / "plotly.min.js")
     bundle = charts.figure_bundle(charts.lsoa_choropleth_spec(geojson, lsoa_values, "Map"))

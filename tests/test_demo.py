@@ -64,7 +64,7 @@ def lsoa_rows(demo: dict[str, Path]) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def lookup21(demo: dict[str, Path]) -> pd.DataFrame:
-    return pd.read_csv(demo["lookup_lsoa21_icb"], dtype=str)
+    return pd.read_csv(demo["lsoa21_lookup"], dtype=str)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_all_files_written_with_official_names(demo: dict[str, Path]) -> None:
         assert path.exists() and path.stat().st_size > 0, name
     assert "\u2013" in demo["workforce"].name  # en dash, as published
     for suffix in (".shx", ".dbf", ".prj", ".cpg"):
-        assert demo["boundaries_lsoa21"].with_suffix(suffix).exists()
+        assert demo["lsoa_boundaries"].with_suffix(suffix).exists()
     assert "synthetic" in demo["readme"].read_text().lower()
 
 
@@ -93,15 +93,15 @@ def test_csv_headers_exact(demo: dict[str, Path]) -> None:
         "PUBLICATION", "EXTRACT_DATE", "PRACTICE_CODE", "PRACTICE_NAME", "LSOA_CODE", "SEX",
         "NUMBER_OF_PATIENTS",
     ]  # fmt: skip
-    assert _header(demo["registrations_quinary_age"]) == gen.QUINARY_HEADER
-    for key in ("registrations_single_age_male", "registrations_single_age_female"):
+    assert _header(demo["practice_age_bands"]) == gen.QUINARY_HEADER
+    for key in ("practice_single_age_male", "practice_single_age_female"):
         assert _header(demo[key]) == gen.SINGLE_AGE_HEADER
     assert _header(demo["practice_map"])[-1] == "SUPPLIER_NAME"
-    assert _header(demo["lookup_lsoa11_lsoa21"]) == [
+    assert _header(demo["lsoa11_lsoa21_lookup"]) == [
         "LSOA11CD", "LSOA11NM", "LSOA21CD", "LSOA21NM", "CHGIND", "LAD22CD", "LAD22NM",
         "LAD22NMW", "ObjectId",
     ]  # fmt: skip
-    assert _header(demo["lookup_lsoa21_icb"])[:4] == [
+    assert _header(demo["lsoa21_lookup"])[:4] == [
         "LSOA21CD",
         "LSOA21NM",
         "SICBL23CD",
@@ -115,15 +115,15 @@ def test_csv_headers_exact(demo: dict[str, Path]) -> None:
     assert _header(demo["census_ts054"])[3].endswith("; measures: Value")
     for key, labels in gen.CENSUS_HEADERS.items():
         assert _header(demo[f"census_{key}"]) == ["date", "geography", "geography code", *labels]
-    raw = demo["weighted_patients"].read_bytes()
+    raw = demo["payments"].read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw[:4000]
 
 
 def test_headers_match_real_reference_files(demo: dict[str, Path]) -> None:
     ref_totals = _reference("registrations/gp-reg-pat-prac-all-2025-10.csv")
-    assert _header(demo["registrations_practice"]) == _header(ref_totals)
+    assert _header(demo["practice_totals"]) == _header(ref_totals)
     ref_pay = _reference("payments/nhspaymentsgp-22-23-prac.csv")
-    assert _header(demo["weighted_patients"], "utf-8-sig") == _header(ref_pay, "utf-8-sig")
+    assert _header(demo["payments"], "utf-8-sig") == _header(ref_pay, "utf-8-sig")
     ref_iod = _reference(
         "imd/File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.EXCERPT_first6rows.csv"
     )
@@ -225,12 +225,12 @@ def test_practice_totals_equal_lsoa_sums_and_age_files(
     demo: dict[str, Path], lsoa_rows: pd.DataFrame
 ) -> None:
     lsoa_sum = lsoa_rows.groupby("PRACTICE_CODE")["NUMBER_OF_PATIENTS"].sum()
-    totals = pd.read_csv(demo["registrations_practice"], dtype={"NUMBER_OF_PATIENTS": "int64"})
+    totals = pd.read_csv(demo["practice_totals"], dtype={"NUMBER_OF_PATIENTS": "int64"})
     assert (totals[["TYPE", "SEX", "AGE"]] == ["GP", "ALL", "ALL"]).all().all()
     totals = totals.set_index("CODE")["NUMBER_OF_PATIENTS"]
     pd.testing.assert_series_equal(lsoa_sum.sort_index(), totals.sort_index(), check_names=False)
 
-    quin = pd.read_csv(demo["registrations_quinary_age"], dtype=str, keep_default_na=False)
+    quin = pd.read_csv(demo["practice_age_bands"], dtype=str, keep_default_na=False)
     quin["NUMBER_OF_PATIENTS"] = quin["NUMBER_OF_PATIENTS"].astype(int)
     assert {"GP", "ICB", "SUB_ICB_LOCATION"} <= set(quin["ORG_TYPE"])
     gp = quin[quin["ORG_TYPE"] == "GP"]
@@ -248,7 +248,7 @@ def test_practice_totals_equal_lsoa_sums_and_age_files(
     assert icb["NUMBER_OF_PATIENTS"].sum() == totals.sum()
 
     for sex in ("male", "female"):
-        single = pd.read_csv(demo[f"registrations_single_age_{sex}"], dtype=str)
+        single = pd.read_csv(demo[f"practice_single_age_{sex}"], dtype=str)
         single["NUMBER_OF_PATIENTS"] = single["NUMBER_OF_PATIENTS"].astype(int)
         assert set(single["AGE"]) == {*map(str, range(95)), "95+", "ALL"}
         years = single[single["AGE"] != "ALL"].copy()
@@ -312,7 +312,7 @@ def test_epcn_history_and_unaligned(demo: dict[str, Path]) -> None:
 
 
 def test_lsoa_2011_lookup_change_codes(demo: dict[str, Path]) -> None:
-    lookup = pd.read_csv(demo["lookup_lsoa11_lsoa21"], dtype=str, keep_default_na=False)
+    lookup = pd.read_csv(demo["lsoa11_lsoa21_lookup"], dtype=str, keep_default_na=False)
     assert set(lookup["CHGIND"]) == {"U", "S", "M", "X"}
     assert (lookup["CHGIND"] == "U").mean() > 0.9
     splits = lookup[lookup["CHGIND"] == "S"].groupby("LSOA11CD")["LSOA21CD"].nunique()
@@ -328,7 +328,7 @@ def test_lsoa_2011_lookup_change_codes(demo: dict[str, Path]) -> None:
 def test_boundaries_tile_in_british_national_grid(
     demo: dict[str, Path], lookup21: pd.DataFrame
 ) -> None:
-    shapes = gpd.read_file(demo["boundaries_lsoa21"])
+    shapes = gpd.read_file(demo["lsoa_boundaries"])
     assert shapes.crs.to_epsg() == 27700
     assert {"LSOA21CD", "LSOA21NM"} <= set(shapes.columns)
     # the demo ICS and its ring are mapped; the coarse rest of England is not
@@ -388,7 +388,7 @@ def test_inverse_care_law_and_weighting(
     rows["weighted_score"] = rows["NUMBER_OF_PATIENTS"] * rows["LSOA_CODE"].map(scores)
     grouped = rows.groupby("PRACTICE_CODE")[["weighted_score", "NUMBER_OF_PATIENTS"]].sum()
     practice_imd = grouped["weighted_score"] / grouped["NUMBER_OF_PATIENTS"]
-    pay = pd.read_csv(demo["weighted_patients"], encoding="utf-8-sig").set_index("Practice Code")
+    pay = pd.read_csv(demo["payments"], encoding="utf-8-sig").set_index("Practice Code")
     workforce = pd.read_csv(demo["workforce"], na_values=["NA"], keep_default_na=False).set_index(
         "PRAC_CODE"
     )
@@ -415,7 +415,7 @@ def test_inverse_care_law_and_weighting(
 def test_england_scale_smoke(tmp_path: Path) -> None:
     small = {"n_core_lsoa": 1500, "n_practices": 250, "n_lad": 20, "n_sicbl": 8, "n_icb": 4}
     written = write_demo_dataset(tmp_path, seed=3, scale="england", _config_overrides=small)
-    lookup = pd.read_csv(written["lookup_lsoa21_icb"], dtype=str)
+    lookup = pd.read_csv(written["lsoa21_lookup"], dtype=str)
     assert len(lookup) == 1500 and lookup["ICB23CD"].nunique() == 4
     mapping = pd.read_csv(written["practice_map"], dtype=str)
     assert mapping["PRACTICE_CODE"].nunique() == 250

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
+from browser_helpers import render_dom, require_chromium
 
 from pophealth import cli
-from pophealth.runner.browser import find_chromium, render_dom
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -20,10 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def _need_browser():
-    if find_chromium() is None:
-        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required (POPHEALTH_REQUIRE_BROWSER=1) but not installed")
-        pytest.skip("Chromium not installed (apt-get install chromium)")
+    require_chromium()
 
 
 @pytest.fixture(scope="module")

@@ -43,18 +43,9 @@ EXPECTED_SOURCES = [
     "census_ts011",
     "census_ts054",
 ]
-EXPECTED_KEYS = [
-    "source",
-    "release",
-    "url",
-    "member",
-    "filename",
-    "sha256",
-    "size",
-    "publisher",
-    "licence",
-    "landing_page",
-]
+EXPECTED_KEYS = (
+    "source release url member filename sha256 size publisher licence landing_page".split()
+)
 
 
 def sha(data: bytes) -> str:
@@ -274,6 +265,12 @@ def entry(
     }
 
 
+def lsoa_zip_entry(url: str, **overrides: str | int) -> dict:
+    """Registry entry for the LSOA registrations zip served at ``url``."""
+    name = "gp-reg-pat-prac-lsoa-all.csv"
+    return entry("registrations_lsoa", url, name, member=name, **overrides)
+
+
 def write_registry(path: Path, entries: list[dict]) -> Path:
     path.write_text(yaml.safe_dump({"schema_version": 1, "entries": entries}), encoding="utf-8")
     return path
@@ -291,14 +288,7 @@ def official_registry(server: LoopbackServer, tmp_path: Path) -> Path:
     return write_registry(
         tmp_path / "registry.yaml",
         [
-            entry(
-                "registrations_lsoa",
-                lsoa_url,
-                "gp-reg-pat-prac-lsoa-all.csv",
-                member="gp-reg-pat-prac-lsoa-all.csv",
-                sha256=sha(LSOA_ZIP),
-                size=len(LSOA_ZIP),
-            ),
+            lsoa_zip_entry(lsoa_url, sha256=sha(LSOA_ZIP), size=len(LSOA_ZIP)),
             entry(
                 "epcn",
                 epcn_url,
@@ -440,15 +430,7 @@ def test_truncated_transfer_resumes_with_range_request(
     url = server.add(LSOA_ZIP_NAME, LSOA_ZIP, mode="truncate_once")
     registry = write_registry(
         tmp_path / "registry.yaml",
-        [
-            entry(
-                "registrations_lsoa",
-                url,
-                "gp-reg-pat-prac-lsoa-all.csv",
-                member="gp-reg-pat-prac-lsoa-all.csv",
-                sha256=sha(LSOA_ZIP),
-            )
-        ],
+        [lsoa_zip_entry(url, sha256=sha(LSOA_ZIP))],
     )
     raw, cache = tmp_path / "raw", tmp_path / "cache"
     half = len(LSOA_ZIP) // 2
@@ -579,14 +561,7 @@ def test_zip_over_size_limit_is_rejected(server: LoopbackServer, tmp_path: Path)
     url = server.add(LSOA_ZIP_NAME, LSOA_ZIP)
     registry = write_registry(
         tmp_path / "registry.yaml",
-        [
-            entry(
-                "registrations_lsoa",
-                url,
-                "gp-reg-pat-prac-lsoa-all.csv",
-                member="gp-reg-pat-prac-lsoa-all.csv",
-            )
-        ],
+        [lsoa_zip_entry(url)],
     )
     report = fetch_sources(
         tmp_path / "raw",

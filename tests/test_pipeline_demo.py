@@ -135,15 +135,7 @@ def test_deprivation_drives_need_in_the_demo(demo_data):
 
 def _golden_frame(table: pd.DataFrame) -> pd.DataFrame:
     out = table[GOLDEN_COLUMNS].copy()
-    for col in (
-        "numerator",
-        "denominator",
-        "value",
-        "lower_ci",
-        "upper_ci",
-        "parent_value",
-        "comparator_value",
-    ):
+    for col in GOLDEN_COLUMNS[4:11]:  # numerator ... comparator_value
         out[col] = out[col].astype(float).round(6)
     return out.sort_values(["area_code", "basis", "indicator_id"]).reset_index(drop=True)
 

@@ -456,18 +456,15 @@ def test_dask_local_cluster_runs_jobs(tmp_path):
 
 # --------------------------------------------------------------------------- browser
 def _browser_or_skip():
-    from pophealth.runner.browser import find_chromium
+    from browser_helpers import require_chromium
 
-    if find_chromium() is None:
-        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
-            pytest.fail("POPHEALTH_REQUIRE_BROWSER=1 but no Chromium is installed")
-        pytest.skip("Chromium not installed")
+    require_chromium()
 
 
 @pytest.mark.slow
 def test_profile_and_index_render_in_headless_chromium(mixed_run, tmp_path):
     _browser_or_skip()
-    from pophealth.runner.browser import render_dom
+    from browser_helpers import render_dom
 
     summary, _, _ = mixed_run
     profile = summary.by_key()["neighbourhood/B2"].html_path

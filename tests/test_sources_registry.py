@@ -76,3 +76,39 @@ def test_identify_reference_official_files():
     assert identify_source(reference_file("payments", "nhspaymentsgp-22-23-prac.csv")) == "payments"
     assert identify_source(reference_file("epcn", "ePCN-2023-02.xlsx")) == "epcn"
     assert identify_source(reference_file("boundaries", "icb22.shp")) is None
+
+
+def test_fetch_prepare_and_demo_are_derived_from_the_one_source_registry():
+    from pophealth import fetch, prepare
+    from pophealth.demo import generator
+    from pophealth.sources import fetch_entry_names
+
+    assert fetch.KNOWN_SOURCES == fetch_entry_names()
+    registry = fetch.load_registry()
+    assert fetch.missing_sources(registry) == []
+    assert set(registry["source"]) <= set(fetch.KNOWN_SOURCES)
+    for name, loader in prepare.LOADERS.items():
+        assert SOURCES[name].loader is loader
+    # every table source except epraccur (not in the store yet) is prepared
+    assert set(SOURCES) - set(prepare.LOADERS) == {"epraccur", "lsoa_boundaries"}
+    assert prepare.MULTI_FILE_SOURCES == {"practice_single_age"}
+    # each demo file carries its official name: recognised as the source it was declared for
+    for entry, file_name in generator.FILE_NAMES.items():
+        if entry == "readme":
+            continue
+        owner = next(n for n, s in SOURCES.items() if entry in s.fetch_entries)
+        assert identify_source(file_name) == owner, file_name
+
+
+def test_release_labels_come_from_each_source_declaration(tmp_path):
+    from pophealth.sources import release_from_name
+
+    assert release_from_name("iod2025", "File_7_IoD2025_All.csv") == "IoD2025"
+    assert release_from_name("payments", "nhspaymentsgp-24-25-prac-csv.csv") == "2024-25"
+    assert release_from_name("census_ts021", "census2021-ts021-lsoa.csv") == "Census 2021"
+    assert release_from_name("lsoa21_lookup", "LSOA21_SICBL23_ICB23_LAD23_EN_LU.csv") == (
+        "2023 edition"
+    )
+    # a pattern of one source never labels another source's file
+    assert release_from_name("epcn", "File_7_IoD2025_All.csv") is None
+    assert release_from_name("not_a_source", "x.csv") is None

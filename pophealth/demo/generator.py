@@ -25,34 +25,13 @@ from pyproj import Transformer
 
 from pophealth.demo import _model
 from pophealth.demo._model import DemoWorld
+from pophealth.sources import demo_file_names
 
 PUBLICATION = "GP_PRAC_PAT_LIST"
 EXTRACT_DATE = "2025-10-01"
-WORKFORCE_MONTH = "October 2025"
 
-FILE_NAMES: dict[str, str] = {
-    "registrations_lsoa": "gp-reg-pat-prac-lsoa-all.csv",
-    "registrations_practice": "gp-reg-pat-prac-all.csv",
-    "registrations_quinary_age": "gp-reg-pat-prac-quin-age.csv",
-    "registrations_single_age_male": "gp-reg-pat-prac-sing-age-male.csv",
-    "registrations_single_age_female": "gp-reg-pat-prac-sing-age-female.csv",
-    "practice_map": "gp-reg-pat-prac-map.csv",
-    "epcn": "ePCN.xlsx",
-    "workforce": f"1 General Practice \u2013 {WORKFORCE_MONTH} Practice Level - Detailed.csv",
-    "weighted_patients": "nhspaymentsgp-24-25-prac-csv.csv",
-    "iod2025": "File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv",
-    "iod2019": "File_7_-_All_IoD2019_Scores__Ranks__Deciles_and_Population_Denominators_3.csv",
-    "lookup_lsoa11_lsoa21": "LSOA11_LSOA21_LAD22_EW_LU.csv",
-    "lookup_lsoa21_icb": "LSOA21_SICBL23_ICB23_LAD23_EN_LU.csv",
-    "census_ts007a": "census2021-ts007a-lsoa.csv",
-    "census_ts037": "census2021-ts037-lsoa.csv",
-    "census_ts038": "census2021-ts038-lsoa.csv",
-    "census_ts021": "census2021-ts021-lsoa.csv",
-    "census_ts011": "census2021-ts011-lsoa.csv",
-    "census_ts054": "census2021-ts054-lsoa.csv",
-    "boundaries_lsoa21": "LSOA_2021_EW_BSC_V4.shp",
-    "readme": "README_SYNTHETIC.txt",
-}
+#: Source (fetch entry) name -> demo file name, from the one source registry.
+FILE_NAMES: dict[str, str] = {**demo_file_names(), "readme": "README_SYNTHETIC.txt"}
 
 # ---------------------------------------------------------------------------------------------
 # Official headers
@@ -504,9 +483,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
             "NUMBER_OF_PATIENTS": totals,
         }
     )
-    written["registrations_practice"] = _write_csv(
-        practice_rows, out_dir / FILE_NAMES["registrations_practice"]
-    )
+    written["practice_totals"] = _write_csv(practice_rows, out_dir / FILE_NAMES["practice_totals"])
 
     single = world.single_age  # (practice, sex[male, female], age 0..95)
     # quinary: 0_4 … 90_94 from single years, then 95+ and ALL
@@ -567,9 +544,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
     quinary = pd.concat(frames, ignore_index=True)
     # SEX=ALL appears only as the list total (AGE_GROUP_5=ALL); bands are by MALE/FEMALE
     quinary = quinary[(quinary["SEX"] != "ALL") | (quinary["AGE_GROUP_5"] == "ALL")]
-    written["registrations_quinary_age"] = _write_csv(
-        quinary, out_dir / FILE_NAMES["registrations_quinary_age"]
-    )
+    written["practice_age_bands"] = _write_csv(quinary, out_dir / FILE_NAMES["practice_age_bands"])
 
     age_labels = [str(a) for a in range(95)] + ["95+", "ALL"]
     for sex_index, sex in [(0, "male"), (1, "female")]:
@@ -590,7 +565,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
                 "NUMBER_OF_PATIENTS": values.reshape(-1),
             }
         )
-        key = f"registrations_single_age_{sex}"
+        key = f"practice_single_age_{sex}"
         written[key] = _write_csv(frame, out_dir / FILE_NAMES[key])
 
     supplier = np.where(np.arange(len(prac)) % 3 == 2, "TPP", "EMIS")
@@ -841,7 +816,7 @@ def _write_payments(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -
     frame = pd.DataFrame(cols)[PAYMENTS_HEADER]
     return _write_csv(
         frame,
-        out_dir / FILE_NAMES["weighted_patients"],
+        out_dir / FILE_NAMES["payments"],
         encoding="utf-8-sig",
         lineterminator="\r\n",
     )
@@ -949,7 +924,7 @@ def _write_lookups_and_iod(
             "ObjectId": np.arange(1, len(lsoa) + 1),
         }
     )
-    written["lookup_lsoa21_icb"] = _write_csv(lookup21, out_dir / FILE_NAMES["lookup_lsoa21_icb"])
+    written["lsoa21_lookup"] = _write_csv(lookup21, out_dir / FILE_NAMES["lsoa21_lookup"])
 
     ages = world.age_bands
     pop = ages.sum(axis=1)
@@ -993,8 +968,8 @@ def _write_lookups_and_iod(
             "ObjectId": np.arange(1, len(table11) + 1),
         }
     )
-    written["lookup_lsoa11_lsoa21"] = _write_csv(
-        lookup11, out_dir / FILE_NAMES["lookup_lsoa11_lsoa21"]
+    written["lsoa11_lsoa21_lookup"] = _write_csv(
+        lookup11, out_dir / FILE_NAMES["lsoa11_lsoa21_lookup"]
     )
 
     # IoD2019 on 2011 LSOAs: split parents average their children, merged parts share a child
@@ -1111,7 +1086,7 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
         geometry=world.lsoa_geometry,
         crs="EPSG:27700",
     )
-    path = out_dir / FILE_NAMES["boundaries_lsoa21"]
+    path = out_dir / FILE_NAMES["lsoa_boundaries"]
     gdf.to_file(path, driver="ESRI Shapefile", engine="pyogrio", encoding="UTF-8")
     # the .dbf header stores the write date (bytes 1-3); pin it so files are byte-identical
     dbf = path.with_suffix(".dbf")
@@ -1124,7 +1099,7 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
 # file families of the national files that carry the rest of England (no ePCN rows: its
 # practices are unaligned; no boundaries: only the demo ICS is mapped)
 REST_OF_ENGLAND_FILES = tuple(
-    name for name in FILE_NAMES if name not in ("epcn", "boundaries_lsoa21", "readme")
+    name for name in FILE_NAMES if name not in ("epcn", "lsoa_boundaries", "readme")
 )
 
 
@@ -1166,7 +1141,7 @@ def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int) -> None:
         parts: dict[str, Path] = {}
         parts.update(_write_registrations(rest, part_dir))
         parts["workforce"] = _write_workforce(rest, part_dir, rngs[0])
-        parts["weighted_patients"] = _write_payments(rest, part_dir, rngs[1])
+        parts["payments"] = _write_payments(rest, part_dir, rngs[1])
         parts.update(_write_lookups_and_iod(rest, part_dir, rngs[2]))
         parts.update(_write_census(rest, part_dir, rngs[3]))
         for name, n_national in (
@@ -1225,10 +1200,10 @@ def write_demo_dataset(
     written.update(_write_registrations(world, out))
     written["epcn"] = _write_epcn(world, out)
     written["workforce"] = _write_workforce(world, out, rngs[0])
-    written["weighted_patients"] = _write_payments(world, out, rngs[1])
+    written["payments"] = _write_payments(world, out, rngs[1])
     written.update(_write_lookups_and_iod(world, out, rngs[2]))
     written.update(_write_census(world, out, rngs[3]))
-    written["boundaries_lsoa21"] = _write_boundaries(world, out, rngs[4])
+    written["lsoa_boundaries"] = _write_boundaries(world, out, rngs[4])
     if scale == "ics" and not _config_overrides:
         _append_rest_of_england(_model.build_rest_of_england(seed, world), out, seed)
     readme = out / FILE_NAMES["readme"]

@@ -32,6 +32,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from pophealth.files import atomic_write_text
 from pophealth.runner.html import install_plotly_asset
 from pophealth.runner.index import earlier_results, write_index_and_manifest
 from pophealth.runner.jobs import (
@@ -42,8 +43,8 @@ from pophealth.runner.jobs import (
     JobPaths,
     JobResult,
     ProfileJob,
+    RunRecord,
     RunSummary,
-    atomic_write_text,
     file_digest,
     job_fingerprint,
     job_paths,
@@ -444,16 +445,9 @@ def run_profiles(
         engine["seconds_per_executed_profile"] = round(seconds / len(ran), 4) if ran else None
         # A partial re-run (--levels/--areas) must not drop the folder's other profiles.
         carried = earlier_results(out_dir, {record.key for record in ordered})
+        record = RunRecord(started_at, finished_at, seconds, version, engine, run_info)
         index_path, manifest_path = write_index_and_manifest(
-            out_dir,
-            ordered + carried,
-            title=title,
-            run_info=run_info,
-            started_at=started_at,
-            finished_at=finished_at,
-            seconds=seconds,
-            version=version,
-            engine=engine,
+            out_dir, ordered + carried, title=title, record=record
         )
     return RunSummary(
         out_dir=out_dir,

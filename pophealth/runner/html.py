@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pophealth.runner.jobs import atomic_write_bytes
+from pophealth.files import atomic_write_bytes
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 PROFILE_TEMPLATE = "profile.html.j2"

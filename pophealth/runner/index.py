@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from pophealth.files import atomic_write_text
 from pophealth.runner.html import TEMPLATES_DIR
 from pophealth.runner.jobs import (
     STATUS_EARLIER,
@@ -17,7 +18,7 @@ from pophealth.runner.jobs import (
     STATUS_OK,
     STATUS_SKIPPED,
     JobResult,
-    atomic_write_text,
+    RunRecord,
 )
 
 LEVEL_ORDER = ("system", "place", "neighbourhood")
@@ -208,28 +209,18 @@ def _source_rows(run_info: dict[str, Any] | None) -> list[dict[str, str]]:
     return rows
 
 
-def build_manifest(
-    out_dir: Path,
-    results: list[JobResult],
-    *,
-    run_info: dict[str, Any] | None,
-    started_at: str,
-    finished_at: str,
-    seconds: float,
-    version: str,
-    engine: dict[str, Any],
-) -> dict[str, Any]:
+def build_manifest(out_dir: Path, results: list[JobResult], record: RunRecord) -> dict[str, Any]:
     """Return the manifest: the caller's ``run_info`` merged with the engine's run record."""
-    manifest: dict[str, Any] = dict(run_info or {})
+    manifest: dict[str, Any] = dict(record.run_info or {})
     manifest.update(
         {
-            "pophealth_version": version,
+            "pophealth_version": record.version,
             "python": sys.version.split()[0],
             "platform": platform.platform(),
-            "started_at": started_at,
-            "finished_at": finished_at,
-            "total_seconds": round(seconds, 3),
-            "engine": engine,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+            "total_seconds": round(record.seconds, 3),
+            "engine": record.engine,
             "counts": _counts(results),
             "jobs": [result.to_json(out_dir) for result in results],
         }
@@ -238,16 +229,7 @@ def build_manifest(
 
 
 def write_index_and_manifest(
-    out_dir: Path,
-    results: list[JobResult],
-    *,
-    title: str,
-    run_info: dict[str, Any] | None,
-    started_at: str,
-    finished_at: str,
-    seconds: float,
-    version: str,
-    engine: dict[str, Any],
+    out_dir: Path, results: list[JobResult], *, title: str, record: RunRecord
 ) -> tuple[Path, Path]:
     """Write ``index.html`` and ``manifest.json`` atomically; return their paths."""
     index_path = out_dir / "index.html"
@@ -258,22 +240,13 @@ def write_index_and_manifest(
             out_dir,
             results,
             title=title,
-            started_at=started_at,
-            finished_at=finished_at,
-            seconds=seconds,
-            version=version,
-            run_info=run_info,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            seconds=record.seconds,
+            version=record.version,
+            run_info=record.run_info,
         ),
     )
-    manifest = build_manifest(
-        out_dir,
-        results,
-        run_info=run_info,
-        started_at=started_at,
-        finished_at=finished_at,
-        seconds=seconds,
-        version=version,
-        engine=engine,
-    )
+    manifest = build_manifest(out_dir, results, record)
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2, default=str) + "\n")
     return index_path, manifest_path

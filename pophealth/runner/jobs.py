@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pophealth.files import TEMP_SUFFIX
 
 #: Statuses a job can end with.
 STATUS_OK = "ok"
@@ -25,17 +25,27 @@ STATUS_EARLIER = "earlier"
 
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _MAX_STEM_CHARS = 80
-TEMP_SUFFIX = ".tmp"
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+@dataclass(frozen=True)
+class RunRecord:
+    """When and how a run ran: recorded in ``manifest.json`` and shown on ``index.html``.
 
+    Attributes:
+        started_at: ISO start time.
+        finished_at: ISO end time.
+        seconds: Total run seconds.
+        version: pophealth version.
+        engine: The execution engine's description (workers, kernels).
+        run_info: The caller's run description (e.g. ``synthetic``, ``prepared_manifest``).
+    """
 
-# mkstemp creates 0600 files; published outputs should get the usual umask-based mode.
-_FILE_MODE = 0o666 & ~_current_umask()
+    started_at: str
+    finished_at: str
+    seconds: float
+    version: str
+    engine: dict[str, Any] = field(default_factory=dict)
+    run_info: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -250,7 +260,7 @@ def job_paths(out_dir: Path, job: ProfileJob) -> JobPaths:
 def package_version() -> str:
     """Return the installed pophealth version (``0+unknown`` when not installed)."""
     try:
-        from pophealth import __version__  # type: ignore[attr-defined]
+        from pophealth._version import __version__
 
         return str(__version__)
     except ImportError:
@@ -287,35 +297,6 @@ def job_fingerprint(notebook_bytes: bytes, parameters: dict, version: str, input
     digest.update(len(encoded).to_bytes(8, "big"))
     digest.update(encoded)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``.
-
-    A process killed at any moment leaves either the old file, the new file, or a stray
-    ``.<name>.*.tmp`` file (removed at the start of the next run), never a partial ``path``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """UTF-8 text version of :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def remove_stale_temp_files(folder: Path) -> int:

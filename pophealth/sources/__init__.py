@@ -1,9 +1,13 @@
-"""Loaders for the official source files, and a registry to recognise them.
+"""Loaders for the official source files, and the one registry of sources.
 
 Each source has one loader returning the canonical columns of ``docs/architecture.md``.
-:data:`SOURCES` describes every source (official file name patterns, a header signature for
-sniffing, its loader, and which indicators need it); :func:`identify_source` names the source of a
-file by its official file name first, then by sniffing its header.
+:data:`SOURCES` holds one declaration per source (official file name patterns, a header signature
+for sniffing, its loader and canonical pandera schema, its release parser, the names of its
+entries in ``registry.yaml`` and of its demo files). ``fetch.KNOWN_SOURCES``, ``prepare.LOADERS``,
+the demo generator's ``FILE_NAMES`` and the registry checks are all derived from it, so adding a
+source is one :class:`SourceSpec` here plus its loader (see ``docs/architecture.md``).
+:func:`identify_source` names the source of a file by its official file name first, then by
+sniffing its header.
 """
 
 from __future__ import annotations
@@ -29,7 +33,16 @@ from pophealth.sources import (
 )
 from pophealth.sources.common import SourceFormatError, header_key, read_header, sha256_of
 
-__all__ = ["SOURCES", "SourceFormatError", "SourceSpec", "identify_source", "sha256_of"]
+__all__ = [
+    "SOURCES",
+    "SourceFormatError",
+    "SourceSpec",
+    "demo_file_names",
+    "fetch_entry_names",
+    "identify_source",
+    "release_from_name",
+    "sha256_of",
+]
 
 _SPATIAL_SUFFIXES = (".shp", ".geojson", ".gpkg", ".json")
 
@@ -44,18 +57,44 @@ class SourceSpec:
         patterns: Official file name globs (case-insensitive, matched on the base name).
         signature: Regexes that must each fully match some normalised header (lower case, ``_``
             as space) for header sniffing; empty for sources sniffed another way.
-        loader: The loader function.
+        loader: The loader function (one file -> canonical frame); ``None`` for a source that is
+            fetched for reference but not prepared.
         required: Whether a profile cannot be built without it.
         indicators: Indicator groups that use this source.
+        schema: The canonical pandera schema the loader validates its output with (``None``
+            where the loader returns several tables or a GeoDataFrame).
+        release: Regex and label template naming the release from the official file name
+            (groups fill the template, e.g. ``"IoD{0}"``); ``None`` when the data carry an
+            extract date.
+        fetch_entries: Names of this source's entries in ``registry.yaml``: ``(name,)`` by
+            default, one ``<name>_<part>`` per file for a source published as several files, or
+            ``()`` for a source the registry does not list.
+        demo_files: The demo generator's file name for each fetch entry (same order); empty when
+            the demo has no such file.
     """
 
     name: str
     description: str
     patterns: tuple[str, ...]
     signature: tuple[str, ...]
-    loader: Callable[..., Any]
+    loader: Callable[..., Any] | None
     required: bool = False
     indicators: tuple[str, ...] = field(default_factory=tuple)
+    schema: Any = None
+    release: tuple[str, str] | None = None
+    fetch_entries: tuple[str, ...] | None = None
+    demo_files: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.fetch_entries is None:
+            object.__setattr__(self, "fetch_entries", (self.name,))
+        if self.demo_files and len(self.demo_files) != len(self.fetch_entries):
+            raise ValueError(f"source {self.name!r}: one demo file per fetch entry")
+
+    @property
+    def multi_file(self) -> bool:
+        """Whether the source is published as several files that prepare loads together."""
+        return len(self.fetch_entries) > 1
 
     def matches_name(self, path: str | Path) -> bool:
         """Whether the file's base name matches an official name pattern."""
@@ -82,34 +121,71 @@ def _census_spec(table_id: str, prefix: str, description: str, indicators: tuple
         signature=(r"geography code", re.escape(header_key(prefix)) + r": .*"),
         loader=load,
         indicators=indicators,
+        schema=census.CENSUS_TABLES[table_id].schema,
+        release=(r"census(2021)", "Census {0}"),
+        demo_files=(f"census2021-{table_id.lower()}-lsoa.csv",),
+    )
+
+
+def _gp_list_spec(
+    name: str, description: str, stem: str, signature: tuple[str, ...], loader, schema, **kw
+) -> SourceSpec:
+    """An NHS England 'Patients registered at a GP practice' file: gp-reg-pat-prac-<stem>.csv."""
+    return SourceSpec(
+        name,
+        f"NHS England {description}",
+        (f"gp-reg-pat-prac-{stem}*.csv",),
+        signature,
+        loader,
+        schema=schema,
+        demo_files=(f"gp-reg-pat-prac-{stem}.csv",),
+        **kw,
+    )
+
+
+def _iod_spec(year: str, lsoa_year: str, demo_file: str, **kw) -> SourceSpec:
+    """An English Indices of Deprivation File 7 (all ranks, scores, deciles, denominators)."""
+    return SourceSpec(
+        f"iod{year}",
+        f"MHCLG English Indices of Deprivation {year}, File 7 (LSOA {lsoa_year})",
+        (f"file_7*iod{year}*.csv",),
+        (rf"lsoa code \({lsoa_year}\)", r"index of multiple deprivation \(imd\) score"),
+        getattr(imd, f"load_iod{year}_file7"),
+        schema=getattr(imd, f"IOD{year}_SCHEMA"),
+        release=(r"IoD(20\d\d)", "IoD{0}"),
+        demo_files=(demo_file,),
+        **kw,
     )
 
 
 _SPECS: tuple[SourceSpec, ...] = (
-    SourceSpec(
+    _gp_list_spec(
         "registrations_lsoa",
-        "NHS England patients registered at a GP practice by LSOA of residence (quarterly)",
-        ("gp-reg-pat-prac-lsoa-all*.csv",),
+        "patients registered at a GP practice by LSOA of residence (quarterly)",
+        "lsoa-all",
         (r"practice code", r"lsoa code", r"number of patients"),
         registrations.load_registrations_by_lsoa,
+        registrations.LSOA_SCHEMA,
         required=True,
         indicators=("attribution", "all resident-based practice/PCN indicators"),
     ),
-    SourceSpec(
+    _gp_list_spec(
         "practice_totals",
-        "NHS England patients registered per GP practice (monthly)",
-        ("gp-reg-pat-prac-all*.csv",),
+        "patients registered per GP practice (monthly)",
+        "all",
         (r"type", r"code", r"(ons sub icb location|ons ccg) code", r"number of patients"),
         registrations.load_practice_totals,
+        registrations.TOTALS_SCHEMA,
         required=True,
         indicators=("list size", "denominators"),
     ),
-    SourceSpec(
+    _gp_list_spec(
         "practice_age_bands",
-        "NHS England registered patients per practice by sex and five-year age band",
-        ("gp-reg-pat-prac-quin-age*.csv",),
+        "registered patients per practice by sex and five-year age band",
+        "quin-age",
         (r"org type", r"age group 5", r"number of patients"),
         registrations.load_practice_age_bands,
+        registrations.AGE_BAND_SCHEMA,
         indicators=("age structure", "age-standardisation"),
     ),
     SourceSpec(
@@ -119,13 +195,17 @@ _SPECS: tuple[SourceSpec, ...] = (
         (r"org code", r"age", r"sex", r"number of patients", r"(sub icb location|ccg) code"),
         registrations.load_practice_single_age,
         indicators=("age structure",),
+        schema=registrations.SINGLE_AGE_SCHEMA,
+        fetch_entries=("practice_single_age_male", "practice_single_age_female"),
+        demo_files=("gp-reg-pat-prac-sing-age-male.csv", "gp-reg-pat-prac-sing-age-female.csv"),
     ),
-    SourceSpec(
+    _gp_list_spec(
         "practice_map",
-        "NHS England practice -> PCN -> sub-ICB location -> ICB mapping",
-        ("gp-reg-pat-prac-map*.csv",),
+        "practice -> PCN -> sub-ICB location -> ICB mapping",
+        "map",
         (r"practice code", r"pcn code", r"(sub icb location|ccg) code"),
         registrations.load_practice_map,
+        registrations.MAP_SCHEMA,
         required=True,
         indicators=("geography",),
     ),
@@ -136,6 +216,7 @@ _SPECS: tuple[SourceSpec, ...] = (
         (),
         epcn.load_epcn,
         indicators=("geography (PCN membership at a date)",),
+        demo_files=("ePCN.xlsx",),
     ),
     SourceSpec(
         "epraccur",
@@ -144,6 +225,8 @@ _SPECS: tuple[SourceSpec, ...] = (
         (),
         epraccur.load_epraccur,
         indicators=("practice status and open/close dates",),
+        schema=epraccur.EPRACCUR_SCHEMA,
+        fetch_entries=(),
     ),
     SourceSpec(
         "workforce",
@@ -152,6 +235,9 @@ _SPECS: tuple[SourceSpec, ...] = (
         (r"prac code", r"total gp fte"),
         workforce.load_workforce,
         indicators=("workforce FTE per 10,000 patients",),
+        schema=workforce.WORKFORCE_SCHEMA,
+        release=(r"\u2013 (\w+ \d{4})", "{0}"),
+        demo_files=("1 General Practice \u2013 October 2025 Practice Level - Detailed.csv",),
     ),
     SourceSpec(
         "payments",
@@ -164,22 +250,21 @@ _SPECS: tuple[SourceSpec, ...] = (
         ),
         payments.load_weighted_patients,
         indicators=("weighted (Carr-Hill) list", "workforce per weighted patient"),
+        schema=payments.PAYMENTS_SCHEMA,
+        release=(r"nhspaymentsgp-(\d\d)-(\d\d)", "20{0}-{1}"),
+        demo_files=("nhspaymentsgp-24-25-prac-csv.csv",),
     ),
-    SourceSpec(
-        "iod2025",
-        "MHCLG English Indices of Deprivation 2025, File 7 (LSOA 2021)",
-        ("file_7*iod2025*.csv",),
-        (r"lsoa code \(2021\)", r"index of multiple deprivation \(imd\) score"),
-        imd.load_iod2025_file7,
+    _iod_spec(
+        "2025",
+        "2021",
+        "File_7_IoD2025_All_Ranks_Scores_Deciles_Population_Denominators.csv",
         required=True,
         indicators=("deprivation", "Core20"),
     ),
-    SourceSpec(
-        "iod2019",
-        "MHCLG English Indices of Deprivation 2019, File 7 (LSOA 2011)",
-        ("file_7*iod2019*.csv",),
-        (r"lsoa code \(2011\)", r"index of multiple deprivation \(imd\) score"),
-        imd.load_iod2019_file7,
+    _iod_spec(
+        "2019",
+        "2011",
+        "File_7_-_All_IoD2019_Scores__Ranks__Deciles_and_Population_Denominators_3.csv",
         indicators=("deprivation trend (via LSOA 2011 -> 2021)",),
     ),
     _census_spec("TS007A", "Age", "age by five-year band", ("resident age structure",)),
@@ -196,6 +281,9 @@ _SPECS: tuple[SourceSpec, ...] = (
         lookups.load_lsoa21_lookup,
         required=True,
         indicators=("geography", "resident-based place/system indicators"),
+        schema=lookups.LSOA21_LOOKUP_SCHEMA,
+        release=(r"SICBL(\d\d)", "20{0} edition"),
+        demo_files=("LSOA21_SICBL23_ICB23_LAD23_EN_LU.csv",),
     ),
     SourceSpec(
         "lsoa11_lsoa21_lookup",
@@ -204,6 +292,9 @@ _SPECS: tuple[SourceSpec, ...] = (
         (r"lsoa11cd", r"lsoa21cd", r"chgind"),
         lookups.load_lsoa11_to_lsoa21,
         indicators=("IoD2019 on LSOA 2021",),
+        schema=lookups.LSOA11_TO_21_SCHEMA,
+        release=(r"LSOA11_LSOA21_LAD(\d\d)", "20{0} edition"),
+        demo_files=("LSOA11_LSOA21_LAD22_EW_LU.csv",),
     ),
     SourceSpec(
         "lsoa_boundaries",
@@ -212,11 +303,49 @@ _SPECS: tuple[SourceSpec, ...] = (
         (),
         boundaries.load_lsoa_boundaries,
         indicators=("maps",),
+        release=(r"LSOA_(20\d\d)", "{0} boundaries"),
+        demo_files=("LSOA_2021_EW_BSC_V4.shp",),
+    ),
+)
+
+# fetched for reference (maps drawn elsewhere) but not prepared: registry.yaml names only
+_FETCH_ONLY: tuple[SourceSpec, ...] = (
+    SourceSpec(
+        "boundaries_icb",
+        "ONS Integrated Care Board (April 2023) boundaries, for reference maps",
+        ("icb_*_en_b?c*.geojson",),
+        (),
+        None,
     ),
 )
 
 #: Registry of official sources by name.
 SOURCES: dict[str, SourceSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def fetch_entry_names() -> tuple[str, ...]:
+    """Every source name ``registry.yaml`` may use (``fetch.KNOWN_SOURCES``), in order."""
+    return tuple(entry for spec in _SPECS + _FETCH_ONLY for entry in spec.fetch_entries)
+
+
+def demo_file_names() -> dict[str, str]:
+    """Fetch entry name -> file name the demo generator writes for it."""
+    return {
+        entry: file_name
+        for spec in _SPECS
+        for entry, file_name in zip(spec.fetch_entries, spec.demo_files, strict=False)
+    }
+
+
+def release_from_name(name: str, path: str | Path) -> str | None:
+    """The release label an official file name carries (e.g. ``"IoD2025"``), or ``None``."""
+    spec = SOURCES.get(name)
+    if spec is None or spec.release is None:
+        return None
+    pattern, label = spec.release
+    match = re.search(pattern, Path(path).name, flags=re.IGNORECASE)
+    return label.format(*match.groups()) if match else None
+
 
 _EPRACCUR_FIRST_ROW = re.compile(r'^"?[A-Z0-9]{3,8}"?,')
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
+from pophealth.ages import CENSUS_AGE_COLUMNS, band_lower
 from pophealth.sources.common import (
     ColumnPattern,
     SourceFormatError,
@@ -68,8 +69,9 @@ def _c(*labels: str, parts: tuple[str, ...] = (), optional: bool = False) -> Cen
 def _age_columns() -> dict[str, CensusColumn]:
     columns = {"age_total": _c("Age: Total", "Age: Total: All usual residents")}
     columns["age_0_4"] = _c("Age: Aged 4 years and under")
-    for start in range(5, 85, 5):
-        columns[f"age_{start}_{start + 4}"] = _c(f"Age: Aged {start} to {start + 4} years")
+    for name in CENSUS_AGE_COLUMNS[1:-1]:
+        start = band_lower(name[len("age_") :])
+        columns[name] = _c(f"Age: Aged {start} to {start + 4} years")
     columns["age_85_plus"] = _c("Age: Aged 85 years and over")
     return columns
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import difflib
-import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from pophealth.errors import PopHealthError
+from pophealth.files import sha256_of
 
 __all__ = [
     "ColumnPattern",
@@ -514,15 +514,6 @@ def validate_output(frame: pd.DataFrame, schema: pa.DataFrameSchema, path: str |
             examples=examples,
             fix="check this is the right official file for this loader",
         ) from errors
-
-
-def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Return the SHA-256 hex digest of a file (read in 1 MiB chunks)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def code_column(*, nullable: bool = False, **kwargs: object) -> pa.Column:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
+from pophealth.ages import AGE_BANDS
 from pophealth.sources.common import (
     ColumnPattern,
     SourceFormatError,
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 #: Five-year bands as published in AGE_GROUP_5, youngest first.
-AGE_BANDS: tuple[str, ...] = tuple(f"{a}_{a + 4}" for a in range(0, 95, 5)) + ("95+",)
 
 _PATIENTS = ColumnPattern("NUMBER_OF_PATIENTS", "Number of Patients", "Number of patients")
 _EXTRACT_DATE = ColumnPattern("EXTRACT_DATE", "Extract Date")

@@ -36,6 +36,18 @@ def find_chromium() -> str | None:
     return None
 
 
+def require_chromium() -> str:
+    """The Chromium to test with; skip without one (fail if POPHEALTH_REQUIRE_BROWSER=1)."""
+    import pytest
+
+    chromium = find_chromium()
+    if chromium is None:
+        if os.environ.get("POPHEALTH_REQUIRE_BROWSER") == "1":
+            pytest.fail("POPHEALTH_REQUIRE_BROWSER=1 but Chromium is not installed")
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    return chromium
+
+
 def render_dom(
     path: Path | str, *, budget_ms: int = 5000, timeout: float = 90.0
 ) -> tuple[str, list[str]]:

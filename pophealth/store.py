@@ -1,0 +1,70 @@
+"""The typed hand-off from a loaded prepared store to the profile layer.
+
+:class:`ProfileStore` is what :mod:`pophealth.profile_frames` reads from a store (the tables of
+the prepared store, the derived geography and indicator tables, and per-store caches);
+:class:`pophealth.api.PopHealthData` implements it. :class:`FrameMemo` is the per-store memo of
+frames shared by many areas' profiles (e.g. a system's funnel limits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from pophealth.releases import ImdRelease
+
+T = TypeVar("T")
+
+
+class FrameMemo:
+    """Frames built once per store and shared, read-only, by every profile that needs them."""
+
+    def __init__(self) -> None:
+        self._frames: dict[Hashable, Any] = {}
+
+    def get(self, key: Hashable, build: Callable[[], T]) -> T:
+        """The frame for ``key``, built by ``build()`` the first time it is asked for."""
+        if key not in self._frames:
+            self._frames[key] = build()
+        return self._frames[key]
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+class ProfileStore(Protocol):
+    """A loaded prepared store as the profile layer sees it."""
+
+    # prepared store tables (docs/architecture.md, "Prepared store")
+    lsoa: pd.DataFrame
+    practices: pd.DataFrame
+    registrations: pd.DataFrame
+    age_sex: pd.DataFrame
+    manifest: dict
+    # England's and the regions' measures from the national files (``national.parquet``;
+    # empty for stores prepared before it existed)
+    national: pd.DataFrame
+    # options the store was loaded with
+    imd_release: ImdRelease
+    groupings: pd.DataFrame | None
+    neighbourhoods_file: str | None
+    # per-store memo of frames shared by many profiles
+    memo: FrameMemo
+
+    # derived tables (cached on first use by the implementation)
+    comparator: str
+    register: pd.DataFrame
+    indicator_table: pd.DataFrame
+    indicator_groups: dict[tuple, pd.DataFrame]
+    peers: pd.DataFrame
+    practice_indicators: pd.DataFrame
+    practice_members: dict[str, np.ndarray]
+    lsoa_members: dict[str, np.ndarray]
+    matched_arrays: dict[str, np.ndarray]
+    practice_status_counts: pd.DataFrame
+    lsoa_geometries: dict[str, str]
+    age_sex_matrix: pd.DataFrame
+    unassigned_practices: dict[str, tuple[int, float]]
