@@ -241,7 +241,10 @@ def build_area_register(
                     "area_code": icb["icb_code"],
                     "area_name": icb["icb_name"],
                     "area_type": "icb",
-                    "parent_code": icb["icb_code"].map(region_of).fillna(ALL_LOADED_CODE),
+                    "parent_code": icb["icb_code"]
+                    .map(region_of)
+                    .astype(object)
+                    .fillna(ALL_LOADED_CODE),
                     "level": "system",
                     "basis": "registered",
                 }
@@ -291,7 +294,10 @@ def build_area_register(
                     "area_code": icbs["icb_code"],
                     "area_name": icbs["icb_name"],
                     "area_type": "icb",
-                    "parent_code": icbs["icb_code"].map(region_of).fillna(ALL_LOADED_CODE),
+                    "parent_code": icbs["icb_code"]
+                    .map(region_of)
+                    .astype(object)
+                    .fillna(ALL_LOADED_CODE),
                     "level": "system",
                     "basis": "resident",
                 }
