@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pophealth import ages, attribution, contracts, geography, indicators, stats
+from pophealth import ages, attribution, contracts, geography, indicators, prevalence, stats
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import PopHealthError
 from pophealth.profile_frames import Profile, build_profile
@@ -109,6 +109,8 @@ class PopHealthData:
         self.national = (
             self._read_table("national.parquet") if national.exists() else pd.DataFrame()
         )
+        qof_path = self.prepared_dir / "qof_prevalence.parquet"
+        self.qof = self._read_table(qof_path.name) if qof_path.exists() else pd.DataFrame()
         self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
         self.neighbourhoods_file = str(neighbourhoods) if neighbourhoods else None
 
@@ -303,30 +305,53 @@ class PopHealthData:
     @cached_property
     def age_sex_matrix(self) -> pd.DataFrame:
         """Practices x (sex, age band) registered patients."""
-        if not len(self.age_sex):
-            return pd.DataFrame()
-        return self.age_sex.pivot_table(
-            index="practice_code",
-            columns=["sex", "age_band"],
-            values="patients",
-            aggfunc="sum",
-            fill_value=0,
-        )
+        return attribution.age_sex_matrix(self.age_sex)
 
     # -- indicators ------------------------------------------------------------------------
     @cached_property
-    def practice_measures(self) -> pd.DataFrame:
-        """Registered-basis measures per practice."""
+    def base_practice_measures(self) -> pd.DataFrame:
+        """Registered-basis measures per practice from the non-QOF sources."""
         return attribution.practice_measures(
             self.practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
         )
 
     @cached_property
+    def qof_expected(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Recorded vs expected registers per practice and the model fit (one fit per register).
+
+        ``prepare`` fits the models once per store (with IoD2025); another IoD release refits
+        here, once per loaded store.
+        """
+        stored = self.prepared_dir / "qof_expected.parquet"
+        if self.imd == "2025" and stored.exists():
+            fit = pd.DataFrame(self.manifest.get("qof_model", []))
+            return self._read_table(stored.name), fit
+        if not len(self.qof) or not len(self.age_sex):
+            return pd.DataFrame(), pd.DataFrame()
+        return prevalence.expected_from_store(self.qof, self.age_sex, self.base_practice_measures)
+
+    @cached_property
+    def qof_measures(self) -> pd.DataFrame:
+        """QOF measures per practice (prevalence, recorded vs expected, burden)."""
+        if not len(self.qof):
+            return pd.DataFrame({"practice_code": pd.Series(dtype=object)})
+        return prevalence.qof_practice_measures(self.qof, self.practices, self.qof_expected[0])
+
+    @cached_property
+    def practice_measures(self) -> pd.DataFrame:
+        """Registered-basis measures per practice."""
+        base = self.base_practice_measures
+        if len(self.qof_measures.columns) > 1:
+            base = base.merge(self.qof_measures, on="practice_code", how="left")
+        return base.copy()  # one block, not dozens of merged fragments
+
+    @cached_property
     def lsoa_measures(self) -> pd.DataFrame:
-        """Resident-basis measures per LSOA."""
-        return attribution.lsoa_measures(
+        """Resident-basis measures per LSOA (QOF measures modelled from practice registers)."""
+        out = attribution.lsoa_measures(
             self.lsoa, self.registrations, self.practices, self.imd_release
         )
+        return prevalence.with_resident_qof(out, self.registrations, self.qof_measures).copy()
 
     @cached_property
     def indicator_table(self) -> pd.DataFrame:
@@ -348,6 +373,12 @@ class PopHealthData:
             resident,
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
             resident_weights=attribution.deprivation_population(self.lsoa, self.imd_release)[1],
+        )
+        modelled = (table["basis"] == "resident") & table["indicator_id"].isin(
+            prevalence.indicator_ids()
+        )
+        table.loc[modelled, "method"] = (
+            table.loc[modelled, "method"] + f" ({prevalence.RESIDENT_METHOD_NOTE})"
         )
         return contracts.INDICATOR_TABLE.validate(table, "the indicator table")
 

@@ -1777,6 +1777,78 @@ def fair_share_bars_spec(
     return fig
 
 
+def recorded_vs_expected_spec(
+    gaps: pd.DataFrame,
+    title: str,
+    *,
+    source_note: str = "",
+) -> FigureSpec:
+    """Recorded vs expected register per condition: ratio with 95% limits against 1.
+
+    Args:
+        gaps: One row per condition, largest gap first: ``condition``, ``ratio``,
+            ``ratio_low``, ``ratio_high``, ``expected``, ``register``, ``missing_patients``.
+        title: Figure title.
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        Dots with horizontal error bars, a reference line at 1 (national average recording
+        for the same age, sex and deprivation), red where the upper limit is below 1.
+    """
+    function = "recorded_vs_expected"
+    columns = ["ratio", "ratio_low", "ratio_high", "expected", "register", "missing_patients"]
+    _require_columns(gaps, ["condition", *columns], function=function, frame_name="gaps")
+    values = {c: _float_values(gaps, c, function=function, frame_name="gaps") for c in columns}
+    labels = [_esc(c) for c in _text_values(gaps, "condition")]
+    ratio, low, high = values["ratio"], values["ratio_low"], values["ratio_high"]
+    colours = np.where(
+        high < 1,
+        COMPARISON_COLOURS["worse"],
+        np.where(low > 1, COMPARISON_COLOURS["higher"], COMPARISON_COLOURS["similar"]),
+    )
+    fig = FigureSpec()
+    fig.add_trace(
+        _scatter(
+            x=ratio,
+            y=labels,
+            mode="markers",
+            name="Recorded / expected",
+            marker={"color": list(colours), "size": 10, "line": {"color": NHS_GREY, "width": 1}},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": np.nan_to_num(high - ratio),
+                "arrayminus": np.nan_to_num(ratio - low),
+                "color": NHS_GREY,
+            },
+            customdata=np.column_stack(
+                [low, high, values["register"], values["expected"], values["missing_patients"]]
+            ).round(2),
+            hovertemplate=(
+                "%{y}<br>Recorded / expected: %{x:.2f} (95% CI %{customdata[0]:.2f} to "
+                "%{customdata[1]:.2f})<br>On register: %{customdata[2]:,.0f}; expected "
+                "%{customdata[3]:,.0f}<br>Estimated not on a register: "
+                "%{customdata[4]:,.0f}<extra></extra>"
+            ),
+        )
+    )
+    fig.add_shape(
+        type="line", xref="x", yref="y domain", x0=1, x1=1, y0=0, y1=1,
+        line={"color": NHS_DARK_BLUE, "dash": "dash"},
+    )  # fmt: skip
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=max(320, 28 * len(labels) + 140),
+        x_title="Recorded / expected register (1 = national average recording)",
+        y_title="Condition (largest estimated gap first)",
+    )
+    return fig
+
+
 # Public chart functions: validated plotly Figures (the *_spec builders are for batch display).
 population_pyramid = _public_chart(population_pyramid_spec)
 lsoa_choropleth = _public_chart(lsoa_choropleth_spec)
@@ -1786,6 +1858,7 @@ spine_chart = _public_chart(spine_chart_spec)
 funnel_plot = _public_chart(funnel_plot_spec)
 inverse_care_law = _public_chart(inverse_care_law_spec)
 fair_share_bars = _public_chart(fair_share_bars_spec)
+recorded_vs_expected = _public_chart(recorded_vs_expected_spec)
 
 
 __all__ = [
@@ -1813,6 +1886,8 @@ __all__ = [
     "lsoa_choropleth_spec",
     "population_pyramid",
     "population_pyramid_spec",
+    "recorded_vs_expected",
+    "recorded_vs_expected_spec",
     "show",
     "show_html",
     "spine_chart",

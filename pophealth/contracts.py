@@ -280,6 +280,39 @@ AGE_SEX_TABLE = Contract(
     ),
 )
 
+_REGISTER_KEY = (
+    Field("practice_code", "code", "ODS practice code"),
+    Field("group_code", "code", "QOF register (indicator group) code, e.g. `HYP`"),
+)
+
+QOF_PREVALENCE_TABLE = Contract(
+    "qof_prevalence.parquet",
+    "one row per practice × QOF register (docs/qof.md)",
+    (
+        *_REGISTER_KEY,
+        Field("list_type", "code", "QOF denominator list type (`TOTAL`, `17OV`, ...)"),
+        Field("register", "count", "patients on the register"),
+        Field("list_size", "count", "patients on the list of the register's list type"),
+        Field("group_description", "text", "register name", nullable=True),
+        Field("year", "code", "QOF year, e.g. `2024-25`"),
+    ),
+)
+
+QOF_EXPECTED_TABLE = Contract(
+    "qof_expected.parquet",
+    "one row per practice × QOF register (recorded-vs-expected model, IoD2025)",
+    (
+        *_REGISTER_KEY,
+        Field("observed", "count", "patients on the register"),
+        Field("expected", "number", "register at national average recording", nullable=True),
+        Field("list_size", "count", "patients on the list of the register's list type"),
+    ),
+    note=(
+        "Fitted on every practice of the national files before `--systems` cuts the store; "
+        "the fit of each register's model is in `manifest.json` (`qof_model`)."
+    ),
+)
+
 _PARENT = (
     "parent area (a neighbourhood's place or system; a place's system; a system's NHS England "
     "region or `ALL`; never the area itself)"
@@ -379,7 +412,15 @@ NATIONAL_TABLE = Contract(
 #: Prepared store file -> its contract.
 STORE_CONTRACTS: dict[str, Contract] = {
     c.name: c
-    for c in (LSOA_TABLE, PRACTICE_TABLE, REGISTRATIONS_TABLE, AGE_SEX_TABLE, NATIONAL_TABLE)
+    for c in (
+        LSOA_TABLE,
+        PRACTICE_TABLE,
+        REGISTRATIONS_TABLE,
+        AGE_SEX_TABLE,
+        QOF_PREVALENCE_TABLE,
+        QOF_EXPECTED_TABLE,
+        NATIONAL_TABLE,
+    )
 }
 CONTRACTS: tuple[Contract, ...] = (*STORE_CONTRACTS.values(), AREA_REGISTER, INDICATOR_TABLE)
 

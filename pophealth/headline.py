@@ -140,7 +140,7 @@ def _supply_finding(r: dict, spec: dict, comparator: str) -> Finding:
 
 
 #: Ratings that say the area needs more (or has less) than its benchmark.
-ADVERSE = frozenset({"worse", "higher need", "fewer than fair share"})
+ADVERSE = frozenset({"worse", "higher need", "fewer than fair share", "under-recorded"})
 
 
 def select_findings(findings: Sequence[Finding], limit: int = MAX_FINDINGS) -> list[Finding]:
@@ -199,11 +199,30 @@ def headline_sentence(
     return f"{name}. " + " ".join(f.sentence for f in chosen)
 
 
-def profile_headline(area: dict, rows: pd.DataFrame, comparator: str) -> tuple[str, list[Finding]]:
-    """The headline of one area's profile and the findings behind it."""
+def profile_headline(
+    area: dict,
+    rows: pd.DataFrame,
+    comparator: str,
+    *,
+    extra: Sequence[Finding] = (),
+    replaced: frozenset[str] = frozenset(),
+) -> tuple[str, list[Finding]]:
+    """The headline of one area's profile and the findings behind it.
+
+    Args:
+        area: The area's register row (``area_name``, ``basis``).
+        rows: The area's indicator rows.
+        comparator: The comparator's name.
+        extra: Findings from other sources (e.g.
+            :func:`pophealth.prevalence.gap_findings`), ranked with the rest.
+        replaced: Indicator ids whose findings come only from ``extra``.
+    """
     by = rows.set_index("indicator_id")
     people = by["value"].get("list_size", np.nan) if "value" in by else np.nan
-    findings = findings_from_indicators(rows, comparator)
+    findings = [
+        f for f in findings_from_indicators(rows, comparator) if f.indicator_id not in replaced
+    ]
+    findings = sorted([*findings, *extra], key=lambda f: (-f.size, f.indicator_id))
     text = headline_sentence(
         area["area_name"], findings, comparator, basis=area.get("basis"), people=people
     )

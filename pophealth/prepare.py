@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pophealth import attribution, geography
+from pophealth import attribution, geography, prevalence
 from pophealth._version import __version__
+from pophealth.attribution import attribute_lsoa_to_practices, lsoa_values
 from pophealth.contracts import validate_store_table
 from pophealth.errors import PopHealthError
 from pophealth.files import atomic_path, sha256_of
@@ -42,6 +43,8 @@ STORE_FILES = (
     "registrations.parquet",
     "practice_age_sex.parquet",
     "boundaries.parquet",
+    "qof_prevalence.parquet",
+    "qof_expected.parquet",
     "manifest.json",
 )
 
@@ -49,6 +52,8 @@ IOD2025, IOD2019 = ImdRelease("2025"), ImdRelease("2019")
 
 # sources published as several files (one per sex), loaded together
 MULTI_FILE_SOURCES = {name for name, spec in SOURCES.items() if spec.multi_file}
+# sources whose loader reads all their files at once (QOF: a zip or its CSVs, region-split)
+FILE_SET_SOURCES = {name for name, spec in SOURCES.items() if spec.file_set}
 
 
 class PrepareError(PopHealthError, ValueError):
@@ -97,18 +102,21 @@ def discover_raw_files(raw_dir: str | Path, listing: str | Path | None = None) -
     candidates = sorted(
         p
         for p in raw_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in {".csv", ".xlsx", ".shp", ".geojson", ".gpkg"}
+        if p.is_file()
+        and p.suffix.lower() in {".csv", ".xlsx", ".shp", ".geojson", ".gpkg", ".zip"}
     )
     for path in candidates:
         if path.resolve() in listed:
             continue
         name = identify_source(path)
+        if name is None and path.suffix.lower() == ".zip":
+            continue  # only official zips we read (QOF) are sources; others are not data
         if name is None:
             found.unrecognised.append(path)
             continue
         found.paths.setdefault(name, []).append(path)
     for name, paths in found.paths.items():
-        if len(paths) > 1 and name not in MULTI_FILE_SOURCES:
+        if len(paths) > 1 and name not in MULTI_FILE_SOURCES | FILE_SET_SOURCES:
             names = ", ".join(p.name for p in paths)
             raise PrepareError(
                 f"Two or more files for source {name!r} in {raw_dir}: {names}. Keep one release "
@@ -336,11 +344,14 @@ def national_measures(
     registrations: pd.DataFrame,
     age_sex: pd.DataFrame,
     imd_releases: list[str],
+    qof_measures: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Measures of England and of each NHS England region, from the national files.
 
     Computed before the store is cut down to the profiled systems, so every profile compares
-    with England (and its region) even when only one ICB is kept.
+    with England (and its region) even when only one ICB is kept. ``qof_measures`` (from
+    :func:`pophealth.prevalence.qof_practice_measures`, every practice in the QOF files) adds
+    England's and the regions' prevalence, recorded-vs-expected and burden values.
 
     Returns:
         ``area_code`` (``ALL`` for England, else the region code), ``area_name``, ``level``
@@ -368,6 +379,8 @@ def national_measures(
     for imd in imd_releases or ["2025"]:
         if len(practices):
             measures = attribution.practice_measures(practices, registrations, age_sex, lsoa, imd)
+            if qof_measures is not None and len(qof_measures.columns) > 1:
+                measures = measures.merge(qof_measures, on="practice_code", how="left")
             members = pd.concat(
                 [
                     practices[["practice_code"]].assign(area_code=geography.ALL_LOADED_CODE),
@@ -380,6 +393,8 @@ def national_measures(
             frames.append(summed.assign(basis="registered", imd=imd))
         if len(lsoa):
             measures = attribution.lsoa_measures(lsoa, registrations, practices, imd)
+            if qof_measures is not None:
+                measures = prevalence.with_resident_qof(measures, registrations, qof_measures)
             members = pd.concat(
                 [
                     lsoa[["lsoa21_code"]].assign(area_code=geography.ALL_LOADED_CODE),
@@ -589,7 +604,9 @@ def prepare(
     for name, paths in sorted(raw.paths.items()):
         if name not in LOADERS:
             continue
-        if name in MULTI_FILE_SOURCES:
+        if name in FILE_SET_SOURCES:
+            loaded[name] = LOADERS[name](paths)
+        elif name in MULTI_FILE_SOURCES:
             loaded[name] = pd.concat([LOADERS[name](path) for path in paths], ignore_index=True)
         else:
             loaded[name] = LOADERS[name](paths[0])
@@ -630,13 +647,25 @@ def prepare(
     if age_sex is None:
         age_sex = pd.DataFrame({"practice_code": [], "sex": [], "age_band": [], "patients": []})
     imd_releases = [year for year in IMD_YEARS if ImdRelease(year).column("score") in lsoa]
-    national = national_measures(lsoa, practices, registrations, age_sex, imd_releases)
+    # the recorded-vs-expected model is fitted on every practice in the national files, before
+    # --systems cuts the store, and England's and the regions' QOF values come from them too
+    qof = loaded.get("qof")
+    qof_expected, qof_model = _fit_qof_expected(qof, age_sex, registrations, lsoa)
+    qof_measures = (
+        prevalence.qof_practice_measures(qof.prevalence, practices, qof_expected)
+        if qof is not None
+        else None
+    )
+    national = national_measures(
+        lsoa, practices, registrations, age_sex, imd_releases, qof_measures
+    )
     national_icbs = int(
         max(
             practices["icb_code"].nunique() if len(practices) else 0,
             lsoa["icb_code"].nunique() if len(lsoa) else 0,
         )
     )
+    national_practices = set(practices["practice_code"]) if len(practices) else set()
     if systems:
         lsoa, practices, registrations, age_sex = keep_systems(
             list(systems), lsoa, practices, registrations, age_sex
@@ -648,6 +677,8 @@ def prepare(
     _write_parquet(
         age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
     )
+    qof_notes = _write_qof(qof, practices, out / "qof_prevalence.parquet", national_practices)
+    _write_qof_expected(qof_expected, practices, out / "qof_expected.parquet")
     boundary_path = raw.first("lsoa_boundaries")
     if boundary_path is not None:
         shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
@@ -678,7 +709,8 @@ def prepare(
         "sources": files,
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
-        "notes": {**lsoa_notes, **practice_notes},
+        "notes": {**lsoa_notes, **practice_notes, **qof_notes},
+        "qof_model": qof_model,
         "imd_releases": imd_releases,
         # England's values come from every row of the files; it is England when they are
         # national (40+ ICBs), else the sum of what was loaded
@@ -697,6 +729,53 @@ def prepare(
     for indicator, why in missing.items():
         say(f"  not built: {indicator} ({why})")
     return manifest
+
+
+def _write_qof(qof, practices: pd.DataFrame, path: Path, national_practices: set) -> dict:
+    """Store the kept practices' QOF rows; count (never drop silently) practices not in the files.
+
+    Rows of practices in the national files but outside ``--systems`` are cut like every other
+    table (England's values keep them, in ``national.parquet``); practices absent from the
+    registration files are counted in the notes.
+    """
+    if qof is None:
+        if path.exists():
+            path.unlink()
+        return {}
+    prevalence_rows = qof.prevalence.assign(year=qof.year)
+    notes = {"qof_year": qof.year}
+    outside = sorted(set(prevalence_rows["practice_code"]) - national_practices)
+    if outside:
+        notes["qof_practices_not_in_registrations"] = {
+            "practices": len(outside),
+            "examples": outside[:5],
+        }
+    kept = set(practices["practice_code"]) if len(practices) else set()
+    _write_parquet(prevalence_rows[prevalence_rows["practice_code"].isin(kept)], path)
+    return notes
+
+
+def _fit_qof_expected(
+    qof, age_sex: pd.DataFrame, registrations: pd.DataFrame, lsoa: pd.DataFrame
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Fit the recorded-vs-expected models (IoD2025) on every practice of the national files."""
+    if qof is None or not len(age_sex) or not len(registrations):
+        return pd.DataFrame(), []
+    if IOD2025.column("score") not in lsoa:
+        return pd.DataFrame(), []
+    values = lsoa_values(lsoa, IOD2025)[["lsoa21_code", "imd_score"]]
+    imd = attribute_lsoa_to_practices(registrations, values)
+    expected, fit = prevalence.expected_from_store(qof.prevalence, age_sex, imd)
+    return expected, fit.to_dict("records")
+
+
+def _write_qof_expected(expected: pd.DataFrame, practices: pd.DataFrame, path: Path) -> None:
+    """Store the kept practices' expected registers (the fit is in the manifest)."""
+    if path.exists():
+        path.unlink()
+    if len(expected):
+        kept = set(practices["practice_code"]) if len(practices) else set()
+        _write_parquet(expected[expected["practice_code"].isin(kept)], path)
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, charts, geography, headline, indicators, stats
+from pophealth import attribution, charts, geography, headline, indicators, prevalence, stats
 from pophealth._version import __version__
 from pophealth.ages import AGE_BANDS
 from pophealth.store import ProfileStore
@@ -46,6 +46,7 @@ class Profile:
     synthetic: bool = False
     imd_release: str = "IoD2025"
     comparator: str = "England"
+    long_term_conditions: dict = field(default_factory=dict)
 
 
 def practice_weights(data: ProfileStore, area: dict) -> pd.Series:
@@ -294,8 +295,15 @@ def _system_funnels(data: ProfileStore, area: dict) -> dict[str, dict]:
 
 
 def funnel_indicators(catalogue: pd.DataFrame) -> list[str]:
-    """Indicators drawn as funnel plots: outcomes with an interval (not context, not supply)."""
+    """Indicators drawn as funnel plots: key outcomes with an interval (``funnel: true``).
+
+    Only outcomes (not context, not supply), and of the 40+ outcomes only the short list the
+    catalogue flags (``funnel: true``: Census health, the Core20PLUS5 registers' prevalence and
+    recorded vs expected, the multimorbidity burden), so a profile stays readable and quick.
+    """
     fits = (catalogue["kind"] == "outcome") & catalogue["statistic"].isin(["proportion", "rate"])
+    if "funnel" in catalogue:
+        fits &= catalogue["funnel"].fillna(False).astype(bool)
     return catalogue.index[fits].tolist()
 
 
@@ -524,6 +532,15 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         how="left",
     )
     spine = spine[spine["indicator_id"] != "list_size"].reset_index(drop=True)
+    # long-term conditions have their own section and spine
+    ltc = prevalence.long_term_conditions_frames(
+        rows,
+        spine,
+        data.qof_expected[1],
+        year=data.manifest.get("notes", {}).get("qof_year", ""),
+        area_name=area["area_name"],
+    )
+    spine = spine[~spine["indicator_id"].isin(prevalence.indicator_ids())].reset_index(drop=True)
     map_values, geojson = map_frames(data, area)
     basis_comparison = pd.DataFrame()
     if area["level"] == "system":
@@ -567,6 +584,7 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
     if area["basis"] == "registered" and "age_0_17" in manifest.get("notes", {}):
         notes.append(f"Registered patients aged 0-17: {manifest['notes']['age_0_17']}.")
     notes.extend(workforce_coverage_notes(data, area))
+    notes.extend(ltc.get("notes", []))
     notes.append(
         f"Built by pophealth {__version__} at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the "
         f"prepared store of {manifest.get('prepared_at', 'unknown date')} (sources and checksums "
@@ -585,7 +603,14 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         )
     elif "pcn_membership_date" in manifest.get("notes", {}):
         notes.append(f"PCN membership from ePCN at {manifest['notes']['pcn_membership_date']}.")
-    headline_text, findings = headline.profile_headline(area, rows, data.comparator)
+    # recorded-vs-expected gaps are their own findings (condition, ratio and missing patients)
+    headline_text, findings = headline.profile_headline(
+        area,
+        rows,
+        data.comparator,
+        extra=prevalence.gap_findings(rows, area["area_name"]),
+        replaced=frozenset(prevalence.oe_indicator_ids()),
+    )
     return Profile(
         area=area,
         indicators=rows,
@@ -609,6 +634,7 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         synthetic=bool(manifest.get("synthetic")),
         imd_release=imd_release,
         comparator=data.comparator,
+        long_term_conditions=ltc,
     )
 
 

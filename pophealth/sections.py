@@ -177,7 +177,12 @@ def data_quality(p: Profile) -> None:
 
 def _indicator_rows(p: Profile, section: str) -> None:
     """The benchmark table of the section's indicators (catalogue ``section``)."""
-    rows = p.indicators[p.indicators["indicator_id"].isin(indicators.section_indicators(section))]
+    _benchmark_rows(p, indicators.section_indicators(section))
+
+
+def _benchmark_rows(p: Profile, ids: list[str]) -> None:
+    """The benchmark table of the given indicators."""
+    rows = p.indicators[p.indicators["indicator_id"].isin(ids)]
     if len(rows):
         charts.show_html(
             tables.benchmark_table(
@@ -189,3 +194,55 @@ def _indicator_rows(p: Profile, section: str) -> None:
         )
     else:
         display(Markdown("_These indicators could not be built from the loaded sources._"))
+
+
+def long_term_conditions(p: Profile) -> None:
+    """Recorded prevalence against England, recorded vs expected, multimorbidity and workforce.
+
+    Prevalence spine (each register over its own QOF denominator), recorded vs expected per
+    condition with the largest estimated gaps first, and register burden and GP FTE per
+    register entry beside the Carr-Hill weighted rate.
+    """
+    ltc = p.long_term_conditions
+    if not ltc:
+        display(Markdown("_No QOF data in the prepared store: long-term conditions not shown._"))
+        return
+    note = _source(p, "NHS England, Quality and Outcomes Framework (registers and list sizes).")
+    if len(ltc["spine"]):
+        charts.show(
+            charts.spine_chart_spec(
+                ltc["spine"],
+                title=f"Recorded prevalence: {p.area['area_name']} compared with {p.comparator}",
+                area_label=p.area["area_name"],
+                comparator_label=p.comparator,
+                peer_label=f"{p.area['level']}s ({p.area['basis']} basis) in the loaded data",
+            )
+        )
+    gaps = ltc["table"].dropna(subset=["ratio"])
+    if len(gaps):
+        charts.show(
+            charts.recorded_vs_expected_spec(
+                gaps,
+                title=f"Recorded against expected register: {p.area['area_name']}",
+                source_note=note,
+            )
+        )
+    charts.show_html(tables.findings_list(ltc["gaps"], empty="No register is significantly "
+                     "below what national average recording would give."))  # fmt: skip
+    _benchmark_rows(
+        p, ["qof_registers_per_100", "gp_fte_per_1k_on_registers", "gp_fte_per_10k_weighted"]
+    )
+
+
+def core20plus5(p: Profile) -> None:
+    """Core20PLUS5: Core20 share, PLUS groups (Census 2021) and the five clinical areas."""
+    # Core20 (deprivation section) beside the PLUS groups (catalogue section core20plus5)
+    _benchmark_rows(p, ["pct_core20", *indicators.section_indicators("core20plus5")])
+    ltc = p.long_term_conditions
+    clinical = ltc.get("core20plus5") if ltc else None
+    if clinical is not None and len(clinical):
+        ids = [f"qof_oe_{g.lower()}" for g in clinical["group_code"]]
+        ids += [f"qof_prev_{g.lower()}" for g in clinical["group_code"]]
+        _benchmark_rows(p, ids)
+    else:
+        display(Markdown("_No QOF data in the prepared store: clinical areas not shown._"))

@@ -43,6 +43,7 @@ class ProfileStore(Protocol):
     practices: pd.DataFrame
     registrations: pd.DataFrame
     age_sex: pd.DataFrame
+    qof: pd.DataFrame  # QOF prevalence rows; empty without QOF
     manifest: dict
     # England's and the regions' measures from the national files (``national.parquet``;
     # empty for stores prepared before it existed)
@@ -67,4 +68,5 @@ class ProfileStore(Protocol):
     practice_status_counts: pd.DataFrame
     lsoa_geometries: dict[str, str]
     age_sex_matrix: pd.DataFrame
+    qof_expected: tuple[pd.DataFrame, pd.DataFrame]  # recorded vs expected, model fit
     unassigned_practices: dict[str, tuple[int, float]]

@@ -478,6 +478,14 @@ def styled_headline(text: str | Sequence[str]) -> str:
     return f'<div class="ph-headline" role="note">{inner}</div>'
 
 
+def findings_list(findings: Sequence[dict], *, empty: str) -> str:
+    """A bulleted list of findings' ``text`` (escaped), or ``empty`` when there are none."""
+    if not findings:
+        return f'<p class="ph-findings-empty">{_esc(empty)}</p>'
+    items = "".join(f"<li>{_esc(f['text'])}</li>" for f in findings)
+    return f'<ul class="ph-findings">{items}</ul>'
+
+
 def synthetic_banner(
     detail: str = "Numbers, names and maps in this profile are generated for demonstration and "
     "must not be used for decisions.",

@@ -204,6 +204,21 @@ def benchmark_rows() -> pd.DataFrame:
     )
 
 
+@pytest.fixture
+def register_gaps():
+    return pd.DataFrame(
+        {
+            "condition": ["Hypertension", "Asthma", "Dementia"],
+            "ratio": [0.82, 1.04, np.nan],
+            "ratio_low": [0.79, 1.01, np.nan],
+            "ratio_high": [0.86, 1.08, np.nan],
+            "expected": [1200.0, 640.0, np.nan],
+            "register": [984.0, 666.0, 31.0],
+            "missing_patients": [216.0, -26.0, np.nan],
+        }
+    )
+
+
 def _all_figures(
     age_sex,
     geojson,
@@ -214,6 +229,7 @@ def _all_figures(
     funnel_frames,
     quintiles,
     fair_share,
+    register_gaps,
     suffix="",
 ):
     points, limits = funnel_frames
@@ -235,6 +251,9 @@ def _all_figures(
             quintiles, "SII text", "Inverse care", source_note=note
         ),
         getattr(charts, "fair_share_bars" + suffix)(fair_share, "Fair share", source_note=note),
+        getattr(charts, "recorded_vs_expected" + suffix)(
+            register_gaps, "Recorded vs expected", source_note=note
+        ),
     ]
 
 
@@ -256,7 +275,7 @@ def test_every_figure_has_title_axis_titles_hover_and_meta(chart_inputs):
         frames += list(value) if isinstance(value, tuple) else [value]
     geojson = next(v for v in frames if isinstance(v, dict))
     frames = [v for v in frames if isinstance(v, pd.DataFrame)]
-    assert len(frames) == 9  # every DataFrame input, the funnel's two included
+    assert len(frames) == 10  # every DataFrame input, the funnel's two included
     before = [f.copy(deep=True) for f in frames]
     geojson_before = copy.deepcopy(geojson)
     figures = _all_figures(*chart_inputs)
@@ -279,7 +298,7 @@ def test_every_figure_has_title_axis_titles_hover_and_meta(chart_inputs):
 def test_every_spec_draws_the_same_figure_as_its_validated_figure(chart_inputs):
     figures = _all_figures(*chart_inputs)
     specs = _all_figures(*chart_inputs, suffix="_spec")
-    assert len(specs) == 8
+    assert len(specs) == 9
     for fig, spec in zip(figures, specs, strict=True):
         assert isinstance(spec, charts.FigureSpec)
         from_spec = charts.figure_bundle(spec)

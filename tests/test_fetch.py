@@ -42,6 +42,11 @@ EXPECTED_SOURCES = [
     "census_ts021",
     "census_ts011",
     "census_ts054",
+    "census_ts039",
+    "census_ts029",
+    "census_ts045",
+    "census_ts003",
+    "qof",
 ]
 EXPECTED_KEYS = (
     "source release url member filename sha256 size publisher licence landing_page".split()

@@ -32,7 +32,15 @@ def test_catalogue_measures_and_sources_agree():
 
 def test_sections_and_headlines_are_read_from_the_catalogue():
     catalogue = indicators.load_catalogue()
-    sections_in_code = {"population", "deprivation", "health", "ethnicity", "workforce"}
+    sections_in_code = {
+        "population",
+        "deprivation",
+        "health",
+        "ethnicity",
+        "workforce",
+        "long_term_conditions",
+        "core20plus5",
+    }
     assert set(catalogue["section"]) == sections_in_code
     for name in sections_in_code:
         assert callable(getattr(sections, name))

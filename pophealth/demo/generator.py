@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import shutil
 import tempfile
 import uuid
 import zipfile
@@ -23,7 +24,7 @@ import openpyxl
 import pandas as pd
 from pyproj import Transformer
 
-from pophealth.demo import _model
+from pophealth.demo import _model, _qof
 from pophealth.demo._model import DemoWorld
 from pophealth.sources import demo_file_names
 
@@ -378,6 +379,54 @@ CENSUS_HEADERS: dict[str, list[str]] = {
             "Private rented: Private landlord or letting agency",
             "Private rented: Other private rented",
             "Lives rent free",
+        ]
+    ],
+}
+
+_NOT_ENGLISH = "Main language is not English (English or Welsh in Wales)"
+#: Core20PLUS5 PLUS-group tables (issue 12), Nomis headers as published
+CORE20PLUS_HEADERS: dict[str, list[str]] = {
+    "ts039": [
+        f"Provision of unpaid care: {label}; measures: Value"
+        for label in [
+            "Total: All usual residents aged 5 and over",
+            "Provides no unpaid care",
+            "Provides 19 hours or less unpaid care a week",
+            "Provides 20 to 49 hours unpaid care a week",
+            "Provides 50 or more hours unpaid care a week",
+        ]
+    ],
+    "ts029": [
+        f"Proficiency in English language: {label}; measures: Value"
+        for label in [
+            "Total: All usual residents aged 3 years and over",
+            "Main language is English (English or Welsh in Wales)",
+            _NOT_ENGLISH,
+            f"{_NOT_ENGLISH}: Can speak English very well",
+            f"{_NOT_ENGLISH}: Can speak English well",
+            f"{_NOT_ENGLISH}: Cannot speak English well",
+            f"{_NOT_ENGLISH}: Cannot speak English",
+        ]
+    ],
+    "ts045": [
+        f"Number of cars or vans: {label}; measures: Value"
+        for label in [
+            "Total: All households",
+            "No cars or vans in household",
+            "1 car or van in household",
+            "2 cars or vans in household",
+            "3 or more cars or vans in household",
+        ]
+    ],
+    "ts003": [
+        f"Household composition: {label}; measures: Value"
+        for label in [
+            "Total",
+            "One person household",
+            "One person household: Aged 66 years and over",
+            "One person household: Other",
+            "Single family household",
+            "Other household types",
         ]
     ],
 }
@@ -1064,6 +1113,54 @@ def _write_census(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> 
     return written
 
 
+def _write_core20plus_census(
+    world: DemoWorld, out_dir: Path, rng: np.random.Generator
+) -> dict[str, Path]:
+    """Census TS039, TS029, TS045 and TS003 (Core20PLUS5 PLUS groups), Nomis layout."""
+    lsoa = world.lsoa
+    z, urban = lsoa["z"].to_numpy(), lsoa["urban"].to_numpy()
+    ages = world.age_bands
+    pop = ages.sum(axis=1)
+    old = ages[:, 13:].sum(axis=1) / pop
+    households = np.round(pop / rng.uniform(2.2, 2.5, len(pop))).astype(np.int64)
+
+    def split(total: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        probs = np.clip(probs, 1e-4, None)
+        return rng.multinomial(total, probs / probs.sum(axis=1, keepdims=True))
+
+    carers = np.clip(0.09 + 0.01 * z + 0.1 * (old - 0.18), 0.03, 0.3)
+    care = split(pop - ages[:, 0], np.column_stack([1 - carers, carers * 0.55, carers * 0.2,
+                                                    carers * 0.25]))  # fmt: skip
+    limited = np.clip(0.01 + 0.03 * urban + 0.01 * z, 0.001, 0.2)
+    english = split(pop - ages[:, 0] * 3 // 5, np.column_stack(
+        [1 - 3 * limited, limited, limited, 0.7 * limited, 0.3 * limited]))  # fmt: skip
+    no_car = np.clip(0.22 + 0.1 * z + 0.15 * urban, 0.03, 0.8)
+    cars = split(households, np.column_stack([no_car, 0.45 * (1 - no_car), 0.4 * (1 - no_car),
+                                              0.15 * (1 - no_car)]))  # fmt: skip
+    alone_old = np.clip(0.13 + 0.5 * (old - 0.18), 0.03, 0.4)
+    comp = split(households, np.column_stack([alone_old, np.full(len(z), 0.17), 0.6 - alone_old,
+                                              np.full(len(z), 0.23)]))  # fmt: skip
+    counts = {
+        "ts039": np.column_stack([care.sum(axis=1), care]),
+        "ts029": np.column_stack(
+            [english.sum(axis=1), english[:, 0], english[:, 1:].sum(axis=1), english[:, 1:]]
+        ),  # fmt: skip
+        "ts045": np.column_stack([cars.sum(axis=1), cars]),
+        "ts003": np.column_stack([comp.sum(axis=1), comp[:, :2].sum(axis=1), comp]),
+    }
+    names = _lsoa_names(world)
+    order = np.argsort(lsoa["lsoa_code"].to_numpy(), kind="stable")
+    written = {}
+    for table, values in counts.items():
+        frame = pd.DataFrame(values[order], columns=CORE20PLUS_HEADERS[table])
+        frame.insert(0, "geography code", lsoa["lsoa_code"].to_numpy()[order])
+        frame.insert(0, "geography", names[order])
+        frame.insert(0, "date", 2021)
+        key = f"census_{table}"
+        written[key] = _write_csv(frame, out_dir / FILE_NAMES[key])
+    return written
+
+
 def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
     lsoa = world.lsoa
     lon, lat = Transformer.from_crs(27700, 4326, always_xy=True).transform(
@@ -1128,11 +1225,13 @@ def _free_ranks(part: pd.DataFrame, main: pd.DataFrame, n_national: int) -> pd.D
     return out
 
 
-def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int) -> None:
+def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int, ics: DemoWorld) -> None:
     """Append a coarse synthetic rest of England to the national files already written.
 
     The official national files cover every practice and LSOA in England; the demo's do too,
     so England's values (the comparator of every profile) come from the files themselves.
+    Its QOF registers follow the demo ICS's rates by age and deprivation (no planted
+    under-recording), so the recorded-vs-expected model is fitted on every practice in England.
     """
     streams = np.random.SeedSequence([seed, 20251001, 7919]).spawn(4)
     rngs = [np.random.default_rng(s) for s in streams]
@@ -1144,6 +1243,19 @@ def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int) -> None:
         parts["payments"] = _write_payments(rest, part_dir, rngs[1])
         parts.update(_write_lookups_and_iod(rest, part_dir, rngs[2]))
         parts.update(_write_census(rest, part_dir, rngs[3]))
+        parts.update(_write_core20plus_census(rest, part_dir, np.random.default_rng([seed, 7919])))
+        parts.update(
+            _qof.write_qof(
+                _practice_frame(rest),
+                rest.single_age,
+                rest.practices["z"].to_numpy(dtype=float),
+                part_dir,
+                np.random.default_rng(np.random.SeedSequence([seed, 2425, 7919])),
+                _write_csv,
+                reference=_qof.calibration(ics.single_age, ics.practices["z"].to_numpy(float)),
+                plant=False,
+            )
+        )
         for name, n_national in (
             ("iod2025", _model.N_LSOA21_ENGLAND),
             ("iod2019", _model.N_LSOA11_ENGLAND),
@@ -1158,6 +1270,19 @@ def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int) -> None:
             body = body.replace("E0118", "E0128")
             with (out_dir / FILE_NAMES[name]).open("a", encoding="utf-8", newline="") as handle:
                 handle.write(body)
+        # the QOF zip's other members: geographies and the regions' achievement files
+        for member in part_dir.glob(f"*_{_qof.YEAR_SUFFIX}.csv"):
+            target = out_dir / member.name
+            if (
+                member.name.startswith("MAPPING_INDICATORS")
+                or target == out_dir / FILE_NAMES["qof"]
+            ):
+                continue
+            if target.exists():
+                with target.open("a", encoding="utf-8", newline="") as handle:
+                    handle.write(member.read_text("utf-8").split("\n", 1)[1])
+            else:
+                shutil.copyfile(member, target)
 
 
 def write_demo_dataset(
@@ -1204,8 +1329,21 @@ def write_demo_dataset(
     written.update(_write_lookups_and_iod(world, out, rngs[2]))
     written.update(_write_census(world, out, rngs[3]))
     written["lsoa_boundaries"] = _write_boundaries(world, out, rngs[4])
+    # Core20PLUS5 census tables and QOF: their own streams, so every other file is unchanged
+    written.update(_write_core20plus_census(world, out, np.random.default_rng([seed, 20210321])))
+    qof_rng = np.random.default_rng(np.random.SeedSequence([seed, 2425]))
+    written.update(
+        _qof.write_qof(
+            _practice_frame(world),
+            world.single_age,
+            world.practices["z"].to_numpy(dtype=float),
+            out,
+            qof_rng,
+            _write_csv,
+        )
+    )
     if scale == "ics" and not _config_overrides:
-        _append_rest_of_england(_model.build_rest_of_england(seed, world), out, seed)
+        _append_rest_of_england(_model.build_rest_of_england(seed, world), out, seed, world)
     readme = out / FILE_NAMES["readme"]
     readme.write_text(
         README_TEXT.format(seed=seed, scale=scale, icb_code=world.areas["icb"]["icb_code"].iloc[0]),

@@ -28,6 +28,7 @@ from pophealth.sources import (
     imd,
     lookups,
     payments,
+    qof,
     registrations,
     workforce,
 )
@@ -71,6 +72,8 @@ class SourceSpec:
             ``()`` for a source the registry does not list.
         demo_files: The demo generator's file name for each fetch entry (same order); empty when
             the demo has no such file.
+        file_set: Whether the loader reads all of the source's files in one call (a zip or its
+            extracted members, region-split files: QOF) instead of one file per call.
     """
 
     name: str
@@ -84,6 +87,7 @@ class SourceSpec:
     release: tuple[str, str] | None = None
     fetch_entries: tuple[str, ...] | None = None
     demo_files: tuple[str, ...] = ()
+    file_set: bool = False
 
     def __post_init__(self) -> None:
         if self.fetch_entries is None:
@@ -273,6 +277,31 @@ _SPECS: tuple[SourceSpec, ...] = (
     _census_spec("TS021", "Ethnic group", "ethnic group", ("ethnicity",)),
     _census_spec("TS011", "Household deprivation", "household deprivation", ("deprivation",)),
     _census_spec("TS054", "Tenure of household", "tenure", ("housing",)),
+    _census_spec("TS039", "Provision of unpaid care", "unpaid care", ("Core20PLUS5 carers",)),
+    _census_spec(
+        "TS029", "Proficiency in English language", "English proficiency", ("Core20PLUS5",)
+    ),
+    _census_spec("TS045", "Number of cars or vans", "car or van availability", ("Core20PLUS5",)),
+    _census_spec("TS003", "Household composition", "household composition", ("Core20PLUS5",)),
+    # --- QOF (issue 12): one multi-file source; see pophealth.sources.qof and docs/qof.md ----
+    SourceSpec(
+        "qof",
+        "NHS England Quality and Outcomes Framework practice-level raw data (annual)",
+        (
+            "qof*.zip",
+            "prevalence_*.csv",
+            "achievement_*.csv",
+            "mapping_indicators_*.csv",
+            "mapping_nhs_geographies_*.csv",
+        ),
+        (r"practice code", r"group code", r"patient list type", r"practice list size"),
+        qof.load_qof,
+        indicators=("recorded prevalence", "recorded vs expected", "multimorbidity"),
+        release=(r"^(?:prevalence|achievement|mapping|qof)\D*?(\d\d)(\d\d)", "20{0}-{1}"),
+        # the registry's file for the one zip entry; the demo writes its other members beside it
+        demo_files=("PREVALENCE_2425.csv",),
+        file_set=True,
+    ),
     SourceSpec(
         "lsoa21_lookup",
         "ONS LSOA 2021 -> sub-ICB location -> ICB -> LAD lookup",

@@ -79,6 +79,10 @@ def _age_columns() -> dict[str, CensusColumn]:
 _TENURE = "Tenure of household"
 _ETHNIC = "Ethnic group"
 _DISABLED = "Disability: Disabled under the Equality Act"
+_NOT_ENGLISH = (
+    "Proficiency in English language: Main language is not English (English or Welsh in Wales)"
+)
+_NOT_ENGLISH_E = "Proficiency in English language: Main language is not English"
 _NOT_DISABLED = "Disability: Not disabled under the Equality Act"
 
 CENSUS_TABLES: dict[str, CensusTable] = {
@@ -237,6 +241,59 @@ CENSUS_TABLES: dict[str, CensusTable] = {
                 ),
                 "tenure_rent_free": _c(
                     f"{_TENURE}: Lives rent free", f"{_TENURE}: Lives rent free: Lives rent free"
+                ),
+            },
+        ),
+        # Core20PLUS5 PLUS groups (issue 12): carers, language, car access, older people alone
+        CensusTable(
+            "TS039",
+            "Provision of unpaid care",
+            {
+                "care_total": _c(
+                    "Provision of unpaid care: Total: All usual residents aged 5 and over",
+                    "Provision of unpaid care: Total",
+                ),
+                "care_none": _c("Provision of unpaid care: Provides no unpaid care"),
+            },
+        ),
+        CensusTable(
+            "TS029",
+            "Proficiency in English language",
+            {
+                "english_total": _c(
+                    "Proficiency in English language: Total: All usual residents aged 3 years "
+                    "and over",
+                    "Proficiency in English language: Total",
+                ),
+                "english_not_well": _c(
+                    f"{_NOT_ENGLISH}: Cannot speak English well",
+                    f"{_NOT_ENGLISH_E}: Cannot speak English well",
+                ),
+                "english_none": _c(
+                    f"{_NOT_ENGLISH}: Cannot speak English",
+                    f"{_NOT_ENGLISH_E}: Cannot speak English",
+                ),
+            },
+        ),
+        CensusTable(
+            "TS045",
+            "Number of cars or vans",
+            {
+                "cars_total": _c(
+                    "Number of cars or vans: Total: All households", "Number of cars or vans: Total"
+                ),
+                "cars_none": _c("Number of cars or vans: No cars or vans in household"),
+            },
+        ),
+        CensusTable(
+            "TS003",
+            "Household composition",
+            {
+                "hhcomp_total": _c(
+                    "Household composition: Total", "Household composition: Total: All households"
+                ),
+                "hhcomp_alone_66_plus": _c(
+                    "Household composition: One person household: Aged 66 years and over"
                 ),
             },
         ),
