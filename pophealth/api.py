@@ -319,13 +319,16 @@ class PopHealthData:
     def qof_expected(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Recorded vs expected registers per practice and the model fit (one fit per register).
 
-        ``prepare`` fits the models once per store (with IoD2025); another IoD release refits
-        here, once per loaded store.
+        ``prepare`` fits the models once per IoD release on every practice of the national
+        files (before ``--systems`` cuts the store); a store without them refits here on the
+        practices it holds.
         """
         stored = self.prepared_dir / "qof_expected.parquet"
-        if self.imd == "2025" and stored.exists():
-            fit = pd.DataFrame(self.manifest.get("qof_model", []))
-            return self._read_table(stored.name), fit
+        fits = self.manifest.get("qof_model", {})
+        if stored.exists() and isinstance(fits, dict) and self.imd in fits:
+            rows = self._read_table(stored.name)
+            rows = rows[rows["imd"] == self.imd].drop(columns="imd").reset_index(drop=True)
+            return rows, pd.DataFrame(fits[self.imd])
         if not len(self.qof) or not len(self.age_sex):
             return pd.DataFrame(), pd.DataFrame()
         return prevalence.expected_from_store(self.qof, self.age_sex, self.base_practice_measures)

@@ -300,16 +300,17 @@ QOF_PREVALENCE_TABLE = Contract(
 
 QOF_EXPECTED_TABLE = Contract(
     "qof_expected.parquet",
-    "one row per practice × QOF register (recorded-vs-expected model, IoD2025)",
+    "one row per practice × QOF register × IoD release (recorded-vs-expected model)",
     (
         *_REGISTER_KEY,
+        Field("imd", "code", "IoD release of the model's deprivation covariate", values=IMD_YEARS),
         Field("observed", "count", "patients on the register"),
         Field("expected", "number", "register at national average recording", nullable=True),
         Field("list_size", "count", "patients on the list of the register's list type"),
     ),
     note=(
         "Fitted on every practice of the national files before `--systems` cuts the store; "
-        "the fit of each register's model is in `manifest.json` (`qof_model`)."
+        "the fit of each register's model is in `manifest.json` (`qof_model`, by IoD release)."
     ),
 )
 

@@ -344,14 +344,15 @@ def national_measures(
     registrations: pd.DataFrame,
     age_sex: pd.DataFrame,
     imd_releases: list[str],
-    qof_measures: pd.DataFrame | None = None,
+    qof_measures: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Measures of England and of each NHS England region, from the national files.
 
     Computed before the store is cut down to the profiled systems, so every profile compares
-    with England (and its region) even when only one ICB is kept. ``qof_measures`` (from
-    :func:`pophealth.prevalence.qof_practice_measures`, every practice in the QOF files) adds
-    England's and the regions' prevalence, recorded-vs-expected and burden values.
+    with England (and its region) even when only one ICB is kept. ``qof_measures`` (IoD release ->
+    :func:`pophealth.prevalence.qof_practice_measures` of every practice in the QOF files, the
+    model fitted with that release) adds England's and the regions' prevalence,
+    recorded-vs-expected and burden values.
 
     Returns:
         ``area_code`` (``ALL`` for England, else the region code), ``area_name``, ``level``
@@ -379,8 +380,9 @@ def national_measures(
     for imd in imd_releases or ["2025"]:
         if len(practices):
             measures = attribution.practice_measures(practices, registrations, age_sex, lsoa, imd)
-            if qof_measures is not None and len(qof_measures.columns) > 1:
-                measures = measures.merge(qof_measures, on="practice_code", how="left")
+            qof_of_release = (qof_measures or {}).get(imd)
+            if qof_of_release is not None and len(qof_of_release.columns) > 1:
+                measures = measures.merge(qof_of_release, on="practice_code", how="left").copy()
             members = pd.concat(
                 [
                     practices[["practice_code"]].assign(area_code=geography.ALL_LOADED_CODE),
@@ -393,8 +395,10 @@ def national_measures(
             frames.append(summed.assign(basis="registered", imd=imd))
         if len(lsoa):
             measures = attribution.lsoa_measures(lsoa, registrations, practices, imd)
-            if qof_measures is not None:
-                measures = prevalence.with_resident_qof(measures, registrations, qof_measures)
+            if (qof_measures or {}).get(imd) is not None:
+                measures = prevalence.with_resident_qof(
+                    measures, registrations, qof_measures[imd]
+                ).copy()
             members = pd.concat(
                 [
                     lsoa[["lsoa21_code"]].assign(area_code=geography.ALL_LOADED_CODE),
@@ -650,9 +654,15 @@ def prepare(
     # the recorded-vs-expected model is fitted on every practice in the national files, before
     # --systems cuts the store, and England's and the regions' QOF values come from them too
     qof = loaded.get("qof")
-    qof_expected, qof_model = _fit_qof_expected(qof, age_sex, registrations, lsoa)
+    qof_fits = {
+        imd: _fit_qof_expected(qof, age_sex, registrations, lsoa, ImdRelease(imd))
+        for imd in imd_releases
+    }
     qof_measures = (
-        prevalence.qof_practice_measures(qof.prevalence, practices, qof_expected)
+        {
+            imd: prevalence.qof_practice_measures(qof.prevalence, practices, expected)
+            for imd, (expected, _) in qof_fits.items()
+        }
         if qof is not None
         else None
     )
@@ -678,7 +688,11 @@ def prepare(
         age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
     )
     qof_notes = _write_qof(qof, practices, out / "qof_prevalence.parquet", national_practices)
-    _write_qof_expected(qof_expected, practices, out / "qof_expected.parquet")
+    _write_qof_expected(
+        {imd: expected for imd, (expected, _) in qof_fits.items()},
+        practices,
+        out / "qof_expected.parquet",
+    )
     boundary_path = raw.first("lsoa_boundaries")
     if boundary_path is not None:
         shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
@@ -710,7 +724,7 @@ def prepare(
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
         "notes": {**lsoa_notes, **practice_notes, **qof_notes},
-        "qof_model": qof_model,
+        "qof_model": {imd: fit for imd, (_, fit) in qof_fits.items() if fit},
         "imd_releases": imd_releases,
         # England's values come from every row of the files; it is England when they are
         # national (40+ ICBs), else the sum of what was loaded
@@ -736,7 +750,7 @@ def _write_qof(qof, practices: pd.DataFrame, path: Path, national_practices: set
 
     Rows of practices in the national files but outside ``--systems`` are cut like every other
     table (England's values keep them, in ``national.parquet``); practices absent from the
-    registration files are counted in the notes.
+    registration files are kept and counted in the notes.
     """
     if qof is None:
         if path.exists():
@@ -750,32 +764,46 @@ def _write_qof(qof, practices: pd.DataFrame, path: Path, national_practices: set
             "practices": len(outside),
             "examples": outside[:5],
         }
-    kept = set(practices["practice_code"]) if len(practices) else set()
-    _write_parquet(prevalence_rows[prevalence_rows["practice_code"].isin(kept)], path)
+    # cut only the national practices outside --systems; unplaced practices stay (counted)
+    cut = national_practices - (set(practices["practice_code"]) if len(practices) else set())
+    _write_parquet(prevalence_rows[~prevalence_rows["practice_code"].isin(cut)], path)
     return notes
 
 
 def _fit_qof_expected(
-    qof, age_sex: pd.DataFrame, registrations: pd.DataFrame, lsoa: pd.DataFrame
+    qof,
+    age_sex: pd.DataFrame,
+    registrations: pd.DataFrame,
+    lsoa: pd.DataFrame,
+    release: ImdRelease,
 ) -> tuple[pd.DataFrame, list[dict]]:
-    """Fit the recorded-vs-expected models (IoD2025) on every practice of the national files."""
+    """Fit the recorded-vs-expected models on every practice of the national files."""
     if qof is None or not len(age_sex) or not len(registrations):
         return pd.DataFrame(), []
-    if IOD2025.column("score") not in lsoa:
+    if release.column("score") not in lsoa:
         return pd.DataFrame(), []
-    values = lsoa_values(lsoa, IOD2025)[["lsoa21_code", "imd_score"]]
+    values = lsoa_values(lsoa, release)[["lsoa21_code", "imd_score"]]
     imd = attribute_lsoa_to_practices(registrations, values)
     expected, fit = prevalence.expected_from_store(qof.prevalence, age_sex, imd)
     return expected, fit.to_dict("records")
 
 
-def _write_qof_expected(expected: pd.DataFrame, practices: pd.DataFrame, path: Path) -> None:
-    """Store the kept practices' expected registers (the fit is in the manifest)."""
+def _write_qof_expected(
+    expected: dict[str, pd.DataFrame], practices: pd.DataFrame, path: Path
+) -> None:
+    """Store the kept practices' expected registers per IoD release (fits in the manifest)."""
     if path.exists():
         path.unlink()
-    if len(expected):
-        kept = set(practices["practice_code"]) if len(practices) else set()
-        _write_parquet(expected[expected["practice_code"].isin(kept)], path)
+    kept = set(practices["practice_code"]) if len(practices) else set()
+    frames = [
+        frame[frame["practice_code"].isin(kept)].assign(imd=imd)
+        for imd, frame in expected.items()
+        if len(frame)
+    ]
+    if frames:
+        stored = pd.concat(frames, ignore_index=True)
+        columns = ["practice_code", "group_code", "imd"]
+        _write_parquet(stored[columns + [c for c in stored if c not in columns]], path)
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
