@@ -120,6 +120,12 @@ def test_funnels_only_for_outcomes_with_fitted_axes(demo_data, code):
     kinds = indicators.load_catalogue().set_index("id")["kind"]
     assert profile.funnels, code
     assert {kinds[k] for k in profile.funnels} == {"outcome"}
+    # 40+ outcomes since QOF: funnels only for the catalogue's short list (`funnel: true`)
+    catalogue = indicators.load_catalogue().set_index("id")
+    flagged = set(catalogue.index[catalogue["funnel"].fillna(False).astype(bool)])
+    assert set(profile.funnels) <= flagged and len(flagged) <= 12
+    assert (kinds[sorted(flagged)] == "outcome").all()
+    assert (kinds == "outcome").sum() > 40
     for funnel in profile.funnels.values():
         fig = charts.funnel_plot_spec(
             funnel["points"], funnel["limits"], funnel["target"], "F", code, "Value (%)"
