@@ -6,8 +6,8 @@
   practice in the national files (before ``--systems`` cuts the store), with the list's age-sex
   structure (shares of the list in five-year bands by sex, from the practice quinary-age file)
   and its patient-weighted IMD score as covariates. A practice's expected register is the
-  model's prediction: what national average recording would give for its population. Observed / expected with Byar limits on the
-  observed count is the indirectly standardised ratio (Breslow N.E. and Day N.E., Statistical
+  model's prediction: what national average recording would give for its population. Observed /
+  expected with Byar limits on the observed count is the indirectly standardised ratio (Breslow N.E. and Day N.E., Statistical
   Methods in Cancer Research vol. II, IARC 1987, ch. 2; McCullagh P. and Nelder J.A., Generalized
   Linear Models, 2nd ed. 1989, ch. 6). Because the model has an intercept, the sum of expected
   equals the sum of observed over the practices fitted: England's ratio is 1 by construction
