@@ -6,12 +6,12 @@
   practice in the national files (before ``--systems`` cuts the store), with the list's age-sex
   structure (shares of the list in five-year bands by sex, from the practice quinary-age file)
   and its patient-weighted IMD score as covariates. A practice's expected register is the
-  model's prediction: what national average recording would give for its population. Observed /
-  expected with Byar limits on the observed count is the indirectly standardised ratio (Breslow N.E. and Day N.E., Statistical
-  Methods in Cancer Research vol. II, IARC 1987, ch. 2; McCullagh P. and Nelder J.A., Generalized
-  Linear Models, 2nd ed. 1989, ch. 6). Because the model has an intercept, the sum of expected
-  equals the sum of observed over the practices fitted: England's ratio is 1 by construction
-  (a region's or system's is not).
+  model's prediction: what national average recording would give for its population. Observed
+  / expected with Byar limits on the observed count is the indirectly standardised ratio
+  (Breslow N.E. and Day N.E., Statistical Methods in Cancer Research vol. II, IARC 1987, ch. 2;
+  McCullagh P. and Nelder J.A., Generalized Linear Models, 2nd ed. 1989, ch. 6). Because the
+  model has an intercept, the sum of expected equals the sum of observed over the practices
+  fitted: England's ratio is 1 by construction (a region's or system's is not).
 * Multimorbidity burden: register entries per 100 patients; GP FTE per 1,000 register entries.
 
 All functions are df-in/df-out and leave their inputs unchanged.
