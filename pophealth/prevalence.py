@@ -377,17 +377,20 @@ def oe_indicator_ids(groups: tuple[str, ...] = GROUP_ORDER) -> list[str]:
 
 
 def gap_findings(rows: pd.DataFrame, area_name: str = "the area") -> list[headline.Finding]:
-    """:func:`significant_gaps` as headline findings (kind ``recording``, largest gap first).
+    """:func:`significant_gaps` as headline findings (kind ``recording``).
 
-    The size is the shortfall as a proportion of expected (``1 - ratio``), the scale of the
-    other findings, so the headline ranks a 40% under-recording beside a 40% outcome gap.
+    Rated ``under-recorded``, in :func:`significant_gaps`' order (most patients not on a
+    register first). The size is the shortfall as a proportion of expected (``1 - ratio``),
+    the scale of the other findings, so the headline ranks a 40% under-recording beside a 40%
+    outcome gap.
     """
     name = area_name if area_name else "the area"
     return [
-        headline.Finding("recording", gap["indicator_id"], "under-recorded",
-                         1.0 - gap["ratio"], gap["text"])
+        headline.Finding(
+            "recording", gap["indicator_id"], "under-recorded", 1.0 - gap["ratio"], gap["text"]
+        )
         for gap in significant_gaps(rows, name)
-    ]  # fmt: skip
+    ]
 
 
 def model_notes(fit: pd.DataFrame, year: str = "") -> list[str]:
@@ -397,7 +400,8 @@ def model_notes(fit: pd.DataFrame, year: str = "") -> list[str]:
     first = fit.iloc[0]
     lines = [
         f"Recorded vs expected (QOF {year}): Poisson GLM per register with a log list-size "
-        f"offset, fitted on {int(first['practices']):,} practices using {first['design']}; "
+        f"offset, fitted on {int(first['practices']):,} practices of the national files "
+        f"using {first['design']}; "
         "expected = the register at national average recording; limits by Byar's method on the "
         "observed count. Dispersion above 1 means practices vary more than Poisson "
         "chance: treat narrow limits with care."
