@@ -8,9 +8,9 @@ Typical interactive use::
     profile = data.profile("U12345")
 """
 
-from pophealth._version import __version__
+from pophealth._version import STORE_FORMAT, __version__
 
-__all__ = ["__version__", "load"]
+__all__ = ["STORE_FORMAT", "__version__", "load"]
 
 
 def load(prepared_dir, **kwargs):

@@ -19,9 +19,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pophealth import ages, attribution, contracts, geography, indicators, prevalence, stats
+from pophealth import (
+    ages,
+    attribution,
+    contracts,
+    geography,
+    indicators,
+    prevalence,
+    staffing,
+    stats,
+)
+from pophealth._version import STORE_FORMAT, __version__
 from pophealth.config import load_neighbourhood_groupings
-from pophealth.errors import PopHealthError
+from pophealth.errors import InputError, PopHealthError
 from pophealth.profile_frames import Profile, build_profile
 from pophealth.releases import ImdRelease
 from pophealth.store import FrameMemo
@@ -45,6 +55,36 @@ def _store_key(prepared_dir: Path) -> str:
             f"Run `pophealth prepare RAW --out {prepared_dir}` first."
         )
     return f"{manifest.stat().st_mtime_ns}:{manifest.stat().st_size}"
+
+
+def read_store_manifest(prepared_dir: Path) -> dict:
+    """The store's manifest, after checking this pophealth can read the store.
+
+    Raises:
+        StoreError: The manifest is unreadable, the store was written by a pophealth with
+            another store format, or a store file is missing; the message names the fix.
+    """
+    path = prepared_dir / "manifest.json"
+    again = f"Fix: run `pophealth prepare RAW --out {prepared_dir}` again with this pophealth."
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as error:
+        raise StoreError(f"{path} cannot be read ({error}). {again}") from error
+    found = manifest.get("store_format") if isinstance(manifest, dict) else None
+    if found != STORE_FORMAT:
+        built_by = manifest.get("pophealth_version", "an unknown version")
+        raise StoreError(
+            f"{prepared_dir} was prepared by pophealth {built_by} (store format {found}); this "
+            f"pophealth {__version__} reads store format {STORE_FORMAT}. {again}"
+        )
+    missing = [
+        name
+        for name in ("lsoa.parquet", "practices.parquet", "registrations.parquet")
+        if not (prepared_dir / name).exists()
+    ]
+    if missing:
+        raise StoreError(f"{prepared_dir} is incomplete: {', '.join(missing)} missing. {again}")
+    return manifest
 
 
 def load(
@@ -87,11 +127,11 @@ class PopHealthData:
     def __init__(self, prepared_dir: Path, *, neighbourhoods=None, imd: str = "2025"):
         self.prepared_dir = Path(prepared_dir)
         _store_key(self.prepared_dir)
-        self.manifest = json.loads((self.prepared_dir / "manifest.json").read_text("utf-8"))
+        self.manifest = read_store_manifest(self.prepared_dir)
         available = self.manifest.get("imd_releases", [])
         release = ImdRelease.of(imd)
         if available and imd not in available:
-            raise ValueError(
+            raise InputError(
                 f"IoD{imd} is not in this prepared store (available: "
                 f"{', '.join('IoD' + r for r in available)}). Add its File 7 (and, for IoD2019, "
                 "the LSOA 2011→2021 lookup) to the raw folder and prepare again."
@@ -109,6 +149,8 @@ class PopHealthData:
         self.national = (
             self._read_table("national.parquet") if national.exists() else pd.DataFrame()
         )
+        pcn_file = self.prepared_dir / contracts.PCN_WORKFORCE_TABLE.name  # optional store table
+        self.pcn_staff = self._read_table(pcn_file.name) if pcn_file.exists() else None
         qof_path = self.prepared_dir / "qof_prevalence.parquet"
         self.qof = self._read_table(qof_path.name) if qof_path.exists() else pd.DataFrame()
         self.groupings = load_neighbourhood_groupings(neighbourhoods) if neighbourhoods else None
@@ -181,7 +223,7 @@ class PopHealthData:
         reg = self.register
         if level is not None:
             if level not in geography.LEVELS:
-                raise ValueError(
+                raise InputError(
                     f"level must be one of {', '.join(geography.LEVELS)}, not {level!r}."
                 )
             reg = reg[reg["level"] == level]
@@ -215,7 +257,7 @@ class PopHealthData:
         rows = self.register[self.register["area_code"] == canonical]
         if basis is not None:
             if basis not in set(rows["basis"]):
-                raise ValueError(
+                raise InputError(
                     f"Area {canonical} has no {basis!r} basis (available: "
                     f"{', '.join(sorted(rows['basis']))})."
                 )
@@ -307,12 +349,30 @@ class PopHealthData:
         """Practices x (sex, age band) registered patients."""
         return attribution.age_sex_matrix(self.age_sex)
 
+    # -- the whole team (issue13) ---------------------------------------------------------
+    @cached_property
+    def pcn_apportionment(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """PCN-employed staff shared to member practices by registered patients, and the rest.
+
+        ``None`` when the store has no PCN workforce (the team indicators are then not built).
+        """
+        if self.pcn_staff is None or not len(self.practices):
+            return None
+        return staffing.apportion_pcn_staff(self.pcn_staff, self.practices, "registered_patients")
+
+    @cached_property
+    def team_practices(self) -> pd.DataFrame:
+        """Practices plus their share of their PCN's staff (``pcn_<group>_fte``, ``pcn_status``)."""
+        if self.pcn_apportionment is None:
+            return self.practices
+        return staffing.with_pcn_staff(self.practices, self.pcn_staff)
+
     # -- indicators ------------------------------------------------------------------------
     @cached_property
     def base_practice_measures(self) -> pd.DataFrame:
         """Registered-basis measures per practice from the non-QOF sources."""
         return attribution.practice_measures(
-            self.practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
+            self.team_practices, self.registrations, self.age_sex, self.lsoa, self.imd_release
         )
 
     @cached_property
@@ -352,23 +412,33 @@ class PopHealthData:
     def lsoa_measures(self) -> pd.DataFrame:
         """Resident-basis measures per LSOA (QOF measures modelled from practice registers)."""
         out = attribution.lsoa_measures(
-            self.lsoa, self.registrations, self.practices, self.imd_release
+            self.lsoa, self.registrations, self.team_practices, self.imd_release
         )
         return prevalence.with_resident_qof(out, self.registrations, self.qof_measures).copy()
 
     @cached_property
+    def registered_area_measures(self) -> pd.DataFrame | None:
+        """Practice measures summed to every registered-basis area (None without practices)."""
+        if not len(self.practices):
+            return None
+        return attribution.aggregate_measures(
+            self.practice_measures, self.practice_membership_table, "practice_code"
+        )
+
+    @cached_property
+    def registered_measures(self) -> pd.DataFrame | None:
+        """Registered-basis area measures, England's and the regions' from the national files."""
+        return self._with_national(self.registered_area_measures, "registered")
+
+    @cached_property
     def indicator_table(self) -> pd.DataFrame:
         """The tidy indicator table for every area, basis and indicator."""
-        registered = resident = None
-        if len(self.practices):
-            registered = attribution.aggregate_measures(
-                self.practice_measures, self.practice_membership_table, "practice_code"
-            )
+        registered = self.registered_measures
+        resident = None
         if len(self.lsoa):
             resident = attribution.aggregate_measures(
                 self.lsoa_measures, self.lsoa_membership_table, "lsoa21_code"
             )
-        registered = self._with_national(registered, "registered")
         resident = self._with_national(resident, "resident")
         table = indicators.compute_indicator_table(
             self.register,
@@ -479,3 +549,21 @@ class PopHealthData:
         """
         area = self.resolve_area(area_code, basis)
         return build_profile(self, area)
+
+    def profile_of_practices(
+        self, practices, *, name: str = "Candidate neighbourhood", code: str = "CANDIDATE"
+    ):
+        """Headline profile of an ad-hoc group of practices (e.g. a candidate neighbourhood).
+
+        Args:
+            practices: Practice codes (ODS) forming the group.
+            name: Name shown in the headline.
+            code: Code for the group (as it would appear in a neighbourhoods YAML).
+
+        Returns:
+            A :class:`pophealth.designer.GroupProfile` (indicators against the group's
+            sub-ICB and the comparator, headline sentence, fair-share GP FTE).
+        """
+        from pophealth import designer
+
+        return designer.profile_of_practices(self, practices, name=name, code=code)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pophealth import staffing
 from pophealth.ages import AGE_BANDS, CENSUS_AGE_COLUMNS, band_lower
 from pophealth.releases import ImdRelease
 from pophealth.sources.qof import GROUP_TITLES as QOF_GROUPS
@@ -347,6 +348,11 @@ def patients_per_gp_fte(practices: pd.DataFrame):
     if "gp_fte" not in practices:
         return None
     return _known_pairs(practices["registered_patients"], practices["gp_fte"])
+
+
+# The whole team (practice + PCN-employed staff): one family of measures, defined in staffing.
+for _indicator, _function in staffing.TEAM_MEASURES.items():
+    measure(_indicator, "workforce")(_function)
 
 
 def lsoa_values(lsoa: pd.DataFrame, imd: str | ImdRelease = "2025") -> pd.DataFrame:

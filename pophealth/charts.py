@@ -215,8 +215,13 @@ _is_missing = is_missing
 
 
 def _esc(text: Any) -> str:
-    """Escape data-derived text for Plotly's HTML-like labels (no tag can sneak in)."""
-    return escape_html(text, quote=False)
+    """Escape data-derived text for Plotly's HTML-like labels, titles and hover templates.
+
+    Tags become entities (no tag can sneak in), and ``%{`` becomes ``%&#123;`` so a name placed
+    in a hover template shows literally instead of being filled in by plotly.js (which renders
+    the entity back as ``{``).
+    """
+    return escape_html(text, quote=False).replace("%{", "%&#123;")
 
 
 def format_number(value: float, unit: str = "", decimals: int | None = None) -> str:
@@ -427,7 +432,12 @@ def _finish(
     extra_meta: dict[str, Any] | None = None,
 ) -> FigureSpec:
     """Apply the common NHS look, title, axis titles and caption metadata."""
-    meta: dict[str, Any] = {"chart": chart, "title": title, "source_note": source_note or ""}
+    # meta travels with the figure JSON into notebooks: escaped like every other data text
+    meta: dict[str, Any] = {
+        "chart": chart,
+        "title": _esc(title),
+        "source_note": _esc(source_note or ""),
+    }
     if extra_meta:
         meta.update(extra_meta)
     fig.update_layout(
@@ -1777,6 +1787,194 @@ def fair_share_bars_spec(
     return fig
 
 
+#: Diverging, colour-blind-safe scale for workforce gaps (ColorBrewer PuOr: orange = short of
+#: the fair share, white = at it, purple = above it); readable in greyscale by lightness.
+GAP_COLOURSCALE: tuple[tuple[float, str], ...] = (
+    (0.0, "#b35806"),
+    (0.25, "#f1a340"),
+    (0.5, "#f7f7f7"),
+    (0.75, "#998ec3"),
+    (1.0, "#542788"),
+)
+
+
+def workforce_heatmap_spec(
+    cells: pd.DataFrame,
+    title: str,
+    *,
+    comparator: str = "England",
+    limit_pct: float = 50.0,
+    source_note: str = "",
+) -> FigureSpec:
+    """Neighbourhoods x staff groups: FTE per 10,000 weighted patients, coloured by the gap.
+
+    Rows are sorted by need (IMD score, most deprived at the top); each cell shows the FTE per
+    10,000 weighted patients and is coloured by the gap to the fair share at the comparator's
+    rate (a diverging colour-blind-safe scale, :data:`GAP_COLOURSCALE`, clipped at
+    ±``limit_pct``).
+
+    Args:
+        cells: ``area_code, area_name, imd_score, group_label, fte_per_10k, benchmark_per_10k,
+            gap_pct`` (one row per neighbourhood and staff group).
+        title: Figure title.
+        comparator: Name of the benchmark whose rate defines the fair share.
+        limit_pct: Gap (percent) at which the colour saturates.
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        A heatmap figure spec.
+    """
+    function = "workforce_heatmap"
+    columns = ["area_code", "area_name", "imd_score", "group_label", "fte_per_10k"]
+    columns += ["benchmark_per_10k", "gap_pct"]
+    _require_columns(cells, columns, function=function, frame_name="cells")
+    for column in ("imd_score", "fte_per_10k", "benchmark_per_10k", "gap_pct"):
+        _float_values(cells, column, function=function, frame_name="cells")
+    groups = list(dict.fromkeys(_text_values(cells, "group_label")))
+    areas = (
+        cells.drop_duplicates("area_code")
+        .sort_values(["imd_score", "area_code"], ascending=[False, True], na_position="last")
+        .reset_index(drop=True)
+    )
+    order = areas["area_code"].tolist()
+    grid = cells.pivot_table(
+        index="area_code", columns="group_label", values=["fte_per_10k", "gap_pct"], aggfunc="first"
+    )
+    rate = grid["fte_per_10k"].reindex(index=order, columns=groups).to_numpy(dtype=float)
+    gap = grid["gap_pct"].reindex(index=order, columns=groups).to_numpy(dtype=float)
+    bench = cells.drop_duplicates("group_label").set_index("group_label")["benchmark_per_10k"]
+    labels = [
+        f"{_esc(name)} (IMD {score:.1f})" if np.isfinite(score) else _esc(name)
+        for name, score in zip(
+            areas["area_name"].astype(str), areas["imd_score"].astype(float), strict=True
+        )
+    ]
+    x_labels = [_esc(g) for g in groups]
+    text = np.where(np.isfinite(rate), np.char.mod("%.1f", np.nan_to_num(rate)), "n/a")
+    bench_row = np.array([float(bench.get(g, np.nan)) for g in groups])
+    custom = np.dstack([gap.round(1), np.broadcast_to(bench_row.round(2), gap.shape)])
+    fig = FigureSpec()
+    fig.add_trace(
+        _trace(
+            "heatmap",
+            {
+                "z": np.clip(gap, -limit_pct, limit_pct).round(2),
+                "x": x_labels,
+                "y": labels,
+                "text": text,
+                "texttemplate": "%{text}",
+                "customdata": custom,
+                "colorscale": [list(stop) for stop in GAP_COLOURSCALE],
+                "zmin": -limit_pct,
+                "zmax": limit_pct,
+                "zmid": 0,
+                "xgap": 2,
+                "ygap": 2,
+                "colorbar": {
+                    "title": {"text": f"Gap to fair share<br>at {_esc(comparator)} rate (%)"},
+                    "ticksuffix": "%",
+                },
+                "hovertemplate": (
+                    "%{y}<br>%{x}: %{text} FTE per 10,000 weighted patients<br>"
+                    f"{_esc(comparator)}: " + "%{customdata[1]:.1f}<br>"
+                    "Gap to fair share: %{customdata[0]:+.0f}%<extra></extra>"
+                ),
+            },
+        )
+    )
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_xaxes(side="top")
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=max(320, 120 + 28 * len(order)),
+        extra_meta={"rows": order, "groups": groups},
+    )
+    fig.update_layout(margin={"t": 110})
+    return fig
+
+
+def team_chart_spec(
+    team: pd.DataFrame,
+    title: str,
+    *,
+    area_label: str,
+    comparator: str = "England",
+    source_note: str = "",
+) -> FigureSpec:
+    """The area's team: FTE per 10,000 weighted patients by staff group against the comparator.
+
+    Bars are stacked: staff of the practices, then staff employed by the PCN (apportioned by
+    registered patients); a diamond marks the comparator's rate for the same group.
+
+    Args:
+        team: ``label, practice_per_10k, pcn_per_10k, benchmark_per_10k`` and optionally
+            ``gap_fte`` (actual minus fair share), one row per staff group.
+        title: Figure title.
+        area_label: The area's name (legend).
+        comparator: Name of the comparator.
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        A horizontal stacked-bar figure spec.
+    """
+    function = "team_chart"
+    columns = ["label", "practice_per_10k", "pcn_per_10k", "benchmark_per_10k"]
+    _require_columns(team, columns, function=function, frame_name="team")
+    labels = [_esc(v) for v in _text_values(team, "label")]
+    practice = _float_values(team, "practice_per_10k", function=function, frame_name="team")
+    pcn = _float_values(team, "pcn_per_10k", function=function, frame_name="team")
+    bench = _float_values(team, "benchmark_per_10k", function=function, frame_name="team")
+    gap = (
+        _float_values(team, "gap_fte", function=function, frame_name="team")
+        if "gap_fte" in team
+        else np.full(len(team), np.nan)
+    )
+    fig = FigureSpec()
+    for values, name, colour in (
+        (practice, f"{_esc(area_label)}: practice staff", NHS_BLUE),
+        (pcn, f"{_esc(area_label)}: PCN-employed staff", NHS_LIGHT_BLUE),
+    ):
+        fig.add_trace(
+            _bar(
+                y=labels,
+                x=np.round(values, 3),
+                name=name,
+                orientation="h",
+                marker={"color": colour},
+                customdata=np.column_stack([practice + pcn, gap]).round(2),
+                hovertemplate=(
+                    "%{y}: %{x:.2f} FTE per 10,000 weighted patients<br>Whole group: "
+                    "%{customdata[0]:.2f}<br>Gap to fair share: %{customdata[1]:+.1f} FTE"
+                    "<extra></extra>"
+                ),
+            )
+        )
+    fig.add_trace(
+        _scatter(
+            y=labels,
+            x=np.round(bench, 3),
+            mode="markers",
+            name=f"{_esc(comparator)} rate",
+            marker={"symbol": "diamond", "size": 12, "color": "#212B32"},
+            hovertemplate=f"{_esc(comparator)}: " + "%{x:.2f}<extra></extra>",
+        )
+    )
+    fig.update_layout(barmode="stack")
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=max(320, 140 + 48 * len(labels)),
+        x_title="Full-time equivalent (FTE) per 10,000 weighted patients",
+    )
+    return fig
+
+
 def recorded_vs_expected_spec(
     gaps: pd.DataFrame,
     title: str,
@@ -1858,6 +2056,8 @@ spine_chart = _public_chart(spine_chart_spec)
 funnel_plot = _public_chart(funnel_plot_spec)
 inverse_care_law = _public_chart(inverse_care_law_spec)
 fair_share_bars = _public_chart(fair_share_bars_spec)
+workforce_heatmap = _public_chart(workforce_heatmap_spec)
+team_chart = _public_chart(team_chart_spec)
 recorded_vs_expected = _public_chart(recorded_vs_expected_spec)
 
 
@@ -1880,6 +2080,11 @@ __all__ = [
     "format_number",
     "funnel_plot",
     "funnel_plot_spec",
+    "GAP_COLOURSCALE",
+    "team_chart",
+    "team_chart_spec",
+    "workforce_heatmap",
+    "workforce_heatmap_spec",
     "inverse_care_law",
     "inverse_care_law_spec",
     "lsoa_choropleth",

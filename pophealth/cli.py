@@ -1,7 +1,7 @@
 """The ``pophealth`` command line.
 
 Commands: ``demo`` (everything on the embedded demo data), ``demo-data``, ``fetch``,
-``prepare``, ``areas``, ``indicators`` and ``run``.
+``prepare``, ``areas``, ``indicators``, ``run`` and ``lab`` (JupyterLab on the explorer).
 """
 
 from __future__ import annotations
@@ -277,6 +277,86 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def lab_command(notebook: Path, port: int, token: str, *, browser: bool) -> list[str]:
+    """The ``jupyter lab`` command line that opens ``notebook`` on ``port`` with ``token``."""
+    import os
+
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--ServerApp.root_dir={notebook.parent}",
+        f"--ServerApp.default_url=/lab/tree/{notebook.name}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI run as root
+    return command + ([] if browser else ["--no-browser"])
+
+
+def _cmd_lab(args: argparse.Namespace) -> int:
+    import os
+    import secrets
+    import signal
+    import subprocess
+
+    from pophealth.explore import NEIGHBOURHOODS_ENV, STORE_ENV
+
+    if args.data:
+        prepared = Path(args.data)
+        if not (prepared / "manifest.json").exists():
+            raise MissingFileError(
+                f"{prepared} is not a prepared store (no manifest.json); run "
+                f"`pophealth prepare RAW --out {prepared}` first, or omit --data for the demo."
+            )
+    else:
+        prepared = Path(args.demo) / "prepared"
+        if not (prepared / "manifest.json").exists():
+            from pophealth.demo import write_demo_dataset
+            from pophealth.prepare import prepare
+
+            print(f"Building the demo store in {prepared} (first run only)")
+            write_demo_dataset(Path(args.demo) / "raw", seed=42)
+            prepare(Path(args.demo) / "raw", prepared, progress=None)
+    notebook = Path(args.notebooks) / "explore.ipynb"
+    if not notebook.is_file():
+        raise MissingFileError(f"Explorer notebook {notebook} not found (use --notebooks DIR).")
+    port = args.port or _free_port()
+    token = secrets.token_hex(16)
+    env = {**os.environ, STORE_ENV: str(prepared.resolve())}
+    if args.neighbourhoods:
+        env[NEIGHBOURHOODS_ENV] = str(Path(args.neighbourhoods).resolve())
+    command = lab_command(notebook.resolve(), port, token, browser=not args.no_browser)
+    server = subprocess.Popen(command, env=env)
+
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt  # SIGTERM stops JupyterLab (and its kernels) too
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"JupyterLab: http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}", flush=True)
+    print(f"Explorer store: {prepared.resolve()}  (Ctrl-C stops the server)", flush=True)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        server.terminate()
+        try:
+            return server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            return server.wait()
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="prepared store folder (from `pophealth prepare`)")
     p.add_argument(
@@ -359,6 +439,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT")
     _add_run_options(p)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("lab", help="start JupyterLab on the interactive explorer")
+    p.add_argument("--data", help="prepared store (default: the demo store, built if missing)")
+    p.add_argument("--demo", default="runs/demo", help="demo folder when no --data (runs/demo)")
+    p.add_argument("--neighbourhoods", help="YAML of named practice groupings to explore")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--no-browser", action="store_true", help="only print the URL")
+    p.add_argument("--notebooks", default=str(default_notebook_dir()), help="notebook folder")
+    p.set_defaults(func=_cmd_lab)
     return parser
 
 

@@ -40,6 +40,24 @@ def load_neighbourhood_groupings(path: str | Path) -> pd.DataFrame:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read neighbourhood groupings: {exc}") from exc
+    return neighbourhood_groupings_frame(doc, source=str(path))
+
+
+def neighbourhood_groupings_frame(doc, source: str = "neighbourhood groupings") -> pd.DataFrame:
+    """Check a parsed groupings document (as in the YAML file) and tabulate it.
+
+    Args:
+        doc: ``{"name": ..., "neighbourhoods": [{"code", "name", "practices"}, ...]}``.
+        source: Where the document came from, for error messages.
+
+    Returns:
+        ``neighbourhood_code, neighbourhood_name, practice_code`` one row per practice.
+
+    Raises:
+        ConfigError: when the document is malformed, a code repeats or a practice is in two
+            groups.
+    """
+    path = source
     groups = (doc or {}).get("neighbourhoods") if isinstance(doc, dict) else None
     if not isinstance(groups, list) or not groups:
         raise ConfigError(
@@ -75,3 +93,28 @@ def load_neighbourhood_groupings(path: str | Path) -> pd.DataFrame:
             f"{path}: each practice may belong to one neighbourhood only; found {listing}."
         )
     return frame
+
+
+def neighbourhood_groupings_yaml(frame: pd.DataFrame, name: str) -> str:
+    """The YAML text of groupings that :func:`load_neighbourhood_groupings` reads back.
+
+    Args:
+        frame: ``neighbourhood_code, neighbourhood_name, practice_code`` (checked first).
+        name: Title of the set of groupings.
+
+    Returns:
+        YAML text with a top-level ``name`` and ``neighbourhoods`` list.
+    """
+    doc = {
+        "name": str(name),
+        "neighbourhoods": [
+            {
+                "code": str(code),
+                "name": str(group["neighbourhood_name"].iloc[0]),
+                "practices": [str(p) for p in group["practice_code"]],
+            }
+            for code, group in frame.groupby("neighbourhood_code", sort=False)
+        ],
+    }
+    neighbourhood_groupings_frame(doc, source="groupings to save")
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)

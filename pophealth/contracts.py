@@ -20,6 +20,7 @@ from pophealth.ages import AGE_BANDS
 from pophealth.errors import PopHealthError
 from pophealth.indicators import RATINGS
 from pophealth.releases import IMD_YEARS
+from pophealth.staffing import STAFF_GROUPS
 
 LSOA_STATUSES = ("matched", "closed", "unknown", "wales", "outside")
 LEVELS = ("neighbourhood", "place", "system", "region", "england")
@@ -250,7 +251,9 @@ PRACTICE_TABLE = Contract(
             for f in _code_name("region", "NHS England region (practice mapping file)")
         ),
     ),
-    note="Plus `gp_source, nurse_source, dpc_source, admin_source` (workforce data source flags).",
+    note="Plus `gp_source, nurse_source, dpc_source, admin_source` (workforce data source flags) "
+    "and, from the detailed workforce file, `<role>_fte` and `<role>_hc` of every role "
+    "(`sources.workforce.DETAIL_COLUMNS`; NaN where a release does not carry the role).",
 )
 
 REGISTRATIONS_TABLE = Contract(
@@ -278,6 +281,20 @@ AGE_SEX_TABLE = Contract(
         Field("age_band", "code", "five-year age band", values=AGE_BANDS),
         Field("patients", "count", "registered patients"),
     ),
+)
+
+PCN_WORKFORCE_TABLE = Contract(
+    "pcn_workforce.parquet",
+    "one row per PCN × staff group; only when the PCN workforce source was found",
+    (
+        Field("pcn_code", "code", "PCN ODS code"),
+        Field("group", "code", "staff group (PCN directors count as admin)", values=STAFF_GROUPS),
+        Field("fte", "count", "PCN-employed FTE (staff and contracted services)"),
+        Field("headcount", "count", "distinct staff (contracted services have no identifier)"),
+        Field("contracted_fte", "count", "the part of `fte` from contracted services"),
+    ),
+    note="PCN-employed staff (`sources.pcn_workforce.pcn_fte_by_group`); shared among each PCN's "
+    "practices by registered patients when the store is read (`staffing.apportion_pcn_staff`).",
 )
 
 _REGISTER_KEY = (
@@ -418,6 +435,7 @@ STORE_CONTRACTS: dict[str, Contract] = {
         PRACTICE_TABLE,
         REGISTRATIONS_TABLE,
         AGE_SEX_TABLE,
+        PCN_WORKFORCE_TABLE,
         QOF_PREVALENCE_TABLE,
         QOF_EXPECTED_TABLE,
         NATIONAL_TABLE,

@@ -18,6 +18,7 @@ import yaml
 
 from pophealth import stats
 from pophealth.geography import AREA_COLUMNS
+from pophealth.staffing import fair_share
 
 CONFIDENCE = (0.95, 0.998)
 
@@ -344,35 +345,6 @@ def _peer_position(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def fair_share(
-    numerator: pd.Series | np.ndarray,
-    denominator: pd.Series | np.ndarray,
-    benchmark: pd.Series | np.ndarray,
-    statistic: pd.Series | np.ndarray,
-    multiplier: pd.Series | np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fair share of staff: the FTE an area would have at a benchmark's rate per patient.
-
-    For a rate (FTE per ``multiplier`` patients) the fair share is ``denominator x benchmark /
-    multiplier`` and the area has ``numerator`` FTE; for a ratio (patients per FTE) it is
-    ``numerator / benchmark`` and the area has ``denominator`` FTE.
-
-    Returns:
-        (fair share FTE, gap in FTE (actual - fair), gap as % of the fair share).
-    """
-    num = np.asarray(numerator, dtype=float)
-    den = np.asarray(denominator, dtype=float)
-    bench = np.asarray(benchmark, dtype=float)
-    is_ratio = np.asarray(statistic) == "ratio"
-    mult = np.asarray(multiplier, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fair = np.where(is_ratio, num / bench, den * bench / mult)
-        actual = np.where(is_ratio, den, num)
-        gap = actual - fair
-        pct = np.where(fair > 0, gap / fair * 100, np.nan)
-    return fair, gap, pct
-
-
 def rate_by_kind(table: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
     """Add the statistic each kind of indicator needs and its rating (see catalogue.yaml).
 
@@ -389,7 +361,9 @@ def rate_by_kind(table: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
     need_flags = meta["need"] if "need" in meta else pd.Series(False, index=meta.index)
     kind = table["indicator_id"].map(meta["kind"]).fillna("context")
     need = table["indicator_id"].map(need_flags.fillna(False).astype(bool)).fillna(False)
-    statistic = table["indicator_id"].map(meta["statistic"])
+    # patients per FTE (unit "patients") puts the staff in the denominator; every other supply
+    # value (catalogue statistic rate, or ratio without intervals) is FTE per patients
+    shape = np.where(table["indicator_id"].map(meta["unit"]) == "patients", "ratio", "rate")
     multiplier = table["indicator_id"].map(meta["multiplier"]).astype(float)
     out = table.assign(kind=kind.to_numpy(), need=need.to_numpy(dtype=bool))
     parent = stats.compare_to_benchmark(
@@ -405,7 +379,7 @@ def rate_by_kind(table: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
     supply = (kind == "supply").to_numpy()
     for prefix, bench in (("", "comparator_value"), ("parent_", "parent_value")):
         fair, gap, pct = fair_share(
-            out["numerator"], out["denominator"], out[bench], statistic, multiplier
+            out["numerator"], out["denominator"], out[bench], shape, multiplier
         )
         out[f"{prefix}fair_share"] = np.where(supply, fair, np.nan)
         out[f"{prefix}fair_share_gap"] = np.where(supply, gap, np.nan)

@@ -23,18 +23,26 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pophealth import attribution, geography, prevalence
-from pophealth._version import __version__
+from pophealth import attribution, geography, prevalence, reconcile, staffing
+from pophealth._version import STORE_FORMAT, __version__
 from pophealth.attribution import attribute_lsoa_to_practices, lsoa_values
-from pophealth.contracts import validate_store_table
+from pophealth.contracts import PCN_WORKFORCE_TABLE, validate_store_table
 from pophealth.errors import PopHealthError
 from pophealth.files import atomic_path, sha256_of
 from pophealth.indicators import unavailable_indicators
 from pophealth.releases import IMD_YEARS, ImdRelease
-from pophealth.sources import SOURCES, identify_source, release_from_name
-from pophealth.sources import boundaries as src_boundaries
+from pophealth.sources import (
+    SOURCES,
+    describe_source,
+    identify_by_content,
+    identify_source,
+    release_from_name,
+)
 from pophealth.sources import epcn as src_epcn
 from pophealth.sources import lookups as src_lookups
+from pophealth.sources import pcn_workforce as src_pcn_workforce
+from pophealth.sources import workforce as src_workforce
+from pophealth.sources.common import SourceFormatError, counting_code_fixes
 
 STORE_FILES = (
     "national.parquet",
@@ -274,17 +282,9 @@ def build_practice_table(loaded: dict, lsoa: pd.DataFrame, as_of: pd.Timestamp) 
     practices = practices.merge(_practice_regions(loaded), on="practice_code", how="left")
     if workforce is not None:
         fte = [
-            "gp_fte",
-            "gp_extg_fte",
-            "gp_exl_fte",
-            "gp_extgl_fte",
-            "nurse_fte",
-            "dpc_fte",
-            "admin_fte",
-            "gp_source",
-            "nurse_source",
-            "dpc_source",
-            "admin_source",
+            *src_workforce.FTE_COLUMNS,
+            *src_workforce.SOURCE_COLUMNS,
+            *src_workforce.DETAIL_COLUMNS,
         ]
         practices = practices.merge(
             workforce[["practice_code"] + [c for c in fte if c in workforce]],
@@ -380,6 +380,10 @@ def national_measures(
     for imd in imd_releases or ["2025"]:
         if len(practices):
             measures = attribution.practice_measures(practices, registrations, age_sex, lsoa, imd)
+            # England's rates of each detailed workforce role (profiles' roles table)
+            roles = staffing.role_measures(practices)
+            if len(roles.columns) > 1:
+                measures = measures.merge(roles, on="practice_code", how="left")
             qof_of_release = (qof_measures or {}).get(imd)
             if qof_of_release is not None and len(qof_of_release.columns) > 1:
                 measures = measures.merge(qof_of_release, on="practice_code", how="left").copy()
@@ -544,6 +548,13 @@ def _pcn_membership(loaded: dict, as_of: pd.Timestamp, notes: dict) -> pd.DataFr
     if epcn is not None:
         current = src_epcn.membership_at(epcn.memberships, as_of)
         notes["pcn_membership_date"] = as_of.strftime("%Y-%m-%d")
+        overlapping = current.attrs.get("practices_in_multiple_pcns") or []
+        if overlapping:
+            # shown, not silent: the membership with the latest start date is kept
+            notes["practices_in_multiple_pcns"] = (
+                f"{len(overlapping)} practice(s) in two PCNs on {as_of:%Y-%m-%d} in ePCN; the "
+                f"membership with the latest start date is used: {', '.join(overlapping[:10])}"
+            )
         return current[["practice_code", "pcn_code", "pcn_name"]].drop_duplicates("practice_code")
     mapping = loaded.get("practice_map")
     if mapping is not None:
@@ -605,15 +616,15 @@ def prepare(
     raw = discover_raw_files(raw_dir, listing)
     loaded: dict = {}
     files: dict = {}
+    code_fixes: dict[str, int] = {}
     for name, paths in sorted(raw.paths.items()):
         if name not in LOADERS:
             continue
-        if name in FILE_SET_SOURCES:
-            loaded[name] = LOADERS[name](paths)
-        elif name in MULTI_FILE_SOURCES:
-            loaded[name] = pd.concat([LOADERS[name](path) for path in paths], ignore_index=True)
-        else:
-            loaded[name] = LOADERS[name](paths[0])
+        for path in paths:
+            check_content_matches_name(name, path)
+        with counting_code_fixes() as fixes:
+            loaded[name] = _load_source(name, paths)
+        code_fixes[name] = fixes[0]
         frame = loaded[name]
         files[name] = {
             "files": [
@@ -625,6 +636,10 @@ def prepare(
             "rows": _rows(frame),
         }
         say(f"  loaded {name:<28} {files[name]['rows']:>10,} rows  ({paths[0].name})")
+    # one source contradicting itself or another: an error before anything is written
+    reconcile.check_duplicate_keys(loaded, files)
+    reconcile.check_categories(loaded, files)
+    totals_report = reconcile.reconcile_practice_totals(loaded, files)
     lsoa, lsoa_notes = build_lsoa_table(raw, loaded)
     regs = loaded.get("registrations_lsoa")
     if as_of is not None:
@@ -634,12 +649,29 @@ def prepare(
     else:
         as_of_date = pd.Timestamp.today().normalize()
     practices, practice_notes = build_practice_table(loaded, lsoa, as_of_date)
+    # boundaries are read and checked before anything is written: a bad file leaves no store
+    boundary_path = raw.first("lsoa_boundaries")
+    shapes = None
+    if boundary_path is not None:
+        shapes = _load_source("lsoa_boundaries", [boundary_path])
+        files["lsoa_boundaries"] = {
+            "files": [
+                {
+                    "name": boundary_path.name,
+                    "sha256": sha256_of(boundary_path),
+                    "bytes": boundary_path.stat().st_size,
+                }
+            ],
+            "release": _release_of("lsoa_boundaries", boundary_path, None, raw),
+            "rows": int(len(shapes)),
+        }
+        shapes, geometry_report = check_geometries(shapes, set(lsoa["lsoa21_code"]))
+        files["lsoa_boundaries"]["geometry"] = geometry_report
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if regs is not None:
-        registrations = regs.groupby(["practice_code", "lsoa_code"], as_index=False)[
-            "patients"
-        ].sum()
+        # keys are unique (checked above), so this keeps every row and every patient
+        registrations = regs[["practice_code", "lsoa_code", "patients"]].reset_index(drop=True)
         registrations["lsoa_status"] = classify_lsoa_codes(
             registrations["lsoa_code"], set(lsoa["lsoa21_code"])
         )
@@ -666,8 +698,17 @@ def prepare(
         if qof is not None
         else None
     )
+    # PCN-employed staff by PCN and staff group (apportioned to practices when read); England's
+    # and the regions' team values add every PCN's staff, shared to its practices
+    pcn_staff = loaded.get("pcn_workforce")
+    pcn_fte = src_pcn_workforce.pcn_fte_by_group(pcn_staff) if pcn_staff is not None else None
     national = national_measures(
-        lsoa, practices, registrations, age_sex, imd_releases, qof_measures
+        lsoa,
+        staffing.with_pcn_staff(practices, pcn_fte) if pcn_fte is not None else practices,
+        registrations,
+        age_sex,
+        imd_releases,
+        qof_measures,
     )
     national_icbs = int(
         max(
@@ -676,10 +717,17 @@ def prepare(
         )
     )
     national_practices = set(practices["practice_code"]) if len(practices) else set()
+    national_pcns = set(practices["pcn_code"].dropna()) if "pcn_code" in practices else set()
     if systems:
         lsoa, practices, registrations, age_sex = keep_systems(
             list(systems), lsoa, practices, registrations, age_sex
         )
+    if systems and pcn_fte is not None and len(practices):
+        # PCNs whose practices are all outside --systems go with them (England keeps them)
+        pcn_fte = pcn_fte[
+            pcn_fte["pcn_code"].isin(set(practices["pcn_code"].dropna()))
+            | ~pcn_fte["pcn_code"].isin(national_pcns)
+        ]
     _write_parquet(national, out / "national.parquet")
     _write_parquet(lsoa, out / "lsoa.parquet")
     _write_parquet(practices, out / "practices.parquet")
@@ -687,35 +735,42 @@ def prepare(
     _write_parquet(
         age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
     )
+    pcn_file = out / PCN_WORKFORCE_TABLE.name
+    if pcn_fte is not None:
+        _write_parquet(pcn_fte.reset_index(drop=True), pcn_file)
+    elif pcn_file.exists():
+        pcn_file.unlink()
     qof_notes = _write_qof(qof, practices, out / "qof_prevalence.parquet", national_practices)
     _write_qof_expected(
         {imd: expected for imd, (expected, _) in qof_fits.items()},
         practices,
         out / "qof_expected.parquet",
     )
-    boundary_path = raw.first("lsoa_boundaries")
-    if boundary_path is not None:
-        shapes = src_boundaries.load_lsoa_boundaries(boundary_path)
-        files["lsoa_boundaries"] = {
-            "files": [
-                {
-                    "name": boundary_path.name,
-                    "sha256": sha256_of(boundary_path),
-                    "bytes": boundary_path.stat().st_size,
-                }
-            ],
-            "release": _release_of("lsoa_boundaries", boundary_path, None, raw),
-            "rows": int(len(shapes)),
-        }
-        shapes = shapes[shapes["lsoa21_code"].isin(set(lsoa["lsoa21_code"]))]
+    if shapes is not None:
         # simplify in metres before reprojection, then store WGS84 for web maps
         shapes = shapes.assign(geometry=shapes.geometry.simplify(20, preserve_topology=True))
         shapes.to_crs(4326).to_parquet(out / "boundaries.parquet")
     elif (out / "boundaries.parquet").exists():
         (out / "boundaries.parquet").unlink()
     missing = unavailable_indicators(set(files))
+    reconciliation = {
+        "sources": reconcile.source_rows(
+            loaded,
+            set(lsoa["lsoa21_code"]),
+            set(practices["practice_code"]) if len(practices) else set(),
+            registrations["lsoa_status"] if len(registrations) else None,
+        ),
+        "patients_by_lsoa_status": reconcile.patients_by_lsoa_status(registrations),
+        "practices": reconcile.practice_presence(loaded),
+        "practice_totals": totals_report,
+        "code_fixes": code_fixes,
+        "boundaries": files.get("lsoa_boundaries", {}).get("geometry"),
+        "indicators_unavailable": missing,
+        "practices_without_icb": int(practice_notes.get("unmapped_practices", 0)),
+    }
     manifest = {
         "pophealth_version": __version__,
+        "store_format": STORE_FORMAT,
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "raw_dir": str(Path(raw_dir).resolve()),
         "as_of": as_of_date.strftime("%Y-%m-%d"),
@@ -726,6 +781,7 @@ def prepare(
         "notes": {**lsoa_notes, **practice_notes, **qof_notes},
         "qof_model": {imd: fit for imd, (_, fit) in qof_fits.items() if fit},
         "imd_releases": imd_releases,
+        "reconciliation": reconciliation,
         # England's values come from every row of the files; it is England when they are
         # national (40+ ICBs), else the sum of what was loaded
         "national": {"icbs": national_icbs, "systems_kept": list(systems or [])},
@@ -740,9 +796,77 @@ def prepare(
         "seconds": round(time.perf_counter() - started, 2),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    say("Reconciliation (rows read / used / set aside, patients, practices):")
+    for line in reconcile.summary_lines(reconciliation):
+        say(line)
     for indicator, why in missing.items():
         say(f"  not built: {indicator} ({why})")
     return manifest
+
+
+def check_content_matches_name(name: str, path: Path) -> None:
+    """Raise if a file named as one source holds another's table (read from its header).
+
+    Raises:
+        PrepareError: Naming the file, the source its name claims and the one its content is.
+    """
+    actual = identify_by_content(path)
+    if actual and name not in actual:
+        raise PrepareError(
+            f"{path.name} is named as {describe_source(name)} but its content is "
+            f"{describe_source(actual[0])}. Fix: put the right file under this name, or list "
+            "each file with its source in sources.yaml."
+        )
+
+
+def _load_source(name: str, paths: list[Path]):
+    """Run the source's declared loader; a damaged file fails as a SourceFormatError naming it."""
+    loader = SOURCES[name].loader
+    current = paths[0]
+    try:
+        if name in FILE_SET_SOURCES:
+            return loader(paths)
+        if name in MULTI_FILE_SOURCES:
+            frames = []
+            for current in paths:
+                frames.append(loader(current))
+            return pd.concat(frames, ignore_index=True)
+        return loader(current)
+    except PopHealthError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a damaged file can fail inside any reader
+        raise SourceFormatError(
+            current,
+            f"could not be read ({type(error).__name__}: {error})",
+            fix="the file is damaged or not the official file; download it again",
+        ) from error
+
+
+def check_geometries(shapes, lsoa_codes: set[str]) -> tuple:
+    """Keep the boundaries of known LSOAs; count (never silently drop) the ones that fail.
+
+    Empty or missing geometries are dropped and counted; invalid ones are repaired with
+    ``make_valid`` and counted; known LSOAs without any boundary are counted.
+
+    Returns:
+        The usable shapes and ``{"rows", "kept", "null_or_empty", "repaired",
+        "lsoas_without_boundary", "examples"}``.
+    """
+    known = shapes[shapes["lsoa21_code"].isin(lsoa_codes)]
+    bad = known.geometry.isna() | known.geometry.is_empty
+    invalid = ~bad & ~known.geometry.is_valid
+    if invalid.any():
+        known = known.assign(geometry=known.geometry.where(~invalid, known.geometry.make_valid()))
+    usable = known[~bad]
+    report = {
+        "rows": int(len(shapes)),
+        "kept": int(len(usable)),
+        "null_or_empty": int(bad.sum()),
+        "repaired": int(invalid.sum()),
+        "lsoas_without_boundary": int(len(lsoa_codes - set(usable["lsoa21_code"]))),
+        "examples": sorted(known.loc[bad, "lsoa21_code"].astype(str))[:10],
+    }
+    return usable, report
 
 
 def _write_qof(qof, practices: pd.DataFrame, path: Path, national_practices: set) -> dict:

@@ -14,9 +14,19 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, charts, geography, headline, indicators, prevalence, stats
+from pophealth import (
+    attribution,
+    charts,
+    geography,
+    headline,
+    indicators,
+    prevalence,
+    staffing,
+    stats,
+)
 from pophealth._version import __version__
 from pophealth.ages import AGE_BANDS
+from pophealth.sources import workforce as src_workforce
 from pophealth.store import ProfileStore
 
 SEX_LABEL = {"male": "male", "female": "female"}
@@ -46,6 +56,12 @@ class Profile:
     synthetic: bool = False
     imd_release: str = "IoD2025"
     comparator: str = "England"
+    # the whole team: staff groups vs fair share, system heatmap, data gaps, findings, roles
+    team: pd.DataFrame = field(default_factory=pd.DataFrame)
+    team_heatmap: pd.DataFrame = field(default_factory=pd.DataFrame)
+    workforce_quality: pd.DataFrame = field(default_factory=pd.DataFrame)
+    workforce_findings: list[dict] = field(default_factory=list)
+    roles: pd.DataFrame = field(default_factory=pd.DataFrame)
     long_term_conditions: dict = field(default_factory=dict)
 
 
@@ -358,23 +374,91 @@ def inverse_care_frames(data: ProfileStore, area: dict, rows: pd.DataFrame) -> d
     if area["level"] == "england":
         system = None
     result = dict(data.memo.get(("inverse_care", system), lambda: _quintile_view(data, system)))
-    result["fair_share"] = pd.DataFrame()
-    fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
-    if len(fte) and fte["denominator"].iloc[0] > 0:
-        r = fte.iloc[0]
-        actual, weighted = float(r["numerator"]), float(r["denominator"])
-        shares = []
-        for label, rate in (
-            ("Parent rate", r["parent_value"]),
-            (f"{data.comparator} rate", r["comparator_value"]),
-        ):
-            if pd.notna(rate):
-                fair = weighted * float(rate) / 10_000
-                shares.append((label, actual, fair, actual - fair))
-        result["fair_share"] = pd.DataFrame(
-            shares, columns=["benchmark", "actual_fte", "fair_share_fte", "gap_fte"]
-        )
+    result["fair_share"] = fair_share_frame(rows)
     return result
+
+
+def fair_share_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """An area's GP FTE against its fair share at its parent's and the comparator's rates.
+
+    Args:
+        rows: The area's indicator rows (``indicator_id, numerator, denominator,
+            parent_value, comparator_value``).
+
+    Returns:
+        ``benchmark, actual_fte, fair_share_fte, gap_fte`` (empty without weighted GP FTE);
+        computed by :func:`pophealth.staffing.fair_share`, as the supply ratings are.
+    """
+    columns = ["benchmark", "actual_fte", "fair_share_fte", "gap_fte"]
+    fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
+    if not len(fte) or not fte["denominator"].iloc[0] > 0:
+        return pd.DataFrame(columns=columns)
+    r = fte.iloc[0]
+    shares = []
+    for label, rate in (
+        ("Parent rate", r["parent_value"]),
+        ("Comparator rate", r["comparator_value"]),
+    ):
+        if pd.notna(rate):
+            fair, gap, _ = staffing.fair_share(
+                [r["numerator"]], [r["denominator"]], [rate], "rate", 10_000
+            )
+            shares.append((label, float(r["numerator"]), float(fair[0]), float(gap[0])))
+    return pd.DataFrame(shares, columns=columns)
+
+
+#: Practice-staff supply indicators whose headline findings the whole team's (practice + PCN
+#: staff) replace when the PCN workforce is loaded.
+PRACTICE_STAFF_IDS = frozenset(
+    {"gp_fte_per_10k", "gp_fte_per_10k_weighted", "nurse_fte_per_10k", "dpc_fte_per_10k"}
+)
+
+
+def team_findings(area: dict, team: pd.DataFrame, comparator: str) -> list[headline.Finding]:
+    """The whole team's fair-share shortfalls beyond the supply threshold, as headline findings.
+
+    From :func:`pophealth.staffing.largest_gap_findings`; a shortfall smaller than
+    :data:`pophealth.indicators.FAIR_SHARE_THRESHOLD_PCT` is "about fair share" (as in the
+    ratings) and stays out of the headline.
+    """
+    found = []
+    for f in workforce_findings(area, team, comparator):
+        if abs(f["gap_pct"]) < indicators.FAIR_SHARE_THRESHOLD_PCT:
+            continue
+        found.append(
+            headline.Finding(
+                "supply",
+                f"team_{f['group']}_fte_per_10k_weighted",
+                "fewer than fair share",
+                abs(f["gap_pct"]) / 100,
+                f["text"][0].upper() + f["text"][1:] + ".",
+            )
+        )
+    return found
+
+
+def profile_headline(
+    area: dict, rows: pd.DataFrame, comparator: str, team: pd.DataFrame | None = None
+) -> tuple[str, list[headline.Finding]]:
+    """The area's headline and findings: indicators, recorded-vs-expected gaps and the team.
+
+    Recorded-vs-expected gaps are their own findings (condition, ratio and missing patients);
+    with the whole team loaded, its fair-share gaps by staff group (practice + PCN staff)
+    replace the practice-only staff findings.
+    """
+    replaced = set(prevalence.oe_indicator_ids())
+    extra = list(prevalence.gap_findings(rows, area["area_name"]))
+    if team is not None and len(team):
+        replaced |= PRACTICE_STAFF_IDS
+        extra += team_findings(area, team, comparator)
+    return headline.profile_headline(
+        area, rows, comparator, extra=extra, replaced=frozenset(replaced)
+    )
+
+
+def headline_text(area: dict, rows: pd.DataFrame, comparator: str) -> str:
+    """The plain-English headline of an area from its indicator rows (see profile_headline)."""
+    return profile_headline(area, rows, comparator)[0]
 
 
 def _quintile_view(data: ProfileStore, system: str | None) -> dict:
@@ -513,6 +597,297 @@ def workforce_coverage_notes(data: ProfileStore, area: dict) -> list[str]:
     return notes
 
 
+# -- the whole team (issue13) ------------------------------------------------------------
+def _team_gaps(data: ProfileStore, rows: pd.DataFrame, basis: str) -> pd.DataFrame:
+    """Fair-share gaps by staff group for the given indicator rows against England.
+
+    England's team rows (area ``ALL``) hold the national files' values (``national.parquet``,
+    the synthetic rest of England in the demo); only stores without it fall back to the sum of
+    what was loaded, and :attr:`ProfileStore.comparator` then says so.
+    """
+    everyone = data.indicator_groups.get(("area", geography.ALL_LOADED_CODE))
+    if everyone is None or rows.empty:
+        return pd.DataFrame()
+    area_fte = staffing.group_fte_from_indicators(rows[rows["basis"] == basis])
+    bench = staffing.group_fte_from_indicators(everyone[everyone["basis"] == basis])
+    if area_fte.empty or bench.empty:
+        return pd.DataFrame()
+    return staffing.fair_share_gaps(area_fte, bench[["group", "fte", "weighted_patients"]])
+
+
+def team_frame(data: ProfileStore, area: dict, rows: pd.DataFrame) -> pd.DataFrame:
+    """The area's team by staff group against the comparator's rate and its fair share.
+
+    FTE per 10,000 weighted patients (practice and PCN parts), the comparator's rate, the fair
+    share and gap, and the skill mix against the comparator's. Empty when the store has no PCN
+    workforce (the team indicators are not built).
+    """
+    gaps = _team_gaps(data, rows, area["basis"])
+    if gaps.empty:
+        return pd.DataFrame()
+    gaps = gaps.set_index("group")
+    practices = data.team_practices
+    weights = practice_weights(data, area)
+    members = practices.set_index("practice_code").reindex(weights.index)
+    w = weights.to_numpy(dtype=float)
+    by = rows.set_index("indicator_id")
+    out = []
+    for group, label in [*staffing.STAFF_GROUPS.items(), (staffing.WHOLE_TEAM, "Whole team")]:
+        if group not in gaps.index:
+            continue
+        g = gaps.loc[group]
+        groups = list(staffing.STAFF_GROUPS) if group == staffing.WHOLE_TEAM else [group]
+        own = sum(
+            np.nansum(members[staffing.PRACTICE_GROUP_FTE[x]].to_numpy(dtype=float) * w)
+            for x in groups
+        )
+        pcn = sum(
+            np.nansum(members[staffing.pcn_fte_column(x)].to_numpy(dtype=float) * w) for x in groups
+        )
+        pcn_fraction = pcn / (own + pcn) if own + pcn > 0 else np.nan
+        mix_id = f"skill_mix_{group}"
+        out.append(
+            {
+                "group": group,
+                "label": label,
+                "actual_fte": g["actual_fte"],
+                "fte_per_10k": g["fte_per_10k"],
+                "practice_per_10k": g["fte_per_10k"] * (1 - pcn_fraction),
+                "pcn_per_10k": g["fte_per_10k"] * pcn_fraction,
+                "pcn_share_pct": pcn_fraction * 100,
+                "benchmark_per_10k": g["benchmark_per_10k"],
+                "fair_share_fte": g["fair_share_fte"],
+                "gap_fte": g["gap_fte"],
+                "gap_pct": g["gap_pct"],
+                "skill_mix_pct": by.loc[mix_id, "value"] if mix_id in by.index else np.nan,
+                "england_mix_pct": by.loc[mix_id, "comparator_value"]
+                if mix_id in by.index
+                else np.nan,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def team_heatmap_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
+    """System profiles: every neighbourhood of the system x staff group, sorted by need.
+
+    Returns:
+        ``area_code, area_name, imd_score, group, group_label, fte_per_10k,
+        benchmark_per_10k, gap_fte, gap_pct`` (FTE per 10,000 weighted patients, gap to the fair
+        share at the comparator's rate), most deprived neighbourhood first; empty without PCN
+        workforce or neighbourhoods.
+    """
+    if area["level"] != "system":
+        return pd.DataFrame()
+    peers = data.indicator_groups.get(("neighbourhood", None, area["area_code"]))
+    if peers is None or peers.empty:
+        return pd.DataFrame()
+    gaps = _team_gaps(data, peers, "registered")
+    if gaps.empty:
+        return gaps
+    names = peers.drop_duplicates("area_code").set_index("area_code")["area_name"]
+    imd = peers[peers["indicator_id"] == "imd_score"].set_index("area_code")["value"]
+    labels = {**staffing.STAFF_GROUPS, staffing.WHOLE_TEAM: "Whole team"}
+    out = gaps.assign(
+        area_name=gaps["area_code"].map(names),
+        imd_score=gaps["area_code"].map(imd).astype(float),
+        group_label=gaps["group"].map(labels),
+    )
+    out["group_order"] = out["group"].map({g: i for i, g in enumerate(labels)})
+    out = out.sort_values(["imd_score", "area_code", "group_order"], ascending=[False, True, True])
+    return out[
+        [
+            "area_code",
+            "area_name",
+            "imd_score",
+            "group",
+            "group_label",
+            "fte_per_10k",
+            "benchmark_per_10k",
+            "gap_fte",
+            "gap_pct",
+        ]
+    ].reset_index(drop=True)
+
+
+def workforce_quality_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
+    """Practices (and neighbourhoods) of the area whose workforce data are missing or estimated.
+
+    Returns:
+        ``issue, practices, registered_patients, neighbourhoods`` - per staff group, practices
+        with no figures and practices whose figures include publisher estimates (the
+        ``*_SOURCE`` flags), practices whose PCN made no workforce return, and PCN staff that no
+        practice in the data could take (``practices`` then counts PCNs, patients 0).
+    """
+    practices = data.team_practices
+    if not len(practices) or "gp_fte" not in practices:
+        return pd.DataFrame(columns=["issue", "practices", "registered_patients", "neighbourhoods"])
+    codes = practice_weights(data, area).index
+    members = practices[practices["practice_code"].isin(codes)]
+    hood_of = data.practice_membership_table
+    hoods = set(
+        data.register.loc[data.register["level"] == "neighbourhood", "area_code"].astype(str)
+    )
+    hood_of = hood_of[hood_of["area_code"].isin(hoods)].set_index("practice_code")["area_code"]
+    rows = []
+
+    def add(issue: str, mask: pd.Series) -> None:
+        chosen = members[mask.to_numpy()]
+        rows.append(
+            {
+                "issue": issue,
+                "practices": int(len(chosen)),
+                "registered_patients": float(chosen["registered_patients"].sum()),
+                "neighbourhoods": int(chosen["practice_code"].map(hood_of).nunique()),
+            }
+        )
+
+    for group, column in staffing.PRACTICE_GROUP_FTE.items():
+        label = staffing.STAFF_GROUPS[group]
+        add(f"{label}: no figures", members[column].isna())
+        source = f"{group}_source"
+        if source in members:
+            estimated = members[source].isin(src_workforce.ESTIMATED_SOURCES)
+            add(f"{label}: figures include publisher estimates", estimated)
+    if "pcn_status" in members:
+        add("PCN made no workforce return", members["pcn_status"] == staffing.PCN_STATUS_NO_RETURN)
+    if data.pcn_apportionment is not None:
+        left = data.pcn_apportionment[1]
+        if area["level"] in ("system", "england") and len(left):
+            rows.append(
+                {
+                    "issue": f"PCN staff with no practice in the data ({left['fte'].sum():,.1f} "
+                    "FTE, left out)",
+                    "practices": int(len(left)),
+                    "registered_patients": 0.0,
+                    "neighbourhoods": 0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def roles_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
+    """Practice staff by role (every role the detailed workforce file gives) against England.
+
+    Rates are over practices with figures for the role's staff group; a practice-based area
+    counts its member practices, a resident-basis area its practices' shares of residents.
+    England's rates come from the national files (``national.parquet``); a store without them
+    compares with every loaded practice (the comparator then says "all loaded areas").
+
+    Returns:
+        ``group, role, fte, fte_per_10k, comparator_per_10k`` (per 10,000 registered patients),
+        in the publisher's order, for roles with any FTE in the comparator; empty without the
+        detailed columns.
+    """
+    practices = data.practices
+    roles = staffing.detailed_roles()
+    measures = staffing.role_measures(practices) if len(practices) else pd.DataFrame()
+    if len(measures.columns) <= 1:
+        return pd.DataFrame()
+    weights = practice_weights(data, area)
+    members = measures.set_index("practice_code").reindex(weights.index)
+    w = weights.to_numpy(dtype=float)[:, None]
+    area_sums = (members * w).sum()
+    national = data.national if isinstance(data.national, pd.DataFrame) else pd.DataFrame()
+    england = (
+        national[
+            (national.get("area_code") == geography.ALL_LOADED_CODE)
+            & (national.get("basis") == "registered")
+            & (national.get("imd") == data.imd)
+        ]
+        if len(national)
+        else national
+    )
+    ids = [staffing.role_measure_id(r) for r in roles]
+    if len(england) and f"{ids[0]}__num" in england:
+        every = england.iloc[0]
+    else:
+        every = measures.drop(columns="practice_code").sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = pd.DataFrame(
+            {
+                "group": [staffing.STAFF_GROUPS[r.group] for r in roles],
+                "role": [r.label for r in roles],
+                "fte": [float(area_sums[f"{i}__num"]) for i in ids],
+                "fte_per_10k": [
+                    area_sums[f"{i}__num"] / area_sums[f"{i}__den"] * 10_000
+                    if area_sums[f"{i}__den"] > 0
+                    else np.nan
+                    for i in ids
+                ],
+                "comparator_per_10k": [
+                    float(every[f"{i}__num"]) / float(every[f"{i}__den"]) * 10_000
+                    if float(every[f"{i}__den"]) > 0
+                    else np.nan
+                    for i in ids
+                ],
+            }
+        )
+    return out[out["comparator_per_10k"] > 0].reset_index(drop=True)
+
+
+def workforce_findings(area: dict, team: pd.DataFrame, comparator: str) -> list[dict]:
+    """The area's largest workforce gaps relative to need (ranked findings for the headline)."""
+    if team.empty:
+        return []
+    return staffing.largest_gap_findings(team, area["area_name"], comparator)
+
+
+def reconciliation_notes(data: ProfileStore, area: dict) -> list[str]:
+    """What prepare's reconciliation found that concerns this area, as plain sentences.
+
+    Practices of the area whose LSOA or age-file totals differ (within tolerance) from the
+    practice totals, practices of the area missing from a practice-level source, LSOAs where its
+    population lives that have no boundary (counted, not drawn), and codes prepare had to fix.
+    """
+    reconciliation = data.manifest.get("reconciliation") or {}
+    notes: list[str] = []
+    members: set[str] = set()
+    if area["basis"] == "registered" or area["level"] == "england":
+        members = set(practice_weights(data, area).index.astype(str))
+    for source, entry in (reconciliation.get("practice_totals") or {}).items():
+        if not isinstance(entry, dict):
+            continue
+        differing = {c: v for c, v in (entry.get("within_tolerance") or {}).items() if c in members}
+        if differing:
+            shown = ", ".join(
+                f"{code} ({v['source']:,} vs {v['total']:,})"
+                for code, v in list(differing.items())[:5]
+            )
+            notes.append(
+                f"{len(differing)} of the area's practices differ slightly between the {source} "
+                f"file and the practice totals, within the tolerance "
+                f"{reconciliation['practice_totals'].get('tolerance', '')}: {shown}."
+            )
+    for source, codes in ((reconciliation.get("practices") or {}).get("missing") or {}).items():
+        missing = sorted(members & set(codes))
+        if missing and source not in ("workforce", "payments"):  # those have their own notes
+            notes.append(
+                f"{len(missing)} of the area's practices are missing from the {source} file: "
+                + ", ".join(missing[:8])
+                + "."
+            )
+    geometries = data.lsoa_geometries
+    if geometries:
+        population = _lsoa_population(data, area)
+        undrawn = population[
+            (population > 0) & ~population.index.astype(str).isin(list(geometries))
+        ]
+        if len(undrawn):
+            notes.append(
+                f"{len(undrawn)} LSOA(s) where {undrawn.sum():,.0f} of the area's population "
+                "live have no usable boundary in the store: counted in every figure, not drawn "
+                "on the map."
+            )
+    fixes = sum((reconciliation.get("code_fixes") or {}).values())
+    if fixes:
+        notes.append(
+            f"{fixes:,} practice, LSOA or area code(s) in the source files had spaces or lower "
+            "case; prepare trimmed and upper-cased them so they join."
+        )
+    return notes
+
+
 def build_profile(data: ProfileStore, area: dict) -> Profile:
     """Assemble the :class:`Profile` of one register row."""
     table = data.indicator_table
@@ -584,6 +959,7 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
     if area["basis"] == "registered" and "age_0_17" in manifest.get("notes", {}):
         notes.append(f"Registered patients aged 0-17: {manifest['notes']['age_0_17']}.")
     notes.extend(workforce_coverage_notes(data, area))
+    notes.extend(reconciliation_notes(data, area))
     notes.extend(ltc.get("notes", []))
     notes.append(
         f"Built by pophealth {__version__} at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the "
@@ -603,14 +979,19 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         )
     elif "pcn_membership_date" in manifest.get("notes", {}):
         notes.append(f"PCN membership from ePCN at {manifest['notes']['pcn_membership_date']}.")
-    # recorded-vs-expected gaps are their own findings (condition, ratio and missing patients)
-    headline_text, findings = headline.profile_headline(
-        area,
-        rows,
-        data.comparator,
-        extra=prevalence.gap_findings(rows, area["area_name"]),
-        replaced=frozenset(prevalence.oe_indicator_ids()),
-    )
+    team = team_frame(data, area, rows) if data.pcn_apportionment is not None else pd.DataFrame()
+    if len(team) and area["area_type"] == "pcn":
+        notes.append(
+            "Whole team: the staff the PCN employs itself (NHS England PCN workforce) are added "
+            "to its practices' staff."
+        )
+    elif len(team):
+        notes.append(
+            "PCN-employed staff are shared among each PCN's practices by registered patients, "
+            "so custom neighbourhoods, places and systems hold the shares of the practices "
+            "they contain; a PCN neighbourhood holds all its PCN's staff."
+        )
+    headline_text, findings = profile_headline(area, rows, data.comparator, team)
     return Profile(
         area=area,
         indicators=rows,
@@ -634,6 +1015,11 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         synthetic=bool(manifest.get("synthetic")),
         imd_release=imd_release,
         comparator=data.comparator,
+        team=team,
+        team_heatmap=team_heatmap_frame(data, area),
+        workforce_quality=workforce_quality_frame(data, area),
+        roles=roles_frame(data, area),
+        workforce_findings=workforce_findings(area, team, data.comparator),
         long_term_conditions=ltc,
     )
 

@@ -8,7 +8,6 @@ the same section the same way.
 from __future__ import annotations
 
 import pandas as pd
-from IPython.display import Markdown, display
 
 from pophealth import charts, indicators, tables
 from pophealth.profile_frames import Profile
@@ -30,12 +29,15 @@ def header(p: Profile) -> None:
         charts.show_html(tables.synthetic_banner())
     a = p.area
     level = {"neighbourhood": "Neighbourhood", "place": "Place", "system": "System"}[a["level"]]
-    parent = f" · part of {a['parent_name']}" if a.get("parent_name") else ""
-    display(
-        Markdown(
-            f"# {level} needs profile: {a['area_name']}\n\n"
-            f"**{a['area_code']}** · {a['area_type'].upper()} · {a['basis']} population{parent} · "
-            f"compared with {p.comparator}"
+    charts.show_html(
+        tables.profile_heading(
+            level=level,
+            area_name=a["area_name"],
+            area_code=a["area_code"],
+            area_type=a["area_type"],
+            basis=a["basis"],
+            parent_name=a.get("parent_name"),
+            comparator=p.comparator,
         )
     )
     charts.show_html(tables.styled_headline(p.headline))
@@ -81,7 +83,11 @@ def deprivation(p: Profile) -> None:
             )
         )
     else:
-        display(Markdown("_No LSOA boundaries in the prepared store: map not shown._"))
+        charts.show_html(
+            tables.text_block(
+                "No LSOA boundaries in the prepared store: map not shown.", italic=True
+            )
+        )
 
 
 def health(p: Profile) -> None:
@@ -127,6 +133,78 @@ def workforce(p: Profile) -> None:
         )
 
 
+def workforce_team(p: Profile) -> None:
+    """The whole team (practice + PCN-employed staff) by staff group against England.
+
+    The team chart (FTE per 10,000 weighted patients, practice and PCN parts, England's rate),
+    the team table with fair shares, gaps and skill mix, the team indicators, and the practices
+    whose workforce figures are missing or estimated.
+    """
+    if p.team is None or not len(p.team):
+        charts.show_html(
+            tables.text_block(
+                "No PCN workforce in the prepared store: the whole team is not shown.", italic=True
+            )
+        )
+        return
+    charts.show(
+        charts.team_chart_spec(
+            p.team,
+            title=f"The whole team: FTE per 10,000 weighted patients, {p.area['area_name']}",
+            area_label=p.area["area_name"],
+            comparator=p.comparator,
+            source_note=_source(
+                p,
+                "NHS England GP workforce (practice level, detailed) and PCN workforce "
+                "(individual level); PCN staff shared among practices by registered patients.",
+            ),
+        )
+    )
+    charts.show_html(tables.team_table(p.team, p.comparator))
+    if p.workforce_findings:
+        charts.show_html(
+            tables.text_block("Largest gaps relative to need: " + p.workforce_findings[0]["text"])
+        )
+    _indicator_rows(p, "workforce_team")
+    if not (p.indicators["indicator_id"] == "team_fte_per_1k_register").any():
+        charts.show_html(
+            tables.text_block(
+                "The team per 1,000 patients on disease registers is shown when QOF registers "
+                "are loaded.",
+                italic=True,
+            )
+        )
+    if len(p.workforce_quality):
+        charts.show_html(tables.workforce_quality_table(p.workforce_quality))
+    if p.roles is not None and len(p.roles):
+        charts.show_html(
+            tables.text_block("Practice staff by role (GP workforce, practice level, detailed)")
+        )
+        charts.show_html(tables.roles_table(p.roles, p.area["area_name"], p.comparator))
+
+
+def workforce_heatmap(p: Profile) -> None:
+    """System profiles: every neighbourhood x staff group, coloured by the fair-share gap."""
+    if p.team_heatmap is None or not len(p.team_heatmap):
+        charts.show_html(
+            tables.text_block("No neighbourhood team figures for this system.", italic=True)
+        )
+        return
+    charts.show(
+        charts.workforce_heatmap_spec(
+            p.team_heatmap,
+            title="Neighbourhood teams against need: FTE per 10,000 weighted patients "
+            "(most deprived first)",
+            comparator=p.comparator,
+            source_note=_source(
+                p,
+                "Colour: gap to the fair share at the comparator's FTE per weighted patient. "
+                "NHS England GP and PCN workforce; IMD score of the registered population.",
+            ),
+        )
+    )
+
+
 def benchmarking(p: Profile) -> None:
     """Spine chart, sortable benchmark table and funnel plots."""
     if len(p.spine):
@@ -170,7 +248,7 @@ def basis_comparison(p: Profile) -> None:
 def data_quality(p: Profile) -> None:
     """Coverage (patients that could not be placed), notes, provenance and definitions."""
     charts.show_html(tables.data_quality_table(p.coverage))
-    display(Markdown("\n".join(f"- {note}" for note in p.notes)))
+    charts.show_html(tables.text_block(list(p.notes)))
     charts.show_html(tables.provenance_table(p.provenance))
     charts.show_html(tables.definitions_table(p.definitions))
 
@@ -193,7 +271,11 @@ def _benchmark_rows(p: Profile, ids: list[str]) -> None:
             )
         )
     else:
-        display(Markdown("_These indicators could not be built from the loaded sources._"))
+        charts.show_html(
+            tables.text_block(
+                "These indicators could not be built from the loaded sources.", italic=True
+            )
+        )
 
 
 def long_term_conditions(p: Profile) -> None:
@@ -205,7 +287,11 @@ def long_term_conditions(p: Profile) -> None:
     """
     ltc = p.long_term_conditions
     if not ltc:
-        display(Markdown("_No QOF data in the prepared store: long-term conditions not shown._"))
+        charts.show_html(
+            tables.text_block(
+                "No QOF data in the prepared store: long-term conditions not shown.", italic=True
+            )
+        )
         return
     note = _source(p, "NHS England, Quality and Outcomes Framework (registers and list sizes).")
     if len(ltc["spine"]):
@@ -245,4 +331,8 @@ def core20plus5(p: Profile) -> None:
         ids += [f"qof_prev_{g.lower()}" for g in clinical["group_code"]]
         _benchmark_rows(p, ids)
     else:
-        display(Markdown("_No QOF data in the prepared store: clinical areas not shown._"))
+        charts.show_html(
+            tables.text_block(
+                "No QOF data in the prepared store: clinical areas not shown.", italic=True
+            )
+        )

@@ -43,6 +43,7 @@ class ProfileStore(Protocol):
     practices: pd.DataFrame
     registrations: pd.DataFrame
     age_sex: pd.DataFrame
+    pcn_staff: pd.DataFrame | None
     qof: pd.DataFrame  # QOF prevalence rows; empty without QOF
     manifest: dict
     # England's and the regions' measures from the national files (``national.parquet``;
@@ -63,6 +64,10 @@ class ProfileStore(Protocol):
     peers: pd.DataFrame
     practice_indicators: pd.DataFrame
     practice_members: dict[str, np.ndarray]
+    practice_membership_table: pd.DataFrame
+    # practices plus their share of their PCN's staff; None / the practices without PCN staff
+    pcn_apportionment: tuple[pd.DataFrame, pd.DataFrame] | None
+    team_practices: pd.DataFrame
     lsoa_members: dict[str, np.ndarray]
     matched_arrays: dict[str, np.ndarray]
     practice_status_counts: pd.DataFrame

@@ -457,6 +457,100 @@ def data_quality_table(coverage: pd.DataFrame) -> str:
     return f'<table class="ph-table ph-data-quality">{header}<tbody>{body}</tbody></table>'
 
 
+def _label_and_numbers_rows(
+    frame: pd.DataFrame, columns: Sequence[str], formatter, *, text_columns: int = 1
+) -> str:
+    """Table body rows: the first ``text_columns`` columns as text, the rest as numbers."""
+    return "".join(
+        "<tr>"
+        + "".join(_cell(_esc(record[c])) for c in columns[:text_columns])
+        + "".join(_cell(_esc(formatter(record[c])), numeric=True) for c in columns[text_columns:])
+        + "</tr>"
+        for record in frame.to_dict("records")
+    )
+
+
+def team_table(team: pd.DataFrame, comparator: str) -> str:
+    """The team by staff group: FTE, rates, fair share, gap and skill mix (issue13).
+
+    Args:
+        team: Columns ``label, actual_fte, fte_per_10k, pcn_share_pct, benchmark_per_10k,
+            fair_share_fte, gap_fte, skill_mix_pct, england_mix_pct``.
+        comparator: Name of the benchmark.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = ["label", "actual_fte", "fte_per_10k", "pcn_share_pct", "benchmark_per_10k"]
+    columns += ["fair_share_fte", "gap_fte", "skill_mix_pct", "england_mix_pct"]
+    _check_frame(team, columns, "team_table", "team")
+    body = _label_and_numbers_rows(team, columns, format_value)
+    comp = _esc(comparator)
+    header = _header(
+        [
+            ("Staff group", False),
+            ("FTE", True),
+            ("FTE per 10,000 weighted patients", True),
+            ("PCN-employed share (%)", True),
+            (f"{comp} FTE per 10,000 weighted patients", True),
+            (f"Fair share FTE at {comp} rate", True),
+            ("Gap (FTE; negative = short)", True),
+            ("Share of team FTE (%)", True),
+            (f"{comp} share of team FTE (%)", True),
+        ]
+    )
+    return f'<table class="ph-table ph-team">{header}<tbody>{body}</tbody></table>'
+
+
+def roles_table(roles: pd.DataFrame, area_label: str, comparator: str) -> str:
+    """Practice staff by role: FTE and FTE per 10,000 registered patients (issue13).
+
+    Args:
+        roles: Columns ``group, role, fte, fte_per_10k, comparator_per_10k``.
+        area_label: The area's name.
+        comparator: Name of the benchmark.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = ["group", "role", "fte", "fte_per_10k", "comparator_per_10k"]
+    _check_frame(roles, columns, "roles_table", "roles")
+    body = _label_and_numbers_rows(roles, columns, format_value, text_columns=2)
+    header = _header(
+        [
+            ("Staff group", False),
+            ("Role", False),
+            (f"{_esc(area_label)} FTE", True),
+            ("FTE per 10,000 registered patients", True),
+            (f"{_esc(comparator)} FTE per 10,000", True),
+        ]
+    )
+    return f'<table class="ph-table ph-roles">{header}<tbody>{body}</tbody></table>'
+
+
+def workforce_quality_table(quality: pd.DataFrame) -> str:
+    """Practices and neighbourhoods whose workforce figures are missing or estimated (issue13).
+
+    Args:
+        quality: Columns ``issue, practices, registered_patients, neighbourhoods``.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = ["issue", "practices", "registered_patients", "neighbourhoods"]
+    _check_frame(quality, columns, "workforce_quality_table", "quality")
+    body = _label_and_numbers_rows(quality, columns, format_count)
+    header = _header(
+        [
+            ("Workforce data", False),
+            ("Practices (or PCNs)", True),
+            ("Registered patients", True),
+            ("Neighbourhoods affected", True),
+        ]
+    )
+    return f'<table class="ph-table ph-workforce-quality">{header}<tbody>{body}</tbody></table>'
+
+
 # --------------------------------------------------------------------------------------
 # 13. Text boxes and CSS
 # --------------------------------------------------------------------------------------
@@ -476,6 +570,59 @@ def styled_headline(text: str | Sequence[str]) -> str:
     else:
         inner = "<ul>" + "".join(f"<li>{_esc(item)}</li>" for item in text) + "</ul>"
     return f'<div class="ph-headline" role="note">{inner}</div>'
+
+
+def profile_heading(
+    *,
+    level: str,
+    area_name: str,
+    area_code: str,
+    area_type: str,
+    basis: str,
+    parent_name: str | None,
+    comparator: str,
+) -> str:
+    """The profile's ``<h1>`` and identity line, every data text escaped.
+
+    Names and codes come from downloaded files or an analyst's YAML, so they are escaped here,
+    where they become HTML, rather than rendered as Markdown (which passes raw HTML through).
+
+    Args:
+        level: "Neighbourhood", "Place" or "System".
+        area_name: The area's name.
+        area_code: The area's code.
+        area_type: E.g. "pcn", "lad".
+        basis: "registered" or "resident".
+        parent_name: The parent area's name, or None.
+        comparator: The comparator's name.
+
+    Returns:
+        An HTML fragment: ``<h1>`` plus one ``<p>``.
+    """
+    parent = (
+        f" · part of {_esc(parent_name)}" if parent_name and not _is_missing(parent_name) else ""
+    )
+    return (
+        f'<h1 class="ph-title">{_esc(level)} needs profile: {_esc(area_name)}</h1>'
+        f'<p class="ph-identity"><strong>{_esc(area_code)}</strong> · {_esc(area_type.upper())}'
+        f" · {_esc(basis)} population{parent} · compared with {_esc(comparator)}</p>"
+    )
+
+
+def text_block(text: str | Sequence[str], *, italic: bool = False) -> str:
+    """A paragraph (or a bulleted list, for a sequence) of plain text, escaped.
+
+    Args:
+        text: One paragraph, or a list of points.
+        italic: Show a single paragraph in italics (for "not shown" messages).
+
+    Returns:
+        An HTML ``<p>`` or ``<ul>``.
+    """
+    if isinstance(text, str):
+        inner = f"<em>{_esc(text)}</em>" if italic else _esc(text)
+        return f'<p class="ph-text">{inner}</p>'
+    return '<ul class="ph-notes">' + "".join(f"<li>{_esc(item)}</li>" for item in text) + "</ul>"
 
 
 def findings_list(findings: Sequence[dict], *, empty: str) -> str:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pophealth import cli
+from pophealth import STORE_FORMAT, cli
 from pophealth.errors import PopHealthError
 
 
@@ -32,7 +32,8 @@ def test_a_missing_store_exits_2(tmp_path, capsys):
 
 def test_unexpected_errors_keep_their_traceback(tmp_path):
     # a store whose parquet file is corrupt is not an error pophealth raises on purpose
-    (tmp_path / "manifest.json").write_text(json.dumps({"imd_releases": ["2025"]}))
+    manifest = {"imd_releases": ["2025"], "store_format": STORE_FORMAT}  # a current store's
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     for name in ("lsoa", "practices", "registrations", "practice_age_sex"):
         (tmp_path / f"{name}.parquet").write_bytes(b"not parquet")
     with pytest.raises(Exception) as caught:

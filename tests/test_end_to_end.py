@@ -64,23 +64,6 @@ def test_papermill_runs_each_level_notebook(demo_data, demo_prepared, tmp_path, 
     assert "Spine" in html or "compared with" in html
 
 
-def test_explore_notebook_runs_for_interactive_use(demo_prepared, tmp_path):
-    import papermill as pm
-
-    out = tmp_path / "explore.ipynb"
-    pm.execute_notebook(
-        str(NOTEBOOKS / "explore.ipynb"),
-        str(out),
-        parameters={"data_path": str(demo_prepared)},
-        kernel_name="python3",
-        progress_bar=False,
-    )
-    nb = nbformat.read(out, as_version=4)
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert len([o for o in outputs if PLOTLY_MIME in o.get("data", {})]) >= 5
-
-
 def test_run_builds_every_profile_with_index_and_manifest(demo_site, demo_data):
     index = (demo_site / "index.html").read_text()
     htmls = {p.parent.name: [] for p in demo_site.glob("profiles/*/*.html")}

@@ -29,6 +29,7 @@ EXPECTED_SOURCES = [
     "practice_map",
     "epcn",
     "workforce",
+    "pcn_workforce",
     "payments",
     "iod2025",
     "iod2019",

@@ -38,6 +38,7 @@ def test_sections_and_headlines_are_read_from_the_catalogue():
         "health",
         "ethnicity",
         "workforce",
+        "workforce_team",
         "long_term_conditions",
         "core20plus5",
     }
@@ -55,9 +56,11 @@ def test_unavailable_indicators_follow_catalogue_sources():
     everything = set(SOURCES)
     assert indicators.unavailable_indicators(everything) == {}
     missing = indicators.unavailable_indicators(everything - {"payments"})
+    team_weighted = [f"team_{g}_fte_per_10k_weighted" for g in ("gp", "nurse", "dpc", "admin")]
     assert missing == {
         "gp_fte_per_10k_weighted": "needs payments",
         "gp_qualified_permanent_fte_per_10k_weighted": "needs payments",
+        **dict.fromkeys([*team_weighted, "team_fte_per_10k_weighted"], "needs payments"),
     }
     # an indicator with alternatives is unavailable only when every alternative is missing
     no_age = everything - {"practice_age_bands", "practice_single_age"}

@@ -12,7 +12,9 @@ __all__ = ["DEMO_SYSTEMS", "FILE_NAMES", "add_cli", "write_demo_dataset"]
 
 
 def _run_demo_data(args: argparse.Namespace) -> int:
-    written = write_demo_dataset(args.out, seed=args.seed, scale=args.scale)
+    written = write_demo_dataset(
+        args.out, seed=args.seed, scale=args.scale, hostile_names=args.hostile_names
+    )
     print(f"Wrote synthetic {args.scale} demo dataset (seed {args.seed}) to {Path(args.out)}:")
     for name, path in written.items():
         print(f"  {name:32s} {path}")
@@ -45,6 +47,12 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=["ics", "england"],
         default="ics",
         help="'ics' (one demo ICS, default) or 'england' (national size, for benchmarks)",
+    )
+    parser.add_argument(
+        "--hostile-names",
+        action="store_true",
+        help="prefix every name with a hostile string (script tags, javascript: links, ../ "
+        "paths) to check that outputs escape them",
     )
     parser.set_defaults(func=_run_demo_data)
     return parser

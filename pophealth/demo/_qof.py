@@ -11,6 +11,7 @@ the practice's deprivation latent, and ``recording`` varies by practice (log-nor
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -236,7 +237,8 @@ def write_qof(
     write_csv(tables["geographies"], out_dir / f"MAPPING_NHS_GEOGRAPHIES_{YEAR_SUFFIX}.csv")
     # one achievement file per NHS region, as published
     for region, rows in tables["achievement"].groupby("region_name"):
-        label = "_".join(str(region).upper().replace("-", " ").split())
+        # a file-name token of letters only (a hostile-names demo's region holds '/' and digits)
+        label = "_".join(re.sub(r"[^A-Z]+", " ", str(region).upper()).split())
         write_csv(
             rows.drop(columns="region_name"), out_dir / f"ACHIEVEMENT_{label}_{YEAR_SUFFIX}.csv"
         )

@@ -10,6 +10,7 @@ and quirks. All codes and names are synthetic and say so ("DEMO", "Demo", practi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import shutil
@@ -671,13 +672,22 @@ def _deterministic_xlsx(workbook: openpyxl.Workbook, path: Path) -> Path:
     return path
 
 
-def _write_epcn(world: DemoWorld, out_dir: Path) -> Path:
-    prac = _practice_frame(world)
-    sicbl = world.areas["sicbl"]
-    pcns = world.pcns
+def _write_epcn(world: DemoWorld, out_dir: Path, *others: DemoWorld) -> Path:
+    """The ePCN workbook of ``world``'s PCNs and memberships (then those of ``others``)."""
     wb = openpyxl.Workbook(write_only=True)
     details = wb.create_sheet("PCNDetails")
     details.append(EPCN_DETAILS_HEADER)
+    partners = wb.create_sheet("PCN Core Partner Details")
+    partners.append(EPCN_PARTNER_HEADER)
+    for one in (world, *others):
+        _epcn_rows(one, details, partners)
+    return _deterministic_xlsx(wb, out_dir / FILE_NAMES["epcn"])
+
+
+def _epcn_rows(world: DemoWorld, details, partners) -> None:
+    prac = _practice_frame(world)
+    sicbl = world.areas["sicbl"]
+    pcns = world.pcns
     for row in pcns.itertuples(index=False):
         lad = int(row.lad)
         details.append(
@@ -696,8 +706,6 @@ def _write_epcn(world: DemoWorld, out_dir: Path) -> Path:
                 f"DM{lad + 1} {int(row.pcn) % 9 + 1}ZZ",
             ]
         )
-    partners = wb.create_sheet("PCN Core Partner Details")
-    partners.append(EPCN_PARTNER_HEADER)
     pcn_sicbl = pcns.set_index("pcn")["sicbl"]
     pcn_by_index = pcns.set_index("pcn")
     prac_sicbl = world.practices["sicbl"].to_numpy()
@@ -719,7 +727,6 @@ def _write_epcn(world: DemoWorld, out_dir: Path) -> Path:
                 bool(prac_sicbl[p] == pcn_s),
             ]
         )
-    return _deterministic_xlsx(wb, out_dir / FILE_NAMES["epcn"])
 
 
 def _write_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
@@ -789,7 +796,10 @@ def _write_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) 
         "TOTAL_ADMIN_HC": np.ceil(p["admin_fte"].to_numpy() / 0.75),
         "TOTAL_ADMIN_FTE": p["admin_fte"].to_numpy(),
     }
-    group_of = {"GP": "GP", "NURSES": "NURSE", "DPC": "DPC", "ADMIN": "ADMIN"}
+    values = _official_workforce_order(
+        {**values, **_workforce_roles(values, permanent, trainee, locum, p, rng)}
+    )
+    group_of = {"GP": "GP", "NURSES": "NURSE", "DPC": "DPC", "ADMIN": "ADMIN", "N": "NURSE"}
     for name, vals in values.items():
         group = group_of[name.split("_")[1]]
         missing = sources[group] >= 3
@@ -799,6 +809,201 @@ def _write_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) 
         cols[name] = np.where(missing, "NA", text)
     frame = pd.DataFrame(cols)
     return _write_csv(frame, out_dir / FILE_NAMES["workforce"])
+
+
+# issue13: role splits of the detailed workforce file (each group's roles add to its total)
+_GP_PERMANENT_ROLES = ("GP_SEN_PTNR", "GP_PTNR_PROV", "GP_SAL_BY_PRAC", "GP_SAL_BY_OTH", "GP_RET")
+_GP_TRAINEE_ROLES = ("GP_TRN_GR_ST1", "GP_TRN_GR_ST2", "GP_TRN_GR_ST3", "GP_TRN_GR_ST4")
+_GP_TRAINEE_ROLES += ("GP_TRN_GR_OTH", "GP_TRN_GR_F1_2")
+_GP_LOCUM_ROLES = ("GP_LOCUM_VAC", "GP_LOCUM_ABS", "GP_LOCUM_OTH")
+_SPLIT_WEIGHTS = {
+    "permanent": (3, 8, 10, 1, 0.5),
+    "trainee": (2, 2, 5, 0.3, 0.3, 1.5),
+    "locum": (3, 2, 1),
+    "nurse": (12, 3, 1, 0.5, 0.5, 0.5, 0.3, 0.2, 0.5),
+    "dpc": (0.2, 0.5, 1, 0.5, 0.2, 0.2, 0.3, 2, 1.5, 6, 0.2, 1.5, 3, 1, 0.3, 1, 0.5, 0.3, 0.3)
+    + (1, 0.3, 1, 1, 0.2, 1.5, 0.5, 0.2, 0.4, 0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 0.5),
+    "admin": (3, 1, 3, 12, 2, 0.5, 0.3, 2, 0.5),
+}
+
+
+def _official_workforce_order(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Columns as the publisher orders them: per staff group, role headcounts then role FTEs."""
+    from pophealth.sources.workforce import ROLES
+
+    rank = {}
+    for group_index, group in enumerate(("gp", "nurse", "dpc", "admin")):
+        stems = [role.stem for role in ROLES if role.group == group]
+        for measure_index, measure in enumerate(("HC", "FTE")):
+            for role_index, stem in enumerate(stems):
+                rank[f"TOTAL_{stem}_{measure}"] = (group_index, measure_index, role_index)
+    return {name: values[name] for name in sorted(values, key=rank.__getitem__)}
+
+
+def _split(total: np.ndarray, weights, rng: np.random.Generator) -> np.ndarray:
+    """Split each practice's total into parts drawn around the given weights (rows add up)."""
+    shares = rng.dirichlet(np.asarray(weights, dtype=float) * 4, size=len(total))
+    return total[:, None] * shares
+
+
+def _workforce_roles(
+    values: dict, permanent, trainee, locum, p: pd.DataFrame, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """FTE and headcount of every role of the detailed file, consistent with the group totals."""
+    from pophealth.sources.workforce import ROLES
+
+    groups = {role.group: [] for role in ROLES}
+    for role in ROLES:
+        groups[role.group].append(role.stem)
+    parts: dict[str, np.ndarray] = {}
+    for stems, total, key in (
+        (_GP_PERMANENT_ROLES, permanent, "permanent"),
+        (_GP_TRAINEE_ROLES, trainee, "trainee"),
+        (_GP_LOCUM_ROLES, locum, "locum"),
+        (groups["nurse"][1:], p["nurse_fte"].to_numpy(), "nurse"),
+        (
+            [s for s in groups["dpc"][1:] if s != "DPC_APPRENTICE"],
+            p["dpc_fte"].to_numpy(),
+            "dpc",
+        ),
+        (groups["admin"][1:], p["admin_fte"].to_numpy(), "admin"),
+    ):
+        split = _split(np.asarray(total, dtype=float), _SPLIT_WEIGHTS[key], rng)
+        parts.update({stem: split[:, i] for i, stem in enumerate(stems)})
+    parts["DPC_APPRENTICE"] = sum(parts[s] for s in groups["dpc"] if s.startswith("DPC_APP_"))
+    out: dict[str, np.ndarray] = {}
+    for role in ROLES:
+        if role.stem not in parts:
+            continue
+        out[f"TOTAL_{role.stem}_HC"] = np.ceil(parts[role.stem] / 0.7)
+        out[f"TOTAL_{role.stem}_FTE"] = parts[role.stem]
+    return out
+
+
+_PCN_ROLES = (
+    # STAFF_GROUP, STAFF_ROLE, DETAILED_STAFF_ROLE, share of a PCN's FTE
+    ("Directors", "Medical Clinical Director (GP)", "Clinical Director", 0.03),
+    ("Other GPs", "Salaried GPs", "Salaried GP", 0.06),
+    ("Other Nurses", "Advanced Nurse Practitioners", "Advanced Nurse Practitioner", 0.05),
+    ("Other Nurses", "Other Nurses", "Other Nurse", 0.02),
+    ("Other Direct Patient Care staff", "Pharmacists", "Clinical Pharmacist", 0.18),
+    ("Other Direct Patient Care staff", "Care Coordinators", "Care Coordinator", 0.16),
+    (
+        "Other Direct Patient Care staff",
+        "Social Prescribing Link Workers (Non-Mental Health Practitioners)",
+        "Social Prescribing Link Worker",
+        0.08,
+    ),
+    ("Other Direct Patient Care staff", "Pharmacy Technicians", "Pharmacy Technician", 0.07),
+    ("Other Direct Patient Care staff", "Physician Associates", "Physician Associate", 0.05),
+    (
+        "Other Direct Patient Care staff",
+        "Physiotherapists",
+        "First Contact Physiotherapist",
+        0.05,
+    ),
+    ("Other Direct Patient Care staff", "Paramedics", "Paramedic", 0.04),
+    (
+        "Other Direct Patient Care staff",
+        "Mental Health and Wellbeing Practitioners (Mental Health Practitioners)",
+        "Mental Health Practitioner",
+        0.05,
+    ),
+    (
+        "Other Direct Patient Care staff",
+        "Health and Wellbeing Coaches",
+        "Health and Wellbeing Coach",
+        0.04,
+    ),
+    ("Other Direct Patient Care staff", "Nursing Associates", "Nursing Associate", 0.02),
+    ("Other Admin/Non-clinical staff", "Managers", "Manager", 0.07),
+    (
+        "Other Admin/Non-clinical staff",
+        "Digital and Transformation Leads",
+        "Digital and Transformation Lead",
+        0.03,
+    ),
+)
+PCN_WORKFORCE_HEADER = [
+    "Data_source",
+    "CENSUS_YEAR",
+    "CENSUS_MONTH",
+    "PCN_CODE",
+    "PCN_NAME",
+    "SUB_ICB_CODE",
+    "SUB_ICB_NAME",
+    "ICB_CODE",
+    "ICB_NAME",
+    "COMM_REGION_CODE",
+    "COMM_REGION_NAME",
+    "STAFF_GROUP",
+    "STAFF_ROLE",
+    "DETAILED_STAFF_ROLE",
+    "FTE",
+    "UNIQUE_IDENTIFIER",
+]
+
+
+def _write_pcn_workforce(
+    world: DemoWorld, out_dir: Path, rng: np.random.Generator, first_id: int = 100_000
+) -> Path:
+    """PCN workforce individual-level CSV: staff (a row per person and role) and contracts.
+
+    Contracted services carry FTE only. Every PCN but one has rows (the small demo shows a PCN
+    that made no return).
+    """
+    prac = _practice_frame(world).assign(patients=world.practices["registered"].to_numpy())
+    prac = prac[prac["pcn_code"] != "U"]
+    pcns = prac.groupby("pcn_code", sort=True).agg(
+        pcn_name=("pcn_name", "first"),
+        sicbl_ods=("sicbl_ods", "first"),
+        sicbl_name=("sicbl_name", "first"),
+        icb_ods=("icb_ods", "first"),
+        icb_name=("icb_name", "first"),
+        region_ods=("region_ods", "first"),
+        region_name=("region_name", "first"),
+        patients=("patients", "sum"),
+    )
+    year, month = pd.Timestamp(EXTRACT_DATE).year, pd.Timestamp(EXTRACT_DATE).month
+    # about 7 PCN FTE per 10,000 patients nationally, varying between PCNs
+    target = pcns["patients"].to_numpy() / 10_000 * 7.0 * rng.lognormal(0, 0.35, len(pcns))
+    rows = []
+    for (code, pcn), total in zip(pcns.iterrows(), target, strict=True):
+        if world.config.name == "ics" and code == pcns.index[-1]:
+            continue  # no workforce return from this PCN
+        for group, role, detailed, share in _PCN_ROLES:
+            fte = total * share * rng.lognormal(0, 0.3)
+            if fte < 0.2:
+                continue
+            contracted = rng.random() < 0.06
+            people = 1 if contracted else int(np.ceil(fte / 0.85))
+            each = np.round(np.full(people, fte / people), 4)
+            for value in each:
+                rows.append(
+                    [
+                        "NWRS Contracted Services" if contracted else "NWRS Staff",
+                        year,
+                        month,
+                        code,
+                        pcn["pcn_name"],
+                        pcn["sicbl_ods"],
+                        pcn["sicbl_name"],
+                        pcn["icb_ods"],
+                        pcn["icb_name"],
+                        pcn["region_ods"],
+                        pcn["region_name"],
+                        group,
+                        role,
+                        detailed,
+                        value,
+                        "" if contracted else None,
+                    ]
+                )
+    frame = pd.DataFrame(rows, columns=PCN_WORKFORCE_HEADER)
+    staff = frame["UNIQUE_IDENTIFIER"].isna()
+    ids = rng.permutation(np.arange(first_id, first_id + int(staff.sum())))
+    frame.loc[staff, "UNIQUE_IDENTIFIER"] = ids.astype(str)
+    return _write_csv(frame, out_dir / FILE_NAMES["pcn_workforce"])
 
 
 def _write_payments(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
@@ -1193,8 +1398,8 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
     return path
 
 
-# file families of the national files that carry the rest of England (no ePCN rows: its
-# practices are unaligned; no boundaries: only the demo ICS is mapped)
+# file families of the national files that carry the rest of England by appended rows (ePCN
+# is an xlsx, rewritten with both worlds; no boundaries: only the demo ICS is mapped)
 REST_OF_ENGLAND_FILES = tuple(
     name for name in FILE_NAMES if name not in ("epcn", "lsoa_boundaries", "readme")
 )
@@ -1228,18 +1433,24 @@ def _free_ranks(part: pd.DataFrame, main: pd.DataFrame, n_national: int) -> pd.D
 def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int, ics: DemoWorld) -> None:
     """Append a coarse synthetic rest of England to the national files already written.
 
-    The official national files cover every practice and LSOA in England; the demo's do too,
-    so England's values (the comparator of every profile) come from the files themselves.
+    The official national files cover every practice, PCN and LSOA in England; the demo's do
+    too (registrations, ePCN, practice and PCN workforce with every role column, payments, IoD,
+    Census, QOF), so England's values (the comparator of every profile) come from the files.
     Its QOF registers follow the demo ICS's rates by age and deprivation (no planted
     under-recording), so the recorded-vs-expected model is fitted on every practice in England.
     """
     streams = np.random.SeedSequence([seed, 20251001, 7919]).spawn(4)
     rngs = [np.random.default_rng(s) for s in streams]
+    # its PCNs (ePCN memberships and PCN-employed staff), so England's whole team is national
+    _write_epcn(ics, out_dir, rest)
     with tempfile.TemporaryDirectory() as tmp:
         part_dir = Path(tmp)
         parts: dict[str, Path] = {}
         parts.update(_write_registrations(rest, part_dir))
         parts["workforce"] = _write_workforce(rest, part_dir, rngs[0])
+        parts["pcn_workforce"] = _write_pcn_workforce(
+            rest, part_dir, np.random.default_rng([seed, 7919, 6]), first_id=900_000
+        )
         parts["payments"] = _write_payments(rest, part_dir, rngs[1])
         parts.update(_write_lookups_and_iod(rest, part_dir, rngs[2]))
         parts.update(_write_census(rest, part_dir, rngs[3]))
@@ -1285,11 +1496,56 @@ def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int, ics: Demo
                 shutil.copyfile(member, target)
 
 
+# Strings that would run script, break out of an attribute, inject a link or climb folders if a
+# name reached HTML or a path unescaped. Each sets ``document.title`` to ``31337`` if it ever runs.
+HOSTILE_PAYLOADS = (
+    "<script>document.title=31337</script>",
+    '"><img src=x onerror=document.title=31337>',
+    '<a href="javascript:document.title=31337">javascript:link</a>',
+    "../../../tmp/pophealth-escape",
+    "<svg onload=document.title=31337>",
+    "' autofocus onfocus=document.title=31337 x='",
+    "[md link](javascript:document.title=31337) <b>bold</b> & ampersand %{x} {{7*7}}",
+)
+
+
+def hostile_name(name: str, index: int) -> str:
+    """``name`` prefixed with the ``index``-th hostile payload (cycled); keeps names unique."""
+    return f"{HOSTILE_PAYLOADS[index % len(HOSTILE_PAYLOADS)]} {name}"
+
+
+def _with_hostile_names(world: DemoWorld) -> DemoWorld:
+    """A copy of ``world`` whose every name column carries a hostile payload."""
+
+    def poison(frame: pd.DataFrame, column: str, offset: int) -> pd.DataFrame:
+        out = frame.copy()
+        out[column] = [hostile_name(str(n), offset + i) for i, n in enumerate(out[column])]
+        return out
+
+    areas = dict(world.areas)
+    for offset, (level, column) in enumerate(
+        (
+            ("sicbl", "sicbl_name"),
+            ("icb", "icb_name"),
+            ("region", "region_name"),
+            ("lad", "lad_name"),
+        )
+    ):
+        areas[level] = poison(areas[level], column, offset)
+    return dataclasses.replace(
+        world,
+        practices=poison(world.practices, "practice_name", 0),
+        pcns=poison(world.pcns, "pcn_name", 1),
+        areas=areas,
+    )
+
+
 def write_demo_dataset(
     out_dir: str | Path,
     seed: int = 42,
     scale: str = "ics",
     *,
+    hostile_names: bool = False,
     _config_overrides: dict[str, object] | None = None,
 ) -> dict[str, Path]:
     """Write a synthetic demo dataset in the official file formats.
@@ -1302,6 +1558,10 @@ def write_demo_dataset(
             ~600,000 patients, plus a ring of neighbouring-ICB LSOAs) or ``"england"`` for a
             fictional England of national size (~6,300 practices, 42 ICBs, 33,755 LSOAs).
 
+        hostile_names: prefix every name-bearing field (practice, PCN, sub-ICB location, ICB,
+            region, LAD and so LSOA names) with a hostile string from :data:`HOSTILE_PAYLOADS`
+            (script tags, attribute break-outs, ``javascript:`` links, ``../`` paths), in the
+            same official formats, to test that every name is escaped where it becomes HTML.
         _config_overrides: private; ``ScaleConfig`` fields to replace (tests use it to run a
             shrunken England quickly).
 
@@ -1317,14 +1577,17 @@ def write_demo_dataset(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     world = _model.build_world(seed, scale, _config_overrides)
+    if hostile_names:
+        world = _with_hostile_names(world)
     # independent streams per file family, so changing one writer leaves the others unchanged
-    streams = np.random.SeedSequence([seed, 20251001]).spawn(6)
+    streams = np.random.SeedSequence([seed, 20251001]).spawn(7)
     rngs = [np.random.default_rng(s) for s in streams]
 
     written: dict[str, Path] = {}
     written.update(_write_registrations(world, out))
     written["epcn"] = _write_epcn(world, out)
     written["workforce"] = _write_workforce(world, out, rngs[0])
+    written["pcn_workforce"] = _write_pcn_workforce(world, out, rngs[6])
     written["payments"] = _write_payments(world, out, rngs[1])
     written.update(_write_lookups_and_iod(world, out, rngs[2]))
     written.update(_write_census(world, out, rngs[3]))

@@ -32,6 +32,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from pophealth.errors import MissingFileError
 from pophealth.files import atomic_write_text
 from pophealth.runner.html import install_plotly_asset
 from pophealth.runner.index import earlier_results, write_index_and_manifest
@@ -45,6 +46,7 @@ from pophealth.runner.jobs import (
     ProfileJob,
     RunRecord,
     RunSummary,
+    check_output_folder,
     file_digest,
     job_fingerprint,
     job_paths,
@@ -91,7 +93,10 @@ def _plan(jobs: list[ProfileJob], out_dir: Path, version: str) -> list[_Planned]
         notebook = Path(job.notebook).resolve()
         if notebook not in notebook_bytes:
             if not notebook.is_file():
-                raise FileNotFoundError(f"Notebook for job {job.key!r} not found: {notebook}")
+                raise MissingFileError(
+                    f"notebook for {job.key!r} not found: {notebook}. Fix: pass --notebooks "
+                    "with the folder holding the profile notebooks, or reinstall pophealth."
+                )
             notebook_bytes[notebook] = notebook.read_bytes()
         parameters_json(job.parameters)  # fail early with a clear message
         raw = notebook_bytes[notebook]
@@ -379,7 +384,7 @@ def run_profiles(
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out_dir)  # a clear error before any kernel starts
     remove_stale_temp_files(out_dir)
     started_at, start = _now(), time.perf_counter()
     version = package_version()

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pophealth.files import TEMP_SUFFIX
+from pophealth.errors import output_error
+from pophealth.files import TEMP_SUFFIX, atomic_write_bytes
 
 #: Statuses a job can end with.
 STATUS_OK = "ok"
@@ -297,6 +298,22 @@ def job_fingerprint(notebook_bytes: bytes, parameters: dict, version: str, input
     digest.update(len(encoded).to_bytes(8, "big"))
     digest.update(encoded)
     return digest.hexdigest()
+
+
+def check_output_folder(folder: Path) -> None:
+    """Create ``folder`` if needed and prove a file can be written there, before any work.
+
+    Raises:
+        OutputError: The folder cannot be created or written (a parent is a file, read-only,
+            permission denied, disk full), naming the path and the fix.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise output_error(folder, error) from error
+    probe = folder / ".pophealth-write-check"
+    atomic_write_bytes(probe, b"pophealth write check\n" * 64)
+    probe.unlink()
 
 
 def remove_stale_temp_files(folder: Path) -> int:

@@ -28,6 +28,7 @@ from pophealth.sources import (
     imd,
     lookups,
     payments,
+    pcn_workforce,
     qof,
     registrations,
     workforce,
@@ -39,7 +40,9 @@ __all__ = [
     "SourceFormatError",
     "SourceSpec",
     "demo_file_names",
+    "describe_source",
     "fetch_entry_names",
+    "identify_by_content",
     "identify_source",
     "release_from_name",
     "sha256_of",
@@ -74,6 +77,8 @@ class SourceSpec:
             the demo has no such file.
         file_set: Whether the loader reads all of the source's files in one call (a zip or its
             extracted members, region-split files: QOF) instead of one file per call.
+        unique_key: Canonical columns naming one row of the loaded table; ``prepare`` refuses a
+            file in which a key repeats (see :func:`pophealth.reconcile.check_duplicate_keys`).
     """
 
     name: str
@@ -88,6 +93,7 @@ class SourceSpec:
     fetch_entries: tuple[str, ...] | None = None
     demo_files: tuple[str, ...] = ()
     file_set: bool = False
+    unique_key: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.fetch_entries is None:
@@ -128,6 +134,7 @@ def _census_spec(table_id: str, prefix: str, description: str, indicators: tuple
         schema=census.CENSUS_TABLES[table_id].schema,
         release=(r"census(2021)", "Census {0}"),
         demo_files=(f"census2021-{table_id.lower()}-lsoa.csv",),
+        unique_key=("lsoa21_code",),
     )
 
 
@@ -158,6 +165,7 @@ def _iod_spec(year: str, lsoa_year: str, demo_file: str, **kw) -> SourceSpec:
         schema=getattr(imd, f"IOD{year}_SCHEMA"),
         release=(r"IoD(20\d\d)", "IoD{0}"),
         demo_files=(demo_file,),
+        unique_key=(f"lsoa{lsoa_year[2:]}_code",),
         **kw,
     )
 
@@ -172,6 +180,7 @@ _SPECS: tuple[SourceSpec, ...] = (
         registrations.LSOA_SCHEMA,
         required=True,
         indicators=("attribution", "all resident-based practice/PCN indicators"),
+        unique_key=("practice_code", "lsoa_code"),
     ),
     _gp_list_spec(
         "practice_totals",
@@ -212,6 +221,7 @@ _SPECS: tuple[SourceSpec, ...] = (
         registrations.MAP_SCHEMA,
         required=True,
         indicators=("geography",),
+        unique_key=("practice_code",),
     ),
     SourceSpec(
         "epcn",
@@ -238,10 +248,22 @@ _SPECS: tuple[SourceSpec, ...] = (
         ("*practice level*detailed*.csv",),
         (r"prac code", r"total gp fte"),
         workforce.load_workforce,
-        indicators=("workforce FTE per 10,000 patients",),
+        indicators=("workforce FTE per 10,000 patients", "staff groups and roles", "skill mix"),
         schema=workforce.WORKFORCE_SCHEMA,
         release=(r"\u2013 (\w+ \d{4})", "{0}"),
         demo_files=("1 General Practice \u2013 October 2025 Practice Level - Detailed.csv",),
+        unique_key=("practice_code",),
+    ),
+    SourceSpec(
+        "pcn_workforce",
+        "NHS England Primary Care Network Workforce, individual level (monthly): PCN staff",
+        ("*primary care networks*individual level*.csv",),
+        (r"pcn code", r"staff group", r"staff role", r"fte", r"unique identifier"),
+        pcn_workforce.load_pcn_workforce,
+        indicators=("whole team (practice + PCN staff) FTE", "skill mix", "fair-share gaps"),
+        schema=pcn_workforce.PCN_WORKFORCE_SCHEMA,
+        release=(r"Networks - (\w+ \d{4}) Individual", "{0}"),
+        demo_files=("1.Primary Care Networks - October 2025 Individual Level.csv",),
     ),
     SourceSpec(
         "payments",
@@ -257,6 +279,7 @@ _SPECS: tuple[SourceSpec, ...] = (
         schema=payments.PAYMENTS_SCHEMA,
         release=(r"nhspaymentsgp-(\d\d)-(\d\d)", "20{0}-{1}"),
         demo_files=("nhspaymentsgp-24-25-prac-csv.csv",),
+        unique_key=("practice_code",),
     ),
     _iod_spec(
         "2025",
@@ -313,6 +336,7 @@ _SPECS: tuple[SourceSpec, ...] = (
         schema=lookups.LSOA21_LOOKUP_SCHEMA,
         release=(r"SICBL(\d\d)", "20{0} edition"),
         demo_files=("LSOA21_SICBL23_ICB23_LAD23_EN_LU.csv",),
+        unique_key=("lsoa21_code",),
     ),
     SourceSpec(
         "lsoa11_lsoa21_lookup",
@@ -443,3 +467,33 @@ def identify_source(path: str | Path) -> str | None:
     if suffix in _SPATIAL_SUFFIXES:
         return _sniff_spatial(path)
     return None
+
+
+def identify_by_content(path: str | Path) -> list[str]:
+    """Every source whose content signature the file matches, ignoring its name.
+
+    Used to catch the right name on the wrong table (a Census table saved under another's name,
+    a practice-level file where the LSOA-level one is expected).
+
+    Args:
+        path: Any file.
+
+    Returns:
+        Keys of :data:`SOURCES` (empty when the content is not recognised or unreadable).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        try:
+            keys = [header_key(h) for h in read_header(path)]
+        except (SourceFormatError, OSError, UnicodeDecodeError):
+            return []
+        return [spec.name for spec in _SPECS if spec.matches_header(keys)]
+    found = _sniff_xlsx(path) if suffix == ".xlsx" else None
+    return [found] if found else []
+
+
+def describe_source(name: str) -> str:
+    """``name (description)`` for messages."""
+    spec = SOURCES.get(name)
+    return f"{name} ({spec.description})" if spec else name

@@ -34,6 +34,16 @@ def load_lsoa_boundaries(path: str | Path) -> gpd.GeoDataFrame:
             CRS, or empty/repeated codes.
     """
     path = Path(path)
+    if path.suffix.lower() == ".shp":
+        # a shapefile is several files; name the missing part rather than a reader's symptom
+        parts = {".shx": "its geometry index", ".dbf": "its attribute table (LSOA21CD)"}
+        for suffix, what in parts.items():
+            if not any(path.with_suffix(s).exists() for s in (suffix, suffix.upper())):
+                raise SourceFormatError(
+                    path,
+                    f"the shapefile's {suffix} part ({what}) is missing",
+                    fix="keep the .shp, .shx, .dbf and .prj files of the download together",
+                )
     try:
         info = pyogrio.read_info(path)
     except Exception as error:  # pyogrio raises its own DataSourceError family

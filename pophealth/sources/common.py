@@ -11,11 +11,13 @@ Only loaders read files. Every loader goes through these helpers so that all of 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import datetime as dt
 import difflib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -259,6 +261,20 @@ def read_header(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise SourceFormatError(path, "file not found", fix="check the path and file name")
+    with path.open("rb") as handle:
+        start = handle.read(512)
+    if start[:2] == b"\x1f\x8b" or start[:4] == b"PK\x03\x04":
+        raise SourceFormatError(
+            path,
+            "this is a compressed (gzip or zip) file, not a CSV",
+            fix="extract the CSV from the download and put that in the raw folder",
+        )
+    if start.lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        raise SourceFormatError(
+            path,
+            "this is a web page (often a download error page), not the CSV",
+            fix="download the file again from the publisher's page",
+        )
     with path.open(encoding=detect_encoding(path), newline="", errors="replace") as handle:
         first = next(csv.reader(handle), None)
     if not first:
@@ -307,10 +323,43 @@ def read_csv_columns(
         raise SourceFormatError(
             path, f"could not be read as CSV ({error})", fix="check the file is the official CSV"
         ) from error
+    check_not_cut_short(path)
     # Headers may carry a BOM or odd spacing; pandas keeps them verbatim, so select by position.
     return pd.DataFrame(
         {canonical: frame[header] for canonical, header in present.items()}, index=frame.index
     )
+
+
+def check_not_cut_short(path: str | Path) -> None:
+    """Raise if the CSV's last row has fewer fields than its header (a file cut mid-row).
+
+    The C parser fills the missing cells of a short last row with NaN, and a number cut in
+    half still parses; a download that stopped mid-row must be an error, not a smaller count.
+
+    Raises:
+        SourceFormatError: Naming the file, the last line and how many fields it has.
+    """
+    path = Path(path)
+    n_fields = len(read_header(path))
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - (1 << 16)))
+        tail = handle.read()
+    lines = [line for line in tail.replace(b"\r", b"").split(b"\n") if line.strip()]
+    if len(lines) < 2 and size > (1 << 16):
+        return  # one huge last line: nothing to compare safely
+    if not lines:
+        return
+    last = lines[-1].decode(detect_encoding(path).replace("-sig", ""), errors="replace")
+    fields = next(csv.reader([last]), [])
+    if 1 < n_fields and len(fields) < n_fields:
+        raise SourceFormatError(
+            path,
+            f"the file is cut short: its last row has {len(fields)} of the header's {n_fields} "
+            "fields",
+            examples=f"last line: {last[:120]!r}",
+            fix="the download stopped part-way; download the file again",
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -479,9 +528,39 @@ def parse_dates(
     return result
 
 
+# Codes fixed by clean_codes while a prepare step counts them (see counting_code_fixes).
+_CODE_FIXES: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "pophealth_code_fixes", default=None
+)
+
+
+@contextlib.contextmanager
+def counting_code_fixes() -> Iterator[list[int]]:
+    """Count the code cells :func:`clean_codes` trims or upper-cases inside the block.
+
+    Yields:
+        A one-element list holding the count (read it after the block).
+    """
+    counter = [0]
+    token = _CODE_FIXES.set(counter)
+    try:
+        yield counter
+    finally:
+        _CODE_FIXES.reset(token)
+
+
 def clean_codes(values: pd.Series) -> pd.Series:
-    """Strip spaces from code cells and make empty cells NaN, keeping ``str`` dtype."""
-    text = values.astype("str").str.strip()
+    """Codes as published, made joinable: spaces trimmed, upper-cased, empty cells NaN.
+
+    ODS and ONS codes are upper-case by definition (``Y90001``, ``E01000001``), so a code that
+    only differs in case or surrounding spaces is the same code. Each fix is counted (see
+    :func:`counting_code_fixes`) so ``prepare`` reports how many codes it changed.
+    """
+    raw = values.astype("str")
+    text = raw.str.strip().str.upper()
+    counter = _CODE_FIXES.get()
+    if counter is not None:
+        counter[0] += int((raw.notna() & (raw != text)).sum())
     return text.mask(text.isna() | (text == ""))
 
 

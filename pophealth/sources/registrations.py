@@ -309,6 +309,20 @@ def load_practice_age_bands(path: str | Path) -> pd.DataFrame:
     band_sums = raw.loc[bands].groupby("practice_code")["patients"].sum()
     if len(totals):
         compared = pd.concat([band_sums, totals.sum()], axis=1, keys=["bands", "all"]).dropna()
+        over = compared.loc[compared["bands"] > compared["all"]]
+        if len(over):
+            # patients of unknown sex explain bands below ALL, never above it
+            raise SourceFormatError(
+                path,
+                f"for {len(over)} practice(s) the MALE/FEMALE age bands add up to more than the "
+                "practice's ALL/ALL total",
+                column=str(columns["patients"]),
+                examples="; ".join(
+                    f"{code}: bands {int(r['bands']):,} > ALL {int(r['all']):,}"
+                    for code, r in over.head(5).iterrows()
+                ),
+                fix="download the file again; a band row may be repeated or edited",
+            )
         mismatched = compared.loc[compared["bands"] != compared["all"]]
         if len(mismatched):
             warnings.warn(
