@@ -407,23 +407,30 @@ def fair_share_frame(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(shares, columns=columns)
 
 
-#: Practice-staff supply indicators whose headline findings the whole team's (practice + PCN
-#: staff) replace when the PCN workforce is loaded.
-PRACTICE_STAFF_IDS = frozenset(
-    {"gp_fte_per_10k", "gp_fte_per_10k_weighted", "nurse_fte_per_10k", "dpc_fte_per_10k"}
-)
+#: Staff group -> the practice-staff supply indicators whose headline finding speaks for it.
+PRACTICE_STAFF_IDS: dict[str, frozenset[str]] = {
+    "gp": frozenset({"gp_fte_per_10k", "gp_fte_per_10k_weighted"}),
+    "nurse": frozenset({"nurse_fte_per_10k"}),
+    "dpc": frozenset({"dpc_fte_per_10k"}),
+}
 
 
-def team_findings(area: dict, team: pd.DataFrame, comparator: str) -> list[headline.Finding]:
+def team_findings(
+    area: dict, team: pd.DataFrame, comparator: str, covered: frozenset[str] = frozenset()
+) -> list[headline.Finding]:
     """The whole team's fair-share shortfalls beyond the supply threshold, as headline findings.
 
-    From :func:`pophealth.staffing.largest_gap_findings`; a shortfall smaller than
-    :data:`pophealth.indicators.FAIR_SHARE_THRESHOLD_PCT` is "about fair share" (as in the
-    ratings) and stays out of the headline.
+    From :func:`pophealth.staffing.largest_gap_findings` (practice + PCN-employed staff by
+    group). A shortfall smaller than :data:`pophealth.indicators.FAIR_SHARE_THRESHOLD_PCT` is
+    "about fair share" (as in the ratings) and stays out; so does a group whose practice-staff
+    indicator (:data:`PRACTICE_STAFF_IDS`) is among ``covered`` (already a finding), so a
+    headline never says the same shortage twice.
     """
     found = []
     for f in workforce_findings(area, team, comparator):
         if abs(f["gap_pct"]) < indicators.FAIR_SHARE_THRESHOLD_PCT:
+            continue
+        if PRACTICE_STAFF_IDS.get(f["group"], frozenset()) & covered:
             continue
         found.append(
             headline.Finding(
@@ -443,17 +450,19 @@ def profile_headline(
     """The area's headline and findings: indicators, recorded-vs-expected gaps and the team.
 
     Recorded-vs-expected gaps are their own findings (condition, ratio and missing patients);
-    with the whole team loaded, its fair-share gaps by staff group (practice + PCN staff)
-    replace the practice-only staff findings.
+    with the whole team loaded, its fair-share shortfalls by staff group (practice + PCN
+    staff, :func:`team_findings`) join the practice-staff findings.
     """
-    replaced = set(prevalence.oe_indicator_ids())
+    replaced = frozenset(prevalence.oe_indicator_ids())
     extra = list(prevalence.gap_findings(rows, area["area_name"]))
     if team is not None and len(team):
-        replaced |= PRACTICE_STAFF_IDS
-        extra += team_findings(area, team, comparator)
-    return headline.profile_headline(
-        area, rows, comparator, extra=extra, replaced=frozenset(replaced)
-    )
+        covered = frozenset(
+            f.indicator_id
+            for f in headline.findings_from_indicators(rows, comparator)
+            if f.kind == "supply"
+        )
+        extra += team_findings(area, team, comparator, covered)
+    return headline.profile_headline(area, rows, comparator, extra=extra, replaced=replaced)
 
 
 def headline_text(area: dict, rows: pd.DataFrame, comparator: str) -> str:
