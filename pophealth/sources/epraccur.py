@@ -18,6 +18,7 @@ from pophealth.sources.common import (
     SourceFormatError,
     canonical_schema,
     clean_codes,
+    clean_text,
     code_column,
     date_column,
     detect_encoding,
@@ -112,7 +113,7 @@ def load_epraccur(path: str | Path) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "practice_code": clean_codes(column["practice_code"]),
-            "practice_name": clean_codes(column["practice_name"]),
+            "practice_name": clean_text(column["practice_name"]),
             "icb_ods": clean_codes(column["icb_ods"]),
             "postcode": clean_codes(column["postcode"]),
             "open_date": parse_dates(

@@ -28,6 +28,7 @@ from pophealth.sources.common import (
     SourceFormatError,
     canonical_schema,
     clean_codes,
+    clean_text,
     code_column,
     parse_numeric,
     read_csv_columns,
@@ -126,10 +127,9 @@ def load_pcn_workforce(path: str | Path) -> pd.DataFrame:
     raw = read_csv_columns(path, columns, numeric={"fte", "census_year", "census_month"})
     out = pd.DataFrame(index=raw.index)
     for name in ("data_source", "pcn_code", "pcn_name", "sicbl_ods", "icb_ods"):
+        clean = clean_codes if name in ("pcn_code", "sicbl_ods", "icb_ods") else clean_text
         out[name] = (
-            clean_codes(raw[name])
-            if name in raw
-            else pd.Series(pd.NA, index=raw.index, dtype="str")
+            clean(raw[name]) if name in raw else pd.Series(pd.NA, index=raw.index, dtype="str")
         )
     for name in ("census_year", "census_month"):
         out[name] = (
@@ -149,9 +149,7 @@ def load_pcn_workforce(path: str | Path) -> pd.DataFrame:
         )
     for name in ("staff_group", "staff_role", "detailed_staff_role"):
         out[name] = (
-            clean_codes(raw[name])
-            if name in raw
-            else pd.Series(pd.NA, index=raw.index, dtype="str")
+            clean_text(raw[name]) if name in raw else pd.Series(pd.NA, index=raw.index, dtype="str")
         )
     out["group"] = staff_group_of(out["staff_group"])
     unknown = out["group"].isna()
