@@ -11,8 +11,11 @@ Pure functions on DataFrames (nothing here reads files or mutates its inputs):
 * :func:`team_measures` - practice-level numerators/denominators of the team indicators (FTE per
   10,000 registered and weighted patients by staff group and for the whole team; skill mix; team
   per 1,000 patients on QOF disease registers when a register count is loaded).
+* :func:`fair_share` - the one fair-share formula (FTE at a benchmark's rate per patient, gap
+  in FTE and %), called by the supply ratings (:func:`pophealth.indicators.rate_by_kind`), the
+  team views and the designer.
 * :func:`fair_share_gaps` - for each area and staff group, the FTE it would have at England's FTE
-  per weighted patient, and the gap (df-in/df-out, reusable by the supply-indicator rating).
+  per weighted patient, and the gap (df-in/df-out).
 * :func:`largest_gap_findings` - the area's workforce gaps relative to need, ranked, as findings a
   headline generator can consume.
 """
