@@ -887,7 +887,10 @@ def build_rest_of_england(seed: int, ics_world: DemoWorld) -> DemoWorld:
     own = ics_world.areas["region"].iloc[0]
     for column in ("region_code", "region_ods", "region_name"):
         regions.loc[0, column] = own[column]
-    regions.loc[1:, "region_name"] = [f"Demo Region {i + 2}" for i in range(len(regions) - 1)]
+    # letters, not numbers: each region's QOF achievement file is named from its name's letters
+    regions.loc[1:, "region_name"] = [
+        f"Demo Region {chr(ord('B') + i)}" for i in range(len(regions) - 1)
+    ]
     practices = world.practices.copy()
     practices["practice_code"] = _with_prefix(practices["practice_code"], "Y9", "Y8")
     pcns = world.pcns.copy()
