@@ -24,16 +24,19 @@ from pophealth import (
     attribution,
     contracts,
     geography,
+    history,
     indicators,
     prevalence,
     staffing,
     stats,
 )
+from pophealth import peers as peer_areas
 from pophealth._version import STORE_FORMAT, __version__
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import InputError, PopHealthError
 from pophealth.profile_frames import Profile, build_profile
 from pophealth.releases import ImdRelease
+from pophealth.sources import SOURCES
 from pophealth.store import FrameMemo
 
 AGE_BANDS = list(ages.AGE_BANDS)
@@ -41,6 +44,8 @@ AGE_BANDS = list(ages.AGE_BANDS)
 HEADLINE_INDICATORS = indicators.headline_indicators()
 
 _CACHE: dict[tuple, PopHealthData] = {}
+# registration rows stacked in one indicator-history computation (memory bound)
+HISTORY_ROWS_PER_CHUNK = 2_000_000
 
 
 class StoreError(PopHealthError, FileNotFoundError):
@@ -119,6 +124,24 @@ def load(
         _CACHE.clear()  # one store per process: keep memory bounded
         _CACHE[key] = data
     return data
+
+
+def _with_practice_qof(measures: pd.DataFrame, qof: pd.DataFrame) -> pd.DataFrame:
+    """Practice measures plus the QOF measures of the practices that have them."""
+    if len(qof.columns) > 1:
+        measures = measures.merge(qof, on="practice_code", how="left")
+    return measures.copy()  # one block, not dozens of merged fragments
+
+
+def _note_modelled_qof(table: pd.DataFrame) -> pd.DataFrame:
+    """Say in ``method`` that resident-basis QOF values are modelled from practice registers."""
+    modelled = (table["basis"] == "resident") & table["indicator_id"].isin(
+        prevalence.indicator_ids()
+    )
+    table.loc[modelled, "method"] = (
+        table.loc[modelled, "method"] + f" ({prevalence.RESIDENT_METHOD_NOTE})"
+    )
+    return table
 
 
 class PopHealthData:
@@ -403,10 +426,7 @@ class PopHealthData:
     @cached_property
     def practice_measures(self) -> pd.DataFrame:
         """Registered-basis measures per practice."""
-        base = self.base_practice_measures
-        if len(self.qof_measures.columns) > 1:
-            base = base.merge(self.qof_measures, on="practice_code", how="left")
-        return base.copy()  # one block, not dozens of merged fragments
+        return _with_practice_qof(self.base_practice_measures, self.qof_measures)
 
     @cached_property
     def lsoa_measures(self) -> pd.DataFrame:
@@ -447,13 +467,7 @@ class PopHealthData:
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
             resident_weights=attribution.deprivation_population(self.lsoa, self.imd_release)[1],
         )
-        modelled = (table["basis"] == "resident") & table["indicator_id"].isin(
-            prevalence.indicator_ids()
-        )
-        table.loc[modelled, "method"] = (
-            table.loc[modelled, "method"] + f" ({prevalence.RESIDENT_METHOD_NOTE})"
-        )
-        return contracts.INDICATOR_TABLE.validate(table, "the indicator table")
+        return contracts.INDICATOR_TABLE.validate(_note_modelled_qof(table), "the indicator table")
 
     def _with_national(self, measures: pd.DataFrame | None, basis: str) -> pd.DataFrame | None:
         """Area measures with England's and the regions' rows from the national files."""
@@ -535,6 +549,253 @@ class PopHealthData:
     def peers(self) -> pd.DataFrame:
         """Peer ranges by level, basis and indicator."""
         return indicators.peer_summary(self.indicator_table)
+
+    @cached_property
+    def peer_pool_table(self) -> pd.DataFrame:
+        """Indicator rows of every area similar areas are drawn from.
+
+        The indicator table, plus (with analyst neighbourhoods) the national PCNs that share no
+        practice with a custom neighbourhood, so custom neighbourhoods find peers nationally too.
+        """
+        table = self.indicator_table
+        if self.groupings is None or not len(self.practices):
+            return table
+        grouped = self.practices["practice_code"].isin(self.groupings["practice_code"])
+        # a PCN sharing any practice with a custom neighbourhood is not a separate area
+        overlapping = set(self.practices.loc[grouped, "pcn_code"].dropna())
+        pcn = self.practices[~self.practices["pcn_code"].isin(overlapping) & ~grouped]
+        register = geography.build_area_register(pcn, self.lsoa.iloc[:0], None, None)
+        register = register[register["level"] == "neighbourhood"]
+        membership = geography.neighbourhood_practices(pcn)[["practice_code", "area_code"]]
+        measures = attribution.aggregate_measures(
+            self.practice_measures, membership, "practice_code"
+        )
+        extra = indicators.compute_indicator_table(register, measures, None)
+        extra = extra[~extra["area_code"].isin(table["area_code"])]
+        return pd.concat([table, extra], ignore_index=True)
+
+    @cached_property
+    def similar_areas(self) -> dict[tuple[str, str], tuple]:
+        """Nearest-neighbour peers per (level, basis): ``(peers, method, excluded)``.
+
+        See :mod:`pophealth.peers` and ``docs/peers.md``. A level with fewer than two comparable
+        areas has no entry.
+        """
+        table = self.peer_pool_table
+        out = {}
+        for (level, basis), _ in table.groupby(["level", "basis"]):
+            if level == "england":
+                continue
+            matrix, excluded = peer_areas.needs_matrix(table, level, basis)
+            if len(matrix) < 2:
+                continue
+            found, method = peer_areas.nearest_peers(matrix)
+            out[(level, basis)] = (found, method, excluded)
+        return out
+
+    # -- release history (pophealth.history, docs/history.md) -------------------------------
+    @cached_property
+    def history_tables(self) -> dict[str, pd.DataFrame]:
+        """The store's per-period practices, registrations and age-sex tables (may be empty)."""
+        return history.read_history(self.prepared_dir)
+
+    @property
+    def periods(self) -> list[str]:
+        """Periods (``YYYY-MM``) in the store's history, oldest first; the current one if none."""
+        listed = self.manifest.get("history", {}).get("periods", [])
+        return list(listed) or [str(self.manifest.get("as_of", ""))[:7]]
+
+    @property
+    def current_period(self) -> str:
+        """Period (``YYYY-MM``) of the store's current release (its as-of month)."""
+        return str(self.manifest.get("as_of", ""))[:7]
+
+    @cached_property
+    def _period_views(self) -> dict[str, tuple[PopHealthData, pd.DataFrame]]:
+        views = {}
+        tables = self.history_tables
+        if "practices" not in tables:
+            return views
+        for period in self.periods:
+            own = {
+                name: frame[frame["period"] == period].drop(columns="period").reset_index(drop=True)
+                for name, frame in tables.items()
+            }
+            for name in history.PRACTICE_TABLES:
+                own.setdefault(name, getattr(self, history.STORE_ATTRIBUTES[name]).iloc[:0])
+            pcn_staff = own.pop("pcn_workforce", None)
+            ruled, changes = history.apply_membership_rule(own, self.practices)
+            view = object.__new__(PopHealthData)
+            view.__dict__.update(
+                prepared_dir=self.prepared_dir,
+                manifest=self.manifest,
+                imd=self.imd,
+                imd_release=self.imd_release,
+                memo=FrameMemo(),
+                lsoa=self.lsoa,
+                # the store holds one QOF year, shown with the current release only (never
+                # carried to earlier months); earlier months have no QOF indicators
+                qof=self.qof if period == self.current_period else pd.DataFrame(),
+                practices=ruled["practices"],
+                registrations=ruled["registrations"],
+                age_sex=ruled["practice_age_sex"],
+                # the period's own PCN-employed staff, shared among its (ruled) practices;
+                # a period without a PCN workforce file has no team indicators
+                pcn_staff=pcn_staff if pcn_staff is not None and len(pcn_staff) else None,
+                # a practice that opened later is in no grouping of earlier periods
+                groupings=None
+                if self.groupings is None
+                else self.groupings[
+                    self.groupings["practice_code"].isin(ruled["practices"]["practice_code"])
+                ],
+                neighbourhoods_file=self.neighbourhoods_file,
+            )
+            views[period] = (view, changes)
+        return views
+
+    def at_period(self, period: str) -> PopHealthData:
+        """The store as it was in ``period``, seen through today's membership (see history)."""
+        views = self._period_views
+        if period not in views:
+            raise StoreError(
+                f"Period {period!r} is not in the store's history (periods: "
+                f"{', '.join(views) or 'none'})."
+            )
+        return views[period][0]
+
+    @cached_property
+    def membership_changes(self) -> pd.DataFrame:
+        """Per period: practices whose PCN differs from today, merged, or not in today's list."""
+        frames = [
+            changes.assign(period=period)
+            for period, (_, changes) in self._period_views.items()
+            if len(changes)
+        ]
+        if not frames:
+            return pd.DataFrame(columns=["period", "practice_code", "change", "detail"])
+        return pd.concat(frames, ignore_index=True)[["period", "practice_code", "change", "detail"]]
+
+    @cached_property
+    def indicator_history(self) -> pd.DataFrame:
+        """The tidy indicator table for every period in the history, with a ``period`` column.
+
+        Every period uses today's areas (the current register) and today's membership
+        (:func:`pophealth.history.apply_membership_rule`); the periods are stacked into one
+        computation (area codes tagged with their period) because most of the cost is per call.
+        A store without history gives the current table with its one period.
+        """
+        views = self._period_views
+        if not views:
+            return self.indicator_table.assign(period=self.periods[-1])
+        # stack as many periods as keep memory bounded (England: one period, ~1.2 M rows, a go)
+        per_chunk = max(1, HISTORY_ROWS_PER_CHUNK // max(1, len(self.registrations)))
+        periods = list(views)
+        chunks = [periods[i : i + per_chunk] for i in range(0, len(periods), per_chunk)]
+        frames = [self._stacked_history({p: views[p] for p in chunk}) for chunk in chunks]
+        history = pd.concat(frames, ignore_index=True)
+        # the current period is the indicator table itself: England (and regions) from the
+        # national files; earlier periods compare with their own all-loaded aggregate
+        current = self.periods[-1]
+        if current in set(history["period"]):
+            history = pd.concat(
+                [
+                    history[history["period"] != current],
+                    self.indicator_table.assign(period=current),
+                ],
+                ignore_index=True,
+            )
+        return history.sort_values("period", kind="stable").reset_index(drop=True)
+
+    def _stacked_history(self, views: dict) -> pd.DataFrame:
+        """Indicator tables of several periods in one computation (see indicator_history)."""
+        sep = "|"
+
+        def tagged(frame: pd.DataFrame, tag: str, *columns: str) -> pd.DataFrame:
+            return frame.assign(**{c: tag + frame[c].astype(str) for c in columns if c in frame})
+
+        parts: dict[str, list[pd.DataFrame]] = {}
+        for period, (view, _) in views.items():
+            tag = period + sep
+            parts.setdefault("register", []).append(
+                tagged(self.register, tag, "area_code").assign(
+                    parent_code=(tag + self.register["parent_code"].astype("string")).astype(object)
+                )
+            )
+            parts.setdefault("practices", []).append(
+                tagged(view.team_practices, tag, "practice_code")
+            )
+            parts.setdefault("registrations", []).append(
+                tagged(view.registrations, tag, "practice_code", "lsoa_code")
+            )
+            parts.setdefault("age_sex", []).append(tagged(view.age_sex, tag, "practice_code"))
+            parts.setdefault("lsoa", []).append(tagged(self.lsoa, tag, "lsoa21_code"))
+            parts.setdefault("practice_members", []).append(
+                tagged(view.practice_membership_table, tag, "practice_code", "area_code")
+            )
+            parts.setdefault("lsoa_members", []).append(
+                tagged(view.lsoa_membership_table, tag, "lsoa21_code", "area_code")
+            )
+        # one computation over every period: practices and LSOAs are units, tagged by period
+        stacked = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+        # QOF measures of the periods that have a QOF year (see _period_views)
+        with_qof = [period for period, (view, _) in views.items() if len(view.qof)]
+        qof = pd.concat(
+            [
+                tagged(views[period][0].qof_measures, period + sep, "practice_code")
+                for period in with_qof
+            ]
+            or [pd.DataFrame({"practice_code": pd.Series(dtype=object)})],
+            ignore_index=True,
+        )
+        registered = resident = None
+        if len(stacked["practices"]):
+            measures = attribution.practice_measures(
+                stacked["practices"],
+                stacked["registrations"],
+                stacked["age_sex"],
+                stacked["lsoa"],
+                self.imd_release,
+            )
+            registered = attribution.aggregate_measures(
+                _with_practice_qof(measures, qof), stacked["practice_members"], "practice_code"
+            )
+        if len(stacked["lsoa"]):
+            measures = attribution.lsoa_measures(
+                stacked["lsoa"], stacked["registrations"], stacked["practices"], self.imd_release
+            )
+            resident = attribution.aggregate_measures(
+                prevalence.with_resident_qof(measures, stacked["registrations"], qof),
+                stacked["lsoa_members"],
+                "lsoa21_code",
+            )
+        table = indicators.compute_indicator_table(
+            stacked["register"],
+            registered,
+            resident,
+            ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
+        )
+        period = table["area_code"].str.split(sep, n=1).str[0]
+        # a period without a QOF year has no QOF indicators (not zeros from an empty register)
+        needs_qof = set(indicators.unavailable_indicators(set(SOURCES) - {"qof"}))
+        # likewise a period without PCN workforce has no team indicators
+        with_team = [period for period, (view, _) in views.items() if view.pcn_staff is not None]
+        needs_team = set(indicators.unavailable_indicators(set(SOURCES) - {"pcn_workforce"}))
+        keep = (
+            ~(table["indicator_id"].isin(needs_qof) & ~period.isin(with_qof))
+            & ~(table["indicator_id"].isin(needs_team) & ~period.isin(with_team))
+        ).to_numpy()
+        table = _note_modelled_qof(table[keep].reset_index(drop=True))
+        period = period[keep].reset_index(drop=True)
+        table = indicators.add_benchmarks(
+            table.assign(period=period.to_numpy(dtype=object)),
+            (period + sep + geography.ALL_LOADED_CODE).to_numpy(dtype=object),
+        )
+        untag = {
+            column: table[column].astype("string").str.split(sep, n=1).str[-1].astype(object)
+            for column in ("area_code", "parent_code")
+        }
+        table = table.assign(**untag, period=period.to_numpy(dtype=object))
+        return table.sort_values("period", kind="stable").reset_index(drop=True)
 
     def profile(self, area_code: str, basis: str | None = None) -> Profile:
         """Build one area's profile.

@@ -2047,6 +2047,111 @@ def recorded_vs_expected_spec(
     return fig
 
 
+# --------------------------------------------------------------------------------------
+# 9. Change over time
+# --------------------------------------------------------------------------------------
+
+
+def trend_chart_spec(
+    series: pd.DataFrame,
+    title: str,
+    area_label: str,
+    comparator_label: str,
+    *,
+    y_title: str = "",
+    source_note: str = "",
+) -> FigureSpec:
+    """One indicator over the releases: the area (with 95% limits where known) and its comparator.
+
+    Args:
+        series: Columns ``period`` (sortable labels, e.g. ``2025-10``), ``value``, ``lower_ci``,
+            ``upper_ci`` (may be NaN) and ``england_value`` (the comparator; may be NaN).
+        title: Figure title.
+        area_label: Legend name of the area.
+        comparator_label: Legend name of the comparator.
+        y_title: Y-axis title (indicator and unit).
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        A line chart; the comparator on a second axis when its scale differs (counts).
+    """
+    function = "trend_chart"
+    _require_columns(
+        series,
+        ["period", "value", "lower_ci", "upper_ci", "england_value"],
+        function=function,
+        frame_name="series",
+    )
+    ordered = series.sort_values("period")
+    periods = _text_values(ordered, "period")
+    cols = {
+        c: _float_values(ordered, c, function=function, frame_name="series")
+        for c in ("value", "lower_ci", "upper_ci", "england_value")
+    }
+    value, lower, upper, england = (
+        cols[c] for c in ("value", "lower_ci", "upper_ci", "england_value")
+    )
+    has_limits = np.isfinite(lower).any() and np.isfinite(upper).any()
+    hover = [
+        f"{_esc(p)}<br>{_esc(area_label)}: {format_number(v)}"
+        + (f" (95% CI {format_number(lo)}–{format_number(hi)})" if np.isfinite(lo) else "")
+        for p, v, lo, hi in zip(periods, value, lower, upper, strict=True)
+    ]
+    fig = FigureSpec().add_trace(
+        _scatter(
+            x=periods,
+            y=value,
+            mode="lines+markers",
+            name=area_label,
+            line={"color": NHS_BLUE, "width": 2.5},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": np.where(np.isfinite(upper), upper - value, np.nan),
+                "arrayminus": np.where(np.isfinite(lower), value - lower, np.nan),
+                "color": NHS_LIGHT_BLUE,
+                "thickness": 1,
+                "width": 3,
+            }
+            if has_limits
+            else None,
+            text=hover,
+            hovertemplate="%{text}<extra></extra>",
+        )
+    )
+    if np.isfinite(england).any():
+        # a count (e.g. list size) is on another scale from its comparator: own axis
+        own_axis = np.nanmax(np.abs(england)) > 5 * max(np.nanmax(np.abs(value)), 1e-9)
+        fig.add_trace(
+            _scatter(
+                x=periods,
+                y=england,
+                mode="lines",
+                name=comparator_label + (" (right axis)" if own_axis else ""),
+                line={"color": NHS_GREY, "width": 2, "dash": "dash"},
+                yaxis="y2" if own_axis else None,
+                text=[
+                    f"{_esc(p)}<br>{_esc(comparator_label)}: {format_number(v)}"
+                    for p, v in zip(periods, england, strict=True)
+                ],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+        if own_axis:
+            fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "showgrid": False})
+    fig.update_xaxes(type="category")
+    _finish(
+        fig,
+        chart=function,
+        title=title,
+        source_note=source_note,
+        height=360,
+        x_title="Release",
+        y_title=y_title or "Value",
+    )
+    return fig
+
+
 # Public chart functions: validated plotly Figures (the *_spec builders are for batch display).
 population_pyramid = _public_chart(population_pyramid_spec)
 lsoa_choropleth = _public_chart(lsoa_choropleth_spec)
@@ -2059,6 +2164,7 @@ fair_share_bars = _public_chart(fair_share_bars_spec)
 workforce_heatmap = _public_chart(workforce_heatmap_spec)
 team_chart = _public_chart(team_chart_spec)
 recorded_vs_expected = _public_chart(recorded_vs_expected_spec)
+trend_chart = _public_chart(trend_chart_spec)
 
 
 __all__ = [
@@ -2098,6 +2204,8 @@ __all__ = [
     "spine_chart",
     "spine_chart_spec",
     "spine_scale",
+    "trend_chart",
+    "trend_chart_spec",
     "weighted_trend",
     "workforce_vs_need",
     "workforce_vs_need_spec",

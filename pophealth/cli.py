@@ -43,17 +43,34 @@ def default_notebook_dir() -> Path:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from pophealth.prepare import prepare
+    from pophealth.history import prepare_store
 
+    if args.add:
+        return _cmd_prepare_add(args)
     print(f"Preparing {args.raw} -> {args.out}")
     systems = [c.strip().upper() for c in args.systems.split(",")] if args.systems else None
-    manifest = prepare(args.raw, args.out, listing=args.listing, as_of=args.as_of, systems=systems)
+    manifest = prepare_store(
+        args.raw, args.out, listing=args.listing, as_of=args.as_of, systems=systems
+    )
     counts = manifest["counts"]
     print(
         f"Prepared {counts['practices']:,} practices, {counts['lsoas']:,} LSOAs, "
         f"{counts['registered_patients']:,} registered patients in {manifest['seconds']} s."
     )
     print(f"Manifest: {Path(args.out) / 'manifest.json'}")
+    return 0
+
+
+def _cmd_prepare_add(args: argparse.Namespace) -> int:
+    from pophealth.history import add_release
+
+    print(f"Adding the release in {args.raw} to {args.out}")
+    manifest = add_release(args.raw, args.out)
+    periods = manifest["history"]["periods"]
+    print(
+        f"History: {len(periods)} periods, {periods[0]} to {periods[-1]}; current store "
+        f"{manifest['as_of']} ({manifest['add_seconds']} s)."
+    )
     return 0
 
 
@@ -76,7 +93,7 @@ def _cmd_areas(args: argparse.Namespace) -> int:
 
 def _cmd_indicators(args: argparse.Namespace) -> int:
     data = _load(args)
-    table = data.indicator_table
+    table = data.indicator_history if args.periods == "all" else data.indicator_table
     table = table[table["level"] == args.level] if args.level != "all" else table
     if args.area:
         area = data.resolve_area(args.area)
@@ -237,7 +254,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pophealth.demo import DEMO_SYSTEMS, write_demo_dataset
-    from pophealth.prepare import prepare
+    from pophealth.history import prepare_store
 
     out = Path(args.out)
     raw, prepared, site = out / "raw", out / "prepared", out / "profiles"
@@ -247,7 +264,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"Demo raw files written to {raw} in {t1 - t0:.1f} s")
     # the files hold a synthetic rest of England; the store keeps the demo ICS (and the ring
     # of its neighbouring ICB) with England's and the regions' values
-    prepare(raw, prepared, progress=None, systems=DEMO_SYSTEMS)
+    prepare_store(raw, prepared, progress=None, systems=DEMO_SYSTEMS)
     t2 = time.perf_counter()
     print(f"Prepared store written to {prepared} in {t2 - t1:.1f} s")
     import pophealth
@@ -411,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated ICB codes (E54…) to keep; England's values still come from every "
         "row of the national files (default: keep every ICB)",
     )
+    p.add_argument(
+        "--add",
+        action="store_true",
+        help="RAW is one new release folder: add it to the existing store --out (monthly runs)",
+    )
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("areas", help="list areas")
@@ -423,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--level", default="all", choices=["neighbourhood", "place", "system", "all"])
     p.add_argument("--area", help="one area code")
+    p.add_argument(
+        "--periods",
+        default="latest",
+        choices=["latest", "all"],
+        help="'all' writes every period in the store's history (with a period column)",
+    )
     p.add_argument("--out", required=True, help="CSV file to write")
     p.set_defaults(func=_cmd_indicators)
 

@@ -10,7 +10,7 @@ with the loaders) are allowed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -47,6 +47,10 @@ def _is_flag(series: pd.Series) -> bool:
     return len(series) == 0 or pd.api.types.is_bool_dtype(series)
 
 
+def _is_date(series: pd.Series) -> bool:
+    return len(series) == 0 or pd.api.types.is_datetime64_any_dtype(series)
+
+
 # kind -> (label in the docs, dtype check)
 KINDS = {
     "code": ("code (str)", _is_text),
@@ -54,6 +58,7 @@ KINDS = {
     "count": ("count (int or float >= 0)", _is_number),
     "number": ("float", _is_number),
     "flag": ("flag (bool)", _is_flag),
+    "date": ("date (datetime64)", _is_date),
 }
 
 
@@ -63,7 +68,7 @@ class Field:
 
     Attributes:
         name: Column name.
-        kind: ``code``, ``text``, ``count`` or ``number`` (see :data:`KINDS`).
+        kind: ``code``, ``text``, ``count``, ``number`` or ``date`` (see :data:`KINDS`).
         description: What it holds (shown in the docs).
         required: Whether every table has it (optional columns come from optional sources).
         nullable: Whether values may be missing.
@@ -407,6 +412,8 @@ INDICATOR_TABLE = Contract(
         ),
         Field("rating", "text", "the rating for the indicator's kind", values=ALL_RATINGS),
     ),
+    note="The history (`PopHealthData.indicator_history`, `pophealth indicators --periods all`) "
+    "has the same columns plus `period` (`YYYY-MM`).",
 )
 
 NATIONAL_TABLE = Contract(
@@ -427,7 +434,56 @@ NATIONAL_TABLE = Contract(
     ),
 )
 
-#: Prepared store file -> its contract.
+_PERIOD = Field("period", "code", "release period (`YYYY-MM`)")
+
+
+def _history(current: Contract) -> Contract:
+    """The release-history version of a current store table: its columns plus ``period``."""
+    return Contract(
+        f"history/{current.name}",
+        f"{current.grain}, per period (docs/history.md)",
+        # a practice is one row per period, not one row in the table
+        (_PERIOD, *(replace(f, unique=False) for f in current.fields)),
+        note=current.note,
+    )
+
+
+HISTORY_CONTRACTS = tuple(
+    _history(c) for c in (PRACTICE_TABLE, REGISTRATIONS_TABLE, AGE_SEX_TABLE, PCN_WORKFORCE_TABLE)
+)
+
+_STATIC = "practice-level input stored for `prepare --add` (docs/history.md)"
+_PCN = Field("pcn_code", "code", "PCN code")
+STATIC_CONTRACTS = (
+    Contract(
+        "history/static/epcn_pcns.parquet",
+        "one row per PCN (ePCN PCNDetails)",
+        (_PCN, Field("pcn_name", "text", "PCN name", nullable=True)),
+        note=f"A {_STATIC}.",
+    ),
+    Contract(
+        "history/static/epcn_memberships.parquet",
+        "one row per practice × PCN membership spell (ePCN Core Partner Details)",
+        (
+            Field("practice_code", "code", "ODS practice code"),
+            _PCN,
+            Field("start_date", "date", "membership start", nullable=True),
+            Field("end_date", "date", "membership end (missing while current)", nullable=True),
+        ),
+        note=f"A {_STATIC}.",
+    ),
+    Contract(
+        "history/static/payments.parquet",
+        "one row per practice (NHS Payments to General Practice)",
+        (
+            Field("practice_code", "code", "ODS practice code", unique=True),
+            Field("weighted_patients", "number", "Carr-Hill weighted list", nullable=True),
+        ),
+        note=f"A {_STATIC}.",
+    ),
+)
+
+#: Prepared store file (relative to the store) -> its contract.
 STORE_CONTRACTS: dict[str, Contract] = {
     c.name: c
     for c in (
@@ -439,6 +495,8 @@ STORE_CONTRACTS: dict[str, Contract] = {
         QOF_PREVALENCE_TABLE,
         QOF_EXPECTED_TABLE,
         NATIONAL_TABLE,
+        *HISTORY_CONTRACTS,
+        *STATIC_CONTRACTS,
     )
 }
 CONTRACTS: tuple[Contract, ...] = (*STORE_CONTRACTS.values(), AREA_REGISTER, INDICATOR_TABLE)
@@ -454,5 +512,12 @@ def contracts_markdown() -> str:
 
 
 def validate_store_table(file_name: str, frame: pd.DataFrame, where: Any) -> pd.DataFrame:
-    """Check one prepared store table (by file name) against its contract."""
+    """Check one prepared store table against its contract.
+
+    Args:
+        file_name: The table's path in the store (``practices.parquet``,
+            ``history/practices.parquet``, ...).
+        frame: The table.
+        where: Who holds it, for the error message.
+    """
     return STORE_CONTRACTS[file_name].validate(frame, str(where))

@@ -255,13 +255,45 @@ def compute_indicator_table(
     # on the resident basis the list-size row counts registered patients living in the area
     resident_size = (table["indicator_id"] == "list_size") & (table["basis"] == "resident")
     table.loc[resident_size, "title"] = "Registered patients living in the area"
+    table = add_benchmarks(table, catalogue=catalogue)
+    level_order = {"neighbourhood": 0, "place": 1, "system": 2, "region": 3, "england": 4}
+    table = table.assign(_lvl=table["level"].map(level_order)).sort_values(
+        ["_lvl", "area_code", "basis", "order"]
+    )
+    return table[TIDY_COLUMNS].reset_index(drop=True)
+
+
+def add_benchmarks(
+    table: pd.DataFrame,
+    comparator_code: str | np.ndarray = "ALL",
+    catalogue: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Add parent and comparator values, the benchmark comparisons and the ratings by kind.
+
+    Args:
+        table: Indicator rows with ``area_code, basis, indicator_id, parent_code, value``,
+            limits and ``polarity``; every parent and the comparator in the same table.
+        comparator_code: Area code of the comparator rows (England / all loaded areas), or one
+            code per row (a stacked table of several periods).
+        catalogue: Indicator catalogue (default: the packaged one).
+
+    Returns:
+        The table with ``parent_value, comparator_value, comparison_95, comparison_99_8`` and
+        the columns :func:`rate_by_kind` adds.
+    """
+    catalogue = load_catalogue() if catalogue is None else catalogue
+    table = table.copy()
     values = table.set_index(["area_code", "basis", "indicator_id"])["value"]
     parent_key = pd.MultiIndex.from_arrays(
         [table["parent_code"], table["basis"], table["indicator_id"]]
     )
     table["parent_value"] = values.reindex(parent_key).to_numpy()
     comp_key = pd.MultiIndex.from_arrays(
-        [np.full(len(table), "ALL", dtype=object), table["basis"], table["indicator_id"]]
+        [
+            np.broadcast_to(np.asarray(comparator_code, dtype=object), len(table)),
+            table["basis"],
+            table["indicator_id"],
+        ]
     )
     table["comparator_value"] = values.reindex(comp_key).to_numpy()
     for label in ("95", "99_8"):
@@ -276,12 +308,7 @@ def compute_indicator_table(
             confidence_label=label,
         )
         table[f"comparison_{label}"] = compared[f"comparison_{label}"].to_numpy()
-    table = rate_by_kind(table, catalogue)
-    level_order = {"neighbourhood": 0, "place": 1, "system": 2, "region": 3, "england": 4}
-    table = table.assign(_lvl=table["level"].map(level_order)).sort_values(
-        ["_lvl", "area_code", "basis", "order"]
-    )
-    return table[TIDY_COLUMNS].reset_index(drop=True)
+    return rate_by_kind(table, catalogue)
 
 
 def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -326,9 +353,12 @@ def _deprivation_methods(table: pd.DataFrame, resident_weights: str | None) -> p
 def _peer_position(table: pd.DataFrame) -> pd.DataFrame:
     """Rank (1 = highest value) and quintile (5 = highest fifth) among peers.
 
-    Peers are the areas of the same level, area type and basis (e.g. every PCN loaded).
+    Peers are the areas of the same level, area type and basis (e.g. every PCN loaded), and
+    of the same ``period`` when the table has one.
     """
     keys = ["level", "area_type", "basis", "indicator_id"]
+    # a stacked history table ranks each period's areas among that period's peers
+    keys += ["period"] if "period" in table else []
     ranked = table.groupby(keys, dropna=False)["value"]
     rank = ranked.rank(method="min", ascending=False)
     count = ranked.transform("count")
@@ -375,6 +405,8 @@ def rate_by_kind(table: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
         confidence_label="95",
     )
     out["parent_comparison_95"] = parent["comparison_95"].to_numpy()
+    # a table already rated (a history re-benchmarked per period) is rated afresh
+    out = out.drop(columns=["peer_rank", "peer_count", "peer_quintile"], errors="ignore")
     out = out.join(_peer_position(out))
     supply = (kind == "supply").to_numpy()
     for prefix, bench in (("", "comparator_value"), ("parent_", "parent_value")):

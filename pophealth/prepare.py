@@ -62,6 +62,8 @@ IOD2025, IOD2019 = ImdRelease("2025"), ImdRelease("2019")
 MULTI_FILE_SOURCES = {name for name, spec in SOURCES.items() if spec.multi_file}
 # sources whose loader reads all their files at once (QOF: a zip or its CSVs, region-split)
 FILE_SET_SOURCES = {name for name, spec in SOURCES.items() if spec.file_set}
+# sub-folder of the raw folder holding earlier releases, one folder per period (see history.py)
+RELEASES_DIR = "releases"
 
 
 class PrepareError(PopHealthError, ValueError):
@@ -114,8 +116,8 @@ def discover_raw_files(raw_dir: str | Path, listing: str | Path | None = None) -
         and p.suffix.lower() in {".csv", ".xlsx", ".shp", ".geojson", ".gpkg", ".zip"}
     )
     for path in candidates:
-        if path.resolve() in listed:
-            continue
+        if path.resolve() in listed or path.relative_to(raw_dir).parts[0] == RELEASES_DIR:
+            continue  # earlier releases (releases/<period>/) are read by pophealth.history
         name = identify_source(path)
         if name is None and path.suffix.lower() == ".zip":
             continue  # only official zips we read (QOF) are sources; others are not data
@@ -307,6 +309,27 @@ def build_practice_table(loaded: dict, lsoa: pd.DataFrame, as_of: pd.Timestamp) 
             "bands (15-19 split 3:2) for any other"
         )
     return practices.reset_index(drop=True), notes
+
+
+def registrations_table(regs: pd.DataFrame | None, lsoa: pd.DataFrame) -> pd.DataFrame:
+    """Practice x LSOA patients with each published LSOA code's status (empty without a file)."""
+    if regs is None:
+        return pd.DataFrame(
+            {"practice_code": [], "lsoa_code": [], "patients": [], "lsoa_status": []}
+        )
+    # keys are unique (checked by reconcile_sources), so this keeps every row and every patient
+    registrations = regs[["practice_code", "lsoa_code", "patients"]].reset_index(drop=True)
+    registrations["lsoa_status"] = classify_lsoa_codes(
+        registrations["lsoa_code"], set(lsoa["lsoa21_code"])
+    )
+    return registrations
+
+
+def age_sex_table(age_bands: pd.DataFrame | None) -> pd.DataFrame:
+    """Practice x sex x five-year band patients, in the store's columns (empty without a file)."""
+    if age_bands is None:
+        return pd.DataFrame({"practice_code": [], "sex": [], "age_band": [], "patients": []})
+    return age_bands[["practice_code", "sex", "age_band", "patients"]]
 
 
 def practice_ages_0_17(single_age: pd.DataFrame) -> pd.DataFrame:
@@ -587,33 +610,18 @@ def _rows(frame) -> int:
     return int(len(frame))
 
 
-def prepare(
-    raw_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    listing: str | Path | None = None,
-    as_of: str | None = None,
-    progress=print,
-    systems: list[str] | tuple[str, ...] | None = None,
-) -> dict:
-    """Read every official file found in ``raw_dir`` and write the prepared store.
+def load_raw_sources(raw: RawSources, say=None) -> tuple[dict, dict, dict[str, int]]:
+    """Load every recognised source of ``raw`` with its loader.
 
-    Args:
-        raw_dir: Folder of raw official files.
-        out_dir: Folder for the prepared store (created; existing store files replaced).
-        listing: Optional YAML listing of source files and releases.
-        as_of: Date for PCN membership (default: the registrations extract date, else today).
-        progress: Callable for one-line progress messages (``None`` for silence).
-        systems: ICB codes (ONS E54) to keep in the store; default every ICB in the files.
-            England's and the regions' values (``national.parquet``) always come from every
-            row of the national files.
+    Each file's content is checked against the source its name claims, and a damaged file fails
+    as a SourceFormatError naming it.
 
     Returns:
-        The manifest (also written to ``manifest.json``).
+        (loaded, files, code_fixes): source name -> loaded frame, source name -> manifest entry
+        (files with sha256 and size, release label, rows), and source name -> codes the loader
+        trimmed or upper-cased.
     """
-    say = progress or (lambda *_: None)
-    started = time.perf_counter()
-    raw = discover_raw_files(raw_dir, listing)
+    say = say or (lambda *_: None)
     loaded: dict = {}
     files: dict = {}
     code_fixes: dict[str, int] = {}
@@ -636,52 +644,129 @@ def prepare(
             "rows": _rows(frame),
         }
         say(f"  loaded {name:<28} {files[name]['rows']:>10,} rows  ({paths[0].name})")
-    # one source contradicting itself or another: an error before anything is written
+    return loaded, files, code_fixes
+
+
+def reconcile_sources(loaded: dict, files: dict) -> dict:
+    """Check one release's sources against themselves and each other before anything is written.
+
+    Duplicate keys and categories larger than their totals are errors; each practice's patients
+    in the LSOA and age files are compared with the practice totals of the same extract date.
+    Used by the full prepare and by every release of the history (``prepare --add`` too).
+
+    Returns:
+        The practice-totals report (:func:`pophealth.reconcile.reconcile_practice_totals`).
+
+    Raises:
+        ReconciliationError: A duplicate key, an impossible category or totals beyond tolerance.
+    """
     reconcile.check_duplicate_keys(loaded, files)
     reconcile.check_categories(loaded, files)
-    totals_report = reconcile.reconcile_practice_totals(loaded, files)
+    return reconcile.reconcile_practice_totals(loaded, files)
+
+
+def as_of_date(as_of: str | None, regs: pd.DataFrame | None) -> pd.Timestamp:
+    """PCN membership date: given, else the registrations extract date, else today."""
+    if as_of is not None:
+        return pd.Timestamp(as_of)
+    if regs is not None and len(regs):
+        return pd.Timestamp(regs["extract_date"].max())
+    return pd.Timestamp.today().normalize()
+
+
+def load_boundaries(raw: RawSources, files: dict, lsoa: pd.DataFrame):
+    """Read and check the LSOA boundaries (before anything is written: a bad file leaves no store).
+
+    Adds the ``lsoa_boundaries`` manifest entry (with its geometry report) to ``files``.
+
+    Returns:
+        The usable shapes of the store's LSOAs, or None without a boundary file.
+    """
+    boundary_path = raw.first("lsoa_boundaries")
+    if boundary_path is None:
+        return None
+    shapes = _load_source("lsoa_boundaries", [boundary_path])
+    files["lsoa_boundaries"] = {
+        "files": [
+            {
+                "name": boundary_path.name,
+                "sha256": sha256_of(boundary_path),
+                "bytes": boundary_path.stat().st_size,
+            }
+        ],
+        "release": _release_of("lsoa_boundaries", boundary_path, None, raw),
+        "rows": int(len(shapes)),
+    }
+    shapes, geometry_report = check_geometries(shapes, set(lsoa["lsoa21_code"]))
+    files["lsoa_boundaries"]["geometry"] = geometry_report
+    return shapes
+
+
+def write_pcn_workforce(
+    pcn_staff: pd.DataFrame | None, out: Path, pcn_fte: pd.DataFrame | None = None
+) -> None:
+    """PCN-employed staff by PCN and staff group (apportioned to practices when read).
+
+    Args:
+        pcn_staff: The loaded PCN workforce file (None without one).
+        out: Store folder.
+        pcn_fte: FTE by PCN and staff group already summed (and cut to ``--systems``) by
+            :func:`prepare`; default: summed from ``pcn_staff``.
+
+    Without a PCN workforce file, a table left by an earlier prepare is removed.
+    """
+    if pcn_fte is None and pcn_staff is not None:
+        pcn_fte = src_pcn_workforce.pcn_fte_by_group(pcn_staff)
+    pcn_file = out / PCN_WORKFORCE_TABLE.name
+    if pcn_fte is not None:
+        _write_parquet(pcn_fte.reset_index(drop=True), pcn_file)
+    elif pcn_file.exists():
+        pcn_file.unlink()
+
+
+def prepare(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    listing: str | Path | None = None,
+    as_of: str | None = None,
+    progress=print,
+    systems: list[str] | tuple[str, ...] | None = None,
+    extensions: dict | None = None,
+) -> dict:
+    """Read every official file found in ``raw_dir`` and write the prepared store.
+
+    Args:
+        raw_dir: Folder of raw official files.
+        out_dir: Folder for the prepared store (created; existing store files replaced).
+        listing: Optional YAML listing of source files and releases.
+        as_of: Date for PCN membership (default: the registrations extract date, else today).
+        progress: Callable for one-line progress messages (``None`` for silence).
+        systems: ICB codes (ONS E54) to keep in the store; default every ICB in the files.
+            England's and the regions' values (``national.parquet``) always come from every
+            row of the national files.
+        extensions: Manifest key -> step ``(raw_dir, out, loaded, files, lsoa, say) -> entry``
+            run after the store tables are written; a non-empty entry is added to the manifest
+            (:func:`pophealth.history.prepare_store` adds the release history this way).
+
+    Returns:
+        The manifest (also written to ``manifest.json``).
+    """
+    say = progress or (lambda *_: None)
+    started = time.perf_counter()
+    raw = discover_raw_files(raw_dir, listing)
+    loaded, files, code_fixes = load_raw_sources(raw, say)
+    # one source contradicting itself or another: an error before anything is written
+    totals_report = reconcile_sources(loaded, files)
     lsoa, lsoa_notes = build_lsoa_table(raw, loaded)
     regs = loaded.get("registrations_lsoa")
-    if as_of is not None:
-        as_of_date = pd.Timestamp(as_of)
-    elif regs is not None and len(regs):
-        as_of_date = pd.Timestamp(regs["extract_date"].max())
-    else:
-        as_of_date = pd.Timestamp.today().normalize()
-    practices, practice_notes = build_practice_table(loaded, lsoa, as_of_date)
-    # boundaries are read and checked before anything is written: a bad file leaves no store
-    boundary_path = raw.first("lsoa_boundaries")
-    shapes = None
-    if boundary_path is not None:
-        shapes = _load_source("lsoa_boundaries", [boundary_path])
-        files["lsoa_boundaries"] = {
-            "files": [
-                {
-                    "name": boundary_path.name,
-                    "sha256": sha256_of(boundary_path),
-                    "bytes": boundary_path.stat().st_size,
-                }
-            ],
-            "release": _release_of("lsoa_boundaries", boundary_path, None, raw),
-            "rows": int(len(shapes)),
-        }
-        shapes, geometry_report = check_geometries(shapes, set(lsoa["lsoa21_code"]))
-        files["lsoa_boundaries"]["geometry"] = geometry_report
+    membership_date = as_of_date(as_of, regs)
+    practices, practice_notes = build_practice_table(loaded, lsoa, membership_date)
+    shapes = load_boundaries(raw, files, lsoa)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if regs is not None:
-        # keys are unique (checked above), so this keeps every row and every patient
-        registrations = regs[["practice_code", "lsoa_code", "patients"]].reset_index(drop=True)
-        registrations["lsoa_status"] = classify_lsoa_codes(
-            registrations["lsoa_code"], set(lsoa["lsoa21_code"])
-        )
-    else:
-        registrations = pd.DataFrame(
-            {"practice_code": [], "lsoa_code": [], "patients": [], "lsoa_status": []}
-        )
-    age_sex = loaded.get("practice_age_bands")
-    if age_sex is None:
-        age_sex = pd.DataFrame({"practice_code": [], "sex": [], "age_band": [], "patients": []})
+    registrations = registrations_table(regs, lsoa)
+    age_sex = age_sex_table(loaded.get("practice_age_bands"))
     imd_releases = [year for year in IMD_YEARS if ImdRelease(year).column("score") in lsoa]
     # the recorded-vs-expected model is fitted on every practice in the national files, before
     # --systems cuts the store, and England's and the regions' QOF values come from them too
@@ -735,11 +820,7 @@ def prepare(
     _write_parquet(
         age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
     )
-    pcn_file = out / PCN_WORKFORCE_TABLE.name
-    if pcn_fte is not None:
-        _write_parquet(pcn_fte.reset_index(drop=True), pcn_file)
-    elif pcn_file.exists():
-        pcn_file.unlink()
+    write_pcn_workforce(pcn_staff, out, pcn_fte)
     qof_notes = _write_qof(qof, practices, out / "qof_prevalence.parquet", national_practices)
     _write_qof_expected(
         {imd: expected for imd, (expected, _) in qof_fits.items()},
@@ -752,6 +833,11 @@ def prepare(
         shapes.to_crs(4326).to_parquet(out / "boundaries.parquet")
     elif (out / "boundaries.parquet").exists():
         (out / "boundaries.parquet").unlink()
+    # further store sections (e.g. pophealth.history's release history) add their manifest entry
+    extra = {
+        name: step(Path(raw_dir), out, loaded, files, lsoa, say)
+        for name, step in (extensions or {}).items()
+    }
     missing = unavailable_indicators(set(files))
     reconciliation = {
         "sources": reconcile.source_rows(
@@ -773,7 +859,7 @@ def prepare(
         "store_format": STORE_FORMAT,
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "raw_dir": str(Path(raw_dir).resolve()),
-        "as_of": as_of_date.strftime("%Y-%m-%d"),
+        "as_of": membership_date.strftime("%Y-%m-%d"),
         "synthetic": (Path(raw_dir) / "README_SYNTHETIC.txt").exists(),
         "sources": files,
         "unrecognised_files": [p.name for p in raw.unrecognised],
@@ -795,6 +881,7 @@ def prepare(
         },
         "seconds": round(time.perf_counter() - started, 2),
     }
+    manifest.update({name: entry for name, entry in extra.items() if entry})
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     say("Reconciliation (rows read / used / set aside, patients, practices):")
     for line in reconcile.summary_lines(reconciliation):
@@ -930,8 +1017,15 @@ def _write_qof_expected(
         _write_parquet(stored[columns + [c for c in stored if c not in columns]], path)
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Check the table against its data contract, then write it atomically."""
-    validate_store_table(path.name, frame, f"prepare writing {path}")
+def _write_parquet(frame: pd.DataFrame, path: Path, table: str | None = None) -> None:
+    """Check the table against its data contract, then write it atomically.
+
+    Args:
+        frame: The table.
+        path: Where to write it.
+        table: Its contract's name in ``contracts.STORE_CONTRACTS`` (default: the file name;
+            ``history/practices.parquet`` etc. for the release history).
+    """
+    validate_store_table(table or path.name, frame, f"prepare writing {path}")
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)

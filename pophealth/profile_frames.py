@@ -23,7 +23,9 @@ from pophealth import (
     prevalence,
     staffing,
     stats,
+    trends,
 )
+from pophealth import peers as peer_areas
 from pophealth._version import __version__
 from pophealth.ages import AGE_BANDS
 from pophealth.sources import workforce as src_workforce
@@ -63,6 +65,10 @@ class Profile:
     workforce_findings: list[dict] = field(default_factory=list)
     roles: pd.DataFrame = field(default_factory=pd.DataFrame)
     long_term_conditions: dict = field(default_factory=dict)
+    similar: pd.DataFrame = field(default_factory=pd.DataFrame)
+    similar_list: pd.DataFrame = field(default_factory=pd.DataFrame)
+    similar_method: pd.DataFrame = field(default_factory=pd.DataFrame)
+    trends: dict = field(default_factory=dict)
 
 
 def practice_weights(data: ProfileStore, area: dict) -> pd.Series:
@@ -897,6 +903,176 @@ def reconciliation_notes(data: ProfileStore, area: dict) -> list[str]:
     return notes
 
 
+def similar_area_frames(
+    data: ProfileStore, area: dict
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The "similar areas" comparator, peer list and method for one area.
+
+    Returns:
+        ``(comparison, peer_list, method)``: per indicator the peers' average and the area's
+        position (:func:`pophealth.peers.similar_area_comparison`); the peers with rank, name,
+        system and distance; the needs variables used or dropped. Empty frames when the area has
+        no peers (too few comparable areas, or a needs variable missing for it).
+    """
+    found = data.similar_areas.get((area["level"], area["basis"]))
+    if found is None:
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+    peer_table, method, _ = found
+    own = peer_table[
+        (peer_table["area_code"] == area["area_code"]) & (peer_table["scope"] == "national")
+    ]
+    if not len(own):
+        return pd.DataFrame(), pd.DataFrame(), method
+    pool = data.peer_pool_table
+    names = pool.drop_duplicates("area_code").set_index("area_code")
+    peer_list = own.assign(
+        peer_name=own["peer_code"].map(names["area_name"]),
+        peer_system=own["peer_code"].map(names["system_code"]),
+    )[["rank", "peer_code", "peer_name", "peer_system", "distance"]]
+    comparison = peer_areas.similar_area_comparison(
+        pool, peer_table, area["area_code"], area["basis"]
+    )
+    meta = pool[["indicator_id", "title", "unit", "polarity"]].drop_duplicates("indicator_id")
+    comparison = meta.merge(comparison, on="indicator_id", how="inner")
+    return comparison, peer_list.reset_index(drop=True), method
+
+
+TREND_CHART_INDICATORS = ("list_size", "gp_fte_per_10k_weighted", "nurse_fte_per_10k")
+# what "what changed since the last release" reports, from the indicator history
+CHANGE_INDICATORS = ("list_size", "gp_fte_per_10k", "nurse_fte_per_10k", "dpc_fte_per_10k")
+
+
+def _history_by_area(data: ProfileStore) -> dict:
+    return data.memo.get(
+        ("history_by_area",),
+        lambda: {code: rows for code, rows in data.indicator_history.groupby("area_code")},
+    )
+
+
+def trend_frames(data: ProfileStore, area: dict) -> dict:
+    """Change over time for one area: per-indicator trend words, chart series, what changed.
+
+    Returns:
+        ``summary`` (one row per indicator: ``indicator_id, title, unit, points, values``
+        (list, oldest first), ``first_period, latest_period, direction, method,
+        england_direction``); ``series`` (key indicators: ``indicator_id, title, unit, period,
+        value, lower_ci, upper_ci, england_value``); ``changes`` (``what, previous, latest,
+        change``) and ``significance`` (indicators whose 95% comparison changed) between the
+        last two periods; ``membership`` (practice changes touching the area); ``periods``.
+    """
+    empty = {
+        "summary": pd.DataFrame(),
+        "series": pd.DataFrame(),
+        "changes": pd.DataFrame(),
+        "significance": pd.DataFrame(),
+        "membership": pd.DataFrame(),
+        "periods": data.periods,
+    }
+    by_area = _history_by_area(data)
+    own = by_area.get(area["area_code"])
+    if own is None or own["period"].nunique() < 2:
+        return empty
+    basis = area["basis"]
+    own = own[own["basis"] == basis]
+    england = by_area.get(geography.ALL_LOADED_CODE, own.iloc[:0])
+    england = england[england["basis"] == basis]
+    catalogue = indicators.load_catalogue().set_index("id")["statistic"]
+    both = pd.concat([own, england], ignore_index=True).assign(
+        statistic=lambda d: d["indicator_id"].map(catalogue)
+    )
+    words = trends.direction_of_travel(both, "period", ["area_code", "indicator_id"])
+    words = words.set_index(["area_code", "indicator_id"])
+    ordered = own.sort_values("period")
+    rows = []
+    for indicator, series in ordered.groupby("indicator_id", sort=False):
+        present = series.dropna(subset=["value"])
+        key = (area["area_code"], indicator)
+        england_key = (geography.ALL_LOADED_CODE, indicator)
+        rows.append(
+            {
+                "indicator_id": indicator,
+                "title": series["title"].iloc[-1],
+                "unit": series["unit"].iloc[-1],
+                "points": len(present),
+                "values": present["value"].tolist(),
+                "first_period": present["period"].iloc[0] if len(present) else "",
+                "latest_period": present["period"].iloc[-1] if len(present) else "",
+                "direction": words.loc[key, "direction"] if key in words.index else "",
+                "method": words.loc[key, "method"] if key in words.index else "",
+                "england_direction": words.loc[england_key, "direction"]
+                if england_key in words.index
+                else "",
+            }
+        )
+    summary = pd.DataFrame(rows)
+    summary = summary[summary["points"] >= 3].reset_index(drop=True)
+    england_value = england.set_index(["indicator_id", "period"])["value"]
+    series = ordered[ordered["indicator_id"].isin(TREND_CHART_INDICATORS)]
+    series = series[["indicator_id", "title", "unit", "period", "value", "lower_ci", "upper_ci"]]
+    series = series.assign(
+        england_value=england_value.reindex(
+            pd.MultiIndex.from_arrays([series["indicator_id"], series["period"]])
+        ).to_numpy()
+    )
+    periods = sorted(own["period"].unique())
+    previous, latest = periods[-2], periods[-1]
+    by_period = own.set_index(["indicator_id", "period"])
+    changes = []
+    for indicator in CHANGE_INDICATORS:
+        if (indicator, latest) in by_period.index and (indicator, previous) in by_period.index:
+            before = by_period.loc[(indicator, previous), "value"]
+            after = by_period.loc[(indicator, latest), "value"]
+            changes.append(
+                {
+                    "what": by_period.loc[(indicator, latest), "title"],
+                    "unit": by_period.loc[(indicator, latest), "unit"],
+                    "previous": before,
+                    "latest": after,
+                    "change": after - before,
+                }
+            )
+    compared = own[own["period"].isin([previous, latest])].pivot_table(
+        index=["indicator_id", "title"], columns="period", values="comparison_95", aggfunc="first"
+    )
+    significance = pd.DataFrame()
+    if {previous, latest} <= set(compared.columns):
+        moved = compared[compared[previous].fillna("") != compared[latest].fillna("")]
+        significance = moved.reset_index().rename(columns={previous: "previous", latest: "latest"})[
+            ["indicator_id", "title", "previous", "latest"]
+        ]
+    return {
+        "summary": summary,
+        "series": series.reset_index(drop=True),
+        "changes": pd.DataFrame(changes),
+        "significance": significance,
+        "membership": _membership_changes_for(data, area),
+        "periods": periods,
+    }
+
+
+def _membership_changes_for(data: ProfileStore, area: dict) -> pd.DataFrame:
+    """Practice membership changes over the history that touch this area (registered basis)."""
+    changes = data.membership_changes
+    if area["basis"] != "registered" or not len(changes):
+        return pd.DataFrame(columns=["practice_code", "change", "periods", "detail"])
+    members = set(data.practice_members.get(area["area_code"], ()))
+    code = str(area["area_code"])
+    touches = changes["practice_code"].isin(members) | changes["detail"].str.contains(
+        code, regex=False
+    )
+    if area["level"] != "neighbourhood":
+        touches = changes["practice_code"].isin(members) & (changes["change"] != "moved PCN")
+    rows = changes[touches]
+    if not len(rows):
+        return pd.DataFrame(columns=["practice_code", "change", "periods", "detail"])
+    grouped = rows.groupby(["practice_code", "change", "detail"], as_index=False)["period"].agg(
+        lambda p: f"{min(p)} to {max(p)}" if len(p) > 1 else p.iloc[0]
+    )
+    return grouped.rename(columns={"period": "periods"})[
+        ["practice_code", "change", "periods", "detail"]
+    ]
+
+
 def build_profile(data: ProfileStore, area: dict) -> Profile:
     """Assemble the :class:`Profile` of one register row."""
     table = data.indicator_table
@@ -1001,6 +1177,12 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
             "they contain; a PCN neighbourhood holds all its PCN's staff."
         )
     headline_text, findings = profile_headline(area, rows, data.comparator, team)
+
+    similar, similar_list, similar_method = similar_area_frames(data, area)
+    over_time = trend_frames(data, area)
+    if len(over_time["summary"]):
+        trend = over_time["summary"].set_index("indicator_id")["values"]
+        rows = rows.assign(trend=rows["indicator_id"].map(trend))
     return Profile(
         area=area,
         indicators=rows,
@@ -1030,6 +1212,10 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         roles=roles_frame(data, area),
         workforce_findings=workforce_findings(area, team, data.comparator),
         long_term_conditions=ltc,
+        similar=similar,
+        similar_list=similar_list,
+        similar_method=similar_method,
+        trends=over_time,
     )
 
 

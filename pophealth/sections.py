@@ -239,6 +239,101 @@ def benchmarking(p: Profile) -> None:
         )
 
 
+def similar_areas(p: Profile) -> None:
+    """Similar areas: the 10 nearest peers on needs, their average and the area's position."""
+    if not len(p.similar_list):
+        charts.show_html(
+            tables.text_block(
+                "No similar areas: too few comparable areas in the loaded data, or a needs "
+                "variable is missing for this area.",
+                italic=True,
+            )
+        )
+        return
+    used = p.similar_method.loc[p.similar_method["status"] == "used", "variable"]
+    dropped = p.similar_method[p.similar_method["status"] != "used"]
+    text = (
+        f"The {len(p.similar_list)} {p.area['level']}s most like {p.area['area_name']} on "
+        f"{', '.join(used)} (Euclidean distance on z-scores, see docs/peers.md)."
+    )
+    if len(dropped):
+        text += " Left out as near-duplicates: " + "; ".join(
+            f"{r.variable} ({r.status.removeprefix('dropped: ')})" for r in dropped.itertuples()
+        )
+    charts.show_html(tables.text_block(text))
+    charts.show_html(tables.similar_areas_table(p.similar, area_label=p.area["area_name"]))
+    charts.show_html(tables.peer_list_table(p.similar_list))
+
+
+def change_over_time(p: Profile) -> None:
+    """Trends, key trend charts with the comparator, and what changed since the last release.
+
+    Each indicator with three or more periods gets a sparkline and its direction in words (SPC
+    or the recent-trend test).
+    """
+    tr = p.trends or {}
+    summary = tr.get("summary")
+    if summary is None or not len(summary):
+        charts.show_html(
+            tables.text_block(
+                "Not enough releases in the prepared store for trends (at least three periods "
+                "are needed; add monthly releases with pophealth prepare --add).",
+                italic=True,
+            )
+        )
+        return
+    periods = tr["periods"]
+    charts.show_html(
+        tables.text_block(
+            f"{len(periods)} releases, {periods[0]} to {periods[-1]}, counted with today's "
+            "neighbourhood membership (see the data-quality section). Change over time reads "
+            "Making Data Count statistical process control for 12 or more points (the latest "
+            "point's variation) and the chi-squared test for trend over the last 5 points for "
+            "shorter series of percentages (docs/history.md)."
+        )
+    )
+    charts.show_html(tables.trend_table(summary, p.comparator))
+    series = tr["series"]
+    for _, rows in series.groupby("indicator_id", sort=False):
+        title, unit = rows["title"].iloc[0], rows["unit"].iloc[0]
+        charts.show(
+            charts.trend_chart_spec(
+                rows,
+                title=f"{title}: {p.area['area_name']} and {p.comparator}",
+                area_label=p.area["area_name"],
+                comparator_label=p.comparator,
+                y_title=f"{title} ({unit})",
+                source_note=_source(p, "Monthly releases in the prepared store."),
+            )
+        )
+    charts.show_html(
+        tables.subheading(f"What changed since the last release ({periods[-2]} to {periods[-1]})")
+    )
+    if len(tr["changes"]):
+        charts.show_html(tables.changes_table(tr["changes"]))
+    significance = tr["significance"]
+    if len(significance):
+        charts.show_html(
+            tables.text_block(
+                "Indicators whose comparison with "
+                f"{p.comparator} changed: "
+                + "; ".join(
+                    f"{r.title} ({r.previous or 'none'} → {r.latest or 'none'})"
+                    for r in significance.itertuples()
+                )
+            )
+        )
+    else:
+        charts.show_html(
+            tables.text_block(f"No indicator's comparison with {p.comparator} changed.")
+        )
+    latest_moves = tr["membership"]
+    if len(latest_moves):
+        charts.show_html(
+            tables.text_block("Membership changes over the history are listed under data quality.")
+        )
+
+
 def basis_comparison(p: Profile) -> None:
     """System profiles: registered and resident populations side by side."""
     if len(p.basis_comparison):
@@ -250,6 +345,10 @@ def data_quality(p: Profile) -> None:
     charts.show_html(tables.data_quality_table(p.coverage))
     charts.show_html(tables.text_block(list(p.notes)))
     charts.show_html(tables.provenance_table(p.provenance))
+    membership = (p.trends or {}).get("membership")
+    if membership is not None and len(membership):
+        charts.show_html(tables.subheading("Practice membership changes over the release history"))
+        charts.show_html(tables.membership_changes_table(membership))
     charts.show_html(tables.definitions_table(p.definitions))
 
 

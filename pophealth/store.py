@@ -75,3 +75,9 @@ class ProfileStore(Protocol):
     age_sex_matrix: pd.DataFrame
     qof_expected: tuple[pd.DataFrame, pd.DataFrame]  # recorded vs expected, model fit
     unassigned_practices: dict[str, tuple[int, float]]
+    # similar areas (pophealth.peers) and the release history (pophealth.history)
+    peer_pool_table: pd.DataFrame
+    similar_areas: dict[tuple[str, str], tuple]
+    periods: list[str]
+    indicator_history: pd.DataFrame
+    membership_changes: pd.DataFrame

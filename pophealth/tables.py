@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pophealth.charts import (
@@ -258,7 +259,8 @@ def benchmark_table(
 
     Args:
         rows: Columns ``title, unit, value, lower_ci, upper_ci, parent_value, comparator_value,
-            comparison, numerator, denominator, method``; one row per indicator.
+            comparison, numerator, denominator, method``; one row per indicator; optional
+            ``trend`` (the values over the releases, oldest first) adds a sparkline column.
         area_label: Column heading for the area's values.
         parent_label: Column heading for the parent's values.
         england_label: Column heading for the comparator (England) values.
@@ -322,6 +324,7 @@ def benchmark_table(
             ),
             _cell(_esc(word), sort=word, classes=css, attrs=style),
             *([_cell(_esc(position_text(record)))] if with_position else []),
+            *([_cell(sparkline_svg(_trend_values(record["trend"])))] if "trend" in record else []),
             _cell(
                 _esc(format_count(record["numerator"])),
                 numeric=True,
@@ -345,6 +348,7 @@ def benchmark_table(
             (_esc(england_label), True),
             (f"Compared with {_esc(england_label)}", False),
             *([("Among peers / fair share", False)] if with_position else []),
+            *([("Trend", False)] if "trend" in rows else []),
             ("Numerator", True),
             ("Denominator", True),
             ("Method", False),
@@ -625,6 +629,11 @@ def text_block(text: str | Sequence[str], *, italic: bool = False) -> str:
     return '<ul class="ph-notes">' + "".join(f"<li>{_esc(item)}</li>" for item in text) + "</ul>"
 
 
+def subheading(text: str) -> str:
+    """A sub-heading inside a section (escaped), e.g. "What changed since the last release"."""
+    return f'<h3 class="ph-subheading">{_esc(text)}</h3>'
+
+
 def findings_list(findings: Sequence[dict], *, empty: str) -> str:
     """A bulleted list of findings' ``text`` (escaped), or ``empty`` when there are none."""
     if not findings:
@@ -664,16 +673,184 @@ def inject_css() -> None:
     show_html(css_block())
 
 
+# --------------------------------------------------------------------------------------
+# 14. Change over time and similar areas
+# --------------------------------------------------------------------------------------
+
+
+def _plain_table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, str]], css: str) -> str:
+    """A sortable-looking plain table; columns are (column, label, format: text|value|count)."""
+    body = []
+    for record in frame.to_dict("records"):
+        cells = []
+        for column, _, kind in columns:
+            value = record.get(column)
+            if kind == "text":
+                cells.append(_cell(_esc(value)))
+            else:
+                unit = record.get("unit", "") if kind == "value" else ""
+                text = format_count(value) if kind == "count" else format_value(value, unit)
+                cells.append(_cell(_esc(text), numeric=True, sort=value))
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    header = _header([(_esc(label), kind != "text") for _, label, kind in columns])
+    return f'<table class="ph-table {css}">{header}<tbody>{"".join(body)}</tbody></table>'
+
+
+def similar_areas_table(comparison: pd.DataFrame, area_label: str) -> str:
+    """Each indicator against the area's similar areas: peers' average, range and position.
+
+    Args:
+        comparison: Columns ``title, unit, value, peer_mean, peer_min, peer_max, position``
+            (from :func:`pophealth.peers.similar_area_comparison` plus catalogue titles).
+        area_label: The area's name (column heading).
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = [
+        ("title", "Indicator", "text"),
+        ("value", area_label, "value"),
+        ("peer_mean", "Similar areas' average", "value"),
+        ("peer_min", "Lowest", "value"),
+        ("peer_max", "Highest", "value"),
+        ("position", "Position among similar areas", "text"),
+    ]
+    _check_frame(comparison, [c for c, _, _ in columns], "similar_areas_table", "comparison")
+    return _plain_table(comparison, columns, "ph-similar")
+
+
+def peer_list_table(peer_list: pd.DataFrame) -> str:
+    """The similar areas, nearest first.
+
+    Args:
+        peer_list: Columns ``rank, peer_code, peer_name, peer_system, distance``.
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    columns = [
+        ("rank", "Rank", "count"),
+        ("peer_code", "Code", "text"),
+        ("peer_name", "Name", "text"),
+        ("peer_system", "System", "text"),
+        ("distance", "Distance (z-score units)", "value"),
+    ]
+    _check_frame(peer_list, [c for c, _, _ in columns], "peer_list_table", "peer_list")
+    return _plain_table(peer_list, columns, "ph-peers")
+
+
+def _trend_values(value: Any) -> list[float]:
+    """A row's trend values (a list, or missing for an indicator without history)."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return [float(v) for v in value]
+    return []
+
+
+def sparkline_svg(values: Sequence[float], *, width: int = 90, height: int = 22) -> str:
+    """A small inline SVG line of a series (oldest left), latest point marked; '' if < 2 points.
+
+    Only numbers go into the SVG, so nothing from the data needs escaping.
+    """
+    numbers = [float(v) for v in values if not _is_missing(v) and math.isfinite(float(v))]
+    if len(numbers) < 2:
+        return ""
+    low, high = min(numbers), max(numbers)
+    span = (high - low) or 1.0
+    step = (width - 6) / (len(numbers) - 1)
+    points = [
+        (3 + i * step, height - 3 - (v - low) / span * (height - 6)) for i, v in enumerate(numbers)
+    ]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    last_x, last_y = points[-1]
+    return (
+        f'<svg class="ph-spark" width="{width}" height="{height}" role="img" '
+        f'aria-label="trend of {len(numbers)} points from {low:g} to {high:g}">'
+        f'<polyline fill="none" stroke="#005EB8" stroke-width="1.5" points="{path}"/>'
+        f'<circle cx="{last_x:.1f}" cy="{last_y:.1f}" r="2.5" fill="#003087"/></svg>'
+    )
+
+
+def trend_table(summary: pd.DataFrame, comparator_label: str) -> str:
+    """Each indicator's change over time: sparkline, first and latest value, direction in words.
+
+    Args:
+        summary: ``trend_frames(...)["summary"]``: ``title, unit, values, first_period,
+            latest_period, direction, england_direction``.
+        comparator_label: Name of the comparator (e.g. England).
+
+    Returns:
+        An HTML ``<table>``.
+    """
+    required = ["title", "unit", "values", "first_period", "latest_period", "direction"]
+    _check_frame(summary, [*required, "england_direction"], "trend_table", "summary")
+    body = []
+    for record in summary.to_dict("records"):
+        values = list(record["values"])
+        body.append(
+            "<tr>"
+            + _cell(_esc(record["title"]))
+            + _cell(sparkline_svg(values))
+            + _cell(_esc(f"{record['first_period']} to {record['latest_period']}"))
+            + _cell(_esc(format_value(values[0], record["unit"])), numeric=True, sort=values[0])
+            + _cell(_esc(format_value(values[-1], record["unit"])), numeric=True, sort=values[-1])
+            + _cell(_esc(record["direction"]))
+            + _cell(_esc(record["england_direction"]))
+            + "</tr>"
+        )
+    header = _header(
+        [
+            ("Indicator", False),
+            ("Trend", False),
+            ("Periods", False),
+            ("First", True),
+            ("Latest", True),
+            ("Change over time", False),
+            (_esc(f"{comparator_label}: change over time"), False),
+        ]
+    )
+    return f'<table class="ph-table ph-trends">{header}<tbody>{"".join(body)}</tbody></table>'
+
+
+def changes_table(changes: pd.DataFrame) -> str:
+    """What changed since the last release: ``what, unit, previous, latest, change``."""
+    columns = [
+        ("what", "Measure", "text"),
+        ("previous", "Previous release", "value"),
+        ("latest", "Latest release", "value"),
+        ("change", "Change", "value"),
+    ]
+    _check_frame(changes, [c for c, _, _ in columns], "changes_table", "changes")
+    return _plain_table(changes, columns, "ph-changes")
+
+
+def membership_changes_table(changes: pd.DataFrame) -> str:
+    """Practice membership changes over the history: ``practice_code, change, periods, detail``."""
+    columns = [
+        ("practice_code", "Practice", "text"),
+        ("change", "Change", "text"),
+        ("periods", "Releases affected", "text"),
+        ("detail", "How the history counts it", "text"),
+    ]
+    _check_frame(changes, [c for c, _, _ in columns], "membership_changes_table", "changes")
+    return _plain_table(changes, columns, "ph-membership")
+
+
 __all__ = [
     "PROFILE_CSS",
     "benchmark_table",
+    "changes_table",
     "css_block",
     "data_quality_table",
     "definitions_table",
     "format_count",
     "format_value",
     "inject_css",
+    "membership_changes_table",
+    "peer_list_table",
     "provenance_table",
+    "similar_areas_table",
+    "sparkline_svg",
     "styled_headline",
     "synthetic_banner",
+    "trend_table",
 ]

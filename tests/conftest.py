@@ -29,10 +29,10 @@ def demo_raw(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_prepared(demo_raw, tmp_path_factory) -> Path:
     from pophealth.demo import DEMO_SYSTEMS
-    from pophealth.prepare import prepare
+    from pophealth.history import prepare_store
 
     out = tmp_path_factory.mktemp("demo_prepared") / "prepared"
-    prepare(demo_raw, out, progress=None, systems=DEMO_SYSTEMS)
+    prepare_store(demo_raw, out, progress=None, systems=DEMO_SYSTEMS)
     return out
 
 

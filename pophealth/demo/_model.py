@@ -104,6 +104,10 @@ SCALES: dict[str, ScaleConfig] = {
 #: ICBs of the demo ICS (the ICS and its neighbouring ring) kept by ``prepare`` in the demo
 DEMO_SYSTEMS = ("E54000999", "E54000998")
 
+# the demo practice that moves PCN leaves its old PCN on this date (ePCN yyyymmdd)
+MOVE_END_DATE = "20250331"
+MOVE_START_DATE = "20250401"
+
 LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O, as in ODS-style codes
 DEMO_LAD_NAMES = ["Demoton", "Demoford", "Demobury", "Demoley", "Demochester", "Demowick"]
 PCN_WORDS = [
@@ -508,7 +512,8 @@ def _assign_pcns(
                 {"practice": m, "pcn": code, "start_date": "20190701", "end_date": "20230331"}
             )
             members.loc[members["practice"] == m, "start_date"] = "20230401"
-    # a practice that moved between two open PCNs in 2024
+    # a practice that moved between two open PCNs in April 2025, inside the demo's 12 monthly
+    # releases, so the history shows a membership change
     for m in movers[2 * n_closed :]:
         current = int(prac.loc[m, "pcn"])
         same_sicbl = pcns.index[
@@ -516,9 +521,9 @@ def _assign_pcns(
         ]
         old = int(same_sicbl[0]) if len(same_sicbl) else (current + 1) % n_pcn
         history.append(
-            {"practice": m, "pcn": old, "start_date": "20190701", "end_date": "20240331"}
+            {"practice": m, "pcn": old, "start_date": "20190701", "end_date": MOVE_END_DATE}
         )
-        members.loc[members["practice"] == m, "start_date"] = "20240401"
+        members.loc[members["practice"] == m, "start_date"] = MOVE_START_DATE
     # unaligned practices left their PCN in 2024
     for m in unaligned:
         history.append(

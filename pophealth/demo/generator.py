@@ -27,13 +27,16 @@ from pyproj import Transformer
 
 from pophealth.demo import _model, _qof
 from pophealth.demo._model import DemoWorld
-from pophealth.sources import demo_file_names
+from pophealth.sources import demo_file_names, release_from_name
 
 PUBLICATION = "GP_PRAC_PAT_LIST"
 EXTRACT_DATE = "2025-10-01"
 
 #: Source (fetch entry) name -> demo file name, from the one source registry.
 FILE_NAMES: dict[str, str] = {**demo_file_names(), "readme": "README_SYNTHETIC.txt"}
+# month of the current workforce release (earlier releases replace it in the file name)
+WORKFORCE_MONTH = release_from_name("workforce", FILE_NAMES["workforce"])
+PCN_WORKFORCE_MONTH = release_from_name("pcn_workforce", FILE_NAMES["pcn_workforce"])
 
 # ---------------------------------------------------------------------------------------------
 # Official headers
@@ -499,14 +502,16 @@ def _practice_frame(world: DemoWorld) -> pd.DataFrame:
     return out
 
 
-def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
+def _write_registrations(
+    world: DemoWorld, out_dir: Path, extract_date: str = EXTRACT_DATE
+) -> dict[str, Path]:
     prac = _practice_frame(world)
     reg = world.registrations
     written = {}
     lsoa_rows = pd.DataFrame(
         {
             "PUBLICATION": PUBLICATION,
-            "EXTRACT_DATE": EXTRACT_DATE,
+            "EXTRACT_DATE": extract_date,
             "PRACTICE_CODE": reg["practice_code"],
             "PRACTICE_NAME": prac["practice_name"].to_numpy()[reg["practice"]],
             "LSOA_CODE": reg["lsoa_code"],
@@ -522,7 +527,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
     practice_rows = pd.DataFrame(
         {
             "PUBLICATION": PUBLICATION,
-            "EXTRACT_DATE": EXTRACT_DATE,
+            "EXTRACT_DATE": extract_date,
             "TYPE": "GP",
             "SUB_ICB_LOCATION_CODE": prac["sicbl_ods"],
             "ONS_SUB_ICB_LOCATION_CODE": prac["sicbl_code"],
@@ -580,7 +585,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
             pd.DataFrame(
                 {
                     "PUBLICATION": PUBLICATION,
-                    "EXTRACT_DATE": EXTRACT_DATE,
+                    "EXTRACT_DATE": extract_date,
                     "ORG_TYPE": org_type,
                     "ORG_CODE": np.repeat(codes, n_cells),
                     "ONS_CODE": np.repeat(ons, n_cells),
@@ -603,7 +608,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
         )
         frame = pd.DataFrame(
             {
-                "EXTRACT_DATE": EXTRACT_DATE,
+                "EXTRACT_DATE": extract_date,
                 "SUB_ICB_LOCATION_CODE": np.repeat(prac["sicbl_ods"].to_numpy(), len(age_labels)),
                 "ONS_SUB_ICB_LOCATION_CODE": np.repeat(
                     prac["sicbl_code"].to_numpy(), len(age_labels)
@@ -622,7 +627,7 @@ def _write_registrations(world: DemoWorld, out_dir: Path) -> dict[str, Path]:
     map_rows = pd.DataFrame(
         {
             "PUBLICATION": PUBLICATION,
-            "EXTRACT_DATE": EXTRACT_DATE,
+            "EXTRACT_DATE": extract_date,
             "PRACTICE_CODE": prac["practice_code"],
             "PRACTICE_NAME": prac["practice_name"],
             "PRACTICE_POSTCODE": prac["postcode"],
@@ -729,7 +734,9 @@ def _epcn_rows(world: DemoWorld, details, partners) -> None:
         )
 
 
-def _write_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
+def _write_workforce(
+    world: DemoWorld, out_dir: Path, rng: np.random.Generator, month: str = WORKFORCE_MONTH
+) -> Path:
     prac = _practice_frame(world)
     p = world.practices
     n = len(p)
@@ -808,7 +815,7 @@ def _write_workforce(world: DemoWorld, out_dir: Path, rng: np.random.Generator) 
         )
         cols[name] = np.where(missing, "NA", text)
     frame = pd.DataFrame(cols)
-    return _write_csv(frame, out_dir / FILE_NAMES["workforce"])
+    return _write_csv(frame, out_dir / FILE_NAMES["workforce"].replace(WORKFORCE_MONTH, month))
 
 
 # issue13: role splits of the detailed workforce file (each group's roles add to its total)
@@ -945,12 +952,16 @@ PCN_WORKFORCE_HEADER = [
 
 
 def _write_pcn_workforce(
-    world: DemoWorld, out_dir: Path, rng: np.random.Generator, first_id: int = 100_000
+    world: DemoWorld,
+    out_dir: Path,
+    rng: np.random.Generator,
+    first_id: int = 100_000,
+    month: str = PCN_WORKFORCE_MONTH,
 ) -> Path:
     """PCN workforce individual-level CSV: staff (a row per person and role) and contracts.
 
     Contracted services carry FTE only. Every PCN but one has rows (the small demo shows a PCN
-    that made no return).
+    that made no return). ``month`` (``"October 2025"``) names the census month and the file.
     """
     prac = _practice_frame(world).assign(patients=world.practices["registered"].to_numpy())
     prac = prac[prac["pcn_code"] != "U"]
@@ -964,7 +975,8 @@ def _write_pcn_workforce(
         region_name=("region_name", "first"),
         patients=("patients", "sum"),
     )
-    year, month = pd.Timestamp(EXTRACT_DATE).year, pd.Timestamp(EXTRACT_DATE).month
+    census = pd.Timestamp(f"1 {month}")
+    year, month_number = census.year, census.month
     # about 7 PCN FTE per 10,000 patients nationally, varying between PCNs
     target = pcns["patients"].to_numpy() / 10_000 * 7.0 * rng.lognormal(0, 0.35, len(pcns))
     rows = []
@@ -983,7 +995,7 @@ def _write_pcn_workforce(
                     [
                         "NWRS Contracted Services" if contracted else "NWRS Staff",
                         year,
-                        month,
+                        month_number,
                         code,
                         pcn["pcn_name"],
                         pcn["sicbl_ods"],
@@ -1003,7 +1015,8 @@ def _write_pcn_workforce(
     staff = frame["UNIQUE_IDENTIFIER"].isna()
     ids = rng.permutation(np.arange(first_id, first_id + int(staff.sum())))
     frame.loc[staff, "UNIQUE_IDENTIFIER"] = ids.astype(str)
-    return _write_csv(frame, out_dir / FILE_NAMES["pcn_workforce"])
+    name = FILE_NAMES["pcn_workforce"].replace(PCN_WORKFORCE_MONTH, month)
+    return _write_csv(frame, out_dir / name)
 
 
 def _write_payments(world: DemoWorld, out_dir: Path, rng: np.random.Generator) -> Path:
@@ -1496,6 +1509,97 @@ def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int, ics: Demo
                 shutil.copyfile(member, target)
 
 
+HISTORY_MONTHS = 12  # monthly releases the demo ICS writes (the current one included)
+
+
+def _drifted_world(
+    world: DemoWorld, months_back: int, growth: np.ndarray, fte_walk: np.ndarray
+) -> DemoWorld:
+    """The world ``months_back`` months before the current release.
+
+    Lists smaller or larger, workforce a random walk away, the PCN mover in its old PCN before
+    its move.
+    """
+    factor = 1 - growth * months_back  # per practice; growth is per month
+    reg = world.registrations
+    patients = np.round(reg["patients"].to_numpy() * factor[reg["practice"].to_numpy()])
+    registrations = reg.assign(patients=patients.astype(np.int64))
+    totals = np.bincount(reg["practice"], weights=patients, minlength=len(factor)).astype(np.int64)
+    # ages scaled to the new list and rounded by largest remainder, so they add up exactly
+    now = world.single_age.reshape(len(factor), -1).astype(float)
+    scaled = now * (totals / np.maximum(now.sum(axis=1), 1))[:, None]
+    flat = np.floor(scaled)
+    short = totals - flat.sum(axis=1)
+    order = np.argsort(flat - scaled, axis=1, kind="stable")  # largest remainder first
+    rank = np.empty_like(order)
+    rank[np.arange(len(factor))[:, None], order] = np.arange(flat.shape[1])
+    flat += rank < short[:, None]
+    single = flat.astype(np.int64).reshape(world.single_age.shape)
+    prac = world.practices.copy()
+    prac["registered"] = totals
+    prac["male"] = single[:, 0, :].sum(axis=1)
+    prac["female"] = single[:, 1, :].sum(axis=1)
+    for column in ("gp_fte", "nurse_fte", "dpc_fte", "admin_fte"):
+        prac[column] = prac[column] * np.exp(fte_walk[months_back])
+    period = pd.Timestamp(EXTRACT_DATE) - pd.DateOffset(months=months_back)
+    moved = world.memberships[world.memberships["end_date"] == _model.MOVE_END_DATE]
+    if period <= pd.Timestamp(_model.MOVE_END_DATE):
+        prac.loc[moved["practice"].to_numpy(), "pcn"] = moved["pcn"].to_numpy()
+    return dataclasses.replace(
+        world, practices=prac, registrations=registrations, single_age=single
+    )
+
+
+def _write_release_history(
+    world: DemoWorld,
+    out: Path,
+    rng: np.random.Generator,
+    months: int,
+    workforce_stream: np.random.SeedSequence,
+    pcn_workforce_stream: np.random.SeedSequence | None = None,
+) -> list[Path]:
+    """Earlier monthly releases of registrations and workforce under ``releases/<YYYY-MM>/``.
+
+    The practice workforce files carry every detailed role column (as the current month's), and
+    when ``pcn_workforce_stream`` is given each release also has that month's PCN workforce file
+    (same roles and shares as the current month, sized to the month's lists).
+
+    Returns the release folders written.
+
+    Lists drift by a practice-specific monthly growth (mean +0.3%), the workforce by a random
+    walk per practice and staff group, and one practice moves PCN in April 2025 (as in ePCN).
+    The demo writes the LSOA file every month; NHS England publishes it quarterly.
+    """
+    n = len(world.practices)
+    growth = rng.normal(0.003, 0.004, n)
+    steps = rng.normal(0.0, 0.02, (months, n))
+    steps[0] = 0.0
+    fte_walk = np.cumsum(steps, axis=0)  # months_back -> log FTE change from the current month
+    folders = []
+    for back in range(1, months):
+        period = pd.Timestamp(EXTRACT_DATE) - pd.DateOffset(months=back)
+        folder = out / "releases" / period.strftime("%Y-%m")
+        folder.mkdir(parents=True, exist_ok=True)
+        past = _drifted_world(world, back, growth, fte_walk)
+        _write_registrations(past, folder, extract_date=period.strftime("%Y-%m-%d"))
+        folders.append(folder)
+        _write_workforce(
+            # the current month's stream: each practice keeps its data-source status
+            past,
+            folder,
+            np.random.default_rng(workforce_stream),
+            month=period.strftime("%B %Y"),
+        )
+        if pcn_workforce_stream is not None:
+            _write_pcn_workforce(
+                past,
+                folder,
+                np.random.default_rng(pcn_workforce_stream),
+                month=period.strftime("%B %Y"),
+            )
+    return folders
+
+
 # Strings that would run script, break out of an attribute, inject a link or climb folders if a
 # name reached HTML or a path unescaped. Each sets ``document.title`` to ``31337`` if it ever runs.
 HOSTILE_PAYLOADS = (
@@ -1545,6 +1649,7 @@ def write_demo_dataset(
     seed: int = 42,
     scale: str = "ics",
     *,
+    history_months: int | None = None,
     hostile_names: bool = False,
     _config_overrides: dict[str, object] | None = None,
 ) -> dict[str, Path]:
@@ -1558,6 +1663,9 @@ def write_demo_dataset(
             ~600,000 patients, plus a ring of neighbouring-ICB LSOAs) or ``"england"`` for a
             fictional England of national size (~6,300 practices, 42 ICBs, 33,755 LSOAs).
 
+        history_months: monthly releases of registrations and workforce to write, the current
+            one included (earlier ones under ``releases/<YYYY-MM>/``); default 12 for the ICS
+            and 0 (no history) for England, to keep the national benchmark's data unchanged.
         hostile_names: prefix every name-bearing field (practice, PCN, sub-ICB location, ICB,
             region, LAD and so LSOA names) with a hostile string from :data:`HOSTILE_PAYLOADS`
             (script tags, attribute break-outs, ``javascript:`` links, ``../`` paths), in the
@@ -1607,6 +1715,11 @@ def write_demo_dataset(
     )
     if scale == "ics" and not _config_overrides:
         _append_rest_of_england(_model.build_rest_of_england(seed, world), out, seed, world)
+    if history_months is None:
+        history_months = HISTORY_MONTHS if scale == "ics" else 0
+    if history_months > 1:
+        # earlier releases sit under releases/<YYYY-MM>/ and are not in the returned mapping
+        _write_release_history(world, out, rngs[5], history_months, streams[0], streams[6])
     readme = out / FILE_NAMES["readme"]
     readme.write_text(
         README_TEXT.format(seed=seed, scale=scale, icb_code=world.areas["icb"]["icb_code"].iloc[0]),

@@ -549,15 +549,6 @@ def counting_code_fixes() -> Iterator[list[int]]:
         _CODE_FIXES.reset(token)
 
 
-def clean_text(values: pd.Series) -> pd.Series:
-    """Free text as published (names, roles, labels): spaces trimmed, empty cells NaN.
-
-    Unlike :func:`clean_codes`, case is kept: names are shown as the publisher wrote them.
-    """
-    text = values.astype("str").str.strip()
-    return text.mask(text.isna() | (text == ""))
-
-
 def clean_codes(values: pd.Series) -> pd.Series:
     """Codes as published, made joinable: spaces trimmed, upper-cased, empty cells NaN.
 
@@ -570,6 +561,15 @@ def clean_codes(values: pd.Series) -> pd.Series:
     counter = _CODE_FIXES.get()
     if counter is not None:
         counter[0] += int((raw.notna() & (raw != text)).sum())
+    return text.mask(text.isna() | (text == ""))
+
+
+def clean_text(values: pd.Series) -> pd.Series:
+    """Published text (names, roles, data-source labels): spaces trimmed, empty cells NaN.
+
+    Unlike :func:`clean_codes`, case is kept and nothing is counted as a code fix.
+    """
+    text = values.astype("str").str.strip()
     return text.mask(text.isna() | (text == ""))
 
 

@@ -62,6 +62,9 @@ PCN_STAFF_GROUPS: dict[str, str] = {
     "admin/non-clinical": "admin",
 }
 
+# codes are trimmed and upper-cased (counted as fixes); names and labels keep their case
+_CODE_COLUMNS = ("pcn_code", "sicbl_ods", "icb_ods")
+
 _WANTED: dict[str, ColumnPattern] = {
     "data_source": ColumnPattern("Data_source", "DATA_SOURCE"),
     "census_year": ColumnPattern("CENSUS_YEAR", "YEAR"),
@@ -127,7 +130,7 @@ def load_pcn_workforce(path: str | Path) -> pd.DataFrame:
     raw = read_csv_columns(path, columns, numeric={"fte", "census_year", "census_month"})
     out = pd.DataFrame(index=raw.index)
     for name in ("data_source", "pcn_code", "pcn_name", "sicbl_ods", "icb_ods"):
-        clean = clean_codes if name in ("pcn_code", "sicbl_ods", "icb_ods") else clean_text
+        clean = clean_codes if name in _CODE_COLUMNS else clean_text
         out[name] = (
             clean(raw[name]) if name in raw else pd.Series(pd.NA, index=raw.index, dtype="str")
         )

@@ -1,0 +1,241 @@
+"""Release history: full rebuild vs incremental --add, periods, membership rule, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pophealth import cli, history
+from pophealth.prepare import prepare
+from pophealth.reconcile import ReconciliationError
+
+
+def _link_tree(source: Path, target: Path, skip: set[str]) -> None:
+    """Copy a raw folder as symlinks (fast), leaving out the relative paths in ``skip``."""
+    for path in source.rglob("*"):
+        relative = path.relative_to(source)
+        if path.is_dir() or any(str(relative).startswith(s) for s in skip):
+            continue
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        (target / relative).symlink_to(path)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("period", "practice_code", "lsoa_code", "sex", "age_band") if c in frame]
+    return frame.sort_values(keys).reset_index(drop=True)
+
+
+def test_demo_store_has_twelve_monthly_periods(demo_prepared):
+    manifest = json.loads((demo_prepared / "manifest.json").read_text())
+    periods = manifest["history"]["periods"]
+    assert len(periods) == 12
+    assert periods[0] == "2024-11" and periods[-1] == "2025-10"
+    tables = history.read_history(demo_prepared)
+    assert set(tables) == set(history.HISTORY_TABLES)
+    assert sorted(tables["practices"]["period"].unique()) == periods
+    # the current store is the newest period
+    current = pd.read_parquet(demo_prepared / "practices.parquet")
+    latest = tables["practices"].query("period == '2025-10'").drop(columns="period")
+    pd.testing.assert_frame_equal(
+        _sorted(current), _sorted(latest), check_dtype=False, check_like=True
+    )
+    # lists drift between releases
+    sizes = tables["practices"].groupby("period")["registered_patients"].sum()
+    assert sizes.nunique() == 12
+
+
+def test_incremental_add_equals_full_rebuild(demo_raw, demo_prepared, tmp_path):
+    raw = tmp_path / "raw"
+    _link_tree(demo_raw, raw, skip={"releases/2025-03"})
+    partial = tmp_path / "prepared"
+    manifest = history.prepare_store(raw, partial, progress=None)
+    assert "2025-03" not in manifest["history"]["periods"]
+    added = history.add_release(demo_raw / "releases" / "2025-03", partial, progress=None)
+    full = json.loads((demo_prepared / "manifest.json").read_text())
+    assert added["history"]["periods"] == full["history"]["periods"]
+    assert added["history"]["releases"] == full["history"]["releases"]
+    got, want = history.read_history(partial), history.read_history(demo_prepared)
+    for table in history.HISTORY_TABLES:
+        pd.testing.assert_frame_equal(_sorted(got[table]), _sorted(want[table]))
+    for name in history.CURRENT_FILES.values():  # an older month leaves the current store alone
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(partial / name), pd.read_parquet(demo_prepared / name)
+        )
+
+
+def _next_month_release(demo_raw: Path, target: Path) -> Path:
+    """The current release's time-varying files re-dated to November 2025, one list +100."""
+    target.mkdir(parents=True)
+    for name in ("gp-reg-pat-prac-all.csv", "gp-reg-pat-prac-lsoa-all.csv"):
+        text = (demo_raw / name).read_text()
+        (target / name).write_text(text.replace("2025-10-01", "2025-11-01"))
+    totals = pd.read_csv(target / "gp-reg-pat-prac-all.csv", dtype=str)
+    totals.loc[0, "NUMBER_OF_PATIENTS"] = str(int(totals.loc[0, "NUMBER_OF_PATIENTS"]) + 100)
+    totals.to_csv(target / "gp-reg-pat-prac-all.csv", index=False)
+    # the LSOA file gains the same 100 patients, so the month still reconciles (issue10)
+    lsoa = pd.read_csv(target / "gp-reg-pat-prac-lsoa-all.csv", dtype=str)
+    row = lsoa.index[lsoa["PRACTICE_CODE"] == totals.loc[0, "CODE"]][0]
+    lsoa.loc[row, "NUMBER_OF_PATIENTS"] = str(int(lsoa.loc[row, "NUMBER_OF_PATIENTS"]) + 100)
+    lsoa.to_csv(target / "gp-reg-pat-prac-lsoa-all.csv", index=False)
+    workforce = next(demo_raw.glob("1 General Practice*October 2025*.csv"))
+    shutil.copy(workforce, target / workforce.name.replace("October 2025", "November 2025"))
+    return target
+
+
+def test_adding_a_newer_month_makes_it_the_current_store(demo_raw, demo_prepared, tmp_path):
+    store = tmp_path / "prepared"
+    shutil.copytree(demo_prepared, store)
+    release = _next_month_release(demo_raw, tmp_path / "2025-11")
+    code = cli.main(["prepare", str(release), "--out", str(store), "--add"])
+    assert code == 0
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert manifest["history"]["periods"][-1] == "2025-11"
+    assert manifest["as_of"] == "2025-11-01"
+    practices = pd.read_parquet(store / "practices.parquet")
+    before = pd.read_parquet(demo_prepared / "practices.parquet")
+    first = pd.read_csv(release / "gp-reg-pat-prac-all.csv", dtype=str).loc[0, "CODE"]
+    delta = (
+        practices.set_index("practice_code")["registered_patients"]
+        - before.set_index("practice_code")["registered_patients"]
+    )
+    assert delta[first] == 100 and (delta.drop(first) == 0).all()
+    # the new month's age lists are not in the release: that table is empty for it, not stale
+    assert len(pd.read_parquet(store / "practice_age_sex.parquet")) == 0
+
+
+def test_add_reconciles_the_release_before_writing(demo_raw, demo_prepared, tmp_path):
+    """``prepare --add`` goes through prepare's reconciliation: a short LSOA file is refused."""
+    store = tmp_path / "prepared"
+    shutil.copytree(demo_prepared, store)
+    release = _next_month_release(demo_raw, tmp_path / "2025-11")
+    lsoa = pd.read_csv(release / "gp-reg-pat-prac-lsoa-all.csv", dtype=str)
+    lsoa.iloc[: len(lsoa) // 2].to_csv(release / "gp-reg-pat-prac-lsoa-all.csv", index=False)
+    before = {p.name: p.read_bytes() for p in store.rglob("*.parquet")}
+    with pytest.raises(ReconciliationError, match="disagrees with gp-reg-pat-prac-all.csv"):
+        history.add_release(release, store, progress=None)
+    assert {p.name: p.read_bytes() for p in store.rglob("*.parquet")} == before
+    assert json.loads((store / "manifest.json").read_text())["history"]["periods"][-1] == "2025-10"
+
+
+def test_history_release_with_duplicate_keys_is_refused(demo_raw, tmp_path):
+    """Each release folder the full prepare reads is reconciled too (here: a repeated key)."""
+    bad = shutil.copytree(demo_raw / "releases" / "2025-03", tmp_path / "2025-03")
+    period, _, _, _, reconciliation = history.load_release(bad)
+    assert (
+        period == "2025-03" and reconciliation["practice_totals"]["registrations_lsoa"]["compared"]
+    )
+    lsoa_file = bad / "gp-reg-pat-prac-lsoa-all.csv"
+    lines = lsoa_file.read_text().splitlines(keepends=True)
+    lsoa_file.write_text("".join([*lines, lines[1]]))
+    with pytest.raises(ReconciliationError, match="more than once"):
+        history.load_release(bad)
+
+
+def test_add_needs_a_store_and_a_dated_release(demo_prepared, tmp_path):
+    with pytest.raises(history.HistoryError, match="not a prepared store"):
+        history.add_release(tmp_path, tmp_path / "nowhere", progress=None)
+    empty = tmp_path / "empty_release"
+    empty.mkdir()
+    store = tmp_path / "store"
+    shutil.copytree(demo_prepared, store)
+    with pytest.raises(history.HistoryError, match="cannot tell which month"):
+        history.add_release(empty, store, progress=None)
+
+
+def test_membership_rule_counts_a_moved_practice_in_its_current_pcn():
+    practices_then = pd.DataFrame(
+        {
+            "practice_code": ["A", "B", "C", "D"],
+            "pcn_code": ["P1", "P1", "P2", "P2"],
+            "registered_patients": [100, 200, 300, 50],
+        }
+    )
+    today = pd.DataFrame({"practice_code": ["A", "B", "C"], "pcn_code": ["P1", "P2", "P2"]})
+    regs = pd.DataFrame(
+        {
+            "practice_code": ["A", "D"],
+            "lsoa_code": ["E1", "E1"],
+            "lsoa_status": "matched",
+            "patients": [10, 5],
+        }
+    )
+    period = {"practices": practices_then, "registrations": regs, "practice_age_sex": regs.iloc[:0]}
+    tables, changes = history.apply_membership_rule(period, today)
+    pcn = tables["practices"].set_index("practice_code")["pcn_code"]
+    assert pcn["B"] == "P2"  # moved: counted in today's PCN throughout
+    assert pd.isna(pcn["D"])  # closed, no successor: in no neighbourhood
+    assert set(changes["change"]) == {"moved PCN", "not in today's list"}
+    # with an ODS succession D -> C, D's list and registrations are carried by C
+    successors = pd.DataFrame({"predecessor_code": ["D"], "successor_code": ["C"]})
+    tables, changes = history.apply_membership_rule(period, today, successors)
+    sizes = tables["practices"].set_index("practice_code")["registered_patients"]
+    assert sizes["C"] == 350 and "D" not in sizes.index
+    assert tables["registrations"].set_index("practice_code")["patients"]["C"] == 5
+    assert "merged" in set(changes["change"])
+
+
+def test_indicator_history_and_cli_periods_all(demo_data, demo_prepared, tmp_path):
+    table = demo_data.indicator_history
+    assert table["period"].nunique() == 12
+    latest = table[table["period"] == "2025-10"].drop(columns="period").reset_index(drop=True)
+    pd.testing.assert_frame_equal(latest, demo_data.indicator_table, check_dtype=False)
+    changes = demo_data.membership_changes
+    moved = changes[changes["change"] == "moved PCN"]
+    assert moved["practice_code"].nunique() == 1
+    assert sorted(moved["period"]) == ["2024-11", "2024-12", "2025-01", "2025-02", "2025-03"]
+    out = tmp_path / "history.csv"
+    argv = ["indicators", "--data", str(demo_prepared), "--level", "system", "--periods", "all"]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    written = pd.read_csv(out)
+    assert written["period"].nunique() == 12
+    assert set(written["level"]) == {"system"}
+
+
+def test_history_with_custom_neighbourhoods(demo_prepared):
+    import pophealth
+
+    groupings = Path(__file__).resolve().parents[1] / "docs" / "example_neighbourhoods.yaml"
+    data = pophealth.load(demo_prepared, neighbourhoods=groupings, cache=False)
+    p = data.profile("INT01")
+    summary = p.trends["summary"].set_index("indicator_id")
+    assert summary.loc["list_size", "points"] == 12
+    history = data.indicator_history
+    latest = history[(history["period"] == "2025-10") & (history["area_code"] == "INT01")]
+    current = data.indicator_table[data.indicator_table["area_code"] == "INT01"]
+    assert latest["value"].tolist() == pytest.approx(current["value"].tolist(), nan_ok=True)
+
+
+def test_plain_prepare_has_no_history_and_add_says_so(demo_raw, tmp_path):
+    store = tmp_path / "plain"
+    manifest = prepare(demo_raw, store, progress=None)  # without the history step
+    assert "history" not in manifest and not (store / history.HISTORY_DIR).exists()
+    with pytest.raises(history.HistoryError, match="has no release history"):
+        history.add_release(demo_raw / "releases" / "2025-03", store, progress=None)
+
+
+def test_release_period_prefers_registrations_and_reports_disagreement():
+    totals = pd.DataFrame({"extract_date": pd.to_datetime(["2025-10-01"]), "patients": [1]})
+    files = {
+        "workforce": {
+            "files": [{"name": "1 General Practice – September 2025 Practice Level - Detailed.csv"}]
+        }
+    }
+    period, note = history.release_period({"practice_totals": totals, "workforce": object()}, files)
+    assert period == "2025-10"
+    assert note == "release 2025-10: workforce is from 2025-09"
+    period, note = history.release_period({"workforce": object()}, files)
+    assert (period, note) == ("2025-09", "")
+    assert history.release_period({}, {}) == (None, "")
+
+
+def test_history_in_chunks_equals_one_stack(demo_data, demo_prepared, monkeypatch):
+    import pophealth
+    from pophealth import api
+
+    monkeypatch.setattr(api, "HISTORY_ROWS_PER_CHUNK", 1)  # one period per computation
+    chunked = pophealth.load(demo_prepared, cache=False).indicator_history
+    pd.testing.assert_frame_equal(chunked, demo_data.indicator_history)

@@ -1,0 +1,189 @@
+"""Tests for pophealth.peers: nearest neighbours on z-scored needs variables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pophealth import peers
+from pophealth.stats import StatisticsInputError
+
+
+def tidy(values: pd.DataFrame, level="neighbourhood", basis="registered") -> pd.DataFrame:
+    """Wide area x indicator values to the tidy table's long shape."""
+    long = values.reset_index().melt(
+        id_vars="area_code", var_name="indicator_id", value_name="value"
+    )
+    return long.assign(level=level, basis=basis)
+
+
+def random_areas(n=60, seed=3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "imd_score": rng.uniform(5, 60, n),
+            "pct_age_65_plus": rng.uniform(8, 30, n),
+            "pct_age_0_17": rng.uniform(12, 28, n),
+            "pct_ethnic_minority": rng.uniform(2, 70, n),
+            "list_size": rng.uniform(20_000, 120_000, n),
+        },
+        index=pd.Index([f"U{i:05d}" for i in range(n)], name="area_code"),
+    )
+
+
+def test_planted_near_copy_is_the_first_peer():
+    areas = random_areas()
+    copy = areas.loc["U00007"] * 1.001  # within 0.1% on every variable
+    areas.loc["COPY1"] = copy
+    matrix, excluded = peers.needs_matrix(tidy(areas), "neighbourhood", "registered")
+    assert excluded.empty
+    found, method = peers.nearest_peers(matrix)
+    first = found[(found["area_code"] == "U00007") & (found["rank"] == 1)]
+    assert first["peer_code"].tolist() == ["COPY1"]
+    back = found[(found["area_code"] == "COPY1") & (found["rank"] == 1)]
+    assert back["peer_code"].tolist() == ["U00007"]
+    assert (found.groupby("area_code").size() == 10).all()
+    assert set(method["status"]) == {"used"}
+
+
+def test_distance_is_euclidean_on_z_scores_and_list_size_is_logged():
+    areas = random_areas(12)
+    matrix, _ = peers.needs_matrix(tidy(areas), "neighbourhood", "registered")
+    assert matrix["list_size"].to_numpy() == pytest.approx(np.log10(areas["list_size"]).to_numpy())
+    found, _ = peers.nearest_peers(matrix, k=3)
+    z = (matrix - matrix.mean()) / matrix.std(ddof=0)
+    row = found.iloc[0]
+    expected = np.sqrt(((z.loc[row["area_code"]] - z.loc[row["peer_code"]]) ** 2).sum())
+    assert row["distance"] == pytest.approx(expected)
+    # rank 1 is really the nearest
+    all_distances = np.sqrt(((z - z.loc[row["area_code"]]) ** 2).sum(axis=1)).drop(row["area_code"])
+    assert row["peer_code"] == all_distances.idxmin()
+
+
+def test_near_collinear_variables_are_dropped_and_reported():
+    areas = random_areas()
+    areas["pct_age_0_17"] = 40 - areas["pct_age_65_plus"] + np.linspace(0, 0.1, len(areas))
+    matrix, _ = peers.needs_matrix(tidy(areas), "neighbourhood", "registered")
+    kept, dropped = peers.select_variables(matrix)
+    assert "pct_age_0_17" not in kept
+    assert dropped.iloc[0]["correlated_with"] == "pct_age_65_plus"
+    assert dropped.iloc[0]["correlation"] < -0.9
+    _, method = peers.nearest_peers(matrix)
+    status = method.set_index("variable")["status"]
+    assert status["pct_age_0_17"].startswith("dropped: |r| > 0.9 with pct_age_65_plus")
+
+
+def test_areas_missing_a_variable_are_counted_not_dropped_silently():
+    areas = random_areas(15)
+    areas.loc["U00003", "imd_score"] = np.nan
+    matrix, excluded = peers.needs_matrix(tidy(areas), "neighbourhood", "registered")
+    assert "U00003" not in matrix.index
+    assert excluded.to_dict("records") == [{"area_code": "U00003", "reason": "missing imd_score"}]
+
+
+def test_region_scope_only_finds_peers_in_the_same_region():
+    areas = random_areas(30)
+    table = tidy(areas)
+    region = {code: ("R1" if i % 2 else "R2") for i, code in enumerate(areas.index)}
+    table["region_code"] = table["area_code"].map(region)
+    matrix, _ = peers.needs_matrix(table, "neighbourhood", "registered")
+    found, _ = peers.nearest_peers(matrix, k=5)
+    regional = found[found["scope"] == "region"]
+    assert len(regional) == 30 * 5
+    assert (regional["area_code"].map(region) == regional["peer_code"].map(region)).all()
+
+
+def test_similar_area_comparison_gives_peer_mean_and_position():
+    table = pd.DataFrame(
+        {
+            "area_code": ["A", "B", "C", "D"],
+            "basis": "registered",
+            "indicator_id": "gp_fte_per_10k",
+            "value": [5.0, 7.0, 3.0, 100.0],
+        }
+    )
+    found = pd.DataFrame(
+        {"area_code": "A", "scope": "national", "rank": [1, 2], "peer_code": ["B", "C"]}
+    )
+    out = peers.similar_area_comparison(table, found, "A", "registered").iloc[0]
+    assert out["peer_mean"] == pytest.approx(5.0)
+    assert out["rank"] == 2 and out["of"] == 3
+    assert out["position"] == "2nd highest of 3"
+
+
+def test_peer_input_errors():
+    areas = random_areas(1)
+    matrix, _ = peers.needs_matrix(tidy(areas), "neighbourhood", "registered")
+    with pytest.raises(StatisticsInputError, match="at least two areas"):
+        peers.nearest_peers(matrix)
+    with pytest.raises(StatisticsInputError, match="k must be"):
+        peers.nearest_peers(random_areas(5), k=0)
+    with pytest.raises(StatisticsInputError, match="between 0 and 1"):
+        peers.select_variables(random_areas(5), threshold=1.5)
+
+
+# --------------------------------------------------------------------------------------
+# In the profile (demo store)
+# --------------------------------------------------------------------------------------
+
+
+def test_profile_similar_areas_for_a_neighbourhood(demo_data):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from pophealth import sections
+
+    InteractiveShell.instance()
+    code = demo_data.areas("neighbourhood")["area_code"].iloc[0]
+    p = demo_data.profile(code)
+    assert len(p.similar_list) == 10
+    assert code not in set(p.similar_list["peer_code"])
+    assert p.similar_list["distance"].is_monotonic_increasing
+    row = p.similar.set_index("indicator_id").loc["imd_score"]
+    table = demo_data.indicator_table
+    peer_values = table[
+        table["area_code"].isin(p.similar_list["peer_code"])
+        & (table["indicator_id"] == "imd_score")
+    ]["value"]
+    assert row["peer_mean"] == pytest.approx(peer_values.mean())
+    assert row["rank"] == 1 + (peer_values > row["value"]).sum()
+    with capture_output() as shown:
+        sections.similar_areas(p)
+    html = "".join(o.data.get("text/html", "") for o in shown.outputs)
+    assert "Similar areas&#x27; average" in html
+    assert html.count("<tr>") == len(p.similar) + len(p.similar_list) + 2
+
+
+def test_custom_neighbourhoods_find_national_pcn_peers(demo_prepared):
+    from pathlib import Path
+
+    import pophealth
+
+    groupings = Path(__file__).resolve().parents[1] / "docs" / "example_neighbourhoods.yaml"
+    data = pophealth.load(demo_prepared, neighbourhoods=groupings, cache=False)
+    p = data.profile("INT01")
+    assert len(p.similar_list) == 10
+    # pool: the other custom neighbourhood plus PCNs sharing no practice with a custom one
+    grouped = set(data.groupings["practice_code"])
+    shared = set(data.practices.loc[data.practices["practice_code"].isin(grouped), "pcn_code"])
+    assert not shared & set(p.similar_list["peer_code"])
+    assert set(p.similar_list["peer_code"]) - {"INT02"} <= set(data.practices["pcn_code"])
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.integers(min_value=2, max_value=25),
+    st.integers(min_value=0, max_value=10_000),
+    st.integers(min_value=1, max_value=12),
+)
+def test_peer_properties(n, seed, k):
+    matrix, _ = peers.needs_matrix(tidy(random_areas(n, seed)), "neighbourhood", "registered")
+    found, _ = peers.nearest_peers(matrix, k=k)
+    assert (found["area_code"] != found["peer_code"]).all()  # never its own peer
+    assert (found.groupby("area_code").size() == min(k, n - 1)).all()
+    for _, rows in found.groupby("area_code"):
+        assert rows["distance"].is_monotonic_increasing
+        assert rows["rank"].tolist() == list(range(1, len(rows) + 1))

@@ -1,0 +1,292 @@
+"""Tests for pophealth.trends: SPC rules and the recent-trend test on series with known signals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
+
+from pophealth import trends
+from pophealth.stats import StatisticsInputError
+
+# A stable base series: alternating small wiggles around 50 (mean 50, moving range 2).
+STABLE = [49.0, 51.0] * 10
+
+
+def series(values, polarity="no judgement", code="A"):
+    return pd.DataFrame(
+        {
+            "area_code": code,
+            "period": pd.date_range("2024-01-01", periods=len(values), freq="MS"),
+            "value": values,
+            "polarity": polarity,
+        }
+    )
+
+
+def chart(values, **kwargs):
+    polarity = kwargs.pop("polarity", "no judgement")
+    return trends.xmr_chart(
+        series(values, polarity), "value", "period", "area_code", "polarity", **kwargs
+    )
+
+
+def test_limits_are_mean_plus_minus_2_66_mean_moving_range():
+    values = [10.0, 12.0, 11.0, 13.0, 12.0, 10.0, 11.0, 12.0, 13.0, 11.0, 12.0, 10.0]
+    out = chart(values)
+    mean = np.mean(values)
+    mr = np.mean(np.abs(np.diff(values)))
+    assert out["mean"].iloc[0] == pytest.approx(mean)
+    assert out["mean_moving_range"].iloc[0] == pytest.approx(mr)
+    assert out["upper_process_limit"].iloc[0] == pytest.approx(mean + 2.66 * mr)
+    assert out["lower_process_limit"].iloc[0] == pytest.approx(mean - 2.66 * mr)
+    assert not out[["outside_limits", "shift", "trend", "two_of_three"]].to_numpy().any()
+    assert set(out["variation"]) == {"Common cause variation"}
+
+
+def test_a_point_beyond_the_limits_is_special_cause_with_polarity_words():
+    values = STABLE + [70.0]
+    out = chart(values, polarity="low is good")
+    assert out["outside_limits"].tolist() == [False] * 20 + [True]
+    assert out["special_cause"].iloc[-1] == "high"
+    assert out["variation"].iloc[-1] == "Special cause concern (higher)"
+    good = chart(values, polarity="high is good")
+    assert good["variation"].iloc[-1] == "Special cause improvement (higher)"
+    neutral = chart(values)
+    assert neutral["variation"].iloc[-1] == "Special cause variation (higher), no judgement"
+
+
+def test_outlying_moving_ranges_are_screened_from_the_limits():
+    values = STABLE + [90.0]
+    screened = chart(values)
+    raw = chart(values, screen_outliers=False)
+    assert screened["mean_moving_range"].iloc[0] == pytest.approx(2.0)
+    assert raw["mean_moving_range"].iloc[0] > screened["mean_moving_range"].iloc[0]
+
+
+def test_shift_needs_seven_points_on_one_side_of_the_mean():
+    six_low = STABLE[:12] + [49.5] * 0 + [48.5, 48.0, 48.5, 48.0, 48.5, 48.0] + [51.0, 49.0]
+    out6 = chart(six_low)
+    assert not out6["shift"].any()
+    seven_low = STABLE[:12] + [48.5, 48.0, 48.5, 48.0, 48.5, 48.0, 48.5]
+    out7 = chart(seven_low)
+    assert out7["shift"].tolist() == [False] * 12 + [True] * 7
+    assert out7["special_cause"].iloc[-1] == "low"
+    # the documented count is a parameter
+    assert chart(six_low, shift_run=6)["shift"].sum() == 6
+
+
+def test_trend_needs_seven_consecutive_rising_points():
+    rising6 = STABLE[:12] + [49.0, 49.2, 49.4, 49.6, 49.8, 50.0]
+    assert not chart(rising6)["trend"].any()
+    rising7 = STABLE[:12] + [48.0, 48.5, 49.0, 49.5, 50.0, 50.5, 51.0]
+    out = chart(rising7, polarity="high is good")
+    assert out["trend"].tolist() == [False] * 12 + [True] * 7
+    assert out["variation"].iloc[-1] == "Special cause improvement (higher)"
+    falling = chart(
+        STABLE[:12] + [52.0, 51.5, 51.0, 50.5, 50.0, 49.5, 49.0], polarity="high is good"
+    )
+    assert falling["trend"].iloc[-7:].all()
+    assert falling["variation"].iloc[-1] == "Special cause concern (lower)"
+
+
+def test_two_of_three_beyond_two_thirds_of_the_way_to_a_limit():
+    # mean ~50, mR ~2 -> limits ~ +/-5.3, 2/3 zone ~ +/-3.5
+    values = STABLE[:14] + [55.2, 50.5, 55.1]
+    out = chart(values)
+    assert not out["outside_limits"].any()
+    assert out["two_of_three"].tolist()[-3:] == [True, False, True]
+    assert not out["two_of_three"].iloc[:-3].any()
+
+
+def test_short_series_have_no_limits_and_say_not_enough_data():
+    out = chart([1.0, 2.0, 3.0])
+    assert out["mean"].isna().all()
+    assert set(out["variation"]) == {trends.NOT_ENOUGH}
+
+
+def test_series_are_independent_and_summary_reads_latest_point():
+    frame = pd.concat([series(STABLE + [70.0], code="A"), series(STABLE + [50.0], code="B")])
+    out = trends.xmr_chart(frame, "value", "period", "area_code", "polarity")
+    summary = trends.spc_summary(out, "area_code").set_index("area_code")
+    assert summary.loc["A", "variation_code"] == "neither_higher"
+    assert "point beyond limits" in summary.loc["A", "rules"]
+    assert summary.loc["B", "variation"] == "Common cause variation"
+    assert summary.loc["B", "points"] == 21
+
+
+def test_xmr_input_errors_name_the_problem():
+    frame = pd.concat([series(STABLE), series(STABLE[:1])])
+    with pytest.raises(StatisticsInputError, match="more than one row"):
+        trends.xmr_chart(frame, "value", "period", "area_code")
+    with pytest.raises(StatisticsInputError, match="not found"):
+        trends.xmr_chart(series(STABLE), "valu", "period", "area_code")
+    with pytest.raises(StatisticsInputError, match="unknown polarities"):
+        trends.xmr_chart(series(STABLE, polarity="up"), "value", "period", "area_code", "polarity")
+
+
+def armitage_reference(r, n):
+    """Chi-squared test for trend as N x r^2 (correlation of outcome and score, expanded)."""
+    outcome, score = [], []
+    for i, (events, total) in enumerate(zip(r, n, strict=True), start=1):
+        outcome += [1] * events + [0] * (total - events)
+        score += [i] * total
+    corr = np.corrcoef(outcome, score)[0, 1]
+    return len(outcome) * corr**2
+
+
+def proportions(r, n, polarity="no judgement"):
+    return pd.DataFrame(
+        {"area_code": "A", "period": range(len(r)), "num": r, "den": n, "polarity": polarity}
+    )
+
+
+def test_recent_trend_matches_the_correlation_form_of_armitage():
+    r, n = [30, 35, 41, 44, 52], [200, 210, 205, 198, 202]
+    out = trends.recent_trend(proportions(r, n), "num", "den", "period", "area_code")
+    assert out["chi_squared"].iloc[0] == pytest.approx(armitage_reference(r, n), rel=1e-9)
+    assert out["p_value"].iloc[0] == pytest.approx(sps.chi2.sf(out["chi_squared"].iloc[0], 1))
+
+
+def test_recent_trend_directions_and_words():
+    rising = proportions([100, 140, 180, 220, 260], [1000] * 5, "low is good")
+    out = trends.recent_trend(rising, "num", "den", "period", "area_code", "polarity")
+    assert out["direction"].iloc[0] == "increasing"
+    assert out["recent_trend"].iloc[0] == "Increasing and getting worse"
+    flat = proportions([100, 102, 99, 101, 100], [1000] * 5)
+    assert trends.recent_trend(flat, "num", "den", "period")["recent_trend"].iloc[0] == (
+        "No significant change"
+    )
+    falling = proportions([260, 220, 180, 140, 100], [1000] * 5, "low is good")
+    assert trends.recent_trend(falling, "num", "den", "period", polarity="polarity")[
+        "recent_trend"
+    ].iloc[0] == ("Decreasing and getting better")
+
+
+def test_recent_trend_uses_only_the_last_five_points():
+    # an old fall then five flat points: no significant recent change
+    r = [500, 400, 300, 100, 101, 99, 100, 100]
+    out = trends.recent_trend(proportions(r, [1000] * 8), "num", "den", "period")
+    assert out["points"].iloc[0] == 5
+    assert out["direction"].iloc[0] == "no significant change"
+    short = trends.recent_trend(proportions([1, 2, 3, 4], [10] * 4), "num", "den", "period")
+    assert short["recent_trend"].iloc[0] == "Not enough data"
+
+
+def test_recent_trend_input_errors():
+    with pytest.raises(StatisticsInputError, match="above denominator"):
+        trends.recent_trend(proportions([5, 20], [10, 10]), "num", "den", "period")
+    with pytest.raises(StatisticsInputError, match="negative"):
+        trends.recent_trend(proportions([-1, 2], [10, 10]), "num", "den", "period")
+    with pytest.raises(StatisticsInputError, match="between 0.9 and 1"):
+        trends.recent_trend(proportions([1, 2], [10, 10]), "num", "den", "period", confidence=95)
+
+
+def test_direction_of_travel_chooses_the_method_by_length():
+    long = series(STABLE + [70.0], "no judgement", "L").assign(
+        numerator=np.nan, denominator=np.nan, statistic="mean"
+    )
+    medium = proportions([100, 140, 180, 220, 260, 300], [1000] * 6, "high is good")
+    medium = medium.rename(columns={"num": "numerator", "den": "denominator"}).assign(
+        area_code="M", value=lambda d: d["numerator"] / d["denominator"], statistic="proportion"
+    )
+    short = medium.iloc[:3].assign(area_code="S")
+    frame = pd.concat([long, medium, short], ignore_index=True)
+    frame["period"] = frame["period"].astype(str)
+    out = trends.direction_of_travel(frame, "period", "area_code").set_index("area_code")
+    assert out.loc["L", "method"] == "spc"
+    assert out.loc["L", "direction"] == "Special cause variation (higher), no judgement"
+    assert out.loc["M", "direction"] == "Increasing and getting better"
+    assert out.loc["S", "direction"] == trends.NOT_ENOUGH
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(min_value=-1e6, max_value=1e6), min_size=12, max_size=40))
+def test_spc_properties(values):
+    out = chart(values)
+    assert (out["upper_process_limit"] >= out["lower_process_limit"]).all()
+    beyond = (out["value"] > out["upper_process_limit"]) | (
+        out["value"] < out["lower_process_limit"]
+    )
+    assert (beyond == out["outside_limits"]).all()
+    assert set(out["special_cause"]) <= {"", "high", "low"}
+
+
+# --------------------------------------------------------------------------------------
+# In the profile (demo store with 12 monthly releases)
+# --------------------------------------------------------------------------------------
+
+
+def test_profile_trends_of_the_pcn_that_gained_a_practice(demo_data):
+    changes = demo_data.membership_changes
+    moved = changes[changes["change"] == "moved PCN"].iloc[0]
+    new_pcn = moved["detail"].split(" now")[0].split(", ")[-1]
+    p = demo_data.profile(new_pcn)
+    tr = p.trends
+    assert len(tr["periods"]) == 12
+    summary = tr["summary"].set_index("indicator_id")
+    assert (summary["points"] == 12).all()
+    assert set(summary["method"]) == {"spc"}
+    # the moved practice counts in its current PCN throughout: no step in its list size
+    history = demo_data.indicator_history
+    sizes = history[(history["area_code"] == new_pcn) & (history["indicator_id"] == "list_size")]
+    assert sizes["value"].pct_change().abs().max() < 0.02
+    assert summary.loc["list_size", "values"] == sizes.sort_values("period")["value"].tolist()
+    assert tr["membership"]["practice_code"].tolist() == [moved["practice_code"]]
+    changes_now = tr["changes"].set_index("what")
+    size_row = changes_now.loc["Registered patients"]
+    assert size_row["change"] == pytest.approx(size_row["latest"] - size_row["previous"])
+    series = tr["series"]
+    assert set(series["indicator_id"]) >= {"list_size", "gp_fte_per_10k_weighted"}
+    assert series["england_value"].notna().all()
+
+
+def test_change_over_time_section_renders_table_charts_and_changes(demo_data):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from pophealth import sections
+
+    InteractiveShell.instance()
+    code = demo_data.areas("place")["area_code"].iloc[0]
+    p = demo_data.profile(code)
+    with capture_output() as shown:
+        sections.change_over_time(p)
+    html = "".join(o.data.get("text/html", "") for o in shown.outputs)
+    assert html.count('<svg class="ph-spark"') == len(p.trends["summary"])
+    assert f"{p.comparator}: change over time" in html
+    plots = [o for o in shown.outputs if "application/vnd.plotly.v1+json" in o.data]
+    assert len(plots) == p.trends["series"]["indicator_id"].nunique()
+    # text is shown as escaped HTML (issue10's one escaping place), not markdown
+    assert "What changed since the last release (2025-09 to 2025-10)" in html
+    with capture_output() as shown:
+        sections.benchmarking(p)
+    table = next(
+        o.data["text/html"] for o in shown.outputs if "ph-benchmark" in o.data.get("text/html", "")
+    )
+    assert ">Trend</th>" in table
+    assert table.count('<svg class="ph-spark"') == p.indicators["trend"].notna().sum() > 10
+
+
+def test_sparkline_and_trend_chart_escape_and_scale():
+    from pophealth import charts, tables
+
+    svg = tables.sparkline_svg([1.0, 2.0, float("nan"), 4.0])
+    assert svg.count(",") == 3 and "circle" in svg  # three finite points
+    assert tables.sparkline_svg([5.0]) == ""
+    series = pd.DataFrame(
+        {
+            "period": ["2025-01", "2025-02", "2025-03"],
+            "value": [100.0, 110.0, 120.0],
+            "lower_ci": np.nan,
+            "upper_ci": np.nan,
+            "england_value": [1e6, 1.01e6, 1.02e6],
+        }
+    )
+    fig = charts.trend_chart(series, "List <b>size</b>", "<script>x</script>", "England")
+    assert fig.data[1].yaxis == "y2"  # a count's comparator has its own axis
+    assert "<script>" not in fig.layout.title.text and "<script>" not in fig.data[0].text[0]
+    assert list(fig.data[0].x) == ["2025-01", "2025-02", "2025-03"]
