@@ -704,6 +704,7 @@ class PopHealthData:
                 ],
                 ignore_index=True,
             )
+        history = history[[*indicators.TIDY_COLUMNS, "period"]]
         return history.sort_values("period", kind="stable").reset_index(drop=True)
 
     def _stacked_history(self, views: dict) -> pd.DataFrame:
@@ -795,6 +796,7 @@ class PopHealthData:
             for column in ("area_code", "parent_code")
         }
         table = table.assign(**untag, period=period.to_numpy(dtype=object))
+        table = table[[*indicators.TIDY_COLUMNS, "period"]]
         return table.sort_values("period", kind="stable").reset_index(drop=True)
 
     def profile(self, area_code: str, basis: str | None = None) -> Profile:
