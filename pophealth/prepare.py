@@ -807,6 +807,8 @@ def prepare(
         lsoa, practices, registrations, age_sex = keep_systems(
             list(systems), lsoa, practices, registrations, age_sex
         )
+        # the release history keeps the same systems (pophealth.history.period_tables)
+        lsoa.attrs["systems_kept"] = list(systems)
     if systems and pcn_fte is not None and len(practices):
         # PCNs whose practices are all outside --systems go with them (England keeps them)
         pcn_fte = pcn_fte[
