@@ -133,17 +133,6 @@ def _with_practice_qof(measures: pd.DataFrame, qof: pd.DataFrame) -> pd.DataFram
     return measures.copy()  # one block, not dozens of merged fragments
 
 
-def _with_lsoa_qof(
-    measures: pd.DataFrame, registrations: pd.DataFrame, qof: pd.DataFrame
-) -> pd.DataFrame:
-    """LSOA measures plus QOF measures modelled from practice registers (shared by residence)."""
-    if len(qof.columns) > 1 and len(registrations):
-        shared = attribution.attribute_practices_to_lsoas(registrations, qof)
-        measures = measures.merge(shared, on="lsoa21_code", how="left")
-        measures = measures.fillna({c: 0.0 for c in shared.columns if c != "lsoa21_code"})
-    return measures.copy()
-
-
 def _note_modelled_qof(table: pd.DataFrame) -> pd.DataFrame:
     """Say in ``method`` that resident-basis QOF values are modelled from practice registers."""
     modelled = (table["basis"] == "resident") & table["indicator_id"].isin(
@@ -177,6 +166,12 @@ class PopHealthData:
         self.practices = self._read_table("practices.parquet")
         self.registrations = self._read_table("registrations.parquet")
         self.age_sex = self._read_table("practice_age_sex.parquet")
+        # England's and the regions' measures from the national files (stores prepared before
+        # issue 11 lack it: England is then the sum of what was loaded)
+        national = self.prepared_dir / "national.parquet"
+        self.national = (
+            self._read_table("national.parquet") if national.exists() else pd.DataFrame()
+        )
         pcn_file = self.prepared_dir / contracts.PCN_WORKFORCE_TABLE.name  # optional store table
         self.pcn_staff = self._read_table(pcn_file.name) if pcn_file.exists() else None
         qof_path = self.prepared_dir / "qof_prevalence.parquet"
@@ -193,9 +188,32 @@ class PopHealthData:
     def register(self) -> pd.DataFrame:
         """Every area with level, basis, parent and system."""
         register = geography.build_area_register(
-            self.practices, self.lsoa, self.registrations, self.groupings
+            self.practices,
+            self.lsoa,
+            self.registrations,
+            self.groupings,
+            comparator=self.comparator,
+            regions=self.icb_regions,
         )
         return contracts.AREA_REGISTER.validate(register, "the area register")
+
+    @cached_property
+    def icb_regions(self) -> pd.DataFrame:
+        """``icb_code, region_code, region_name``: each ICB's NHS England region, where known.
+
+        Only regions whose values the national table holds are used (a region is a parent
+        only when its own figures come from all of its ICBs).
+        """
+        columns = ["icb_code", "region_code", "region_name"]
+        if "region_code" not in self.practices or not len(self.national):
+            return pd.DataFrame(columns=columns)
+        known = set(self.national.loc[self.national["level"] == "region", "area_code"])
+        found = self.practices.dropna(subset=["icb_code", "region_code"])
+        found = found[found["region_code"].isin(known)]
+        # an ICB's region is the region of most of its practices
+        top = found.groupby(["icb_code", "region_code", "region_name"]).size().reset_index()
+        top = top.sort_values(["icb_code", 0], ascending=[True, False])
+        return top.drop_duplicates("icb_code")[columns].reset_index(drop=True)
 
     @cached_property
     def aliases(self) -> dict[str, str]:
@@ -211,7 +229,13 @@ class PopHealthData:
     @property
     def comparator(self) -> str:
         """Name of the whole-population comparator (England, or all loaded areas)."""
-        return geography.comparator_name(self.practices, self.lsoa)
+        national = self.manifest.get("national", {})
+        return geography.comparator_name(
+            self.practices,
+            self.lsoa,
+            national_icbs=national.get("icbs") if len(self.national) else None,
+            synthetic=bool(self.manifest.get("synthetic")),
+        )
 
     def areas(self, level: str | None = None, system: str | None = None) -> pd.DataFrame:
         """Areas at a level (neighbourhood/place/system), optionally within one system.
@@ -227,7 +251,7 @@ class PopHealthData:
                 )
             reg = reg[reg["level"] == level]
         else:
-            reg = reg[reg["level"] != "england"]
+            reg = reg[reg["level"].isin(geography.LEVELS)]
         if system is not None:
             code = self.resolve_system(system)
             reg = reg[reg["system_code"] == code]
@@ -251,7 +275,7 @@ class PopHealthData:
     def resolve_area(self, code: str, basis: str | None = None) -> dict:
         """The register row of an area (ODS codes accepted), or a clear error."""
         canonical = geography.resolve_area_code(
-            self.register[self.register["level"] != "england"], code, self.aliases
+            self.register[self.register["level"].isin(geography.LEVELS)], code, self.aliases
         )
         rows = self.register[self.register["area_code"] == canonical]
         if basis is not None:
@@ -364,10 +388,7 @@ class PopHealthData:
         """Practices plus their share of their PCN's staff (``pcn_<group>_fte``, ``pcn_status``)."""
         if self.pcn_apportionment is None:
             return self.practices
-        shares, _ = self.pcn_apportionment
-        return self.practices.merge(
-            shares.drop(columns=["pcn_code"]), on="practice_code", how="left"
-        )
+        return staffing.with_pcn_staff(self.practices, self.pcn_staff)
 
     # -- indicators ------------------------------------------------------------------------
     @cached_property
@@ -381,13 +402,16 @@ class PopHealthData:
     def qof_expected(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Recorded vs expected registers per practice and the model fit (one fit per register).
 
-        ``prepare`` fits the models once per store (with IoD2025); another IoD release refits
-        here, once per loaded store.
+        ``prepare`` fits the models once per IoD release on every practice of the national
+        files (before ``--systems`` cuts the store); a store without them refits here on the
+        practices it holds.
         """
         stored = self.prepared_dir / "qof_expected.parquet"
-        if self.imd == "2025" and stored.exists():
-            fit = pd.DataFrame(self.manifest.get("qof_model", []))
-            return self._read_table(stored.name), fit
+        fits = self.manifest.get("qof_model", {})
+        if stored.exists() and isinstance(fits, dict) and self.imd in fits:
+            rows = self._read_table(stored.name)
+            rows = rows[rows["imd"] == self.imd].drop(columns="imd").reset_index(drop=True)
+            return rows, pd.DataFrame(fits[self.imd])
         if not len(self.qof) or not len(self.age_sex):
             return pd.DataFrame(), pd.DataFrame()
         return prevalence.expected_from_store(self.qof, self.age_sex, self.base_practice_measures)
@@ -397,13 +421,7 @@ class PopHealthData:
         """QOF measures per practice (prevalence, recorded vs expected, burden)."""
         if not len(self.qof):
             return pd.DataFrame({"practice_code": pd.Series(dtype=object)})
-        out = prevalence.practice_qof_measures(self.qof, self.practices)
-        expected, _ = self.qof_expected
-        if len(expected):
-            out = out.merge(
-                prevalence.practice_oe_measures(expected), on="practice_code", how="left"
-            )
-        return out
+        return prevalence.qof_practice_measures(self.qof, self.practices, self.qof_expected[0])
 
     @cached_property
     def practice_measures(self) -> pd.DataFrame:
@@ -416,7 +434,7 @@ class PopHealthData:
         out = attribution.lsoa_measures(
             self.lsoa, self.registrations, self.team_practices, self.imd_release
         )
-        return _with_lsoa_qof(out, self.registrations, self.qof_measures)
+        return prevalence.with_resident_qof(out, self.registrations, self.qof_measures).copy()
 
     @cached_property
     def registered_area_measures(self) -> pd.DataFrame | None:
@@ -428,21 +446,41 @@ class PopHealthData:
         )
 
     @cached_property
+    def registered_measures(self) -> pd.DataFrame | None:
+        """Registered-basis area measures, England's and the regions' from the national files."""
+        return self._with_national(self.registered_area_measures, "registered")
+
+    @cached_property
     def indicator_table(self) -> pd.DataFrame:
         """The tidy indicator table for every area, basis and indicator."""
-        registered = self.registered_area_measures
+        registered = self.registered_measures
         resident = None
         if len(self.lsoa):
             resident = attribution.aggregate_measures(
                 self.lsoa_measures, self.lsoa_membership_table, "lsoa21_code"
             )
+        resident = self._with_national(resident, "resident")
         table = indicators.compute_indicator_table(
             self.register,
             registered,
             resident,
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
+            resident_weights=attribution.deprivation_population(self.lsoa, self.imd_release)[1],
         )
         return contracts.INDICATOR_TABLE.validate(_note_modelled_qof(table), "the indicator table")
+
+    def _with_national(self, measures: pd.DataFrame | None, basis: str) -> pd.DataFrame | None:
+        """Area measures with England's and the regions' rows from the national files."""
+        if measures is None or not len(self.national):
+            return measures
+        national = self.national[
+            (self.national["basis"] == basis) & (self.national["imd"] == self.imd)
+        ]
+        if not len(national):
+            return measures
+        national = national[[c for c in national.columns if c in measures.columns]]
+        local = measures[~measures["area_code"].isin(set(national["area_code"]))]
+        return pd.concat([local, national], ignore_index=True)
 
     @cached_property
     def practice_indicators(self) -> pd.DataFrame:
@@ -654,7 +692,20 @@ class PopHealthData:
         periods = list(views)
         chunks = [periods[i : i + per_chunk] for i in range(0, len(periods), per_chunk)]
         frames = [self._stacked_history({p: views[p] for p in chunk}) for chunk in chunks]
-        return pd.concat(frames, ignore_index=True)
+        history = pd.concat(frames, ignore_index=True)
+        # the current period is the indicator table itself: England (and regions) from the
+        # national files; earlier periods compare with their own all-loaded aggregate
+        current = self.periods[-1]
+        if current in set(history["period"]):
+            history = pd.concat(
+                [
+                    history[history["period"] != current],
+                    self.indicator_table.assign(period=current),
+                ],
+                ignore_index=True,
+            )
+        history = history[[*indicators.TIDY_COLUMNS, "period"]]
+        return history.sort_values("period", kind="stable").reset_index(drop=True)
 
     def _stacked_history(self, views: dict) -> pd.DataFrame:
         """Indicator tables of several periods in one computation (see indicator_history)."""
@@ -714,7 +765,7 @@ class PopHealthData:
                 stacked["lsoa"], stacked["registrations"], stacked["practices"], self.imd_release
             )
             resident = attribution.aggregate_measures(
-                _with_lsoa_qof(measures, stacked["registrations"], qof),
+                prevalence.with_resident_qof(measures, stacked["registrations"], qof),
                 stacked["lsoa_members"],
                 "lsoa21_code",
             )
@@ -737,13 +788,15 @@ class PopHealthData:
         table = _note_modelled_qof(table[keep].reset_index(drop=True))
         period = period[keep].reset_index(drop=True)
         table = indicators.add_benchmarks(
-            table, (period + sep + geography.ALL_LOADED_CODE).to_numpy(dtype=object)
+            table.assign(period=period.to_numpy(dtype=object)),
+            (period + sep + geography.ALL_LOADED_CODE).to_numpy(dtype=object),
         )
         untag = {
             column: table[column].astype("string").str.split(sep, n=1).str[-1].astype(object)
             for column in ("area_code", "parent_code")
         }
         table = table.assign(**untag, period=period.to_numpy(dtype=object))
+        table = table[[*indicators.TIDY_COLUMNS, "period"]]
         return table.sort_values("period", kind="stable").reset_index(drop=True)
 
     def profile(self, area_code: str, basis: str | None = None) -> Profile:

@@ -50,8 +50,10 @@ class Measure:
         indicator_id: The catalogue id.
         group: Which inputs the function takes: ``"age"`` (an :class:`AgeCounts`),
             ``"census"`` (the LSOA table), ``"imd"`` (the LSOA table and an
-            :class:`~pophealth.geography.ImdRelease`), ``"workforce"`` or ``"list_size"`` (the
-            practice table), ``"qof"`` or ``"qof_expected"`` (a :class:`PracticeRegisters`).
+            :class:`~pophealth.releases.ImdRelease`; attributed to practice lists),
+            ``"lsoa_count"`` (likewise, but counting LSOAs: resident basis only),
+            ``"workforce"`` or ``"list_size"`` (the practice table), ``"qof"`` or
+            ``"qof_expected"`` (a :class:`PracticeRegisters`).
         function: Returns ``(numerator, denominator)`` arrays (``"imd"``: one value per LSOA),
             or ``None`` when its input columns are absent.
     """
@@ -147,6 +149,15 @@ def pct_core20(lsoa: pd.DataFrame, release: ImdRelease):
         return None
     dec = lsoa[release.column("decile")].to_numpy(dtype=float)
     return np.where(np.isnan(dec), np.nan, (dec <= 2).astype(float))
+
+
+@measure("pct_lsoas_most_deprived_10", "lsoa_count")
+def pct_lsoas_most_deprived_10(lsoa: pd.DataFrame, release: ImdRelease):
+    """LSOAs in national IMD decile 1, of LSOAs with a decile (MHCLG's area summary)."""
+    if release.column("decile") not in lsoa:
+        return None
+    dec = lsoa[release.column("decile")].to_numpy(dtype=float)
+    return (dec == 1).astype(float), (~np.isnan(dec)).astype(float)
 
 
 def _census_columns(lsoa: pd.DataFrame, *names: str) -> list[np.ndarray] | None:
@@ -548,8 +559,13 @@ def lsoa_measures(
     """
     codes = lsoa["lsoa21_code"].to_numpy()
     out = pd.DataFrame({"lsoa21_code": codes})
-    pop = _resident_population(lsoa)
-    values = lsoa_values(lsoa, imd)
+    release = ImdRelease.of(imd)
+    pop = deprivation_population(lsoa, release)[0]
+    values = lsoa_values(lsoa, release)
+    for m in measures_of("lsoa_count"):
+        pair = m.function(lsoa, release)
+        if pair is not None:
+            out[f"{m.indicator_id}__num"], out[f"{m.indicator_id}__den"] = pair
     for v in ("imd_score", "pct_core20"):
         if v in values:
             x = values[v].to_numpy(dtype=float)
@@ -574,6 +590,25 @@ def lsoa_measures(
     nums = [c for c in out.columns if c.endswith("__num") and c != "list_size__num"]
     dens = [c for c in out.columns if c.endswith("__den") and c != "list_size__den"]
     return out.fillna({c: 0.0 for c in nums + dens})
+
+
+def deprivation_population(
+    lsoa: pd.DataFrame, imd: str | ImdRelease = "2025"
+) -> tuple[np.ndarray, str]:
+    """Resident weights for deprivation summaries, and what they are.
+
+    MHCLG summarises the IoD for LADs and ICBs with the IoD's own population denominators
+    (File 7, mid-year estimates); those are used when the file has them (IoD2025 on 2021
+    LSOAs), else Census 2021 residents.
+
+    Returns:
+        (weights aligned with ``lsoa``, a label for method texts).
+    """
+    release = ImdRelease.of(imd)
+    # only IoD2025 is published on 2021 LSOAs with its own denominators
+    if release.year == "2025" and "population" in lsoa and lsoa["population"].notna().any():
+        return lsoa["population"].to_numpy(dtype=float), f"{release.name} population denominators"
+    return _resident_population(lsoa), "Census 2021 residents"
 
 
 def _resident_population(lsoa: pd.DataFrame) -> np.ndarray:

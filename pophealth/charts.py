@@ -51,6 +51,16 @@ COMPARISON_COLOURS: dict[str, str] = {
     "not compared": "#B1B4B6",
     "higher": "#003078",
     "lower": "#5694CA",
+    # need-related context: a neutral sequential blue, not performance red/green
+    "higher need": "#08519C",
+    "similar need": "#9ECAE1",
+    "lower need": "#DEEBF7",
+    # supply against its fair share (a diverging orange-purple, not red/green)
+    "fewer than fair share": "#B35806",
+    "about fair share": "#F7F7F7",
+    "more than fair share": "#542788",
+    # context described by its value and position, not judged
+    "not rated": "#FFFFFF",
 }
 
 #: Legend / hover wording for each comparison category.
@@ -61,6 +71,13 @@ COMPARISON_LABELS: dict[str, str] = {
     "higher": "Higher than {comparator}",
     "lower": "Lower than {comparator}",
     "not compared": "Not compared",
+    "higher need": "Higher need than {comparator}",
+    "similar need": "Similar need to {comparator}",
+    "lower need": "Lower need than {comparator}",
+    "fewer than fair share": "Fewer than its fair share at {comparator}'s rate",
+    "about fair share": "About its fair share at {comparator}'s rate",
+    "more than fair share": "More than its fair share at {comparator}'s rate",
+    "not rated": "Not rated (context)",
 }
 
 _COMPARISON_ALIASES: dict[str, str] = {
@@ -73,6 +90,13 @@ _COMPARISON_ALIASES: dict[str, str] = {
     "lower": "lower",
     "not compared": "not compared",
     "not_compared": "not compared",
+    "higher need": "higher need",
+    "similar need": "similar need",
+    "lower need": "lower need",
+    "fewer than fair share": "fewer than fair share",
+    "about fair share": "about fair share",
+    "more than fair share": "more than fair share",
+    "not rated": "not rated",
     "none": "not compared",
     "": "not compared",
 }
@@ -1659,6 +1683,22 @@ def funnel_plot_spec(
         y_title=value_label,
         extra_meta={"highlight_found": bool((highlight & plotted).any()), "target": target},
     )
+    # axes fitted to the points, the target and the limits over the points' denominators
+    # (not blown up by limits near a denominator of 0)
+    if plotted.any():
+        x_low = float(np.nanmin(denominator[plotted]))
+        x_high = float(np.nanmax(denominator[plotted]))
+        x_pad = (x_high - x_low) * 0.05 or x_high * 0.05 or 1.0
+        x_low, x_high = max(0.0, x_low - x_pad), x_high + x_pad
+        in_view = (limit_x >= x_low) & (limit_x <= x_high)
+        y_parts = [value[plotted], [target]]
+        for column in ("lower_99_8", "upper_99_8", "lower_95", "upper_95"):
+            y_parts.append(sorted_limits[column][in_view])
+        y_all = np.concatenate([np.asarray(p, dtype=float) for p in y_parts])
+        y_low, y_high = float(np.nanmin(y_all)), float(np.nanmax(y_all))
+        y_pad = (y_high - y_low) * 0.05 or abs(y_high) * 0.05 or 1.0
+        fig.update_xaxes(range=[x_low, x_high], autorange=False)
+        fig.update_yaxes(range=[y_low - y_pad, y_high + y_pad], autorange=False)
     return fig
 
 

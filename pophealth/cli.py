@@ -49,7 +49,10 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     if args.add:
         return _cmd_prepare_add(args)
     print(f"Preparing {args.raw} -> {args.out}")
-    manifest = prepare_store(args.raw, args.out, listing=args.listing, as_of=args.as_of)
+    systems = [c.strip().upper() for c in args.systems.split(",")] if args.systems else None
+    manifest = prepare_store(
+        args.raw, args.out, listing=args.listing, as_of=args.as_of, systems=systems
+    )
     counts = manifest["counts"]
     print(
         f"Prepared {counts['practices']:,} practices, {counts['lsoas']:,} LSOAs, "
@@ -422,7 +425,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from pophealth.demo import write_demo_dataset
+    from pophealth.demo import DEMO_SYSTEMS, write_demo_dataset
     from pophealth.history import prepare_store
 
     out = Path(args.out)
@@ -432,7 +435,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     write_demo_dataset(raw, seed=args.seed)
     t1 = time.perf_counter()
     print(f"Demo raw files written to {raw} in {t1 - t0:.1f} s")
-    prepare_store(raw, prepared, progress=None)
+    # the files hold a synthetic rest of England; the store keeps the demo ICS (and the ring
+    # of its neighbouring ICB) with England's and the regions' values
+    prepare_store(raw, prepared, progress=None, systems=DEMO_SYSTEMS)
     t2 = time.perf_counter()
     print(f"Prepared store written to {prepared} in {t2 - t1:.1f} s")
     import pophealth
@@ -602,6 +607,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="prepared store folder")
     p.add_argument("--listing", help="YAML listing source files and releases")
     p.add_argument("--as-of", help="date for PCN membership (default: registrations extract date)")
+    p.add_argument(
+        "--systems",
+        help="comma-separated ICB codes (E54…) to keep; England's values still come from every "
+        "row of the national files (default: keep every ICB)",
+    )
     p.add_argument(
         "--add",
         action="store_true",

@@ -18,13 +18,17 @@ import pandera.pandas as pa
 
 from pophealth.ages import AGE_BANDS
 from pophealth.errors import PopHealthError
+from pophealth.indicators import RATINGS
+from pophealth.releases import IMD_YEARS
 from pophealth.staffing import STAFF_GROUPS
 
 LSOA_STATUSES = ("matched", "closed", "unknown", "wales", "outside")
-LEVELS = ("neighbourhood", "place", "system", "england")
-AREA_TYPES = ("pcn", "custom", "lad", "sicbl", "icb", "all")
+LEVELS = ("neighbourhood", "place", "system", "region", "england")
+AREA_TYPES = ("pcn", "custom", "lad", "sicbl", "icb", "nhser", "all")
 BASES = ("registered", "resident")
 POLARITIES = ("high is good", "low is good", "no judgement")
+INDICATOR_KINDS = tuple(RATINGS)
+ALL_RATINGS = tuple(dict.fromkeys(r for ratings in RATINGS.values() for r in ratings))
 
 
 class ContractError(PopHealthError, ValueError):
@@ -39,6 +43,10 @@ def _is_number(series: pd.Series) -> bool:
     return len(series) == 0 or pd.api.types.is_numeric_dtype(series)
 
 
+def _is_flag(series: pd.Series) -> bool:
+    return len(series) == 0 or pd.api.types.is_bool_dtype(series)
+
+
 def _is_date(series: pd.Series) -> bool:
     return len(series) == 0 or pd.api.types.is_datetime64_any_dtype(series)
 
@@ -49,6 +57,7 @@ KINDS = {
     "text": ("text (str)", _is_text),
     "count": ("count (int or float >= 0)", _is_number),
     "number": ("float", _is_number),
+    "flag": ("flag (bool)", _is_flag),
     "date": ("date (datetime64)", _is_date),
 }
 
@@ -242,6 +251,10 @@ PRACTICE_TABLE = Contract(
             required=False,
             nullable=True,
         ),
+        *(
+            Field(f.name, f.kind, f.description, required=False, nullable=True)
+            for f in _code_name("region", "NHS England region (practice mapping file)")
+        ),
     ),
     note="Plus `gp_source, nurse_source, dpc_source, admin_source` (workforce data source flags) "
     "and, from the detailed workforce file, `<role>_fte` and `<role>_hc` of every role "
@@ -309,19 +322,30 @@ QOF_PREVALENCE_TABLE = Contract(
 
 QOF_EXPECTED_TABLE = Contract(
     "qof_expected.parquet",
-    "one row per practice × QOF register (recorded-vs-expected model, IoD2025)",
+    "one row per practice × QOF register × IoD release (recorded-vs-expected model)",
     (
         *_REGISTER_KEY,
+        Field("imd", "code", "IoD release of the model's deprivation covariate", values=IMD_YEARS),
         Field("observed", "count", "patients on the register"),
         Field("expected", "number", "register at national average recording", nullable=True),
         Field("list_size", "count", "patients on the list of the register's list type"),
     ),
-    note="The fit of each register's model is in `manifest.json` (`qof_model`).",
+    note=(
+        "Fitted on every practice of the national files before `--systems` cuts the store; "
+        "the fit of each register's model is in `manifest.json` (`qof_model`, by IoD release)."
+    ),
 )
 
-_PARENT = "parent area (a place's system; a neighbourhood's place or system)"
+_PARENT = (
+    "parent area (a neighbourhood's place or system; a place's system; a system's NHS England "
+    "region or `ALL`; never the area itself)"
+)
 _AREA = (
-    Field("area_code", "code", "area code (PCN/custom, LAD, sub-ICB, ICB; `ALL` for all loaded)"),
+    Field(
+        "area_code",
+        "code",
+        "area code (PCN/custom, LAD, sub-ICB, ICB, NHS England region; `ALL` for England)",
+    ),
     Field("area_name", "text", "area name", nullable=True),
     Field("level", "code", "level", values=LEVELS),
     Field("area_type", "code", "area type", values=AREA_TYPES),
@@ -370,9 +394,44 @@ INDICATOR_TABLE = Contract(
         ),
         Field("comparison_95", "text", "benchmark comparison at 95%"),
         Field("comparison_99_8", "text", "benchmark comparison at 99.8%"),
+        Field("kind", "code", "catalogue kind", values=INDICATOR_KINDS),
+        Field("need", "flag", "need-related context (catalogue `need`)"),
+        Field("parent_comparison_95", "text", "comparison with the parent at 95%"),
+        Field("peer_rank", "number", "rank among peers, 1 = highest value", nullable=True),
+        Field("peer_count", "count", "peers with a value (same level, area type, basis)"),
+        Field("peer_quintile", "number", "quintile among peers, 5 = highest", nullable=True),
+        *(
+            Field(name, "number", what, nullable=True)
+            for name, what in (
+                ("fair_share", "supply: FTE at England's rate per patient"),
+                ("fair_share_gap", "supply: FTE minus the fair share"),
+                ("fair_share_gap_pct", "supply: the gap as % of the fair share"),
+                ("parent_fair_share", "supply: FTE at the parent's rate per patient"),
+                ("parent_fair_share_gap", "supply: FTE minus the parent's fair share"),
+            )
+        ),
+        Field("rating", "text", "the rating for the indicator's kind", values=ALL_RATINGS),
     ),
     note="The history (`PopHealthData.indicator_history`, `pophealth indicators --periods all`) "
     "has the same columns plus `period` (`YYYY-MM`).",
+)
+
+NATIONAL_TABLE = Contract(
+    "national.parquet",
+    "one row per England (`ALL`) and NHS England region × basis × IoD release",
+    (
+        Field("area_code", "code", "`ALL` (England) or the NHS England region code"),
+        Field("area_name", "text", "England or the region's name", nullable=True),
+        Field("level", "code", "level", values=("england", "region")),
+        Field("basis", "code", "population basis", values=BASES),
+        Field("imd", "code", "IoD release year of the deprivation measures", values=IMD_YEARS),
+    ),
+    note=(
+        "Summed over every row of the national files before `--systems` cuts the store, so a "
+        "single-ICB store still compares with England. Plus every `<indicator>__num` / "
+        "`<indicator>__den` (as `attribution.aggregate_measures`), `decile_1` … `decile_10` "
+        "(population by national IMD decile) and `age_<sex>_<band>` (registered patients)."
+    ),
 )
 
 _PERIOD = Field("period", "code", "release period (`YYYY-MM`)")
@@ -435,6 +494,7 @@ STORE_CONTRACTS: dict[str, Contract] = {
         PCN_WORKFORCE_TABLE,
         QOF_PREVALENCE_TABLE,
         QOF_EXPECTED_TABLE,
+        NATIONAL_TABLE,
         *HISTORY_CONTRACTS,
         *STATIC_CONTRACTS,
     )

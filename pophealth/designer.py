@@ -152,7 +152,7 @@ def group_indicator_table(data, groupings: pd.DataFrame) -> pd.DataFrame:
     """The tidy indicator table for candidate neighbourhoods, benchmarked like PCNs are.
 
     Each candidate's parent is the sub-ICB location holding most of its patients; its
-    comparator is the whole loaded population, as for every other area.
+    comparator is England (from the national files), as for every other area.
 
     Args:
         data: A loaded :class:`pophealth.api.PopHealthData`.
@@ -193,8 +193,8 @@ def group_indicator_table(data, groupings: pd.DataFrame) -> pd.DataFrame:
             attribution.aggregate_measures(
                 data.practice_measures, members[["practice_code", "area_code"]], "practice_code"
             ),
-            data.registered_area_measures[
-                data.registered_area_measures["area_code"].isin(context["area_code"])
+            data.registered_measures[
+                data.registered_measures["area_code"].isin(context["area_code"])
             ],
         ],
         ignore_index=True,

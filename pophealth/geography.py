@@ -7,7 +7,9 @@ Levels and bases:
 * place - a local authority district (resident basis, from LSOAs of residence) and a sub-ICB
   location (registered basis, from practices).
 * system - the ICB, on both bases.
-* england - everything loaded (the comparator); both bases.
+* region - the NHS England region of an ICB (where the practice mapping file names it).
+* england - England from the national files (the comparator; "All loaded areas" when the
+  files are not national); both bases.
 
 All functions are pure: DataFrames in, new DataFrames out.
 """
@@ -70,13 +72,30 @@ def unknown_code_message(kind: str, code: str, candidates: list[str]) -> str:
     return f"Unknown {kind} code {code!r}: it is not in the loaded data.{hint}"
 
 
-def comparator_name(practices: pd.DataFrame, lsoa: pd.DataFrame) -> str:
-    """Name of the whole-loaded-population comparator: England only when data are national."""
-    n_icb = max(
-        practices["icb_code"].nunique() if len(practices) else 0,
-        lsoa["icb_code"].nunique() if "icb_code" in lsoa and len(lsoa) else 0,
-    )
-    return "England" if n_icb >= 40 else "All loaded areas"
+def comparator_name(
+    practices: pd.DataFrame,
+    lsoa: pd.DataFrame,
+    national_icbs: int | None = None,
+    synthetic: bool = False,
+) -> str:
+    """Name of the whole-population comparator: England only when the files are national.
+
+    Args:
+        practices: Prepared practices (used when ``national_icbs`` is not known).
+        lsoa: Prepared LSOA table (likewise).
+        national_icbs: ICBs in the files prepare read (``manifest["national"]["icbs"]``);
+            England's values come from all of them even when the store keeps one ICB.
+        synthetic: The files are the synthetic demo ("England (synthetic)").
+    """
+    n_icb = national_icbs
+    if n_icb is None:
+        n_icb = max(
+            practices["icb_code"].nunique() if len(practices) else 0,
+            lsoa["icb_code"].nunique() if "icb_code" in lsoa and len(lsoa) else 0,
+        )
+    if n_icb < 40:
+        return "All loaded areas"
+    return "England (synthetic)" if synthetic else "England"
 
 
 def _majority_parent(
@@ -163,8 +182,13 @@ def build_area_register(
     lsoa: pd.DataFrame,
     registrations: pd.DataFrame | None = None,
     groupings: pd.DataFrame | None = None,
+    comparator: str | None = None,
+    regions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """List every area at every level with its basis, parent and system.
+
+    The parent chain is neighbourhood -> sub-ICB location -> ICB -> NHS England region (where
+    the practice mapping names it) -> England; a LAD's parent is its ICB.
 
     Args:
         practices: Prepared practices table (may be empty for resident-only data).
@@ -172,12 +196,31 @@ def build_area_register(
         registrations: Practice × LSOA patients; used to place LADs in the ICB where most of
             their residents live when a LAD crosses ICB boundaries.
         groupings: Optional analyst neighbourhood groupings.
+        comparator: Name of the England row (default from :func:`comparator_name`).
+        regions: ``icb_code, region_code, region_name`` for ICBs whose region is known.
 
     Returns:
         One row per (area_code, basis) with the columns in ``AREA_COLUMNS``.
     """
     rows = []
-    comp = comparator_name(practices, lsoa)
+    comp = comparator or comparator_name(practices, lsoa)
+    if regions is None or not len(regions):
+        regions = pd.DataFrame(columns=["icb_code", "region_code", "region_name"])
+    region_of = regions.drop_duplicates("icb_code").set_index("icb_code")["region_code"]
+
+    def region_rows(basis: str, icb_codes: pd.Series) -> pd.DataFrame:
+        found = regions[regions["icb_code"].isin(set(icb_codes))].drop_duplicates("region_code")
+        return pd.DataFrame(
+            {
+                "area_code": found["region_code"].to_numpy(),
+                "area_name": found["region_name"].to_numpy(),
+                "area_type": "nhser",
+                "parent_code": ALL_LOADED_CODE,
+                "level": "region",
+                "basis": basis,
+            }
+        )
+
     if len(practices):
         neigh = neighbourhood_practices(practices, groupings)
         neigh = neigh.merge(practices[["practice_code", "sicbl_code"]], on="practice_code")
@@ -212,12 +255,16 @@ def build_area_register(
                     "area_code": icb["icb_code"],
                     "area_name": icb["icb_name"],
                     "area_type": "icb",
-                    "parent_code": ALL_LOADED_CODE,
+                    "parent_code": icb["icb_code"]
+                    .map(region_of)
+                    .astype(object)
+                    .fillna(ALL_LOADED_CODE),
                     "level": "system",
                     "basis": "registered",
                 }
             )
         )
+        rows.append(region_rows("registered", icb["icb_code"]))
         rows.append(
             pd.DataFrame(
                 {
@@ -261,12 +308,16 @@ def build_area_register(
                     "area_code": icbs["icb_code"],
                     "area_name": icbs["icb_name"],
                     "area_type": "icb",
-                    "parent_code": ALL_LOADED_CODE,
+                    "parent_code": icbs["icb_code"]
+                    .map(region_of)
+                    .astype(object)
+                    .fillna(ALL_LOADED_CODE),
                     "level": "system",
                     "basis": "resident",
                 }
             )
         )
+        rows.append(region_rows("resident", icbs["icb_code"]))
         rows.append(
             pd.DataFrame(
                 {
@@ -289,7 +340,50 @@ def build_area_register(
     grand = register["parent_code"].map(parent_of)
     system = system.fillna(grand.where(register["level"] == "neighbourhood"))
     register["system_code"] = system
+    # after the systems are known: an area is never its own parent
+    register = _skip_identical_parents(register, practices, lsoa, groupings)
+    register["parent_name"] = register["parent_code"].map(names)
     return register[AREA_COLUMNS].reset_index(drop=True)
+
+
+def _skip_identical_parents(
+    register: pd.DataFrame,
+    practices: pd.DataFrame,
+    lsoa: pd.DataFrame,
+    groupings: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Point an area whose parent has exactly its members at the next ancestor instead.
+
+    A PCN that is its whole sub-ICB location, an ICB with one sub-ICB location or a LAD that
+    is its whole ICB would otherwise be compared with itself.
+    """
+    parts = []
+    if len(practices):
+        parts.append(practice_memberships(practices, groupings).assign(basis="registered"))
+    if len(lsoa):
+        members = lsoa_memberships(lsoa).rename(columns={"lsoa21_code": "practice_code"})
+        parts.append(members.assign(basis="resident"))
+    if not parts:
+        return register
+    sets = {
+        key: frozenset(group)
+        for key, group in pd.concat(parts).groupby(["area_code", "basis"])["practice_code"]
+    }
+    parent_of = {
+        (code, basis): parent
+        for code, basis, parent in zip(
+            register["area_code"], register["basis"], register["parent_code"], strict=True
+        )
+    }
+    parents = []
+    for code, basis, parent in zip(
+        register["area_code"], register["basis"], register["parent_code"], strict=True
+    ):
+        own = sets.get((code, basis))
+        while isinstance(parent, str) and own is not None and sets.get((parent, basis)) == own:
+            parent = parent_of.get((parent, basis), ALL_LOADED_CODE)
+        parents.append(parent)
+    return register.assign(parent_code=parents)
 
 
 def resolve_area_code(register: pd.DataFrame, code: str, aliases: dict[str, str]) -> str:

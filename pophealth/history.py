@@ -142,14 +142,31 @@ def period_tables(static: dict, release: dict, lsoa: pd.DataFrame) -> dict[str, 
     regs = release.get("registrations_lsoa")
     practices, _ = prep.build_practice_table(loaded, lsoa, prep.as_of_date(None, regs))
     pcn_staff = release.get("pcn_workforce")
+    registrations = prep.registrations_table(regs, lsoa)
+    age_sex = prep.age_sex_table(release.get("practice_age_bands"))
+    pcn_fte = (
+        src_pcn_workforce.pcn_fte_by_group(pcn_staff) if pcn_staff is not None else pd.DataFrame()
+    )
+    systems = _store_systems(lsoa)
+    if systems and len(practices) and "icb_code" in practices:
+        # a store cut by --systems keeps the same practices in every period
+        practices = practices[practices["icb_code"].isin(systems)].reset_index(drop=True)
+        kept = set(practices["practice_code"])
+        registrations = registrations[registrations["practice_code"].isin(kept)]
+        age_sex = age_sex[age_sex["practice_code"].isin(kept)]
+        if len(pcn_fte):
+            pcn_fte = pcn_fte[pcn_fte["pcn_code"].isin(set(practices["pcn_code"].dropna()))]
     return {
         "practices": practices,
-        "registrations": prep.registrations_table(regs, lsoa),
-        "practice_age_sex": prep.age_sex_table(release.get("practice_age_bands")),
-        "pcn_workforce": src_pcn_workforce.pcn_fte_by_group(pcn_staff)
-        if pcn_staff is not None
-        else pd.DataFrame(),
+        "registrations": registrations.reset_index(drop=True),
+        "practice_age_sex": age_sex.reset_index(drop=True),
+        "pcn_workforce": pcn_fte.reset_index(drop=True),
     }
+
+
+def _store_systems(lsoa: pd.DataFrame) -> set[str]:
+    """ICBs kept by ``prepare --systems`` (in ``lsoa.attrs``); empty when every ICB is kept."""
+    return set(lsoa.attrs.get("systems_kept", ()))
 
 
 STATIC_DIR = f"{HISTORY_DIR}/static"
@@ -312,6 +329,7 @@ def prepare_store(
     listing: str | Path | None = None,
     as_of: str | None = None,
     progress=print,
+    systems: tuple[str, ...] | list[str] | None = None,
 ) -> dict:
     """``pophealth prepare``: the prepared store plus the release history of ``raw_dir``.
 
@@ -327,6 +345,7 @@ def prepare_store(
         listing=listing,
         as_of=as_of,
         progress=progress,
+        systems=systems,
         extensions={"history": prepare_history},
     )
 

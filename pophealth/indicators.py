@@ -18,6 +18,7 @@ import yaml
 
 from pophealth import stats
 from pophealth.geography import AREA_COLUMNS
+from pophealth.staffing import fair_share
 
 CONFIDENCE = (0.95, 0.998)
 
@@ -41,7 +42,37 @@ TIDY_COLUMNS = [
     "comparator_value",
     "comparison_95",
     "comparison_99_8",
+    "kind",
+    "need",
+    "parent_comparison_95",
+    "peer_rank",
+    "peer_count",
+    "peer_quintile",
+    "fair_share",
+    "fair_share_gap",
+    "fair_share_gap_pct",
+    "parent_fair_share",
+    "parent_fair_share_gap",
+    "rating",
 ]
+
+#: A supply indicator this far (percent) below its fair share is rated "fewer than fair share"
+#: (and this far above, "more than fair share").
+FAIR_SHARE_THRESHOLD_PCT = 10.0
+#: A need-related mean without an interval (IMD score) this far (percent) above England's
+#: reads "higher need" (below, "lower need").
+NEED_MEAN_THRESHOLD_PCT = 10.0
+#: Every rating the table can hold, by kind.
+RATINGS = {
+    "outcome": ("better", "similar", "worse", "higher", "lower", "not compared"),
+    "context": ("higher need", "similar need", "lower need", "not rated", "not compared"),
+    "supply": (
+        "fewer than fair share",
+        "about fair share",
+        "more than fair share",
+        "not compared",
+    ),
+}
 
 
 @lru_cache(maxsize=1)
@@ -136,7 +167,7 @@ def _apply_statistics(long: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
                 multiplier=multiplier,
                 id_col="area_code",
             )
-        elif statistic == "rate":
+        elif statistic == "rate" and spec.get("kind") != "supply":
             out = stats.rate_byar(
                 rows,
                 "numerator",
@@ -153,9 +184,13 @@ def _apply_statistics(long: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
                 else:
                     den = rows["denominator"].to_numpy(dtype=float)
                     value = np.where(den > 0, rows["numerator"] / den, np.nan) * multiplier
-                    method = (
-                        "patient-weighted mean" if statistic == "mean" else "ratio (no interval)"
-                    )
+                    method = {
+                        "mean": "weighted mean",
+                        "share": "share (no interval)",
+                        # FTE is not a count of events: no Poisson interval
+                        "rate": "FTE rate (no interval: FTE is not a count; compared by fair "
+                        "share)",
+                    }.get(statistic, "ratio (no interval)")
             out = rows.assign(
                 value=value,
                 lower_95=np.nan,
@@ -176,6 +211,7 @@ def compute_indicator_table(
     resident_measures: pd.DataFrame | None,
     catalogue: pd.DataFrame | None = None,
     ethnicity_definition: str | None = None,
+    resident_weights: str | None = None,
 ) -> pd.DataFrame:
     """Build the tidy indicator table for every area in the register.
 
@@ -185,6 +221,8 @@ def compute_indicator_table(
         resident_measures: Area sums of LSOA measures (resident basis).
         catalogue: Indicator catalogue (default: the packaged one).
         ethnicity_definition: Appended to the method of ``pct_ethnic_minority``.
+        resident_weights: What weights resident-basis deprivation (e.g. "IoD2025 population
+            denominators"), said in its method.
 
     Returns:
         The tidy table with the columns in ``TIDY_COLUMNS``.
@@ -208,31 +246,42 @@ def compute_indicator_table(
     if ethnicity_definition:
         mask = table["indicator_id"] == "pct_ethnic_minority"
         table.loc[mask, "method"] = table.loc[mask, "method"] + f" ({ethnicity_definition})"
+    table = _deprivation_methods(table, resident_weights)
     table = table.merge(register, on=["area_code", "basis"], how="left")
     meta = catalogue[["id", "title", "unit", "polarity", "order"]].rename(
         columns={"id": "indicator_id"}
     )
     table = table.merge(meta, on="indicator_id", how="left")
-    table = add_benchmarks(table)
-    level_order = {"neighbourhood": 0, "place": 1, "system": 2, "england": 3}
+    # on the resident basis the list-size row counts registered patients living in the area
+    resident_size = (table["indicator_id"] == "list_size") & (table["basis"] == "resident")
+    table.loc[resident_size, "title"] = "Registered patients living in the area"
+    table = add_benchmarks(table, catalogue=catalogue)
+    level_order = {"neighbourhood": 0, "place": 1, "system": 2, "region": 3, "england": 4}
     table = table.assign(_lvl=table["level"].map(level_order)).sort_values(
         ["_lvl", "area_code", "basis", "order"]
     )
     return table[TIDY_COLUMNS].reset_index(drop=True)
 
 
-def add_benchmarks(table: pd.DataFrame, comparator_code: str | np.ndarray = "ALL") -> pd.DataFrame:
-    """Add parent and comparator values and the benchmark comparisons at 95% and 99.8%.
+def add_benchmarks(
+    table: pd.DataFrame,
+    comparator_code: str | np.ndarray = "ALL",
+    catalogue: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Add parent and comparator values, the benchmark comparisons and the ratings by kind.
 
     Args:
         table: Indicator rows with ``area_code, basis, indicator_id, parent_code, value``,
             limits and ``polarity``; every parent and the comparator in the same table.
         comparator_code: Area code of the comparator rows (England / all loaded areas), or one
             code per row (a stacked table of several periods).
+        catalogue: Indicator catalogue (default: the packaged one).
 
     Returns:
-        The table with ``parent_value, comparator_value, comparison_95, comparison_99_8``.
+        The table with ``parent_value, comparator_value, comparison_95, comparison_99_8`` and
+        the columns :func:`rate_by_kind` adds.
     """
+    catalogue = load_catalogue() if catalogue is None else catalogue
     table = table.copy()
     values = table.set_index(["area_code", "basis", "indicator_id"])["value"]
     parent_key = pd.MultiIndex.from_arrays(
@@ -259,7 +308,7 @@ def add_benchmarks(table: pd.DataFrame, comparator_code: str | np.ndarray = "ALL
             confidence_label=label,
         )
         table[f"comparison_{label}"] = compared[f"comparison_{label}"].to_numpy()
-    return table
+    return rate_by_kind(table, catalogue)
 
 
 def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -277,3 +326,133 @@ def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
         peer_count="count",
     )
     return out.reset_index()
+
+
+def _deprivation_methods(table: pd.DataFrame, resident_weights: str | None) -> pd.DataFrame:
+    """Say how deprivation was weighted: by patients (registered) or residents (resident)."""
+    out = table.copy()
+    registered = out["basis"] == "registered"
+    score = out["indicator_id"] == "imd_score"
+    out.loc[score & registered, "method"] = (
+        "patient-weighted mean of LSOA scores (registered patients by LSOA of residence)"
+    )
+    weights = resident_weights or "Census 2021 residents"
+    out.loc[score & ~registered, "method"] = f"resident-weighted mean of LSOA scores ({weights})"
+    core20 = out["indicator_id"] == "pct_core20"
+    out.loc[core20 & registered, "method"] = (
+        out.loc[core20 & registered, "method"] + " (patient-weighted)"
+    )
+    out.loc[core20 & ~registered, "method"] = (
+        out.loc[core20 & ~registered, "method"] + f" (resident-weighted: {weights})"
+    )
+    share = out["indicator_id"] == "pct_lsoas_most_deprived_10"
+    out.loc[share, "method"] = "share of the area's LSOAs (all counted: no interval)"
+    return out
+
+
+def _peer_position(table: pd.DataFrame) -> pd.DataFrame:
+    """Rank (1 = highest value) and quintile (5 = highest fifth) among peers.
+
+    Peers are the areas of the same level, area type and basis (e.g. every PCN loaded), and
+    of the same ``period`` when the table has one.
+    """
+    keys = ["level", "area_type", "basis", "indicator_id"]
+    # a stacked history table ranks each period's areas among that period's peers
+    keys += ["period"] if "period" in table else []
+    ranked = table.groupby(keys, dropna=False)["value"]
+    rank = ranked.rank(method="min", ascending=False)
+    count = ranked.transform("count")
+    # quintile from the share of peers at or below the value
+    share_below = ranked.rank(method="max", ascending=True) / count
+    quintile = np.ceil(share_below * 5).clip(1, 5)
+    return pd.DataFrame(
+        {
+            "peer_rank": rank.where(table["value"].notna()),
+            "peer_count": count,
+            "peer_quintile": quintile.where(table["value"].notna()),
+        },
+        index=table.index,
+    )
+
+
+def rate_by_kind(table: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
+    """Add the statistic each kind of indicator needs and its rating (see catalogue.yaml).
+
+    * outcome: ``rating`` is the 95% comparison with England (with polarity);
+      ``parent_comparison_95`` the comparison with the parent.
+    * context: position among peers; need-related context is rated higher/lower need.
+    * supply: fair share at England's and the parent's rates, gap in FTE and %, rated by
+      :data:`FAIR_SHARE_THRESHOLD_PCT`.
+
+    Returns:
+        A new table with the extra columns of ``TIDY_COLUMNS``.
+    """
+    meta = catalogue.set_index("id")
+    need_flags = meta["need"] if "need" in meta else pd.Series(False, index=meta.index)
+    kind = table["indicator_id"].map(meta["kind"]).fillna("context")
+    need = table["indicator_id"].map(need_flags.fillna(False).astype(bool)).fillna(False)
+    # patients per FTE (unit "patients") puts the staff in the denominator; every other supply
+    # value (catalogue statistic rate, or ratio without intervals) is FTE per patients
+    shape = np.where(table["indicator_id"].map(meta["unit"]) == "patients", "ratio", "rate")
+    multiplier = table["indicator_id"].map(meta["multiplier"]).astype(float)
+    out = table.assign(kind=kind.to_numpy(), need=need.to_numpy(dtype=bool))
+    parent = stats.compare_to_benchmark(
+        out[["lower_ci", "upper_ci", "parent_value", "polarity"]],
+        lower="lower_ci",
+        upper="upper_ci",
+        benchmark="parent_value",
+        polarity="polarity",
+        confidence_label="95",
+    )
+    out["parent_comparison_95"] = parent["comparison_95"].to_numpy()
+    # a table already rated (a history re-benchmarked per period) is rated afresh
+    out = out.drop(columns=["peer_rank", "peer_count", "peer_quintile"], errors="ignore")
+    out = out.join(_peer_position(out))
+    supply = (kind == "supply").to_numpy()
+    for prefix, bench in (("", "comparator_value"), ("parent_", "parent_value")):
+        fair, gap, pct = fair_share(
+            out["numerator"], out["denominator"], out[bench], shape, multiplier
+        )
+        out[f"{prefix}fair_share"] = np.where(supply, fair, np.nan)
+        out[f"{prefix}fair_share_gap"] = np.where(supply, gap, np.nan)
+        if not prefix:
+            out["fair_share_gap_pct"] = np.where(supply, pct, np.nan)
+    out["rating"] = _ratings(out)
+    is_england = (out["level"] == "england").to_numpy()
+    out.loc[is_england, "rating"] = "not compared"
+    return out
+
+
+def _ratings(table: pd.DataFrame) -> np.ndarray:
+    """The rating of each row by its kind (see :func:`rate_by_kind`)."""
+    kind = table["kind"].to_numpy()
+    comparison = table["comparison_95"].to_numpy(dtype=object)
+    rating = np.full(len(table), "not rated", dtype=object)
+    outcome = kind == "outcome"
+    rating[outcome] = comparison[outcome]
+    # need-related context: significance where there is an interval, else a set margin
+    need = table["need"].to_numpy(dtype=bool) & (kind == "context")
+    has_interval = table["lower_ci"].notna().to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (table["value"] / table["comparator_value"]).to_numpy(dtype=float)
+    margin = NEED_MEAN_THRESHOLD_PCT / 100
+    direction = np.where(
+        has_interval,
+        np.select([comparison == "higher", comparison == "lower"], [1, -1], 0),
+        np.select([ratio >= 1 + margin, ratio <= 1 - margin], [1, -1], 0),
+    )
+    unknown = np.where(has_interval, comparison == "not compared", np.isnan(ratio))
+    need_words = np.select(
+        [direction > 0, direction < 0], ["higher need", "lower need"], "similar need"
+    )
+    rating[need] = np.where(unknown, "not compared", need_words)[need]
+    supply = kind == "supply"
+    pct = table["fair_share_gap_pct"].to_numpy(dtype=float)
+    threshold = FAIR_SHARE_THRESHOLD_PCT
+    supply_words = np.select(
+        [np.isnan(pct), pct <= -threshold, pct >= threshold],
+        ["not compared", "fewer than fair share", "more than fair share"],
+        "about fair share",
+    )
+    rating[supply] = supply_words[supply]
+    return rating

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pophealth import prevalence, reconcile
+from pophealth import attribution, geography, prevalence, reconcile, staffing
 from pophealth._version import STORE_FORMAT, __version__
 from pophealth.attribution import attribute_lsoa_to_practices, lsoa_values
 from pophealth.contracts import PCN_WORKFORCE_TABLE, validate_store_table
@@ -45,6 +45,7 @@ from pophealth.sources import workforce as src_workforce
 from pophealth.sources.common import SourceFormatError, counting_code_fixes
 
 STORE_FILES = (
+    "national.parquet",
     "lsoa.parquet",
     "practices.parquet",
     "registrations.parquet",
@@ -55,9 +56,9 @@ STORE_FILES = (
     "manifest.json",
 )
 
-# sources published as several files (one per sex), loaded together
 IOD2025, IOD2019 = ImdRelease("2025"), ImdRelease("2019")
 
+# sources published as several files (one per sex), loaded together
 MULTI_FILE_SOURCES = {name for name, spec in SOURCES.items() if spec.multi_file}
 # sources whose loader reads all their files at once (QOF: a zip or its CSVs, region-split)
 FILE_SET_SOURCES = {name for name, spec in SOURCES.items() if spec.file_set}
@@ -280,6 +281,7 @@ def build_practice_table(loaded: dict, lsoa: pd.DataFrame, as_of: pd.Timestamp) 
         notes["unmapped_practices"] = int(unmapped.sum())
     pcn = _pcn_membership(loaded, as_of, notes)
     practices = practices.merge(pcn, on="practice_code", how="left")
+    practices = practices.merge(_practice_regions(loaded), on="practice_code", how="left")
     if workforce is not None:
         fte = [
             *src_workforce.FTE_COLUMNS,
@@ -347,6 +349,209 @@ def practice_ages_0_17(single_age: pd.DataFrame) -> pd.DataFrame:
         latest.assign(age_0_17_patients=young, single_age_patients=latest["patients"].astype(float))
         .groupby("practice_code", as_index=False)[["age_0_17_patients", "single_age_patients"]]
         .sum()
+    )
+
+
+def _practice_regions(loaded: dict) -> pd.DataFrame:
+    """NHS England (commissioning) region of each practice, from the practice mapping file."""
+    columns = ["practice_code", "region_code", "region_name"]
+    mapping = loaded.get("practice_map")
+    if mapping is None or "region_code" not in mapping:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    return mapping[columns].dropna(subset=["region_code"]).drop_duplicates("practice_code")
+
+
+def national_measures(
+    lsoa: pd.DataFrame,
+    practices: pd.DataFrame,
+    registrations: pd.DataFrame,
+    age_sex: pd.DataFrame,
+    imd_releases: list[str],
+    qof_measures: dict[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """Measures of England and of each NHS England region, from the national files.
+
+    Computed before the store is cut down to the profiled systems, so every profile compares
+    with England (and its region) even when only one ICB is kept. ``qof_measures`` (IoD release ->
+    :func:`pophealth.prevalence.qof_practice_measures` of every practice in the QOF files, the
+    model fitted with that release) adds England's and the regions' prevalence,
+    recorded-vs-expected and burden values.
+
+    Returns:
+        ``area_code`` (``ALL`` for England, else the region code), ``area_name``, ``level``
+        (``england``/``region``), ``basis``, ``imd`` and the summed ``<indicator>__num/__den``
+        columns of :func:`pophealth.attribution.aggregate_measures`.
+    """
+    frames = []
+    regions = (
+        practices[["practice_code", "icb_code", "region_code", "region_name"]].dropna(
+            subset=["region_code"]
+        )
+        if len(practices) and "region_code" in practices
+        else pd.DataFrame(columns=["practice_code", "icb_code", "region_code", "region_name"])
+    )
+    names = {
+        geography.ALL_LOADED_CODE: "England",
+        **dict(zip(regions["region_code"], regions["region_name"], strict=True)),
+    }
+    # an ICB's region is the region of most of its practices
+    icb_region = (
+        regions.groupby("icb_code")["region_code"].agg(lambda r: r.mode().iloc[0])
+        if len(regions)
+        else pd.Series(dtype=object)
+    )
+    for imd in imd_releases or ["2025"]:
+        if len(practices):
+            measures = attribution.practice_measures(practices, registrations, age_sex, lsoa, imd)
+            # England's rates of each detailed workforce role (profiles' roles table)
+            roles = staffing.role_measures(practices)
+            if len(roles.columns) > 1:
+                measures = measures.merge(roles, on="practice_code", how="left")
+            qof_of_release = (qof_measures or {}).get(imd)
+            if qof_of_release is not None and len(qof_of_release.columns) > 1:
+                measures = measures.merge(qof_of_release, on="practice_code", how="left").copy()
+            members = pd.concat(
+                [
+                    practices[["practice_code"]].assign(area_code=geography.ALL_LOADED_CODE),
+                    regions[["practice_code", "region_code"]].rename(
+                        columns={"region_code": "area_code"}
+                    ),
+                ]
+            )
+            summed = attribution.aggregate_measures(measures, members, "practice_code")
+            frames.append(summed.assign(basis="registered", imd=imd))
+        if len(lsoa):
+            measures = attribution.lsoa_measures(lsoa, registrations, practices, imd)
+            if (qof_measures or {}).get(imd) is not None:
+                measures = prevalence.with_resident_qof(
+                    measures, registrations, qof_measures[imd]
+                ).copy()
+            members = pd.concat(
+                [
+                    lsoa[["lsoa21_code"]].assign(area_code=geography.ALL_LOADED_CODE),
+                    lsoa[["lsoa21_code"]].assign(area_code=lsoa["icb_code"].map(icb_region)),
+                ]
+            ).dropna()
+            summed = attribution.aggregate_measures(measures, members, "lsoa21_code")
+            frames.append(summed.assign(basis="resident", imd=imd))
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    shapes = _national_distributions(lsoa, practices, registrations, age_sex, regions, icb_region)
+    if len(shapes):
+        out = out.merge(shapes, on=["area_code", "basis", "imd"], how="left")
+    out.insert(1, "area_name", out["area_code"].map(names))
+    out.insert(
+        2,
+        "level",
+        np.where(out["area_code"] == geography.ALL_LOADED_CODE, "england", "region"),
+    )
+    return out
+
+
+def _national_distributions(
+    lsoa: pd.DataFrame,
+    practices: pd.DataFrame,
+    registrations: pd.DataFrame,
+    age_sex: pd.DataFrame,
+    regions: pd.DataFrame,
+    icb_region: pd.Series,
+) -> pd.DataFrame:
+    """England's and the regions' population by IMD decile and by age band and sex.
+
+    Columns ``decile_1`` … ``decile_10`` (patients on the registered basis, resident weights
+    on the resident basis) and ``age_<sex>_<band>`` (registered patients; the resident rows
+    repeat them, as resident profiles use practices' age structure), per ``area_code, basis,
+    imd``; profiles draw England's pyramid and deciles from them.
+    """
+    parts = []
+    region_of_practice = regions.set_index("practice_code")["region_code"]
+    age_wide = pd.DataFrame()
+    if len(age_sex):
+        ages = age_sex.assign(column="age_" + age_sex["sex"] + "_" + age_sex["age_band"])
+        ages = ages.assign(region=ages["practice_code"].map(region_of_practice))
+        every = ages.groupby("column")["patients"].sum().rename(geography.ALL_LOADED_CODE)
+        by_region = ages.dropna(subset=["region"]).pivot_table(
+            index="region", columns="column", values="patients", aggfunc="sum"
+        )
+        age_wide = pd.concat([every.to_frame().T, by_region]).rename_axis("area_code")
+    for release in (ImdRelease(year) for year in IMD_YEARS):
+        if release.column("decile") not in lsoa:
+            continue
+        imd = release.year
+        decile = lsoa.set_index("lsoa21_code")[release.column("decile")]
+        if len(registrations):
+            regs = registrations[registrations["lsoa_status"] == attribution.MATCHED]
+            regs = regs.assign(
+                decile=regs["lsoa_code"].map(decile),
+                region=regs["practice_code"].map(region_of_practice),
+            ).dropna(subset=["decile"])
+            parts.append(_by_decile(regs, "patients", "registered", imd, age_wide))
+        weights, _ = attribution.deprivation_population(lsoa, release)
+        residents = pd.DataFrame(
+            {
+                "decile": decile.to_numpy(),
+                "people": weights,
+                "region": lsoa["icb_code"].map(icb_region).to_numpy(),
+            }
+        ).dropna(subset=["decile"])
+        parts.append(_by_decile(residents, "people", "resident", imd, age_wide))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _by_decile(
+    frame: pd.DataFrame, weight: str, basis: str, imd: str, age_wide: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per England/region: weights by decile (``decile_k``) and the age columns."""
+    columns = {d: f"decile_{d}" for d in range(1, 11)}
+    every = frame.groupby("decile")[weight].sum().rename(geography.ALL_LOADED_CODE)
+    by_region = frame.dropna(subset=["region"]).pivot_table(
+        index="region", columns="decile", values=weight, aggfunc="sum"
+    )
+    wide = pd.concat([every.to_frame().T, by_region]).reindex(columns=range(1, 11))
+    wide = wide.fillna(0.0).rename(columns=columns).rename_axis("area_code")
+    if len(age_wide):
+        wide = wide.join(age_wide, how="left")
+    return wide.reset_index().assign(basis=basis, imd=imd)
+
+
+def keep_systems(
+    systems: list[str],
+    lsoa: pd.DataFrame,
+    practices: pd.DataFrame,
+    registrations: pd.DataFrame,
+    age_sex: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Cut the prepared tables down to the systems to be profiled.
+
+    Keeps those ICBs' practices with their registrations and age bands, and the LSOAs of
+    those ICBs plus every LSOA where their patients live (needed to attribute LSOA data).
+
+    Raises:
+        PrepareError: a system code that is in neither the practices nor the LSOA lookup.
+    """
+    known = set(practices.get("icb_code", pd.Series(dtype=object)).dropna()) | set(
+        lsoa["icb_code"].dropna()
+    )
+    odd = [s for s in systems if s not in known]
+    if odd:
+        raise PrepareError(
+            f"--systems lists {', '.join(odd)}, not an ICB (ONS E54 code) of the loaded files "
+            f"(for example {', '.join(sorted(known)[:5])})."
+        )
+    wanted = set(systems)
+    if len(practices):
+        practices = practices[practices["icb_code"].isin(wanted)]
+    kept = set(practices["practice_code"]) if len(practices) else set()
+    registrations = registrations[registrations["practice_code"].isin(kept)]
+    lived_in = set(registrations["lsoa_code"])
+    lsoa = lsoa[lsoa["icb_code"].isin(wanted) | lsoa["lsoa21_code"].isin(lived_in)]
+    age_sex = age_sex[age_sex["practice_code"].isin(kept)]
+    return (
+        lsoa.reset_index(drop=True),
+        practices.reset_index(drop=True),
+        registrations.reset_index(drop=True),
+        age_sex.reset_index(drop=True),
     )
 
 
@@ -497,14 +702,24 @@ def load_boundaries(raw: RawSources, files: dict, lsoa: pd.DataFrame):
     return shapes
 
 
-def write_pcn_workforce(pcn_staff: pd.DataFrame | None, out: Path) -> None:
+def write_pcn_workforce(
+    pcn_staff: pd.DataFrame | None, out: Path, pcn_fte: pd.DataFrame | None = None
+) -> None:
     """PCN-employed staff by PCN and staff group (apportioned to practices when read).
+
+    Args:
+        pcn_staff: The loaded PCN workforce file (None without one).
+        out: Store folder.
+        pcn_fte: FTE by PCN and staff group already summed (and cut to ``--systems``) by
+            :func:`prepare`; default: summed from ``pcn_staff``.
 
     Without a PCN workforce file, a table left by an earlier prepare is removed.
     """
+    if pcn_fte is None and pcn_staff is not None:
+        pcn_fte = src_pcn_workforce.pcn_fte_by_group(pcn_staff)
     pcn_file = out / PCN_WORKFORCE_TABLE.name
-    if pcn_staff is not None:
-        _write_parquet(src_pcn_workforce.pcn_fte_by_group(pcn_staff), pcn_file)
+    if pcn_fte is not None:
+        _write_parquet(pcn_fte.reset_index(drop=True), pcn_file)
     elif pcn_file.exists():
         pcn_file.unlink()
 
@@ -516,6 +731,7 @@ def prepare(
     listing: str | Path | None = None,
     as_of: str | None = None,
     progress=print,
+    systems: list[str] | tuple[str, ...] | None = None,
     extensions: dict | None = None,
 ) -> dict:
     """Read every official file found in ``raw_dir`` and write the prepared store.
@@ -526,6 +742,9 @@ def prepare(
         listing: Optional YAML listing of source files and releases.
         as_of: Date for PCN membership (default: the registrations extract date, else today).
         progress: Callable for one-line progress messages (``None`` for silence).
+        systems: ICB codes (ONS E54) to keep in the store; default every ICB in the files.
+            England's and the regions' values (``national.parquet``) always come from every
+            row of the national files.
         extensions: Manifest key -> step ``(raw_dir, out, loaded, files, lsoa, say) -> entry``
             run after the store tables are written; a non-empty entry is added to the manifest
             (:func:`pophealth.history.prepare_store` adds the release history this way).
@@ -548,14 +767,67 @@ def prepare(
     out.mkdir(parents=True, exist_ok=True)
     registrations = registrations_table(regs, lsoa)
     age_sex = age_sex_table(loaded.get("practice_age_bands"))
+    imd_releases = [year for year in IMD_YEARS if ImdRelease(year).column("score") in lsoa]
+    # the recorded-vs-expected model is fitted on every practice in the national files, before
+    # --systems cuts the store, and England's and the regions' QOF values come from them too
+    qof = loaded.get("qof")
+    qof_fits = {
+        imd: _fit_qof_expected(qof, age_sex, registrations, lsoa, ImdRelease(imd))
+        for imd in imd_releases
+    }
+    qof_measures = (
+        {
+            imd: prevalence.qof_practice_measures(qof.prevalence, practices, expected)
+            for imd, (expected, _) in qof_fits.items()
+        }
+        if qof is not None
+        else None
+    )
+    # PCN-employed staff by PCN and staff group (apportioned to practices when read); England's
+    # and the regions' team values add every PCN's staff, shared to its practices
+    pcn_staff = loaded.get("pcn_workforce")
+    pcn_fte = src_pcn_workforce.pcn_fte_by_group(pcn_staff) if pcn_staff is not None else None
+    national = national_measures(
+        lsoa,
+        staffing.with_pcn_staff(practices, pcn_fte) if pcn_fte is not None else practices,
+        registrations,
+        age_sex,
+        imd_releases,
+        qof_measures,
+    )
+    national_icbs = int(
+        max(
+            practices["icb_code"].nunique() if len(practices) else 0,
+            lsoa["icb_code"].nunique() if len(lsoa) else 0,
+        )
+    )
+    national_practices = set(practices["practice_code"]) if len(practices) else set()
+    national_pcns = set(practices["pcn_code"].dropna()) if "pcn_code" in practices else set()
+    if systems:
+        lsoa, practices, registrations, age_sex = keep_systems(
+            list(systems), lsoa, practices, registrations, age_sex
+        )
+        # the release history keeps the same systems (pophealth.history.period_tables)
+        lsoa.attrs["systems_kept"] = list(systems)
+    if systems and pcn_fte is not None and len(practices):
+        # PCNs whose practices are all outside --systems go with them (England keeps them)
+        pcn_fte = pcn_fte[
+            pcn_fte["pcn_code"].isin(set(practices["pcn_code"].dropna()))
+            | ~pcn_fte["pcn_code"].isin(national_pcns)
+        ]
+    _write_parquet(national, out / "national.parquet")
     _write_parquet(lsoa, out / "lsoa.parquet")
     _write_parquet(practices, out / "practices.parquet")
     _write_parquet(registrations, out / "registrations.parquet")
-    _write_parquet(age_sex, out / "practice_age_sex.parquet")
-    write_pcn_workforce(loaded.get("pcn_workforce"), out)
-    qof_notes = _write_qof(loaded.get("qof"), practices, out / "qof_prevalence.parquet")
-    qof_model = _write_qof_expected(
-        loaded.get("qof"), age_sex, registrations, lsoa, out / "qof_expected.parquet"
+    _write_parquet(
+        age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
+    )
+    write_pcn_workforce(pcn_staff, out, pcn_fte)
+    qof_notes = _write_qof(qof, practices, out / "qof_prevalence.parquet", national_practices)
+    _write_qof_expected(
+        {imd: expected for imd, (expected, _) in qof_fits.items()},
+        practices,
+        out / "qof_expected.parquet",
     )
     if shapes is not None:
         # simplify in metres before reprojection, then store WGS84 for web maps
@@ -595,9 +867,12 @@ def prepare(
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
         "notes": {**lsoa_notes, **practice_notes, **qof_notes},
+        "qof_model": {imd: fit for imd, (_, fit) in qof_fits.items() if fit},
+        "imd_releases": imd_releases,
         "reconciliation": reconciliation,
-        "qof_model": qof_model,
-        "imd_releases": [year for year in IMD_YEARS if ImdRelease(year).column("score") in lsoa],
+        # England's values come from every row of the files; it is England when they are
+        # national (40+ ICBs), else the sum of what was loaded
+        "national": {"icbs": national_icbs, "systems_kept": list(systems or [])},
         "counts": {
             "lsoas": int(len(lsoa)),
             "practices": int(len(practices)),
@@ -683,41 +958,65 @@ def check_geometries(shapes, lsoa_codes: set[str]) -> tuple:
     return usable, report
 
 
-def _write_qof(qof, practices: pd.DataFrame, path: Path) -> dict:
-    """Store QOF prevalence rows; count (never drop silently) practices not in the store."""
+def _write_qof(qof, practices: pd.DataFrame, path: Path, national_practices: set) -> dict:
+    """Store the kept practices' QOF rows; count (never drop silently) practices not in the files.
+
+    Rows of practices in the national files but outside ``--systems`` are cut like every other
+    table (England's values keep them, in ``national.parquet``); practices absent from the
+    registration files are kept and counted in the notes.
+    """
     if qof is None:
         if path.exists():
             path.unlink()
         return {}
-    prevalence = qof.prevalence.assign(year=qof.year)
+    prevalence_rows = qof.prevalence.assign(year=qof.year)
     notes = {"qof_year": qof.year}
-    known = set(practices["practice_code"]) if len(practices) else set()
-    outside = sorted(set(prevalence["practice_code"]) - known)
+    outside = sorted(set(prevalence_rows["practice_code"]) - national_practices)
     if outside:
         notes["qof_practices_not_in_registrations"] = {
             "practices": len(outside),
             "examples": outside[:5],
         }
-    _write_parquet(prevalence, path)
+    # cut only the national practices outside --systems; unplaced practices stay (counted)
+    cut = national_practices - (set(practices["practice_code"]) if len(practices) else set())
+    _write_parquet(prevalence_rows[~prevalence_rows["practice_code"].isin(cut)], path)
     return notes
 
 
-def _write_qof_expected(
-    qof, age_sex: pd.DataFrame, registrations: pd.DataFrame, lsoa: pd.DataFrame, path: Path
-) -> list[dict]:
-    """Fit the recorded-vs-expected models once per store (IoD2025) and store the results."""
-    if path.exists():
-        path.unlink()
+def _fit_qof_expected(
+    qof,
+    age_sex: pd.DataFrame,
+    registrations: pd.DataFrame,
+    lsoa: pd.DataFrame,
+    release: ImdRelease,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Fit the recorded-vs-expected models on every practice of the national files."""
     if qof is None or not len(age_sex) or not len(registrations):
-        return []
-    if IOD2025.column("score") not in lsoa:
-        return []
-    values = lsoa_values(lsoa, IOD2025)[["lsoa21_code", "imd_score"]]
+        return pd.DataFrame(), []
+    if release.column("score") not in lsoa:
+        return pd.DataFrame(), []
+    values = lsoa_values(lsoa, release)[["lsoa21_code", "imd_score"]]
     imd = attribute_lsoa_to_practices(registrations, values)
     expected, fit = prevalence.expected_from_store(qof.prevalence, age_sex, imd)
-    if len(expected):
-        _write_parquet(expected, path)
-    return fit.to_dict("records")
+    return expected, fit.to_dict("records")
+
+
+def _write_qof_expected(
+    expected: dict[str, pd.DataFrame], practices: pd.DataFrame, path: Path
+) -> None:
+    """Store the kept practices' expected registers per IoD release (fits in the manifest)."""
+    if path.exists():
+        path.unlink()
+    kept = set(practices["practice_code"]) if len(practices) else set()
+    frames = [
+        frame[frame["practice_code"].isin(kept)].assign(imd=imd)
+        for imd, frame in expected.items()
+        if len(frame)
+    ]
+    if frames:
+        stored = pd.concat(frames, ignore_index=True)
+        columns = ["practice_code", "group_code", "imd"]
+        _write_parquet(stored[columns + [c for c in stored if c not in columns]], path)
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path, table: str | None = None) -> None:

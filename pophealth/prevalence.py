@@ -3,14 +3,15 @@
 * Recorded prevalence: each register over its own QOF denominator (``PATIENT_LIST_TYPE``).
 * Recorded vs expected: for each register a Poisson log-linear model (the Poisson GLM with a log
   list-size offset, maximum likelihood by Newton-Raphson in statsmodels) is fitted on every
-  practice in the loaded data, with the list's age-sex structure (shares of the list in
-  five-year bands by sex, from the practice quinary-age file) and its patient-weighted IMD score
-  as covariates. A practice's expected register is the model's prediction: what national
-  average recording would give for its population. Observed / expected with Byar limits on the
-  observed count is the indirectly standardised ratio (Breslow N.E. and Day N.E., Statistical
-  Methods in Cancer Research vol. II, IARC 1987, ch. 2; McCullagh P. and Nelder J.A., Generalized
-  Linear Models, 2nd ed. 1989, ch. 6). Because the model has an intercept, the sum of expected
-  equals the sum of observed over the practices fitted: England's ratio is 1 by construction.
+  practice in the national files (before ``--systems`` cuts the store), with the list's age-sex
+  structure (shares of the list in five-year bands by sex, from the practice quinary-age file)
+  and its patient-weighted IMD score as covariates. A practice's expected register is the
+  model's prediction: what national average recording would give for its population. Observed
+  / expected with Byar limits on the observed count is the indirectly standardised ratio
+  (Breslow N.E. and Day N.E., Statistical Methods in Cancer Research vol. II, IARC 1987, ch. 2;
+  McCullagh P. and Nelder J.A., Generalized Linear Models, 2nd ed. 1989, ch. 6). Because the
+  model has an intercept, the sum of expected equals the sum of observed over the practices
+  fitted: England's ratio is 1 by construction (a region's or system's is not).
 * Multimorbidity burden: register entries per 100 patients; GP FTE per 1,000 register entries.
 
 All functions are df-in/df-out and leave their inputs unchanged.
@@ -23,7 +24,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution
+from pophealth import attribution, headline
 from pophealth.checks import require_columns
 from pophealth.errors import PopHealthError
 from pophealth.sources.qof import GROUP_TITLES
@@ -257,6 +258,33 @@ def practice_oe_measures(expected: pd.DataFrame) -> pd.DataFrame:
     return _measure_columns(registers, "qof_expected")
 
 
+def qof_practice_measures(
+    qof: pd.DataFrame, practices: pd.DataFrame, expected: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Every QOF measure per practice: prevalence, burden and (where fitted) recorded vs expected.
+
+    Args:
+        qof: Stored QOF prevalence rows.
+        practices: Practice table (for GP FTE).
+        expected: :func:`fit_expected_registers` rows, or ``None``/empty when not fitted.
+    """
+    out = practice_qof_measures(qof, practices)
+    if expected is not None and len(expected):
+        out = out.merge(practice_oe_measures(expected), on="practice_code", how="left")
+    return out
+
+
+def with_resident_qof(
+    lsoa_measures: pd.DataFrame, registrations: pd.DataFrame, qof_measures: pd.DataFrame
+) -> pd.DataFrame:
+    """Resident-basis measures plus QOF measures attributed to LSOAs by practices' shares."""
+    if len(qof_measures.columns) <= 1 or not len(registrations):
+        return lsoa_measures
+    shared = attribution.attribute_practices_to_lsoas(registrations, qof_measures)
+    out = lsoa_measures.merge(shared, on="lsoa21_code", how="left")
+    return out.fillna({c: 0.0 for c in shared.columns if c != "lsoa21_code"})
+
+
 def ltc_table(rows: pd.DataFrame, groups: tuple[str, ...] = GROUP_ORDER) -> pd.DataFrame:
     """One row per register: recorded prevalence and recorded vs expected for one area.
 
@@ -343,6 +371,28 @@ def significant_gaps(rows: pd.DataFrame, area_name: str = "the area") -> list[di
     return findings
 
 
+def oe_indicator_ids(groups: tuple[str, ...] = GROUP_ORDER) -> list[str]:
+    """Catalogue ids of the recorded-vs-expected ratios."""
+    return [OE.format(g.lower()) for g in groups]
+
+
+def gap_findings(rows: pd.DataFrame, area_name: str = "the area") -> list[headline.Finding]:
+    """:func:`significant_gaps` as headline findings (kind ``recording``).
+
+    Rated ``under-recorded``, in :func:`significant_gaps`' order (most patients not on a
+    register first). The size is the shortfall as a proportion of expected (``1 - ratio``),
+    the scale of the other findings, so the headline ranks a 40% under-recording beside a 40%
+    outcome gap.
+    """
+    name = area_name if area_name else "the area"
+    return [
+        headline.Finding(
+            "recording", gap["indicator_id"], "under-recorded", 1.0 - gap["ratio"], gap["text"]
+        )
+        for gap in significant_gaps(rows, name)
+    ]
+
+
 def model_notes(fit: pd.DataFrame, year: str = "") -> list[str]:
     """Method notes reporting the recorded-vs-expected model fit per register."""
     if not len(fit):
@@ -350,7 +400,8 @@ def model_notes(fit: pd.DataFrame, year: str = "") -> list[str]:
     first = fit.iloc[0]
     lines = [
         f"Recorded vs expected (QOF {year}): Poisson GLM per register with a log list-size "
-        f"offset, fitted on {int(first['practices']):,} practices using {first['design']}; "
+        f"offset, fitted on {int(first['practices']):,} practices of the national files "
+        f"using {first['design']}; "
         "expected = the register at national average recording; limits by Byar's method on the "
         "observed count. Dispersion above 1 means practices vary more than Poisson "
         "chance: treat narrow limits with care."

@@ -18,6 +18,7 @@ from pophealth import (
     attribution,
     charts,
     geography,
+    headline,
     indicators,
     prevalence,
     staffing,
@@ -30,7 +31,6 @@ from pophealth.ages import AGE_BANDS
 from pophealth.sources import workforce as src_workforce
 from pophealth.store import ProfileStore
 
-FUNNEL_INDICATORS = ("pct_core20", "pct_bad_health", "gp_fte_per_10k_weighted")
 SEX_LABEL = {"male": "male", "female": "female"}
 
 
@@ -54,6 +54,7 @@ class Profile:
     basis_comparison: pd.DataFrame
     headline: str
     notes: list[str] = field(default_factory=list)
+    findings: list = field(default_factory=list)  # pophealth.headline.Finding, largest first
     synthetic: bool = False
     imd_release: str = "IoD2025"
     comparator: str = "England"
@@ -123,8 +124,23 @@ def pyramid_frame(data: ProfileStore, area: dict, parent: dict | None) -> pd.Dat
         if parent
         else pd.Series(np.nan, index=index)
     )
-    every = pd.Series(1.0, index=matrix.index)
-    all_pct = _age_sex_shares(matrix, every).reindex(index)
+    national = _national_row(data, geography.ALL_LOADED_CODE, "registered")
+    if national is not None and any(c.startswith("age_") for c in national.index):
+        # England from the national files (the store may hold only some ICBs)
+        counts = pd.Series(
+            [national.get(f"age_{sex}_{band}", np.nan) for sex, band in index], index=index
+        ).astype(float)
+        all_pct = counts / counts.sum() * 100
+    else:
+        every = pd.Series(1.0, index=matrix.index)
+        all_pct = _age_sex_shares(matrix, every).reindex(index)
+    if parent and parent["level"] == "region":
+        region = _national_row(data, parent["area_code"], "registered")
+        if region is not None:
+            counts = pd.Series(
+                [region.get(f"age_{sex}_{band}", np.nan) for sex, band in index], index=index
+            ).astype(float)
+            parent_pct = counts / counts.sum() * 100
     frame = pd.DataFrame(
         {
             "area_pct": area_pct.to_numpy(),
@@ -135,6 +151,19 @@ def pyramid_frame(data: ProfileStore, area: dict, parent: dict | None) -> pd.Dat
     ).reset_index()
     frame["age_band"] = frame["age_band"].str.replace("_", "-", regex=False)
     return frame[["age_band", "sex", "area_pct", "parent_pct", "england_pct"]]
+
+
+def _national_row(data: ProfileStore, code: str, basis: str) -> pd.Series | None:
+    """England's or a region's row of the national table (from the national files)."""
+    national = data.national
+    if not len(national):
+        return None
+    rows = national[
+        (national["area_code"] == code)
+        & (national["basis"] == basis)
+        & (national["imd"] == data.imd_release.year)
+    ]
+    return rows.iloc[0] if len(rows) else None
 
 
 def _area_row_mask(data: ProfileStore, area: dict) -> np.ndarray:
@@ -171,6 +200,15 @@ def decile_frame(
     def shares(a: dict | None) -> pd.Series:
         if a is None:
             return pd.Series(np.nan, index=range(1, 11))
+        national = (
+            _national_row(data, a["area_code"], a["basis"])
+            if a["level"] in ("england", "region")
+            else None
+        )
+        if national is not None and "decile_1" in national.index:
+            by = pd.Series([national[f"decile_{d}"] for d in range(1, 11)], index=range(1, 11))
+            total = by.sum()
+            return by / total * 100 if total > 0 else by * np.nan
         if len(data.registrations):
             arrays = data.matched_arrays
             mask = _area_row_mask(data, a)
@@ -266,29 +304,72 @@ def _system_funnels(data: ProfileStore, area: dict) -> dict[str, dict]:
         system_rows = system_rows[system_rows["basis"] == peers["basis"].iloc[0]]
     meta = indicators.load_catalogue().set_index("id")
     out: dict[str, dict] = {}
-    for indicator in FUNNEL_INDICATORS:
+    for indicator in funnel_indicators(meta):
         points = peers[peers["indicator_id"] == indicator].dropna(subset=["value"])
+        points = points[points["denominator"] > 0]
         target_row = system_rows[system_rows["indicator_id"] == indicator]
         if len(points) < 3 or target_row.empty:
             continue
-        target = float(target_row["value"].iloc[0])
+        # the target is England's value (the comparator every profile names), else the system's
+        england = target_row["comparator_value"].iloc[0]
+        target = float(england if pd.notna(england) else target_row["value"].iloc[0])
         spec = meta.loc[indicator]
-        multiplier = float(spec["multiplier"])
-        grid = stats.funnel_plot_points(100, float(points["denominator"].max()) * 1.1)
-        if spec["statistic"] == "proportion":
-            limits = stats.funnel_limits_proportion(grid, target, multiplier=multiplier)
-        else:
-            limits = stats.funnel_limits_rate(grid, target, multiplier=multiplier)
-        out[indicator] = {
-            "title": spec["title"],
-            "unit": spec["unit"],
-            "target": target,
-            "points": points[["area_code", "area_name", "denominator", "value"]].reset_index(
-                drop=True
-            ),
-            "limits": limits,
-        }
+        out[indicator] = funnel(points, target, spec)
     return out
+
+
+def funnel_indicators(catalogue: pd.DataFrame) -> list[str]:
+    """Indicators drawn as funnel plots: key outcomes with an interval (``funnel: true``).
+
+    Only outcomes (not context, not supply), and of the 40+ outcomes only the short list the
+    catalogue flags (``funnel: true``: Census health, the Core20PLUS5 registers' prevalence and
+    recorded vs expected, the multimorbidity burden), so a profile stays readable and quick.
+    """
+    fits = (catalogue["kind"] == "outcome") & catalogue["statistic"].isin(["proportion", "rate"])
+    if "funnel" in catalogue:
+        fits &= catalogue["funnel"].fillna(False).astype(bool)
+    return catalogue.index[fits].tolist()
+
+
+def funnel(points: pd.DataFrame, target: float, spec: pd.Series) -> dict:
+    """One funnel: peers, the target and control limits over the peers' denominators.
+
+    Limits are drawn from just below the smallest to just above the largest denominator, so
+    the axes fit the data. When the peers are overdispersed (Spiegelhalter 2005) the limits
+    are the random-effects ones and the funnel says so.
+    """
+    multiplier = float(spec["multiplier"])
+    statistic = "proportion" if spec["statistic"] == "proportion" else "rate"
+    low = max(1.0, float(points["denominator"].min()) * 0.8)
+    grid = stats.funnel_plot_points(
+        100, float(points["denominator"].max()) * 1.1, min_denominator=np.floor(low)
+    )
+    dispersion = stats.funnel_overdispersion(
+        points["value"], points["denominator"], target, statistic, multiplier
+    )
+    if dispersion["overdispersed"]:
+        limits = stats.funnel_limits_random_effects(
+            grid, target, dispersion["tau2"], statistic, multiplier=multiplier
+        )
+        method = (
+            f"Peers overdispersed (phi {dispersion['phi']:.1f} over {dispersion['n']} areas): "
+            "limits widened by a random-effects variance (Spiegelhalter 2005)."
+        )
+    elif statistic == "proportion":
+        limits = stats.funnel_limits_proportion(grid, target, multiplier=multiplier)
+        method = "Exact binomial limits (Spiegelhalter 2005); peers not overdispersed."
+    else:
+        limits = stats.funnel_limits_rate(grid, target, multiplier=multiplier)
+        method = "Exact Poisson limits (Spiegelhalter 2005); peers not overdispersed."
+    return {
+        "title": spec["title"],
+        "unit": spec["unit"],
+        "target": target,
+        "points": points[["area_code", "area_name", "denominator", "value"]].reset_index(drop=True),
+        "limits": limits,
+        "dispersion": dispersion,
+        "method": method,
+    }
 
 
 def inverse_care_frames(data: ProfileStore, area: dict, rows: pd.DataFrame) -> dict:
@@ -313,23 +394,88 @@ def fair_share_frame(rows: pd.DataFrame) -> pd.DataFrame:
             parent_value, comparator_value``).
 
     Returns:
-        ``benchmark, actual_fte, fair_share_fte, gap_fte`` (empty without weighted GP FTE).
+        ``benchmark, actual_fte, fair_share_fte, gap_fte`` (empty without weighted GP FTE);
+        computed by :func:`pophealth.staffing.fair_share`, as the supply ratings are.
     """
     columns = ["benchmark", "actual_fte", "fair_share_fte", "gap_fte"]
     fte = rows[rows["indicator_id"] == "gp_fte_per_10k_weighted"]
     if not len(fte) or not fte["denominator"].iloc[0] > 0:
         return pd.DataFrame(columns=columns)
     r = fte.iloc[0]
-    actual, weighted = float(r["numerator"]), float(r["denominator"])
     shares = []
     for label, rate in (
         ("Parent rate", r["parent_value"]),
         ("Comparator rate", r["comparator_value"]),
     ):
         if pd.notna(rate):
-            fair = weighted * float(rate) / 10_000
-            shares.append((label, actual, fair, actual - fair))
+            fair, gap, _ = staffing.fair_share(
+                [r["numerator"]], [r["denominator"]], [rate], "rate", 10_000
+            )
+            shares.append((label, float(r["numerator"]), float(fair[0]), float(gap[0])))
     return pd.DataFrame(shares, columns=columns)
+
+
+#: Staff group -> the practice-staff supply indicators whose headline finding speaks for it.
+PRACTICE_STAFF_IDS: dict[str, frozenset[str]] = {
+    "gp": frozenset({"gp_fte_per_10k", "gp_fte_per_10k_weighted"}),
+    "nurse": frozenset({"nurse_fte_per_10k"}),
+    "dpc": frozenset({"dpc_fte_per_10k"}),
+}
+
+
+def team_findings(
+    area: dict, team: pd.DataFrame, comparator: str, covered: frozenset[str] = frozenset()
+) -> list[headline.Finding]:
+    """The whole team's fair-share shortfalls beyond the supply threshold, as headline findings.
+
+    From :func:`pophealth.staffing.largest_gap_findings` (practice + PCN-employed staff by
+    group). A shortfall smaller than :data:`pophealth.indicators.FAIR_SHARE_THRESHOLD_PCT` is
+    "about fair share" (as in the ratings) and stays out; so does a group whose practice-staff
+    indicator (:data:`PRACTICE_STAFF_IDS`) is among ``covered`` (already a finding), so a
+    headline never says the same shortage twice.
+    """
+    found = []
+    for f in workforce_findings(area, team, comparator):
+        if abs(f["gap_pct"]) < indicators.FAIR_SHARE_THRESHOLD_PCT:
+            continue
+        if PRACTICE_STAFF_IDS.get(f["group"], frozenset()) & covered:
+            continue
+        found.append(
+            headline.Finding(
+                "supply",
+                f"team_{f['group']}_fte_per_10k_weighted",
+                "fewer than fair share",
+                abs(f["gap_pct"]) / 100,
+                f["text"][0].upper() + f["text"][1:] + ".",
+            )
+        )
+    return found
+
+
+def profile_headline(
+    area: dict, rows: pd.DataFrame, comparator: str, team: pd.DataFrame | None = None
+) -> tuple[str, list[headline.Finding]]:
+    """The area's headline and findings: indicators, recorded-vs-expected gaps and the team.
+
+    Recorded-vs-expected gaps are their own findings (condition, ratio and missing patients);
+    with the whole team loaded, its fair-share shortfalls by staff group (practice + PCN
+    staff, :func:`team_findings`) join the practice-staff findings.
+    """
+    replaced = frozenset(prevalence.oe_indicator_ids())
+    extra = list(prevalence.gap_findings(rows, area["area_name"]))
+    if team is not None and len(team):
+        covered = frozenset(
+            f.indicator_id
+            for f in headline.findings_from_indicators(rows, comparator)
+            if f.kind == "supply"
+        )
+        extra += team_findings(area, team, comparator, covered)
+    return headline.profile_headline(area, rows, comparator, extra=extra, replaced=replaced)
+
+
+def headline_text(area: dict, rows: pd.DataFrame, comparator: str) -> str:
+    """The plain-English headline of an area from its indicator rows (see profile_headline)."""
+    return profile_headline(area, rows, comparator)[0]
 
 
 def _quintile_view(data: ProfileStore, system: str | None) -> dict:
@@ -343,7 +489,15 @@ def _quintile_view(data: ProfileStore, system: str | None) -> dict:
     result: dict = {"quintiles": pd.DataFrame(), "sii_text": "", "fair_share": pd.DataFrame()}
     if len(scope):
         q = scope.groupby("imd_quintile", as_index=False)[["gp_fte", "weighted_patients"]].sum()
-        q = stats.rate_byar(q, "gp_fte", "weighted_patients", multiplier=10_000, confidence=(0.95,))
+        try:
+            q = stats.rate_byar(
+                q, "gp_fte", "weighted_patients", multiplier=10_000, confidence=(0.95,)
+            )
+        except stats.StatisticsInputError:
+            # a quintile with under 10 FTE has no exact Poisson interval (FTE is not a
+            # whole count): rates without limits, and the SII says it has none
+            rates = q["gp_fte"] / q["weighted_patients"].where(q["weighted_patients"] > 0)
+            q = q.assign(value=rates * 10_000, lower_95=np.nan, upper_95=np.nan)
         q = q.rename(
             columns={"imd_quintile": "quintile", "lower_95": "lower_ci", "upper_95": "upper_ci"}
         )
@@ -360,15 +514,18 @@ def _quintile_view(data: ProfileStore, system: str | None) -> dict:
                 lower="lower_ci",
                 upper="upper_ci",
                 confidence=0.95,
-                n_sims=2000,
                 seed=1,
             )
             r = sii.iloc[0]
             result["sii"] = r.to_dict()
+            interval = (
+                f"95% CI {r['sii_lower_95']:+.2f} to {r['sii_upper_95']:+.2f}"
+                if pd.notna(r["sii_lower_95"])
+                else "no interval: a quintile has under 10 GP FTE"
+            )
             result["sii_text"] = (
                 f"Slope index of inequality: {r['sii']:+.2f} GP FTE per 10,000 weighted patients "
-                f"from most to least deprived (95% CI {r['sii_lower_95']:+.2f} to "
-                f"{r['sii_upper_95']:+.2f})."
+                f"from most to least deprived ({interval})."
             )
     return result
 
@@ -421,33 +578,6 @@ def definitions_frame(ids) -> pd.DataFrame:
             "unit",
         ]
     ].reset_index(drop=True)
-
-
-def headline_text(area: dict, rows: pd.DataFrame, comparator: str) -> str:
-    """A one-line plain-English summary of the area's main needs."""
-    by = rows.set_index("indicator_id")
-    parts = []
-    if "list_size" in by.index and pd.notna(by.loc["list_size", "value"]):
-        parts.append(f"{by.loc['list_size', 'value']:,.0f} people")
-    flagged = rows[rows["comparison_95"].isin(["worse", "higher"])].copy()
-    flagged["ratio"] = (flagged["value"] / flagged["comparator_value"]).abs()
-    flagged = flagged.sort_values("ratio", ascending=False).head(3)
-    needs = []
-    for _, r in flagged.iterrows():
-        unit = "%" if r["unit"] == "%" else f" {r['unit']}"
-        needs.append(
-            f"{r['title'].lower()} {r['value']:.1f}{unit} vs {r['comparator_value']:.1f}{unit}"
-        )
-    better = rows[rows["comparison_95"] == "better"]
-    text = f"{area['area_name']} ({area['basis']} population"
-    text += f", {parts[0]})" if parts else ")"
-    if needs:
-        text += f": higher need than {comparator} on " + "; ".join(needs) + "."
-    elif len(better):
-        text += f": no indicator significantly worse than {comparator}."
-    else:
-        text += f": similar to {comparator} on the indicators available."
-    return text
 
 
 def workforce_coverage_notes(data: ProfileStore, area: dict) -> list[str]:
@@ -518,7 +648,12 @@ def related_areas(register: pd.DataFrame, area: dict) -> pd.DataFrame:
 
 # -- the whole team (issue13) ------------------------------------------------------------
 def _team_gaps(data: ProfileStore, rows: pd.DataFrame, basis: str) -> pd.DataFrame:
-    """Fair-share gaps by staff group for the given indicator rows against all loaded areas."""
+    """Fair-share gaps by staff group for the given indicator rows against England.
+
+    England's team rows (area ``ALL``) hold the national files' values (``national.parquet``,
+    the synthetic rest of England in the demo); only stores without it fall back to the sum of
+    what was loaded, and :attr:`ProfileStore.comparator` then says so.
+    """
     everyone = data.indicator_groups.get(("area", geography.ALL_LOADED_CODE))
     if everyone is None or rows.empty:
         return pd.DataFrame()
@@ -681,10 +816,12 @@ def workforce_quality_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
 
 
 def roles_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
-    """Practice staff by role (every role the detailed workforce file gives) against all areas.
+    """Practice staff by role (every role the detailed workforce file gives) against England.
 
     Rates are over practices with figures for the role's staff group; a practice-based area
     counts its member practices, a resident-basis area its practices' shares of residents.
+    England's rates come from the national files (``national.parquet``); a store without them
+    compares with every loaded practice (the comparator then says "all loaded areas").
 
     Returns:
         ``group, role, fte, fte_per_10k, comparator_per_10k`` (per 10,000 registered patients),
@@ -692,37 +829,49 @@ def roles_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
         detailed columns.
     """
     practices = data.practices
-    totals = {"gp", "nurse", "dpc", "admin", "gp_extg", "gp_exl", "gp_extgl", "dpc_apprentice"}
-    roles = [r for r in src_workforce.ROLES if r.stem.lower() not in totals and r.stem != "NURSES"]
-    columns = [f"{r.stem.lower()}_fte" for r in roles]
-    if not len(practices) or not set(columns) <= set(practices.columns):
+    roles = staffing.detailed_roles()
+    measures = staffing.role_measures(practices) if len(practices) else pd.DataFrame()
+    if len(measures.columns) <= 1:
         return pd.DataFrame()
     weights = practice_weights(data, area)
-
-    def rates(w: np.ndarray, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        fte, per = [], []
-        for role, column in zip(roles, columns, strict=True):
-            known = frame[staffing.PRACTICE_GROUP_FTE[role.group]].notna().to_numpy()
-            values = frame[column].to_numpy(dtype=float)
-            patients = frame["registered_patients"].to_numpy(dtype=float)
-            total = np.nansum(np.where(known, values, 0.0) * w)
-            den = np.nansum(np.where(known, patients, 0.0) * w)
-            fte.append(total)
-            per.append(total / den * 10_000 if den > 0 else np.nan)
-        return np.array(fte), np.array(per)
-
-    members = practices.set_index("practice_code").reindex(weights.index)
-    fte, per = rates(weights.to_numpy(dtype=float), members)
-    _, every = rates(np.ones(len(practices)), practices)
-    out = pd.DataFrame(
-        {
-            "group": [staffing.STAFF_GROUPS[r.group] for r in roles],
-            "role": [r.label for r in roles],
-            "fte": fte,
-            "fte_per_10k": per,
-            "comparator_per_10k": every,
-        }
+    members = measures.set_index("practice_code").reindex(weights.index)
+    w = weights.to_numpy(dtype=float)[:, None]
+    area_sums = (members * w).sum()
+    national = data.national if isinstance(data.national, pd.DataFrame) else pd.DataFrame()
+    england = (
+        national[
+            (national.get("area_code") == geography.ALL_LOADED_CODE)
+            & (national.get("basis") == "registered")
+            & (national.get("imd") == data.imd)
+        ]
+        if len(national)
+        else national
     )
+    ids = [staffing.role_measure_id(r) for r in roles]
+    if len(england) and f"{ids[0]}__num" in england:
+        every = england.iloc[0]
+    else:
+        every = measures.drop(columns="practice_code").sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = pd.DataFrame(
+            {
+                "group": [staffing.STAFF_GROUPS[r.group] for r in roles],
+                "role": [r.label for r in roles],
+                "fte": [float(area_sums[f"{i}__num"]) for i in ids],
+                "fte_per_10k": [
+                    area_sums[f"{i}__num"] / area_sums[f"{i}__den"] * 10_000
+                    if area_sums[f"{i}__den"] > 0
+                    else np.nan
+                    for i in ids
+                ],
+                "comparator_per_10k": [
+                    float(every[f"{i}__num"]) / float(every[f"{i}__den"]) * 10_000
+                    if float(every[f"{i}__den"]) > 0
+                    else np.nan
+                    for i in ids
+                ],
+            }
+        )
     return out[out["comparator_per_10k"] > 0].reset_index(drop=True)
 
 
@@ -964,8 +1113,8 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
     register = data.register
     own = data.indicator_groups.get(("area", area["area_code"]), table.iloc[:0])
     rows = own[own["basis"] == area["basis"]]
-    # "comparison" is the 95% benchmark comparison the tables colour by
-    rows = rows.reset_index(drop=True).assign(comparison=lambda r: r["comparison_95"])
+    # "comparison" is the rating the tables colour by: by kind (see indicators.rate_by_kind)
+    rows = rows.reset_index(drop=True).assign(comparison=lambda r: r["rating"])
     parent = _register_row(register, area.get("parent_code"), area["basis"])
     everyone = _register_row(register, geography.ALL_LOADED_CODE, area["basis"])
     peers = data.peers
@@ -1010,6 +1159,13 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
             else "(people living in the area's LSOAs)."
         )
     )
+    if area["basis"] == "resident":
+        weights = attribution.deprivation_population(data.lsoa, data.imd_release)[1]
+        notes.append(
+            f"Deprivation of residents is weighted by {weights} (resident-weighted, as MHCLG "
+            "summarises local authorities and ICBs); of patients, by registered patients "
+            "(patient-weighted)."
+        )
     if area["basis"] == "resident" and area["level"] != "england":
         lsoa = data.lsoa[data.lsoa["lsoa21_code"].isin(area_lsoas(data, area))]
         score = data.imd_release.column("score")
@@ -1054,6 +1210,7 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
             "so custom neighbourhoods, places and systems hold the shares of the practices "
             "they contain; a PCN neighbourhood holds all its PCN's staff."
         )
+    headline_text, findings = profile_headline(area, rows, data.comparator, team)
 
     similar, similar_list, similar_method = similar_area_frames(data, area)
     over_time = trend_frames(data, area)
@@ -1077,7 +1234,8 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         provenance=provenance_frame(data),
         definitions=definitions_frame(rows["indicator_id"]),
         basis_comparison=basis_comparison,
-        headline=headline_text(area, rows, data.comparator),
+        headline=headline_text,
+        findings=findings,
         notes=notes,
         synthetic=bool(manifest.get("synthetic")),
         imd_release=imd_release,

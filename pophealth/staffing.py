@@ -11,8 +11,11 @@ Pure functions on DataFrames (nothing here reads files or mutates its inputs):
 * :func:`team_measures` - practice-level numerators/denominators of the team indicators (FTE per
   10,000 registered and weighted patients by staff group and for the whole team; skill mix; team
   per 1,000 patients on QOF disease registers when a register count is loaded).
+* :func:`fair_share` - the one fair-share formula (FTE at a benchmark's rate per patient, gap
+  in FTE and %), called by the supply ratings (:func:`pophealth.indicators.rate_by_kind`), the
+  team views and the designer.
 * :func:`fair_share_gaps` - for each area and staff group, the FTE it would have at England's FTE
-  per weighted patient, and the gap (df-in/df-out, reusable by the supply-indicator rating).
+  per weighted patient, and the gap (df-in/df-out).
 * :func:`largest_gap_findings` - the area's workforce gaps relative to need, ranked, as findings a
   headline generator can consume.
 """
@@ -131,6 +134,59 @@ def apportion_pcn_staff(
     )
     shares = base.drop(columns=[weight]).reset_index(drop=True)
     return shares, unattributed.reset_index(drop=True)
+
+
+def with_pcn_staff(
+    practices: pd.DataFrame, pcn_staff: pd.DataFrame, weight: str = "registered_patients"
+) -> pd.DataFrame:
+    """Practices plus their share of their PCN's staff (``pcn_<group>_fte``, ``pcn_status``).
+
+    See :func:`apportion_pcn_staff`; PCN staff no practice could take are left out here (that
+    function returns them, to be counted).
+    """
+    shares, _ = apportion_pcn_staff(pcn_staff, practices, weight)
+    return practices.merge(shares.drop(columns=["pcn_code"]), on="practice_code", how="left")
+
+
+def detailed_roles() -> list:
+    """The roles of the detailed practice workforce file below the staff-group totals.
+
+    :data:`pophealth.sources.workforce.ROLES` without the group totals and their GP
+    sub-totals (in the publisher's order).
+    """
+    from pophealth.sources.workforce import ROLES
+
+    totals = {"gp", "nurse", "dpc", "admin", "gp_extg", "gp_exl", "gp_extgl", "dpc_apprentice"}
+    return [r for r in ROLES if r.stem.lower() not in totals and r.stem != "NURSES"]
+
+
+def role_measure_id(role) -> str:
+    """Measure id of a detailed role's FTE per registered patient (``role_<stem>``)."""
+    return f"role_{role.stem.lower()}"
+
+
+def role_measures(practices: pd.DataFrame) -> pd.DataFrame:
+    """Per practice, each detailed role's FTE and registered patients, ready to be summed.
+
+    A practice counts towards a role when its staff group's total FTE is known: the numerator
+    is its FTE in the role (missing = 0), the denominator its registered patients.
+
+    Returns:
+        ``practice_code`` plus ``role_<stem>__num`` / ``__den`` for every role of
+        :func:`detailed_roles`; just ``practice_code`` without the detailed columns.
+    """
+    roles = detailed_roles()
+    columns = [f"{r.stem.lower()}_fte" for r in roles]
+    out = {"practice_code": practices["practice_code"].to_numpy()}
+    if not set(columns) <= set(practices.columns):
+        return pd.DataFrame(out)
+    patients = practices["registered_patients"].to_numpy(dtype=float)
+    for role, column in zip(roles, columns, strict=True):
+        known = practices[PRACTICE_GROUP_FTE[role.group]].notna().to_numpy()
+        values = np.nan_to_num(practices[column].to_numpy(dtype=float))
+        out[f"{role_measure_id(role)}__num"] = np.where(known, values, 0.0)
+        out[f"{role_measure_id(role)}__den"] = np.where(known, np.nan_to_num(patients), 0.0)
+    return pd.DataFrame(out)
 
 
 def _team_inputs_present(practices: pd.DataFrame) -> bool:
@@ -268,6 +324,41 @@ def team_measures(practices: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def fair_share(
+    numerator: pd.Series | np.ndarray,
+    denominator: pd.Series | np.ndarray,
+    benchmark: pd.Series | np.ndarray,
+    shape: pd.Series | np.ndarray | str,
+    multiplier: pd.Series | np.ndarray | float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fair share of staff: the FTE an area would have at a benchmark's rate per patient.
+
+    ``shape`` says which way up the value is. ``"rate"`` (FTE per ``multiplier`` patients): the
+    fair share is ``denominator x benchmark / multiplier`` and the area has ``numerator`` FTE.
+    ``"ratio"`` (patients per FTE): it is ``numerator / benchmark`` and the area has
+    ``denominator`` FTE.
+
+    The one fair-share formula of pophealth: the supply indicators' ratings
+    (:func:`pophealth.indicators.rate_by_kind`) and the team views (:func:`fair_share_gaps`)
+    both call it. Carr-Hill R, Sheldon T, et al. BMJ 1994;309:1046 (fair shares by
+    need-weighted population).
+
+    Returns:
+        (fair share FTE, gap in FTE (actual - fair), gap as % of the fair share).
+    """
+    num = np.asarray(numerator, dtype=float)
+    den = np.asarray(denominator, dtype=float)
+    bench = np.asarray(benchmark, dtype=float)
+    is_ratio = np.asarray(shape) == "ratio"
+    mult = np.asarray(multiplier, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fair = np.where(is_ratio, num / bench, den * bench / mult)
+        actual = np.where(is_ratio, den, num)
+        gap = actual - fair
+        pct = np.where(fair > 0, gap / fair * 100, np.nan)
+    return fair, gap, pct
+
+
 def fair_share_gaps(area_fte: pd.DataFrame, benchmark: pd.DataFrame) -> pd.DataFrame:
     """FTE each area would have at the benchmark's FTE per weighted patient, and the gap.
 
@@ -304,8 +395,7 @@ def fair_share_gaps(area_fte: pd.DataFrame, benchmark: pd.DataFrame) -> pd.DataF
     weighted = area_fte["weighted_patients"].astype(float).where(area_fte["weighted_patients"] > 0)
     actual = area_fte["fte"].astype(float)
     per_patient = area_fte["group"].map(rate).astype(float)
-    fair = weighted * per_patient
-    gap = actual - fair
+    fair, gap, pct = fair_share(actual, weighted, per_patient * 10_000, "rate", 10_000)
     return pd.DataFrame(
         {
             "area_code": area_fte["area_code"].to_numpy(),
@@ -314,9 +404,9 @@ def fair_share_gaps(area_fte: pd.DataFrame, benchmark: pd.DataFrame) -> pd.DataF
             "weighted_patients": weighted.to_numpy(),
             "fte_per_10k": (actual / weighted * 10_000).to_numpy(),
             "benchmark_per_10k": (per_patient * 10_000).to_numpy(),
-            "fair_share_fte": fair.to_numpy(),
-            "gap_fte": gap.to_numpy(),
-            "gap_pct": (gap / fair.where(fair > 0) * 100).to_numpy(),
+            "fair_share_fte": fair,
+            "gap_fte": gap,
+            "gap_pct": pct,
         }
     )
 

@@ -35,7 +35,9 @@ __all__ = [
     "dsr_dobson",
     "european_standard_population_2013",
     "funnel_limits_proportion",
+    "funnel_limits_random_effects",
     "funnel_limits_rate",
+    "funnel_overdispersion",
     "funnel_plot_points",
     "mean_t",
     "proportion_wilson",
@@ -218,6 +220,16 @@ def _check_non_negative(
     )
 
 
+def _check_multiplier(multiplier: object) -> None:
+    """A multiplier scales a statistic (100 for %, 100,000 for rates): it must be positive."""
+    ok = isinstance(multiplier, int | float | np.number) and not isinstance(multiplier, bool)
+    if not ok or not np.isfinite(multiplier) or multiplier <= 0:
+        raise StatisticsInputError(
+            f"multiplier must be a positive number (e.g. 100 for a percentage, 100000 for a "
+            f"rate per 100,000), not {multiplier!r}"
+        )
+
+
 def _reasons(size: int, conditions: Sequence[tuple[np.ndarray, str]]) -> np.ndarray:
     """Object array of reasons; the first matching condition wins."""
     reason = np.full(size, "", dtype=object)
@@ -316,6 +328,7 @@ def proportion_wilson(
             greater than denominator, or a confidence level outside 0.9-1.
     """
     levels = _confidence_levels(confidence)
+    _check_multiplier(multiplier)
     _require_columns(df, [numerator, denominator], "the proportions table")
     x = _numeric(df, numerator, id_col)
     n = _numeric(df, denominator, id_col)
@@ -373,11 +386,21 @@ def _poisson_statistic(
     what: str,
 ) -> pd.DataFrame:
     levels = _confidence_levels(confidence)
+    _check_multiplier(multiplier)
     _require_columns(df, [count, denominator], what)
     x = _numeric(df, count, id_col)
     n = _numeric(df, denominator, id_col)
     _check_non_negative(df, x, count, count_role, id_col)
     _check_non_negative(df, n, denominator, denominator_role, id_col)
+    _raise_for_rows(
+        df,
+        (x < EXACT_POISSON_BELOW) & (x != np.round(x)),
+        f"{count_role} column {count!r} has fractional counts below {EXACT_POISSON_BELOW}, "
+        "where exact Poisson limits need whole numbers",
+        lambda pos: f"{count} {_fmt(x[pos])}",
+        id_col,
+        "Pass whole event counts; a measure that is not a count (e.g. FTE) has no Poisson interval",
+    )
     missing = np.isnan(x) | np.isnan(n)
     zero = n == 0
     undefined = missing | zero
@@ -645,6 +668,7 @@ def dsr_dobson(
             that do not match the standard, or duplicate age bands within a group.
     """
     levels = _confidence_levels(confidence)
+    _check_multiplier(multiplier)
     groups = _as_list(group_by)
     _require_columns(df, [count, population, age_band, *groups], "the DSR input table")
     weights = _standard_weights(standard)
@@ -652,6 +676,18 @@ def dsr_dobson(
     n = _numeric(df, population, id_col)
     _check_non_negative(df, x, count, "count", id_col)
     _check_non_negative(df, n, population, "population", id_col)
+    _raise_for_rows(
+        df,
+        x > n,
+        f"count column {count!r} is above its age band's population {population!r}",
+        lambda pos: (
+            f"{count} {_fmt(x[pos])} > {population} {_fmt(n[pos])} "
+            f"({age_band} {df[age_band].iloc[pos]})"
+        ),
+        id_col,
+        "Each row is one age band: its events cannot outnumber its people; check the join of "
+        "counts to populations",
+    )
 
     bands = df[age_band].astype(str).to_numpy()
     extra = sorted(set(bands) - set(weights.index))
@@ -873,6 +909,9 @@ def _untransform(values: np.ndarray, transform: str) -> np.ndarray:
     return values
 
 
+_SII_BLOCK = 32  # sets simulated together on the linear scale
+
+
 def slope_index_of_inequality(
     df: pd.DataFrame,
     value: Hashable,
@@ -881,7 +920,7 @@ def slope_index_of_inequality(
     lower: Hashable | None = None,
     upper: Hashable | None = None,
     confidence: float | Sequence[float] = 0.95,
-    n_sims: int = 10_000,
+    n_sims: int = 100_000,
     seed: int = 1,
     rii: bool = True,
     by: Hashable | Sequence[Hashable] | None = None,
@@ -914,7 +953,8 @@ def slope_index_of_inequality(
         lower: Column of the groups' lower confidence limits (with ``upper``).
         upper: Column of the groups' upper confidence limits.
         confidence: Level(s) for the SII/RII limits, e.g. 0.95 or (0.95, 0.998).
-        n_sims: Number of simulations (at least 1,000).
+        n_sims: Number of simulations (at least 1,000; 100,000 by default, as
+            PHEindicatormethods::phe_sii).
         seed: Random seed.
         rii: Also return the RII and its limits.
         by: Column(s) defining separate sets (e.g. ``"icb_code"``).
@@ -1035,8 +1075,25 @@ def slope_index_of_inequality(
     sii_q = np.full((len(ymat), len(quantiles)), np.nan)
     rii_q = np.full((len(ymat), len(quantiles)), np.nan)
     simulate = ~(incomplete | missing_value | no_se)
-    # Looping over sets keeps memory at n_sims x n_groups; each set is fully vectorised.
-    for row in np.flatnonzero(simulate):
+    rows_to_simulate = np.flatnonzero(simulate)
+    if transform == "none":
+        # linear in the draws: one matrix product per block of sets (memory n_sims x block)
+        for start in range(0, len(rows_to_simulate), _SII_BLOCK):
+            block = rows_to_simulate[start : start + _SII_BLOCK]
+            noise_sii = draws @ (smat[block] * slope_weights[block]).T
+            sim_sii = sii[block] + noise_sii
+            sii_q[block] = np.quantile(sim_sii, quantiles, axis=0).T
+            if rii:
+                base = np.einsum("ij,ij->i", ymat[block], share[block])
+                sim_intercept = (
+                    base + draws @ (smat[block] * share[block]).T - sim_sii * mean_rank[block, 0]
+                )
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = (sim_intercept + sim_sii) / sim_intercept
+                rii_q[block] = np.quantile(ratio, quantiles, axis=0).T
+        rows_to_simulate = rows_to_simulate[:0]
+    # other scales: one set at a time (memory n_sims x n_groups), each fully vectorised
+    for row in rows_to_simulate:
         simulated = _untransform(ymat[row] + draws * smat[row], transform)
         sim_sii = simulated @ slope_weights[row]
         sim_intercept = simulated @ share[row] - sim_sii * mean_rank[row, 0]
@@ -1133,6 +1190,7 @@ def funnel_limits_proportion(
             outside 0 to multiplier.
     """
     levels = _confidence_levels(confidence)
+    _check_multiplier(multiplier)
     n = _funnel_frame(denominators, "denominators")
     if not np.all(n == np.round(n)):
         raise StatisticsInputError("binomial funnel limits need whole-number denominators")
@@ -1179,6 +1237,7 @@ def funnel_limits_rate(
         StatisticsInputError: Negative denominators or a negative target.
     """
     levels = _confidence_levels(confidence)
+    _check_multiplier(multiplier)
     n = _funnel_frame(denominators, "denominators")
     if not float(target_rate) >= 0:
         raise StatisticsInputError(f"target_rate {target_rate} must be zero or more")
@@ -1190,6 +1249,146 @@ def funnel_limits_rate(
         for side, probability in (("lower", (1 - level) / 2), ("upper", (1 + level) / 2)):
             limit = _interpolated_limit(distribution, probability, n) * multiplier
             out[f"{side}_{label}"] = np.where(n > 0, np.maximum(limit, 0), np.nan)
+    return out
+
+
+_FUNNEL_STATISTICS = ("proportion", "rate")
+
+
+def _funnel_transform(statistic: str) -> None:
+    if statistic not in _FUNNEL_STATISTICS:
+        raise StatisticsInputError(
+            f"statistic must be one of {', '.join(_FUNNEL_STATISTICS)}, not {statistic!r}"
+        )
+
+
+def _variance_stabilised(
+    values: np.ndarray, denominators: np.ndarray, statistic: str, multiplier: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Values on the variance-stabilising scale and their standard errors.
+
+    Proportions: arcsine square root, se 1 / (2 sqrt(n)); rates: square root of the
+    (per-person) rate, se 1 / (2 sqrt(n)) (Spiegelhalter 2005, QSHC, table 1).
+    """
+    share = np.asarray(values, dtype=float) / multiplier
+    n = np.asarray(denominators, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if statistic == "proportion":
+            y = np.arcsin(np.sqrt(np.clip(share, 0, 1)))
+        else:
+            y = np.sqrt(np.maximum(share, 0))
+        se = 1 / (2 * np.sqrt(n))
+    return y, se
+
+
+def funnel_overdispersion(
+    values: Sequence[float],
+    denominators: Sequence[float],
+    target: float,
+    statistic: str = "proportion",
+    multiplier: float = 1,
+    winsorise: float = 0.1,
+    significance: float = 0.05,
+) -> dict[str, float | bool | int]:
+    """Overdispersion of a set of peers around a target, and the random-effects variance.
+
+    Spiegelhalter DJ (2005) "Handling over-dispersion of performance indicators", Qual Saf
+    Health Care 14:347-351, as FunnelPlotR (Wiles T) does: z-scores on the
+    variance-stabilised scale (arcsine square root for proportions, square root for rates),
+    Winsorised at ``winsorise`` in each tail; ``phi = sum(z^2) / I``. The peers are
+    overdispersed when ``I * phi`` exceeds the chi-square (I - 1 degrees of freedom) upper
+    ``significance`` point; then the additive random-effects variance is
+    ``tau2 = max(0, (I * phi - (I - 1)) / (sum(w) - sum(w^2) / sum(w)))`` with
+    ``w = 1 / se^2``; otherwise ``tau2 = 0``.
+
+    Args:
+        values: The peers' values on the ``multiplier`` scale (e.g. percentages).
+        denominators: The peers' denominators (people).
+        target: The target on the ``multiplier`` scale (e.g. England's value).
+        statistic: ``proportion`` or ``rate``.
+        multiplier: 100 for percentages, 10,000 for rates per 10,000, ...
+        winsorise: Share Winsorised in each tail (Spiegelhalter's 10%).
+        significance: Level of the chi-square test of overdispersion.
+
+    Returns:
+        ``{"n": I, "phi", "tau2", "overdispersed"}``.
+
+    Raises:
+        StatisticsInputError: Fewer than 3 usable peers, non-positive denominators, a bad
+            multiplier or statistic.
+    """
+    _funnel_transform(statistic)
+    _check_multiplier(multiplier)
+    value = np.asarray(values, dtype=float)
+    n = np.asarray(denominators, dtype=float)
+    if value.shape != n.shape:
+        raise StatisticsInputError("values and denominators must have the same length")
+    usable = np.isfinite(value) & np.isfinite(n)
+    if (n[usable] <= 0).any():
+        raise StatisticsInputError("funnel denominators must be positive")
+    value, n = value[usable], n[usable]
+    if len(value) < 3:
+        raise StatisticsInputError(
+            f"overdispersion needs at least 3 peers with values, not {len(value)}"
+        )
+    y, se = _variance_stabilised(value, n, statistic, multiplier)
+    y0, _ = _variance_stabilised(np.array([target]), np.array([1.0]), statistic, multiplier)
+    z = (y - y0[0]) / se
+    low, high = np.quantile(z, [winsorise, 1 - winsorise])
+    z = np.clip(z, low, high)
+    count = len(z)
+    phi = float(np.sum(z**2) / count)
+    overdispersed = bool(count * phi > sps.chi2.ppf(1 - significance, count - 1))
+    w = 1 / se**2
+    tau2 = 0.0
+    if overdispersed:
+        tau2 = max(0.0, (count * phi - (count - 1)) / (w.sum() - (w**2).sum() / w.sum()))
+    return {"n": count, "phi": phi, "tau2": float(tau2), "overdispersed": overdispersed}
+
+
+def funnel_limits_random_effects(
+    denominators: Sequence[float],
+    target: float,
+    tau2: float,
+    statistic: str = "proportion",
+    confidence: float | Sequence[float] = (0.95, 0.998),
+    multiplier: float = 1,
+) -> pd.DataFrame:
+    """Funnel limits widened for overdispersion (Spiegelhalter 2005 random effects).
+
+    On the variance-stabilised scale the limits are ``y0 +/- z * sqrt(se^2 + tau2)`` and are
+    transformed back (``sin^2`` for proportions, squares for rates), as in Spiegelhalter DJ
+    (2005) Qual Saf Health Care 14:347-351 and FunnelPlotR.
+
+    Args:
+        denominators: Denominators to draw limits at.
+        target: Target on the ``multiplier`` scale.
+        tau2: Random-effects variance from :func:`funnel_overdispersion`.
+        statistic: ``proportion`` or ``rate``.
+        confidence: Levels, by default 95% and 99.8%.
+        multiplier: Scale of ``target`` and the limits.
+
+    Returns:
+        ``denominator`` plus ``lower_<label>``/``upper_<label>`` per level (NaN at 0).
+    """
+    _funnel_transform(statistic)
+    _check_multiplier(multiplier)
+    levels = _confidence_levels(confidence)
+    n = _funnel_frame(denominators, "denominators")
+    if not tau2 >= 0:
+        raise StatisticsInputError(f"tau2 must be zero or more, not {tau2!r}")
+    y0, _ = _variance_stabilised(np.array([target]), np.array([1.0]), statistic, multiplier)
+    _, se = _variance_stabilised(np.zeros(len(n)), n, statistic, multiplier)
+    out = pd.DataFrame({"denominator": n})
+    for level in levels:
+        spread = _z(level) * np.sqrt(se**2 + tau2)
+        for side, sign in (("lower", -1), ("upper", 1)):
+            y = y0[0] + sign * spread
+            if statistic == "proportion":
+                limit = np.sin(np.clip(y, 0, np.pi / 2)) ** 2
+            else:
+                limit = np.maximum(y, 0) ** 2
+            out[f"{side}_{ci_label(level)}"] = np.where(n > 0, limit * multiplier, np.nan)
     return out
 
 

@@ -46,6 +46,9 @@ class ProfileStore(Protocol):
     pcn_staff: pd.DataFrame | None
     qof: pd.DataFrame  # QOF prevalence rows; empty without QOF
     manifest: dict
+    # England's and the regions' measures from the national files (``national.parquet``;
+    # empty for stores prepared before it existed)
+    national: pd.DataFrame
     # options the store was loaded with
     imd_release: ImdRelease
     groupings: pd.DataFrame | None

@@ -36,6 +36,13 @@ _COMPARISON_TEXT: dict[str, str] = {
     "not compared": "#0B0C0C",
     "higher": "#FFFFFF",
     "lower": "#0B0C0C",
+    "higher need": "#FFFFFF",
+    "similar need": "#000000",
+    "lower need": "#000000",
+    "fewer than fair share": "#FFFFFF",
+    "about fair share": "#000000",
+    "more than fair share": "#FFFFFF",
+    "not rated": "#000000",
 }
 
 _COMPARISON_WORDS: dict[str, str] = {
@@ -45,6 +52,13 @@ _COMPARISON_WORDS: dict[str, str] = {
     "higher": "Higher",
     "lower": "Lower",
     "not compared": "Not compared",
+    "higher need": "Higher need",
+    "similar need": "Similar need",
+    "lower need": "Lower need",
+    "fewer than fair share": "Fewer than fair share",
+    "about fair share": "About fair share",
+    "more than fair share": "More than fair share",
+    "not rated": "Not rated",
 }
 
 # Ids only need to be unique within one page; the counter also separates identical tables.
@@ -116,6 +130,13 @@ p.ph-lead { margin: 0 0 0.5em; font-size: 15px; max-width: 75em; }
 figure.ph-chart { margin: 0; }
 details.ph-details { margin: 0.4em 0; }
 details.ph-details > summary { cursor: pointer; color: #005EB8; font-weight: 600; }
+.ph-cmp-higher-need { background: #08519C; color: #FFFFFF; }
+.ph-cmp-similar-need { background: #9ECAE1; color: #000000; }
+.ph-cmp-lower-need { background: #DEEBF7; color: #000000; }
+.ph-cmp-fewer-than-fair-share { background: #B35806; color: #FFFFFF; }
+.ph-cmp-about-fair-share { background: #F7F7F7; color: #000000; }
+.ph-cmp-more-than-fair-share { background: #542788; color: #FFFFFF; }
+.ph-cmp-not-rated { background: #FFFFFF; color: #000000; }
 .ph-headline {
   border-left: 6px solid #005EB8; background: #E8F1FA; padding: 0.8em 1em; margin: 0.8em 0;
   font-size: 16px;
@@ -257,6 +278,20 @@ def _check_frame(frame: pd.DataFrame, required: Sequence[str], function: str, na
 # --------------------------------------------------------------------------------------
 
 
+def position_text(record: dict) -> str:
+    """Where an area stands: its fair share (supply) or its rank among peers (others)."""
+    fair = _as_float(record.get("fair_share"))
+    if not math.isnan(fair):
+        gap = _as_float(record.get("fair_share_gap"))
+        pct = _as_float(record.get("fair_share_gap_pct"))
+        return f"fair share {fair:,.1f} FTE; gap {gap:+,.1f} FTE ({pct:+.0f}%)"
+    rank, count = _as_float(record.get("peer_rank")), _as_float(record.get("peer_count"))
+    quintile = _as_float(record.get("peer_quintile"))
+    if math.isnan(rank) or math.isnan(count) or count < 2:
+        return "–"
+    return f"{rank:.0f} of {count:.0f} (highest = 1; quintile {quintile:.0f} of 5)"
+
+
 def benchmark_table(
     rows: pd.DataFrame,
     area_label: str,
@@ -295,6 +330,8 @@ def benchmark_table(
     ]
     _check_frame(rows, required, function, "rows")
     comparisons = _normalise_comparison(rows["comparison"].tolist(), function=function)
+    # ratings by kind (pophealth.indicators.rate_by_kind): position among peers, fair share
+    with_position = "peer_rank" in rows and "fair_share" in rows
     body_rows = []
     for record, comparison in zip(rows.to_dict("records"), comparisons, strict=True):
         unit = "" if _is_missing(record["unit"]) else str(record["unit"])
@@ -327,6 +364,7 @@ def benchmark_table(
                 sort=_as_float(record["comparator_value"]),
             ),
             _cell(_esc(word), sort=word, classes=css, attrs=style),
+            *([_cell(_esc(position_text(record)))] if with_position else []),
             *([_cell(sparkline_svg(_trend_values(record["trend"])))] if "trend" in record else []),
             _cell(
                 _esc(format_count(record["numerator"])),
@@ -350,6 +388,7 @@ def benchmark_table(
             (_esc(parent_label), True),
             (_esc(england_label), True),
             (f"Compared with {_esc(england_label)}", False),
+            *([("Among peers / fair share", False)] if with_position else []),
             *([("Trend", False)] if "trend" in rows else []),
             ("Numerator", True),
             ("Denominator", True),

@@ -28,10 +28,11 @@ def demo_raw(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_prepared(demo_raw, tmp_path_factory) -> Path:
+    from pophealth.demo import DEMO_SYSTEMS
     from pophealth.history import prepare_store
 
     out = tmp_path_factory.mktemp("demo_prepared") / "prepared"
-    prepare_store(demo_raw, out, progress=None)
+    prepare_store(demo_raw, out, progress=None, systems=DEMO_SYSTEMS)
     return out
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from pophealth import cli
+from pophealth.demo._model import SCALES
 
 LSOA_FILE = "gp-reg-pat-prac-lsoa-all.csv"
 TOTALS_FILE = "gp-reg-pat-prac-all.csv"
@@ -130,6 +131,21 @@ def _set(column: str, value: str, row: int = 0) -> Callable[[pd.DataFrame], pd.D
     return change
 
 
+def _set_in_practice(
+    practice: str, column: str, value: str, row: int
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Set ``column`` on the ``row``-th row of one practice (the files also hold the rest of
+    England's practices, so a position in the whole file is not a demo ICS practice)."""
+
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        rows = frame.index[frame.iloc[:, :4].eq(practice).any(axis=1)]
+        frame.loc[rows[row], column] = value
+        return frame
+
+    return change
+
+
 def _lsoa_under_two_icbs(frame: pd.DataFrame) -> pd.DataFrame:
     twin = frame.iloc[[0]].copy()
     twin["ICB23CD"], twin["ICB23CDH"] = "E54000998", "QZY"
@@ -222,7 +238,9 @@ REFUSED = [
     (
         "lsoa-file-lost-last-rows",
         drop_last_lines(LSOA_FILE, 300),
-        r"gp-reg-pat-prac-lsoa-all\.csv disagrees with gp-reg-pat-prac-all\.csv.*practice_code=Y9",
+        # the file's last rows are the synthetic rest of England's practices (Y8...)
+        r"gp-reg-pat-prac-lsoa-all\.csv disagrees with gp-reg-pat-prac-all\.csv"
+        r".*practice_code=Y[89]",
     ),
     (
         "totals-last-number-cut",
@@ -243,7 +261,7 @@ REFUSED = [
     ),
     (
         "age-band-larger-than-its-all-row",
-        edit(AGE_FILE, _set("NUMBER_OF_PATIENTS", "9999", row=-2)),
+        edit(AGE_FILE, _set_in_practice("Y90072", "NUMBER_OF_PATIENTS", "9999", row=-2)),
         r"gp-reg-pat-prac-quin-age\.csv: .*age bands add up to more than.*Y90072: bands",
     ),
     (
@@ -393,13 +411,16 @@ HANDLED = [
     ("totals-codes-lower-case", edit(TOTALS_FILE, _mangle_codes("CODE", str.lower))),
     (
         "lsoa-file-of-other-practices",
-        edit(LSOA_FILE, lambda f: f[f["PRACTICE_CODE"] < "Y90021"]),
+        edit(LSOA_FILE, lambda f: f[f["PRACTICE_CODE"].between("Y90001", "Y90020")]),
     ),
     (
         "lookup-codes-padded",
         edit(LOOKUP_FILE, _mangle_codes("LSOA21CD", lambda c: f"{c.lower()} ")),
     ),
 ]
+
+#: The demo's synthetic rest of England (its practices and LSOAs are in the national files).
+REST_OF_ENGLAND = SCALES["rest"]
 
 HANDLED_CHECKS: dict[str, Callable[[dict], bool]] = {
     "practice-codes-lower-case": _code_fixes_counted,
@@ -425,7 +446,8 @@ HANDLED_CHECKS: dict[str, Callable[[dict], bool]] = {
     ),
     "boundary-null-geometry": lambda m: (
         _rec(m)["boundaries"]["null_or_empty"] == 1
-        and _rec(m)["boundaries"]["lsoas_without_boundary"] == 1
+        # the synthetic rest of England's LSOAs have no boundaries in the demo
+        and _rec(m)["boundaries"]["lsoas_without_boundary"] == 1 + REST_OF_ENGLAND.n_core_lsoa
     ),
     "shapefile-shp-truncated": lambda m: (
         _rec(m)["boundaries"]["null_or_empty"] > 100
@@ -440,7 +462,8 @@ HANDLED_CHECKS: dict[str, Callable[[dict], bool]] = {
     ),
     "unrecognised-extra-file": lambda m: "notes-from-analyst.csv" in m["unrecognised_files"],
     "lsoa-file-of-other-practices": lambda m: (
-        len(_rec(m)["practice_totals"]["registrations_lsoa"]["missing_from_source"]) == 52
+        len(_rec(m)["practice_totals"]["registrations_lsoa"]["missing_from_source"])
+        == 52 + REST_OF_ENGLAND.n_practices
         and _rec(m)["practice_totals"]["registrations_lsoa"]["patients_of_missing_practices"] > 0
     ),
     "totals-codes-lower-case": lambda m: (
@@ -448,7 +471,8 @@ HANDLED_CHECKS: dict[str, Callable[[dict], bool]] = {
         and _rec(m)["practice_totals"]["registrations_lsoa"]["missing_from_totals"] == []
     ),
     "lookup-codes-padded": lambda m: (
-        _rec(m)["code_fixes"]["lsoa21_lookup"] >= 40 and m["counts"]["lsoas"] == 839
+        _rec(m)["code_fixes"]["lsoa21_lookup"] >= 40
+        and m["counts"]["lsoas"] == 839 + REST_OF_ENGLAND.n_core_lsoa
     ),
 }
 

@@ -19,7 +19,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from pophealth.demo import add_cli, write_demo_dataset
+from pophealth.demo import DEMO_SYSTEMS, add_cli, write_demo_dataset
 from pophealth.demo import generator as gen
 
 DEMO_ICB = "E54000999"
@@ -192,17 +192,32 @@ def test_same_seed_gives_byte_identical_files(demo: dict[str, Path], tmp_path: P
 def test_ics_size_minimums(
     demo: dict[str, Path], lookup21: pd.DataFrame, lsoa_rows: pd.DataFrame
 ) -> None:
-    mapping = pd.read_csv(demo["practice_map"], dtype=str)
+    everyone = pd.read_csv(demo["practice_map"], dtype=str)
+    mapping = everyone[everyone["ONS_ICB_CODE"] == DEMO_ICB]
     assert mapping["PRACTICE_CODE"].nunique() >= 60
     assert mapping["PRACTICE_CODE"].str.fullmatch(r"Y9\d{4}").all()
     assert mapping.loc[mapping["PCN_CODE"] != "U", "PCN_CODE"].nunique() >= 12
     demo_lsoas = lookup21[lookup21["ICB23CD"] == DEMO_ICB]
     assert len(demo_lsoas) >= 600
     assert demo_lsoas["LAD23CD"].nunique() >= 3 and demo_lsoas["SICBL23CD"].nunique() >= 2
-    assert lookup21["ICB23CD"].nunique() == 2  # demo ICB + neighbouring ring
-    assert 500_000 <= lsoa_rows["NUMBER_OF_PATIENTS"].sum() <= 750_000
+    # demo ICB + neighbouring ring + a synthetic rest of England of 40 ICBs
+    assert lookup21["ICB23CD"].nunique() == 42
+    assert set(DEMO_SYSTEMS) <= set(lookup21["ICB23CD"])
+    in_demo = lsoa_rows["PRACTICE_CODE"].isin(set(mapping["PRACTICE_CODE"]))
+    assert 500_000 <= lsoa_rows.loc[in_demo, "NUMBER_OF_PATIENTS"].sum() <= 750_000
     assert demo_lsoas["LSOA21NM"].str.contains("Demo").all()
-    assert mapping["ICB_NAME"].str.contains("Demo").all()
+    assert everyone["ICB_NAME"].str.contains("Demo").all()
+    # no code of the rest of England collides with the demo ICS's
+    assert everyone["PRACTICE_CODE"].is_unique and lookup21["LSOA21CD"].is_unique
+
+
+def test_rest_of_england_shares_the_demo_region(demo: dict[str, Path]) -> None:
+    mapping = pd.read_csv(demo["practice_map"], dtype=str)
+    region = mapping.loc[mapping["ONS_ICB_CODE"] == DEMO_ICB, "ONS_COMM_REGION_CODE"].unique()
+    assert len(region) == 1
+    in_region = mapping.loc[mapping["ONS_COMM_REGION_CODE"] == region[0], "ONS_ICB_CODE"]
+    assert in_region.nunique() >= 2  # the demo ICB's region is not the ICB itself
+    assert mapping["ONS_COMM_REGION_CODE"].nunique() == 7
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,8 +297,17 @@ def test_registration_quirks_present(
 
 def test_epcn_history_and_unaligned(demo: dict[str, Path]) -> None:
     book = openpyxl.load_workbook(demo["epcn"], read_only=True)
-    details = list(book["PCNDetails"].iter_rows(min_row=2, values_only=True))
-    partners = list(book["PCN Core Partner Details"].iter_rows(min_row=2, values_only=True))
+    # the demo ICS's PCNs (U9...) and practices (Y9...); the rest of England's follow them
+    details = [
+        r
+        for r in book["PCNDetails"].iter_rows(min_row=2, values_only=True)
+        if r[0].startswith("U9")
+    ]
+    partners = [
+        r
+        for r in book["PCN Core Partner Details"].iter_rows(min_row=2, values_only=True)
+        if r[0].startswith("Y9")
+    ]
     closed = [r for r in details if r[5]]
     assert len(closed) == 1 and re.fullmatch(r"\d{8}", closed[0][5])
     assert all(re.fullmatch(r"\d{8}", r[8]) for r in partners)
@@ -320,7 +344,9 @@ def test_boundaries_tile_in_british_national_grid(
     shapes = gpd.read_file(demo["lsoa_boundaries"])
     assert shapes.crs.to_epsg() == 27700
     assert {"LSOA21CD", "LSOA21NM"} <= set(shapes.columns)
-    assert set(shapes["LSOA21CD"]) == set(lookup21["LSOA21CD"])
+    # the demo ICS and its ring are mapped; the coarse rest of England is not
+    mapped = lookup21[lookup21["ICB23CD"].isin(DEMO_SYSTEMS)]
+    assert set(shapes["LSOA21CD"]) == set(mapped["LSOA21CD"])
     xmin, ymin, xmax, ymax = shapes.total_bounds
     assert 100_000 < xmin < xmax < 700_000 and 0 < ymin < ymax < 700_000
     union = shapes.union_all()

@@ -49,8 +49,11 @@ def test_register_has_every_level_basis_and_parent(practices, lsoa):
     assert ("E38A", "place", "registered") in got
     assert ("E06A", "place", "resident") in got
     assert ("E54X", "system", "registered") in got and ("E54X", "system", "resident") in got
+    # PCN One is the whole of Sub A: it is compared with the next ancestor, never itself
     u1 = reg[reg["area_code"] == "U1"].iloc[0]
-    assert u1["parent_code"] == "E38A" and u1["system_code"] == "E54X"
+    assert u1["parent_code"] == "E54X" and u1["system_code"] == "E54X"
+    u2 = reg[reg["area_code"] == "U2"].iloc[0]
+    assert u2["parent_code"] == "E38B" and u2["system_code"] == "E54X"
     lad = reg[reg["area_code"] == "E06B"].iloc[0]
     assert lad["parent_code"] == "E54X" and lad["system_code"] == "E54X"
     assert "A4" not in set(geography.neighbourhood_practices(practices)["practice_code"])

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pophealth import cli, history
+from pophealth.demo import DEMO_SYSTEMS
 from pophealth.prepare import prepare
 from pophealth.reconcile import ReconciliationError
 
@@ -52,7 +53,7 @@ def test_incremental_add_equals_full_rebuild(demo_raw, demo_prepared, tmp_path):
     raw = tmp_path / "raw"
     _link_tree(demo_raw, raw, skip={"releases/2025-03"})
     partial = tmp_path / "prepared"
-    manifest = history.prepare_store(raw, partial, progress=None)
+    manifest = history.prepare_store(raw, partial, progress=None, systems=DEMO_SYSTEMS)
     assert "2025-03" not in manifest["history"]["periods"]
     added = history.add_release(demo_raw / "releases" / "2025-03", partial, progress=None)
     full = json.loads((demo_prepared / "manifest.json").read_text())

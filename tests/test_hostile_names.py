@@ -166,8 +166,11 @@ def test_no_payload_runs_in_chromium_and_names_show_literally(hostile_site, page
     (path,) = sorted(hostile_site[folder].glob(pattern))
     dom, _ = render_dom(path, budget_ms=5000)
     assert _title(dom).strip() != "31337", f"a payload ran in {path}"
+    # a name shown as text serialises as ``&lt;a href="javascript:…&gt;`` (the DOM serialiser
+    # does not escape quotes in text): drop escaped tags, so only real markup is checked
+    markup = re.sub(r"&lt;.*?&gt;", "", dom, flags=re.S)
     for marker in INJECTED_MARKUP:
-        assert marker not in dom, f"{path}: {marker!r} became markup"
+        assert marker not in markup, f"{path}: {marker!r} became markup"
     assert not _elements_from_data(dom), f"{path}: elements built from data"
     # the names are shown as text: the escaped payloads are in the page
     shown = [p for p in HOSTILE_PAYLOADS if html.escape(p, quote=False) in dom]

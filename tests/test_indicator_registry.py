@@ -9,7 +9,7 @@ from pophealth.ages import AGE_BANDS
 from pophealth.sources import SOURCES
 
 KINDS = {"context", "outcome", "supply"}
-STATISTICS = {"proportion", "rate", "mean", "count", "ratio"}
+STATISTICS = {"proportion", "rate", "mean", "count", "ratio", "share"}
 POLARITIES = {"high is good", "low is good", "no judgement"}
 
 
@@ -99,3 +99,17 @@ def test_census_measures_leave_out_tables_that_are_absent():
     found = attribution.census_fractions(lsoa)
     assert list(found) == ["pct_social_rented"]
     assert found["pct_social_rented"][0][0] == 3 and found["pct_social_rented"][1][0] == 9
+
+
+def test_lsoa_count_measures_count_lsoas_on_the_resident_basis_only():
+    lsoa = pd.DataFrame(
+        {"lsoa21_code": ["E1", "E2", "E3", "E4"], "imd2025_decile": [1.0, 1.0, 5.0, np.nan]}
+    )
+    release = attribution.ImdRelease("2025")
+    num, den = attribution.pct_lsoas_most_deprived_10(lsoa, release)
+    assert num.tolist() == [1.0, 1.0, 0.0, 0.0] and den.tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert attribution.pct_lsoas_most_deprived_10(lsoa, attribution.ImdRelease("2019")) is None
+    resident = attribution.lsoa_measures(lsoa, None, None, release)
+    assert resident["pct_lsoas_most_deprived_10__num"].sum() == 2
+    # counted LSOAs are not attributed to practice lists
+    assert "pct_lsoas_most_deprived_10" not in attribution.lsoa_values(lsoa, release)

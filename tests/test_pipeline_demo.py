@@ -72,7 +72,18 @@ def test_demo_has_the_levels_a_user_expects(demo_data):
 def test_no_patient_is_lost_between_the_lsoa_file_and_coverage(demo_raw, demo_data):
     raw = pd.read_csv(demo_raw / "gp-reg-pat-prac-lsoa-all.csv")
     regs = demo_data.registrations
-    assert regs["patients"].sum() == raw["NUMBER_OF_PATIENTS"].sum()
+    # the store keeps the demo ICS's practices; every one of their patients is there
+    kept = raw[raw["PRACTICE_CODE"].isin(set(demo_data.practices["practice_code"]))]
+    assert regs["patients"].sum() == kept["NUMBER_OF_PATIENTS"].sum()
+    # and England (every practice of the national file) counts every patient of the file
+    totals = pd.read_csv(demo_raw / "gp-reg-pat-prac-all.csv")
+    table = demo_data.indicator_table
+    england = table[
+        (table["area_code"] == "ALL")
+        & (table["basis"] == "registered")
+        & (table["indicator_id"] == "list_size")
+    ]
+    assert england["value"].iloc[0] == totals["NUMBER_OF_PATIENTS"].sum()
     statuses = regs.groupby("lsoa_status")["patients"].sum()
     assert statuses.get("closed", 0) > 0
     assert statuses.get("outside", 0) > 0

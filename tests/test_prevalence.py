@@ -17,6 +17,17 @@ def expected(demo_data):
     return frame.assign(ratio=frame["observed"] / frame["expected"]), fit
 
 
+@pytest.fixture(scope="module")
+def national_data(demo_raw, tmp_path_factory):
+    """The demo's national files prepared without ``--systems`` (every practice in England)."""
+    import pophealth
+    from pophealth.prepare import prepare
+
+    out = tmp_path_factory.mktemp("national") / "prepared"
+    prepare(demo_raw, out, progress=None)
+    return pophealth.load(out, cache=False)
+
+
 def test_model_recovers_the_planted_under_recording_practices(expected):
     frame, _ = expected
     planted = planted_under_recording(frame["practice_code"].unique())
@@ -43,28 +54,43 @@ def test_model_recovers_the_planted_under_recording_practices(expected):
     )
 
 
-def test_ratios_average_one_nationally(expected):
-    frame, fit = expected
-    fitted = frame.dropna(subset=["expected"])
+def test_ratios_average_one_nationally(expected, national_data):
+    # the model is fitted on every practice in the national files (the demo ICS and the
+    # synthetic rest of England), so the ratios are 1 over England ...
+    national, _ = national_data.qof_expected
+    national = national.assign(ratio=national["observed"] / national["expected"])
+    assert national["practice_code"].nunique() > 2 * expected[0]["practice_code"].nunique()
+    fitted = national.dropna(subset=["expected"])
     sums = fitted.groupby("group_code")[["observed", "expected"]].sum()
     np.testing.assert_allclose(sums["observed"] / sums["expected"], 1.0, rtol=1e-6)
     weighted = fitted.groupby("group_code").apply(
         lambda g: np.average(g["ratio"], weights=g["list_size"]), include_groups=False
     )
     assert (weighted.sub(1).abs() < 0.03).all(), weighted
+    # ... and the profiled store keeps the national fit for its own practices: the demo
+    # system's ratio is no longer 1 by construction
+    frame, fit = expected
+    key = ["group_code", "practice_code"]
+    same = national.merge(frame, on=key, suffixes=("", "_store"))
+    assert len(same) == len(frame)
+    np.testing.assert_allclose(same["expected"], same["expected_store"], rtol=1e-9)
+    local = frame.dropna(subset=["expected"]).groupby("group_code")[["observed", "expected"]].sum()
+    assert not np.allclose(local["observed"] / local["expected"], 1.0, rtol=1e-4)
     assert set(fit["group_code"]) == set(GROUP_TITLES)
     assert fit["converged"].all() and (fit["dispersion"] > 0).all()
     assert fit["deviance_explained"].between(-0.5, 1).all()
 
 
-def test_england_rows_compare_with_national_recording(demo_data):
+def test_england_rows_compare_with_national_recording(demo_data, national_data):
     table = demo_data.indicator_table
     england = table[(table["level"] == "england") & (table["basis"] == "registered")]
     oe = england[england["indicator_id"].str.startswith("qof_oe_")]
     assert len(oe) == len(GROUP_TITLES)
     np.testing.assert_allclose(oe["value"], 1.0, rtol=1e-6)
+    # England's values come from the national files, not the profiled store
     prev = england.set_index("indicator_id").loc["qof_prev_dm"]
-    qof = demo_data.qof[demo_data.qof["group_code"] == "DM"]
+    qof = national_data.qof[national_data.qof["group_code"] == "DM"]
+    assert qof["register"].sum() > demo_data.qof.query("group_code == 'DM'")["register"].sum()
     assert prev["numerator"] == qof["register"].sum()
     assert prev["denominator"] == qof["list_size"].sum()  # its own (17+) denominator
     assert prev["method"] == "Wilson" and prev["lower_ci"] < prev["value"] < prev["upper_ci"]
@@ -120,14 +146,24 @@ def test_rollups_conserve_registers_and_list_sizes(n_practices, seed, n_neighbou
     assert totals["qof_registers_per_100__num"] == rows["register"].sum()
 
 
-def test_demo_rollups_conserve_registers_across_levels(demo_data):
+def test_demo_rollups_conserve_registers_across_levels(demo_data, national_data):
     table = demo_data.indicator_table
     rows = table[(table["indicator_id"] == "qof_prev_hyp") & (table["basis"] == "registered")]
     by_level = rows.groupby("level")[["numerator", "denominator"]].sum()
-    assert by_level.loc["system"].tolist() == by_level.loc["england"].tolist()
     assert by_level.loc["place"].tolist() == by_level.loc["system"].tolist()  # sub-ICBs
     qof = demo_data.qof[demo_data.qof["group_code"] == "HYP"]
-    assert by_level.loc["england", "numerator"] == qof["register"].sum()
+    assert by_level.loc["system", "numerator"] == qof["register"].sum()
+    assert by_level.loc["system", "denominator"] == qof["list_size"].sum()
+    # England (national files) = the regions = every practice of the national QOF file
+    national = national_data.qof[national_data.qof["group_code"] == "HYP"]
+    assert by_level.loc["england", "numerator"] == national["register"].sum()
+    assert by_level.loc["england", "denominator"] == national["list_size"].sum()
+    regions = demo_data.national[
+        (demo_data.national["level"] == "region")
+        & (demo_data.national["basis"] == "registered")
+        & (demo_data.national["imd"] == demo_data.imd)
+    ]
+    assert regions["qof_prev_hyp__num"].sum() == national["register"].sum()
     unassigned = sum(count for count, _ in demo_data.unassigned_practices.values())
     assert (by_level.loc["neighbourhood", "numerator"] < qof["register"].sum()) == (unassigned > 0)
     resident = table[(table["indicator_id"] == "qof_prev_hyp") & (table["basis"] == "resident")]
@@ -192,13 +228,16 @@ def test_model_input_checks():
         )
 
 
-def test_prepare_fits_once_and_the_api_refits_the_same_way(demo_data, demo_prepared):
+def test_prepare_fits_once_and_the_api_refits_the_same_way(demo_data, demo_prepared, national_data):
     import pophealth
 
-    stored, fit = demo_data.qof_expected
-    assert (demo_prepared / "qof_expected.parquet").exists() and len(fit) == len(GROUP_TITLES)
+    assert (demo_prepared / "qof_expected.parquet").exists()
+    # prepare fits on the national files; refitting from a national store gives the same
+    stored, fit = national_data.qof_expected
+    assert len(fit) == len(GROUP_TITLES)
+    assert demo_data.qof_expected[1].equals(fit)  # the cut store keeps the national fit
     refit, refit_summary = prevalence.expected_from_store(
-        demo_data.qof, demo_data.age_sex, demo_data.base_practice_measures
+        national_data.qof, national_data.age_sex, national_data.base_practice_measures
     )
     key = ["group_code", "practice_code"]
     pd.testing.assert_frame_equal(
@@ -207,7 +246,50 @@ def test_prepare_fits_once_and_the_api_refits_the_same_way(demo_data, demo_prepa
         rtol=1e-6,
     )
     np.testing.assert_allclose(fit["dispersion"], refit_summary["dispersion"], rtol=1e-6)
+    stored = demo_data.qof_expected[0]
     other = pophealth.load(demo_prepared, imd="2019", cache=False)
     expected_2019, _ = other.qof_expected
     assert len(expected_2019) == len(stored)
     assert not np.allclose(expected_2019["expected"], stored["expected"])  # refitted
+
+
+def test_national_fit_flags_only_the_planted_practices_in_all_england(national_data):
+    # the rest of England's registers follow the same age and deprivation rates without
+    # planted under-recording: across every practice, only the planted pairs stand out
+    frame, _ = national_data.qof_expected
+    frame = frame.dropna(subset=["expected"]).reset_index(drop=True)
+    demo_codes = [c for c in frame["practice_code"].unique() if c.startswith("Y9")]
+    planted = planted_under_recording(demo_codes)
+    limits = stats.rate_byar(frame, "observed", "expected", multiplier=1, confidence=(0.95, 0.998))
+    flagged = limits[limits["upper_99_8"] < 0.8]
+    assert set(zip(flagged["practice_code"], flagged["group_code"], strict=True)) == set(
+        zip(planted["practice_code"], planted["group_code"], strict=True)
+    )
+    rest = national_data.qof[~national_data.qof["practice_code"].isin(demo_codes)]
+    assert rest["practice_code"].nunique() > 100 and set(rest["group_code"]) == set(GROUP_TITLES)
+
+
+def test_gap_findings_name_the_largest_significant_gaps_in_the_headline(demo_data):
+    from pophealth import headline
+
+    table = demo_data.indicator_table
+    planted = planted_under_recording(demo_data.practices["practice_code"])
+    hyp = planted[planted["group_code"] == "HYP"]["practice_code"].iloc[0]
+    area = table[(table["basis"] == "registered") & (table["level"] == "neighbourhood")]
+    members = demo_data.practice_membership_table
+    neighbourhood = members[members["practice_code"] == hyp]["area_code"]
+    rows = area[area["area_code"].isin(set(neighbourhood))]
+    rows = rows[rows["area_code"] == rows["area_code"].iloc[0]]
+    found = prevalence.gap_findings(rows, "Demo PCN")
+    gaps = prevalence.significant_gaps(rows, "Demo PCN")
+    assert "qof_oe_hyp" in {f.indicator_id for f in found}  # the planted practice's PCN
+    assert [f.indicator_id for f in found] == [g["indicator_id"] for g in gaps]
+    for finding, gap in zip(found, gaps, strict=True):
+        assert finding.kind == "recording" and finding.rating == "under-recorded"
+        assert finding.size == pytest.approx(1 - gap["ratio"])
+        assert finding.sentence == gap["text"]
+    # a synthetic finding set: the recording gap is adverse, so the headline keeps it
+    big = headline.Finding("outcome", "pct_bad_health", "worse", 0.9, "Worse health.")
+    gap = headline.Finding("recording", "qof_oe_hyp", "under-recorded", 0.1, "HYP gap.")
+    text = headline.headline_sentence("X", [big, gap], "England", limit=2)
+    assert "HYP gap." in text and "Worse health." in text

@@ -205,3 +205,21 @@ def test_reference_practice_map_2022_ccg_era():
     )
     assert first["sicbl_code"].startswith("E38") and first["icb_code"].startswith("E54")
     assert (frame["extract_date"] == pd.Timestamp("2022-01-01")).all()
+    # the NHS England commissioning region: the ICB's parent in profiles
+    assert first["region_code"] == "E40000009" and first["region_ods"] == "Y63"
+    assert frame["region_code"].nunique() == 7 and frame["region_code"].notna().all()
+
+
+def test_practice_map_without_region_columns_has_empty_regions(tmp_path):
+    path = tmp_path / "gp-reg-pat-prac-map.csv"
+    path.write_text(
+        "PUBLICATION,EXTRACT_DATE,PRACTICE_CODE,PRACTICE_NAME,PRACTICE_POSTCODE,PCN_CODE,"
+        "PCN_NAME,ONS_SUB_ICB_LOCATION_CODE,SUB_ICB_LOCATION_CODE,SUB_ICB_LOCATION_NAME,"
+        "ONS_ICB_CODE,ICB_CODE,ICB_NAME\n"
+        "GP_PRAC_PAT_LIST,2025-10-01,A81001,ONE,TS1 1AA,U1,PCN ONE,E38000001,01A,SUB,"
+        "E54000001,QAA,ICB\n",
+        encoding="utf-8",
+    )
+    frame = load_practice_map(path)
+    assert list(frame.columns[-3:]) == ["region_code", "region_ods", "region_name"]
+    assert frame[["region_code", "region_ods", "region_name"]].isna().all().all()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pophealth.demo._model import DEMO_SYSTEMS
 from pophealth.demo.generator import FILE_NAMES, write_demo_dataset
 
-__all__ = ["FILE_NAMES", "add_cli", "write_demo_dataset"]
+__all__ = ["DEMO_SYSTEMS", "FILE_NAMES", "add_cli", "write_demo_dataset"]
 
 
 def _run_demo_data(args: argparse.Namespace) -> int:

@@ -83,7 +83,26 @@ SCALES: dict[str, ScaleConfig] = {
         decay_m=2200.0,
         with_neighbour_ring=False,
     ),
+    # a coarse synthetic rest of England written beside the demo ICS, so that demo profiles
+    # have an England comparator: 40 ICBs in 7 regions on big cells (one per ~12 real LSOAs)
+    "rest": ScaleConfig(
+        name="rest",
+        hex_radius_m=6000.0,
+        n_core_lsoa=1200,
+        lsoa_pop_mean=1790.0,
+        n_icb=40,
+        n_sicbl=40,
+        n_lad=80,
+        n_practices=160,
+        practices_per_pcn=4.0,
+        candidate_practices=8,
+        decay_m=12000.0,
+        with_neighbour_ring=False,
+    ),
 }
+
+#: ICBs of the demo ICS (the ICS and its neighbouring ring) kept by ``prepare`` in the demo
+DEMO_SYSTEMS = ("E54000999", "E54000998")
 
 # the demo practice that moves PCN leaves its old PCN on this date (ePCN yyyymmdd)
 MOVE_END_DATE = "20250331"
@@ -836,3 +855,59 @@ def census_tables(
     t = perturbed(households)
     tables["ts054"] = (t, split(t, tenure))
     return tables
+
+
+def _with_prefix(codes: pd.Series | np.ndarray, old: str, new: str) -> np.ndarray:
+    """Replace the leading ``old`` of every code by ``new`` (other codes unchanged)."""
+    values = np.asarray(codes, dtype=object)
+    return np.array(
+        [new + c[len(old) :] if isinstance(c, str) and c.startswith(old) else c for c in values],
+        dtype=object,
+    )
+
+
+def build_rest_of_england(seed: int, ics_world: DemoWorld) -> DemoWorld:
+    """A coarse synthetic rest of England whose codes do not collide with the demo ICS's.
+
+    The demo ICS's region (``ics_world``'s only region) becomes one of the seven regions here,
+    so the demo ICB's parent region holds other ICBs too, and England holds them all.
+
+    Args:
+        seed: the demo seed (the rest of England uses its own stream derived from it).
+        ics_world: the demo ICS world, whose region code, ODS code and name are reused.
+    """
+    world = build_world(seed + 7919, "rest")
+    lsoa = world.lsoa.copy()
+    lsoa["lsoa_code"] = _with_prefix(lsoa["lsoa_code"], "E011", "E013")
+    areas = {name: frame.copy() for name, frame in world.areas.items()}
+    areas["lad"]["lad_code"] = _with_prefix(areas["lad"]["lad_code"], "E06", "E07")
+    areas["sicbl"]["sicbl_code"] = _with_prefix(areas["sicbl"]["sicbl_code"], "E38000", "E38001")
+    n_icb = len(areas["icb"])
+    taken = set(ics_world.areas["icb"]["icb_ods"])
+    areas["icb"]["icb_ods"] = [c for c in _icb_ods_codes(n_icb + len(taken)) if c not in taken][
+        :n_icb
+    ]
+    regions = areas["region"]
+    regions["region_code"] = _with_prefix(regions["region_code"], "E40000", "E40001")
+    own = ics_world.areas["region"].iloc[0]
+    for column in ("region_code", "region_ods", "region_name"):
+        regions.loc[0, column] = own[column]
+    # letters, not numbers: each region's QOF achievement file is named from its name's letters
+    regions.loc[1:, "region_name"] = [
+        f"Demo Region {chr(ord('B') + i)}" for i in range(len(regions) - 1)
+    ]
+    practices = world.practices.copy()
+    practices["practice_code"] = _with_prefix(practices["practice_code"], "Y9", "Y8")
+    pcns = world.pcns.copy()
+    pcns["pcn_code"] = _with_prefix(pcns["pcn_code"], "U9", "U8")
+    registrations = world.registrations.copy()
+    registrations["practice_code"] = _with_prefix(registrations["practice_code"], "Y9", "Y8")
+    registrations["lsoa_code"] = _with_prefix(registrations["lsoa_code"], "E011", "E013")
+    return dataclasses.replace(
+        world,
+        lsoa=lsoa,
+        practices=practices,
+        pcns=pcns,
+        registrations=registrations,
+        areas=areas,
+    )

@@ -70,6 +70,8 @@ def planted_under_recording(practice_codes: Sequence[str]) -> pd.DataFrame:
         would give).
     """
     ordered = sorted(set(practice_codes))
+    if not ordered:
+        return pd.DataFrame(columns=["practice_code", "group_code", "factor"])
     rows = [
         (ordered[position % len(ordered)], group, factor) for position, group, factor in PLANTED
     ]
@@ -95,8 +97,19 @@ def _age_rates(list_type: str, target: float, slope: float, ages: np.ndarray) ->
     return np.minimum(0.9, low * shape)
 
 
+def calibration(single_age: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, float]:
+    """What the rates are calibrated on: patients by single year of age, and the mean latent."""
+    return single_age.sum(axis=(0, 1)).astype(float), float(np.average(z))
+
+
 def qof_tables(
-    practices: pd.DataFrame, single_age: np.ndarray, z: np.ndarray, rng: np.random.Generator
+    practices: pd.DataFrame,
+    single_age: np.ndarray,
+    z: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    reference: tuple[np.ndarray, float] | None = None,
+    plant: bool = True,
 ) -> dict[str, pd.DataFrame]:
     """The four QOF tables (official headers) for the demo practices.
 
@@ -105,18 +118,22 @@ def qof_tables(
         single_age: ``(practice, sex, age 0..95)`` registered patients.
         z: Practice deprivation latent (higher is more deprived).
         rng: Random generator (its own stream, so other files do not change).
+        reference: :func:`calibration` of the population the rates are calibrated on (default
+            these practices); the synthetic rest of England passes the demo ICS's, so the same
+            age and deprivation rates apply everywhere.
+        plant: Whether to plant the under-recording practices (the demo ICS only).
     """
     n = len(practices)
     codes = practices["practice_code"].to_numpy()
     by_age = single_age.sum(axis=1).astype(float)  # (practice, age)
-    national = by_age.sum(axis=0)
-    planted = planted_under_recording(codes)
+    national, z_centre = reference if reference is not None else calibration(single_age, z)
+    planted = planted_under_recording(codes if plant else [])
     rows = []
     for group, (list_type, target, slope, dep) in CONDITIONS.items():
         rates = _age_rates(list_type, target, slope, national)
         lo = _min_age(list_type)
         list_size = by_age[:, lo:].sum(axis=1).astype(np.int64)
-        mean = (by_age * rates[None, :]).sum(axis=1) * np.exp(dep * (z - np.average(z)))
+        mean = (by_age * rates[None, :]).sum(axis=1) * np.exp(dep * (z - z_centre))
         recording = np.exp(RECORDING_SD * rng.standard_normal(n))
         for row in planted[planted["group_code"] == group].itertuples():
             recording[codes == row.practice_code] *= row.factor
@@ -199,16 +216,21 @@ def write_qof(
     out_dir: Path,
     rng: np.random.Generator,
     write_csv,
+    *,
+    reference: tuple[np.ndarray, float] | None = None,
+    plant: bool = True,
 ) -> dict[str, Path]:
     """Write the demo QOF files in the official layout (the members of the published zip).
 
     ``PREVALENCE_2425.csv``, ``ACHIEVEMENT_<REGION>_2425.csv`` (one per region),
     ``MAPPING_INDICATORS_2425.csv`` and ``MAPPING_NHS_GEOGRAPHIES_2425.csv``.
 
+    ``reference`` and ``plant`` are passed to :func:`qof_tables`.
+
     Returns:
         ``{"qof": path of the prevalence file}`` (the file the registry's QOF entry names).
     """
-    tables = qof_tables(practices, single_age, z, rng)
+    tables = qof_tables(practices, single_age, z, rng, reference=reference, plant=plant)
     # the registry's one QOF entry names the prevalence file; the other members sit beside it
     prevalence = write_csv(tables["prevalence"], out_dir / f"PREVALENCE_{YEAR_SUFFIX}.csv")
     write_csv(tables["indicators"], out_dir / f"MAPPING_INDICATORS_{YEAR_SUFFIX}.csv")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import shutil
+import tempfile
 import uuid
 import zipfile
 from pathlib import Path
@@ -675,13 +677,22 @@ def _deterministic_xlsx(workbook: openpyxl.Workbook, path: Path) -> Path:
     return path
 
 
-def _write_epcn(world: DemoWorld, out_dir: Path) -> Path:
-    prac = _practice_frame(world)
-    sicbl = world.areas["sicbl"]
-    pcns = world.pcns
+def _write_epcn(world: DemoWorld, out_dir: Path, *others: DemoWorld) -> Path:
+    """The ePCN workbook of ``world``'s PCNs and memberships (then those of ``others``)."""
     wb = openpyxl.Workbook(write_only=True)
     details = wb.create_sheet("PCNDetails")
     details.append(EPCN_DETAILS_HEADER)
+    partners = wb.create_sheet("PCN Core Partner Details")
+    partners.append(EPCN_PARTNER_HEADER)
+    for one in (world, *others):
+        _epcn_rows(one, details, partners)
+    return _deterministic_xlsx(wb, out_dir / FILE_NAMES["epcn"])
+
+
+def _epcn_rows(world: DemoWorld, details, partners) -> None:
+    prac = _practice_frame(world)
+    sicbl = world.areas["sicbl"]
+    pcns = world.pcns
     for row in pcns.itertuples(index=False):
         lad = int(row.lad)
         details.append(
@@ -700,8 +711,6 @@ def _write_epcn(world: DemoWorld, out_dir: Path) -> Path:
                 f"DM{lad + 1} {int(row.pcn) % 9 + 1}ZZ",
             ]
         )
-    partners = wb.create_sheet("PCN Core Partner Details")
-    partners.append(EPCN_PARTNER_HEADER)
     pcn_sicbl = pcns.set_index("pcn")["sicbl"]
     pcn_by_index = pcns.set_index("pcn")
     prac_sicbl = world.practices["sicbl"].to_numpy()
@@ -723,7 +732,6 @@ def _write_epcn(world: DemoWorld, out_dir: Path) -> Path:
                 bool(prac_sicbl[p] == pcn_s),
             ]
         )
-    return _deterministic_xlsx(wb, out_dir / FILE_NAMES["epcn"])
 
 
 def _write_workforce(
@@ -944,7 +952,11 @@ PCN_WORKFORCE_HEADER = [
 
 
 def _write_pcn_workforce(
-    world: DemoWorld, out_dir: Path, rng: np.random.Generator, month: str = PCN_WORKFORCE_MONTH
+    world: DemoWorld,
+    out_dir: Path,
+    rng: np.random.Generator,
+    first_id: int = 100_000,
+    month: str = PCN_WORKFORCE_MONTH,
 ) -> Path:
     """PCN workforce individual-level CSV: staff (a row per person and role) and contracts.
 
@@ -1001,7 +1013,7 @@ def _write_pcn_workforce(
                 )
     frame = pd.DataFrame(rows, columns=PCN_WORKFORCE_HEADER)
     staff = frame["UNIQUE_IDENTIFIER"].isna()
-    ids = rng.permutation(np.arange(100_000, 100_000 + int(staff.sum())))
+    ids = rng.permutation(np.arange(first_id, first_id + int(staff.sum())))
     frame.loc[staff, "UNIQUE_IDENTIFIER"] = ids.astype(str)
     name = FILE_NAMES["pcn_workforce"].replace(PCN_WORKFORCE_MONTH, month)
     return _write_csv(frame, out_dir / name)
@@ -1399,6 +1411,104 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
     return path
 
 
+# file families of the national files that carry the rest of England by appended rows (ePCN
+# is an xlsx, rewritten with both worlds; no boundaries: only the demo ICS is mapped)
+REST_OF_ENGLAND_FILES = tuple(
+    name for name in FILE_NAMES if name not in ("epcn", "lsoa_boundaries", "readme")
+)
+
+
+def _free_ranks(part: pd.DataFrame, main: pd.DataFrame, n_national: int) -> pd.DataFrame:
+    """Move the rest of England's IoD ranks onto ranks the demo ICS does not use.
+
+    National ranks are unique; each rank keeps its order and moves to the nearest free rank
+    at or above it, and its decile follows the new rank.
+    """
+    out = part.copy()
+    columns = list(out.columns)
+    for i, column in enumerate(columns):
+        if not column.startswith("Rank") and "Rank (" not in column:
+            continue
+        free = np.setdiff1d(np.arange(1, n_national + 1), main[column].to_numpy())
+        order = np.argsort(out[column].to_numpy(), kind="stable")
+        wanted = out[column].to_numpy()[order]
+        start = np.searchsorted(free, wanted)
+        # strictly increasing positions in ``free``, pulled back under its end
+        slots = np.maximum.accumulate(start - np.arange(len(start))) + np.arange(len(start))
+        slots -= max(0, int(slots[-1]) - (len(free) - 1))
+        ranks = np.empty(len(order), dtype=np.int64)
+        ranks[order] = free[slots]
+        out[column] = ranks
+        out[columns[i + 1]] = np.ceil(ranks * 10.0 / n_national).astype(np.int64).clip(1, 10)
+    return out
+
+
+def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int, ics: DemoWorld) -> None:
+    """Append a coarse synthetic rest of England to the national files already written.
+
+    The official national files cover every practice, PCN and LSOA in England; the demo's do
+    too (registrations, ePCN, practice and PCN workforce with every role column, payments, IoD,
+    Census, QOF), so England's values (the comparator of every profile) come from the files.
+    Its QOF registers follow the demo ICS's rates by age and deprivation (no planted
+    under-recording), so the recorded-vs-expected model is fitted on every practice in England.
+    """
+    streams = np.random.SeedSequence([seed, 20251001, 7919]).spawn(4)
+    rngs = [np.random.default_rng(s) for s in streams]
+    # its PCNs (ePCN memberships and PCN-employed staff), so England's whole team is national
+    _write_epcn(ics, out_dir, rest)
+    with tempfile.TemporaryDirectory() as tmp:
+        part_dir = Path(tmp)
+        parts: dict[str, Path] = {}
+        parts.update(_write_registrations(rest, part_dir))
+        parts["workforce"] = _write_workforce(rest, part_dir, rngs[0])
+        parts["pcn_workforce"] = _write_pcn_workforce(
+            rest, part_dir, np.random.default_rng([seed, 7919, 6]), first_id=900_000
+        )
+        parts["payments"] = _write_payments(rest, part_dir, rngs[1])
+        parts.update(_write_lookups_and_iod(rest, part_dir, rngs[2]))
+        parts.update(_write_census(rest, part_dir, rngs[3]))
+        parts.update(_write_core20plus_census(rest, part_dir, np.random.default_rng([seed, 7919])))
+        parts.update(
+            _qof.write_qof(
+                _practice_frame(rest),
+                rest.single_age,
+                rest.practices["z"].to_numpy(dtype=float),
+                part_dir,
+                np.random.default_rng(np.random.SeedSequence([seed, 2425, 7919])),
+                _write_csv,
+                reference=_qof.calibration(ics.single_age, ics.practices["z"].to_numpy(float)),
+                plant=False,
+            )
+        )
+        for name, n_national in (
+            ("iod2025", _model.N_LSOA21_ENGLAND),
+            ("iod2019", _model.N_LSOA11_ENGLAND),
+        ):
+            main = pd.read_csv(out_dir / FILE_NAMES[name])
+            part = pd.read_csv(parts[name])
+            _write_csv(_free_ranks(part, main, n_national), parts[name])
+        for name in REST_OF_ENGLAND_FILES:
+            text = parts[name].read_text("utf-8")
+            body = text.split("\n", 1)[1]
+            # new LSOA 2011 codes of the rest of England, apart from the demo ICS's
+            body = body.replace("E0118", "E0128")
+            with (out_dir / FILE_NAMES[name]).open("a", encoding="utf-8", newline="") as handle:
+                handle.write(body)
+        # the QOF zip's other members: geographies and the regions' achievement files
+        for member in part_dir.glob(f"*_{_qof.YEAR_SUFFIX}.csv"):
+            target = out_dir / member.name
+            if (
+                member.name.startswith("MAPPING_INDICATORS")
+                or target == out_dir / FILE_NAMES["qof"]
+            ):
+                continue
+            if target.exists():
+                with target.open("a", encoding="utf-8", newline="") as handle:
+                    handle.write(member.read_text("utf-8").split("\n", 1)[1])
+            else:
+                shutil.copyfile(member, target)
+
+
 HISTORY_MONTHS = 12  # monthly releases the demo ICS writes (the current one included)
 
 
@@ -1603,6 +1713,8 @@ def write_demo_dataset(
             _write_csv,
         )
     )
+    if scale == "ics" and not _config_overrides:
+        _append_rest_of_england(_model.build_rest_of_england(seed, world), out, seed, world)
     if history_months is None:
         history_months = HISTORY_MONTHS if scale == "ics" else 0
     if history_months > 1:

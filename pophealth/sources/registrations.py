@@ -108,6 +108,9 @@ MAP_SCHEMA = canonical_schema(
         "icb_code": code_column(nullable=True),
         "icb_ods": code_column(nullable=True),
         "icb_name": code_column(nullable=True),
+        "region_code": code_column(nullable=True),
+        "region_ods": code_column(nullable=True),
+        "region_name": code_column(nullable=True),
     },
 )
 
@@ -402,7 +405,8 @@ def load_practice_map(path: str | Path) -> pd.DataFrame:
 
     Returns:
         ``extract_date, practice_code, practice_name, pcn_code, pcn_name, sicbl_code, sicbl_ods,
-        sicbl_name, icb_code, icb_ods, icb_name``.
+        sicbl_name, icb_code, icb_ods, icb_name, region_code, region_ods, region_name`` (the
+        NHS England commissioning region; NA when the extract lacks it).
     """
     path = Path(path)
     headers = read_header(path)
@@ -420,11 +424,20 @@ def load_practice_map(path: str | Path) -> pd.DataFrame:
             "icb_code": ColumnPattern("ONS_ICB_CODE", "ONS_STP_CODE"),
             "icb_ods": ColumnPattern("ICB_CODE", "STP_CODE"),
             "icb_name": ColumnPattern("ICB_NAME", "STP_NAME"),
+            "region_code": ColumnPattern("ONS_COMM_REGION_CODE"),
+            "region_ods": ColumnPattern("COMM_REGION_CODE"),
+            "region_name": ColumnPattern("COMM_REGION_NAME"),
         },
         path,
+        optional=["region_code", "region_ods", "region_name"],
         source="GP practice mapping file (gp-reg-pat-prac-map.csv)",
     )
     raw = read_csv_columns(path, columns)
+    # the NHS England (commissioning) region is optional: older extracts lack it
+    raw = raw.assign(
+        **{c: pd.NA for c in ("region_code", "region_ods", "region_name") if c not in raw}
+    )
+    raw = raw[list(columns)]
     out = raw.assign(
         extract_date=parse_dates(
             raw["extract_date"], path, str(columns["extract_date"]), allow_missing=False
