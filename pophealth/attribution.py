@@ -674,9 +674,13 @@ def aggregate_measures(measures: pd.DataFrame, membership: pd.DataFrame, key: st
         One row per area_code with the summed measure columns. ``list_size__den`` stays NaN.
     """
     joined = membership[[key, "area_code"]].merge(measures, on=key, how="inner")
+    # copy() consolidates a frame built column by column (pandas warns on fragmented frames)
     summed = (
-        joined.drop(columns=[key]).groupby("area_code", as_index=False, sort=True).sum(min_count=1)
+        joined.drop(columns=[key])
+        .copy()
+        .groupby("area_code", as_index=False, sort=True)
+        .sum(min_count=1)
     )
     if "list_size__den" in summed:
-        summed["list_size__den"] = np.nan
+        summed = summed.assign(list_size__den=np.nan)
     return summed
