@@ -21,6 +21,7 @@ import html
 import json
 import math
 import re
+import textwrap
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Sequence
@@ -493,7 +494,7 @@ def _nice_step(span: float, target_ticks: int = 4) -> float:
 Chart = go.Figure | FigureSpec
 
 
-def _figure_parts(fig: Chart) -> tuple[str, str, bool, Any]:
+def _figure_parts(fig: Chart, width: str = "third") -> tuple[str, str, bool, Any]:
     """JSON of data and layout (script-safe), whether it is a map, and the layout height."""
     if isinstance(fig, FigureSpec):
         spec = fig.to_dict()
@@ -506,21 +507,22 @@ def _figure_parts(fig: Chart) -> tuple[str, str, bool, Any]:
         )
     data, layout = spec.get("data", []), spec.get("layout", {})
     is_map = any(trace.get("type") in ("choropleth", "scattergeo") for trace in data)
-    layout = _clear_title_and_legend(layout, data)
+    layout = _clear_title_and_legend(layout, data, width)
     return to_json_plotly(data), to_json_plotly(layout), is_map, layout.get("height")
 
 
-# Pixels per title line and legend row, and characters per legend row at a third of a wide page
-# (the narrowest a profile draws a chart), for reserving the top margin.
+# Pixels per title line and legend row, and characters per title line and legend row for each
+# share of a wide page a chart takes, for reserving the top margin. A full width chart counts
+# as about 900 px: the width a printed page (and a narrow window) draws it at.
 _TITLE_LINE_PX = 22
 _LEGEND_ROW_PX = 21
-_LEGEND_ROW_CHARS = 55
-_TITLE_WRAP_CHARS = 50
+_TITLE_WRAP_CHARS = {"third": 50, "half": 70, "full": 100}
+_LEGEND_ROW_CHARS = {"third": 55, "half": 66, "full": 110}
 
 
-def _legend_rows(data: list[dict[str, Any]]) -> int:
-    """How many rows a horizontal legend of these traces takes at a third of a wide page."""
-    rows, used = 0, _LEGEND_ROW_CHARS
+def _legend_rows(data: list[dict[str, Any]], row_chars: int = _LEGEND_ROW_CHARS["third"]) -> int:
+    """How many rows a horizontal legend of these traces takes in ``row_chars`` a row."""
+    rows, used = 0, row_chars
     for trace in data:
         name = trace.get("name")
         if trace.get("showlegend") is False or not name:
@@ -528,17 +530,19 @@ def _legend_rows(data: list[dict[str, Any]]) -> int:
         if trace.get("type") == "choropleth" and trace.get("showlegend") is not True:
             continue
         width = len(re.sub(r"<[^>]+>", "", str(name))) + 6
-        if used + width > _LEGEND_ROW_CHARS:
+        if used + width > row_chars:
             rows, used = rows + 1, width
         else:
             used += width
     return rows
 
 
-def _clear_title_and_legend(layout: dict[str, Any], data: list[dict[str, Any]]) -> dict[str, Any]:
-    """Keep a chart's legend clear of its title, whatever the chart's width.
+def _clear_title_and_legend(
+    layout: dict[str, Any], data: list[dict[str, Any]], width: str = "third"
+) -> dict[str, Any]:
+    """Keep a chart's legend clear of its title at the chart's width (``full``, ``half``, ``third``).
 
-    The title (wrapped to short lines, so it fits a third of a wide page) is pinned to the top
+    The title (wrapped to lines that fit the chart's share of a wide page) is pinned to the top
     of the figure; a horizontal legend above the plot area sits on the plot area's top edge and
     grows upward; the top margin is made tall enough for both. Returns a new layout dict.
     """
@@ -549,7 +553,7 @@ def _clear_title_and_legend(layout: dict[str, Any], data: list[dict[str, Any]]) 
     layout = dict(layout)
     text = str(title["text"])
     if "<br>" not in text:
-        text = _wrap(text, _TITLE_WRAP_CHARS)
+        text = _wrap(text, _TITLE_WRAP_CHARS.get(width, _TITLE_WRAP_CHARS["third"]))
     lines = text.count("<br>") + 1
     layout["title"] = {
         **title,
@@ -563,7 +567,8 @@ def _clear_title_and_legend(layout: dict[str, Any], data: list[dict[str, Any]]) 
     top_legend = legend.get("orientation") == "h" and float(legend.get("y", 1.0)) >= 1.0
     if top_legend and layout.get("showlegend", True) is not False:
         layout["legend"] = {**legend, "yref": "paper", "y": 1.0, "yanchor": "bottom"}
-        needed += _legend_rows(data) * _LEGEND_ROW_PX + 6
+        row_chars = _LEGEND_ROW_CHARS.get(width, _LEGEND_ROW_CHARS["third"])
+        needed += _legend_rows(data, row_chars) * _LEGEND_ROW_PX + 6
     margin = dict(layout.get("margin") or {})
     margin["t"] = max(int(margin.get("t", 0) or 0), needed)
     layout["margin"] = margin
@@ -583,8 +588,13 @@ def _html_fragment(
     width: str = "full",
     caption: str = "",
     label: str = "",
+    collapsed: str = "",
 ) -> str:
     """A div plus ``Plotly.newPlot`` call, as plotly's ``to_html(full_html=False)`` writes it.
+
+    With ``collapsed`` (the summary text) the figure sits in a closed ``<details>`` and is drawn
+    when first opened: plotly cannot size a chart inside a closed element. A page printed with
+    every ``<details>`` opened draws it at once.
 
     The outer ``<figure>`` carries ``ph-chart ph-chart-<width>`` (the exported page lays half
     and third width charts side by side on wide screens), the chart title as its accessible
@@ -597,14 +607,31 @@ def _html_fragment(
     # A <figure> named by the chart title; its <figcaption> is the text alternative. (The
     # drawing holds plotly's toolbar buttons, so it cannot itself be an image role.)
     label_attr = f' aria-label="{escape_html(label)}"' if label else ""
-    caption_html = f'<figcaption class="ph-caption">{escape_html(caption)}</figcaption>' if caption else ""
+    caption_html = (
+        f'<figcaption class="ph-caption">{escape_html(caption)}</figcaption>' if caption else ""
+    )
+    draw = f'Plotly.newPlot("{div_id}", {data_json}, {layout_json}, {config_json})'
+    if collapsed:
+        draw = (
+            f'(function () {{var el = document.getElementById("{div_id}"); if (!el) return;'
+            f"var draw = function () {{{draw}}}; var d = el.closest('details');"
+            "if (!d || d.open) { draw(); return; }"
+            "d.addEventListener('toggle', function once() { if (d.open) {"
+            "d.removeEventListener('toggle', once); draw(); } });})()"
+        )
+    else:
+        draw = f'if (document.getElementById("{div_id}")) {{{draw}}}'
     fragment = (
         f'<figure class="ph-chart ph-chart-{escape_html(width)}"{label_attr}>'
         f'<div id="{div_id}" class="plotly-graph-div" style="height:{div_height}; width:100%;">'
         '</div><script type="text/javascript">window.PLOTLYENV=window.PLOTLYENV || {};'
-        f'if (document.getElementById("{div_id}")) {{Plotly.newPlot("{div_id}", {data_json}, '
-        f"{layout_json}, {config_json})}};</script>{caption_html}</figure>"
+        f"{draw};</script>{caption_html}</figure>"
     )
+    if collapsed:
+        fragment = (
+            f'<details class="ph-details ph-chart-details"><summary>{escape_html(collapsed)}'
+            f"</summary>{fragment}</details>"
+        )
     return (GEO_ASSETS_SCRIPT + fragment) if is_map else fragment
 
 
@@ -618,7 +645,9 @@ def figure_to_html(fig: Chart) -> str:
     return _html_fragment(*_figure_parts(fig))
 
 
-def figure_bundle(fig: Chart, *, width: str = "full", caption: str = "") -> dict[str, Any]:
+def figure_bundle(
+    fig: Chart, *, width: str = "full", caption: str = "", collapsed: str = ""
+) -> dict[str, Any]:
     """Build the IPython mime bundle for ``fig`` (Plotly JSON + HTML fragment).
 
     The figure is encoded to JSON once; the Plotly JSON part is parsed back from it so it holds
@@ -628,8 +657,10 @@ def figure_bundle(fig: Chart, *, width: str = "full", caption: str = "") -> dict
         fig: A Figure or a FigureSpec.
         width: ``full``, ``half`` or ``third``: the share of a wide page the chart takes.
         caption: The chart's main message in words, shown under it (its text alternative).
+        collapsed: When given, the page shows the chart collapsed under this summary (detail
+            a reader opens); JupyterLab shows it open.
     """
-    data_json, layout_json, is_map, height = _figure_parts(fig)
+    data_json, layout_json, is_map, height = _figure_parts(fig, width)
     layout = json.loads(layout_json)
     plotly_json = {
         "data": json.loads(data_json),
@@ -642,7 +673,14 @@ def figure_bundle(fig: Chart, *, width: str = "full", caption: str = "") -> dict
     return {
         PLOTLY_MIMETYPE: plotly_json,
         "text/html": _html_fragment(
-            data_json, layout_json, is_map, height, width=width, caption=caption, label=label
+            data_json,
+            layout_json,
+            is_map,
+            height,
+            width=width,
+            caption=caption,
+            label=label,
+            collapsed=collapsed,
         ),
         # escaped too: notebooks and their JSON are shared, and a viewer may render it as HTML
         "text/plain": f"<Figure: {html.escape(label)}>"
@@ -650,16 +688,16 @@ def figure_bundle(fig: Chart, *, width: str = "full", caption: str = "") -> dict
     }
 
 
-def show(fig: Chart, *, width: str = "full", caption: str = "") -> None:
+def show(fig: Chart, *, width: str = "full", caption: str = "", collapsed: str = "") -> None:
     """Display ``fig`` (a Figure or a FigureSpec) in a notebook as a mime bundle.
 
     JupyterLab renders the Plotly JSON natively; nbconvert's HTML export uses the
     ``text/html`` fragment, which needs ``plotly.min.js`` loaded once in the page head.
-    ``width`` and ``caption`` are as in :func:`figure_bundle`.
+    ``width``, ``caption`` and ``collapsed`` are as in :func:`figure_bundle`.
     """
     from IPython.display import display
 
-    display(figure_bundle(fig, width=width, caption=caption), raw=True)
+    display(figure_bundle(fig, width=width, caption=caption, collapsed=collapsed), raw=True)
 
 
 def show_html(html_text: str) -> None:
@@ -1699,6 +1737,106 @@ def funnel_plot_spec(
         y_pad = (y_high - y_low) * 0.05 or abs(y_high) * 0.05 or 1.0
         fig.update_xaxes(range=[x_low, x_high], autorange=False)
         fig.update_yaxes(range=[y_low - y_pad, y_high + y_pad], autorange=False)
+    return fig
+
+
+def small_multiples_spec(
+    panels: Sequence[FigureSpec],
+    title: str,
+    *,
+    columns: int = 5,
+    panel_height: int = 230,
+    source_note: str = "",
+) -> FigureSpec:
+    """Lay single-plot figures out as one figure of small multiples, ``columns`` to a row.
+
+    Each panel keeps its traces, axis ranges and axis titles on its own axes; its title becomes
+    a heading above it. The legend is the first panel's (the panels share their trace names),
+    so one legend explains every panel. One figure instead of ten keeps a page short, and a
+    notebook and a page show the same figure.
+
+    Args:
+        panels: Figures built by this module (one x and one y axis each).
+        title: Title of the whole figure.
+        columns: Panels in a row.
+        panel_height: Height in px of a row of panels (plot area plus its heading).
+        source_note: Data source note stored in ``fig.layout.meta``.
+
+    Returns:
+        The combined figure.
+    """
+    if not panels:
+        raise ValueError("small_multiples_spec: no panels to lay out")
+    columns = max(1, min(columns, len(panels)))
+    rows = math.ceil(len(panels) / columns)
+    margin = {"l": 50, "r": 20, "t": 125, "b": 45}
+    total = rows * panel_height + 110
+    plot_px = total - margin["t"] - margin["b"]
+    # between rows: the row above's x-axis title and this row's two-line panel headings
+    gap_x, gap_y = 0.045, min(0.5, 95 / plot_px) if rows > 1 else 0.0
+    heading_chars = max(20, 190 // columns)
+    width = (1 - gap_x * (columns - 1)) / columns
+    height = (1 - gap_y * (rows - 1)) / rows
+    fig = FigureSpec()
+    annotations: list[dict[str, Any]] = []
+    for n, panel in enumerate(panels):
+        row, col = divmod(n, columns)
+        axis = "" if n == 0 else str(n + 1)
+        x0 = col * (width + gap_x)
+        y1 = 1 - row * (height + gap_y)
+        for trace in panel.data:
+            fig.add_trace({**trace, "xaxis": f"x{axis}", "yaxis": f"y{axis}", "showlegend": n == 0})
+        x_axis = dict(panel.layout.get("xaxis") or {})
+        y_axis = dict(panel.layout.get("yaxis") or {})
+        small = {"font": {"size": 10}}
+        x_axis["title"] = {**(x_axis.get("title") or {}), **small}
+        y_axis["title"] = {**(y_axis.get("title") or {}), **small}
+        fig.update_layout(
+            **{
+                f"xaxis{axis}": {
+                    **x_axis,
+                    "domain": [x0, x0 + width],
+                    "anchor": f"y{axis}",
+                    "tickfont": {"size": 10},
+                },
+                f"yaxis{axis}": {
+                    **y_axis,
+                    "domain": [y1 - height, y1],
+                    "anchor": f"x{axis}",
+                    "tickfont": {"size": 10},
+                },
+            }
+        )
+        annotations.append(
+            {
+                # escaped when the panel was built; wrapped at spaces (never inside an entity)
+                "text": "<br>".join(textwrap.wrap(panel.title, heading_chars)[:2]),
+                "x": x0,
+                "xanchor": "left",
+                "y": y1,
+                "yanchor": "bottom",
+                "xref": "paper",
+                "yref": "paper",
+                "showarrow": False,
+                "align": "left",
+                "font": {"size": 11, "color": NHS_DARK_BLUE},
+            }
+        )
+    _finish(
+        fig,
+        chart="small_multiples",
+        title=title,
+        source_note=source_note,
+        height=total,
+        extra_meta={"panels": len(panels)},
+    )
+    fig.update_layout(
+        annotations=annotations,
+        margin=margin,
+        height=total,
+        # one legend for every panel, between the title and the first row's headings
+        legend={"y": 1 + 42 / plot_px, "yanchor": "bottom", "font": {"size": 11}},
+    )
     return fig
 
 

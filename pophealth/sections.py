@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pophealth import charts, indicators, prevalence, staffing, tables
@@ -103,13 +104,15 @@ def _section_ids(anchor: str) -> list[str]:
     return indicators.section_indicators(anchor.replace("-", "_"))
 
 
-def _rows_height(rows: int) -> int:
+def _rows_height(rows: int, row_px: int = 20) -> int:
     """Height in px of a one-row-per-item chart (spine, recorded vs expected): compact rows."""
-    return max(260, 22 * rows + 150)
+    return max(240, row_px * rows + 130)
 
 
-def _open(anchor: str, lead: str, *, short: bool = False) -> None:
-    charts.show_html(tables.section_opening(anchor, SECTION_HEADINGS[anchor], lead, short=short))
+def _open(anchor: str, lead: str, *, short: bool = False, pair: bool = False) -> None:
+    charts.show_html(
+        tables.section_opening(anchor, SECTION_HEADINGS[anchor], lead, short=short, pair=pair)
+    )
 
 
 def _population_word(p: Profile) -> str:
@@ -254,7 +257,7 @@ def population(p: Profile) -> None:
             england_label=p.comparator,
             source_note=_source(p, "Patients registered at a GP practice, five-year age bands."),
         )
-        fig.update_layout(height=370)
+        fig.update_layout(height=280)
         older = _fact(p, "pct_age_65_plus")
         charts.show(
             fig,
@@ -284,7 +287,7 @@ def deprivation(p: Profile) -> None:
             england_label=p.comparator,
             source_note=_source(p, f"English Indices of Deprivation, {p.imd_release}."),
             population_label=_population_word(p),
-        ),
+        ).update_layout(height=350),
         width="half",
         caption=f"Share of {_population_word(p)} in each national IMD decile "
         f"(1 = most deprived) against {_benchmarks(p)}. {most}",
@@ -295,7 +298,7 @@ def deprivation(p: Profile) -> None:
                 p.map_geojson,
                 p.map_values,
                 title=f"Where the population lives: LSOAs by IMD decile ({p.imd_release})",
-            ).update_layout(height=430),
+            ).update_layout(height=350),
             width="half",
             caption=f"Map of the {len(p.map_values):,} LSOAs where the population lives, "
             "shaded by national IMD decile (darker = more deprived).",
@@ -315,6 +318,7 @@ def health(p: Profile) -> None:
         "General health and disability from Census 2021, attributed to the population: "
         f"{_facts(p, _section_ids('health'))}.",
         short=True,
+        pair=True,  # two one-sentence sections side by side on a wide screen
     )
 
 
@@ -324,6 +328,7 @@ def ethnicity(p: Profile) -> None:
         "ethnicity",
         f"Ethnic minority groups from Census 2021: {_facts(p, _section_ids('ethnicity'))}.",
         short=True,
+        pair=True,
     )
 
 
@@ -344,7 +349,7 @@ def workforce(p: Profile) -> None:
             title="GP FTE per 10,000 weighted patients against practice IMD score",
             highlight_label=p.area["area_name"],
         )
-        fig.update_layout(height=370)
+        fig.update_layout(height=310)
         charts.show(
             fig,
             width="third",
@@ -358,7 +363,7 @@ def workforce(p: Profile) -> None:
             sii_text=ic.get("sii_text", ""),
             title="Inverse care law: GP FTE per 10,000 weighted patients by practice IMD quintile",
         )
-        fig.update_layout(height=370)
+        fig.update_layout(height=310)
         charts.show(
             fig,
             width="third",
@@ -368,7 +373,7 @@ def workforce(p: Profile) -> None:
         fig = charts.fair_share_bars_spec(
             ic["fair_share"], title=f"Fair share of GP FTE: {p.area['area_name']}"
         )
-        fig.update_layout(height=370)
+        fig.update_layout(height=310)
         tile = [t for t in key_figures(p) if t[0].startswith("GP workforce")]
         charts.show(
             fig,
@@ -428,7 +433,7 @@ def workforce_team(p: Profile) -> None:
             "(individual level); PCN staff shared among practices by registered patients.",
         ),
     )
-    fig.update_layout(height=280)
+    fig.update_layout(height=250)
     charts.show(
         fig,
         caption="Bars: FTE per 10,000 weighted patients by staff group, practice-employed and "
@@ -517,12 +522,15 @@ def long_term_conditions(p: Profile) -> None:
     if len(ltc["spine"]):
         charts.show(
             charts.spine_chart_spec(
-                ltc["spine"],
+                # the chart's title says "recorded prevalence": rows name the register only
+                ltc["spine"].assign(
+                    title=ltc["spine"]["title"].str.removeprefix("Recorded prevalence: ")
+                ),
                 title=f"Recorded prevalence: {p.area['area_name']} compared with {p.comparator}",
                 area_label=p.area["area_name"],
                 comparator_label=p.comparator,
                 peer_label=f"{p.area['level']}s ({p.area['basis']} basis) in the loaded data",
-            ).update_layout(height=_rows_height(len(ltc["spine"]))),
+            ).update_layout(height=_rows_height(len(ltc["spine"]), row_px=20)),
             width="half",
             caption="Spine chart: each row is a register's recorded prevalence; the marker is "
             f"the area, coloured by its comparison with {p.comparator}; the bar spans the range "
@@ -535,7 +543,7 @@ def long_term_conditions(p: Profile) -> None:
                 ratios,
                 title=f"Recorded against expected register: {p.area['area_name']}",
                 source_note=note,
-            ).update_layout(height=_rows_height(len(ratios))),
+            ).update_layout(height=_rows_height(len(ratios), row_px=20)),
             width="half",
             caption="Recorded / expected register per condition with 95% limits; 1 is national "
             "average recording for the same age, sex and deprivation, red where the whole "
@@ -620,19 +628,23 @@ def benchmarking(p: Profile) -> None:
         "The table has the values, limits, parent and method"
         + ("; each register's are under Long-term conditions." if p.long_term_conditions else "."),
     )
-    if len(p.spine):
+    # supply (workforce) is rated by fair share, which a spine cannot show: it has its own
+    # charts under Workforce against need and The whole team
+    spine = p.spine[p.spine["kind"] != "supply"] if "kind" in p.spine else p.spine
+    if len(spine):
         fig = charts.spine_chart_spec(
-            p.spine,
+            spine,
             title=f"{p.area['area_name']} compared with {p.comparator}",
             area_label=p.area["area_name"],
             comparator_label=p.comparator,
             peer_label=f"{p.area['level']}s ({p.area['basis']} basis) in the loaded data",
-        ).update_layout(height=_rows_height(len(p.spine)))
+        ).update_layout(height=_rows_height(len(spine)) - 30)
         charts.show(
             fig,
-            caption=f"Spine chart: each row is an indicator; the marker is the area, coloured by "
-            f"its comparison with {p.comparator}; the bar spans the range of peers. Values are "
-            "in the table below (select to open).",
+            caption=f"Spine chart: each row is a need or outcome indicator; the marker is the "
+            f"area, coloured by its comparison with {p.comparator}; the bar spans the range of "
+            "peers. Workforce indicators are compared by fair share in their own sections. Every "
+            "value is in the table below (select to open).",
         )
     rows = _benchmark_rows(p)
     # collapsed so the page reads in about five screens; the spine above shows every row
@@ -648,30 +660,85 @@ def benchmarking(p: Profile) -> None:
             ),
         )
     )
+    if p.funnels:
+        charts.show(
+            _funnel_grid(p),
+            caption=_funnel_caption(p),
+            collapsed=f"Funnel plots: {_funnel_summary(p)}",
+        )
+
+
+def _funnel_grid(p: Profile) -> charts.FigureSpec:
+    """Every funnel as one figure of small multiples, one legend for all."""
+    panels = []
     for f in p.funnels.values():
-        fig = charts.funnel_plot_spec(
+        panel = charts.funnel_plot_spec(
             f["points"],
             f["limits"],
             target=f["target"],
-            title=f"Funnel plot: {f['title']}",
+            title=f["title"],
             highlight_code=p.area["area_code"],
-            value_label=f"{f['title']} ({f['unit']})",
+            value_label=f["unit"],
         )
-        fig.update_layout(height=360)
-        charts.show(fig, width="third", caption=_funnel_caption(p, f))
-
-
-def _funnel_caption(p: Profile, funnel: dict) -> str:
-    points = funnel["points"]
-    text = (
-        "Each dot is a peer area by population size; lines are the 95% and 99.8% limits "
-        f"around {funnel['target']:.1f}."
+        for trace in panel.data:
+            # the panels share one legend: names without each panel's own numbers
+            if str(trace.get("name", "")).startswith("Target / average"):
+                trace["name"] = "Target / average"
+            if trace.get("mode") == "markers+text":
+                trace["mode"], trace["text"] = "markers", None
+        panel.update_xaxes(title={"text": "Denominator"})
+        panels.append(panel)
+    return charts.small_multiples_spec(
+        panels,
+        title=f"Funnel plots: {p.area['area_name']} among peer areas",
+        columns=5,
     )
-    if isinstance(points, pd.DataFrame) and "area_code" in points and "value" in points:
-        own = points[points["area_code"] == p.area["area_code"]]
-        if len(own) and not math.isnan(float(own["value"].iloc[0])):
-            text += f" This area: {float(own['value'].iloc[0]):,.1f} {funnel['unit']}."
-    return text
+
+
+def _funnel_position(funnel: dict, code: str) -> str:
+    """'above' / 'below' the 99.8% or 95% limits, 'within', or '' (no value)."""
+    points, limits = funnel["points"], funnel["limits"]
+    own = points[points["area_code"] == code] if isinstance(points, pd.DataFrame) else []
+    if not len(own) or not len(limits):
+        return ""
+    value, size = float(own["value"].iloc[0]), float(own["denominator"].iloc[0])
+    if math.isnan(value) or math.isnan(size):
+        return ""
+    grid = limits.sort_values("denominator")
+    bounds = ("lower_95", "upper_95", "lower_99_8", "upper_99_8")
+    at = {c: float(np.interp(size, grid["denominator"], grid[c])) for c in bounds}
+    for level in ("99_8", "95"):
+        if value > at[f"upper_{level}"]:
+            return f"above the {level.replace('_', '.')}% limits"
+        if value < at[f"lower_{level}"]:
+            return f"below the {level.replace('_', '.')}% limits"
+    return "within the 95% limits"
+
+
+def _funnel_summary(p: Profile) -> str:
+    """How many outcomes fall outside their funnels' 99.8% and 95% limits (the summary line)."""
+    positions = [_funnel_position(f, p.area["area_code"]) for f in p.funnels.values()]
+    wide = sum("99.8%" in x for x in positions)
+    narrow = sum("95%" in x and "within" not in x for x in positions)
+    return (
+        f"{len(positions)} outcomes among peer areas; {wide} outside the 99.8% limits, "
+        f"{narrow} more outside the 95% limits"
+    )
+
+
+def _funnel_caption(p: Profile) -> str:
+    """The funnels in words: where this area sits in each, against its target."""
+    code = p.area["area_code"]
+    parts = []
+    for f in p.funnels.values():
+        position = _funnel_position(f, code)
+        if position:
+            parts.append(f"{f['title']} {position} (target {f['target']:,.1f} {f['unit']})")
+    return (
+        "Each panel is an outcome; dots are peer areas by population size (denominator), the "
+        "line is the target, dashed lines the 95% and solid lines the 99.8% limits; the large "
+        f"dot is {p.area['area_name']}. " + ("; ".join(parts) + "." if parts else "")
+    )
 
 
 def basis_comparison(p: Profile) -> None:

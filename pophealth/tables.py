@@ -772,7 +772,9 @@ def key_figure_tiles(tiles: Sequence[tuple[str, str, str]]) -> str:
     return f'<div class="ph-tiles" role="list" aria-label="Key figures">{cells}</div>'
 
 
-def section_opening(anchor: str, heading: str, lead: str, *, short: bool = False) -> str:
+def section_opening(
+    anchor: str, heading: str, lead: str, *, short: bool = False, pair: bool = False
+) -> str:
     """A section's ``<h2>`` (the contents' anchor) and its one-sentence summary.
 
     Args:
@@ -780,11 +782,13 @@ def section_opening(anchor: str, heading: str, lead: str, *, short: bool = False
         heading: Section heading.
         lead: One sentence saying what the section shows.
         short: A text-only section: printed without a page break before it.
+        pair: A short section laid out beside its paired neighbour on a wide screen.
 
     Returns:
         HTML with every text escaped.
     """
     css = "ph-section ph-short" if short else "ph-section"
+    css += " ph-pair" if pair else ""
     return (
         f'<h2 class="{css}" id="{_esc(anchor)}">{_esc(heading)}</h2>'
         f'<p class="ph-lead">{_esc(lead)}</p>'

@@ -146,6 +146,37 @@ def test_funnels_only_for_outcomes_with_fitted_axes(demo_data, code):
         assert (y_high - y_low) < 3 * (points["value"].max() - points["value"].min()) + 5
 
 
+def test_funnels_are_one_figure_of_small_multiples(demo_data):
+    """Every funnel in one figure: each panel on its own axes with its own ranges, one legend,
+    a heading per panel, and the page shows it collapsed with the outliers counted."""
+    from pophealth import sections
+
+    code = demo_data.register.query("level == 'neighbourhood'")["area_code"].iloc[0]
+    profile = demo_data.profile(code)
+    fig = sections._funnel_grid(profile)
+    layout = fig.layout
+    panels = len(profile.funnels)
+    assert layout["meta"]["panels"] == panels
+    for n in range(panels):
+        axis = "" if n == 0 else str(n + 1)
+        x, y = layout[f"xaxis{axis}"], layout[f"yaxis{axis}"]
+        assert 0 <= x["domain"][0] < x["domain"][1] <= 1
+        assert 0 <= y["domain"][0] < y["domain"][1] <= 1
+        assert x["anchor"] == f"y{axis}" and len(x["range"]) == 2
+    # panels do not overlap
+    boxes = [
+        (layout[f"xaxis{a}"]["domain"], layout[f"yaxis{a}"]["domain"])
+        for a in [""] + [str(n + 1) for n in range(1, panels)]
+    ]
+    for i, (xa, ya) in enumerate(boxes):
+        for xb, yb in boxes[i + 1 :]:
+            assert xa[1] <= xb[0] or xb[1] <= xa[0] or ya[1] <= yb[0] or yb[1] <= ya[0]
+    shown = [t for t in fig.data if t.get("showlegend")]
+    assert shown and all(t["xaxis"] == "x" for t in shown)
+    assert len(layout["annotations"]) == panels
+    assert f"{panels} outcomes among peer areas" in sections._funnel_summary(profile)
+
+
 def test_deprivation_as_mhclg_summarises_it(demo_data):
     table = demo_data.indicator_table
     rows = table.set_index(["area_code", "basis", "indicator_id"])
