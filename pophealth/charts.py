@@ -540,7 +540,7 @@ def _legend_rows(data: list[dict[str, Any]], row_chars: int = _LEGEND_ROW_CHARS[
 def _clear_title_and_legend(
     layout: dict[str, Any], data: list[dict[str, Any]], width: str = "third"
 ) -> dict[str, Any]:
-    """Keep a chart's legend clear of its title at the chart's width (``full``, ``half``, ``third``).
+    """Keep a chart's legend clear of its title at its width (``full``, ``half``, ``third``).
 
     The title (wrapped to lines that fit the chart's share of a wide page) is pinned to the top
     of the figure; a horizontal legend above the plot area sits on the plot area's top edge and
