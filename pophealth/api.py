@@ -421,7 +421,7 @@ class PopHealthData:
         """QOF measures per practice (prevalence, recorded vs expected, burden)."""
         if not len(self.qof):
             return pd.DataFrame({"practice_code": pd.Series(dtype=object)})
-        return prevalence.qof_practice_measures(self.qof, self.practices, self.qof_expected[0])
+        return prevalence.qof_practice_measures(self.qof, self.team_practices, self.qof_expected[0])
 
     @cached_property
     def practice_measures(self) -> pd.DataFrame:

@@ -243,6 +243,8 @@ class PracticeRegisters:
             expected register).
         total_list: Practices' whole (``TOTAL`` list type) list size, for the burden measure.
         gp_fte: Practices' GP FTE (NaN where unknown).
+        team_fte: Practices' whole team FTE, practice and PCN-employed staff (NaN where it
+            does not count; see :func:`pophealth.staffing.whole_team_fte`).
     """
 
     def __init__(
@@ -251,6 +253,7 @@ class PracticeRegisters:
         denominators: pd.DataFrame,
         total_list: pd.Series | None = None,
         gp_fte: pd.Series | None = None,
+        team_fte: pd.Series | None = None,
     ):
         self.index = numerators.index.union(denominators.index)
         self.numerators = numerators.reindex(self.index)
@@ -258,6 +261,7 @@ class PracticeRegisters:
         nothing = pd.Series(np.nan, index=self.index)
         self.total_list = nothing if total_list is None else total_list.reindex(self.index)
         self.gp_fte = nothing if gp_fte is None else gp_fte.reindex(self.index)
+        self.team_fte = nothing if team_fte is None else team_fte.reindex(self.index)
 
     def pair(self, group: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Numerator and denominator of one register (0/0 where a practice lacks it)."""
@@ -297,12 +301,27 @@ def qof_registers_per_100(registers: PracticeRegisters):
     return registers.on_registers(), registers.total_list.fillna(0.0).to_numpy(float)
 
 
+def _fte_over_register_entries(fte: pd.Series, registers: PracticeRegisters):
+    """FTE over register entries, practices whose FTE counts only."""
+    values = fte.to_numpy(float)
+    known = ~np.isnan(values)
+    return np.where(known, np.nan_to_num(values), 0.0), np.where(
+        known, registers.on_registers(), 0.0
+    )
+
+
 @measure("gp_fte_per_1k_on_registers", "qof")
 def gp_fte_per_1k_on_registers(registers: PracticeRegisters):
     """GP FTE over register entries, practices with a known FTE only."""
-    fte = registers.gp_fte.to_numpy(float)
-    known = ~np.isnan(fte)
-    return np.where(known, np.nan_to_num(fte), 0.0), np.where(known, registers.on_registers(), 0.0)
+    return _fte_over_register_entries(registers.gp_fte, registers)
+
+
+@measure("team_fte_per_1k_register", "qof")
+def team_fte_per_1k_register(registers: PracticeRegisters):
+    """Whole team FTE (practice + PCN staff) over register entries, where the team counts."""
+    if registers.team_fte.isna().all():
+        return None  # no PCN workforce loaded: the whole team is not known anywhere
+    return _fte_over_register_entries(registers.team_fte, registers)
 
 
 @measure("list_size", "list_size")

@@ -775,21 +775,24 @@ def prepare(
         imd: _fit_qof_expected(qof, age_sex, registrations, lsoa, ImdRelease(imd))
         for imd in imd_releases
     }
+    # PCN-employed staff by PCN and staff group (apportioned to practices when read); England's
+    # and the regions' team values add every PCN's staff, shared to its practices
+    pcn_staff = loaded.get("pcn_workforce")
+    pcn_fte = src_pcn_workforce.pcn_fte_by_group(pcn_staff) if pcn_staff is not None else None
+    team_practices = (
+        staffing.with_pcn_staff(practices, pcn_fte) if pcn_fte is not None else practices
+    )
     qof_measures = (
         {
-            imd: prevalence.qof_practice_measures(qof.prevalence, practices, expected)
+            imd: prevalence.qof_practice_measures(qof.prevalence, team_practices, expected)
             for imd, (expected, _) in qof_fits.items()
         }
         if qof is not None
         else None
     )
-    # PCN-employed staff by PCN and staff group (apportioned to practices when read); England's
-    # and the regions' team values add every PCN's staff, shared to its practices
-    pcn_staff = loaded.get("pcn_workforce")
-    pcn_fte = src_pcn_workforce.pcn_fte_by_group(pcn_staff) if pcn_staff is not None else None
     national = national_measures(
         lsoa,
-        staffing.with_pcn_staff(practices, pcn_fte) if pcn_fte is not None else practices,
+        team_practices,
         registrations,
         age_sex,
         imd_releases,

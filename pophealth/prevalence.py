@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, headline
+from pophealth import attribution, headline, staffing
 from pophealth.checks import require_columns
 from pophealth.errors import PopHealthError
 from pophealth.sources.qof import GROUP_TITLES
@@ -92,20 +92,25 @@ def practice_qof_measures(qof: pd.DataFrame, practices: pd.DataFrame) -> pd.Data
     Args:
         qof: Stored QOF prevalence rows (``practice_code, group_code, register, list_size,
             list_type``).
-        practices: Practice table (for GP FTE).
+        practices: Practice table (GP FTE; with PCN staff shared to practices, as
+            :func:`pophealth.staffing.with_pcn_staff` gives, also the whole team).
 
     Returns:
         ``practice_code`` plus ``qof_prev_<group>__num/__den`` (register / its list size),
         ``qof_registers_per_100__num/__den`` (sum of registers / TOTAL list) and
         ``gp_fte_per_1k_on_registers__num/__den`` (GP FTE / sum of registers, practices with
-        valid FTE only).
+        valid FTE only) and, with PCN staff, ``team_fte_per_1k_register__num/__den``.
     """
     _require(qof, ["practice_code", "group_code", "register", "list_size", "list_type"], "qof")
     known = qof[qof["group_code"].isin(GROUP_TITLES)]
     total_list = known[known["list_type"] == "TOTAL"].groupby("practice_code")["list_size"].max()
     fte = practices.set_index("practice_code")["gp_fte"] if "gp_fte" in practices else None
     registers = attribution.PracticeRegisters(
-        _wide(known, "register"), _wide(known, "list_size"), total_list, fte
+        _wide(known, "register"),
+        _wide(known, "list_size"),
+        total_list,
+        fte,
+        staffing.whole_team_fte(practices),
     )
     return _measure_columns(registers, "qof")
 

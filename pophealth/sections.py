@@ -417,10 +417,9 @@ def workforce_team(p: Profile) -> None:
     _open("workforce-team", lead + ".")
     findings = " " + str(p.workforce_findings[0]["text"]) if p.workforce_findings else ""
     register_note = (
-        ""
+        f" Against recorded need: {_facts(p, ['team_fte_per_1k_register'])}."
         if (p.indicators["indicator_id"] == "team_fte_per_1k_register").any()
-        else " The team per 1,000 patients on disease registers is shown when QOF registers "
-        "are loaded."
+        else " The team per 1,000 register entries is shown when QOF registers are loaded."
     )
     fig = charts.team_chart_spec(
         team,

@@ -55,7 +55,6 @@ PRACTICE_GROUP_FTE: dict[str, str] = {
 }
 #: Practice column holding patients on QOF disease registers (added by the QOF source when
 #: loaded); the per-register indicator is built only when it is present.
-REGISTER_COLUMN = "qof_register_patients"
 WHOLE_TEAM = "team"
 PCN_STATUS_RETURNED = "PCN workforce return"
 PCN_STATUS_NO_RETURN = "PCN made no workforce return"
@@ -262,12 +261,17 @@ def _skill_mix_measure(group: str):
     return skill_mix
 
 
-def _register_rate(practices: pd.DataFrame):
-    """Whole team FTE over patients on QOF disease registers (None without registers)."""
-    if not _team_inputs_present(practices) or REGISTER_COLUMN not in practices:
+def whole_team_fte(practices: pd.DataFrame) -> pd.Series | None:
+    """Each practice's whole team FTE: its own staff plus its share of its PCN's staff.
+
+    NaN where the team does not count (a group unknown, or its PCN made no return); ``None``
+    without team inputs. Indexed by ``practice_code``: the QOF measures divide it by register
+    entries.
+    """
+    if not _team_inputs_present(practices):
         return None
     team, ok = _whole_team(practices)
-    return _pair(team, practices[REGISTER_COLUMN].to_numpy(dtype=float), ok)
+    return pd.Series(np.where(ok, team, np.nan), index=practices["practice_code"].to_numpy())
 
 
 #: Catalogue id -> measure: ``practices -> (numerator, denominator)`` arrays, or ``None`` when
@@ -283,13 +287,6 @@ TEAM_MEASURES: dict[str, Callable[[pd.DataFrame], Any]] = {
     "pcn_fte_per_10k": _pcn_rate,
     **{f"skill_mix_{group}": _skill_mix_measure(group) for group in STAFF_GROUPS},
 }
-#: Measures needing QOF disease registers on the practice table (:data:`REGISTER_COLUMN`). Not
-#: in the catalogue until a QOF source is registered (then one catalogue entry each, and
-#: registered like :data:`TEAM_MEASURES`); :func:`team_measures` builds them when registers are
-#: present.
-REGISTER_MEASURES: dict[str, Callable[[pd.DataFrame], Any]] = {
-    "team_fte_per_1k_register": _register_rate,
-}
 
 
 def team_measures(practices: pd.DataFrame) -> pd.DataFrame:
@@ -303,12 +300,12 @@ def team_measures(practices: pd.DataFrame) -> pd.DataFrame:
     Args:
         practices: ``practice_code, registered_patients``, the four ``*_fte`` group totals,
             ``pcn_status`` and ``pcn_<group>_fte`` (from :func:`apportion_pcn_staff`); optional
-            ``weighted_patients`` and :data:`REGISTER_COLUMN`.
+            ``weighted_patients``.
 
     Returns:
         ``practice_code`` plus ``<indicator>__num``/``__den`` columns for each measure of
-        :data:`TEAM_MEASURES` and :data:`REGISTER_MEASURES` whose inputs are present
-        (``team_fte_per_1k_register`` only with QOF registers).
+        :data:`TEAM_MEASURES` whose inputs are present. (The team per 1,000 patients on disease
+        registers is a QOF measure: :func:`whole_team_fte` over the registers.)
 
     Raises:
         StaffingInputError: A required column is missing.
@@ -317,7 +314,7 @@ def team_measures(practices: pd.DataFrame) -> pd.DataFrame:
     needed += [*PRACTICE_GROUP_FTE.values(), *(pcn_fte_column(g) for g in STAFF_GROUPS)]
     _require(practices, needed, "practices")
     out = {"practice_code": practices["practice_code"].to_numpy()}
-    for indicator, function in {**TEAM_MEASURES, **REGISTER_MEASURES}.items():
+    for indicator, function in TEAM_MEASURES.items():
         pair = function(practices)
         if pair is not None:
             out[f"{indicator}__num"], out[f"{indicator}__den"] = pair

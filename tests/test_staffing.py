@@ -80,18 +80,36 @@ def test_pcn_neighbourhood_gets_its_staff_and_custom_neighbourhood_its_shares():
     assert areas.loc["P1", "pcn_fte_per_10k__num"] == pytest.approx(9.0)
 
 
-def test_team_measures_skip_the_register_indicator_without_qof_and_build_it_with():
+def test_whole_team_per_register_entry_is_a_qof_measure_built_with_pcn_staff():
+    from pophealth import prevalence
+
     practices = _practices()
     shares, _ = staffing.apportion_pcn_staff(PCN_STAFF, practices)
     joined = practices.merge(shares.drop(columns="pcn_code"))
-    without = staffing.team_measures(joined)
-    assert not any(c.startswith("team_fte_per_1k_register") for c in without)
-    registers = joined.assign(qof_register_patients=[900.0, 300.0, 1500.0, np.nan])
-    with_qof = staffing.team_measures(registers)
-    assert with_qof["team_fte_per_1k_register__den"].tolist() == [900.0, 300.0, 0.0, 0.0]
-    # skill mix shares of the team add to the whole team
-    mix = sum(with_qof[f"skill_mix_{g}__num"] for g in GROUPS)
-    np.testing.assert_allclose(mix, with_qof["skill_mix_gp__den"])
+    # the team measures are per patient; per register entry is a QOF measure
+    assert not any(c.startswith("team_fte_per_1k_register") for c in staffing.team_measures(joined))
+    qof = pd.DataFrame(
+        {
+            "practice_code": ["A", "A", "B", "C", "D"],
+            "group_code": ["HYP", "DM", "HYP", "HYP", "HYP"],
+            "register": [600.0, 300.0, 300.0, 1500.0, 400.0],
+            "list_size": [3000.0, 2400.0, 1000.0, 5000.0, 2000.0],
+            "list_type": ["TOTAL", "17OV", "TOTAL", "TOTAL", "TOTAL"],
+        }
+    )
+    team = staffing.whole_team_fte(joined)
+    by_code = prevalence.practice_qof_measures(qof, joined).set_index("practice_code")
+    on_registers = pd.Series({"A": 900.0, "B": 300.0, "C": 1500.0, "D": 400.0})
+    for code in "ABCD":
+        counts = not np.isnan(team[code])
+        row = by_code.loc[code]
+        assert row["team_fte_per_1k_register__den"] == (on_registers[code] if counts else 0.0)
+        assert row["team_fte_per_1k_register__num"] == pytest.approx(team[code] if counts else 0)
+    # practice A: its own staff plus its share of P1's PCN-employed staff
+    own = sum(practices.set_index("practice_code").loc["A", f"{g}_fte"] for g in GROUPS)
+    assert team["A"] == pytest.approx(own + 9.0 * 3000 / 4000)
+    # without PCN workforce the whole team is not known: no such measure
+    assert "team_fte_per_1k_register__num" not in prevalence.practice_qof_measures(qof, practices)
 
 
 def test_missing_practice_figures_leave_the_rates_with_both_numerator_and_denominator():
