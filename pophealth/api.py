@@ -582,6 +582,11 @@ class PopHealthData:
         areas has no entry.
         """
         table = self.peer_pool_table
+        regions = self.icb_regions
+        if len(regions):
+            # peers within region too: each area is in its system's NHS England region
+            region_of = regions.set_index("icb_code")["region_code"]
+            table = table.assign(region_code=table["system_code"].map(region_of))
         out = {}
         for (level, basis), _ in table.groupby(["level", "basis"]):
             if level == "england":

@@ -2304,9 +2304,15 @@ def trend_chart_spec(
 ) -> FigureSpec:
     """One indicator over the releases: the area (with 95% limits where known) and its comparator.
 
+    With :func:`pophealth.trends.xmr_chart`'s columns (``mean``, ``upper_process_limit``,
+    ``lower_process_limit``, ``variation_code``) it is a Making Data Count chart too: the mean and
+    process limits drawn, special-cause points coloured (orange concern, blue improvement,
+    purple where the indicator has no polarity), as NHS England's SPC charts do.
+
     Args:
         series: Columns ``period`` (sortable labels, e.g. ``2025-10``), ``value``, ``lower_ci``,
-            ``upper_ci`` (may be NaN) and ``england_value`` (the comparator; may be NaN).
+            ``upper_ci`` (may be NaN) and ``england_value`` (the comparator; may be NaN);
+            optional SPC columns as above.
         title: Figure title.
         area_label: Legend name of the area.
         comparator_label: Legend name of the comparator.
@@ -2380,6 +2386,7 @@ def trend_chart_spec(
         )
         if own_axis:
             fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "showgrid": False})
+    _add_process_limits(fig, ordered, periods, value)
     fig.update_xaxes(type="category")
     _finish(
         fig,
@@ -2391,6 +2398,63 @@ def trend_chart_spec(
         y_title=y_title or "Value",
     )
     return fig
+
+
+#: Making Data Count point colours: special cause concern, improvement, neither (no polarity).
+SPC_COLOURS = {"concern": "#ED8B00", "improvement": "#00A9CE", "neither": "#7C2855"}
+
+
+def _add_process_limits(
+    fig: FigureSpec, ordered: pd.DataFrame, periods: list[str], value: np.ndarray
+) -> None:
+    """Mean, process limits and special-cause points of an XmR chart, where it has them."""
+    needed = {"mean", "upper_process_limit", "lower_process_limit", "variation_code"}
+    if not needed <= set(ordered.columns):
+        return
+    mean = ordered["mean"].to_numpy(dtype=float)
+    if not np.isfinite(mean).any():
+        return  # too few points for limits
+    upper = ordered["upper_process_limit"].to_numpy(dtype=float)
+    lower = ordered["lower_process_limit"].to_numpy(dtype=float)
+    line = {"color": NHS_MID_GREY, "width": 1}
+    fig.add_trace(
+        # mean and limits are named in the caption: the legend keeps to a third of a page
+        _scatter(
+            x=periods,
+            y=mean,
+            mode="lines",
+            name="Mean",
+            line=line,
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    )
+    fig.add_trace(
+        _scatter(
+            x=periods + [None] + periods,
+            y=np.concatenate([upper, [np.nan], lower]),
+            mode="lines",
+            name="Process limits",
+            line={**line, "dash": "dot"},
+            connectgaps=False,
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    )
+    codes = ordered["variation_code"].astype(str).to_numpy()
+    for kind, colour in SPC_COLOURS.items():
+        marked = np.char.startswith(codes.astype(str), kind)
+        if marked.any():
+            fig.add_trace(
+                _scatter(
+                    x=[p for p, m in zip(periods, marked, strict=True) if m],
+                    y=value[marked],
+                    mode="markers",
+                    name=f"Special cause {kind}" if kind != "neither" else "Special cause",
+                    marker={"color": colour, "size": 10, "line": {"color": "#FFFFFF", "width": 1}},
+                    hoverinfo="skip",
+                )
+            )
 
 
 # Public chart functions: validated plotly Figures (the *_spec builders are for batch display).

@@ -70,6 +70,8 @@ class Profile:
     similar: pd.DataFrame = field(default_factory=pd.DataFrame)
     similar_list: pd.DataFrame = field(default_factory=pd.DataFrame)
     similar_method: pd.DataFrame = field(default_factory=pd.DataFrame)
+    similar_region_list: pd.DataFrame = field(default_factory=pd.DataFrame)
+    similar_region: str = ""
     trends: dict = field(default_factory=dict)
 
 
@@ -971,6 +973,31 @@ def similar_area_frames(
     return comparison, peer_list.reset_index(drop=True), method
 
 
+def region_peer_frames(data: ProfileStore, area: dict) -> tuple[pd.DataFrame, str]:
+    """The area's most similar peers within its NHS England region, and the region's name.
+
+    Returns:
+        ``(peer_list, region_name)`` with the columns of :func:`similar_area_frames`' list;
+        an empty list and ``""`` when the area's region is unknown (no national figures for
+        it) or it has no peers there.
+    """
+    found = data.similar_areas.get((area["level"], area["basis"]))
+    regions = data.icb_regions
+    match = regions[regions["icb_code"] == area.get("system_code")]
+    if found is None or not len(match):
+        return pd.DataFrame(), ""
+    peer_table = found[0]
+    own = peer_table[
+        (peer_table["area_code"] == area["area_code"]) & (peer_table["scope"] == "region")
+    ]
+    names = data.peer_pool_table.drop_duplicates("area_code").set_index("area_code")
+    peer_list = own.assign(
+        peer_name=own["peer_code"].map(names["area_name"]),
+        peer_system=own["peer_code"].map(names["system_code"]),
+    )[["rank", "peer_code", "peer_name", "peer_system", "distance"]]
+    return peer_list.reset_index(drop=True), str(match["region_name"].iloc[0])
+
+
 TREND_CHART_INDICATORS = ("list_size", "gp_fte_per_10k_weighted", "nurse_fte_per_10k")
 # what "what changed since the last release" reports, from the indicator history
 CHANGE_INDICATORS = ("list_size", "gp_fte_per_10k", "nurse_fte_per_10k", "dpc_fte_per_10k")
@@ -1042,12 +1069,19 @@ def trend_frames(data: ProfileStore, area: dict) -> dict:
     summary = summary[summary["points"] >= 3].reset_index(drop=True)
     england_value = england.set_index(["indicator_id", "period"])["value"]
     series = ordered[ordered["indicator_id"].isin(TREND_CHART_INDICATORS)]
-    series = series[["indicator_id", "title", "unit", "period", "value", "lower_ci", "upper_ci"]]
+    series = series[
+        ["indicator_id", "title", "unit", "polarity", "period", "value", "lower_ci", "upper_ci"]
+    ]
     series = series.assign(
         england_value=england_value.reindex(
             pd.MultiIndex.from_arrays([series["indicator_id"], series["period"]])
         ).to_numpy()
     )
+    if len(series):
+        # Making Data Count process limits and special causes, drawn on the trend charts
+        series = trends.xmr_chart(
+            series, "value", "period", by="indicator_id", polarity="polarity"
+        ).drop(columns=["polarity"])
     periods = sorted(own["period"].unique())
     previous, latest = periods[-2], periods[-1]
     by_period = own.set_index(["indicator_id", "period"])
@@ -1213,6 +1247,7 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
     headline_text, findings = profile_headline(area, rows, data.comparator, team)
 
     similar, similar_list, similar_method = similar_area_frames(data, area)
+    similar_region_list, similar_region = region_peer_frames(data, area)
     over_time = trend_frames(data, area)
     if len(over_time["summary"]):
         trend = over_time["summary"].set_index("indicator_id")["values"]
@@ -1250,6 +1285,8 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
         similar=similar,
         similar_list=similar_list,
         similar_method=similar_method,
+        similar_region_list=similar_region_list,
+        similar_region=similar_region,
         trends=over_time,
     )
 

@@ -794,7 +794,8 @@ def change_over_time(p: Profile) -> None:
         charts.show(
             fig,
             width="third",
-            caption=f"{title} in each release: {p.area['area_name']} against {p.comparator}.",
+            caption=f"{title} in each release: {p.area['area_name']} against {p.comparator}."
+            + _spc_caption(rows),
         )
     detail = tables.collapsible(
         f"Every indicator's trend and direction ({len(summary)})",
@@ -825,6 +826,20 @@ def change_over_time(p: Profile) -> None:
             "Membership changes over the history are listed under data quality."
         )
     charts.show_html(detail + tables.collapsible(f"What changed since {periods[-2]}", since))
+
+
+def _spc_caption(rows: pd.DataFrame) -> str:
+    """The latest point's Making Data Count reading, in words, where there are limits."""
+    if "variation" not in rows or "upper_process_limit" not in rows:
+        return ""
+    latest = rows.sort_values("period").iloc[-1]
+    if not np.isfinite(float(latest["upper_process_limit"])):
+        return " Too few releases for process limits."
+    return (
+        f" Grey line: the mean; dotted lines: process limits (XmR); orange and blue points: "
+        "special cause concern and improvement; latest release: "
+        f"{str(latest['variation']).lower()}."
+    )
 
 
 def similar_areas(p: Profile) -> None:
@@ -863,6 +878,24 @@ def similar_areas(p: Profile) -> None:
             f"The similar areas and how they were found ({len(p.similar_list)})",
             tables.text_block(method) + tables.peer_list_table(p.similar_list),
         )
+        + _region_peers(p)
+    )
+
+
+def _region_peers(p: Profile) -> str:
+    """The most similar areas within the area's NHS England region (collapsed)."""
+    region = p.similar_region_list
+    if not p.similar_region or not len(region):
+        return ""
+    same = set(region["peer_code"]) == set(p.similar_list["peer_code"])
+    note = (
+        f"The same {len(region)} as across the loaded data: they are all in {p.similar_region}."
+        if same
+        else f"Only areas in {p.similar_region}, nearest first, by the same distance."
+    )
+    return tables.collapsible(
+        f"The most similar areas within {p.similar_region} ({len(region)})",
+        tables.text_block(note) + tables.peer_list_table(region),
     )
 
 

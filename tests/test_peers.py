@@ -154,7 +154,32 @@ def test_profile_similar_areas_for_a_neighbourhood(demo_data):
         sections.similar_areas(p)
     html = "".join(o.data.get("text/html", "") for o in shown.outputs)
     assert "Similar areas&#x27; average" in html
-    assert html.count("<tr>") == len(p.similar) + len(p.similar_list) + 2
+    # the similar areas, their list and the within-region list (each with a header row)
+    region = len(p.similar_region_list)
+    assert html.count("<tr>") == len(p.similar) + len(p.similar_list) + region + 2 + (region > 0)
+
+
+def test_within_region_peers_are_in_the_area_s_region(demo_data):
+    """Peers within region: only areas whose system is in the same NHS England region, nearest
+    first by the same distance; the profile names the region."""
+    regions = demo_data.icb_regions.set_index("icb_code")
+    areas = demo_data.areas("neighbourhood")
+    in_region = areas[areas["system_code"].isin(regions.index)]
+    assert len(in_region), "the demo ICS has a region with national figures"
+    p = demo_data.profile(in_region["area_code"].iloc[0])
+    region_code = regions.loc[p.area["system_code"], "region_code"]
+    assert p.similar_region == regions.loc[p.area["system_code"], "region_name"]
+    assert len(p.similar_region_list) == 10
+    assert p.similar_region_list["distance"].is_monotonic_increasing
+    systems = p.similar_region_list["peer_system"]
+    assert (systems.map(regions["region_code"]) == region_code).all()
+    # nearest within region can be no nearer than nearest anywhere
+    assert p.similar_region_list["distance"].iloc[0] >= p.similar_list["distance"].iloc[0] - 1e-12
+    # a system outside any region with national figures has no within-region list
+    outside = areas[~areas["system_code"].isin(regions.index)]
+    if len(outside):
+        other = demo_data.profile(outside["area_code"].iloc[0])
+        assert other.similar_region == "" and other.similar_region_list.empty
 
 
 def test_custom_neighbourhoods_find_national_pcn_peers(demo_prepared):

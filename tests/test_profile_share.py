@@ -103,10 +103,10 @@ def test_page_reads_story_first_with_one_benchmark_table(demo_site):
     # the whole team's, change over time's and similar areas' tables (merged from main)
     summaries = re.findall(r'<details class="ph-details"><summary>([^<]*)', page)
     optional = ("Practice membership changes",)  # only where membership changed over time
-    assert 12 <= len(summaries) <= 12 + len(optional), summaries
+    assert 13 <= len(summaries) <= 13 + len(optional), summaries
     for start in ("The team by staff group", "Practices with missing", "Practice staff by role",
                   "Every indicator&#x27;s trend", "What changed since", "Each indicator against",
-                  "The similar areas"):  # fmt: skip
+                  "The similar areas", "The most similar areas within"):  # fmt: skip
         assert any(s.startswith(start) for s in summaries), (start, summaries)
     for start in ("Notes on sources", "Sources and checksums", "Indicator definitions",
                   "Every indicator:", "Every register:"):  # fmt: skip

@@ -290,3 +290,34 @@ def test_sparkline_and_trend_chart_escape_and_scale():
     assert fig.data[1].yaxis == "y2"  # a count's comparator has its own axis
     assert "<script>" not in fig.layout.title.text and "<script>" not in fig.data[0].text[0]
     assert list(fig.data[0].x) == ["2025-01", "2025-02", "2025-03"]
+
+
+def test_trend_chart_draws_process_limits_and_colours_special_causes():
+    from pophealth import charts
+
+    spc = chart(STABLE + [70.0], polarity="low is good")
+    rows = spc.assign(
+        period=spc["period"].dt.strftime("%Y-%m"),
+        lower_ci=np.nan,
+        upper_ci=np.nan,
+        england_value=np.nan,
+    )
+    fig = charts.trend_chart_spec(rows, "T", "Area", "England")
+    by_name = {t["name"]: t for t in fig.data}
+    np.testing.assert_allclose(by_name["Mean"]["y"], spc["mean"])
+    limits = np.asarray(by_name["Process limits"]["y"], dtype=float)
+    np.testing.assert_allclose(limits[: len(spc)], spc["upper_process_limit"])
+    np.testing.assert_allclose(limits[len(spc) + 1 :], spc["lower_process_limit"])
+    concern = by_name["Special cause concern"]
+    assert concern["x"] == [rows["period"].iloc[-1]] and list(concern["y"]) == [70.0]
+    assert concern["marker"]["color"] == charts.SPC_COLOURS["concern"]
+    assert "Special cause improvement" not in by_name
+    # too few points: no limits drawn, and the plain chart has no SPC traces
+    short = chart([1.0, 2.0, 3.0]).assign(
+        period=lambda d: d["period"].dt.strftime("%Y-%m"),
+        lower_ci=np.nan,
+        upper_ci=np.nan,
+        england_value=np.nan,
+    )
+    names = {t["name"] for t in charts.trend_chart_spec(short, "T", "Area", "England").data}
+    assert names == {"Area"}
