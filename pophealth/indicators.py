@@ -125,37 +125,55 @@ def load_catalogue() -> pd.DataFrame:
 def _long_measures(area_measures: pd.DataFrame, basis: str) -> pd.DataFrame:
     """Reshape ``<indicator>__num/__den`` columns to rows of numerator/denominator."""
     nums = [c for c in area_measures.columns if c.endswith("__num")]
-    rows = []
-    for num in nums:
-        indicator = num[: -len("__num")]
-        den = f"{indicator}__den"
-        rows.append(
-            pd.DataFrame(
-                {
-                    "area_code": area_measures["area_code"].to_numpy(),
-                    "basis": basis,
-                    "indicator_id": indicator,
-                    "numerator": area_measures[num].to_numpy(dtype=float),
-                    "denominator": area_measures[den].to_numpy(dtype=float)
-                    if den in area_measures
-                    else np.nan,
-                }
-            )
-        )
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    if not nums:
+        return pd.DataFrame()
+    indicators = [num[: -len("__num")] for num in nums]
+    size = len(area_measures)
+    missing = np.full(size, np.nan)
+    # one array per column, stacked indicator by indicator (as many rows as areas each)
+    numerators = np.concatenate([area_measures[num].to_numpy(dtype=float) for num in nums])
+    denominators = np.concatenate(
+        [
+            area_measures[f"{i}__den"].to_numpy(dtype=float)
+            if f"{i}__den" in area_measures
+            else missing
+            for i in indicators
+        ]
+    )
+    return pd.DataFrame(
+        {
+            "area_code": np.tile(area_measures["area_code"].to_numpy(), len(nums)),
+            "basis": basis,
+            "indicator_id": np.repeat(np.array(indicators, dtype=object), size),
+            "numerator": numerators,
+            "denominator": denominators,
+        }
+    )
 
 
 def _apply_statistics(long: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
-    """Compute value and limits for each indicator with its catalogue statistic."""
+    """Compute value and limits for each indicator with its catalogue statistic.
+
+    Rows sharing a statistic and multiplier go through one call (a handful of calls, not one
+    per indicator: the explorer and designer recompute small tables on every click).
+    """
     meta = catalogue.set_index("id")
+    long = long[long["indicator_id"].isin(meta.index)]
+    statistic = long["indicator_id"].map(meta["statistic"])
+    supply = long["indicator_id"].map(meta["kind"]) == "supply" if "kind" in meta else False
+    # FTE is not a count of events: a supply "rate" gets no Poisson interval
+    branch = np.where(
+        statistic == "rate",
+        np.where(supply, "fte_rate", "rate"),
+        statistic.astype(str),
+    )
+    keyed = long.assign(
+        _branch=branch, _multiplier=long["indicator_id"].map(meta["multiplier"]).astype(float)
+    )
     parts = []
-    for indicator, rows in long.groupby("indicator_id", sort=False):
-        if indicator not in meta.index:
-            continue
-        spec = meta.loc[indicator]
-        statistic, multiplier = spec["statistic"], float(spec["multiplier"])
-        rows = rows.reset_index(drop=True)
-        if statistic == "proportion":
+    for (kind, multiplier), rows in keyed.groupby(["_branch", "_multiplier"], sort=False):
+        rows = rows.drop(columns=["_branch", "_multiplier"]).reset_index(drop=True)
+        if kind == "proportion":
             # attributed numerators are patient-weighted estimates; float error must not
             # push one above its denominator
             rows = rows.assign(numerator=rows["numerator"].clip(upper=rows["denominator"]))
@@ -167,7 +185,7 @@ def _apply_statistics(long: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
                 multiplier=multiplier,
                 id_col="area_code",
             )
-        elif statistic == "rate" and spec.get("kind") != "supply":
+        elif kind == "rate":
             out = stats.rate_byar(
                 rows,
                 "numerator",
@@ -178,7 +196,7 @@ def _apply_statistics(long: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
             )
         else:
             with np.errstate(invalid="ignore", divide="ignore"):
-                if statistic == "count":
+                if kind == "count":
                     value = rows["numerator"].to_numpy(dtype=float)
                     method = "count"
                 else:
@@ -187,10 +205,9 @@ def _apply_statistics(long: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
                     method = {
                         "mean": "weighted mean",
                         "share": "share (no interval)",
-                        # FTE is not a count of events: no Poisson interval
-                        "rate": "FTE rate (no interval: FTE is not a count; compared by fair "
-                        "share)",
-                    }.get(statistic, "ratio (no interval)")
+                        "fte_rate": "FTE rate (no interval: FTE is not a count; compared by "
+                        "fair share)",
+                    }.get(kind, "ratio (no interval)")
             out = rows.assign(
                 value=value,
                 lower_95=np.nan,
@@ -236,9 +253,9 @@ def compute_indicator_table(
     long = pd.concat(longs, ignore_index=True)
     long = long.merge(register[["area_code", "basis"]], on=["area_code", "basis"], how="inner")
     # an indicator with no data at all for a basis is not built (stated in the profile)
-    has_data = long.groupby(["basis", "indicator_id"])["denominator"].transform(
-        lambda d: bool((d.fillna(0) > 0).any())
-    )
+    has_data = (
+        long["denominator"].fillna(0).gt(0).groupby([long["basis"], long["indicator_id"]])
+    ).transform("any")
     is_count = long["indicator_id"] == "list_size"
     long = long[has_data | (is_count & (long["numerator"] > 0))]
     table = _apply_statistics(long, catalogue)
