@@ -58,23 +58,20 @@ def main(argv: list[str] | None = None) -> int:
         shutil.move(str(oldest), str(held / oldest.name))
     release = next(held.iterdir())
     shutil.rmtree(prepared, ignore_errors=True)
-    seconds, peak_gb, out = _child(
-        "import json; from pophealth.history import prepare_store; "
-        f"m = prepare_store({str(raw)!r}, {str(prepared)!r}, progress=None); "
-        "print(json.dumps(m['history']['periods']))"
-    )
-    periods = json.loads(out)
-    print(f"prepare ({len(periods)} periods): {seconds:.1f} s wall, peak memory {peak_gb:.2f} GB")
-    seconds, peak_gb, out = _child(
-        "import json; from pophealth.history import add_release; "
-        f"m = add_release({str(release)!r}, {str(prepared)!r}, progress=None); "
-        "print(json.dumps(m['history']['periods']))"
-    )
-    periods = json.loads(out)
-    print(
-        f"prepare --add one month ({release.name}): {seconds:.1f} s wall, "
-        f"peak memory {peak_gb:.2f} GB; now {len(periods)} periods"
-    )
+    # one history step per child: (function, its first argument) -> periods after it
+    for label, function, source in (
+        ("prepare", "prepare_store", raw),
+        (f"prepare --add one month ({release.name})", "add_release", release),
+    ):
+        seconds, peak_gb, out = _child(
+            f"import json; from pophealth.history import {function} as step; "
+            f"m = step({str(source)!r}, {str(prepared)!r}, progress=None); "
+            "print(json.dumps(m['history']['periods']))"
+        )
+        periods = json.loads(out)
+        print(
+            f"{label}: {seconds:.1f} s wall, peak memory {peak_gb:.2f} GB; {len(periods)} periods"
+        )
     total, history = _size(prepared), _size(prepared / "history")
     print(
         f"store: {total / 1e6:.1f} MB, of which history {history / 1e6:.1f} MB "
