@@ -597,7 +597,9 @@ def _html_fragment(
     # A <figure> named by the chart title; its <figcaption> is the text alternative. (The
     # drawing holds plotly's toolbar buttons, so it cannot itself be an image role.)
     label_attr = f' aria-label="{escape_html(label)}"' if label else ""
-    caption_html = f'<figcaption class="ph-caption">{escape_html(caption)}</figcaption>' if caption else ""
+    caption_html = (
+        f'<figcaption class="ph-caption">{escape_html(caption)}</figcaption>' if caption else ""
+    )
     fragment = (
         f'<figure class="ph-chart ph-chart-{escape_html(width)}"{label_attr}>'
         f'<div id="{div_id}" class="plotly-graph-div" style="height:{div_height}; width:100%;">'
