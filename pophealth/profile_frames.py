@@ -919,9 +919,9 @@ def reconciliation_notes(data: ProfileStore, area: dict) -> list[str]:
     geometries = data.lsoa_geometries
     if geometries:
         population = _lsoa_population(data, area)
-        undrawn = population[
-            (population > 0) & ~population.index.astype(str).isin(list(geometries))
-        ]
+        # a dict look-up per LSOA: Index.isin would box every one of England's geometries
+        drawn = np.array([str(code) in geometries for code in population.index], dtype=bool)
+        undrawn = population[(population > 0).to_numpy() & ~drawn]
         if len(undrawn):
             notes.append(
                 f"{len(undrawn)} LSOA(s) where {undrawn.sum():,.0f} of the area's population "
