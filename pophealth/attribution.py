@@ -22,6 +22,7 @@ import pandas as pd
 
 from pophealth import staffing
 from pophealth.ages import AGE_BANDS, CENSUS_AGE_COLUMNS, band_lower
+from pophealth.codes import positions
 from pophealth.releases import ImdRelease
 from pophealth.sources.qof import GROUP_TITLES as QOF_GROUPS
 
@@ -424,22 +425,31 @@ def attribute_lsoa_to_practices(registrations: pd.DataFrame, values: pd.DataFram
         ``v__num`` (patients x value summed) and ``v__den`` (patients in LSOAs where v is
         known). ``v__num / v__den`` is the patient-weighted practice value.
     """
+    from scipy import sparse
+
     value_cols = [c for c in values.columns if c != "lsoa21_code"]
-    joined = registrations[["practice_code", "lsoa_code", "patients"]].merge(
-        values.rename(columns={"lsoa21_code": "lsoa_code"}), on="lsoa_code", how="inner"
+    # first-appearance order, as drop_duplicates (a missing code is a row of zeros, as before)
+    rows, practices = pd.factorize(registrations["practice_code"], use_na_sentinel=False)
+    cols = positions(registrations["lsoa_code"], values["lsoa21_code"])
+    keep = (cols >= 0) & registrations["practice_code"].notna().to_numpy()  # an inner join
+    # practice x LSOA patients times LSOA x value matrices: one sparse product instead of a
+    # 1.2 M-row join and a groupby over every value column at national scale
+    matrix = sparse.csr_matrix(
+        (registrations["patients"].to_numpy(dtype=float)[keep], (rows[keep], cols[keep])),
+        shape=(len(practices), len(values)),
     )
-    n = joined["patients"].to_numpy(dtype=float)
-    data = {"practice_code": joined["practice_code"].to_numpy(), "matched_patients": n}
-    for v in value_cols:
-        x = joined[v].to_numpy(dtype=float)
-        known = ~np.isnan(x)
-        data[f"{v}__num"] = np.where(known, n * np.nan_to_num(x), 0.0)
-        data[f"{v}__den"] = np.where(known, n, 0.0)
-    frame = pd.DataFrame(data)
-    practices = registrations[["practice_code"]].drop_duplicates()
-    summed = frame.groupby("practice_code", as_index=False, sort=True).sum()
-    out = practices.merge(summed, on="practice_code", how="left")
-    return out.fillna({c: 0.0 for c in out.columns if c != "practice_code"}).reset_index(drop=True)
+    x = values[value_cols].to_numpy(dtype=float)
+    known = ~np.isnan(x)
+    nums = matrix @ np.where(known, x, 0.0)
+    dens = matrix @ known.astype(float)
+    data: dict[str, Any] = {
+        "practice_code": practices,
+        "matched_patients": np.asarray(matrix.sum(axis=1)).ravel(),
+    }
+    for i, v in enumerate(value_cols):
+        data[f"{v}__num"] = nums[:, i]
+        data[f"{v}__den"] = dens[:, i]
+    return pd.DataFrame(data)
 
 
 def practice_age_measures(
@@ -564,6 +574,23 @@ def lsoa_practice_shares(registrations: pd.DataFrame) -> pd.DataFrame:
     return registrations.assign(share=registrations["patients"] / totals.replace(0, np.nan))
 
 
+def _matched(registrations: pd.DataFrame) -> np.ndarray:
+    """Mask of registration rows matched to an LSOA of the store."""
+    return (registrations["lsoa_status"] == MATCHED).to_numpy(dtype=bool, na_value=False)
+
+
+def _practice_shares(registrations: pd.DataFrame) -> np.ndarray:
+    """``lsoa_practice_shares``' ``share`` column as an array (NaN for an empty list)."""
+    practice, distinct = pd.factorize(registrations["practice_code"])
+    patients = registrations["patients"].to_numpy(dtype=float)
+    coded = practice >= 0
+    totals = np.bincount(
+        practice[coded], weights=np.nan_to_num(patients[coded]), minlength=len(distinct)
+    )
+    totals[totals == 0] = np.nan
+    return patients / np.where(coded, totals[np.maximum(practice, 0)], np.nan)
+
+
 def lsoa_measures(
     lsoa: pd.DataFrame,
     registrations: pd.DataFrame | None,
@@ -598,9 +625,12 @@ def lsoa_measures(
     age = census_age_measures(lsoa)
     out = out.merge(age, on="lsoa21_code", how="left")
     if registrations is not None and len(registrations):
-        regs = registrations[registrations["lsoa_status"] == MATCHED]
-        residents = regs.groupby("lsoa_code")["patients"].sum()
-        out["list_size__num"] = out["lsoa21_code"].map(residents).fillna(0.0).to_numpy(float)
+        where = positions(registrations["lsoa_code"], out["lsoa21_code"])
+        counted = (where >= 0) & _matched(registrations)
+        patients = np.nan_to_num(registrations["patients"].to_numpy(dtype=float))
+        out["list_size__num"] = np.bincount(
+            where[counted], weights=patients[counted], minlength=len(out)
+        )
         out["list_size__den"] = np.nan
         if practices is not None and len(practices):
             out = out.merge(
@@ -660,19 +690,21 @@ def attribute_practices_to_lsoas(
     """
     from scipy import sparse
 
-    shares = lsoa_practice_shares(registrations)
-    shares = shares[shares["lsoa_status"] == MATCHED]
+    # as lsoa_practice_shares and the matched rows, on arrays: filtering a 1.2 M-row frame of
+    # Arrow strings costs more than the whole product
+    share = _practice_shares(registrations)
     cols = [c for c in measures.columns if c != "practice_code"]
     practice_index = pd.Index(measures["practice_code"])
-    rows = practice_index.get_indexer(shares["practice_code"])
-    known = rows >= 0
-    lsoas, lsoa_rows = np.unique(
-        shares["lsoa_code"].to_numpy(dtype=object)[known], return_inverse=True
-    )
+    rows = positions(registrations["practice_code"], practice_index)
+    every_lsoa, lsoa_codes = pd.factorize(registrations["lsoa_code"], sort=True)
+    known = (rows >= 0) & (every_lsoa >= 0) & _matched(registrations)
+    # np.unique's sorted codes and inverse, without sorting 1.2 M Python strings
+    used, lsoa_rows = np.unique(every_lsoa[known], return_inverse=True)
+    lsoas = np.asarray(lsoa_codes, dtype=object)[used]
     # LSOA x practice matrix of shares times practice x measure values: one sparse product,
     # instead of a 1.2 M-row join per measure column at national scale
     matrix = sparse.csr_matrix(
-        (shares["share"].to_numpy(dtype=float)[known], (lsoa_rows, rows[known])),
+        (share[known], (lsoa_rows, rows[known])),
         shape=(len(lsoas), len(practice_index)),
     )
     values = np.nan_to_num(measures[cols].to_numpy(dtype=float))
@@ -692,14 +724,44 @@ def aggregate_measures(measures: pd.DataFrame, membership: pd.DataFrame, key: st
     Returns:
         One row per area_code with the summed measure columns. ``list_size__den`` stays NaN.
     """
-    joined = membership[[key, "area_code"]].merge(measures, on=key, how="inner")
-    # copy() consolidates a frame built column by column (pandas warns on fragmented frames)
-    summed = (
-        joined.drop(columns=[key])
-        .copy()
-        .groupby("area_code", as_index=False, sort=True)
-        .sum(min_count=1)
-    )
+    cols = [c for c in measures.columns if c != key]
+    if all(measures[c].dtype == np.float64 for c in cols) and measures[key].is_unique:
+        summed = _sparse_area_sums(measures, membership, key, cols)
+    else:
+        joined = membership[[key, "area_code"]].merge(measures, on=key, how="inner")
+        # copy() consolidates a frame built column by column (pandas warns on fragmented frames)
+        summed = (
+            joined.drop(columns=[key])
+            .copy()
+            .groupby("area_code", as_index=False, sort=True)
+            .sum(min_count=1)
+        )
     if "list_size__den" in summed:
         summed = summed.assign(list_size__den=np.nan)
     return summed
+
+
+def _sparse_area_sums(
+    measures: pd.DataFrame, membership: pd.DataFrame, key: str, cols: list[str]
+) -> pd.DataFrame:
+    """``aggregate_measures`` as one sparse product (area x unit membership, unit x measure).
+
+    Same result as an inner join and ``groupby("area_code").sum(min_count=1)``: areas sorted,
+    only areas with a unit in ``measures``, NaN where none of an area's units has a value. At
+    national scale the join copies ~170 columns for every (area, unit) pair; this does not.
+    """
+    from scipy import sparse
+
+    units = positions(membership[key], measures[key])
+    found = units >= 0
+    areas, codes = pd.factorize(membership["area_code"][found], sort=True)
+    matrix = sparse.csr_matrix(
+        (np.ones(len(areas)), (areas, units[found])), shape=(len(codes), len(measures))
+    )
+    x = measures[cols].to_numpy(dtype=float)
+    known = ~np.isnan(x)
+    sums = matrix @ np.where(known, x, 0.0)
+    sums[(matrix @ known.astype(float)) == 0] = np.nan  # min_count=1
+    out = pd.DataFrame(sums, columns=cols)
+    out.insert(0, "area_code", pd.Series(codes, dtype=membership["area_code"].dtype))
+    return out

@@ -199,6 +199,8 @@ def _float_values(
 ) -> np.ndarray:
     """Return ``frame[column]`` as a float array (NaN for missing); reject non-numeric text."""
     raw = frame[column]
+    if raw.dtype.kind in "fiu":  # already numeric: nothing to reject (called per trace)
+        return raw.to_numpy(dtype=float, na_value=np.nan)
     converted = pd.to_numeric(raw, errors="coerce")
     bad = converted.isna() & raw.notna()
     if bool(bad.any()):

@@ -26,6 +26,7 @@ import yaml
 from pophealth import attribution, geography, prevalence, reconcile, staffing
 from pophealth._version import STORE_FORMAT, __version__
 from pophealth.attribution import attribute_lsoa_to_practices, lsoa_values
+from pophealth.codes import isin
 from pophealth.contracts import PCN_WORKFORCE_TABLE, validate_store_table
 from pophealth.errors import PopHealthError
 from pophealth.files import atomic_path, sha256_of
@@ -151,7 +152,7 @@ def classify_lsoa_codes(codes: pd.Series, known: set[str]) -> pd.Series:
     text = codes.fillna("").astype(str).str.strip().str.upper()
     status = np.select(
         [
-            text.isin(known).to_numpy(),
+            isin(text, known),
             (text == "CLOSED").to_numpy(),
             text.isin(["", "NO2011", "UNKNOWN", "NAN"]).to_numpy(),
             text.str.startswith("W01").to_numpy(),
@@ -543,10 +544,10 @@ def keep_systems(
     if len(practices):
         practices = practices[practices["icb_code"].isin(wanted)]
     kept = set(practices["practice_code"]) if len(practices) else set()
-    registrations = registrations[registrations["practice_code"].isin(kept)]
+    registrations = registrations[isin(registrations["practice_code"], kept)]
     lived_in = set(registrations["lsoa_code"])
-    lsoa = lsoa[lsoa["icb_code"].isin(wanted) | lsoa["lsoa21_code"].isin(lived_in)]
-    age_sex = age_sex[age_sex["practice_code"].isin(kept)]
+    lsoa = lsoa[isin(lsoa["icb_code"], wanted) | isin(lsoa["lsoa21_code"], lived_in)]
+    age_sex = age_sex[isin(age_sex["practice_code"], kept)]
     return (
         lsoa.reset_index(drop=True),
         practices.reset_index(drop=True),
@@ -944,7 +945,7 @@ def check_geometries(shapes, lsoa_codes: set[str]) -> tuple:
         The usable shapes and ``{"rows", "kept", "null_or_empty", "repaired",
         "lsoas_without_boundary", "examples"}``.
     """
-    known = shapes[shapes["lsoa21_code"].isin(lsoa_codes)]
+    known = shapes[isin(shapes["lsoa21_code"], lsoa_codes)]
     bad = known.geometry.isna() | known.geometry.is_empty
     invalid = ~bad & ~known.geometry.is_valid
     if invalid.any():
@@ -982,7 +983,7 @@ def _write_qof(qof, practices: pd.DataFrame, path: Path, national_practices: set
         }
     # cut only the national practices outside --systems; unplaced practices stay (counted)
     cut = national_practices - (set(practices["practice_code"]) if len(practices) else set())
-    _write_parquet(prevalence_rows[~prevalence_rows["practice_code"].isin(cut)], path)
+    _write_parquet(prevalence_rows[~isin(prevalence_rows["practice_code"], cut)], path)
     return notes
 
 
@@ -1012,7 +1013,7 @@ def _write_qof_expected(
         path.unlink()
     kept = set(practices["practice_code"]) if len(practices) else set()
     frames = [
-        frame[frame["practice_code"].isin(kept)].assign(imd=imd)
+        frame[isin(frame["practice_code"], kept)].assign(imd=imd)
         for imd, frame in expected.items()
         if len(frame)
     ]

@@ -303,14 +303,15 @@ def ltc_table(rows: pd.DataFrame, groups: tuple[str, ...] = GROUP_ORDER) -> pd.D
         missing_patients, comparison`` sorted by estimated patients not on a register
         (largest gap first), registers without a ratio last.
     """
-    by_id = rows.set_index("indicator_id")
+    # rows as dicts once: a .loc per register and statistic costs more than the whole table
+    by_id = {row["indicator_id"]: row for row in rows.to_dict("records")}
     records = []
     for group in groups:
         prev, oe = PREV.format(group.lower()), OE.format(group.lower())
-        if prev not in by_id.index:
+        if prev not in by_id:
             continue
-        p = by_id.loc[prev]
-        o = by_id.loc[oe] if oe in by_id.index else None
+        p = by_id[prev]
+        o = by_id.get(oe)
         expected = float(o["denominator"]) if o is not None else np.nan
         observed = float(o["numerator"]) if o is not None else np.nan
         records.append(

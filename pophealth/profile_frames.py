@@ -775,11 +775,7 @@ def workforce_quality_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
         return pd.DataFrame(columns=["issue", "practices", "registered_patients", "neighbourhoods"])
     codes = practice_weights(data, area).index
     members = practices[practices["practice_code"].isin(codes)]
-    hood_of = data.practice_membership_table
-    hoods = set(
-        data.register.loc[data.register["level"] == "neighbourhood", "area_code"].astype(str)
-    )
-    hood_of = hood_of[hood_of["area_code"].isin(hoods)].set_index("practice_code")["area_code"]
+    hood_of = data.memo.get(("neighbourhood_of_practice",), lambda: _neighbourhood_of(data))
     rows = []
 
     def add(issue: str, mask: pd.Series) -> None:
@@ -817,6 +813,21 @@ def workforce_quality_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _neighbourhood_of(data: ProfileStore) -> pd.Series:
+    """Neighbourhood code by practice code (one store-wide look-up shared by every profile)."""
+    hood_of = data.practice_membership_table
+    hoods = set(
+        data.register.loc[data.register["level"] == "neighbourhood", "area_code"].astype(str)
+    )
+    return hood_of[hood_of["area_code"].isin(hoods)].set_index("practice_code")["area_code"]
+
+
+def _role_measures(data: ProfileStore) -> pd.DataFrame:
+    """Every practice's role measures (store-wide, built once; see roles_frame)."""
+    practices = data.practices
+    return staffing.role_measures(practices) if len(practices) else pd.DataFrame()
+
+
 def roles_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
     """Practice staff by role (every role the detailed workforce file gives) against England.
 
@@ -830,13 +841,15 @@ def roles_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
         in the publisher's order, for roles with any FTE in the comparator; empty without the
         detailed columns.
     """
-    practices = data.practices
     roles = staffing.detailed_roles()
-    measures = staffing.role_measures(practices) if len(practices) else pd.DataFrame()
+    measures = data.memo.get(("role_measures",), lambda: _role_measures(data))
     if len(measures.columns) <= 1:
         return pd.DataFrame()
     weights = practice_weights(data, area)
-    members = measures.set_index("practice_code").reindex(weights.index)
+    by_practice = data.memo.get(
+        ("role_measures_by_practice",), lambda: measures.set_index("practice_code")
+    )
+    members = by_practice.reindex(weights.index)
     w = weights.to_numpy(dtype=float)[:, None]
     area_sums = (members * w).sum()
     national = data.national if isinstance(data.national, pd.DataFrame) else pd.DataFrame()
@@ -921,9 +934,9 @@ def reconciliation_notes(data: ProfileStore, area: dict) -> list[str]:
     geometries = data.lsoa_geometries
     if geometries:
         population = _lsoa_population(data, area)
-        undrawn = population[
-            (population > 0) & ~population.index.astype(str).isin(list(geometries))
-        ]
+        # a dict look-up per LSOA: Index.isin would box every one of England's geometries
+        drawn = np.array([str(code) in geometries for code in population.index], dtype=bool)
+        undrawn = population[(population > 0).to_numpy() & ~drawn]
         if len(undrawn):
             notes.append(
                 f"{len(undrawn)} LSOA(s) where {undrawn.sum():,.0f} of the area's population "
@@ -960,15 +973,23 @@ def similar_area_frames(
     if not len(own):
         return pd.DataFrame(), pd.DataFrame(), method
     pool = data.peer_pool_table
-    names = pool.drop_duplicates("area_code").set_index("area_code")
+    names = data.memo.get(
+        ("peer_pool_names",), lambda: pool.drop_duplicates("area_code").set_index("area_code")
+    )
     peer_list = own.assign(
         peer_name=own["peer_code"].map(names["area_name"]),
         peer_system=own["peer_code"].map(names["system_code"]),
     )[["rank", "peer_code", "peer_name", "peer_system", "distance"]]
     comparison = peer_areas.similar_area_comparison(
-        pool, peer_table, area["area_code"], area["basis"]
+        _pool_rows(data, [area["area_code"], *own["peer_code"]]),
+        peer_table,
+        area["area_code"],
+        area["basis"],
     )
-    meta = pool[["indicator_id", "title", "unit", "polarity"]].drop_duplicates("indicator_id")
+    meta = data.memo.get(
+        ("peer_pool_meta",),
+        lambda: pool[["indicator_id", "title", "unit", "polarity"]].drop_duplicates("indicator_id"),
+    )
     comparison = meta.merge(comparison, on="indicator_id", how="inner")
     return comparison, peer_list.reset_index(drop=True), method
 
@@ -990,12 +1011,26 @@ def region_peer_frames(data: ProfileStore, area: dict) -> tuple[pd.DataFrame, st
     own = peer_table[
         (peer_table["area_code"] == area["area_code"]) & (peer_table["scope"] == "region")
     ]
-    names = data.peer_pool_table.drop_duplicates("area_code").set_index("area_code")
+    pool = data.peer_pool_table
+    names = data.memo.get(
+        ("peer_pool_names",), lambda: pool.drop_duplicates("area_code").set_index("area_code")
+    )
     peer_list = own.assign(
         peer_name=own["peer_code"].map(names["area_name"]),
         peer_system=own["peer_code"].map(names["system_code"]),
     )[["rank", "peer_code", "peer_name", "peer_system", "distance"]]
     return peer_list.reset_index(drop=True), str(match["region_name"].iloc[0])
+
+
+def _pool_rows(data: ProfileStore, codes: list) -> pd.DataFrame:
+    """The peer pool's rows of some areas, in the pool's order (not a filter of the whole pool)."""
+    by_area = data.memo.get(
+        ("peer_pool_rows",),
+        lambda: data.peer_pool_table.groupby("area_code", sort=False).indices,
+    )
+    found = [by_area[c] for c in dict.fromkeys(codes) if c in by_area]
+    rows = np.sort(np.concatenate(found)) if found else np.array([], dtype=int)
+    return data.peer_pool_table.iloc[rows]
 
 
 TREND_CHART_INDICATORS = ("list_size", "gp_fte_per_10k_weighted", "nurse_fte_per_10k")

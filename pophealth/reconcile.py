@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pophealth.codes import isin
 from pophealth.errors import InputError
 from pophealth.sources import SOURCES
 
@@ -281,13 +282,13 @@ def source_rows(
                 if status != "matched"
             }
         elif name.startswith("census_") or name == "iod2025":
-            outside = ~frame["lsoa21_code"].isin(lsoa_codes)
+            outside = ~isin(frame["lsoa21_code"], lsoa_codes)
             if outside.any():
                 aside["LSOA not in the LSOA 2021 lookup (Wales or another release)"] = int(
                     outside.sum()
                 )
         elif name in ("workforce", "payments", "practice_age_bands", "practice_single_age"):
-            unknown = ~frame["practice_code"].isin(practice_codes)
+            unknown = ~isin(frame["practice_code"], practice_codes)
             if unknown.any():
                 aside["practice not in the registered practice list"] = int(unknown.sum())
         out[name] = {"rows_read": read, "rows_used": read - sum(aside.values()), "set_aside": aside}

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from pophealth.codes import isin
 from pophealth.sources.common import (
     ColumnPattern,
     canonical_schema,
@@ -231,7 +232,7 @@ def convert_lsoa11_to_lsoa21(
         .rename_axis("change_code")
         .reset_index()
     )
-    unknown = ~values["lsoa11_code"].isin(pairs["lsoa11_code"])
+    unknown = ~isin(values["lsoa11_code"], pairs["lsoa11_code"])
     report = pd.concat(
         [
             report,

@@ -1,0 +1,54 @@
+"""Fast look-ups of code columns (practice, LSOA, area codes) at national scale.
+
+pandas 3 stores text as Arrow strings: ``Series.isin`` boxes every wanted value as an Arrow
+scalar in Python and a hash look-up converts a million-row column to Python strings. These
+helpers factorise the big column in Arrow and look up only its distinct codes. Results are
+those of ``isin`` and ``Index.get_indexer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+
+def positions(codes: pd.Series | pd.Index | np.ndarray, keys: Iterable) -> np.ndarray:
+    """Position of each code in ``keys`` (unique), -1 where absent or missing.
+
+    Args:
+        codes: The column to look up (any length).
+        keys: Unique codes, e.g. a store table's key column.
+
+    Returns:
+        Integer positions aligned with ``codes``, as ``pd.Index(keys).get_indexer(codes)``.
+    """
+    found, distinct = pd.factorize(codes)
+    where = pd.Index(keys).get_indexer(distinct)
+    if not len(where):
+        return np.full(len(found), -1, dtype=np.intp)
+    return np.where(found >= 0, where[np.maximum(found, 0)], -1)
+
+
+def isin(codes: pd.Series | pd.Index | np.ndarray, wanted: Iterable) -> np.ndarray:
+    """Boolean mask: which ``codes`` are in ``wanted``, as ``Series.isin``.
+
+    Args:
+        codes: The column to test.
+        wanted: Codes to find (set, list, array or Series; duplicates allowed).
+
+    Returns:
+        A boolean array aligned with ``codes`` (a missing code matches only when ``wanted``
+        holds a missing value, as with ``isin``).
+    """
+    if isinstance(wanted, set | frozenset):
+        wanted = list(wanted)
+    wanted = pd.Series(wanted, dtype=object)
+    keys = pd.Index(pd.unique(wanted.dropna()))
+    found, distinct = pd.factorize(codes)
+    present = keys.get_indexer(pd.Index(distinct, dtype=object)) >= 0
+    mask = (found >= 0) & present[np.maximum(found, 0)] if len(present) else found < -1
+    if wanted.isna().any():
+        mask |= found < 0
+    return mask
