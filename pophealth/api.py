@@ -144,6 +144,10 @@ def _note_modelled_qof(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+#: Grid the maps' LSOA boundaries are snapped to, in degrees (1e-5: about 1.1 m north-south).
+MAP_GRID_DEGREES = 1e-5
+
+
 class PopHealthData:
     """A prepared store plus the derived geography and indicator tables."""
 
@@ -364,7 +368,9 @@ class PopHealthData:
         import shapely
 
         shapes = gpd.read_parquet(path)
-        text = shapely.to_geojson(shapes.geometry.to_numpy(), indent=None)
+        # coordinates to 1e-5 degrees (about a metre): a page's map is mostly coordinates
+        snapped = shapely.set_precision(shapes.geometry.to_numpy(), MAP_GRID_DEGREES)
+        text = shapely.to_geojson(snapped, indent=None)
         return dict(zip(shapes["lsoa21_code"].astype(str), text, strict=True))
 
     @cached_property

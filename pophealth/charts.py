@@ -14,6 +14,7 @@ deliberately not used: its defaults differ between kernels and break HTML export
 
 from __future__ import annotations
 
+import base64
 import copy
 import difflib
 import functools
@@ -508,9 +509,72 @@ def _figure_parts(fig: Chart, width: str = "third") -> tuple[str, str, bool, Any
             f"{type(fig).__name__}."
         )
     data, layout = spec.get("data", []), spec.get("layout", {})
+    data = [_compact(trace) for trace in data]
     is_map = any(trace.get("type") in ("choropleth", "scattergeo") for trace in data)
     layout = _clear_title_and_legend(layout, data, width)
-    return to_json_plotly(data), to_json_plotly(layout), is_map, layout.get("height")
+    return _lean_json(data), _lean_json(layout), is_map, layout.get("height")
+
+
+def _lean_json(value: Any) -> str:
+    """Plotly's JSON, safe inside ``<script>``, without escaping every ``<``, ``>`` and ``/``.
+
+    ``to_json_plotly`` writes each ``<`` of ``<br>`` as a six-character escape; hover texts are
+    full of tags, so that was a sixth of a page. Inside a script only ``</``, ``<!--`` and
+    ``<script`` matter: they stay escaped. Data text was HTML-escaped before it became a label
+    (:func:`_esc`), so no tag can come from data.
+    """
+    text = _PLOTLY_ESCAPES.sub(_unescape, to_json_plotly(value))
+    return _SCRIPT_BREAKERS.sub(r"\\u003c", text)
+
+
+# an escape of <, > or / that is not itself an escaped backslash followed by text "u003c"
+_PLOTLY_ESCAPES = re.compile(r"(?<!\\)((?:\\\\)*)\\u00(3c|3e|2f)")
+_UNESCAPED = {"3c": "<", "3e": ">", "2f": "/"}
+# what can end or re-open a script element: "</", "<!--" and "<script" stay escaped
+_SCRIPT_BREAKERS = re.compile(r"<(?=/|!|script)", re.IGNORECASE)
+
+
+def _unescape(match: re.Match) -> str:
+    return match.group(1) + _UNESCAPED[match.group(2)]
+
+
+#: Significant digits kept in chart data: far beyond what a chart or its hover shows, and
+#: about half the JSON of full doubles (pages are mostly chart data).
+CHART_DIGITS = 6
+
+
+def _round_significant(values: np.ndarray, digits: int = CHART_DIGITS) -> np.ndarray:
+    """Round floats to ``digits`` significant digits (NaN and infinities kept)."""
+    finite = np.isfinite(values) & (values != 0)
+    out = values.astype(float, copy=True)
+    if finite.any():
+        magnitude = np.floor(np.log10(np.abs(values[finite])))
+        scale = 10.0 ** (digits - 1 - magnitude)
+        out[finite] = np.round(values[finite] * scale) / scale
+    return out
+
+
+def _compact(value: Any) -> Any:
+    """A trace with its float arrays rounded (see :data:`CHART_DIGITS`); text untouched."""
+    if isinstance(value, dict):
+        if {"dtype", "bdata"} <= set(value) and str(value["dtype"]).startswith("f"):
+            # a validated Figure holds its arrays base64-encoded: the same rounding as a spec's
+            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+            if "shape" in value:
+                array = array.reshape([int(n) for n in str(value["shape"]).split(",")])
+            return _round_significant(array)
+        # a map's GeoJSON is the store's, already at its own precision: not walked per chart
+        return {k: v if k == "geojson" else _compact(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "O":  # e.g. a validated Figure's mixed numbers
+            return _compact(value.tolist())
+        return _round_significant(value) if value.dtype.kind == "f" else value
+    if isinstance(value, (list, tuple)) and value:
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if numbers and any(isinstance(v, float) for v in value):
+            return _round_significant(np.asarray(value, dtype=float)).tolist()
+        return [_compact(v) for v in value]
+    return value
 
 
 # Pixels per title line and legend row, and characters per title line and legend row for each
