@@ -221,6 +221,33 @@ def build_area_register(
             }
         )
 
+    def system_rows(basis: str, icbs: pd.DataFrame) -> list[pd.DataFrame]:
+        """The ICBs (under their region, else England), their regions and England on a basis."""
+        systems = pd.DataFrame(
+            {
+                "area_code": icbs["icb_code"],
+                "area_name": icbs["icb_name"],
+                "area_type": "icb",
+                "parent_code": icbs["icb_code"]
+                .map(region_of)
+                .astype(object)
+                .fillna(ALL_LOADED_CODE),
+                "level": "system",
+                "basis": basis,
+            }
+        )
+        england = pd.DataFrame(
+            {
+                "area_code": [ALL_LOADED_CODE],
+                "area_name": [comp],
+                "area_type": ["all"],
+                "parent_code": [pd.NA],
+                "level": ["england"],
+                "basis": [basis],
+            }
+        )
+        return [systems, region_rows(basis, icbs["icb_code"]), england]
+
     if len(practices):
         neigh = neighbourhood_practices(practices, groupings)
         neigh = neigh.merge(practices[["practice_code", "sicbl_code"]], on="practice_code")
@@ -249,34 +276,7 @@ def build_area_register(
             )
         )
         icb = practices.dropna(subset=["icb_code"]).drop_duplicates("icb_code")
-        rows.append(
-            pd.DataFrame(
-                {
-                    "area_code": icb["icb_code"],
-                    "area_name": icb["icb_name"],
-                    "area_type": "icb",
-                    "parent_code": icb["icb_code"]
-                    .map(region_of)
-                    .astype(object)
-                    .fillna(ALL_LOADED_CODE),
-                    "level": "system",
-                    "basis": "registered",
-                }
-            )
-        )
-        rows.append(region_rows("registered", icb["icb_code"]))
-        rows.append(
-            pd.DataFrame(
-                {
-                    "area_code": [ALL_LOADED_CODE],
-                    "area_name": [comp],
-                    "area_type": ["all"],
-                    "parent_code": [pd.NA],
-                    "level": ["england"],
-                    "basis": ["registered"],
-                }
-            )
-        )
+        rows.extend(system_rows("registered", icb))
     if len(lsoa):
         weight = None
         members = lsoa[["lsoa21_code", "lad_code", "icb_code"]]
@@ -302,34 +302,7 @@ def build_area_register(
             )
         )
         icbs = lsoa.dropna(subset=["icb_code"]).drop_duplicates("icb_code")
-        rows.append(
-            pd.DataFrame(
-                {
-                    "area_code": icbs["icb_code"],
-                    "area_name": icbs["icb_name"],
-                    "area_type": "icb",
-                    "parent_code": icbs["icb_code"]
-                    .map(region_of)
-                    .astype(object)
-                    .fillna(ALL_LOADED_CODE),
-                    "level": "system",
-                    "basis": "resident",
-                }
-            )
-        )
-        rows.append(region_rows("resident", icbs["icb_code"]))
-        rows.append(
-            pd.DataFrame(
-                {
-                    "area_code": [ALL_LOADED_CODE],
-                    "area_name": [comp],
-                    "area_type": ["all"],
-                    "parent_code": [pd.NA],
-                    "level": ["england"],
-                    "basis": ["resident"],
-                }
-            )
-        )
+        rows.extend(system_rows("resident", icbs))
     register = pd.concat(rows, ignore_index=True)
     names = register.drop_duplicates("area_code").set_index("area_code")["area_name"]
     register["parent_name"] = register["parent_code"].map(names)

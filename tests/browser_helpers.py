@@ -14,6 +14,18 @@ from pathlib import Path
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
+#: Headless, sandbox-free and quiet (no network side traffic): every test browser starts so.
+HEADLESS_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
 # Chromium's stderr log line for page console messages, e.g.
 # [..:INFO:CONSOLE(12)] "Uncaught ReferenceError: Plotly is not defined", source: file:///...
 _CONSOLE_LINE = re.compile(
@@ -81,14 +93,7 @@ def render_dom(
     with tempfile.TemporaryDirectory(prefix="ph-chromium-") as profile_dir:
         command = [
             chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *HEADLESS_FLAGS,
             f"--user-data-dir={profile_dir}",
             "--enable-logging=stderr",
             "--v=0",

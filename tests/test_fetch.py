@@ -282,6 +282,21 @@ def write_registry(path: Path, entries: list[dict]) -> Path:
     return path
 
 
+def fetch_into_tmp(
+    tmp_path: Path,
+    entries: list[dict],
+    max_uncompressed_bytes: int = fetch.DEFAULT_MAX_UNCOMPRESSED_BYTES,
+) -> fetch.FetchReport:
+    """Fetch ``entries`` as a registry in ``tmp_path`` into its ``raw`` and ``cache`` folders."""
+    return fetch_sources(
+        tmp_path / "raw",
+        registry=write_registry(tmp_path / "registry.yaml", entries),
+        cache_dir=tmp_path / "cache",
+        progress=False,
+        max_uncompressed_bytes=max_uncompressed_bytes,
+    )
+
+
 def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
@@ -565,16 +580,8 @@ def test_hostile_zip_is_rejected_without_writing_anything(
 
 def test_zip_over_size_limit_is_rejected(server: LoopbackServer, tmp_path: Path) -> None:
     url = server.add(LSOA_ZIP_NAME, LSOA_ZIP)
-    registry = write_registry(
-        tmp_path / "registry.yaml",
-        [lsoa_zip_entry(url)],
-    )
-    report = fetch_sources(
-        tmp_path / "raw",
-        registry=registry,
-        cache_dir=tmp_path / "cache",
-        progress=False,
-        max_uncompressed_bytes=len(LSOA_ALL) - 1,
+    report = fetch_into_tmp(
+        tmp_path, [lsoa_zip_entry(url)], max_uncompressed_bytes=len(LSOA_ALL) - 1
     )
     assert "limit" in report.failed[0].message
     assert files_under(tmp_path / "raw") == []
@@ -582,12 +589,8 @@ def test_zip_over_size_limit_is_rejected(server: LoopbackServer, tmp_path: Path)
 
 def test_html_landing_page_is_not_saved_as_data(server: LoopbackServer, tmp_path: Path) -> None:
     url = server.add("landing", b"<html><body>Publication page</body></html>", mode="html")
-    registry = write_registry(
-        tmp_path / "registry.yaml",
-        [entry("practice_totals", url, "gp-reg-pat-prac-all.csv", download_name="x.csv")],
-    )
-    report = fetch_sources(
-        tmp_path / "raw", registry=registry, cache_dir=tmp_path / "cache", progress=False
+    report = fetch_into_tmp(
+        tmp_path, [entry("practice_totals", url, "gp-reg-pat-prac-all.csv", download_name="x.csv")]
     )
     assert "HTML page" in report.failed[0].message
     assert files_under(tmp_path / "raw") == [] and files_under(tmp_path / "cache") == []
@@ -595,12 +598,8 @@ def test_html_landing_page_is_not_saved_as_data(server: LoopbackServer, tmp_path
 
 def test_missing_member_names_close_matches(server: LoopbackServer, tmp_path: Path) -> None:
     url = server.add(LSOA_ZIP_NAME, LSOA_ZIP)
-    registry = write_registry(
-        tmp_path / "registry.yaml",
-        [entry("registrations_lsoa", url, "x.csv", member="gp-reg-pat-prac-lsoa-al.csv")],
-    )
-    report = fetch_sources(
-        tmp_path / "raw", registry=registry, cache_dir=tmp_path / "cache", progress=False
+    report = fetch_into_tmp(
+        tmp_path, [entry("registrations_lsoa", url, "x.csv", member="gp-reg-pat-prac-lsoa-al.csv")]
     )
     assert "gp-reg-pat-prac-lsoa-all.csv" in report.failed[0].message
 

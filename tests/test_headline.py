@@ -41,6 +41,13 @@ def _rows(table: pd.DataFrame, code: str) -> pd.DataFrame:
     return table[table["area_code"] == code].reset_index(drop=True)
 
 
+def _headline(table: pd.DataFrame, area_name: str) -> tuple[str, list]:
+    """The headline of area U1 (registered population) compared with England."""
+    return headline.profile_headline(
+        {"area_name": area_name, "basis": "registered"}, _rows(table, "U1"), "England"
+    )
+
+
 def test_known_gp_gap_is_rated_and_named():
     # England: 6.0 GP FTE per 10,000 weighted patients; the PCN: 15 FTE for 30,000 = 5.0,
     # so its fair share is 18.0 FTE, 3.0 FTE (16.7%) short
@@ -58,9 +65,7 @@ def test_known_gp_gap_is_rated_and_named():
     assert row["fair_share_gap_pct"] == pytest.approx(-100 / 6)
     assert row["rating"] == "fewer than fair share"
     assert np.isnan(row["lower_ci"])  # no Poisson interval on FTE
-    text, findings = headline.profile_headline(
-        {"area_name": "Test U1 PCN", "basis": "registered"}, _rows(table, "U1"), "England"
-    )
+    text, findings = _headline(table, "Test U1 PCN")
     assert text == (
         "Test U1 PCN (registered population, 28,000 people). The area has fewer GPs than its "
         "fair share at England's rate per weighted patient: 15.0 FTE against 18.0 FTE "
@@ -89,9 +94,7 @@ def test_outcome_and_need_sentences_with_values():
             "U1": {"pct_bad_health": (2_310, 30_000), "pct_core20": (20_700, 30_000)},
         }
     )
-    text, findings = headline.profile_headline(
-        {"area_name": "Test U1 PCN", "basis": "registered"}, _rows(table, "U1"), "England"
-    )
+    text, findings = _headline(table, "Test U1 PCN")
     assert "More people report bad or very bad health than in England: 7.7% against 5.6%." in text
     assert (
         "More people live in the most deprived fifth of neighbourhoods (Core20) than in "
@@ -109,9 +112,7 @@ def test_nothing_notable():
             "U1": {"pct_bad_health": (56, 1_000), "pct_ethnic_minority": (400, 1_000)},
         }
     )
-    text, findings = headline.profile_headline(
-        {"area_name": "Quiet PCN", "basis": "registered"}, _rows(table, "U1"), "England"
-    )
+    text, findings = _headline(table, "Quiet PCN")
     assert findings == []  # ethnicity is context without a judgement: never "higher need"
     assert (
         text
@@ -157,9 +158,7 @@ def test_headlines_of_many_synthetic_profiles(shares, england, size, fte):
     measures["U1"]["gp_fte_per_10k_weighted"] = (fte, size * 1.0)
     table = _table(measures)
     rows = _rows(table, "U1")
-    text, findings = headline.profile_headline(
-        {"area_name": "Test PCN", "basis": "registered"}, rows, "England"
-    )
+    text, findings = _headline(table, "Test PCN")
     assert text.startswith("Test PCN (registered population")
     assert text.endswith(".") and "  " not in text and " on from " not in text
     shown = headline.select_findings(findings)

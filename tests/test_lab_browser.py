@@ -19,21 +19,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_helpers import HEADLESS_FLAGS
 
 from pophealth import cli
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-)
+CHROMIUM_FLAGS = (*HEADLESS_FLAGS, "--window-size=1400,1000")
 
 pytestmark = pytest.mark.slow
 

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 from reference_helpers import reference_file
 
+from pophealth.demo.generator import EPCN_PARTNER_HEADER
 from pophealth.sources.common import SourceFormatError
 from pophealth.sources.epcn import load_epcn, membership_at
 
@@ -17,19 +18,8 @@ SUB_ICB_ERA = {
         "Address Line 1",
         "Postcode",
     ],
-    "partners": [
-        "Partner\nOrganisation\nCode",
-        "Partner\nName",
-        "Practice\nParent\nSub ICB Loc Code",
-        "Practice\nParent\nSub ICB Loc Name",
-        "PCN Code",
-        "PCN Name",
-        "PCN Parent\nSub ICB Loc Code",
-        "PCN Parent\nSub ICB Loc Name",
-        "Practice to PCN\nRelationship\nStart Date",
-        "Practice to PCN\nRelationship\nEnd Date",
-        "Practice Sub ICB Loc and PCN Sub ICB Loc Match ",
-    ],
+    # the demo writes the current ePCN partner sheet; one list of its headers serves both
+    "partners": EPCN_PARTNER_HEADER,
 }
 CCG_ERA = {
     "details": [

@@ -17,7 +17,8 @@ import csv
 import datetime as dt
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from pophealth.files import sha256_of
 
 __all__ = [
     "ColumnPattern",
+    "SourceColumns",
     "SourceFormatError",
     "header_key",
     "normalise_header",
@@ -37,9 +39,11 @@ __all__ = [
     "parse_numeric_columns",
     "read_csv_columns",
     "read_header",
+    "read_source_csv",
     "resolve_columns",
     "sha256_of",
     "validate_output",
+    "validated",
 ]
 
 #: Tokens publishers use for a missing number (workforce: ``NA`` and, earlier, ``ND``).
@@ -368,6 +372,28 @@ def check_not_cut_short(path: str | Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _cell_check(
+    path: Path, column: str, values: pd.Series, header_rows: int
+) -> Callable[[pd.Series, str, str], None]:
+    """A check of one column's cells: ``refuse(mask, problem, fix)`` raises where ``mask`` holds.
+
+    The error names the file, the column and the first offending lines; ``{n}`` in ``problem``
+    becomes how many cells are at fault.
+    """
+
+    def refuse(mask: pd.Series, problem: str, fix: str) -> None:
+        if mask.any():
+            raise SourceFormatError(
+                path,
+                problem.format(n=int(mask.sum())),
+                column=column,
+                examples=_example_rows(path, values.index, values, mask, header_rows),
+                fix=fix,
+            )
+
+    return refuse
+
+
 def _example_rows(
     path: Path, frame_index: pd.Index, raw: pd.Series, mask: pd.Series, header_rows: int
 ) -> str:
@@ -419,33 +445,26 @@ def parse_numeric(
         cleaned = text.str.replace(",", "", regex=False)
         numbers = pd.to_numeric(cleaned, errors="coerce").astype("float64")
         bad_text = numbers.isna() & ~missing_token
-    if bad_text.any():
-        raise SourceFormatError(
-            path,
-            f"{int(bad_text.sum())} non-numeric value(s) where numbers are expected",
-            column=column,
-            examples=_example_rows(path, values.index, values, bad_text, header_rows),
-            fix="check the file is not truncated or shifted and that this column holds numbers",
-        )
-    if missing_token.any() and not allow_missing:
-        raise SourceFormatError(
-            path,
-            f"{int(missing_token.sum())} missing value(s) where numbers are required",
-            column=column,
-            examples=_example_rows(path, values.index, values, missing_token, header_rows),
-            fix="fill or remove the incomplete rows, or download the file again",
+    refuse = _cell_check(path, column, values, header_rows)
+    refuse(
+        bad_text,
+        "{n} non-numeric value(s) where numbers are expected",
+        "check the file is not truncated or shifted and that this column holds numbers",
+    )
+    if not allow_missing:
+        refuse(
+            missing_token,
+            "{n} missing value(s) where numbers are required",
+            "fill or remove the incomplete rows, or download the file again",
         )
     if not integer:
         return numbers
     fractional = numbers.notna() & (numbers != np.floor(numbers))
-    if fractional.any():
-        raise SourceFormatError(
-            path,
-            "fractional value(s) where whole counts are expected",
-            column=column,
-            examples=_example_rows(path, values.index, values, fractional, header_rows),
-            fix="check the column holds counts",
-        )
+    refuse(
+        fractional,
+        "fractional value(s) where whole counts are expected",
+        "check the column holds counts",
+    )
     if numbers.isna().any():
         return numbers.astype("Int64")
     return numbers.astype("int64")
@@ -568,30 +587,20 @@ def parse_dates(
             unparsed.add(position)
             parsed = pd.NaT
         parsed_uniques.append(parsed)
-    if unparsed:
-        bad = pd.Series(np.isin(codes, list(unparsed)), index=values.index)
-        raise SourceFormatError(
-            path,
-            "unrecognised date(s)",
-            column=column,
-            examples=_example_rows(path, values.index, values, bad, header_rows),
-            fix="dates must look like 04JAN2021, 01Jan2022, 2025-10-01 or 20191001",
-        )
+    refuse = _cell_check(path, column, values, header_rows)
+    refuse(
+        pd.Series(np.isin(codes, list(unparsed)), index=values.index),
+        "unrecognised date(s)",
+        "dates must look like 04JAN2021, 01Jan2022, 2025-10-01 or 20191001",
+    )
     lookup = np.array(
         [np.datetime64("NaT") if p is pd.NaT else p.to_datetime64() for p in parsed_uniques]
         + [np.datetime64("NaT")],
         dtype="datetime64[ns]",
     )
     result = pd.Series(lookup[codes], index=values.index, name=values.name)
-    blank = result.isna()
-    if blank.any() and not allow_missing:
-        raise SourceFormatError(
-            path,
-            "missing date(s)",
-            column=column,
-            examples=_example_rows(path, values.index, values, blank, header_rows),
-            fix="every row needs a date in this column",
-        )
+    if not allow_missing:
+        refuse(result.isna(), "missing date(s)", "every row needs a date in this column")
     return result
 
 
@@ -676,6 +685,49 @@ def code_column(*, nullable: bool = False, **kwargs: object) -> pa.Column:
     return pa.Column(str, nullable=nullable, **kwargs)
 
 
+def check_no_repeats(
+    frame: pd.DataFrame,
+    keys: Sequence[str],
+    path: str | Path,
+    *,
+    column: str,
+    fix: str,
+    what: str | None = None,
+) -> None:
+    """Refuse a loaded table in which a key (e.g. a practice, or a practice and register) repeats.
+
+    Args:
+        frame: The loaded table.
+        keys: Canonical columns that name one row.
+        path: The file (for the message).
+        column: The published column to name in the message.
+        fix: What to do about it (two extracts concatenated, two years …).
+        what: The key in words, e.g. ``"a practice code"`` (default: ``a <keys joined by and>``).
+
+    Raises:
+        SourceFormatError: Naming how many rows repeat and up to five repeated keys.
+    """
+    repeated = frame.duplicated(list(keys), keep=False)
+    if repeated.any():
+        shown = frame.loc[repeated, list(keys)].drop_duplicates().head(5)
+        raise SourceFormatError(
+            path,
+            f"{int(repeated.sum())} rows repeat {what or 'a ' + ' and '.join(keys)}",
+            column=column,
+            examples="; ".join(" ".join(map(str, r)) for r in shown.itertuples(index=False)),
+            fix=fix,
+        )
+
+
+def code_columns(*names: str, nullable: bool = True) -> dict[str, pa.Column]:
+    """Pandera columns for several codes/names at once, in order (nullable by default).
+
+    Most canonical tables carry a run of optional codes and names (PCN, sub-ICB, ICB …); one call
+    declares the run, e.g. ``{**code_columns("pcn_code", "pcn_name"), ...}``.
+    """
+    return {name: code_column(nullable=nullable) for name in names}
+
+
 def date_column(*, nullable: bool = True) -> pa.Column:
     """A pandera column for dates (``datetime64[ns]``)."""
     return pa.Column("datetime64[ns]", nullable=nullable)
@@ -684,3 +736,117 @@ def date_column(*, nullable: bool = True) -> pa.Column:
 def canonical_schema(name: str, columns: Mapping[str, pa.Column]) -> pa.DataFrameSchema:
     """A strict, ordered schema: exactly these columns in this order."""
     return pa.DataFrameSchema(dict(columns), strict=True, ordered=True, name=name)
+
+
+# --------------------------------------------------------------------------------------------
+# One loader's file: read, find columns, parse, validate
+# --------------------------------------------------------------------------------------------
+
+
+def validated(frame: pd.DataFrame, schema: pa.DataFrameSchema, path: str | Path) -> pd.DataFrame:
+    """Return a loader's output with a fresh 0..n-1 index, checked by :func:`validate_output`."""
+    out = frame.reset_index(drop=True)
+    validate_output(out, schema, path)
+    return out
+
+
+@dataclass(frozen=True)
+class SourceColumns:
+    """The wanted columns of one official CSV, as read and named canonically.
+
+    Every loader reads its file the same way (find the columns by their official labels, read
+    them, parse them naming the published header in errors); this holds what that needs so each
+    loader only says what is particular to its source. Build one with :func:`read_source_csv`.
+
+    Attributes:
+        path: The file (named by every error).
+        raw: The columns as read, by canonical name (absent optional columns are not there).
+        headers: Canonical name -> header as published (``None`` for an absent optional column).
+    """
+
+    path: Path
+    raw: pd.DataFrame
+    headers: Mapping[str, str | None]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.raw
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return self.raw[name]
+
+    def label(self, name: str) -> str:
+        """The header of a canonical column as published (what errors name)."""
+        return str(self.headers[name])
+
+    def rows(self, keep: pd.Series) -> SourceColumns:
+        """The same columns restricted to the rows where ``keep`` is true."""
+        return replace(self, raw=self.raw.loc[keep])
+
+    def column(self, name: str, clean: Callable[[pd.Series], pd.Series] | None = None) -> pd.Series:
+        """A column passed through ``clean``; all-NA text where an optional column is absent."""
+        if name not in self.raw:
+            return pd.Series(pd.NA, index=self.raw.index, dtype="str")
+        return self.raw[name] if clean is None else clean(self.raw[name])
+
+    def codes(self, name: str) -> pd.Series:
+        """A code column made joinable by :func:`clean_codes` (all-NA when absent)."""
+        return self.column(name, clean_codes)
+
+    def text(self, name: str) -> pd.Series:
+        """A name or label column with surrounding spaces trimmed (all-NA when absent)."""
+        return self.column(name, lambda values: values.str.strip())
+
+    def numbers(
+        self, name: str, *, integer: bool = False, allow_missing: bool = False
+    ) -> pd.Series:
+        """A numeric column parsed by :func:`parse_numeric` (errors name the published header)."""
+        return parse_numeric(
+            self.raw[name],
+            self.path,
+            self.label(name),
+            integer=integer,
+            allow_missing=allow_missing,
+        )
+
+    def dates(self, name: str, *, allow_missing: bool = True) -> pd.Series:
+        """A date column parsed by :func:`parse_dates` (errors name the published header)."""
+        return parse_dates(self.raw[name], self.path, self.label(name), allow_missing=allow_missing)
+
+    def check_no_repeats(
+        self, frame: pd.DataFrame, keys: Sequence[str], *, fix: str, what: str | None = None
+    ) -> None:
+        """:func:`check_no_repeats` for a table read from this file (names the last key)."""
+        check_no_repeats(frame, keys, self.path, column=self.label(keys[-1]), fix=fix, what=what)
+
+    def output(self, frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
+        """The loader's result: ``frame`` re-indexed and checked against ``schema``."""
+        return validated(frame, schema, self.path)
+
+
+def read_source_csv(
+    path: str | Path,
+    wanted: Mapping[str, PatternLike],
+    *,
+    source: str,
+    optional: Iterable[str] = (),
+    numeric: Iterable[str] = (),
+) -> SourceColumns:
+    """Read the wanted columns of an official CSV, found by their official labels.
+
+    Args:
+        path: The CSV file.
+        wanted: Canonical name -> official label(s) or :class:`ColumnPattern`.
+        source: What the file should be (for messages), as in :func:`resolve_columns`.
+        optional: Canonical names that may be absent.
+        numeric: Canonical names left to the C parser's number inference (see
+            :func:`read_csv_columns`).
+
+    Returns:
+        The columns read, with their published headers and the path.
+
+    Raises:
+        SourceFormatError: The file is missing, not a CSV, cut short or lacks a required column.
+    """
+    path = Path(path)
+    headers = resolve_columns(read_header(path), wanted, path, optional=optional, source=source)
+    return SourceColumns(path, read_csv_columns(path, headers, numeric=numeric), headers)

@@ -19,6 +19,7 @@ from pophealth.sources.common import (
     canonical_schema,
     clean_codes,
     code_column,
+    code_columns,
     date_column,
     header_key,
     parse_dates,
@@ -35,8 +36,7 @@ PCN_SCHEMA = canonical_schema(
     "ePCN PCNDetails",
     {
         "pcn_code": code_column(),
-        "pcn_name": code_column(nullable=True),
-        "sicbl_ods": code_column(nullable=True),
+        **code_columns("pcn_name", "sicbl_ods"),
         "open_date": date_column(),
         "close_date": date_column(),
     },
@@ -45,8 +45,7 @@ MEMBERSHIP_SCHEMA = canonical_schema(
     "ePCN PCN Core Partner Details",
     {
         "practice_code": code_column(),
-        "practice_name": code_column(nullable=True),
-        "practice_sicbl_ods": code_column(nullable=True),
+        **code_columns("practice_name", "practice_sicbl_ods"),
         "pcn_code": code_column(),
         "pcn_name": code_column(nullable=True),
         "start_date": date_column(),

@@ -20,6 +20,7 @@ from pophealth.sources.common import (
     clean_codes,
     clean_text,
     code_column,
+    code_columns,
     date_column,
     detect_encoding,
     parse_dates,
@@ -57,9 +58,7 @@ EPRACCUR_SCHEMA = canonical_schema(
     "ODS epraccur",
     {
         "practice_code": code_column(),
-        "practice_name": code_column(nullable=True),
-        "icb_ods": code_column(nullable=True),
-        "postcode": code_column(nullable=True),
+        **code_columns("practice_name", "icb_ods", "postcode"),
         "open_date": date_column(),
         "close_date": date_column(),
         "status_code": pa.Column(str, pa.Check.isin(["A", "C", "D", "P"]), nullable=True),

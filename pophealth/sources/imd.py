@@ -22,13 +22,8 @@ import pandera.pandas as pa
 from pophealth.sources.common import (
     ColumnPattern,
     canonical_schema,
-    clean_codes,
     code_column,
-    parse_numeric,
-    read_csv_columns,
-    read_header,
-    resolve_columns,
-    validate_output,
+    read_source_csv,
 )
 
 __all__ = [
@@ -112,49 +107,43 @@ IOD2019_SCHEMA = _schema("IoD2019 File 7", "11")
 
 
 def _load_file7(path: str | Path, lsoa_year: str, schema: pa.DataFrameSchema) -> pd.DataFrame:
-    path = Path(path)
-    headers = read_header(path)
     wanted = _columns(lsoa_year)
     # the IMD itself is required; names, LAD, domains and denominators are used when present
     optional = [c for c in wanted if c not in REQUIRED_COLUMNS and c != f"lsoa{lsoa_year}_code"]
-    columns = resolve_columns(
-        headers,
-        wanted,
+    table = read_source_csv(
         path,
+        wanted,
         optional=optional,
+        numeric=[c for c in wanted if not c.endswith(("_code", "_name"))],
         source=f"{schema.name} CSV (all ranks, scores, deciles, population)",
     )
-    absent = [name for name, header in columns.items() if header is None]
+    absent = [name for name, header in table.headers.items() if header is None]
     if absent:
         warnings.warn(
-            f"{path}: {schema.name} lacks column(s) {', '.join(absent)}; they are left empty "
-            "(indicators that need them, e.g. IoD population weights, fall back to Census "
+            f"{table.path}: {schema.name} lacks column(s) {', '.join(absent)}; they are left "
+            "empty (indicators that need them, e.g. IoD population weights, fall back to Census "
             "counts).",
             stacklevel=3,
         )
-    numeric = [c for c in wanted if not c.endswith(("_code", "_name")) and columns[c]]
-    raw = read_csv_columns(path, columns, numeric=numeric)
-    out = pd.DataFrame(index=raw.index)
+    out = pd.DataFrame(index=table.raw.index)
     for name in wanted:
-        label = str(columns[name])
-        if columns[name] is None:
+        if name not in table:
             out[name] = pd.Series(
-                pd.NA, index=raw.index, dtype="Int64" if name == "population" else "object"
+                pd.NA, index=table.raw.index, dtype="Int64" if name == "population" else "object"
             )
             if name.endswith("_score"):
                 out[name] = np.nan
-            continue
-        if name.endswith(("_code", "_name")):
-            out[name] = clean_codes(raw[name]) if name.endswith("_code") else raw[name].str.strip()
+        elif name.endswith("_code"):
+            out[name] = table.codes(name)
+        elif name.endswith("_name"):
+            out[name] = table.text(name)
         elif name in ("imd_rank", "imd_decile"):
-            out[name] = parse_numeric(raw[name], path, label, integer=True)
+            out[name] = table.numbers(name, integer=True)
         elif name == "population":
-            out[name] = parse_numeric(raw[name], path, label, integer=True).astype("Int64")
+            out[name] = table.numbers(name, integer=True).astype("Int64")
         else:
-            out[name] = parse_numeric(raw[name], path, label, allow_missing=name != "imd_score")
-    out = out.reset_index(drop=True)
-    validate_output(out, schema, path)
-    return out
+            out[name] = table.numbers(name, allow_missing=name != "imd_score")
+    return table.output(out, schema)
 
 
 def load_iod2025_file7(path: str | Path) -> pd.DataFrame:

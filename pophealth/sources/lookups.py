@@ -18,12 +18,9 @@ from pophealth.codes import isin
 from pophealth.sources.common import (
     ColumnPattern,
     canonical_schema,
-    clean_codes,
     code_column,
-    read_csv_columns,
-    read_header,
-    resolve_columns,
-    validate_output,
+    code_columns,
+    read_source_csv,
 )
 
 __all__ = [
@@ -44,13 +41,9 @@ LSOA21_LOOKUP_SCHEMA = canonical_schema(
         "lsoa21_code": code_column(unique=True),
         "lsoa21_name": code_column(nullable=True),
         "sicbl_code": code_column(),
-        "sicbl_ods": code_column(nullable=True),
-        "sicbl_name": code_column(nullable=True),
+        **code_columns("sicbl_ods", "sicbl_name"),
         "icb_code": code_column(),
-        "icb_ods": code_column(nullable=True),
-        "icb_name": code_column(nullable=True),
-        "lad_code": code_column(nullable=True),
-        "lad_name": code_column(nullable=True),
+        **code_columns("icb_ods", "icb_name", "lad_code", "lad_name"),
     },
 )
 LSOA11_TO_21_SCHEMA = canonical_schema(
@@ -74,10 +67,8 @@ def load_lsoa21_lookup(path: str | Path) -> pd.DataFrame:
         icb_name, lad_code, lad_name`` (LAD columns all-NA when the edition has none; fill them
         from the IoD files, which carry LAD).
     """
-    path = Path(path)
-    headers = read_header(path)
-    columns = resolve_columns(
-        headers,
+    table = read_source_csv(
+        path,
         {
             "lsoa21_code": ColumnPattern("LSOA21CD"),
             "lsoa21_name": ColumnPattern("LSOA21NM"),
@@ -90,22 +81,14 @@ def load_lsoa21_lookup(path: str | Path) -> pd.DataFrame:
             "lad_code": ColumnPattern(regex=[r"lad\d\dcd"]),
             "lad_name": ColumnPattern(regex=[r"lad\d\dnm"]),
         },
-        path,
         optional={"lsoa21_name", "lad_code", "lad_name"},
         source="ONS LSOA21 to SICBL/ICB/LAD lookup",
     )
-    raw = read_csv_columns(path, columns)
-    out = pd.DataFrame(index=raw.index)
+    out = pd.DataFrame(index=table.raw.index)
     for name in LSOA21_LOOKUP_SCHEMA.columns:
-        if name not in raw:
-            out[name] = pd.Series(pd.NA, index=raw.index, dtype="str")
-        elif name.endswith(("_code", "_ods")):
-            out[name] = clean_codes(raw[name])
-        else:
-            out[name] = raw[name].str.strip()
-    out = out.reset_index(drop=True)
-    validate_output(out, LSOA21_LOOKUP_SCHEMA, path)
-    return out
+        # codes made joinable, names trimmed; absent optional columns all-NA
+        out[name] = table.codes(name) if name.endswith(("_code", "_ods")) else table.text(name)
+    return table.output(out, LSOA21_LOOKUP_SCHEMA)
 
 
 def load_lsoa11_to_lsoa21(path: str | Path) -> pd.DataFrame:
@@ -114,33 +97,26 @@ def load_lsoa11_to_lsoa21(path: str | Path) -> pd.DataFrame:
     Returns:
         ``lsoa11_code, lsoa21_code, change_code`` (``U``/``S``/``M``/``X``), ``lad_code``.
     """
-    path = Path(path)
-    headers = read_header(path)
-    columns = resolve_columns(
-        headers,
+    table = read_source_csv(
+        path,
         {
             "lsoa11_code": ColumnPattern("LSOA11CD"),
             "lsoa21_code": ColumnPattern("LSOA21CD"),
             "change_code": ColumnPattern("CHGIND"),
             "lad_code": ColumnPattern(regex=[r"lad\d\dcd"]),
         },
-        path,
         optional={"lad_code"},
         source="ONS LSOA 2011 to LSOA 2021 lookup",
     )
-    raw = read_csv_columns(path, columns)
     out = pd.DataFrame(
         {
-            "lsoa11_code": clean_codes(raw["lsoa11_code"]),
-            "lsoa21_code": clean_codes(raw["lsoa21_code"]),
-            "change_code": clean_codes(raw["change_code"]).str.upper(),
-            "lad_code": clean_codes(raw["lad_code"])
-            if "lad_code" in raw
-            else pd.Series(pd.NA, index=raw.index, dtype="str"),
+            "lsoa11_code": table.codes("lsoa11_code"),
+            "lsoa21_code": table.codes("lsoa21_code"),
+            "change_code": table.codes("change_code").str.upper(),
+            "lad_code": table.codes("lad_code"),
         }
-    ).reset_index(drop=True)
-    validate_output(out, LSOA11_TO_21_SCHEMA, path)
-    return out
+    )
+    return table.output(out, LSOA11_TO_21_SCHEMA)
 
 
 def convert_lsoa11_to_lsoa21(

@@ -16,15 +16,9 @@ import pandera.pandas as pa
 
 from pophealth.sources.common import (
     ColumnPattern,
-    SourceFormatError,
     canonical_schema,
-    clean_codes,
     code_column,
-    parse_numeric,
-    read_csv_columns,
-    read_header,
-    resolve_columns,
-    validate_output,
+    read_source_csv,
 )
 
 __all__ = ["PAYMENTS_SCHEMA", "load_weighted_patients"]
@@ -52,10 +46,8 @@ def load_weighted_patients(path: str | Path) -> pd.DataFrame:
     Raises:
         SourceFormatError: Missing columns, non-numeric values, repeated practice codes.
     """
-    path = Path(path)
-    headers = read_header(path)
-    columns = resolve_columns(
-        headers,
+    table = read_source_csv(
+        path,
         {
             "practice_code": ColumnPattern("Practice Code"),
             "practice_name": ColumnPattern("Practice Name"),
@@ -64,40 +56,23 @@ def load_weighted_patients(path: str | Path) -> pd.DataFrame:
             ),
             "weighted_patients": ColumnPattern("Number of Weighted Patients (Last Known Figure)"),
         },
-        path,
         optional={"practice_name"},
+        numeric={"registered_patients", "weighted_patients"},
         source="NHS Payments to General Practice CSV (nhspaymentsgp-YY-YY-prac-csv.csv)",
     )
-    raw = read_csv_columns(path, columns, numeric={"registered_patients", "weighted_patients"})
-    raw = raw.loc[raw["practice_code"].notna()]
+    table = table.rows(table["practice_code"].notna())
     out = pd.DataFrame(
         {
-            "practice_code": clean_codes(raw["practice_code"]),
-            "practice_name": raw["practice_name"].str.strip()
-            if "practice_name" in raw
-            else pd.Series(pd.NA, index=raw.index, dtype="str"),
-            "registered_patients": parse_numeric(
-                raw["registered_patients"],
-                path,
-                str(columns["registered_patients"]),
-                allow_missing=True,
-            ),
-            "weighted_patients": parse_numeric(
-                raw["weighted_patients"],
-                path,
-                str(columns["weighted_patients"]),
-                allow_missing=True,
-            ),
+            "practice_code": table.codes("practice_code"),
+            "practice_name": table.text("practice_name"),
+            "registered_patients": table.numbers("registered_patients", allow_missing=True),
+            "weighted_patients": table.numbers("weighted_patients", allow_missing=True),
         }
-    ).reset_index(drop=True)
-    repeated = out["practice_code"].duplicated(keep=False)
-    if repeated.any():
-        raise SourceFormatError(
-            path,
-            f"{int(repeated.sum())} rows repeat a practice code",
-            column=str(columns["practice_code"]),
-            examples=", ".join(out.loc[repeated, "practice_code"].unique()[:5]),
-            fix="the practice-level file has one row per practice; check for a concatenated file",
-        )
-    validate_output(out, PAYMENTS_SCHEMA, path)
-    return out
+    )
+    table.check_no_repeats(
+        out,
+        ["practice_code"],
+        what="a practice code",
+        fix="the practice-level file has one row per practice; check for a concatenated file",
+    )
+    return table.output(out, PAYMENTS_SCHEMA)

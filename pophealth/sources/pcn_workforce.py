@@ -30,11 +30,7 @@ from pophealth.sources.common import (
     clean_codes,
     clean_text,
     code_column,
-    parse_numeric,
-    read_csv_columns,
-    read_header,
-    resolve_columns,
-    validate_output,
+    read_source_csv,
 )
 
 __all__ = [
@@ -124,21 +120,22 @@ def load_pcn_workforce(path: str | Path) -> pd.DataFrame:
         SourceFormatError: A required column is missing, an FTE is not a number, a row has no PCN
             code, or a ``STAFF_GROUP`` is not one the publisher uses (names the values and rows).
     """
-    path = Path(path)
-    headers = read_header(path)
-    columns = resolve_columns(headers, _WANTED, path, optional=_OPTIONAL, source=SOURCE_NAME)
-    raw = read_csv_columns(path, columns, numeric={"fte", "census_year", "census_month"})
-    out = pd.DataFrame(index=raw.index)
+    table = read_source_csv(
+        path,
+        _WANTED,
+        optional=_OPTIONAL,
+        numeric={"fte", "census_year", "census_month"},
+        source=SOURCE_NAME,
+    )
+    path, columns = table.path, table.headers
+    out = pd.DataFrame(index=table.raw.index)
     for name in ("data_source", "pcn_code", "pcn_name", "sicbl_ods", "icb_ods"):
-        clean = clean_codes if name in _CODE_COLUMNS else clean_text
-        out[name] = (
-            clean(raw[name]) if name in raw else pd.Series(pd.NA, index=raw.index, dtype="str")
-        )
+        out[name] = table.column(name, clean_codes if name in _CODE_COLUMNS else clean_text)
     for name in ("census_year", "census_month"):
         out[name] = (
-            parse_numeric(raw[name], path, str(columns[name]), integer=True, allow_missing=True)
-            if name in raw
-            else pd.Series(pd.NA, index=raw.index)
+            table.numbers(name, integer=True, allow_missing=True)
+            if name in table
+            else pd.Series(pd.NA, index=table.raw.index)
         ).astype("Int64")
     out = out[["data_source", "census_year", "census_month", *out.columns[1:5]]]
     no_pcn = out["pcn_code"].isna()
@@ -151,9 +148,7 @@ def load_pcn_workforce(path: str | Path) -> pd.DataFrame:
             fix="every row of the PCN workforce CSV names its PCN; check the file is complete",
         )
     for name in ("staff_group", "staff_role", "detailed_staff_role"):
-        out[name] = (
-            clean_text(raw[name]) if name in raw else pd.Series(pd.NA, index=raw.index, dtype="str")
-        )
+        out[name] = table.column(name, clean_text)
     out["group"] = staff_group_of(out["staff_group"])
     unknown = out["group"].isna()
     if unknown.any():
@@ -169,15 +164,9 @@ def load_pcn_workforce(path: str | Path) -> pd.DataFrame:
             + ", ".join(sorted(PCN_STAFF_GROUPS))
             + "; if the publisher added a group, add it to PCN_STAFF_GROUPS",
         )
-    out["fte"] = parse_numeric(raw["fte"], path, str(columns["fte"]), allow_missing=True)
-    out["unique_identifier"] = (
-        clean_codes(raw["unique_identifier"])
-        if "unique_identifier" in raw
-        else pd.Series(pd.NA, index=raw.index, dtype="str")
-    )
-    out = out.reset_index(drop=True)
-    validate_output(out, PCN_WORKFORCE_SCHEMA, path)
-    return out
+    out["fte"] = table.numbers("fte", allow_missing=True)
+    out["unique_identifier"] = table.codes("unique_identifier")
+    return table.output(out, PCN_WORKFORCE_SCHEMA)
 
 
 def pcn_fte_by_group(staff: pd.DataFrame) -> pd.DataFrame:

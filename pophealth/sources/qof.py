@@ -32,15 +32,13 @@ import pandera.pandas as pa
 
 from pophealth.sources.common import (
     ColumnPattern,
+    SourceColumns,
     SourceFormatError,
     canonical_schema,
-    clean_codes,
+    check_no_repeats,
     code_column,
-    parse_numeric,
-    read_csv_columns,
-    read_header,
-    resolve_columns,
-    validate_output,
+    code_columns,
+    read_source_csv,
 )
 
 __all__ = [
@@ -123,8 +121,7 @@ _INDICATOR_SCHEMA = canonical_schema(
     {
         "indicator_code": code_column(unique=True),
         "group_code": code_column(),
-        "group_description": code_column(nullable=True),
-        "list_type": code_column(nullable=True),
+        **code_columns("group_description", "list_type"),
     },
 )
 
@@ -132,11 +129,7 @@ _GEOGRAPHY_SCHEMA = canonical_schema(
     "QOF NHS geographies",
     {
         "practice_code": code_column(unique=True),
-        "practice_name": code_column(nullable=True),
-        "pcn_code": code_column(nullable=True),
-        "sicbl_ods": code_column(nullable=True),
-        "icb_ods": code_column(nullable=True),
-        "region_ods": code_column(nullable=True),
+        **code_columns("practice_name", "pcn_code", "sicbl_ods", "icb_ods", "region_ods"),
     },
 )
 
@@ -194,14 +187,14 @@ def list_type_min_age(list_type: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _codes_required(values: pd.Series, path: Path, column: str, what: str) -> pd.Series:
-    codes = clean_codes(values)
+def _codes_required(table: SourceColumns, name: str, what: str) -> pd.Series:
+    codes = table.codes(name)
     if codes.isna().any():
         lines = ", ".join(str(int(i) + 2) for i in codes.index[codes.isna()][:5])
         raise SourceFormatError(
-            path,
+            table.path,
             f"{int(codes.isna().sum())} rows have no {what}",
-            column=column,
+            column=table.label(name),
             examples=f"lines {lines}",
             fix="every row of the official file carries one; check the file is complete",
         )
@@ -219,10 +212,8 @@ def load_qof_prevalence(path: str | Path) -> pd.DataFrame:
         SourceFormatError: Missing columns (``PATIENT_LIST_TYPE`` is absent before 2015-16),
             unknown list types, non-numeric or negative counts, repeated practice and register.
     """
-    path = Path(path)
-    source = f"{SOURCE}: PREVALENCE_<YYYY>.csv"
-    columns = resolve_columns(
-        read_header(path),
+    table = read_source_csv(
+        path,
         {
             "practice_code": _PRACTICE,
             "group_code": ColumnPattern(
@@ -234,55 +225,41 @@ def load_qof_prevalence(path: str | Path) -> pd.DataFrame:
                 "PRACTICE_LIST_SIZE", "PATIENT_LIST_SIZE", "PRACTICE_LISTSIZE", "LIST_SIZE"
             ),
         },
-        path,
-        source=source,
+        numeric={"register", "list_size"},
+        source=f"{SOURCE}: PREVALENCE_<YYYY>.csv",
     )
-    raw = read_csv_columns(path, columns, numeric={"register", "list_size"})
-    raw = raw.loc[raw["practice_code"].notna() | raw["group_code"].notna()]
-    list_type = _codes_required(raw["list_type"], path, str(columns["list_type"]), "list type")
-    list_type = list_type.str.upper()
+    table = table.rows(table["practice_code"].notna() | table["group_code"].notna())
+    list_type = _codes_required(table, "list_type", "list type").str.upper()
     unknown = ~list_type.str.match(_LIST_TYPE)
     if unknown.any():
         raise SourceFormatError(
-            path,
+            table.path,
             "unrecognised PATIENT_LIST_TYPE values",
-            column=str(columns["list_type"]),
+            column=table.label("list_type"),
             examples=", ".join(map(repr, list_type[unknown].unique()[:5])),
             fix="expected TOTAL, <n>OV (e.g. 17OV, 06OV) or <a>_<b> (e.g. 30_74)",
         )
     out = pd.DataFrame(
         {
-            "practice_code": _codes_required(
-                raw["practice_code"], path, str(columns["practice_code"]), "practice code"
-            ),
-            "group_code": _codes_required(
-                raw["group_code"], path, str(columns["group_code"]), "group code"
-            ).str.upper(),
+            "practice_code": _codes_required(table, "practice_code", "practice code"),
+            "group_code": _codes_required(table, "group_code", "group code").str.upper(),
             "list_type": list_type,
-            "register": parse_numeric(
-                raw["register"], path, str(columns["register"]), integer=True
-            ),
-            "list_size": parse_numeric(
-                raw["list_size"], path, str(columns["list_size"]), integer=True
-            ),
+            "register": table.numbers("register", integer=True),
+            "list_size": table.numbers("list_size", integer=True),
         }
-    ).reset_index(drop=True)
-    _no_repeats(out, ["practice_code", "group_code"], path, str(columns["group_code"]))
-    validate_output(out, QOF_PREVALENCE_SCHEMA, path)
-    return out
+    )
+    _no_repeats(out, ["practice_code", "group_code"], table.path, table.label("group_code"))
+    return table.output(out, QOF_PREVALENCE_SCHEMA)
 
 
 def _no_repeats(frame: pd.DataFrame, keys: list[str], path: Path, column: str) -> None:
-    repeated = frame.duplicated(keys, keep=False)
-    if repeated.any():
-        shown = frame.loc[repeated, keys].drop_duplicates().head(5)
-        raise SourceFormatError(
-            path,
-            f"{int(repeated.sum())} rows repeat a {' and '.join(keys)}",
-            column=column,
-            examples="; ".join(" ".join(map(str, r)) for r in shown.itertuples(index=False)),
-            fix="each practice has one row per register; do not pass two copies or two years",
-        )
+    check_no_repeats(
+        frame,
+        keys,
+        path,
+        column=column,
+        fix="each practice has one row per register; do not pass two copies or two years",
+    )
 
 
 def load_qof_achievement(path: str | Path) -> pd.DataFrame:
@@ -292,74 +269,65 @@ def load_qof_achievement(path: str | Path) -> pd.DataFrame:
         ``practice_code, indicator_code, measure, value`` (``measure`` e.g. ``ACHIEVED_POINTS``,
         ``NUMERATOR``, ``DENOMINATOR``, ``REGISTER``, ``PCAS``).
     """
-    path = Path(path)
-    columns = resolve_columns(
-        read_header(path),
+    table = read_source_csv(
+        path,
         {
             "practice_code": _PRACTICE,
             "indicator_code": ColumnPattern("INDICATOR_CODE", "INDICATORCODE"),
             "measure": ColumnPattern("MEASURE"),
             "value": ColumnPattern("VALUE"),
         },
-        path,
+        numeric={"value"},
         source=f"{SOURCE}: ACHIEVEMENT_<REGION>_<YYYY>.csv",
     )
-    raw = read_csv_columns(path, columns, numeric={"value"})
     out = pd.DataFrame(
         {
-            "practice_code": _codes_required(
-                raw["practice_code"], path, str(columns["practice_code"]), "practice code"
-            ),
-            "indicator_code": _codes_required(
-                raw["indicator_code"], path, str(columns["indicator_code"]), "indicator code"
-            ),
-            "measure": _codes_required(raw["measure"], path, str(columns["measure"]), "measure"),
-            "value": parse_numeric(raw["value"], path, str(columns["value"]), allow_missing=True),
+            "practice_code": _codes_required(table, "practice_code", "practice code"),
+            "indicator_code": _codes_required(table, "indicator_code", "indicator code"),
+            "measure": _codes_required(table, "measure", "measure"),
+            "value": table.numbers("value", allow_missing=True),
         }
-    ).reset_index(drop=True)
-    validate_output(out, QOF_ACHIEVEMENT_SCHEMA, path)
-    return out
+    )
+    return table.output(out, QOF_ACHIEVEMENT_SCHEMA)
 
 
 def load_qof_indicator_mapping(path: str | Path) -> pd.DataFrame:
     """Load ``MAPPING_INDICATORS_<YYYY>.csv``: indicator -> register group and list type."""
-    path = Path(path)
-    columns = resolve_columns(
-        read_header(path),
+    table = read_source_csv(
+        path,
         {
             "indicator_code": ColumnPattern("INDICATOR_CODE"),
             "group_code": ColumnPattern("GROUP_CODE", "INDICATOR_GROUP_CODE", "INDICATOR_GROUP"),
             "group_description": ColumnPattern("GROUP_DESCRIPTION", "INDICATOR_GROUP_DESCRIPTION"),
             "list_type": ColumnPattern("PATIENT_LIST_TYPE"),
         },
-        path,
         optional={"group_description", "list_type"},
         source=f"{SOURCE}: MAPPING_INDICATORS_<YYYY>.csv",
     )
-    raw = read_csv_columns(path, columns)
     out = pd.DataFrame(
         {
-            "indicator_code": clean_codes(raw["indicator_code"]),
-            "group_code": clean_codes(raw["group_code"]).str.upper(),
-            "group_description": raw["group_description"].str.strip()
-            if "group_description" in raw
-            else pd.Series(pd.NA, index=raw.index, dtype="str"),
-            "list_type": clean_codes(raw["list_type"])
-            if "list_type" in raw
-            else pd.Series(pd.NA, index=raw.index, dtype="str"),
+            "indicator_code": table.codes("indicator_code"),
+            "group_code": table.codes("group_code").str.upper(),
+            "group_description": table.text("group_description"),
+            "list_type": table.codes("list_type"),
         }
     )
-    out = out.dropna(subset=["indicator_code"]).reset_index(drop=True)
-    _no_repeats(out, ["indicator_code"], path, str(columns["indicator_code"]))
-    validate_output(out, _INDICATOR_SCHEMA, path)
-    return out
+    return _one_row_each(out.dropna(subset=["indicator_code"]), table, _INDICATOR_SCHEMA)
+
+
+def _one_row_each(
+    out: pd.DataFrame, table: SourceColumns, schema: pa.DataFrameSchema
+) -> pd.DataFrame:
+    """A mapping's output, checked for repeats of its key (its first column) and its schema."""
+    key = str(out.columns[0])
+    _no_repeats(out, [key], table.path, table.label(key))
+    return table.output(out, schema)
 
 
 def load_qof_geographies(path: str | Path) -> pd.DataFrame:
     """Load ``MAPPING_NHS_GEOGRAPHIES_<YYYY>.csv``: practice -> PCN -> sub-ICB -> ICB -> region."""
-    path = Path(path)
-    columns = resolve_columns(
-        read_header(path),
+    table = read_source_csv(
+        path,
         {
             "practice_code": _PRACTICE,
             "practice_name": ColumnPattern("PRACTICE_NAME", "PRACTICENAME"),
@@ -368,22 +336,11 @@ def load_qof_geographies(path: str | Path) -> pd.DataFrame:
             "icb_ods": ColumnPattern("ICB_ODS_CODE", "STP_ODS_CODE"),
             "region_ods": ColumnPattern("REGION_ODS_CODE", "REGION_CODE", "REGIONCODE"),
         },
-        path,
         optional={"practice_name", "pcn_code", "sicbl_ods", "icb_ods", "region_ods"},
         source=f"{SOURCE}: MAPPING_NHS_GEOGRAPHIES_<YYYY>.csv",
     )
-    raw = read_csv_columns(path, columns)
-    empty = pd.Series(pd.NA, index=raw.index, dtype="str")
-    out = pd.DataFrame(
-        {
-            name: clean_codes(raw[name]) if name in raw else empty
-            for name in _GEOGRAPHY_SCHEMA.columns
-        }
-    )
-    out = out.dropna(subset=["practice_code"]).reset_index(drop=True)
-    _no_repeats(out, ["practice_code"], path, str(columns["practice_code"]))
-    validate_output(out, _GEOGRAPHY_SCHEMA, path)
-    return out
+    out = pd.DataFrame({name: table.codes(name) for name in _GEOGRAPHY_SCHEMA.columns})
+    return _one_row_each(out.dropna(subset=["practice_code"]), table, _GEOGRAPHY_SCHEMA)
 
 
 def _expand(paths: Iterable[str | Path], workdir: Path) -> list[Path]:

@@ -17,17 +17,14 @@ import pandera.pandas as pa
 from pophealth.ages import AGE_BANDS
 from pophealth.sources.common import (
     ColumnPattern,
+    SourceColumns,
     SourceFormatError,
     canonical_schema,
-    clean_codes,
     code_column,
+    code_columns,
     date_column,
-    parse_dates,
     parse_numeric,
-    read_csv_columns,
-    read_header,
-    resolve_columns,
-    validate_output,
+    read_source_csv,
 )
 
 __all__ = [
@@ -50,14 +47,24 @@ _PATIENTS = ColumnPattern("NUMBER_OF_PATIENTS", "Number of Patients", "Number of
 _EXTRACT_DATE = ColumnPattern("EXTRACT_DATE", "Extract Date")
 _SUB_ICB_ODS = ColumnPattern("SUB_ICB_LOCATION_CODE", "CCG_CODE")
 _SUB_ICB_ONS = ColumnPattern("ONS_SUB_ICB_LOCATION_CODE", "ONS_CCG_CODE")
+# the columns the five-year and single-year age files share
+_BY_SEX = {
+    "extract_date": _EXTRACT_DATE,
+    "org_type": ColumnPattern("ORG_TYPE", "TYPE"),
+    "practice_code": ColumnPattern("ORG_CODE", "CODE", "PRACTICE_CODE"),
+    "sex": ColumnPattern("SEX"),
+}
 
 _PATIENT_COUNT = pa.Column("int64", pa.Check.ge(0))
+# every registrations table starts with the extract date and the practice
+_EXTRACT_PRACTICE = {"extract_date": date_column(nullable=False), "practice_code": code_column()}
+_MAP_LEVELS = ("sicbl", "icb", "region")
+_SEXES = pa.Column(str, pa.Check.isin(["male", "female"]))
 
 LSOA_SCHEMA = canonical_schema(
     "GP registrations by LSOA",
     {
-        "extract_date": date_column(nullable=False),
-        "practice_code": code_column(),
+        **_EXTRACT_PRACTICE,
         "practice_name": code_column(nullable=True),
         "lsoa_code": code_column(),
         "patients": _PATIENT_COUNT,
@@ -66,20 +73,16 @@ LSOA_SCHEMA = canonical_schema(
 TOTALS_SCHEMA = canonical_schema(
     "GP practice registered totals",
     {
-        "extract_date": date_column(nullable=False),
-        "practice_code": code_column(),
-        "sicbl_ods": code_column(nullable=True),
-        "sicbl_code": code_column(nullable=True),
-        "postcode": code_column(nullable=True),
+        **_EXTRACT_PRACTICE,
+        **code_columns("sicbl_ods", "sicbl_code", "postcode"),
         "patients": _PATIENT_COUNT,
     },
 )
 AGE_BAND_SCHEMA = canonical_schema(
     "GP practice registrations by five-year age band",
     {
-        "extract_date": date_column(nullable=False),
-        "practice_code": code_column(),
-        "sex": pa.Column(str, pa.Check.isin(["male", "female"])),
+        **_EXTRACT_PRACTICE,
+        "sex": _SEXES,
         "age_band": pa.Column(str, pa.Check.isin(list(AGE_BANDS))),
         "patients": _PATIENT_COUNT,
     },
@@ -87,9 +90,8 @@ AGE_BAND_SCHEMA = canonical_schema(
 SINGLE_AGE_SCHEMA = canonical_schema(
     "GP practice registrations by single year of age",
     {
-        "extract_date": date_column(nullable=False),
-        "practice_code": code_column(),
-        "sex": pa.Column(str, pa.Check.isin(["male", "female"])),
+        **_EXTRACT_PRACTICE,
+        "sex": _SEXES,
         "age": pa.Column("int64", pa.Check.in_range(0, 95)),
         "patients": _PATIENT_COUNT,
     },
@@ -97,37 +99,37 @@ SINGLE_AGE_SCHEMA = canonical_schema(
 MAP_SCHEMA = canonical_schema(
     "GP practice to PCN / sub-ICB / ICB map",
     {
-        "extract_date": date_column(nullable=False),
-        "practice_code": code_column(),
-        "practice_name": code_column(nullable=True),
-        "pcn_code": code_column(nullable=True),
-        "pcn_name": code_column(nullable=True),
-        "sicbl_code": code_column(nullable=True),
-        "sicbl_ods": code_column(nullable=True),
-        "sicbl_name": code_column(nullable=True),
-        "icb_code": code_column(nullable=True),
-        "icb_ods": code_column(nullable=True),
-        "icb_name": code_column(nullable=True),
-        "region_code": code_column(nullable=True),
-        "region_ods": code_column(nullable=True),
-        "region_name": code_column(nullable=True),
+        **_EXTRACT_PRACTICE,
+        # each level above the PCN has an ONS code, an ODS code and a name
+        **code_columns(
+            "practice_name",
+            "pcn_code",
+            "pcn_name",
+            *(f"{level}_{part}" for level in _MAP_LEVELS for part in ("code", "ods", "name")),
+        ),
     },
 )
 
 
-def _keep_all_rows(frame: pd.DataFrame, column: str, path: Path, label: str) -> pd.DataFrame:
+def _keep_all_rows(table: SourceColumns, column: str) -> SourceColumns:
     """Keep rows whose ``column`` is ``ALL`` (e.g. SEX=ALL); error if there are none."""
-    is_all = frame[column].str.strip().str.upper() == "ALL"
+    is_all = table[column].str.strip().str.upper() == "ALL"
     if not is_all.any():
-        seen = ", ".join(sorted(frame[column].dropna().unique()[:5]))
+        seen = ", ".join(sorted(table[column].dropna().unique()[:5]))
+        label = table.label(column)
         raise SourceFormatError(
-            path,
+            table.path,
             f"no rows with {label} = ALL",
             column=label,
             examples=f"values found: {seen}",
             fix="use the '-all' file (persons), not the male/female split",
         )
-    return frame.loc[is_all]
+    return table.rows(is_all)
+
+
+def _gp_rows(table: SourceColumns, column: str) -> SourceColumns:
+    """Keep the GP practice rows (``TYPE``/``ORG_TYPE`` = GP)."""
+    return table.rows(table[column].str.strip().str.upper() == "GP")
 
 
 def load_registrations_by_lsoa(path: str | Path) -> pd.DataFrame:
@@ -146,10 +148,8 @@ def load_registrations_by_lsoa(path: str | Path) -> pd.DataFrame:
     Raises:
         SourceFormatError: Missing columns, non-numeric counts, unknown dates.
     """
-    path = Path(path)
-    headers = read_header(path)
-    columns = resolve_columns(
-        headers,
+    table = read_source_csv(
+        path,
         {
             "extract_date": _EXTRACT_DATE,
             "practice_code": ColumnPattern("PRACTICE_CODE"),
@@ -158,30 +158,29 @@ def load_registrations_by_lsoa(path: str | Path) -> pd.DataFrame:
             "sex": ColumnPattern("SEX"),
             "patients": _PATIENTS,
         },
-        path,
         optional={"sex", "practice_name"},
+        numeric={"patients"},
         source="GP registrations by LSOA file (gp-reg-pat-prac-lsoa-all.csv)",
     )
-    raw = read_csv_columns(path, columns, numeric={"patients"})
-    if "sex" in raw:
-        raw = _keep_all_rows(raw, "sex", path, str(columns["sex"]))
+    if "sex" in table:
+        table = _keep_all_rows(table, "sex")
     out = pd.DataFrame(
         {
-            "extract_date": parse_dates(
-                raw["extract_date"], path, str(columns["extract_date"]), allow_missing=False
-            ),
-            "practice_code": clean_codes(raw["practice_code"]),
-            "practice_name": raw["practice_name"]
-            if "practice_name" in raw
-            else pd.Series(pd.NA, index=raw.index, dtype="str"),
-            "lsoa_code": clean_codes(raw["lsoa_code"]),
-            "patients": parse_numeric(
-                raw["patients"], path, str(columns["patients"]), integer=True
-            ),
+            **_extract_and_practice(table),
+            "practice_name": table.column("practice_name"),
+            "lsoa_code": table.codes("lsoa_code"),
+            "patients": table.numbers("patients", integer=True),
         }
-    ).reset_index(drop=True)
-    validate_output(out, LSOA_SCHEMA, path)
-    return out
+    )
+    return table.output(out, LSOA_SCHEMA)
+
+
+def _extract_and_practice(table: SourceColumns) -> dict[str, pd.Series]:
+    """The key columns every registrations table starts with (see ``_EXTRACT_PRACTICE``)."""
+    return {
+        "extract_date": table.dates("extract_date", allow_missing=False),
+        "practice_code": table.codes("practice_code"),
+    }
 
 
 def load_practice_totals(path: str | Path) -> pd.DataFrame:
@@ -193,10 +192,8 @@ def load_practice_totals(path: str | Path) -> pd.DataFrame:
     Returns:
         ``extract_date, practice_code, sicbl_ods, sicbl_code, postcode, patients``.
     """
-    path = Path(path)
-    headers = read_header(path)
-    columns = resolve_columns(
-        headers,
+    table = read_source_csv(
+        path,
         {
             "extract_date": _EXTRACT_DATE,
             "type": ColumnPattern("TYPE", "ORG_TYPE"),
@@ -208,48 +205,36 @@ def load_practice_totals(path: str | Path) -> pd.DataFrame:
             "age": ColumnPattern("AGE"),
             "patients": _PATIENTS,
         },
-        path,
         optional={"type", "sex", "age", "postcode"},
+        numeric={"patients"},
         source="GP practice totals file (gp-reg-pat-prac-all.csv)",
     )
-    raw = read_csv_columns(path, columns, numeric={"patients"})
-    if "type" in raw:
-        raw = raw.loc[raw["type"].str.strip().str.upper() == "GP"]
+    if "type" in table:
+        table = _gp_rows(table, "type")
     for name in ("sex", "age"):
-        if name in raw:
-            raw = _keep_all_rows(raw, name, path, str(columns[name]))
+        if name in table:
+            table = _keep_all_rows(table, name)
     out = pd.DataFrame(
         {
-            "extract_date": parse_dates(
-                raw["extract_date"], path, str(columns["extract_date"]), allow_missing=False
-            ),
-            "practice_code": clean_codes(raw["practice_code"]),
-            "sicbl_ods": clean_codes(raw["sicbl_ods"]),
-            "sicbl_code": clean_codes(raw["sicbl_code"]),
-            "postcode": raw["postcode"].str.strip()
-            if "postcode" in raw
-            else pd.Series(pd.NA, index=raw.index, dtype="str"),
-            "patients": parse_numeric(
-                raw["patients"], path, str(columns["patients"]), integer=True
-            ),
+            **_extract_and_practice(table),
+            "sicbl_ods": table.codes("sicbl_ods"),
+            "sicbl_code": table.codes("sicbl_code"),
+            "postcode": table.text("postcode"),
+            "patients": table.numbers("patients", integer=True),
         }
-    ).reset_index(drop=True)
-    _check_unique(out, ["practice_code"], path)
-    validate_output(out, TOTALS_SCHEMA, path)
-    return out
+    )
+    _check_unique(out, table)
+    return table.output(out, TOTALS_SCHEMA)
 
 
-def _check_unique(frame: pd.DataFrame, keys: list[str], path: Path) -> None:
-    duplicated = frame.duplicated(keys, keep=False)
-    if duplicated.any():
-        examples = frame.loc[duplicated, keys].drop_duplicates().head(5)
-        raise SourceFormatError(
-            path,
-            f"{int(duplicated.sum())} rows repeat the same {'/'.join(keys)}",
-            column=", ".join(keys),
-            examples="; ".join(str(tuple(r)) for r in examples.itertuples(index=False)),
-            fix="check the file is a single extract and not two months concatenated",
-        )
+def _check_unique(frame: pd.DataFrame, table: SourceColumns) -> None:
+    """One row per practice (two months concatenated would repeat every practice)."""
+    table.check_no_repeats(
+        frame,
+        ["practice_code"],
+        what="the same practice_code",
+        fix="check the file is a single extract and not two months concatenated",
+    )
 
 
 def load_practice_age_bands(path: str | Path) -> pd.DataFrame:
@@ -262,35 +247,30 @@ def load_practice_age_bands(path: str | Path) -> pd.DataFrame:
     Returns:
         ``extract_date, practice_code, sex`` (``male``/``female``), ``age_band``, ``patients``.
     """
-    path = Path(path)
-    headers = read_header(path)
-    columns = resolve_columns(
-        headers,
+    table = read_source_csv(
+        path,
         {
-            "extract_date": _EXTRACT_DATE,
-            "org_type": ColumnPattern("ORG_TYPE", "TYPE"),
-            "practice_code": ColumnPattern("ORG_CODE", "CODE", "PRACTICE_CODE"),
-            "sex": ColumnPattern("SEX"),
+            **_BY_SEX,
             "age_band": ColumnPattern("AGE_GROUP_5", "AGE_GROUP"),
             "patients": _PATIENTS,
         },
-        path,
+        numeric={"patients"},
         source="GP registrations by five-year age file (gp-reg-pat-prac-quin-age.csv)",
     )
-    raw = read_csv_columns(path, columns, numeric={"patients"})
-    raw = raw.loc[raw["org_type"].str.strip().str.upper() == "GP"]
-    if raw.empty:
+    path, columns = table.path, table.headers
+    table = _gp_rows(table, "org_type")
+    if table.raw.empty:
         raise SourceFormatError(
             path,
             "no GP rows",
-            column=str(columns["org_type"]),
+            column=table.label("org_type"),
             fix="check this is the practice-level quin-age file",
         )
-    raw = raw.assign(
-        sex=raw["sex"].str.strip().str.upper(),
-        age_band=raw["age_band"].str.strip().str.upper(),
-        practice_code=clean_codes(raw["practice_code"]),
-        patients=parse_numeric(raw["patients"], path, str(columns["patients"]), integer=True),
+    raw = table.raw.assign(
+        sex=table["sex"].str.strip().str.upper(),
+        age_band=table["age_band"].str.strip().str.upper(),
+        practice_code=table.codes("practice_code"),
+        patients=table.numbers("patients", integer=True),
     )
     bands = raw["sex"].isin(["MALE", "FEMALE"]) & raw["age_band"].isin(AGE_BANDS)
     odd = ~bands & ~(raw["sex"].isin(["MALE", "FEMALE", "ALL"]) & (raw["age_band"] == "ALL"))
@@ -334,17 +314,14 @@ def load_practice_age_bands(path: str | Path) -> pd.DataFrame:
     kept = raw.loc[bands]
     out = pd.DataFrame(
         {
-            "extract_date": parse_dates(
-                kept["extract_date"], path, str(columns["extract_date"]), allow_missing=False
-            ),
+            "extract_date": table.rows(bands).dates("extract_date", allow_missing=False),
             "practice_code": kept["practice_code"],
             "sex": kept["sex"].str.lower(),
             "age_band": kept["age_band"],
             "patients": kept["patients"],
         }
-    ).reset_index(drop=True)
-    validate_output(out, AGE_BAND_SCHEMA, path)
-    return out
+    )
+    return table.output(out, AGE_BAND_SCHEMA)
 
 
 def load_practice_single_age(path: str | Path) -> pd.DataFrame:
@@ -355,46 +332,34 @@ def load_practice_single_age(path: str | Path) -> pd.DataFrame:
     Returns:
         ``extract_date, practice_code, sex, age, patients``.
     """
-    path = Path(path)
-    headers = read_header(path)
-    columns = resolve_columns(
-        headers,
+    table = read_source_csv(
+        path,
         {
-            "extract_date": _EXTRACT_DATE,
-            "org_type": ColumnPattern("ORG_TYPE", "TYPE"),
-            "practice_code": ColumnPattern("ORG_CODE", "CODE", "PRACTICE_CODE"),
-            "sex": ColumnPattern("SEX"),
+            **_BY_SEX,
             "age": ColumnPattern("AGE"),
             "patients": _PATIENTS,
         },
-        path,
         optional={"org_type"},
+        numeric={"patients"},
         source="GP registrations by single year of age file (gp-reg-pat-prac-sing-age-*.csv)",
     )
-    raw = read_csv_columns(path, columns, numeric={"patients"})
-    if "org_type" in raw:
-        raw = raw.loc[raw["org_type"].str.strip().str.upper() == "GP"]
-    age_text = raw["age"].str.strip().str.upper()
-    sex = raw["sex"].str.strip().str.lower()
+    if "org_type" in table:
+        table = _gp_rows(table, "org_type")
+    age_text = table["age"].str.strip().str.upper()
+    sex = table["sex"].str.strip().str.lower()
     keep = (age_text != "ALL") & sex.isin(["male", "female"])
     age_text = age_text.loc[keep].str.replace("+", "", regex=False)
-    ages = parse_numeric(age_text, path, str(columns["age"]), integer=True)
-    kept = raw.loc[keep]
+    ages = parse_numeric(age_text, table.path, table.label("age"), integer=True)
+    kept = table.rows(keep)
     out = pd.DataFrame(
         {
-            "extract_date": parse_dates(
-                kept["extract_date"], path, str(columns["extract_date"]), allow_missing=False
-            ),
-            "practice_code": clean_codes(kept["practice_code"]),
+            **_extract_and_practice(kept),
             "sex": sex.loc[keep],
             "age": ages,
-            "patients": parse_numeric(
-                kept["patients"], path, str(columns["patients"]), integer=True
-            ),
+            "patients": kept.numbers("patients", integer=True),
         }
-    ).reset_index(drop=True)
-    validate_output(out, SINGLE_AGE_SCHEMA, path)
-    return out
+    )
+    return table.output(out, SINGLE_AGE_SCHEMA)
 
 
 def load_practice_map(path: str | Path) -> pd.DataFrame:
@@ -408,10 +373,8 @@ def load_practice_map(path: str | Path) -> pd.DataFrame:
         sicbl_name, icb_code, icb_ods, icb_name, region_code, region_ods, region_name`` (the
         NHS England commissioning region; NA when the extract lacks it).
     """
-    path = Path(path)
-    headers = read_header(path)
-    columns = resolve_columns(
-        headers,
+    table = read_source_csv(
+        path,
         {
             "extract_date": _EXTRACT_DATE,
             "practice_code": ColumnPattern("PRACTICE_CODE"),
@@ -428,22 +391,15 @@ def load_practice_map(path: str | Path) -> pd.DataFrame:
             "region_ods": ColumnPattern("COMM_REGION_CODE"),
             "region_name": ColumnPattern("COMM_REGION_NAME"),
         },
-        path,
         optional=["region_code", "region_ods", "region_name"],
         source="GP practice mapping file (gp-reg-pat-prac-map.csv)",
     )
-    raw = read_csv_columns(path, columns)
-    # the NHS England (commissioning) region is optional: older extracts lack it
-    raw = raw.assign(
-        **{c: pd.NA for c in ("region_code", "region_ods", "region_name") if c not in raw}
-    )
-    raw = raw[list(columns)]
-    out = raw.assign(
-        extract_date=parse_dates(
-            raw["extract_date"], path, str(columns["extract_date"]), allow_missing=False
-        ),
-        **{c: clean_codes(raw[c]) for c in raw.columns if c.endswith(("_code", "_ods"))},
-    ).reset_index(drop=True)
-    _check_unique(out, ["practice_code"], path)
-    validate_output(out, MAP_SCHEMA, path)
-    return out
+    # the NHS England (commissioning) region is optional: older extracts lack it (all-NA)
+    out = pd.DataFrame(
+        {
+            c: table.codes(c) if c.endswith(("_code", "_ods")) else table.column(c)
+            for c in table.headers
+        }
+    ).assign(extract_date=table.dates("extract_date", allow_missing=False))
+    _check_unique(out, table)
+    return table.output(out, MAP_SCHEMA)
