@@ -1,11 +1,14 @@
 """The demo's ODS successor file and its planted practice merger.
 
-One demo practice (the smallest of a PCN with three or more practices) closes
+One demo practice (the last practice code of a PCN with three or more practices) closes
 :data:`MERGER_MONTHS_BACK` months before the current release and its list moves to the largest
-practice of the same PCN: from that month on, the registrations files and the practice workforce
-file of every release carry the predecessor's patients and staff under its successor (the
-predecessor's rows are gone). The annual and static files (ePCN, payments, QOF 2024-25) keep the
-predecessor, as the publishers' files do for a practice that closed after the year.
+other practice of the same PCN: from that month on, the registrations files and the practice
+workforce file of every release carry the predecessor's patients and staff under its successor
+(the predecessor's rows are gone). ePCN and payments 2024-25 keep the predecessor, as the
+publishers' files do for a practice that closed after the year; the demo's QOF 2024-25 files
+leave it out (so the QOF year's registers all belong to today's practices). Being the last code,
+its closure moves none of the planted QOF under-recording practices (chosen by position in the
+sorted codes) and none of the example neighbourhood groupings.
 
 ``succ.csv`` is written in the official layout (no header; predecessor, successor, reason,
 effective date ``CCYYMMDD``, further-succession indicator): the planted merger, an older
@@ -42,20 +45,22 @@ _REGISTRATION_FILES = {  # file -> (practice code column, key columns besides it
 def merger_pair(world: DemoWorld) -> tuple[str, str]:
     """(predecessor, successor) practice codes of the planted merger (deterministic).
 
-    The predecessor is the smallest practice of the first PCN with three or more practices
-    (not the practice that moved PCN); the successor the largest practice of that PCN in the
-    same sub-ICB location.
+    The predecessor is the highest practice code among practices in PCNs with three or more
+    practices (not the practice that moved PCN); the successor the largest other practice of its
+    PCN in the same sub-ICB location.
     """
     prac = world.practices
     moved = set(world.memberships.loc[world.memberships["end_date"] == MOVE_END_DATE, "practice"])
     candidates = prac[(prac["pcn"] >= 0) & ~prac.index.isin(list(moved))]
     sizes = candidates.groupby("pcn")["registered"].transform("size")
     candidates = candidates[sizes >= 3]
-    pcn = candidates["pcn"].min()
-    members = candidates[candidates["pcn"] == pcn].sort_values("registered", kind="stable")
-    predecessor = members.iloc[0]
-    same_place = members[members["sicbl"] == predecessor["sicbl"]]
-    successor = same_place.iloc[-1]
+    predecessor = candidates.sort_values("practice_code", kind="stable").iloc[-1]
+    members = candidates[
+        (candidates["pcn"] == predecessor["pcn"])
+        & (candidates["sicbl"] == predecessor["sicbl"])
+        & (candidates["practice_code"] != predecessor["practice_code"])
+    ]
+    successor = members.sort_values("registered", kind="stable").iloc[-1]
     return str(predecessor["practice_code"]), str(successor["practice_code"])
 
 
@@ -182,4 +187,8 @@ def plant_merger(world: DemoWorld, out: Path, extract_date: str, *, merge: bool 
         ]
     for folder in folders:
         merge_release_files(folder, pair)
+    for qof_file in sorted(out.glob("*_2425.csv")):  # the demo's QOF year without the practice
+        frame = _read(qof_file)
+        if "PRACTICE_CODE" in frame:
+            _write(frame[frame["PRACTICE_CODE"] != pair[0]], qof_file)
     return path
