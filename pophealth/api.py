@@ -622,6 +622,11 @@ class PopHealthData:
         return str(self.manifest.get("as_of", ""))[:7]
 
     @cached_property
+    def _practice_successions(self) -> pd.DataFrame | None:
+        """GP practice successions from the ODS successor file (None when not prepared)."""
+        return history.read_successors(self.prepared_dir)
+
+    @cached_property
     def _period_views(self) -> dict[str, tuple[PopHealthData, pd.DataFrame]]:
         views = {}
         tables = self.history_tables
@@ -635,7 +640,9 @@ class PopHealthData:
             for name in history.PRACTICE_TABLES:
                 own.setdefault(name, getattr(self, history.STORE_ATTRIBUTES[name]).iloc[:0])
             pcn_staff = own.pop("pcn_workforce", None)
-            ruled, changes = history.apply_membership_rule(own, self.practices)
+            ruled, changes = history.apply_membership_rule(
+                own, self.practices, self._practice_successions
+            )
             view = object.__new__(PopHealthData)
             view.__dict__.update(
                 prepared_dir=self.prepared_dir,

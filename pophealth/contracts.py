@@ -473,6 +473,20 @@ STATIC_CONTRACTS = (
         note=f"A {_STATIC}.",
     ),
     Contract(
+        "history/static/successors.parquet",
+        "one row per closed or merged GP practice (ODS successor organisations, succ.csv)",
+        (
+            Field("predecessor_code", "code", "ODS code of the closed practice", unique=True),
+            Field("successor_code", "code", "ODS code of its last successor (chain resolved)"),
+            Field("effective_date", "date", "legal date of the practice's own succession"),
+            Field("chain", "text", "codes walked from predecessor to successor, `A>B>C`"),
+        ),
+        note=(
+            "Practice input of the membership rule: the predecessor's patients, staff and "
+            "registrations are carried by the successor in earlier periods (docs/history.md)."
+        ),
+    ),
+    Contract(
         "history/static/payments.parquet",
         "one row per practice (NHS Payments to General Practice)",
         (

@@ -42,6 +42,7 @@ import urllib3
 import yaml
 from tqdm.auto import tqdm
 
+from pophealth import fetch_arcgis
 from pophealth.errors import PopHealthError
 from pophealth.files import atomic_path, atomic_write_bytes, sha256_of
 from pophealth.sources import fetch_entry_names
@@ -62,12 +63,32 @@ REQUIRED_KEYS: tuple[str, ...] = (
     "licence",
     "landing_page",
 )
-OPTIONAL_KEYS: tuple[str, ...] = ("checksum_status", "url_status", "download_name", "notes")
+OPTIONAL_KEYS: tuple[str, ...] = (
+    "checksum_status",
+    "url_status",
+    "download_name",
+    "notes",
+    "service",
+)
 REGISTRY_COLUMNS: tuple[str, ...] = REQUIRED_KEYS + OPTIONAL_KEYS
 
 LICENCE = "OGL v3.0"
 CHECKSUM_STATUSES = ("known", "unknown", "recorded")
 URL_STATUSES = ("documented", "unverified")
+#: ``service`` values: how ``url`` is read (null: one file; arcgis_featureserver: paged queries)
+SERVICES = ("arcgis_featureserver",)
+# publication cadence of the time-varying sources, for ranges of releases (--from/--to):
+# NHS England publishes the LSOA registrations quarterly (Jan, Apr, Jul, Oct), the rest monthly
+QUARTERLY_SOURCES: dict[str, tuple[int, ...]] = {"registrations_lsoa": (1, 4, 7, 10)}
+MONTHLY_SOURCES: tuple[str, ...] = (
+    "practice_totals",
+    "practice_age_bands",
+    "practice_single_age_male",
+    "practice_single_age_female",
+    "practice_map",
+    "workforce",
+    "pcn_workforce",
+)
 
 # Generous for the largest national file (boundaries, ~1 GB) yet stops a zip bomb.
 DEFAULT_MAX_UNCOMPRESSED_BYTES = 4 * 1024**3
@@ -200,6 +221,10 @@ def _validate_entry(entry: Any, index: int, path: str) -> dict[str, Any]:
         raise _registry_error(path, index, f"({label}) url_status must be one of {URL_STATUSES}")
     if row["url_status"] is None:
         row["url_status"] = "unverified"
+    if row["service"] is not None and row["service"] not in SERVICES:
+        raise _registry_error(path, index, f"({label}) service must be null or one of {SERVICES}")
+    if row["service"] is not None and row["member"] is not None:
+        raise _registry_error(path, index, f"({label}) a {row['service']} entry has no member")
     for key in ("publisher", "landing_page"):
         if not row[key]:
             raise _registry_error(path, index, f"({label}) {key} is empty")
@@ -277,8 +302,83 @@ class _Selection:
     problem: str | None = None
 
 
+def _months(start: str, end: str) -> list[str]:
+    """``YYYY-MM`` labels from ``start`` to ``end`` inclusive."""
+    try:
+        first, last = pd.Period(start, "M"), pd.Period(end, "M")
+    except ValueError as exc:
+        raise RegistryError(f"--from/--to must be YYYY-MM months, got {start!r}, {end!r}") from exc
+    if first > last:
+        raise RegistryError(f"--from {start} is after --to {end}")
+    return [str(p) for p in pd.period_range(first, last, freq="M")]
+
+
+def expected_releases(source: str, start: str, end: str, listed: Iterable[str]) -> list[str]:
+    """The releases of ``source`` that a range of months should hold.
+
+    Monthly sources: every month; the LSOA registrations: each quarterly month (Jan, Apr, Jul,
+    Oct); any other source: its registry releases whose label starts with a month in the range.
+    """
+    months = _months(start, end)
+    if source in QUARTERLY_SOURCES:
+        return [m for m in months if int(m[5:]) in QUARTERLY_SOURCES[source]]
+    if source in MONTHLY_SOURCES:
+        return months
+    inside = set(months)
+    return sorted(r for r in listed if str(r)[:7] in inside)
+
+
+def _range_selections(
+    registry: pd.DataFrame, specs: list[tuple[str, str | None]], start: str, end: str
+) -> list[_Selection]:
+    selections = []
+    for name, _ in specs:
+        rows = registry[registry["source"] == name]
+        wanted = expected_releases(name, start, end, rows["release"])
+        if not wanted:
+            selections.append(
+                _Selection(
+                    None,
+                    name,
+                    f"{start}..{end}",
+                    f"source '{name}' has no release from {start} to {end} in the registry "
+                    f"(releases: {sorted(rows['release'])})",
+                )
+            )
+        for month in wanted:
+            match = rows[rows["release"] == month]
+            if match.empty:
+                # the landing page of the source's nearest listed release: where to look
+                nearest = min(rows.to_dict("records"), key=lambda r: abs(_distance(r, month)))
+                selections.append(
+                    _Selection(
+                        None,
+                        name,
+                        month,
+                        f"release {month} of '{name}' (in --from {start} --to {end}) has no "
+                        "entry in the registry. Find the file on the publisher's page for that "
+                        f"month (e.g. {nearest['landing_page']}) and add an entry with its URL "
+                        "to a registry copy (--registry FILE).",
+                    )
+                )
+                continue
+            entry = {k: (None if _isna(v) else v) for k, v in match.iloc[0].to_dict().items()}
+            selections.append(_Selection(entry, name, month))
+    return selections
+
+
+def _distance(row: dict[str, Any], month: str) -> int:
+    try:
+        return (pd.Period(str(row["release"])[:7], "M") - pd.Period(month, "M")).n
+    except (ValueError, TypeError):
+        return 10**6
+
+
 def _select_entries(
-    registry: pd.DataFrame, sources: str | Iterable[str] | None, release: str
+    registry: pd.DataFrame,
+    sources: str | Iterable[str] | None,
+    release: str,
+    months: tuple[str, str] | None = None,
 ) -> list[_Selection]:
     available = list(dict.fromkeys(registry["source"]))
     specs = _parse_source_spec(sources) or [(name, None) for name in available]
@@ -289,6 +389,8 @@ def _select_entries(
             f"source(s) not in registry {registry.attrs.get('registry_path', '')}: {hints} "
             f"(name: close matches). Available: {', '.join(available)}"
         )
+    if months is not None:
+        return _range_selections(registry, specs, *months)
     selections = []
     for name, pinned in specs:
         wanted = pinned or release
@@ -785,15 +887,23 @@ def _fetch_one(
     try:
         if entry["url"] is None and not cache_path.exists():
             item.message = (
-                f"no download URL is known for {entry['download_name']} "
-                f"(url_status: {entry['url_status']}). Get it from {entry['landing_page']} and "
-                f"add its URL to a registry copy (--registry FILE), or save it as "
-                f"{cache_path} and run fetch again."
+                f"no download URL is known for {entry['source']} release {entry['release']} "
+                f"({entry['download_name']}, url_status: {entry['url_status']}). Get it from "
+                f"{entry['landing_page']} and add its URL to a registry copy (--registry FILE), "
+                f"or save it as {cache_path} and run fetch again."
             )
             if offline:
                 item.status = "missing"
             return item
-        if offline or entry["url"] is None:
+        if entry["service"] == "arcgis_featureserver" and not offline:
+            item.status = "cached" if cache_path.exists() else "fetched"
+            if not cache_path.exists():
+                fetch_arcgis.download_featureserver(entry["url"], cache_path)
+            actual = sha256_of(cache_path)
+            if expected is not None and actual != expected:
+                cache_path.unlink()
+                raise ChecksumMismatchError(entry["source"], entry["url"], expected, actual)
+        elif offline or entry["url"] is None:
             if not cache_path.exists():
                 item.status = "missing"
                 item.message = f"{entry['download_name']} is not in the cache ({cache_path})"
@@ -828,7 +938,13 @@ def _fetch_one(
         item.size = cache_path.stat().st_size
         item.path = install_download(cache_path, entry, out_dir, max_uncompressed_bytes)
         return item
-    except (FetchError, requests.RequestException, OSError, ValueError) as exc:
+    except (
+        FetchError,
+        fetch_arcgis.ArcGisError,
+        requests.RequestException,
+        OSError,
+        ValueError,
+    ) as exc:
         item.status = "failed"
         item.message = str(exc)
         if isinstance(exc, UnsafeArchiveError):
@@ -887,6 +1003,8 @@ def fetch_sources(
     record_to: str | os.PathLike[str] | None = None,
     progress: bool = True,
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    from_month: str | None = None,
+    to_month: str | None = None,
 ) -> FetchReport:
     """Download source releases into ``out_dir`` under their official file names.
 
@@ -905,6 +1023,14 @@ def fetch_sources(
             checksum was unknown (never the packaged registry itself).
         progress: Show tqdm progress bars.
         max_uncompressed_bytes: Refuse archives expanding beyond this many bytes.
+        from_month: With ``to_month``, fetch every release from this month (``YYYY-MM``) to
+            ``to_month`` instead of one release per source: each month of a monthly source, each
+            quarterly month (Jan, Apr, Jul, Oct) of the LSOA registrations, and the registry
+            releases in the range of any other source. Each release is installed in
+            ``out_dir/releases/<release>/`` (the release-history layout, docs/history.md); a
+            release in the range without a registry entry or URL fails, naming it and the
+            landing page where its file is found.
+        to_month: Last month of the range (inclusive).
 
     Returns:
         A :class:`FetchReport`; failures are reported in it, not raised (see
@@ -914,13 +1040,17 @@ def fetch_sources(
         RegistryError: For an invalid registry or a source name not in it.
     """
     frame = registry if isinstance(registry, pd.DataFrame) else load_registry(registry)
-    selections = _select_entries(frame, sources, release)
+    if (from_month is None) != (to_month is None):
+        raise RegistryError("give both --from and --to (YYYY-MM) for a range of releases")
+    months = (from_month, to_month) if from_month is not None else None
+    selections = _select_entries(frame, sources, release, months)
     out_path = Path(out_dir)
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     report = FetchReport(out_dir=out_path, cache_dir=cache_root)
     for selection in selections:
+        target = out_path / "releases" / selection.release if months else out_path
         report.items.append(
-            _fetch_one(selection, out_path, cache_root, offline, progress, max_uncompressed_bytes)
+            _fetch_one(selection, target, cache_root, offline, progress, max_uncompressed_bytes)
         )
     if record_to is not None:
         report.recorded_to = _write_recorded_registry(frame, report.items, Path(record_to))
@@ -943,6 +1073,8 @@ def _run_fetch(args: argparse.Namespace) -> int:
             offline=args.offline,
             record_to=args.record,
             progress=not args.no_progress,
+            from_month=args.from_month,
+            to_month=args.to_month,
         )
     except RegistryError as exc:
         print(f"pophealth fetch: {exc}", file=sys.stderr)
@@ -971,6 +1103,16 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--sources", default=None, help="comma-separated sources, name@release to pin (all)"
     )
     parser.add_argument("--release", default="latest", help="release label or 'latest'")
+    parser.add_argument(
+        "--from",
+        dest="from_month",
+        default=None,
+        metavar="YYYY-MM",
+        help="first month of a range of releases (with --to); each goes to RAW/releases/<month>",
+    )
+    parser.add_argument(
+        "--to", dest="to_month", default=None, metavar="YYYY-MM", help="last month of the range"
+    )
     parser.add_argument("--registry", default=None, metavar="FILE", help="registry YAML file")
     parser.add_argument("--cache", default=None, metavar="DIR", help="download cache folder")
     parser.add_argument("--offline", action="store_true", help="use the cache only")

@@ -33,6 +33,7 @@ import pandas as pd
 from pophealth import prepare as prep
 from pophealth.contracts import validate_store_table
 from pophealth.sources import epcn as src_epcn
+from pophealth.sources import ods_successors as src_successors
 from pophealth.sources import pcn_workforce as src_pcn_workforce
 
 TIME_VARYING_SOURCES = (
@@ -44,7 +45,7 @@ TIME_VARYING_SOURCES = (
     "workforce",
     "pcn_workforce",
 )
-STATIC_INPUTS = ("epcn", "payments")
+STATIC_INPUTS = ("epcn", "payments", "ods_successors")
 HISTORY_DIR = "history"
 HISTORY_TABLES = ("practices", "registrations", "practice_age_sex", "pcn_workforce")
 # history tables keyed by practice (the membership rule applies to them; PCN staff follow the
@@ -199,6 +200,43 @@ def write_static_inputs(loaded: dict, out: Path) -> None:
         _write_store_table(loaded["payments"], out, f"{STATIC_DIR}/payments.parquet")
 
 
+SUCCESSORS_FILE = f"{STATIC_DIR}/successors.parquet"
+
+
+def write_successors(successors: pd.DataFrame | None, out: Path, path: str | Path) -> dict:
+    """Store the GP practice successions of an ODS successor file for the membership rule.
+
+    Args:
+        successors: The loaded successor file (all organisation types), or ``None``.
+        out: The prepared store.
+        path: The successor file (for messages).
+
+    Returns:
+        The manifest's ``successions`` entry (practice successions kept and notes), or ``{}``
+        when there is no successor file (an earlier table is removed: no file, no successions).
+    """
+    target = Path(out) / SUCCESSORS_FILE
+    if successors is None:
+        target.unlink(missing_ok=True)
+        return {}
+    practices, notes = src_successors.gp_practice_successions(successors, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_store_table(practices, Path(out), SUCCESSORS_FILE)
+    return {
+        "rows": int(len(successors)),
+        "gp_practice_successions": int(len(practices)),
+        "chains_resolved": int((practices["chain"].str.count(">") > 1).sum()),
+        "notes": notes,
+    }
+
+
+def read_successors(prepared_dir: str | Path) -> pd.DataFrame | None:
+    """The store's GP practice successions (``predecessor_code, successor_code, …``) or None."""
+    if not (Path(prepared_dir) / SUCCESSORS_FILE).exists():
+        return None
+    return _read_store_table(Path(prepared_dir), SUCCESSORS_FILE)
+
+
 def read_static_inputs(out: Path) -> dict:
     """The static inputs stored by :func:`write_static_inputs` (as loaders return them)."""
     folder = _static_dir(out)
@@ -296,6 +334,9 @@ def prepare_history(raw_dir: Path, out: Path, loaded: dict, files: dict, lsoa: p
         return None
     notes = [note] if note else []
     write_static_inputs(loaded, out)
+    successions = write_successors(
+        loaded.get("ods_successors"), out, _first_file(files, "ods_successors")
+    )
     static = read_static_inputs(out)
     releases = {current_period: (current, current_files)}
     root = Path(raw_dir) / prep.RELEASES_DIR
@@ -315,11 +356,20 @@ def prepare_history(raw_dir: Path, out: Path, loaded: dict, files: dict, lsoa: p
     }
     _write_history(out, tables)
     say(f"  history: {len(tables)} period(s), {min(tables)} to {max(tables)}")
-    return {
+    entry = {
         "periods": sorted(tables),
         "releases": [_release_entry(p, releases[p][1]) for p in sorted(releases)],
         "notes": notes,
     }
+    if successions:
+        entry["successions"] = successions
+    return entry
+
+
+def _first_file(files: dict, name: str) -> str:
+    """The (first) file name of a loaded source, for messages."""
+    listed = files.get(name, {}).get("files") or [{"name": name}]
+    return listed[0]["name"]
 
 
 def prepare_store(
@@ -396,6 +446,21 @@ def add_release(release_dir: str | Path, prepared_dir: str | Path, *, progress=p
             "workforce files. Prepare it again with `pophealth prepare RAW --out STORE`."
         )
     period, release, files, note, reconciliation = load_release(Path(release_dir), say)
+    successor_files = prep.discover_raw_files(release_dir).paths.get("ods_successors")
+    if successor_files:
+        # a newer ODS successor file with the month replaces the stored successions
+        loaded_successors = src_successors.load_ods_successors(successor_files)
+        manifest["history"]["successions"] = write_successors(
+            loaded_successors, out, successor_files[0]
+        )
+        manifest["sources"]["ods_successors"] = {
+            "files": [
+                {"name": p.name, "sha256": prep.sha256_of(p), "bytes": p.stat().st_size}
+                for p in successor_files
+            ],
+            "release": f"with release {period}",
+            "rows": int(len(loaded_successors)),
+        }
     lsoa = _read_store_table(out, "lsoa.parquet")
     new = period_tables(read_static_inputs(out), release, lsoa)
     history = read_history(out)
@@ -460,7 +525,10 @@ def _carry_to_successors(frame: pd.DataFrame, successors: dict[str, str]) -> pd.
     """Rename predecessor practices to their successor and add their rows together."""
     if frame.empty or not successors:
         return frame
+    carried = frame["practice_code"].isin(list(successors))
+    # the successor's own row first, so its name and other text fields win over its predecessor's
     renamed = frame.assign(practice_code=frame["practice_code"].replace(successors))
+    renamed = pd.concat([renamed[~carried], renamed[carried]])
     keys = [
         c for c in ("practice_code", "lsoa_code", "lsoa_status", "sex", "age_band") if c in frame
     ]
@@ -468,8 +536,12 @@ def _carry_to_successors(frame: pd.DataFrame, successors: dict[str, str]) -> pd.
         c for c in renamed.columns if c not in keys and pd.api.types.is_numeric_dtype(renamed[c])
     ]
     others = [c for c in renamed.columns if c not in keys and c not in numeric]
-    agg = {**{c: lambda s: s.sum(min_count=1) for c in numeric}, **{c: "first" for c in others}}
-    return renamed.groupby(keys, as_index=False, sort=False, dropna=False).agg(agg)[frame.columns]
+    grouped = renamed.groupby(keys, sort=False, dropna=False)
+    parts = [grouped[numeric].sum(min_count=1)] if numeric else []
+    parts += [grouped[others].first()] if others else []
+    if not parts:
+        return grouped.size().reset_index()[frame.columns]
+    return pd.concat(parts, axis=1).reset_index()[frame.columns]
 
 
 def apply_membership_rule(

@@ -141,6 +141,9 @@ def _release_of(name: str, path: Path, frame: pd.DataFrame | None, raw: RawSourc
         return raw.releases[name]
     if frame is not None and "extract_date" in frame and len(frame):
         return pd.Timestamp(frame["extract_date"].max()).strftime("%Y-%m-%d")
+    if frame is not None and "effective_date" in frame and len(frame):
+        # the ODS successor file carries no release date: its latest succession stands in
+        return f"successions to {pd.Timestamp(frame['effective_date'].max()):%Y-%m-%d}"
     from_name = release_from_name(name, path)
     if from_name is not None:
         return from_name

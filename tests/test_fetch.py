@@ -28,6 +28,7 @@ EXPECTED_SOURCES = [
     "practice_single_age_female",
     "practice_map",
     "epcn",
+    "ods_successors",
     "workforce",
     "pcn_workforce",
     "payments",

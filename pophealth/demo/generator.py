@@ -25,7 +25,7 @@ import openpyxl
 import pandas as pd
 from pyproj import Transformer
 
-from pophealth.demo import _model, _qof
+from pophealth.demo import _model, _qof, _successors
 from pophealth.demo._model import DemoWorld
 from pophealth.sources import demo_file_names, release_from_name
 
@@ -1414,7 +1414,9 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
 # file families of the national files that carry the rest of England by appended rows (ePCN
 # is an xlsx, rewritten with both worlds; no boundaries: only the demo ICS is mapped)
 REST_OF_ENGLAND_FILES = tuple(
-    name for name in FILE_NAMES if name not in ("epcn", "lsoa_boundaries", "readme")
+    name
+    for name in FILE_NAMES
+    if name not in ("epcn", "lsoa_boundaries", "readme", "ods_successors")
 )
 
 
@@ -1720,6 +1722,10 @@ def write_demo_dataset(
     if history_months > 1:
         # earlier releases sit under releases/<YYYY-MM>/ and are not in the returned mapping
         _write_release_history(world, out, rngs[5], history_months, streams[0], streams[6])
+    # ODS successor file; the ICS demo's planted merger rewrites the releases from its closure
+    written["ods_successors"] = _successors.plant_merger(
+        world, out, EXTRACT_DATE, merge=scale == "ics" and not _config_overrides
+    )
     readme = out / FILE_NAMES["readme"]
     readme.write_text(
         README_TEXT.format(seed=seed, scale=scale, icb_code=world.areas["icb"]["icb_code"].iloc[0]),
