@@ -177,6 +177,20 @@ def lsoa_memberships(lsoa: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([lad, icb, every], ignore_index=True)
 
 
+def _place_rows(places: pd.DataFrame, kind: str, basis: str) -> pd.DataFrame:
+    """Register rows of places (``sicbl`` or ``lad``) from ``<kind>_code/_name, icb_code``."""
+    return pd.DataFrame(
+        {
+            "area_code": places[f"{kind}_code"],
+            "area_name": places[f"{kind}_name"],
+            "area_type": kind,
+            "parent_code": places["icb_code"],
+            "level": "place",
+            "basis": basis,
+        }
+    )
+
+
 def build_area_register(
     practices: pd.DataFrame,
     lsoa: pd.DataFrame,
@@ -263,18 +277,7 @@ def build_area_register(
         )
         rows.append(areas.assign(level="neighbourhood", basis="registered"))
         sicbl = practices.dropna(subset=["sicbl_code"]).drop_duplicates("sicbl_code")
-        rows.append(
-            pd.DataFrame(
-                {
-                    "area_code": sicbl["sicbl_code"],
-                    "area_name": sicbl["sicbl_name"],
-                    "area_type": "sicbl",
-                    "parent_code": sicbl["icb_code"],
-                    "level": "place",
-                    "basis": "registered",
-                }
-            )
-        )
+        rows.append(_place_rows(sicbl, "sicbl", "registered"))
         icb = practices.dropna(subset=["icb_code"]).drop_duplicates("icb_code")
         rows.extend(system_rows("registered", icb))
     if len(lsoa):
@@ -289,18 +292,7 @@ def build_area_register(
         lad_parent = _majority_parent(members, "lad_code", "icb_code", weight)
         lads = lsoa.dropna(subset=["lad_code"]).drop_duplicates("lad_code")
         lads = lads[["lad_code", "lad_name"]].merge(lad_parent, on="lad_code", how="left")
-        rows.append(
-            pd.DataFrame(
-                {
-                    "area_code": lads["lad_code"],
-                    "area_name": lads["lad_name"],
-                    "area_type": "lad",
-                    "parent_code": lads["icb_code"],
-                    "level": "place",
-                    "basis": "resident",
-                }
-            )
-        )
+        rows.append(_place_rows(lads, "lad", "resident"))
         icbs = lsoa.dropna(subset=["icb_code"]).drop_duplicates("icb_code")
         rows.extend(system_rows("resident", icbs))
     register = pd.concat(rows, ignore_index=True)

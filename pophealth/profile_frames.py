@@ -968,19 +968,10 @@ def similar_area_frames(
     if found is None:
         return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
     peer_table, method, _ = found
-    own = peer_table[
-        (peer_table["area_code"] == area["area_code"]) & (peer_table["scope"] == "national")
-    ]
+    own, peer_list = _peer_list(data, peer_table, area["area_code"], "national")
     if not len(own):
         return pd.DataFrame(), pd.DataFrame(), method
     pool = data.peer_pool_table
-    names = data.memo.get(
-        ("peer_pool_names",), lambda: pool.drop_duplicates("area_code").set_index("area_code")
-    )
-    peer_list = own.assign(
-        peer_name=own["peer_code"].map(names["area_name"]),
-        peer_system=own["peer_code"].map(names["system_code"]),
-    )[["rank", "peer_code", "peer_name", "peer_system", "distance"]]
     comparison = peer_areas.similar_area_comparison(
         _pool_rows(data, [area["area_code"], *own["peer_code"]]),
         peer_table,
@@ -992,7 +983,23 @@ def similar_area_frames(
         lambda: pool[["indicator_id", "title", "unit", "polarity"]].drop_duplicates("indicator_id"),
     )
     comparison = meta.merge(comparison, on="indicator_id", how="inner")
-    return comparison, peer_list.reset_index(drop=True), method
+    return comparison, peer_list, method
+
+
+def _peer_list(
+    data: ProfileStore, peer_table: pd.DataFrame, code: str, scope: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An area's peer rows in one scope, and its peer list (rank, code, name, system, distance)."""
+    own = peer_table[(peer_table["area_code"] == code) & (peer_table["scope"] == scope)]
+    pool = data.peer_pool_table
+    names = data.memo.get(
+        ("peer_pool_names",), lambda: pool.drop_duplicates("area_code").set_index("area_code")
+    )
+    peer_list = own.assign(
+        peer_name=own["peer_code"].map(names["area_name"]),
+        peer_system=own["peer_code"].map(names["system_code"]),
+    )[["rank", "peer_code", "peer_name", "peer_system", "distance"]]
+    return own, peer_list.reset_index(drop=True)
 
 
 def region_peer_frames(data: ProfileStore, area: dict) -> tuple[pd.DataFrame, str]:
@@ -1008,19 +1015,8 @@ def region_peer_frames(data: ProfileStore, area: dict) -> tuple[pd.DataFrame, st
     match = regions[regions["icb_code"] == area.get("system_code")]
     if found is None or not len(match):
         return pd.DataFrame(), ""
-    peer_table = found[0]
-    own = peer_table[
-        (peer_table["area_code"] == area["area_code"]) & (peer_table["scope"] == "region")
-    ]
-    pool = data.peer_pool_table
-    names = data.memo.get(
-        ("peer_pool_names",), lambda: pool.drop_duplicates("area_code").set_index("area_code")
-    )
-    peer_list = own.assign(
-        peer_name=own["peer_code"].map(names["area_name"]),
-        peer_system=own["peer_code"].map(names["system_code"]),
-    )[["rank", "peer_code", "peer_name", "peer_system", "distance"]]
-    return peer_list.reset_index(drop=True), str(match["region_name"].iloc[0])
+    _, peer_list = _peer_list(data, found[0], area["area_code"], "region")
+    return peer_list, str(match["region_name"].iloc[0])
 
 
 def _pool_rows(data: ProfileStore, codes: list) -> pd.DataFrame:

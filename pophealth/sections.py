@@ -110,6 +110,15 @@ def _rows_height(rows: int, row_px: int = 20) -> int:
     return max(240, row_px * rows + 130)
 
 
+def _spine_labels(p: Profile) -> dict[str, str]:
+    """A spine chart's legend names: the area, its comparator and its peers."""
+    return {
+        "area_label": p.area["area_name"],
+        "comparator_label": p.comparator,
+        "peer_label": f"{p.area['level']}s ({p.area['basis']} basis) in the loaded data",
+    }
+
+
 def _open(anchor: str, lead: str, *, short: bool = False, pair: bool = False) -> None:
     charts.show_html(
         tables.section_opening(anchor, SECTION_HEADINGS[anchor], lead, short=short, pair=pair)
@@ -527,9 +536,7 @@ def long_term_conditions(p: Profile) -> None:
                     title=ltc["spine"]["title"].str.removeprefix("Recorded prevalence: ")
                 ),
                 title=f"Recorded prevalence: {p.area['area_name']} compared with {p.comparator}",
-                area_label=p.area["area_name"],
-                comparator_label=p.comparator,
-                peer_label=f"{p.area['level']}s ({p.area['basis']} basis) in the loaded data",
+                **_spine_labels(p),
             ).update_layout(height=_rows_height(len(ltc["spine"]), row_px=20)),
             width="half",
             caption="Spine chart: each row is a register's recorded prevalence; the marker is "
@@ -633,11 +640,7 @@ def benchmarking(p: Profile) -> None:
     spine = p.spine[p.spine["kind"] != "supply"] if "kind" in p.spine else p.spine
     if len(spine):
         fig = charts.spine_chart_spec(
-            spine,
-            title=f"{p.area['area_name']} compared with {p.comparator}",
-            area_label=p.area["area_name"],
-            comparator_label=p.comparator,
-            peer_label=f"{p.area['level']}s ({p.area['basis']} basis) in the loaded data",
+            spine, title=f"{p.area['area_name']} compared with {p.comparator}", **_spine_labels(p)
         ).update_layout(height=_rows_height(len(spine)) - 30)
         charts.show(
             fig,

@@ -296,6 +296,37 @@ def _poisson_count_limits(
 # --------------------------------------------------------------------------------------
 
 
+def _proportion_counts(
+    df: pd.DataFrame,
+    numerator: Hashable,
+    denominator: Hashable,
+    id_col: Hashable | None,
+    *,
+    roles: tuple[str, str] = ("numerator", "denominator"),
+    exceeds: str = "",
+    detail: Callable[[int], str] | None = None,
+    fix: str = "A proportion cannot exceed 1; check both columns refer to the same population",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parts and wholes, checked: numbers, not negative, no part above its whole.
+
+    ``roles`` name the two columns in messages (e.g. count and population), ``exceeds`` says
+    what a part above its whole means, ``detail`` describes one such row.
+    """
+    x = _numeric(df, numerator, id_col)
+    n = _numeric(df, denominator, id_col)
+    _check_non_negative(df, x, numerator, roles[0], id_col)
+    _check_non_negative(df, n, denominator, roles[1], id_col)
+    _raise_for_rows(
+        df,
+        x > n,
+        exceeds or f"numerator {numerator!r} exceeds denominator {denominator!r}",
+        detail or (lambda pos: f"{numerator} {_fmt(x[pos])} > {denominator} {_fmt(n[pos])}"),
+        id_col,
+        fix,
+    )
+    return x, n
+
+
 def proportion_wilson(
     df: pd.DataFrame,
     numerator: Hashable,
@@ -330,18 +361,7 @@ def proportion_wilson(
     levels = _confidence_levels(confidence)
     _check_multiplier(multiplier)
     _require_columns(df, [numerator, denominator], "the proportions table")
-    x = _numeric(df, numerator, id_col)
-    n = _numeric(df, denominator, id_col)
-    _check_non_negative(df, x, numerator, "numerator", id_col)
-    _check_non_negative(df, n, denominator, "denominator", id_col)
-    _raise_for_rows(
-        df,
-        x > n,
-        f"numerator {numerator!r} exceeds denominator {denominator!r}",
-        lambda pos: f"{numerator} {_fmt(x[pos])} > {denominator} {_fmt(n[pos])}",
-        id_col,
-        "A proportion cannot exceed 1; check both columns refer to the same population",
-    )
+    x, n = _proportion_counts(df, numerator, denominator, id_col)
     missing = np.isnan(x) | np.isnan(n)
     zero = n == 0
     undefined = missing | zero
@@ -672,21 +692,21 @@ def dsr_dobson(
     groups = _as_list(group_by)
     _require_columns(df, [count, population, age_band, *groups], "the DSR input table")
     weights = _standard_weights(standard)
-    x = _numeric(df, count, id_col)
-    n = _numeric(df, population, id_col)
-    _check_non_negative(df, x, count, "count", id_col)
-    _check_non_negative(df, n, population, "population", id_col)
-    _raise_for_rows(
+    values = {"count": df[count].to_numpy(), "population": df[population].to_numpy()}
+    x, n = _proportion_counts(
         df,
-        x > n,
-        f"count column {count!r} is above its age band's population {population!r}",
-        lambda pos: (
-            f"{count} {_fmt(x[pos])} > {population} {_fmt(n[pos])} "
+        count,
+        population,
+        id_col,
+        roles=("count", "population"),
+        exceeds=f"count column {count!r} is above its age band's population {population!r}",
+        detail=lambda pos: (
+            f"{count} {_fmt(float(values['count'][pos]))} > "
+            f"{population} {_fmt(float(values['population'][pos]))} "
             f"({age_band} {df[age_band].iloc[pos]})"
         ),
-        id_col,
-        "Each row is one age band: its events cannot outnumber its people; check the join of "
-        "counts to populations",
+        fix="Each row is one age band: its events cannot outnumber its people; check the join "
+        "of counts to populations",
     )
 
     bands = df[age_band].astype(str).to_numpy()

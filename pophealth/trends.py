@@ -45,8 +45,8 @@ from pophealth.stats import (
     POLARITIES,
     StatisticsInputError,
     _as_list,
-    _check_non_negative,
     _numeric,
+    _proportion_counts,
     _raise_for_rows,
     _require_columns,
 )
@@ -389,18 +389,7 @@ def recent_trend(
         raise StatisticsInputError("a trend test needs at least 3 points")
     ordered = _check_series(df, by_cols, period, [numerator, denominator], "trend input")
     ordered = ordered.reset_index(drop=True)
-    num = _numeric(ordered, numerator, None)
-    den = _numeric(ordered, denominator, None)
-    _check_non_negative(ordered, num, numerator, "numerator", None)
-    _check_non_negative(ordered, den, denominator, "denominator", None)
-    _raise_for_rows(
-        ordered,
-        num > den,
-        f"numerator {numerator!r} is above denominator {denominator!r}",
-        lambda pos: f"{num[pos]:g} > {den[pos]:g}",
-        None,
-        "A proportion's numerator must be part of its denominator",
-    )
+    num, den = _proportion_counts(ordered, numerator, denominator, None)
     polarities = _polarity_of(ordered, polarity)
     groups = _series_positions(ordered, by_cols)
     records = []

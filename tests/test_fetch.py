@@ -7,13 +7,14 @@ import hashlib
 import io
 import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import openpyxl
 import pandas as pd
 import pytest
 import yaml
+from loopback import LoopbackHTTP, no_proxy_for_loopback  # noqa: F401 (fixture)
 
 from pophealth import fetch
 from pophealth.fetch import RegistryError, fetch_sources, load_registry
@@ -137,7 +138,7 @@ EPCN_ZIP = zip_bytes({"ePCN.xlsx": EPCN_XLSX})
 # ---------------------------------------------------------------------------------------------
 
 
-class LoopbackServer:
+class LoopbackServer(LoopbackHTTP):
     """Serves in-memory files; ``log`` records (path, Range header, status) per request.
 
     Modes: ``range`` (honours Range), ``norange`` (ignores Range), ``truncate_once`` and
@@ -149,21 +150,7 @@ class LoopbackServer:
         self.files: dict[str, tuple[bytes, str]] = {}
         self.log: list[tuple[str, str | None, int]] = []
         self.lock = threading.Lock()
-        state = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                state.handle(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__()
 
     def add(self, name: str, body: bytes, mode: str = "range") -> str:
         self.files[f"/{name}"] = (body, mode)
@@ -222,19 +209,8 @@ class LoopbackServer:
         with self.lock:
             self.log.append((handler.path, range_header, status))
 
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
 
-
-@pytest.fixture(autouse=True)
-def _no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    # requests honours proxy variables; loopback traffic must never leave the machine.
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("no_proxy_for_loopback")
 
 
 @pytest.fixture

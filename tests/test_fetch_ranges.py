@@ -7,14 +7,14 @@ FeatureServer pages.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 import pytest
 import yaml
+from loopback import LoopbackHTTP, no_proxy_for_loopback  # noqa: F401 (fixture)
 
 from pophealth import cli, fetch, fetch_arcgis
 from pophealth.sources import lookups
@@ -39,7 +39,7 @@ def _lookup_row(i: int) -> dict:
     }
 
 
-class FeatureServer:
+class FeatureServer(LoopbackHTTP):
     """A fake ArcGIS FeatureServer layer: pages of ``page_cap`` features at most per query.
 
     Also serves plain files (``add``); ``log`` records every query's parameters.
@@ -50,19 +50,7 @@ class FeatureServer:
         self.files: dict[str, bytes] = {}
         self.log: list[dict[str, str]] = []
         self.error: dict | None = None
-        state = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                state.handle(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__()
         self.layer = (
             f"{self.base}/arcgis/rest/services/LSOA21_SICBL23_ICB23_LAD23_EN_LU/FeatureServer/0"
         )
@@ -126,18 +114,8 @@ class FeatureServer:
         handler.end_headers()
         handler.wfile.write(body)
 
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
 
-
-@pytest.fixture(autouse=True)
-def _no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("no_proxy_for_loopback")
 
 
 @pytest.fixture

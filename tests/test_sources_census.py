@@ -26,15 +26,18 @@ def _numbered(categories):
     return lambda offset: [str(offset + i + 1) for i in range(len(categories))]
 
 
+def _load_numbered(path, categories):
+    """A Nomis file of one LSOA whose categories count 1, 2, 3…, as loaded."""
+    return load_nomis_table(_write(path, categories, _numbered(categories)))
+
+
 def test_ts007a_age(tmp_path):
     categories = (
         ["Age: Total", "Age: Aged 4 years and under"]
         + [f"Age: Aged {a} to {a + 4} years" for a in range(5, 85, 5)]
         + ["Age: Aged 85 years and over"]
     )
-    frame = load_nomis_table(
-        _write(tmp_path / "census2021-ts007a-lsoa.csv", categories, _numbered(categories))
-    )
+    frame = _load_numbered(tmp_path / "census2021-ts007a-lsoa.csv", categories)
     assert list(frame.columns) == ["lsoa21_code"] + list(CENSUS_TABLES["TS007A"].columns)
     assert frame["lsoa21_code"].tolist() == ["E01000001", "W01000001"]
     assert (
@@ -77,9 +80,7 @@ def test_ts038_sub_categories_summed(tmp_path):
         f"{n}: Has long term physical or mental health condition but day-to-day activities are not limited",
         f"{n}: No long term physical or mental health conditions",
     ]
-    frame = load_nomis_table(
-        _write(tmp_path / "census2021-ts038-lsoa.csv", categories, _numbered(categories))
-    )
+    frame = _load_numbered(tmp_path / "census2021-ts038-lsoa.csv", categories)
     assert frame.loc[0, ["disability_total", "disabled_ea", "not_disabled_ea"]].tolist() == [
         1,
         2 + 3,
@@ -100,9 +101,7 @@ def test_ts021_detailed_with_white_british(tmp_path):
         f"{e}: White: Irish",
         f"{e}: Other ethnic group",
     ]
-    frame = load_nomis_table(
-        _write(tmp_path / "census2021-ts021-lsoa.csv", categories, _numbered(categories))
-    )
+    frame = _load_numbered(tmp_path / "census2021-ts021-lsoa.csv", categories)
     assert frame.loc[
         0,
         [
@@ -163,9 +162,7 @@ def test_missing_category_names_table_and_close_match(tmp_path):
         "General health: Very bad health",
     ]
     with pytest.raises(SourceFormatError) as info:
-        load_nomis_table(
-            _write(tmp_path / "census2021-ts037-lsoa.csv", categories, _numbered(categories))
-        )
+        _load_numbered(tmp_path / "census2021-ts037-lsoa.csv", categories)
     message = str(info.value)
     assert (
         "TS037" in message

@@ -1,6 +1,7 @@
 # Official headers and rows are long literal lines.
 # ruff: noqa: E501
 import pytest
+from loader_helpers import format_error
 from reference_helpers import reference_file
 
 from pophealth.sources.common import SourceFormatError
@@ -35,16 +36,14 @@ def test_bom_shifted_labels_thousands(tmp_path):
 
 
 def test_missing_weighted_column(tmp_path):
-    path = tmp_path / "p.csv"
-    path.write_text(
+    message = format_error(
+        load_weighted_patients,
+        tmp_path / "p.csv",
         SHIFTED_HEADER.replace("Number of Weighted Patients", "Number of Weighted Patient")
-        + "a,b,c,d,e,f,A1,X,1,2,3\n"
+        + "a,b,c,d,e,f,A1,X,1,2,3\n",
     )
-    with pytest.raises(SourceFormatError) as info:
-        load_weighted_patients(path)
-    assert "Number of Weighted Patients (Last Known Figure)" in str(
-        info.value
-    ) and "did you mean" in str(info.value)
+    assert "Number of Weighted Patients (Last Known Figure)" in message
+    assert "did you mean" in message
 
 
 def test_non_numeric_names_row(tmp_path):

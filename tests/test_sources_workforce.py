@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from loader_helpers import format_error
 
 from pophealth.sources import workforce
 from pophealth.sources.common import SourceFormatError
@@ -43,14 +44,13 @@ def test_na_nd_and_source_flags(tmp_path):
 
 
 def test_missing_fte_column(tmp_path):
-    path = tmp_path / "wf.csv"
-    path.write_text(
+    message = format_error(
+        load_workforce,
+        tmp_path / "wf.csv",
         HEADER.replace("TOTAL_NURSES_FTE", "TOTAL_NURSE_FTE")
-        + "A1,X,U1,P,16C,N,QHM,I,Y,R,1,1,0,a,b,c,d,1,1,1,1,1,1,1,1\n"
+        + "A1,X,U1,P,16C,N,QHM,I,Y,R,1,1,0,a,b,c,d,1,1,1,1,1,1,1,1\n",
     )
-    with pytest.raises(SourceFormatError) as info:
-        load_workforce(path)
-    assert "TOTAL_NURSES_FTE" in str(info.value) and "'TOTAL_NURSE_FTE'" in str(info.value)
+    assert "TOTAL_NURSES_FTE" in message and "'TOTAL_NURSE_FTE'" in message
 
 
 def test_non_numeric_fte(tmp_path):

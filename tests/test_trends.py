@@ -177,7 +177,7 @@ def test_recent_trend_uses_only_the_last_five_points():
 
 
 def test_recent_trend_input_errors():
-    with pytest.raises(StatisticsInputError, match="above denominator"):
+    with pytest.raises(StatisticsInputError, match="exceeds denominator"):
         trends.recent_trend(proportions([5, 20], [10, 10]), "num", "den", "period")
     with pytest.raises(StatisticsInputError, match="negative"):
         trends.recent_trend(proportions([-1, 2], [10, 10]), "num", "den", "period")

@@ -850,3 +850,25 @@ def read_source_csv(
     path = Path(path)
     headers = resolve_columns(read_header(path), wanted, path, optional=optional, source=source)
     return SourceColumns(path, read_csv_columns(path, headers, numeric=numeric), headers)
+
+
+#: An ODS organisation code (headerless ODS files start with one).
+ODS_CODE = re.compile(r"^[A-Z0-9]{3,8}$")
+
+
+def headerless_fields(
+    raw: pd.DataFrame, fields: dict[str, int]
+) -> tuple[dict[str, pd.Series], int]:
+    """Fields of a headerless ODS file by their 1-based positions, past an added header row.
+
+    ODS files have no header; a row whose first cell is not an ODS code is one someone added
+    (skipped, and counted so error messages give the file's own line numbers).
+
+    Returns:
+        ``(columns by field name, header rows skipped)``.
+    """
+    header_rows = 0
+    if len(raw) and not ODS_CODE.match(str(raw.iloc[0, 0]).strip().upper()):
+        raw = raw.iloc[1:]
+        header_rows = 1
+    return {name: raw[position - 1] for name, position in fields.items()}, header_rows

@@ -8,7 +8,6 @@ date, 13 status (A active, C closed, D dormant, P proposed), 14 organisation sub
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +22,7 @@ from pophealth.sources.common import (
     code_columns,
     date_column,
     detect_encoding,
+    headerless_fields,
     parse_dates,
     parse_numeric,
     validate_output,
@@ -52,7 +52,6 @@ _FIELDS = {
     "sicbl_ods": 15,
     "prescribing_setting": 26,
 }
-_ODS_CODE = re.compile(r"^[A-Z0-9]{3,8}$")
 
 EPRACCUR_SCHEMA = canonical_schema(
     "ODS epraccur",
@@ -104,11 +103,7 @@ def load_epraccur(path: str | Path) -> pd.DataFrame:
             examples=f"first row: {raw.iloc[0].tolist()[:6] if len(raw) else []}",
             fix="use the ODS epraccur.csv (GP practices), not another ODS extract",
         )
-    header_rows = 0
-    if len(raw) and not _ODS_CODE.match(str(raw.iloc[0, 0]).strip()):
-        raw = raw.iloc[1:]
-        header_rows = 1
-    column = {name: raw[position - 1] for name, position in _FIELDS.items()}
+    column, header_rows = headerless_fields(raw, _FIELDS)
     out = pd.DataFrame(
         {
             "practice_code": clean_codes(column["practice_code"]),

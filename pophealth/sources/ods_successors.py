@@ -32,11 +32,13 @@ import pandas as pd
 import pandera.pandas as pa
 
 from pophealth.sources.common import (
+    ODS_CODE,
     SourceFormatError,
     canonical_schema,
     clean_codes,
     code_column,
     date_column,
+    headerless_fields,
     parse_dates,
     validate_output,
 )
@@ -70,7 +72,6 @@ _LABELS = {
 }
 #: Reason codes seen in public code reading the file (R, O, F); others are kept as published.
 REASONS = {"R": "reconfiguration", "O": "organisation type change", "F": "FMR code change"}
-_ODS_CODE = re.compile(r"^[A-Z0-9]{3,8}$")
 #: A GP practice code: one letter and five digits (``A81001``, ``Y02345``), not a PCN (``U``).
 GP_PRACTICE_CODE = re.compile(r"^[A-TV-Z][0-9]{5}$")
 
@@ -151,11 +152,7 @@ def _load_one(path: Path) -> pd.DataFrame:
             fix="use the ODS succ.csv from succ.zip (Miscellaneous data downloads), not another "
             "ODS extract, and do not add or remove columns",
         )
-    header_rows = 0
-    if len(raw) and not _ODS_CODE.match(str(raw.iloc[0, 0]).strip().upper()):
-        raw = raw.iloc[1:]  # someone added a header row
-        header_rows = 1
-    column = {name: raw[position - 1] for name, position in _FIELDS.items()}
+    column, header_rows = headerless_fields(raw, _FIELDS)
     out = pd.DataFrame(
         {
             "predecessor_code": clean_codes(column["predecessor_code"]),
@@ -172,10 +169,10 @@ def _load_one(path: Path) -> pd.DataFrame:
         }
     ).reset_index(drop=True)
     for name in ("predecessor_code", "successor_code"):
-        bad = out[name].isna() | ~out[name].fillna("").str.match(_ODS_CODE)
+        bad = out[name].isna() | ~out[name].fillna("").str.match(ODS_CODE)
         if bad.any():
             rows = [
-                f"line {int(i) + 1 + header_rows}: {raw.iloc[i].tolist()}"
+                f"line {int(i) + 1 + header_rows}: {raw.iloc[int(i) + header_rows].tolist()}"
                 for i in bad[bad].index[:5]
             ]
             raise SourceFormatError(
