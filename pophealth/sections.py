@@ -930,6 +930,8 @@ def data_quality(p: Profile) -> None:
         )
         + membership
         + tables.collapsible(
-            f"Indicator definitions ({len(p.definitions)})", tables.definitions_table(p.definitions)
+            f"Indicator definitions ({len(p.definitions)})",
+            tables.definitions_table(p.definitions),
+            css=tables.DEFINITIONS_CSS,  # a run folder links its one definitions page instead
         )
     )

@@ -413,6 +413,27 @@ def benchmark_table(
 # --------------------------------------------------------------------------------------
 
 
+#: Class of a profile's collapsed definitions: a run folder links its shared definitions page.
+DEFINITIONS_CSS = "ph-definitions-details"
+
+
+def definitions_page(catalogue_rows: pd.DataFrame, title: str = "Indicator definitions") -> str:
+    """A run folder's one page of every indicator's definition (profiles link to it).
+
+    Args:
+        catalogue_rows: As :func:`definitions_table`.
+        title: Page title (escaped).
+    """
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_esc(title)}</title>{css_block()}</head>"
+        f'<body class="ph-profile"><main><h1>{_esc(title)}</h1>'
+        '<p class="ph-text">What each indicator in the profiles measures, its sources, '
+        "polarity and statistic (pophealth's catalogue).</p>"
+        f"{definitions_table(catalogue_rows)}</main></body></html>\n"
+    )
+
+
 def definitions_table(catalogue_rows: pd.DataFrame) -> str:
     """Indicator definitions (from the catalogue) as an HTML table.
 
@@ -803,17 +824,19 @@ def bullet_list(items: Sequence[str]) -> str:
     return '<ul class="ph-notes">' + "".join(f"<li>{_esc(i)}</li>" for i in items) + "</ul>"
 
 
-def collapsible(summary: str, body_html: str) -> str:
+def collapsible(summary: str, body_html: str, css: str = "") -> str:
     """Wrap detail (definitions, provenance) in a closed ``<details>`` element.
 
     Args:
         summary: The always-visible summary text (escaped).
         body_html: Inner HTML, already built by a table function (not escaped again).
+        css: Another class for the element (e.g. one the runner finds it by).
 
     Returns:
         ``<details class="ph-details">`` HTML.
     """
-    return f'<details class="ph-details"><summary>{_esc(summary)}</summary>{body_html}</details>'
+    classes = f"ph-details {_esc(css)}".strip()
+    return f'<details class="{classes}"><summary>{_esc(summary)}</summary>{body_html}</details>'
 
 
 def register_table(registers: pd.DataFrame, comparator_label: str) -> str:

@@ -103,12 +103,17 @@ def test_page_reads_story_first_with_one_benchmark_table(demo_site):
     # the whole team's, change over time's and similar areas' tables (merged from main)
     summaries = re.findall(r'<details class="ph-details"><summary>([^<]*)', page)
     optional = ("Practice membership changes",)  # only where membership changed over time
-    assert 13 <= len(summaries) <= 13 + len(optional), summaries
+    assert 12 <= len(summaries) <= 12 + len(optional), summaries
+    # the run's one definitions page replaces each profile's copy of the table
+    assert page.count('href="../../definitions.html"') == 1
+    assert "ph-definitions-details" not in page
+    definitions = (demo_site / "definitions.html").read_text(encoding="utf-8")
+    assert definitions.count("<tr>") > 80 and 'class="ph-code">imd_score<' in definitions
     for start in ("The team by staff group", "Practices with missing", "Practice staff by role",
                   "Every indicator&#x27;s trend", "What changed since", "Each indicator against",
                   "The similar areas", "The most similar areas within"):  # fmt: skip
         assert any(s.startswith(start) for s in summaries), (start, summaries)
-    for start in ("Notes on sources", "Sources and checksums", "Indicator definitions",
+    for start in ("Notes on sources", "Sources and checksums",
                   "Every indicator:", "Every register:"):  # fmt: skip
         assert any(s.startswith(start) for s in summaries), (start, summaries)
     # numbers formatted, no internal column names shown
@@ -186,6 +191,7 @@ def test_self_contained_profile_draws_alone_offline(exported, tmp_path):
     shutil.copyfile(exported, alone)  # nothing else in the folder
     text = alone.read_text(encoding="utf-8")
     assert not re.search(r'<(script|link)[^>]+(src|href)="(?!data:)[^"#]', text)
+    assert "ph-definitions-details" in text  # a page on its own keeps its definitions
     result, errors = _probe(
         alone,
         # collapsed charts (funnel plots) draw when opened

@@ -59,7 +59,13 @@ from pophealth.runner.jobs import (
     read_sidecar,
     remove_stale_temp_files,
 )
-from pophealth.runner.share import ShareError, inline_assets, print_pdf
+from pophealth.runner.share import (
+    DEFINITIONS_PAGE,
+    ShareError,
+    inline_assets,
+    link_definitions,
+    print_pdf,
+)
 
 WORKER_STOP_SECONDS = 15.0
 
@@ -164,7 +170,11 @@ def _store(
         timings=dict(result.get("timings") or {}),
     )
     if result["status"] == STATUS_OK:
-        page = inline_assets(result["html"]) if self_contained else result["html"]
+        if self_contained:
+            page = inline_assets(result["html"])
+        else:
+            # profiles/<level>/<area>.html, as plotly_src: the run folder is two levels up
+            page = link_definitions(result["html"], f"../../{DEFINITIONS_PAGE}")
         ipynb = result["ipynb"].encode("utf-8")
         html = page.encode("utf-8")
         atomic_write_text(paths.ipynb, result["ipynb"])
@@ -380,6 +390,16 @@ def _print_pdfs(results: list[JobResult], workers: int) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- public API
+def _write_definitions_page(out_dir: Path) -> None:
+    """The run folder's one page of every catalogue indicator's definition."""
+    from pophealth.indicators import load_catalogue
+    from pophealth.profile_frames import definitions_frame
+    from pophealth.tables import definitions_page
+
+    frame = definitions_frame(load_catalogue()["id"])
+    atomic_write_text(out_dir / DEFINITIONS_PAGE, definitions_page(frame))
+
+
 def run_profiles(
     jobs: Iterable[ProfileJob],
     out_dir: Path | str,
@@ -497,6 +517,7 @@ def run_profiles(
         index_path, manifest_path = write_index_and_manifest(
             out_dir, ordered + carried, title=title, record=record
         )
+        _write_definitions_page(out_dir)
     return RunSummary(
         out_dir=out_dir,
         results=ordered,

@@ -144,3 +144,23 @@ def print_pdf(html_path: Path, pdf_path: Path, *, budget_ms: int = 8000) -> Path
 
 
 __all__ = ["ShareError", "chromium_executable", "inline_assets", "print_pdf"]
+
+
+#: The run folder's one page of indicator definitions, which its profiles link to.
+DEFINITIONS_PAGE = "definitions.html"
+_DEFINITIONS_BLOCK = re.compile(
+    r'<details class="ph-details ph-definitions-details">.*?</details>', re.DOTALL
+)
+
+
+def link_definitions(page: str, href: str) -> str:
+    """Replace a profile's collapsed definitions with a link to the run's definitions page.
+
+    Every profile of a run carried the same definitions table (a tenth of a page); a page
+    exported on its own (``--self-contained``, ``export``) keeps its copy.
+    """
+    link = (
+        f'<p class="ph-text"><a href="{href}">Indicator definitions</a>: what each indicator '
+        "measures, its sources, polarity and statistic (one page for the run).</p>"
+    )
+    return _DEFINITIONS_BLOCK.sub(lambda _m: link, page, count=1)
