@@ -1079,8 +1079,12 @@ def lsoa_choropleth_spec(
             zmax=10.5,
             colorscale=colorscale,
             marker={"line": {"color": "#FFFFFF", "width": 0.4}},
-            text=[h for h, ok in zip(hover, has_decile, strict=True) if ok],
-            hovertemplate="%{text}<extra></extra>",
+            # numbers per LSOA and one template, not a sentence per LSOA (a map's text was a
+            # fifth of its page)
+            customdata=np.column_stack([score, patients])[has_decile].round(1),
+            hovertemplate="<b>%{location}</b><br>IMD decile (national): %{z}<br>IMD score: "
+            "%{customdata[0]:.1f}<br>Patients of this area living here: "
+            "%{customdata[1]:,.0f}<extra></extra>",
             name="IMD decile",
             colorbar={
                 "title": {"text": "National IMD<br>decile"},
@@ -1515,10 +1519,17 @@ def spine_chart_spec(
         ("peer_min", "peer_max", f"Range of {_esc(peer_label)}", "#D9D9D9"),
         ("peer_q25", "peer_q75", "Middle half (25th to 75th percentile)", "#8C8C8C"),
     )
-    for low_col, high_col, name, colour in bars:
+    for n, (low_col, high_col, name, colour) in enumerate(bars):
         low = np.fmin(scaled[low_col], scaled[high_col])
         high = np.fmax(scaled[low_col], scaled[high_col])
         both = np.isfinite(scaled[low_col]) & np.isfinite(scaled[high_col])
+        # the row's text rides on the full range bar and the marker only (it was a page's
+        # biggest text when every trace carried it)
+        hover = (
+            {"customdata": hover_array, "hovertemplate": "%{customdata}<extra></extra>"}
+            if n == 0
+            else {"hoverinfo": "skip"}
+        )
         fig.add_trace(
             _bar(
                 y=positions,
@@ -1528,8 +1539,7 @@ def spine_chart_spec(
                 width=0.55,
                 name=name,
                 marker={"color": colour, "line": {"width": 0}},
-                customdata=hover_array,
-                hovertemplate="%{customdata}<extra></extra>",
+                **hover,
             )
         )
     has_value = np.isfinite(scaled["value"])
@@ -1563,8 +1573,7 @@ def spine_chart_spec(
             textposition="middle center",
             showlegend=False,
             name="Value",
-            customdata=hover_array,
-            hovertemplate="%{customdata}<extra></extra>",
+            hoverinfo="skip",
         )
     )
     fig.add_shape(

@@ -290,7 +290,9 @@ def test_every_figure_has_title_axis_titles_hover_and_meta(chart_inputs):
         if name != "lsoa_choropleth":
             assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text, name
         for trace in fig.data:
-            assert trace.hovertemplate, (name, trace.name)
+            # every trace has hover text, or skips hover so the trace under it shows its own
+            assert trace.hovertemplate or trace.hoverinfo == "skip", (name, trace.name)
+        assert any(trace.hovertemplate for trace in fig.data), name
         # Light: no figure here should carry a big template or data payload.
         assert len(fig.to_json()) < 40_000, name
 
@@ -383,9 +385,12 @@ def test_lsoa_choropleth_embeds_only_needed_rounded_features(geojson, lsoa_value
     assert list(deciles.z) == [1, 10]
     assert (deciles.zmin, deciles.zmax) == (0.5, 10.5)
     assert list(missing.locations) == ["E01000002"]
-    # Hover text carries the code, decile, score and patients.
-    assert "E01000000" in deciles.text[0] and "IMD decile (national): 1" in deciles.text[0]
-    assert "55.1" in deciles.text[0] and "1,234" in deciles.text[0]
+    # Hover carries the code, decile, score and patients (one template over per-LSOA numbers)
+    assert deciles.locations[0] == "E01000000" and deciles.z[0] == 1
+    assert "%{location}" in deciles.hovertemplate and "IMD decile (national): %{z}" in (
+        deciles.hovertemplate
+    )
+    assert list(deciles.customdata[0]) == [55.1, 1234.0]
     # No tiles: a hidden geo base map fitted to the LSOAs.
     assert fig.layout.geo.fitbounds == "locations" and fig.layout.geo.visible is False
     layout_json = fig.layout.to_plotly_json()
