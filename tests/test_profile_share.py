@@ -171,7 +171,9 @@ def test_executed_notebooks_keep_figures_once(demo_site):
     figures = [o for o in outputs if PLOTLY_MIME in o["data"]]
     assert len(figures) >= 8
     assert not [o for o in figures if "text/html" in o["data"]]
-    assert page.with_suffix(".ipynb").stat().st_size < page.stat().st_size
+    # about the page's size (they were 2-3x): the page links the run's definitions page where
+    # the notebook keeps its own table, and the notebook holds the JSON of each figure once
+    assert page.with_suffix(".ipynb").stat().st_size < 1.25 * page.stat().st_size
 
 
 # --------------------------------------------------------------------------- sharing

@@ -160,7 +160,8 @@ def link_definitions(page: str, href: str) -> str:
     exported on its own (``--self-contained``, ``export``) keeps its copy.
     """
     link = (
-        f'<p class="ph-text"><a href="{href}">Indicator definitions</a>: what each indicator '
+        f'<p class="ph-text"><a href="{href}" style="text-decoration: underline">Indicator '
+        "definitions</a>: what each indicator "
         "measures, its sources, polarity and statistic (one page for the run).</p>"
     )
     return _DEFINITIONS_BLOCK.sub(lambda _m: link, page, count=1)
