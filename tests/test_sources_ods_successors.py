@@ -185,3 +185,18 @@ def test_prepare_records_the_successor_file_and_carries_the_merged_list(demo_pre
     ]
     assert raw_successor.diff().max() > 2_000  # the published list jumps at the merger
     assert steps.abs().max() < 500
+
+
+def test_a_file_without_gp_practice_successions_gives_an_empty_typed_table(tmp_path):
+    """Only trusts and PCNs succeeded (as in the England-scale demo): no practice rows, and the
+    table still meets its schema (prepare on such a file failed before)."""
+    path = tmp_path / "succ.csv"
+    path.write_text("RXX01,RXX02,R,20230401,\nU99901,U99902,R,20240401,\n")
+    successions, notes = gp_practice_successions(load_ods_successors(path), path)
+    assert successions.empty and not notes
+    assert list(successions.columns) == [
+        "predecessor_code",
+        "successor_code",
+        "effective_date",
+        "chain",
+    ]

@@ -251,7 +251,9 @@ def resolve_chains(successions: pd.DataFrame, path: str | Path = "succ.csv") -> 
     out = pd.DataFrame(
         rows, columns=["predecessor_code", "successor_code", "effective_date", "chain"]
     )
-    return out.astype({"effective_date": "datetime64[ns]"})
+    # typed even when empty (an England file may hold no GP practice succession)
+    text = {c: "str" for c in ("predecessor_code", "successor_code", "chain")}
+    return out.astype({**text, "effective_date": "datetime64[ns]"})
 
 
 def gp_practice_successions(
