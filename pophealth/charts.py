@@ -1650,6 +1650,38 @@ def spine_chart_spec(
 # --------------------------------------------------------------------------------------
 
 
+def _funnel_side(sorted_limits: dict[str, np.ndarray], denominator: float, value: float) -> str:
+    """``above``/``below the 99.8% (or 95%) limits``, ``within the 95% limits``, or ''.
+
+    ``sorted_limits`` holds ``denominator`` and the four limit columns, in denominator order;
+    the limits are interpolated at the point's denominator.
+    """
+    grid = sorted_limits["denominator"]
+    if not (np.isfinite(value) and np.isfinite(denominator) and grid.size):
+        return ""
+    for level, label in (("99_8", "99.8%"), ("95", "95%")):
+        if value > float(np.interp(denominator, grid, sorted_limits[f"upper_{level}"])):
+            return f"above the {label} limits"
+        if value < float(np.interp(denominator, grid, sorted_limits[f"lower_{level}"])):
+            return f"below the {label} limits"
+    return "within the 95% limits"
+
+
+def funnel_position(limits: pd.DataFrame, denominator: float, value: float) -> str:
+    """Where a value at a denominator sits in a funnel: see :func:`_funnel_side`.
+
+    Args:
+        limits: ``denominator, lower_95, upper_95, lower_99_8, upper_99_8`` (any order).
+        denominator: The area's denominator.
+        value: The area's value.
+    """
+    grid = limits.sort_values("denominator")
+    columns = ("denominator", "lower_95", "upper_95", "lower_99_8", "upper_99_8")
+    return _funnel_side(
+        {c: grid[c].to_numpy(dtype=float) for c in columns}, float(denominator), float(value)
+    )
+
+
 def funnel_plot_spec(
     points: pd.DataFrame,
     limits: pd.DataFrame,
@@ -1703,14 +1735,14 @@ def funnel_plot_spec(
 
     def position(i: int) -> str:
         """Where a point falls relative to the interpolated limits."""
-        if not (np.isfinite(value[i]) and np.isfinite(denominator[i]) and limit_x.size):
+        side = _funnel_side(sorted_limits, denominator[i], value[i])
+        if not side:
             return ""
-        at = {c: float(np.interp(denominator[i], limit_x, sorted_limits[c])) for c in sorted_limits}
-        if value[i] > at["upper_99_8"] or value[i] < at["lower_99_8"]:
-            return "<br>Outside the 99.8% limits"
-        if value[i] > at["upper_95"] or value[i] < at["lower_95"]:
-            return "<br>Outside the 95% limits"
-        return "<br>Within the 95% limits"
+        return (
+            "<br>Within the 95% limits"
+            if side == "within the 95% limits"
+            else (f"<br>Outside the {side.split(' the ', 1)[1]}")
+        )
 
     hover = [
         f"<b>{_esc(names[i])}</b> ({_esc(codes[i])})"

@@ -10,7 +10,6 @@ The only benchmark table is in :func:`benchmarking`; definitions and provenance 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -704,18 +703,7 @@ def _funnel_position(funnel: dict, code: str) -> str:
     own = points[points["area_code"] == code] if isinstance(points, pd.DataFrame) else []
     if not len(own) or not len(limits):
         return ""
-    value, size = float(own["value"].iloc[0]), float(own["denominator"].iloc[0])
-    if math.isnan(value) or math.isnan(size):
-        return ""
-    grid = limits.sort_values("denominator")
-    bounds = ("lower_95", "upper_95", "lower_99_8", "upper_99_8")
-    at = {c: float(np.interp(size, grid["denominator"], grid[c])) for c in bounds}
-    for level in ("99_8", "95"):
-        if value > at[f"upper_{level}"]:
-            return f"above the {level.replace('_', '.')}% limits"
-        if value < at[f"lower_{level}"]:
-            return f"below the {level.replace('_', '.')}% limits"
-    return "within the 95% limits"
+    return charts.funnel_position(limits, own["denominator"].iloc[0], own["value"].iloc[0])
 
 
 def _funnel_summary(p: Profile) -> str:

@@ -113,7 +113,6 @@ PROFILE_CSS = """
 .ph-basis { margin: 0 0 0.5em; color: #4C6272; }
 .ph-nav, .ph-toc { font-size: 14px; margin: 0.4em 0; }
 .ph-nav a, .ph-toc a { color: #005EB8; }
-.ph-text a { color: #005EB8; text-decoration: underline; }
 .ph-nav ul, .ph-toc ol { display: flex; flex-wrap: wrap; gap: 0.2em 1.2em; list-style: none;
   padding: 0; margin: 0.2em 0; }
 .ph-toc ol { counter-reset: none; }
