@@ -12,9 +12,10 @@ batch runs in warm kernels do not re-read it for every area.
 
 from __future__ import annotations
 
+import functools
 import json
-from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,7 @@ from pophealth.errors import InputError, PopHealthError
 from pophealth.profile_frames import Profile, build_profile
 from pophealth.releases import ImdRelease
 from pophealth.sources import SOURCES
-from pophealth.store import FrameMemo
+from pophealth.store import FrameMemo, python_strings
 
 AGE_BANDS = list(ages.AGE_BANDS)
 #: Headline indicators (``headline: true`` in catalogue.yaml): columns of the area lists.
@@ -144,6 +145,20 @@ def _note_modelled_qof(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+class cached_property(functools.cached_property):  # noqa: N801 - the decorator's own name
+    """A ``functools.cached_property`` whose table is built with Python strings.
+
+    Derived tables then hold text as the tables read from the store do (see
+    :func:`pophealth.store.python_strings`).
+    """
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        with python_strings():
+            return super().__get__(instance, owner)
+
+
 #: Grid the maps' LSOA boundaries are snapped to, in degrees (1e-5: about 1.1 m north-south).
 MAP_GRID_DEGREES = 1e-5
 
@@ -185,7 +200,9 @@ class PopHealthData:
 
     def _read_table(self, file_name: str) -> pd.DataFrame:
         path = self.prepared_dir / file_name
-        return contracts.validate_store_table(file_name, pd.read_parquet(path), path)
+        with python_strings():
+            frame = pd.read_parquet(path)
+        return contracts.validate_store_table(file_name, frame, path)
 
     # -- geography -------------------------------------------------------------------------
     @cached_property
@@ -360,7 +377,11 @@ class PopHealthData:
 
     @cached_property
     def lsoa_geometries(self) -> dict[str, str]:
-        """GeoJSON geometry text of every LSOA in the store (WGS84), for maps."""
+        """GeoJSON geometry text of every LSOA in the store (WGS84), in display form for maps.
+
+        Coordinates are on a 1e-5 degree grid and rings wound for d3-geo
+        (:data:`pophealth.charts.DISPLAY_READY`).
+        """
         path = self.prepared_dir / "boundaries.parquet"
         if not path.exists():
             return {}
@@ -368,9 +389,12 @@ class PopHealthData:
         import shapely
 
         shapes = gpd.read_parquet(path)
-        # coordinates to 1e-5 degrees (about a metre): a page's map is mostly coordinates
+        # coordinates to 1e-5 degrees (about a metre): a page's map is mostly coordinates;
+        # exterior rings clockwise, holes anticlockwise, as d3-geo (plotly's maps) wants them,
+        # so each profile embeds them as they are (charts.DISPLAY_READY)
         snapped = shapely.set_precision(shapes.geometry.to_numpy(), MAP_GRID_DEGREES)
-        text = shapely.to_geojson(snapped, indent=None)
+        oriented = shapely.orient_polygons(snapped, exterior_cw=True)
+        text = shapely.to_geojson(oriented, indent=None)
         return dict(zip(shapes["lsoa21_code"].astype(str), text, strict=True))
 
     @cached_property
@@ -828,8 +852,9 @@ class PopHealthData:
         Returns:
             A :class:`Profile`.
         """
-        area = self.resolve_area(area_code, basis)
-        return build_profile(self, area)
+        with python_strings():
+            area = self.resolve_area(area_code, basis)
+            return build_profile(self, area)
 
     def profile_of_practices(
         self, practices, *, name: str = "Candidate neighbourhood", code: str = "CANDIDATE"

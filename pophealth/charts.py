@@ -19,8 +19,8 @@ import copy
 import difflib
 import functools
 import html
-import json
 import math
+import os
 import re
 import textwrap
 import urllib.parse
@@ -497,8 +497,8 @@ def _nice_step(span: float, target_ticks: int = 4) -> float:
 Chart = go.Figure | FigureSpec
 
 
-def _figure_parts(fig: Chart, width: str = "third") -> tuple[str, str, bool, Any]:
-    """JSON of data and layout (script-safe), whether it is a map, and the layout height."""
+def _figure_objects(fig: Chart, width: str = "third") -> tuple[list, dict, bool]:
+    """Data (rounded) and layout (title and legend sized to ``width``), and whether a map."""
     if isinstance(fig, FigureSpec):
         spec = fig.to_dict()
     elif isinstance(fig, go.Figure):
@@ -511,8 +511,24 @@ def _figure_parts(fig: Chart, width: str = "third") -> tuple[str, str, bool, Any
     data, layout = spec.get("data", []), spec.get("layout", {})
     data = [_compact(trace) for trace in data]
     is_map = any(trace.get("type") in ("choropleth", "scattergeo") for trace in data)
-    layout = _clear_title_and_legend(layout, data, width)
+    return data, _clear_title_and_legend(layout, data, width), is_map
+
+
+def _figure_parts(fig: Chart, width: str = "third") -> tuple[str, str, bool, Any]:
+    """JSON of data and layout (script-safe), whether it is a map, and the layout height."""
+    data, layout, is_map = _figure_objects(fig, width)
     return _lean_json(data), _lean_json(layout), is_map, layout.get("height")
+
+
+def _plain_json(value: Any) -> Any:
+    """``value`` as plain JSON types (numpy arrays, NaN and the like as plotly's JSON has them)."""
+    import orjson
+
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # e.g. dates or pandas values: plotly's encoder cleans them
+        text = to_json_plotly(value)
+    return orjson.loads(text)
 
 
 def _lean_json(value: Any) -> str:
@@ -711,6 +727,59 @@ def figure_to_html(fig: Chart) -> str:
     return _html_fragment(*_figure_parts(fig))
 
 
+#: Key of a figure output's metadata holding how its page fragment is laid out (see
+#: :func:`figure_output`).
+FIGURE_METADATA_KEY = "pophealth"
+
+#: Set (to ``export``) in the batch runner's kernel: figure outputs then carry only Plotly JSON
+#: and their layout metadata, and the runner's exporter writes each page fragment from them
+#: (:func:`figure_html_from_output`). The fragment repeats the figure's JSON, so this halves
+#: what every figure costs the kernel to send and the runner to receive.
+FIGURE_HTML_ENV = "POPHEALTH_FIGURE_HTML"
+
+
+def figure_output(
+    fig: Chart,
+    *,
+    width: str = "full",
+    caption: str = "",
+    collapsed: str = "",
+    with_html: bool = True,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The display data and metadata of a figure output.
+
+    The data is Plotly JSON (JupyterLab draws it), ``text/plain`` and, ``with_html``, the HTML
+    fragment nbconvert's export uses. The metadata records ``width``, ``caption`` and
+    ``collapsed`` so the fragment can be written later from the JSON alone (what
+    :func:`figure_html_from_output` does for the batch runner).
+    """
+    data, layout, is_map = _figure_objects(fig, width)
+    plotly_json = {
+        "data": _plain_json(data),
+        "layout": _plain_json(layout),
+        "config": _config(is_map),
+    }
+    label = _figure_label(plotly_json["layout"])
+    bundle: dict[str, Any] = {PLOTLY_MIMETYPE: plotly_json}
+    if with_html:
+        bundle["text/html"] = _html_fragment(
+            _lean_json(data),
+            _lean_json(layout),
+            is_map,
+            layout.get("height"),
+            width=width,
+            caption=caption,
+            label=label,
+            collapsed=collapsed,
+        )
+    # escaped too: notebooks and their JSON are shared, and a viewer may render it as HTML
+    bundle["text/plain"] = f"<Figure: {html.escape(label)}>" + (
+        f"\n{html.escape(caption)}" if caption else ""
+    )
+    metadata = {FIGURE_METADATA_KEY: {"width": width, "caption": caption, "collapsed": collapsed}}
+    return bundle, metadata
+
+
 def figure_bundle(
     fig: Chart, *, width: str = "full", caption: str = "", collapsed: str = ""
 ) -> dict[str, Any]:
@@ -726,32 +795,48 @@ def figure_bundle(
         collapsed: When given, the page shows the chart collapsed under this summary (detail
             a reader opens); JupyterLab shows it open.
     """
-    data_json, layout_json, is_map, height = _figure_parts(fig, width)
-    layout = json.loads(layout_json)
-    plotly_json = {
-        "data": json.loads(data_json),
-        "layout": layout,
-        "config": _config(is_map),
-    }
+    return figure_output(fig, width=width, caption=caption, collapsed=collapsed)[0]
+
+
+def figure_html_from_output(data: dict[str, Any], metadata: dict[str, Any]) -> str | None:
+    """The page fragment of a figure output that carries only Plotly JSON, else None.
+
+    Such outputs come from the batch runner's kernel (:data:`FIGURE_HTML_ENV`). The fragment
+    is what :func:`figure_output` would have put in ``text/html``: the same JSON (chart data
+    were rounded in the kernel), made safe inside ``<script>`` the same way.
+    """
+    plotly_json = data.get(PLOTLY_MIMETYPE)
+    layout_meta = metadata.get(FIGURE_METADATA_KEY)
+    if not isinstance(plotly_json, dict) or not isinstance(layout_meta, dict):
+        return None
+    traces = plotly_json.get("data") or []
+    layout = plotly_json.get("layout") or {}
+    is_map = any(trace.get("type") in ("choropleth", "scattergeo") for trace in traces)
+    return _html_fragment(
+        _script_safe_json(traces),
+        _script_safe_json(layout),
+        is_map,
+        layout.get("height"),
+        width=str(layout_meta.get("width") or "full"),
+        caption=str(layout_meta.get("caption") or ""),
+        label=_figure_label(layout),
+        collapsed=str(layout_meta.get("collapsed") or ""),
+    )
+
+
+def _figure_label(layout: dict[str, Any]) -> str:
+    """A chart's accessible name: its title as plain text."""
     title = (layout.get("title") or {}).get("text") or "untitled"
     label = re.sub(r"<[^>]+>", " ", html.unescape(str(title)))
-    label = " ".join(label.split())
-    return {
-        PLOTLY_MIMETYPE: plotly_json,
-        "text/html": _html_fragment(
-            data_json,
-            layout_json,
-            is_map,
-            height,
-            width=width,
-            caption=caption,
-            label=label,
-            collapsed=collapsed,
-        ),
-        # escaped too: notebooks and their JSON are shared, and a viewer may render it as HTML
-        "text/plain": f"<Figure: {html.escape(label)}>"
-        + (f"\n{html.escape(caption)}" if caption else ""),
-    }
+    return " ".join(label.split())
+
+
+def _script_safe_json(value: Any) -> str:
+    """JSON of plain JSON values, safe inside ``<script>`` as :func:`_lean_json` makes it."""
+    import orjson
+
+    text = orjson.dumps(value).decode("utf-8")
+    return _SCRIPT_BREAKERS.sub(r"\\u003c", text)
 
 
 def show(fig: Chart, *, width: str = "full", caption: str = "", collapsed: str = "") -> None:
@@ -759,11 +844,19 @@ def show(fig: Chart, *, width: str = "full", caption: str = "", collapsed: str =
 
     JupyterLab renders the Plotly JSON natively; nbconvert's HTML export uses the
     ``text/html`` fragment, which needs ``plotly.min.js`` loaded once in the page head.
-    ``width``, ``caption`` and ``collapsed`` are as in :func:`figure_bundle`.
+    ``width``, ``caption`` and ``collapsed`` are as in :func:`figure_bundle`. In the batch
+    runner's kernel (:data:`FIGURE_HTML_ENV`) the fragment is left to the runner's export.
     """
     from IPython.display import display
 
-    display(figure_bundle(fig, width=width, caption=caption, collapsed=collapsed), raw=True)
+    bundle, metadata = figure_output(
+        fig,
+        width=width,
+        caption=caption,
+        collapsed=collapsed,
+        with_html=os.environ.get(FIGURE_HTML_ENV) != "export",
+    )
+    display(bundle, metadata=metadata, raw=True)
 
 
 def show_html(html_text: str) -> None:
@@ -964,9 +1057,17 @@ def _rewind_polygon(polygon: list[Any]) -> list[Any]:
     return rewound
 
 
-def _display_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
-    """Rounded, re-wound copy of a Polygon or MultiPolygon geometry."""
+#: Member of a GeoJSON FeatureCollection saying its geometries are already in display form:
+#: coordinates on the 1e-5 degree grid and rings wound as d3-geo wants (exterior clockwise),
+#: as ``PopHealthData.lsoa_geometries`` stores them. Such geometries are embedded as they are.
+DISPLAY_READY = "pophealth_display_ready"
+
+
+def _display_geometry(geometry: dict[str, Any], ready: bool = False) -> dict[str, Any]:
+    """Rounded, re-wound copy of a Polygon or MultiPolygon geometry (``ready``: as it is)."""
     kind = geometry.get("type")
+    if ready and kind in ("Polygon", "MultiPolygon"):
+        return geometry
     coordinates = _round_coordinates(geometry.get("coordinates"))
     if kind == "Polygon":
         coordinates = _rewind_polygon(coordinates)
@@ -1025,6 +1126,7 @@ def lsoa_choropleth_spec(
             f"{duplicated.head(4).to_string()}"
         )
     features = []
+    ready = lsoas_geojson.get(DISPLAY_READY) is True
     for feature in lsoas_geojson.get("features", []):
         code = (feature.get("properties") or {}).get("lsoa21_code")
         if code in wanted and feature.get("geometry"):
@@ -1033,7 +1135,7 @@ def lsoa_choropleth_spec(
                     "type": "Feature",
                     "id": code,
                     "properties": {"lsoa21_code": code},
-                    "geometry": _display_geometry(feature["geometry"]),
+                    "geometry": _display_geometry(feature["geometry"], ready),
                 }
             )
     found = {f["properties"]["lsoa21_code"] for f in features}
@@ -2594,6 +2696,8 @@ __all__ = [
     "fair_share_bars",
     "fair_share_bars_spec",
     "figure_bundle",
+    "figure_html_from_output",
+    "figure_output",
     "figure_to_html",
     "format_number",
     "funnel_plot",

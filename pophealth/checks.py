@@ -16,6 +16,10 @@ def is_missing(value: Any) -> bool:
     """True for None, NaN, pd.NA and NaT."""
     if value is None:
         return True
+    if isinstance(value, str):  # most values asked about (page text): answered at once
+        return False
+    if isinstance(value, float):
+        return value != value
     try:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
@@ -24,6 +28,8 @@ def is_missing(value: Any) -> bool:
 
 def escape_html(value: Any, *, quote: bool = True) -> str:
     """Escape a data-derived value for HTML ('' for missing); ``quote`` also escapes quotes."""
+    if isinstance(value, str):
+        return html.escape(value, quote=quote)
     return html.escape("" if is_missing(value) else str(value), quote=quote)
 
 

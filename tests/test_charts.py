@@ -407,6 +407,85 @@ def test_lsoa_choropleth_rewinds_exterior_rings_clockwise(geojson, lsoa_values):
         assert charts._ring_signed_area(ring) < 0
 
 
+def test_display_ready_geometries_are_what_the_chart_would_make_of_them(geojson, lsoa_values):
+    """The store's map geometries (snapped to the 1e-5 degree grid and oriented with shapely,
+    as PopHealthData.lsoa_geometries does) have the rings the chart's own rounding and
+    rewinding makes (a ring may start at another point), so a collection marked DISPLAY_READY
+    is embedded as it is."""
+    import shapely
+    from shapely.geometry import shape
+
+    ready = {
+        **geojson,
+        charts.DISPLAY_READY: True,
+        "features": [
+            {
+                **feature,
+                "geometry": json.loads(
+                    shapely.to_geojson(
+                        shapely.orient_polygons(
+                            shapely.set_precision(shape(feature["geometry"]), 1e-5),
+                            exterior_cw=True,
+                        )
+                    )
+                ),
+            }
+            for feature in geojson["features"]
+        ],
+    }
+    for plain, prepared in zip(geojson["features"], ready["features"], strict=True):
+        assert _same_rings(charts._display_geometry(plain["geometry"]), prepared["geometry"])
+    fast = charts.lsoa_choropleth(ready, lsoa_values, "Map").data[0].geojson["features"]
+    slow = charts.lsoa_choropleth(geojson, lsoa_values, "Map").data[0].geojson["features"]
+    assert [f["id"] for f in fast] == [f["id"] for f in slow]
+    assert [f["geometry"] for f in fast] == [
+        f["geometry"]
+        for f in ready["features"]
+        if f["properties"]["lsoa21_code"] in {g["id"] for g in fast}
+    ]
+    for ours, theirs in zip(fast, slow, strict=True):
+        assert _same_rings(ours["geometry"], theirs["geometry"])
+
+
+def _same_rings(a: dict, b: dict) -> bool:
+    """Same geometry type and rings: the same points in the same direction (a ring may start
+    at another of its points)."""
+
+    def polygons(geometry: dict) -> list:
+        coordinates = geometry["coordinates"]
+        return [coordinates] if geometry["type"] == "Polygon" else coordinates
+
+    def canonical(ring: list) -> list:
+        points = [tuple(p) for p in ring[:-1]]  # drop the closing point
+        start = points.index(min(points))
+        return points[start:] + points[:start]
+
+    if a["type"] != b["type"]:
+        return False
+    return [[canonical(r) for r in p] for p in polygons(a)] == [
+        [canonical(r) for r in p] for p in polygons(b)
+    ]
+
+
+def test_figure_fragment_written_at_export_is_the_interactive_one():
+    """A batch-kernel figure output (JSON + metadata, no HTML) gives the page the fragment an
+    interactive session would have sent: same JSON, caption, width, summary and label."""
+    fig = go.Figure(
+        go.Scatter(x=[1, 2], y=[0.123456789, 2], text=["<b>a</b> </script>", "%{b}"]),
+        layout={"title": {"text": "A <i>title</i> & more"}},
+    )
+    kwargs = {"width": "third", "caption": 'Cap "<x>"', "collapsed": "Open <it>"}
+    interactive, metadata = charts.figure_output(fig, **kwargs)
+    batch, batch_metadata = charts.figure_output(fig, **kwargs, with_html=False)
+    assert "text/html" not in batch and batch_metadata == metadata
+    assert batch[charts.PLOTLY_MIMETYPE] == interactive[charts.PLOTLY_MIMETYPE]
+    written = charts.figure_html_from_output(json.loads(json.dumps(batch)), metadata)
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    assert uuid.sub("ID", written) == uuid.sub("ID", interactive["text/html"])
+    assert "</script>" not in written.split("<script", 1)[1].split("</script>", 1)[0]
+    assert charts.figure_html_from_output({"text/html": "x"}, {}) is None
+
+
 def test_lsoa_choropleth_errors_when_no_code_matches(geojson, lsoa_values):
     with pytest.raises(ValueError, match="none of the 3 LSOA codes"):
         charts.lsoa_choropleth(

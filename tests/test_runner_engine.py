@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -546,3 +547,54 @@ def test_index_of_a_multi_system_run_has_an_escaped_system_column(tmp_path):
     assert 'id="filter"' in page  # 40 rows: the find-an-area box is shown
     rows = page.split('class="area-row"')[1:]
     assert "&lt;script&gt;" in rows[0] and "Beta ICB" in rows[-1]  # sorted by system first
+
+
+# --------------------------------------------------------------------------- batch kernel
+BATCH_FIGURE = """\
+import os
+import re
+import plotly.graph_objects as go
+from pophealth import charts
+
+ip = get_ipython()
+assert not ip.history_manager.enabled, "the batch kernel keeps no input history"
+assert ip.displayhook.cache_size == 0, "the batch kernel keeps no output cache"
+assert os.environ[charts.FIGURE_HTML_ENV] == "export"
+title = {"title": {"text": "Bars <b>x</b>"}}
+fig = go.Figure(go.Bar(x=["a", "b"], y=[1.23456789, 2]), layout=title)
+charts.show(fig, width="half", caption="Bars for " + area_code, collapsed="Open the bars")
+"""
+
+
+@pytest.mark.slow
+def test_batch_kernel_sends_figure_json_and_the_page_gets_its_fragment(tmp_path):
+    """The runner's kernel sends a figure as Plotly JSON plus layout metadata; the page still
+    draws it with the fragment an interactive session would have sent (same JSON, caption,
+    width and collapsed summary), and the saved notebook keeps the JSON only."""
+    import plotly.graph_objects as go
+
+    from pophealth import charts
+
+    notebook = write_notebook(tmp_path / "batch.ipynb", [BATCH_FIGURE])
+    summary = run_profiles([make_job(notebook, "F1")], tmp_path / "out", workers=1, progress=False)
+    result = summary.by_key()["neighbourhood/F1"]
+    assert result.status == "ok", result.error_message
+    executed = nbformat.read(result.ipynb_path, as_version=4)
+    nbformat.validate(executed)
+    (output,) = executed.cells[FIRST_BODY_CELL].outputs
+    assert set(output.data) == {charts.PLOTLY_MIMETYPE, "text/plain"}
+    assert output.metadata[charts.FIGURE_METADATA_KEY] == {
+        "width": "half",
+        "caption": "Bars for F1",
+        "collapsed": "Open the bars",
+    }
+    fig = go.Figure(
+        go.Bar(x=["a", "b"], y=[1.23456789, 2]), layout={"title": {"text": "Bars <b>x</b>"}}
+    )
+    bundle = charts.figure_bundle(
+        fig, width="half", caption="Bars for F1", collapsed="Open the bars"
+    )
+    assert output.data[charts.PLOTLY_MIMETYPE] == bundle[charts.PLOTLY_MIMETYPE]
+    page = result.html_path.read_text(encoding="utf-8")
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    assert uuid.sub("ID", bundle["text/html"]) in uuid.sub("ID", page)

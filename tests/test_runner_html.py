@@ -264,3 +264,55 @@ def test_accessibility_pass_matches_beautifulsoup():
     # Raw text kept byte for byte.
     for raw in ("<!-- <img src=f.png> -->", "Plotly.newPlot('<img src=g.png>'", "<a title="):
         assert raw in fixed
+
+
+# --- the batch executor's notebook handling ----------------------------------------------------
+
+
+def _message(msg_type: str, content: dict) -> dict:
+    return {"header": {"msg_type": msg_type}, "msg_type": msg_type, "content": content}
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "content"),
+    [
+        (
+            "display_data",
+            {
+                "data": {
+                    "application/vnd.plotly.v1+json": {"data": [{"x": [[1, 2], [3]]}]},
+                    "text/plain": "<Figure>",
+                },
+                "metadata": {"pophealth": {"width": "half"}},
+            },
+        ),
+        ("execute_result", {"data": {"text/plain": "3"}, "metadata": {}, "execution_count": 4}),
+        ("stream", {"name": "stdout", "text": "hello\n"}),
+        ("error", {"ename": "ValueError", "evalue": "bad", "traceback": ["line"]}),
+    ],
+)
+def test_fast_outputs_equal_nbformats(msg_type, content):
+    """The runner's output builder gives nbformat's output, as JSON and as a valid notebook."""
+    import json as json_module
+
+    from pophealth.runner.executor import output_from_display_msg
+
+    ours = output_from_display_msg(_message(msg_type, content))
+    theirs = v4.output_from_msg(_message(msg_type, content))
+    assert json_module.dumps(ours, sort_keys=True) == json_module.dumps(theirs, sort_keys=True)
+    assert ours.output_type == msg_type
+    nb = v4.new_notebook(cells=[v4.new_code_cell("x", outputs=[ours])])
+    nbformat.validate(nb)
+
+
+def test_compact_notebook_text_is_the_notebook_nbformat_writes():
+    from pophealth.runner.executor import compact_notebook_text
+
+    nb = _notebook()
+    nb.metadata["orig_nbformat"] = 3  # transient: nbformat leaves it out, so must we
+    expected = nbformat.reads(nbformat.writes(nb), as_version=4)
+    text = compact_notebook_text(nb)
+    assert "\n " not in text  # no indentation
+    assert "orig_nbformat" not in text
+    assert nbformat.reads(text, as_version=4) == expected
+    nbformat.validate(nbformat.reads(text, as_version=4))

@@ -31,6 +31,14 @@ from pophealth.errors import PopHealthError
 
 KERNEL_STARTUP_TIMEOUT = 120.0
 
+#: IPython settings of the batch kernel. A batch notebook has no use for its input history
+#: (an SQLite write per cell: a tenth of a profile's kernel time) or the output cache, whose
+#: flush on every namespace reset runs a full garbage collection of the loaded store.
+BATCH_KERNEL_ARGUMENTS = (
+    "--HistoryManager.enabled=False",
+    "--InteractiveShell.cache_size=0",
+)
+
 
 class KernelDied(PopHealthError):
     """The kernel process died while executing a notebook."""
@@ -43,6 +51,41 @@ class KernelDied(PopHealthError):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def output_from_display_msg(msg: dict[str, Any]) -> Any:
+    """A notebook output from a kernel's IOPub message, as ``nbformat.v4.output_from_msg``.
+
+    For ``display_data`` and ``execute_result`` (every figure and table of a profile) the
+    output's ``data`` and ``metadata`` are wrapped as they came, not converted node by node
+    and validated one output at a time: nbformat's conversion walks every number of a
+    figure's JSON (every point of a map), a tenth of the runner's own time per profile. The
+    exported notebook is still validated as a whole, once (``optimistic_validation`` in
+    :func:`pophealth.runner.html.make_html_exporter`). Other messages go to nbformat.
+    """
+    from nbformat import NotebookNode
+    from nbformat.v4 import output_from_msg
+
+    msg_type = msg["header"]["msg_type"]
+    if msg_type not in ("display_data", "execute_result"):
+        return output_from_msg(msg)
+    content = msg["content"]
+    output = NotebookNode(output_type=msg_type)
+    dict.__setitem__(output, "data", NotebookNode(content["data"]))
+    dict.__setitem__(output, "metadata", NotebookNode(content["metadata"]))
+    if msg_type == "execute_result":
+        dict.__setitem__(output, "execution_count", content["execution_count"])
+    return output
+
+
+def _install_fast_outputs() -> None:
+    """Make nbclient build display outputs with :func:`output_from_display_msg`.
+
+    Done in the runner's worker processes only (by :class:`WarmKernelExecutor`).
+    """
+    import nbclient.client
+
+    nbclient.client.output_from_msg = output_from_display_msg
 
 
 class WarmKernelExecutor:
@@ -60,6 +103,7 @@ class WarmKernelExecutor:
         """
         from pophealth.runner.html import make_html_exporter
 
+        _install_fast_outputs()
         self.kernel_name = kernel_name
         self.lock = threading.Lock()
         self.kernel_starts = 0
@@ -86,7 +130,11 @@ class WarmKernelExecutor:
             km.connection_file = os.path.join(self._ipc_dir, "kernel.json")
         else:  # pragma: no cover - Windows has no IPC transport
             km = AsyncKernelManager(kernel_name=self.kernel_name)
-        await km.start_kernel()
+        from pophealth.charts import FIGURE_HTML_ENV
+
+        # Figures' page fragments are written at export (pophealth.runner.html), not sent.
+        env = {**os.environ, FIGURE_HTML_ENV: "export"}
+        await km.start_kernel(extra_arguments=list(BATCH_KERNEL_ARGUMENTS), env=env)
         kc = km.client()
         kc.start_channels()
         try:
@@ -353,13 +401,17 @@ def compact_notebook_text(nb: Any) -> str:
     """The notebook as valid ``.ipynb`` JSON without indentation.
 
     Half the size of nbformat's one-space indent, which puts every number of a figure on its
-    own line; nbformat and JupyterLab read it the same.
+    own line; nbformat and JupyterLab read it the same. Written with orjson straight from the
+    executed notebook: ``nbformat.writes`` deep-copies the notebook and encodes it with
+    Python's indenting JSON encoder, a fifth of a profile's run time. The outputs are
+    nbclient's (``nbformat.v4.output_from_msg``); ``tests/test_runner*.py`` validate saved
+    notebooks against the nbformat schema. Changes ``nb`` in place (transient fields are
+    dropped, as nbformat does), like :func:`drop_duplicate_figure_html`.
     """
-    import json
+    import orjson
+    from nbformat.v4.rwbase import strip_transient
 
-    import nbformat
-
-    return json.dumps(json.loads(nbformat.writes(nb)), ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(strip_transient(nb), option=orjson.OPT_SORT_KEYS).decode("utf-8")
 
 
 def run_job_safely(executor: WarmKernelExecutor, payload: dict[str, Any]) -> dict[str, Any]:

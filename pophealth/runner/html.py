@@ -293,6 +293,7 @@ def _copy_cell(cell: Any) -> Any:
                         if output_key == "data"
                         else _copy_json(output_value),
                     )
+                _add_figure_html(copied)
                 outputs.append(copied)
             dict.__setitem__(new, key, outputs)
         elif key == "attachments":
@@ -305,12 +306,31 @@ def _copy_cell(cell: Any) -> Any:
     return new
 
 
+def _add_figure_html(output: Any) -> None:
+    """Give a figure output from the batch kernel its page fragment (export copy only).
+
+    The batch kernel sends figures as Plotly JSON plus layout metadata
+    (:data:`pophealth.charts.FIGURE_HTML_ENV`); the page needs the ``text/html`` fragment
+    :func:`pophealth.charts.figure_output` would have written, so it is written here, into the
+    copy being exported. The saved notebook keeps the JSON only.
+    """
+    from pophealth.charts import figure_html_from_output
+
+    data = output.get("data")
+    if not data or "text/html" in data:
+        return
+    fragment = figure_html_from_output(data, output.get("metadata") or {})
+    if fragment is not None:
+        dict.__setitem__(data, "text/html", fragment)
+
+
 def _export_notebook(nb: Any) -> Any:
     """Return a copy of ``nb`` whose deep copies (nbconvert makes three) are cheap.
 
     Every dict and list is copied, except that the values inside output ``data`` and cell
     ``attachments`` mime bundles are shared: nbconvert's preprocessors used here (tag removal,
-    magics highlighting, CSS header) and the template only read them.
+    magics highlighting, CSS header) and the template only read them. Figure outputs sent
+    without their HTML fragment get it in the copy (:func:`_add_figure_html`).
     """
     new = _export_notebook_class()()
     for key, value in nb.items():
