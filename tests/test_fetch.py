@@ -698,6 +698,8 @@ def test_packaged_registry_entries_have_required_keys() -> None:
         assert raw["landing_page"].startswith("https://")
         if raw["url"] is None:
             assert raw["url_status"] == "unverified"
+        if raw["url_status"] == "documented":  # documented means an exact URL was found
+            assert raw["url"].startswith("https://")
 
 
 def test_packaged_registry_offline_reports_every_source_missing(tmp_path: Path) -> None:

@@ -42,13 +42,14 @@ def _lookup_row(i: int) -> dict:
 class FeatureServer(LoopbackHTTP):
     """A fake ArcGIS FeatureServer layer: pages of ``page_cap`` features at most per query.
 
-    Also serves plain files (``add``); ``log`` records every query's parameters.
+    Also serves plain files (``add``); ``log`` records every query's parameters, ``paths`` its path.
     """
 
     def __init__(self, rows: list[dict], page_cap: int = 3) -> None:
         self.rows, self.page_cap = rows, page_cap
         self.files: dict[str, bytes] = {}
         self.log: list[dict[str, str]] = []
+        self.paths: list[str] = []
         self.error: dict | None = None
         super().__init__()
         self.layer = (
@@ -69,6 +70,7 @@ class FeatureServer(LoopbackHTTP):
             return
         query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
         self.log.append(query)
+        self.paths.append(parsed.path)
         if self.error is not None:
             self._send(handler, json.dumps({"error": self.error}).encode(), "application/json")
             return
@@ -318,7 +320,8 @@ def test_range_arguments_are_checked(tmp_path):
 def test_packaged_registry_featureserver_and_documented_entries():
     registry = fetch.load_registry()
     served = registry[registry["service"] == "arcgis_featureserver"]
-    assert {"lsoa21_lookup", "lsoa11_lsoa21_lookup", "lsoa_boundaries"} <= set(served["source"])
+    layers = {"lsoa21_lookup", "lsoa11_lsoa21_lookup", "lsoa_boundaries", "boundaries_icb"}
+    assert layers <= set(served["source"])
     assert (
         served["url"]
         .str.startswith("https://services1.arcgis.com/ESMARspQHYMw9BZ9/arcgis/rest/services/")
@@ -329,3 +332,52 @@ def test_packaged_registry_featureserver_and_documented_entries():
     assert set(quarters) <= set(lsoa["release"])  # every quarter of two years is listed
     documented = lsoa[lsoa["url_status"] == "documented"]
     assert documented["url"].str.startswith("https://files.digital.nhs.uk/").all()
+
+
+def _packaged_entry(source: str, release: str) -> dict:
+    document = yaml.safe_load(fetch._packaged_registry_path().read_text(encoding="utf-8"))
+    (entry,) = [
+        e for e in document["entries"] if e["source"] == source and str(e["release"]) == release
+    ]
+    return entry
+
+
+def test_packaged_registry_issue14_urls_are_documented_or_left_null():
+    registry = fetch.load_registry()
+    # every documented entry carries its URL; no unverified NHS England file URL is guessed
+    assert registry.loc[registry["url_status"] == "documented", "url"].notna().all()
+    lsoa = registry[registry["source"] == "registrations_lsoa"].set_index("release")
+    for release in ("2024-07", "2024-10", "2025-01", "2025-10"):
+        assert lsoa.loc[release, "url_status"] == "unverified"
+        assert pd.isna(lsoa.loc[release, "url"])  # the files.digital.nhs.uk hash is unguessable
+    census = registry[registry["source"].str.startswith("census_ts")]
+    assert len(census) == 10 and (census["url_status"] == "documented").all()
+    for _, row in census.iterrows():
+        table = row["source"].removeprefix("census_")
+        bulk = "https://www.nomisweb.co.uk/output/census/2021/census2021-"
+        assert row["url"] == f"{bulk}{table}.zip"
+        assert row["member"] == row["filename"] == f"census2021-{table}-lsoa.csv"
+    epcn = registry[registry["source"] == "epcn"].iloc[0]
+    assert epcn["url_status"] == "documented" and epcn["member"] == "ePCN.xlsx"
+    assert urlparse(epcn["url"]).netloc == "digital.nhs.uk" and epcn["url"].endswith("/epcn.zip")
+    icb = registry[registry["source"] == "boundaries_icb"].iloc[0]
+    assert icb["url_status"] == "documented" and icb["service"] == "arcgis_featureserver"
+    assert fetch_arcgis.query_url(icb["url"]) == icb["url"]  # recorded as its /query endpoint
+    assert "/Integrated_Care_Boards_April_2023_EN_BSC/FeatureServer/0/" in icb["url"]
+
+
+def test_packaged_icb_entry_is_paged_from_its_query_url(server, tmp_path):
+    """The packaged boundaries_icb entry, re-pointed at the loopback server, fetches as GeoJSON."""
+    entry = _packaged_entry("boundaries_icb", "2023-04")
+    path = urlparse(entry["url"]).path
+    entry["url"] = f"{server.base}{path}"
+    registry = _registry(tmp_path / "registry.yaml", [entry])
+    report = fetch.fetch_sources(
+        tmp_path / "raw", registry=registry, cache_dir=tmp_path / "cache", progress=False
+    )
+    assert report.ok, report.summary()
+    document = json.loads((tmp_path / "raw" / entry["filename"]).read_text())
+    assert document["type"] == "FeatureCollection" and len(document["features"]) == 8
+    assert set(server.paths) == {path}  # the recorded /query endpoint, not .../query/query
+    assert {q["f"] for q in server.log} == {"geojson"}
+    assert [q["resultOffset"] for q in server.log] == ["0", "3", "6"]
