@@ -74,7 +74,7 @@ class ProfileStore(Protocol):
     comparator: str
     register: pd.DataFrame
     indicator_table: pd.DataFrame
-    indicator_groups: dict[tuple, pd.DataFrame]
+    indicator_groups: Any  # api.IndicatorGroups: .get((level, area type, system) | ("area", code))
     peers: pd.DataFrame
     practice_indicators: pd.DataFrame
     practice_members: dict[str, np.ndarray]

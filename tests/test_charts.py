@@ -922,3 +922,22 @@ def test_choropleth_on_real_lsoa_boundaries_stays_small():
             assert charts._ring_signed_area(polygon[0]) < 0
     # About 0.5 kB per LSOA once rounded: a sub-ICB map stays well under 1 MB.
     assert len(charts.figure_to_html(fig)) < 1_000_000
+
+
+def test_map_geometries_are_rounded_as_the_chart_rounds_them(geojson):
+    """The store rounds all LSOA boundaries at once as the chart rounds one (1e-5 degrees,
+    repeated points dropped); a ring the rounding would collapse falls back to shapely's
+    set_precision instead of failing."""
+    import shapely
+    from shapely.geometry import Polygon, shape
+
+    from pophealth.api import _snapped
+
+    shapes = np.array([shape(f["geometry"]) for f in geojson["features"]])
+    for snapped, feature in zip(_snapped(shapes), geojson["features"], strict=True):
+        oriented = shapely.orient_polygons(snapped, exterior_cw=True)
+        expected = charts._display_geometry(feature["geometry"])
+        assert _same_rings(json.loads(shapely.to_geojson(oriented)), expected)
+    tiny = Polygon([(0, 0), (1e-7, 0), (1e-7, 1e-7), (0, 0)])
+    kept, collapsed = _snapped(np.array([shapes[0], tiny]))
+    assert collapsed.is_empty and not kept.is_empty

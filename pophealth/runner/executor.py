@@ -6,6 +6,12 @@ job: resets the kernel namespace with ``get_ipython().reset(new_session=True)``,
 parameters with papermill's ``parameterize_notebook``, executes the cells with nbclient on the
 running kernel and exports HTML.
 
+The batch kernel is an ordinary ipykernel with three settings (:data:`BATCH_KERNEL_ARGUMENTS`
+and :data:`pophealth.charts.FIGURE_HTML_ENV`): no input history, no output cache, and figures
+sent as Plotly JSON plus layout metadata, their page fragment written at export
+(:func:`pophealth.runner.html.export_html`). The saved notebooks are what they were: figures as
+Plotly JSON, which JupyterLab draws.
+
 What a reset does NOT undo (notebooks must set what they use, every time): imported modules,
 ``pd.options``, plotly templates/renderers, random seeds, matplotlib state, ``functools`` caches,
 environment variables and the working directory (the executor chdirs to the notebook's folder).
