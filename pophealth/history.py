@@ -546,7 +546,7 @@ def _qof_year_tables(
         if expected is None:
             carried = membership.carry_to_successors(qof.prevalence, mapping)
             fits = {imd: prep.fit_qof_expected(carried, age_sex, scores, imd) for imd in releases}
-            expected = prep._expected_rows({imd: e for imd, (e, _) in fits.items()})
+            expected = prep.expected_rows({imd: e for imd, (e, _) in fits.items()})
             fit = {imd: f for imd, (_, f) in fits.items() if f}
         out[period] = {
             "qof_prevalence": qof.prevalence.assign(year=qof.year),

@@ -887,7 +887,7 @@ def prepare(
         successions=successions,
         age_sex=age_sex[["practice_code", "sex", "age_band", "patients"]],
         imd_scores=imd_scores,
-        qof_expected=_expected_rows({imd: expected for imd, (expected, _) in qof_fits.items()}),
+        qof_expected=expected_rows({imd: expected for imd, (expected, _) in qof_fits.items()}),
         qof_fit={imd: fit for imd, (_, fit) in qof_fits.items() if fit},
     )
     extra = {
@@ -1132,7 +1132,7 @@ def fit_qof_expected(
     return expected, fit.to_dict("records")
 
 
-def _expected_rows(expected: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def expected_rows(expected: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Expected registers of several IoD releases in one table (``imd`` after the key)."""
     frames = [frame.assign(imd=imd) for imd, frame in expected.items() if len(frame)]
     if not frames:
@@ -1149,7 +1149,7 @@ def _write_qof_expected(
     if path.exists():
         path.unlink()
     kept = set(practices["practice_code"]) if len(practices) else set()
-    stored = _expected_rows(expected)
+    stored = expected_rows(expected)
     if len(stored):
         _write_parquet(stored[isin(stored["practice_code"], kept)], path)
 

@@ -1526,14 +1526,13 @@ def _write_qof_year(
     ics = worlds[0][0]
     reference = _qof.calibration(ics.single_age, ics.practices["z"].to_numpy(float))
     suffix = _qof.qof_year_suffix(years_back)
-    written: Path | None = None
     with tempfile.TemporaryDirectory() as tmp:
         for index, (world, is_ics) in enumerate(worlds):
             target = folder if index == 0 else Path(tmp)
             # the current year keeps the streams it always had (ICS [seed, 2425], the rest
             # [seed, 2425, 7919]); an earlier year's stream is named by its own year
             stream = [seed, int(suffix)] + ([] if is_ics else [7919])
-            paths = _qof.write_qof(
+            _qof.write_qof(
                 _practice_frame(world),
                 world.single_age,
                 world.practices["z"].to_numpy(dtype=float),
@@ -1546,7 +1545,6 @@ def _write_qof_year(
                 recording=None if recording is None else recording[index],
             )
             if index == 0:
-                written = paths["qof"]
                 continue
             # the rest of England's rows go into the year's national files (no second header)
             for member in sorted(Path(tmp).glob(f"*_{suffix}.csv")):
@@ -1559,8 +1557,7 @@ def _write_qof_year(
                 else:
                     shutil.copyfile(member, destination)
                 member.unlink()
-    assert written is not None
-    return written
+    return folder / f"PREVALENCE_{suffix}.csv"
 
 
 def _write_qof_years(
@@ -1598,17 +1595,14 @@ def _write_qof_years(
                 len(rest.practices), np.random.default_rng([seed, 4242, 7919])
             )
         )
-    current: Path | None = None
     for years_back, year_end, release in QOF_YEARS:
         months = _months_before_current(year_end)
         worlds = [(_drifted_world(world, months, growth), True)]
         if rest is not None:
             worlds.append((_drifted_world(rest, months, rest_growth), False))
         folder = out if release is None else out / "releases" / release
-        written = _write_qof_year(folder, worlds, seed, years_back=years_back, recording=levels)
-        current = written if release is None else current
-    assert current is not None
-    return current
+        _write_qof_year(folder, worlds, seed, years_back=years_back, recording=levels)
+    return out / f"PREVALENCE_{_qof.YEAR_SUFFIX}.csv"
 
 
 def _release_drift(rng: np.random.Generator, n: int, months: int) -> tuple[np.ndarray, np.ndarray]:
