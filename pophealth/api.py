@@ -27,6 +27,7 @@ from pophealth import (
     geography,
     history,
     indicators,
+    membership,
     prevalence,
     staffing,
     stats,
@@ -37,7 +38,6 @@ from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import InputError, PopHealthError
 from pophealth.profile_frames import Profile, build_profile
 from pophealth.releases import ImdRelease
-from pophealth.sources import SOURCES
 from pophealth.store import FrameMemo, python_strings
 
 AGE_BANDS = list(ages.AGE_BANDS)
@@ -193,6 +193,38 @@ class IndicatorGroups:
         if key not in self._positions:
             raise KeyError(key)
         return self.get(key)
+
+
+_SEP = "|"  # between a period and a code in stacked history tables
+
+
+def _tagged(frame: pd.DataFrame, tag: str, *columns: str) -> pd.DataFrame:
+    """``frame`` with each of ``columns`` prefixed by ``tag`` (``<period>|``)."""
+    return frame.assign(**{c: tag + frame[c].astype(str) for c in columns if c in frame})
+
+
+def _tagged_register(register: pd.DataFrame, tag: str) -> pd.DataFrame:
+    """The area register with area and parent codes prefixed by ``tag`` (one period's areas)."""
+    return _tagged(register, tag, "area_code").assign(
+        parent_code=(tag + register["parent_code"].astype("string")).astype(object)
+    )
+
+
+def _untagged(table: pd.DataFrame, period: pd.Series, sep: str = _SEP) -> pd.DataFrame:
+    """A stacked history table (codes tagged ``<period><sep>``) benchmarked and untagged.
+
+    Each period's rows compare with that period's ``ALL`` (England, or all loaded areas).
+    """
+    table = indicators.add_benchmarks(
+        table.assign(period=period.to_numpy(dtype=object)),
+        (period + sep + geography.ALL_LOADED_CODE).to_numpy(dtype=object),
+    )
+    untag = {
+        column: table[column].astype("string").str.split(sep, n=1).str[-1].astype(object)
+        for column in ("area_code", "parent_code")
+    }
+    table = table.assign(**untag, period=period.to_numpy(dtype=object))
+    return table.sort_values("period", kind="stable").reset_index(drop=True)
 
 
 #: Grid the maps' LSOA boundaries are snapped to, in degrees (1e-5: about 1.1 m north-south).
@@ -496,14 +528,34 @@ class PopHealthData:
             return rows, pd.DataFrame(fits[self.imd])
         if not len(self.qof) or not len(self.age_sex):
             return pd.DataFrame(), pd.DataFrame()
-        return prevalence.expected_from_store(self.qof, self.age_sex, self.base_practice_measures)
+        return prevalence.expected_from_store(
+            self.qof_registers, self.age_sex, self.base_practice_measures
+        )
+
+    @cached_property
+    def qof_registers(self) -> pd.DataFrame:
+        """The QOF year's rows seen through today's practices (the membership rule).
+
+        A practice that closed after the QOF year is carried by its successor where the ODS
+        successor file says so (``membership.carry_to_successors``), as in the release history
+        and in England's values. ``prepare`` stores the rows carried already; carrying again with
+        the store's successions (``prepare --add`` may bring a newer file) changes nothing else.
+        """
+        if not len(self.qof):
+            return self.qof
+        mapping = membership.successor_mapping(
+            self._practice_successions, self.practices.get("practice_code", ())
+        )
+        return membership.carry_to_successors(self.qof, mapping)
 
     @cached_property
     def qof_measures(self) -> pd.DataFrame:
         """QOF measures per practice (prevalence, recorded vs expected, burden)."""
         if not len(self.qof):
             return pd.DataFrame({"practice_code": pd.Series(dtype=object)})
-        return prevalence.qof_practice_measures(self.qof, self.team_practices, self.qof_expected[0])
+        return prevalence.qof_practice_measures(
+            self.qof_registers, self.team_practices, self.qof_expected[0]
+        )
 
     @cached_property
     def practice_measures(self) -> pd.DataFrame:
@@ -719,9 +771,8 @@ class PopHealthData:
                 imd_release=self.imd_release,
                 memo=FrameMemo(),
                 lsoa=self.lsoa,
-                # the store holds one QOF year, shown with the current release only (never
-                # carried to earlier months); earlier months have no QOF indicators
-                qof=self.qof if period == self.current_period else pd.DataFrame(),
+                # QOF years have periods of their own (qof_indicator_history): no month has them
+                qof=pd.DataFrame(),
                 practices=ruled["practices"],
                 registrations=ruled["registrations"],
                 age_sex=ruled["practice_age_sex"],
@@ -766,48 +817,174 @@ class PopHealthData:
         """The tidy indicator table for every period in the history, with a ``period`` column.
 
         Every period uses today's areas (the current register) and today's membership
-        (:func:`pophealth.history.apply_membership_rule`); the periods are stacked into one
-        computation (area codes tagged with their period) because most of the cost is per call.
-        A store without history gives the current table with its one period.
+        (:func:`pophealth.history.apply_membership_rule`); the monthly periods are stacked into
+        one computation (area codes tagged with their period) because most of the cost is per
+        call. QOF indicators have a value only at the periods of the store's QOF years
+        (:attr:`qof_indicator_history`, registered basis), never in a month a QOF year does not
+        end in. A store without history gives the current table with its one period (its QOF
+        year at that year's own period).
         """
         views = self._period_views
         if not views:
-            return self.indicator_table.assign(period=self.periods[-1])
+            table = self.indicator_table.assign(period=self.periods[-1])
+            year = self.manifest.get("notes", {}).get("qof_year")
+            if year:  # the QOF year at its own period, as in a store with history
+                is_qof = table["indicator_id"].isin(indicators.needing("qof"))
+                table.loc[is_qof, "period"] = history.qof_period(year)
+            return table.sort_values("period", kind="stable").reset_index(drop=True)
         # stack as many periods as keep memory bounded (England: one period, ~1.2 M rows, a go)
         per_chunk = max(1, HISTORY_ROWS_PER_CHUNK // max(1, len(self.registrations)))
         periods = list(views)
         chunks = [periods[i : i + per_chunk] for i in range(0, len(periods), per_chunk)]
         frames = [self._stacked_history({p: views[p] for p in chunk}) for chunk in chunks]
-        history = pd.concat(frames, ignore_index=True)
+        rows = pd.concat(frames, ignore_index=True)
         # the current period is the indicator table itself: England (and regions) from the
         # national files; earlier periods compare with their own all-loaded aggregate
         current = self.periods[-1]
-        if current in set(history["period"]):
-            history = pd.concat(
+        if current in set(rows["period"]):
+            rows = pd.concat(
                 [
-                    history[history["period"] != current],
+                    rows[rows["period"] != current],
                     self.indicator_table.assign(period=current),
                 ],
                 ignore_index=True,
             )
-        history = history[[*indicators.TIDY_COLUMNS, "period"]]
-        return history.sort_values("period", kind="stable").reset_index(drop=True)
+        # the QOF year of the current table belongs to its own period, not to this month
+        rows = rows[~rows["indicator_id"].isin(indicators.needing("qof"))]
+        rows = pd.concat([rows, self.qof_indicator_history], ignore_index=True)
+        rows = rows[[*indicators.TIDY_COLUMNS, "period"]]
+        return rows.sort_values("period", kind="stable").reset_index(drop=True)
+
+    @cached_property
+    def qof_history_tables(self) -> dict[str, pd.DataFrame]:
+        """The store's QOF years (``history.read_qof_history``; empty without QOF history)."""
+        return history.read_qof_history(self.prepared_dir)
+
+    @property
+    def qof_periods(self) -> dict[str, str]:
+        """Period -> QOF year of the QOF years in the store's history, oldest first."""
+        return dict(sorted(history.qof_years(self.manifest).items()))
+
+    def qof_period_tables(self, period: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+        """One QOF year's practices, registers and expected registers under the membership rule.
+
+        The year's practices are the practices of its file (list size: the ``TOTAL`` list),
+        placed by today's membership where they are in today's list; a practice that closed is
+        carried by its successor where ODS says so (registers, list sizes and expected registers
+        added to the successor's); any other keeps the year's own sub-ICB and ICB
+        (``MAPPING_NHS_GEOGRAPHIES``) and belongs to no neighbourhood. Where the history holds
+        the month the QOF year ends in, that month's workforce (practice and PCN-employed staff,
+        under the same rule) is added for the FTE-per-register indicators; otherwise those are
+        not computed for the year (no other month's staff are borrowed).
+
+        Args:
+            period: A QOF period (``YYYY-03``, see :func:`pophealth.history.qof_period`).
+
+        Returns:
+            ``({"practices", "qof", "qof_expected"}, changes)`` (changes as
+            :func:`pophealth.history.apply_membership_rule` reports them).
+        """
+        tables = self.qof_history_tables
+        if period not in self.qof_periods:
+            raise StoreError(
+                f"Period {period!r} is not a QOF year of the store (QOF periods: "
+                f"{', '.join(self.qof_periods) or 'none'})."
+            )
+
+        def of_period(name: str) -> pd.DataFrame:
+            frame = tables.get(name)
+            if frame is None:
+                return pd.DataFrame()
+            rows = frame[frame["period"] == period].drop(columns="period")
+            return rows.reset_index(drop=True)
+
+        rows = of_period("qof_prevalence")
+        expected = of_period("qof_expected")
+        if len(expected):
+            expected = expected[expected["imd"] == self.imd].reset_index(drop=True)
+        practices = history.qof_year_practices(rows, of_period("qof_geographies"), self.lsoa)
+        ruled, changes = history.apply_membership_rule(
+            {"practices": practices, "qof": rows, "qof_expected": expected},
+            self.practices,
+            self._practice_successions,
+        )
+        views = self._period_views
+        if period in views:
+            # the month the QOF year ends in: its staff (already under the membership rule)
+            staff = views[period][0].team_practices
+            extra = [c for c in staff.columns if c not in ruled["practices"].columns]
+            ruled["practices"] = ruled["practices"].merge(
+                staff[["practice_code", *extra]], on="practice_code", how="left"
+            )
+        return ruled, changes
+
+    @cached_property
+    def qof_indicator_history(self) -> pd.DataFrame:
+        """QOF indicators of every QOF year in the store, registered basis, with ``period``.
+
+        Each QOF year at its period (:func:`pophealth.history.qof_period`: QOF 2024-25 ->
+        ``2025-03``), computed with today's areas and the membership rule
+        (:meth:`qof_period_tables`); registers and list sizes are the QOF file's own. England
+        (``ALL``) is the sum over every practice of that year's national file. The resident
+        basis is not kept over time (it shares one release's registrations out to LSOAs);
+        indicators pairing a QOF year with staff have a value only where the history holds the
+        month the year ends in.
+        """
+        columns = [*indicators.TIDY_COLUMNS, "period"]
+        if "qof_prevalence" not in self.qof_history_tables or not len(self.register):
+            return pd.DataFrame(columns=columns)
+        sep, tagged = _SEP, _tagged
+        register = self.register[self.register["basis"] == "registered"]
+        parts: dict[str, list[pd.DataFrame]] = {"register": [], "measures": [], "members": []}
+        with_staff: list[str] = []
+        with_team: list[str] = []
+        for period in self.qof_periods:
+            ruled, _ = self.qof_period_tables(period)
+            practices = ruled["practices"]
+            if "gp_fte" in practices:
+                with_staff.append(period)
+            if staffing.whole_team_fte(practices) is not None:
+                with_team.append(period)
+            tag = period + sep
+            parts["register"].append(_tagged_register(register, tag))
+            measures = prevalence.qof_practice_measures(
+                ruled["qof"], practices, ruled["qof_expected"]
+            )
+            parts["measures"].append(tagged(measures, tag, "practice_code"))
+            groupings = (
+                None
+                if self.groupings is None
+                else self.groupings[
+                    self.groupings["practice_code"].isin(practices["practice_code"])
+                ]
+            )
+            members = geography.practice_memberships(practices, groupings)
+            parts["members"].append(tagged(members, tag, "practice_code", "area_code"))
+        stacked = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+        registered = attribution.aggregate_measures(
+            stacked["measures"].copy(), stacked["members"], "practice_code"
+        )
+        table = indicators.compute_indicator_table(stacked["register"], registered, None)
+        period = table["area_code"].str.split(sep, n=1).str[0]
+        # FTE per register entry: only a year whose end month's staff are in the history
+        needs_staff = indicators.needing("workforce")
+        needs_team = indicators.needing("pcn_workforce")
+        keep = (
+            table["indicator_id"].isin(indicators.needing("qof"))
+            & ~(table["indicator_id"].isin(needs_staff) & ~period.isin(with_staff))
+            & ~(table["indicator_id"].isin(needs_team) & ~period.isin(with_team))
+        ).to_numpy()
+        table, period = table[keep].reset_index(drop=True), period[keep].reset_index(drop=True)
+        return _untagged(table, period, sep)[columns]
 
     def _stacked_history(self, views: dict) -> pd.DataFrame:
         """Indicator tables of several periods in one computation (see indicator_history)."""
-        sep = "|"
-
-        def tagged(frame: pd.DataFrame, tag: str, *columns: str) -> pd.DataFrame:
-            return frame.assign(**{c: tag + frame[c].astype(str) for c in columns if c in frame})
-
+        sep = _SEP
+        tagged = _tagged
         parts: dict[str, list[pd.DataFrame]] = {}
         for period, (view, _) in views.items():
             tag = period + sep
-            parts.setdefault("register", []).append(
-                tagged(self.register, tag, "area_code").assign(
-                    parent_code=(tag + self.register["parent_code"].astype("string")).astype(object)
-                )
-            )
+            parts.setdefault("register", []).append(_tagged_register(self.register, tag))
             parts.setdefault("practices", []).append(
                 tagged(view.team_practices, tag, "practice_code")
             )
@@ -824,16 +1001,6 @@ class PopHealthData:
             )
         # one computation over every period: practices and LSOAs are units, tagged by period
         stacked = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
-        # QOF measures of the periods that have a QOF year (see _period_views)
-        with_qof = [period for period, (view, _) in views.items() if len(view.qof)]
-        qof = pd.concat(
-            [
-                tagged(views[period][0].qof_measures, period + sep, "practice_code")
-                for period in with_qof
-            ]
-            or [pd.DataFrame({"practice_code": pd.Series(dtype=object)})],
-            ignore_index=True,
-        )
         registered = resident = None
         if len(stacked["practices"]):
             measures = attribution.practice_measures(
@@ -844,16 +1011,14 @@ class PopHealthData:
                 self.imd_release,
             )
             registered = attribution.aggregate_measures(
-                _with_practice_qof(measures, qof), stacked["practice_members"], "practice_code"
+                measures.copy(), stacked["practice_members"], "practice_code"
             )
         if len(stacked["lsoa"]):
             measures = attribution.lsoa_measures(
                 stacked["lsoa"], stacked["registrations"], stacked["practices"], self.imd_release
             )
             resident = attribution.aggregate_measures(
-                prevalence.with_resident_qof(measures, stacked["registrations"], qof),
-                stacked["lsoa_members"],
-                "lsoa21_code",
+                measures, stacked["lsoa_members"], "lsoa21_code"
             )
         table = indicators.compute_indicator_table(
             stacked["register"],
@@ -862,28 +1027,17 @@ class PopHealthData:
             ethnicity_definition=attribution.ethnicity_definition(self.lsoa),
         )
         period = table["area_code"].str.split(sep, n=1).str[0]
-        # a period without a QOF year has no QOF indicators (not zeros from an empty register)
-        needs_qof = set(indicators.unavailable_indicators(set(SOURCES) - {"qof"}))
-        # likewise a period without PCN workforce has no team indicators
+        # a period without PCN workforce has no team indicators (QOF indicators are kept per
+        # QOF year apart: qof_indicator_history)
         with_team = [period for period, (view, _) in views.items() if view.pcn_staff is not None]
-        needs_team = set(indicators.unavailable_indicators(set(SOURCES) - {"pcn_workforce"}))
+        needs_team = indicators.needing("pcn_workforce")
         keep = (
-            ~(table["indicator_id"].isin(needs_qof) & ~period.isin(with_qof))
+            ~table["indicator_id"].isin(indicators.needing("qof"))
             & ~(table["indicator_id"].isin(needs_team) & ~period.isin(with_team))
         ).to_numpy()
-        table = _note_modelled_qof(table[keep].reset_index(drop=True))
+        table = table[keep].reset_index(drop=True)
         period = period[keep].reset_index(drop=True)
-        table = indicators.add_benchmarks(
-            table.assign(period=period.to_numpy(dtype=object)),
-            (period + sep + geography.ALL_LOADED_CODE).to_numpy(dtype=object),
-        )
-        untag = {
-            column: table[column].astype("string").str.split(sep, n=1).str[-1].astype(object)
-            for column in ("area_code", "parent_code")
-        }
-        table = table.assign(**untag, period=period.to_numpy(dtype=object))
-        table = table[[*indicators.TIDY_COLUMNS, "period"]]
-        return table.sort_values("period", kind="stable").reset_index(drop=True)
+        return _untagged(table, period, sep)[[*indicators.TIDY_COLUMNS, "period"]]
 
     def profile(self, area_code: str, basis: str | None = None) -> Profile:
         """Build one area's profile.

@@ -68,9 +68,11 @@ def _cmd_prepare_add(args: argparse.Namespace) -> int:
     print(f"Adding the release in {args.raw} to {args.out}")
     manifest = add_release(args.raw, args.out)
     periods = manifest["history"]["periods"]
+    years = [entry["year"] for entry in manifest["history"].get("qof_years", [])]
     print(
-        f"History: {len(periods)} periods, {periods[0]} to {periods[-1]}; current store "
-        f"{manifest['as_of']} ({manifest['add_seconds']} s)."
+        f"History: {len(periods)} periods, {periods[0]} to {periods[-1]}"
+        + (f"; QOF years {', '.join(years)}" if years else "")
+        + f"; current store {manifest['as_of']} ({manifest['add_seconds']} s)."
     )
     return 0
 

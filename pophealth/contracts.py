@@ -452,6 +452,60 @@ HISTORY_CONTRACTS = tuple(
     _history(c) for c in (PRACTICE_TABLE, REGISTRATIONS_TABLE, AGE_SEX_TABLE, PCN_WORKFORCE_TABLE)
 )
 
+_QOF_PERIOD = Field(
+    "period",
+    "code",
+    "the QOF year's period: the month it ends (`YYYY-03`; QOF 2024-25 -> `2025-03`)",
+)
+_QOF_YEARS_NOTE = (
+    "Every QOF year found (the top level's and each `releases/<label>/` folder's), as published "
+    "(a practice that closed later keeps its own code; the membership rule carries it when "
+    "indicators are computed); every practice of the national file, so England's value of each "
+    "year is summed from the rows (docs/history.md)."
+)
+
+
+def _qof_history(current: Contract, note: str) -> Contract:
+    """The QOF-year version of a QOF store table: its columns plus the QOF year's ``period``."""
+    return Contract(
+        f"history/{current.name}",
+        f"{current.grain}, per QOF year (docs/history.md)",
+        (_QOF_PERIOD, *(replace(f, unique=False) for f in current.fields)),
+        note=note,
+    )
+
+
+QOF_HISTORY_CONTRACTS = (
+    _qof_history(QOF_PREVALENCE_TABLE, _QOF_YEARS_NOTE),
+    _qof_history(
+        QOF_EXPECTED_TABLE,
+        "Each year's models fitted (as `prepare` fits the current year's) on every practice of "
+        "that year's national file, closed practices carried by their successors, with the "
+        "current release's age-sex lists and IMD scores as covariates "
+        "(`history/static/qof_age_sex.parquet`, `history/static/qof_imd.parquet`).",
+    ),
+    Contract(
+        "history/qof_geographies.parquet",
+        "one row per practice × QOF year (MAPPING_NHS_GEOGRAPHIES, docs/qof.md)",
+        (
+            _QOF_PERIOD,
+            Field("practice_code", "code", "ODS practice code"),
+            *(
+                Field(name, "code", what, nullable=True)
+                for name, what in (
+                    ("practice_name", "practice name"),
+                    ("pcn_code", "PCN ODS code that year"),
+                    ("sicbl_ods", "sub-ICB location (CCG before 2022) ODS code that year"),
+                    ("icb_ods", "ICB (STP before 2022) ODS code that year"),
+                    ("region_ods", "NHS England region ODS code that year"),
+                )
+            ),
+        ),
+        note="A practice not in today's list and not carried by a successor counts in that "
+        "year's sub-ICB location and ICB (the membership rule).",
+    ),
+)
+
 _STATIC = "practice-level input stored for `prepare --add` (docs/history.md)"
 _PCN = Field("pcn_code", "code", "PCN code")
 STATIC_CONTRACTS = (
@@ -487,6 +541,24 @@ STATIC_CONTRACTS = (
         ),
     ),
     Contract(
+        "history/static/qof_age_sex.parquet",
+        "one row per practice × sex × five-year band, every practice of the national files",
+        AGE_SEX_TABLE.fields,
+        note="The recorded-vs-expected model's age-sex covariates (the current release's lists), "
+        "stored so a QOF year added with `prepare --add` is fitted as a full rebuild fits it.",
+    ),
+    Contract(
+        "history/static/qof_imd.parquet",
+        "one row per practice × IoD release, every practice of the national files",
+        (
+            Field("practice_code", "code", "ODS practice code"),
+            Field("imd", "code", "IoD release", values=IMD_YEARS),
+            Field("score", "number", "patient-weighted IMD score of the release", nullable=True),
+        ),
+        note="The recorded-vs-expected model's deprivation covariate (the current release's "
+        "registrations); its practices are today's list for carrying closed practices.",
+    ),
+    Contract(
         "history/static/payments.parquet",
         "one row per practice (NHS Payments to General Practice)",
         (
@@ -510,6 +582,7 @@ STORE_CONTRACTS: dict[str, Contract] = {
         QOF_EXPECTED_TABLE,
         NATIONAL_TABLE,
         *HISTORY_CONTRACTS,
+        *QOF_HISTORY_CONTRACTS,
         *STATIC_CONTRACTS,
     )
 }

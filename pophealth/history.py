@@ -14,9 +14,16 @@ the payments year, stored under ``history/static/`` so that a new month can be a
 rest of the raw folder). The store keeps them in ``history/<table>.parquet`` with a ``period``
 column (``YYYY-MM``); ``manifest.json`` lists every period under ``"history"``.
 
+QOF is yearly: every QOF year found (the top level's, and any ``releases/<label>/`` folder holding
+a QOF year's files) is kept in ``history/qof_prevalence.parquet`` (the current QOF table's columns
+plus ``period``), with its recorded-vs-expected model (``history/qof_expected.parquet``) and its
+practice geography (``history/qof_geographies.parquet``). A QOF year's period is the month its
+year ends (:func:`qof_period`: QOF 2024-25, April 2024 to March 2025 -> ``2025-03``); the
+manifest lists them under ``"history" -> "qof_years"``.
+
 :func:`add_release` (``pophealth prepare --add RELEASE_DIR --out PREPARED``) loads one new
-release, appends (or replaces) its period and, when it is the newest, makes it the current store;
-the result equals a full rebuild with that release in the raw folder.
+release, appends (or replaces) its period (or QOF year) and, when it is the newest month, makes it
+the current store; the result equals a full rebuild with that release in the raw folder.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pophealth import membership
 from pophealth import prepare as prep
 from pophealth.contracts import validate_store_table
 from pophealth.sources import epcn as src_epcn
@@ -46,6 +54,9 @@ TIME_VARYING_SOURCES = (
     "pcn_workforce",
 )
 STATIC_INPUTS = ("epcn", "payments", "ods_successors")
+# the yearly source kept per QOF year (see qof_period)
+QOF_SOURCE = "qof"
+QOF_TABLES = ("qof_prevalence", "qof_expected", "qof_geographies")
 HISTORY_DIR = "history"
 HISTORY_TABLES = ("practices", "registrations", "practice_age_sex", "pcn_workforce")
 # history tables keyed by practice (the membership rule applies to them; PCN staff follow the
@@ -87,6 +98,34 @@ _MONTHS = {
 
 class HistoryError(prep.PrepareError):
     """Releases that cannot be put in one history (no period, two releases of one period)."""
+
+
+_QOF_YEAR = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def qof_period(year: str) -> str:
+    """The history period of a QOF year: the month the year ends (its achievement date).
+
+    A QOF year runs from April to March and its registers are counted on 31 March, so
+    ``"2024-25"`` -> ``"2025-03"``. Each QOF year has this one period; it is never shown in a
+    month it does not cover.
+
+    Raises:
+        HistoryError: ``year`` is not a QOF year label (``YYYY-YY``).
+    """
+    match = _QOF_YEAR.match(str(year))
+    if not match or (int(match.group(1)) + 1) % 100 != int(match.group(2)):
+        raise HistoryError(
+            f"QOF year {year!r} is not a year label like '2024-25' (read from the file names "
+            "PREVALENCE_<YYYY>.csv); keep the official file names."
+        )
+    return f"{int(match.group(1)) + 1}-03"
+
+
+def qof_year_of(period: str) -> str:
+    """The QOF year of a QOF period (:func:`qof_period` reversed): ``"2025-03"`` -> ``2024-25``."""
+    end = int(str(period)[:4])
+    return f"{end - 1}-{end % 100:02d}"
 
 
 # the period of a release is read from these sources, first found wins
@@ -251,42 +290,49 @@ def read_static_inputs(out: Path) -> dict:
     return static
 
 
-def load_release(folder: Path, say=None) -> tuple[str, dict, dict, str, dict]:
-    """Load the time-varying sources of one release folder, reconciled as prepare does.
+def load_release(folder: Path, say=None) -> tuple[str | None, dict, dict, str, dict]:
+    """Load the time-varying sources (and any QOF year) of one release folder, as prepare does.
 
     Returns:
-        (period, loaded, files, note, reconciliation) with only time-varying sources kept;
+        (period, loaded, files, note, reconciliation) with only time-varying sources and
+        ``qof`` kept; ``period`` is ``None`` for a folder holding only a QOF year;
         ``reconciliation`` holds the practice-totals report and the code fixes per source.
 
     Raises:
-        HistoryError: The folder has no time-varying file, or none says its month.
+        HistoryError: The folder has no time-varying file that says its month and no QOF year.
         ReconciliationError: Duplicate keys, impossible categories or totals beyond tolerance.
     """
     raw = prep.discover_raw_files(folder)
     loaded, files, code_fixes = prep.load_raw_sources(raw, say)
     # the same reconciliation as the full prepare: an error before anything is written
     totals_report = prep.reconcile_sources(loaded, files)
-    loaded = {k: v for k, v in loaded.items() if k in TIME_VARYING_SOURCES}
-    files = {k: v for k, v in files.items() if k in TIME_VARYING_SOURCES}
-    period, note = release_period(loaded, files)
+    kept = (*TIME_VARYING_SOURCES, QOF_SOURCE)
+    loaded = {k: v for k, v in loaded.items() if k in kept}
+    files = {k: v for k, v in files.items() if k in kept}
+    period, note = release_period(_monthly(loaded), _monthly(files))
+    if period is None and QOF_SOURCE not in loaded:
+        raise HistoryError(
+            f"{folder}: cannot tell which month this release is: no registrations file with an "
+            "EXTRACT_DATE, no workforce file named '… <Month YYYY> Practice Level …' and no QOF "
+            "year (PREVALENCE_<YYYY>.csv). Add the month's registrations or workforce files, or "
+            "a QOF year's files, to the folder."
+        )
     absent = [name for name in TIME_VARYING_SOURCES if name not in loaded]
     if period is not None and absent:
         # what a release lacks is empty for its period (never carried from another month)
         note = "; ".join(filter(None, [note, f"release {period} has no {', '.join(absent)}"]))
-    fixed = {k: n for k, n in code_fixes.items() if n and k in TIME_VARYING_SOURCES}
-    if period is not None and fixed:
+    fixed = {k: n for k, n in code_fixes.items() if n and k in kept}
+    if fixed:
         counts = ", ".join(f"{n:,} in {k}" for k, n in sorted(fixed.items()))
-        note = "; ".join(
-            filter(None, [note, f"release {period}: codes trimmed/upper-cased: {counts}"])
-        )
-    if period is None:
-        raise HistoryError(
-            f"{folder}: cannot tell which month this release is: no registrations file with an "
-            "EXTRACT_DATE and no workforce file named '… <Month YYYY> Practice Level …'. Add the "
-            "month's registrations or workforce files to the folder."
-        )
+        label = f"release {period}" if period is not None else f"QOF folder {Path(folder).name}"
+        note = "; ".join(filter(None, [note, f"{label}: codes trimmed/upper-cased: {counts}"]))
     reconciliation = {"practice_totals": totals_report, "code_fixes": code_fixes}
     return period, loaded, files, note, reconciliation
+
+
+def _monthly(sources: dict) -> dict:
+    """The time-varying (monthly) sources of a loaded release or its manifest entries."""
+    return {k: v for k, v in sources.items() if k in TIME_VARYING_SOURCES}
 
 
 def _release_entry(period: str, files: dict) -> dict:
@@ -313,36 +359,71 @@ def _write_history(out: Path, tables: dict[str, dict[str, pd.DataFrame]]) -> Non
             _write_store_table(frame, out, f"{HISTORY_DIR}/{table}.parquet")
 
 
-def prepare_history(raw_dir: Path, out: Path, loaded: dict, files: dict, lsoa: pd.DataFrame, say):
+def prepare_history(
+    raw_dir: Path,
+    out: Path,
+    loaded: dict,
+    files: dict,
+    lsoa: pd.DataFrame,
+    say,
+    national: prep.NationalInputs,
+):
     """Build the history of every release in ``raw_dir`` (full rebuild); called by prepare.
 
     The current (top-level) release is one period; each ``releases/<label>/`` folder another.
     A release folder of the same month as the current release is skipped (the top level wins,
-    and the manifest says so).
+    and the manifest says so). Every QOF year found (the top level's and each release folder's)
+    is kept at its :func:`qof_period`; a folder may hold only a QOF year.
+
+    Args:
+        raw_dir: The raw folder.
+        out: The prepared store.
+        loaded: The current release's sources as loaded.
+        files: Their manifest entries.
+        lsoa: The store's LSOA table.
+        say: One-line progress messages.
+        national: What prepare derived from the national files (the recorded-vs-expected
+            model's covariates and the current QOF year's fit), kept for ``--add``.
 
     Returns:
         The manifest's ``history`` entry (``periods``, ``releases`` with files per period,
-        ``notes``), or None when the raw folder has no dated time-varying source.
+        ``qof_years``, ``notes``), or None when the raw folder has no dated time-varying source.
     """
     folder = Path(out) / HISTORY_DIR
     if folder.exists():
         shutil.rmtree(folder)  # a full rebuild never keeps periods of an earlier raw folder
-    current = {k: v for k, v in loaded.items() if k in TIME_VARYING_SOURCES}
-    current_files = {k: v for k, v in files.items() if k in TIME_VARYING_SOURCES}
+    current = _monthly(loaded)
+    current_files = _monthly(files)
     current_period, note = release_period(current, current_files)
     if current_period is None:
         return None
     notes = [note] if note else []
     write_static_inputs(loaded, out)
+    write_qof_covariates(national, out)
     successions = write_successors(
         loaded.get("ods_successors"), out, _first_file(files, "ods_successors")
     )
     static = read_static_inputs(out)
     releases = {current_period: (current, current_files)}
+    qof_years: dict[str, dict] = {}
+    if loaded.get(QOF_SOURCE) is not None:
+        year = loaded[QOF_SOURCE]
+        qof_years[qof_period(year.year)] = {
+            "data": year,
+            "files": files[QOF_SOURCE],
+            "folder": ".",
+            # the current QOF year was fitted by prepare on the same inputs: not fitted twice
+            "expected": national.qof_expected,
+            "fit": national.qof_fit,
+        }
     root = Path(raw_dir) / prep.RELEASES_DIR
     for release_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         period, release, release_files, note, _ = load_release(release_dir)
         notes += [note] if note else []
+        if QOF_SOURCE in release:
+            notes += _collect_qof_year(qof_years, release, release_files, release_dir)
+        if period is None:
+            continue  # a folder holding only a QOF year
         if period == current_period:
             notes.append(f"{release_dir.name}: same month as the current release, not used")
             continue
@@ -350,7 +431,7 @@ def prepare_history(raw_dir: Path, out: Path, loaded: dict, files: dict, lsoa: p
             raise HistoryError(
                 f"{root}: two release folders hold {period} (one is {release_dir.name}); keep one."
             )
-        releases[period] = (release, release_files)
+        releases[period] = (_monthly(release), _monthly(release_files))
     tables = {
         period: period_tables(static, release, lsoa) for period, (release, _) in releases.items()
     }
@@ -361,15 +442,161 @@ def prepare_history(raw_dir: Path, out: Path, loaded: dict, files: dict, lsoa: p
         "releases": [_release_entry(p, releases[p][1]) for p in sorted(releases)],
         "notes": notes,
     }
+    if qof_years:
+        stored = _qof_year_tables(qof_years, read_qof_covariates(out), read_successors(out))
+        _write_qof_history(out, stored)
+        entry["qof_years"] = [
+            _qof_entry(p, qof_years[p], stored[p]["fit"]) for p in sorted(qof_years)
+        ]
+        say(f"  QOF history: {len(qof_years)} year(s), {', '.join(_qof_labels(qof_years))}")
     if successions:
         entry["successions"] = successions
     return entry
+
+
+def _collect_qof_year(years: dict, release: dict, files: dict, folder: Path) -> list[str]:
+    """Add a release folder's QOF year to ``years`` (period -> year); notes on what was skipped.
+
+    Raises:
+        HistoryError: Two release folders hold the same QOF year.
+    """
+    year = release[QOF_SOURCE]
+    period = qof_period(year.year)
+    if period in years and years[period]["folder"] == ".":
+        return [f"{folder.name}: QOF {year.year} is the top level's QOF year, not used"]
+    if period in years:
+        raise HistoryError(
+            f"{folder.parent}: two release folders hold QOF {year.year} ({years[period]['folder']}"
+            f" and {folder.name}); keep one."
+        )
+    years[period] = {"data": year, "files": files[QOF_SOURCE], "folder": folder.name}
+    return []
+
+
+def _qof_labels(years: dict) -> list[str]:
+    return [f"{years[p]['data'].year} ({p})" for p in sorted(years)]
+
+
+def _qof_entry(period: str, year: dict, fit: dict) -> dict:
+    """The manifest's record of one QOF year: year, period, folder, files (sha256), rows, fit."""
+    return {
+        "year": year["data"].year,
+        "period": period,
+        "folder": year["folder"],
+        "files": year["files"]["files"],
+        "rows": year["files"]["rows"],
+        "model": fit,
+    }
 
 
 def _first_file(files: dict, name: str) -> str:
     """The (first) file name of a loaded source, for messages."""
     listed = files.get(name, {}).get("files") or [{"name": name}]
     return listed[0]["name"]
+
+
+QOF_COVARIATES = {
+    "age_sex": f"{STATIC_DIR}/qof_age_sex.parquet",
+    "imd_scores": f"{STATIC_DIR}/qof_imd.parquet",
+}
+
+
+def write_qof_covariates(national: prep.NationalInputs, out: Path) -> None:
+    """Store the recorded-vs-expected model's covariates of every practice in the national files.
+
+    The five-year age-sex lists and patient-weighted IMD scores of the current release (the
+    covariates the current QOF year's model uses), so a QOF year added with ``--add`` is fitted
+    on the same national practices and covariates as a full rebuild.
+    """
+    if not len(national.imd_scores) or not len(national.age_sex):
+        return
+    (Path(out) / STATIC_DIR).mkdir(parents=True, exist_ok=True)
+    _write_store_table(national.age_sex.reset_index(drop=True), out, QOF_COVARIATES["age_sex"])
+    _write_store_table(
+        national.imd_scores.reset_index(drop=True), out, QOF_COVARIATES["imd_scores"]
+    )
+
+
+def read_qof_covariates(out: Path) -> dict[str, pd.DataFrame]:
+    """The stored model covariates (``age_sex``, ``imd_scores``); empty frames without them."""
+    return {
+        name: _read_store_table(out, path) if (Path(out) / path).exists() else pd.DataFrame()
+        for name, path in QOF_COVARIATES.items()
+    }
+
+
+def _qof_year_tables(
+    years: dict[str, dict], covariates: dict[str, pd.DataFrame], successors: pd.DataFrame | None
+) -> dict[str, dict]:
+    """Per QOF period: the stored tables (prevalence, expected, geographies) and the model fit.
+
+    The prevalence rows and geographies are kept as published (a practice that closed later under
+    its own code); the membership rule carries it when indicators are computed. The model is
+    fitted, like prepare's, on every practice of the year's file with closed practices carried
+    by their successors (today's list: the practices the covariates cover).
+    """
+    age_sex, scores = covariates["age_sex"], covariates["imd_scores"]
+    today = set(scores["practice_code"]) if len(scores) else set()
+    mapping = membership.successor_mapping(successors, today)
+    releases = sorted(scores["imd"].unique()) if len(scores) else []
+    out = {}
+    for period, year in years.items():
+        qof = year["data"]
+        expected, fit = year.get("expected"), year.get("fit", {})
+        if expected is None:
+            carried = membership.carry_to_successors(qof.prevalence, mapping)
+            fits = {imd: prep.fit_qof_expected(carried, age_sex, scores, imd) for imd in releases}
+            expected = prep.expected_rows({imd: e for imd, (e, _) in fits.items()})
+            fit = {imd: f for imd, (_, f) in fits.items() if f}
+        out[period] = {
+            "qof_prevalence": qof.prevalence.assign(year=qof.year),
+            "qof_expected": expected,
+            "qof_geographies": qof.geographies,
+            "fit": fit,
+        }
+    return out
+
+
+def _write_qof_history(out: Path, years: dict[str, dict]) -> None:
+    """Write ``history/qof_<table>.parquet`` from QOF period -> tables (sorted by period).
+
+    A table no year has (no expected registers without IoD, no geography file) is not written.
+    """
+    folder = Path(out) / HISTORY_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for table in QOF_TABLES:
+        frames = [
+            years[period][table].assign(period=period)
+            for period in sorted(years)
+            if years[period][table] is not None and len(years[period][table])
+        ]
+        target = f"{HISTORY_DIR}/{table}.parquet"
+        if frames:
+            frame = pd.concat(frames, ignore_index=True)
+            _write_store_table(frame[["period", *frame.columns[:-1]]], out, target)
+        else:
+            (Path(out) / target).unlink(missing_ok=True)
+
+
+def read_qof_history(prepared_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """The store's QOF years: ``qof_prevalence``, ``qof_expected``, ``qof_geographies``.
+
+    Each with a ``period`` column (:func:`qof_period`); an empty dict when the store keeps none.
+    """
+    folder = Path(prepared_dir) / HISTORY_DIR
+    return {
+        table: _read_store_table(prepared_dir, f"{HISTORY_DIR}/{table}.parquet")
+        for table in QOF_TABLES
+        if (folder / f"{table}.parquet").exists()
+    }
+
+
+def qof_years(manifest: dict) -> dict[str, str]:
+    """QOF period -> QOF year label of the store's QOF history (from the manifest)."""
+    return {
+        str(entry["period"]): str(entry["year"])
+        for entry in manifest.get("history", {}).get("qof_years", [])
+    }
 
 
 def prepare_store(
@@ -413,13 +640,17 @@ def read_history(prepared_dir: str | Path) -> dict[str, pd.DataFrame]:
 def add_release(release_dir: str | Path, prepared_dir: str | Path, *, progress=print) -> dict:
     """Add one new release to a prepared store without rebuilding the rest (``prepare --add``).
 
-    Loads only the release's time-varying files, builds its period with the stored LSOA table and
-    static inputs, appends (or replaces) the period in ``history/``, and, when the period is the
-    newest, makes it the current store (practices, registrations, age-sex tables and the
-    manifest's as-of date, sources and counts).
+    Loads only the release's files. A month's time-varying files build its period with the
+    stored LSOA table and static inputs, appended to (or replacing) the period in ``history/``;
+    when the period is the newest, it becomes the current store (practices, registrations,
+    age-sex tables and the manifest's as-of date, sources and counts). A QOF year's files add (or
+    replace) that year in the QOF history, its model fitted on the stored national covariates;
+    the current store's QOF tables (the profiles' latest QOF values and England's) stay as
+    prepared, and the manifest notes it when the added year is newer.
 
     Args:
-        release_dir: Folder with one release's files (e.g. ``raw/releases/2025-11``).
+        release_dir: Folder with one release's files (e.g. ``raw/releases/2025-11``, or a QOF
+            year's ``QOF2526.zip`` or CSVs).
         prepared_dir: An existing prepared store.
         progress: One-line progress messages (``None`` for silence).
 
@@ -458,9 +689,27 @@ def add_release(release_dir: str | Path, prepared_dir: str | Path, *, progress=p
                 {"name": p.name, "sha256": prep.sha256_of(p), "bytes": p.stat().st_size}
                 for p in successor_files
             ],
-            "release": f"with release {period}",
+            "release": f"with release {period or Path(release_dir).name}",
             "rows": int(len(loaded_successors)),
         }
+    entry = manifest["history"]
+    entry["notes"] = [*entry.get("notes", []), *([note] if note else [])]
+    if period is not None:
+        _add_month(out, manifest, period, _monthly(release), _monthly(files), reconciliation)
+        say(f"  added {period}: history now {entry['periods'][0]} to {entry['periods'][-1]}")
+    if QOF_SOURCE in release:
+        year = _add_qof_year(out, manifest, release[QOF_SOURCE], files[QOF_SOURCE], release_dir)
+        say(f"  added QOF {year}: QOF history {', '.join(qof_years(manifest).values())}")
+    manifest["added_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    manifest["add_seconds"] = round(time.perf_counter() - started, 2)
+    manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return manifest
+
+
+def _add_month(
+    out: Path, manifest: dict, period: str, release: dict, files: dict, reconciliation: dict
+) -> None:
+    """Append (or replace) one month in ``history/``; the newest month becomes the current store."""
     lsoa = _read_store_table(out, "lsoa.parquet")
     new = period_tables(read_static_inputs(out), release, lsoa)
     history = read_history(out)
@@ -477,7 +726,6 @@ def add_release(release_dir: str | Path, prepared_dir: str | Path, *, progress=p
     releases.append(_release_entry(period, files))
     entry["releases"] = sorted(releases, key=lambda r: r["period"])
     entry["periods"] = sorted(tables)
-    entry["notes"] = [*entry.get("notes", []), *([note] if note else [])]
     if period == max(tables):
         for table, name in CURRENT_FILES.items():
             prep._write_parquet(new[table], out / name)
@@ -497,11 +745,38 @@ def add_release(release_dir: str | Path, prepared_dir: str | Path, *, progress=p
             registration_rows=int(len(registrations)),
             registered_patients=int(registrations["patients"].sum()) if len(registrations) else 0,
         )
-    manifest["added_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    manifest["add_seconds"] = round(time.perf_counter() - started, 2)
-    manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    say(f"  added {period}: history now {entry['periods'][0]} to {entry['periods'][-1]}")
-    return manifest
+
+
+def _add_qof_year(out: Path, manifest: dict, qof, files: dict, release_dir: str | Path) -> str:
+    """Add (or replace) one QOF year in the QOF history; returns its year label."""
+    period = qof_period(qof.year)
+    stored = read_qof_history(out)
+    entry = manifest["history"]
+    fits = {e["period"]: e.get("model", {}) for e in entry.get("qof_years", [])}
+    years: dict[str, dict] = {}
+    for table, frame in stored.items():
+        for old_period, rows in frame.groupby("period", sort=True):
+            if old_period != period:
+                years.setdefault(
+                    old_period, {t: None for t in QOF_TABLES} | {"fit": fits.get(old_period, {})}
+                )
+                years[old_period][table] = rows.drop(columns="period").reset_index(drop=True)
+    year = {"data": qof, "files": files, "folder": Path(release_dir).name}
+    years.update(_qof_year_tables({period: year}, read_qof_covariates(out), read_successors(out)))
+    _write_qof_history(out, years)
+    others = [e for e in entry.get("qof_years", []) if e["period"] != period]
+    entry["qof_years"] = sorted(
+        [*others, _qof_entry(period, year, years[period]["fit"])], key=lambda e: e["period"]
+    )
+    current = manifest.get("notes", {}).get("qof_year", "")
+    if current and qof.year >= current:
+        entry["notes"].append(
+            f"QOF {qof.year} {'replaces' if qof.year == current else 'is added to'} the QOF "
+            f"history; the current store's QOF tables (the profiles' latest QOF values and "
+            f"England's) stay QOF {current} until the raw folder is prepared again with it at "
+            "the top level"
+        )
+    return qof.year
 
 
 # --------------------------------------------------------------------------------------
@@ -521,27 +796,40 @@ MEMBERSHIP_COLUMNS = (
 )
 
 
-def _carry_to_successors(frame: pd.DataFrame, successors: dict[str, str]) -> pd.DataFrame:
-    """Rename predecessor practices to their successor and add their rows together."""
-    if frame.empty or not successors:
-        return frame
-    carried = frame["practice_code"].isin(list(successors))
-    # the successor's own row first, so its name and other text fields win over its predecessor's
-    renamed = frame.assign(practice_code=frame["practice_code"].replace(successors))
-    renamed = pd.concat([renamed[~carried], renamed[carried]])
-    keys = [
-        c for c in ("practice_code", "lsoa_code", "lsoa_status", "sex", "age_band") if c in frame
-    ]
-    numeric = [
-        c for c in renamed.columns if c not in keys and pd.api.types.is_numeric_dtype(renamed[c])
-    ]
-    others = [c for c in renamed.columns if c not in keys and c not in numeric]
-    grouped = renamed.groupby(keys, sort=False, dropna=False)
-    parts = [grouped[numeric].sum(min_count=1)] if numeric else []
-    parts += [grouped[others].first()] if others else []
-    if not parts:
-        return grouped.size().reset_index()[frame.columns]
-    return pd.concat(parts, axis=1).reset_index()[frame.columns]
+def qof_year_practices(
+    registers: pd.DataFrame, geographies: pd.DataFrame, lsoa: pd.DataFrame
+) -> pd.DataFrame:
+    """The practice table of one QOF year, for :func:`apply_membership_rule`.
+
+    Args:
+        registers: The year's QOF prevalence rows (``practice_code, list_type, list_size``).
+        geographies: The year's ``MAPPING_NHS_GEOGRAPHIES`` rows (may be empty).
+        lsoa: The store's LSOA table (sub-ICB and ICB ODS codes -> ONS codes and names).
+
+    Returns:
+        One row per practice of the year: ``practice_code, practice_name, registered_patients``
+        (the year's ``TOTAL`` list) and the :data:`MEMBERSHIP_COLUMNS`: the year's sub-ICB and ICB
+        where the store knows them (the rule keeps them for a practice not in today's list), no
+        PCN (the rule gives today's practices today's).
+    """
+    codes = pd.Index(registers["practice_code"].unique(), dtype=object)
+    total = registers[registers["list_type"] == "TOTAL"].groupby("practice_code")["list_size"].max()
+    out = pd.DataFrame(
+        {
+            "practice_code": codes,
+            "registered_patients": total.reindex(codes).to_numpy(dtype=float),
+        }
+    )
+    geo = geographies.drop_duplicates("practice_code") if len(geographies) else geographies
+    columns = ["practice_code", "practice_name", "sicbl_ods"]
+    if len(geo) and set(columns) <= set(geo.columns):
+        out = out.merge(geo[columns], on="practice_code", how="left")
+    else:
+        out = out.assign(practice_name=pd.NA, sicbl_ods=pd.NA)
+    places = lsoa[["sicbl_code", "sicbl_ods", "sicbl_name", "icb_code", "icb_ods", "icb_name"]]
+    places = places.dropna(subset=["sicbl_ods"]).drop_duplicates("sicbl_ods")
+    out = out.merge(places, on="sicbl_ods", how="left").assign(pcn_code=pd.NA, pcn_name=pd.NA)
+    return out[["practice_code", "practice_name", "registered_patients", *MEMBERSHIP_COLUMNS]]
 
 
 def apply_membership_rule(
@@ -560,7 +848,9 @@ def apply_membership_rule(
     and system then) but belongs to no neighbourhood; these are reported.
 
     Args:
-        period: ``practices``, ``registrations``, ``practice_age_sex`` of one period.
+        period: ``practices`` of one period plus its other practice-keyed tables
+            (``registrations``, ``practice_age_sex``; a QOF year's ``qof`` and ``qof_expected``
+            rows), each carried by the same succession step (:mod:`pophealth.membership`).
         current_practices: Today's practices table.
         successors: Optional ``predecessor_code, successor_code`` (ODS successions).
 
@@ -568,17 +858,10 @@ def apply_membership_rule(
         (tables, changes): the period's tables under the rule, and one row per practice whose
         treatment differs from its own period (``practice_code, change, detail``).
     """
-    mapping = {}
-    if successors is not None and len(successors):
-        known = set(current_practices["practice_code"])
-        mapping = {
-            str(a): str(b)
-            for a, b in zip(
-                successors["predecessor_code"], successors["successor_code"], strict=True
-            )
-            if str(b) in known and str(a) not in known
-        }
-    tables = {name: _carry_to_successors(frame, mapping) for name, frame in period.items()}
+    mapping = membership.successor_mapping(successors, current_practices["practice_code"])
+    tables = {
+        name: membership.carry_to_successors(frame, mapping) for name, frame in period.items()
+    }
     practices = tables["practices"]
     if practices.empty:
         return tables, pd.DataFrame(columns=["practice_code", "change", "detail"])

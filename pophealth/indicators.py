@@ -18,6 +18,7 @@ import yaml
 
 from pophealth import stats
 from pophealth.geography import AREA_COLUMNS
+from pophealth.sources import SOURCES
 from pophealth.staffing import fair_share
 
 CONFIDENCE = (0.95, 0.998)
@@ -113,6 +114,11 @@ def unavailable_indicators(present: set[str]) -> dict[str, str]:
                 missing[indicator] = "needs " + " or ".join(group)
                 break
     return missing
+
+
+def needing(source: str) -> set[str]:
+    """Indicators that cannot be built without ``source`` (every other source present)."""
+    return set(unavailable_indicators(set(SOURCES) - {source}))
 
 
 def load_catalogue() -> pd.DataFrame:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pophealth import attribution, geography, prevalence, reconcile, staffing
+from pophealth import attribution, geography, membership, prevalence, reconcile, staffing
 from pophealth._version import STORE_FORMAT, __version__
 from pophealth.attribution import attribute_lsoa_to_practices, lsoa_values
 from pophealth.codes import isin
@@ -41,6 +41,7 @@ from pophealth.sources import (
 )
 from pophealth.sources import epcn as src_epcn
 from pophealth.sources import lookups as src_lookups
+from pophealth.sources import ods_successors as src_successors
 from pophealth.sources import pcn_workforce as src_pcn_workforce
 from pophealth.sources import workforce as src_workforce
 from pophealth.sources.common import SourceFormatError, counting_code_fixes
@@ -83,6 +84,32 @@ class RawSources:
         """The file for a single-file source, or None when absent."""
         found = self.paths.get(name)
         return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class NationalInputs:
+    """What :func:`prepare` derived from every row of the national files, for extension steps.
+
+    The release history (:mod:`pophealth.history`) keeps the model covariates so that a QOF year
+    added later with ``prepare --add`` is modelled exactly as a full rebuild would model it.
+
+    Attributes:
+        practice_codes: Today's practices: every practice of the national registrations files.
+        successions: GP practice successions of the ODS successor file (``None`` without one).
+        age_sex: Practice x sex x five-year band patients of every practice (model covariates).
+        imd_scores: ``practice_code, imd, score``: each practice's patient-weighted IMD
+            score per IoD release (NaN where unknown; model covariates).
+        qof_expected: The current QOF year's expected registers of every practice (``imd``
+            column; empty without a fit).
+        qof_fit: The current QOF year's model fit per IoD release (records per register).
+    """
+
+    practice_codes: frozenset[str]
+    successions: pd.DataFrame | None
+    age_sex: pd.DataFrame
+    imd_scores: pd.DataFrame
+    qof_expected: pd.DataFrame
+    qof_fit: dict
 
 
 def discover_raw_files(raw_dir: str | Path, listing: str | Path | None = None) -> RawSources:
@@ -749,8 +776,9 @@ def prepare(
         systems: ICB codes (ONS E54) to keep in the store; default every ICB in the files.
             England's and the regions' values (``national.parquet``) always come from every
             row of the national files.
-        extensions: Manifest key -> step ``(raw_dir, out, loaded, files, lsoa, say) -> entry``
-            run after the store tables are written; a non-empty entry is added to the manifest
+        extensions: Manifest key -> step ``(raw_dir, out, loaded, files, lsoa, say, national)
+            -> entry`` (``national`` a :class:`NationalInputs`) run after the store tables are
+            written; a non-empty entry is added to the manifest
             (:func:`pophealth.history.prepare_store` adds the release history this way).
 
     Returns:
@@ -773,12 +801,21 @@ def prepare(
     age_sex = age_sex_table(loaded.get("practice_age_bands"))
     imd_releases = [year for year in IMD_YEARS if ImdRelease(year).column("score") in lsoa]
     # the recorded-vs-expected model is fitted on every practice in the national files, before
-    # --systems cuts the store, and England's and the regions' QOF values come from them too
+    # --systems cuts the store, and England's and the regions' QOF values come from them too;
+    # a practice that closed after the QOF year is carried by its successor (the membership rule)
     qof = loaded.get("qof")
-    qof_fits = {
-        imd: _fit_qof_expected(qof, age_sex, registrations, lsoa, ImdRelease(imd))
-        for imd in imd_releases
-    }
+    today = set(practices["practice_code"]) if len(practices) else set()
+    today |= set(registrations["practice_code"]) if len(registrations) else set()
+    successions = practice_successions(loaded, files)
+    qof_rows = (
+        membership.carry_to_successors(
+            qof.prevalence, membership.successor_mapping(successions, today)
+        )
+        if qof is not None
+        else None
+    )
+    imd_scores = practice_imd_scores(registrations, lsoa, imd_releases, today)
+    qof_fits = {imd: fit_qof_expected(qof_rows, age_sex, imd_scores, imd) for imd in imd_releases}
     # PCN-employed staff by PCN and staff group (apportioned to practices when read); England's
     # and the regions' team values add every PCN's staff, shared to its practices
     pcn_staff = loaded.get("pcn_workforce")
@@ -788,10 +825,10 @@ def prepare(
     )
     qof_measures = (
         {
-            imd: prevalence.qof_practice_measures(qof.prevalence, team_practices, expected)
+            imd: prevalence.qof_practice_measures(qof_rows, team_practices, expected)
             for imd, (expected, _) in qof_fits.items()
         }
-        if qof is not None
+        if qof_rows is not None
         else None
     )
     national = national_measures(
@@ -830,7 +867,9 @@ def prepare(
         age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
     )
     write_pcn_workforce(pcn_staff, out, pcn_fte)
-    qof_notes = _write_qof(qof, practices, out / "qof_prevalence.parquet", national_practices)
+    qof_notes = _write_qof(
+        qof, practices, out / "qof_prevalence.parquet", national_practices, qof_rows
+    )
     _write_qof_expected(
         {imd: expected for imd, (expected, _) in qof_fits.items()},
         practices,
@@ -843,8 +882,16 @@ def prepare(
     elif (out / "boundaries.parquet").exists():
         (out / "boundaries.parquet").unlink()
     # further store sections (e.g. pophealth.history's release history) add their manifest entry
+    national_inputs = NationalInputs(
+        practice_codes=frozenset(today),
+        successions=successions,
+        age_sex=age_sex[["practice_code", "sex", "age_band", "patients"]],
+        imd_scores=imd_scores,
+        qof_expected=expected_rows({imd: expected for imd, (expected, _) in qof_fits.items()}),
+        qof_fit={imd: fit for imd, (_, fit) in qof_fits.items() if fit},
+    )
     extra = {
-        name: step(Path(raw_dir), out, loaded, files, lsoa, say)
+        name: step(Path(raw_dir), out, loaded, files, lsoa, say, national_inputs)
         for name, step in (extensions or {}).items()
     }
     missing = unavailable_indicators(set(files))
@@ -965,20 +1012,38 @@ def check_geometries(shapes, lsoa_codes: set[str]) -> tuple:
     return usable, report
 
 
-def _write_qof(qof, practices: pd.DataFrame, path: Path, national_practices: set) -> dict:
+def _write_qof(
+    qof,
+    practices: pd.DataFrame,
+    path: Path,
+    national_practices: set,
+    carried: pd.DataFrame | None = None,
+) -> dict:
     """Store the kept practices' QOF rows; count (never drop silently) practices not in the files.
 
     Rows of practices in the national files but outside ``--systems`` are cut like every other
     table (England's values keep them, in ``national.parquet``); practices absent from the
-    registration files are kept and counted in the notes.
+    registration files are kept and counted in the notes. The rows stored are ``carried`` (the
+    membership rule's succession step: a practice that closed after the QOF year is carried by
+    its successor, as in England's values and the model; the release history keeps the rows as
+    published), or the published rows without it.
     """
     if qof is None:
         if path.exists():
             path.unlink()
         return {}
-    prevalence_rows = qof.prevalence.assign(year=qof.year)
-    notes = {"qof_year": qof.year}
-    outside = sorted(set(prevalence_rows["practice_code"]) - national_practices)
+    rows = carried if carried is not None else qof.prevalence
+    prevalence_rows = rows.assign(year=qof.year)
+    notes: dict = {"qof_year": qof.year}
+    published = set(qof.prevalence["practice_code"])
+    after = set(prevalence_rows["practice_code"])
+    moved = sorted(published - after)
+    if moved:
+        notes["qof_practices_carried_by_successor"] = {
+            "practices": len(moved),
+            "examples": moved[:5],
+        }
+    outside = sorted(after - national_practices)
     if outside:
         notes["qof_practices_not_in_registrations"] = {
             "practices": len(outside),
@@ -990,22 +1055,91 @@ def _write_qof(qof, practices: pd.DataFrame, path: Path, national_practices: set
     return notes
 
 
-def _fit_qof_expected(
-    qof,
-    age_sex: pd.DataFrame,
+def practice_successions(loaded: dict, files: dict) -> pd.DataFrame | None:
+    """The GP practice successions of the loaded ODS successor file (``None`` without one)."""
+    successors = loaded.get("ods_successors")
+    if successors is None:
+        return None
+    name = (files.get("ods_successors", {}).get("files") or [{"name": "succ.csv"}])[0]["name"]
+    practices, _ = src_successors.gp_practice_successions(successors, name)
+    return practices
+
+
+def practice_imd_scores(
     registrations: pd.DataFrame,
     lsoa: pd.DataFrame,
-    release: ImdRelease,
+    imd_releases: list[str],
+    practice_codes: set[str],
+) -> pd.DataFrame:
+    """Each practice's patient-weighted IMD score per IoD release (the model's deprivation term).
+
+    Args:
+        registrations: Practice x LSOA patients (every practice of the national files).
+        lsoa: The LSOA table with the IoD releases' scores.
+        imd_releases: IoD releases in the store.
+        practice_codes: Every practice (one row each per release; NaN score where unknown).
+
+    Returns:
+        ``practice_code, imd, score``.
+    """
+    frames = []
+    codes = sorted(practice_codes)
+    for imd in imd_releases:
+        release = ImdRelease(imd)
+        score = pd.Series(np.nan, index=pd.Index(codes, dtype=object), dtype=float)
+        if len(registrations) and release.column("score") in lsoa:
+            values = lsoa_values(lsoa, release)[["lsoa21_code", "imd_score"]]
+            base = attribute_lsoa_to_practices(registrations, values).set_index("practice_code")
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = base["imd_score__num"] / base["imd_score__den"].where(
+                    base["imd_score__den"] > 0
+                )
+            score = ratio.astype(float).reindex(score.index)
+        frames.append(
+            pd.DataFrame({"practice_code": score.index, "imd": imd, "score": score.to_numpy()})
+        )
+    if not frames:
+        return pd.DataFrame({"practice_code": [], "imd": [], "score": []}).astype(
+            {"practice_code": object, "imd": object, "score": float}
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def fit_qof_expected(
+    qof_rows: pd.DataFrame | None,
+    age_sex: pd.DataFrame,
+    imd_scores: pd.DataFrame,
+    imd: str,
 ) -> tuple[pd.DataFrame, list[dict]]:
-    """Fit the recorded-vs-expected models on every practice of the national files."""
-    if qof is None or not len(age_sex) or not len(registrations):
+    """Fit one QOF year's recorded-vs-expected models on every practice of the national files.
+
+    Args:
+        qof_rows: The year's prevalence rows, closed practices carried by their successors.
+        age_sex: Practice x sex x five-year band patients (every practice).
+        imd_scores: :func:`practice_imd_scores`.
+        imd: The IoD release of the deprivation covariate.
+
+    Returns:
+        ``(expected, fit)``: :func:`pophealth.prevalence.fit_expected_registers` rows and the
+        fit per register as records; empty without QOF rows, age-sex lists or IMD scores.
+    """
+    scores = imd_scores[imd_scores["imd"] == imd].set_index("practice_code")["score"]
+    if qof_rows is None or not len(age_sex) or not scores.notna().any():
         return pd.DataFrame(), []
-    if release.column("score") not in lsoa:
-        return pd.DataFrame(), []
-    values = lsoa_values(lsoa, release)[["lsoa21_code", "imd_score"]]
-    imd = attribute_lsoa_to_practices(registrations, values)
-    expected, fit = prevalence.expected_from_store(qof.prevalence, age_sex, imd)
+    expected, fit = prevalence.fit_expected_registers(
+        qof_rows, attribution.age_sex_matrix(age_sex), scores
+    )
     return expected, fit.to_dict("records")
+
+
+def expected_rows(expected: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Expected registers of several IoD releases in one table (``imd`` after the key)."""
+    frames = [frame.assign(imd=imd) for imd, frame in expected.items() if len(frame)]
+    if not frames:
+        return pd.DataFrame()
+    stored = pd.concat(frames, ignore_index=True)
+    columns = ["practice_code", "group_code", "imd"]
+    return stored[columns + [c for c in stored if c not in columns]]
 
 
 def _write_qof_expected(
@@ -1015,15 +1149,9 @@ def _write_qof_expected(
     if path.exists():
         path.unlink()
     kept = set(practices["practice_code"]) if len(practices) else set()
-    frames = [
-        frame[isin(frame["practice_code"], kept)].assign(imd=imd)
-        for imd, frame in expected.items()
-        if len(frame)
-    ]
-    if frames:
-        stored = pd.concat(frames, ignore_index=True)
-        columns = ["practice_code", "group_code", "imd"]
-        _write_parquet(stored[columns + [c for c in stored if c not in columns]], path)
+    stored = expected_rows(expected)
+    if len(stored):
+        _write_parquet(stored[isin(stored["practice_code"], kept)], path)
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path, table: str | None = None) -> None:

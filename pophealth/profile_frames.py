@@ -1063,17 +1063,83 @@ def _history_by_area(data: ProfileStore) -> dict:
     )
 
 
+def _period_label(first: str, latest: str, qof_years: dict[str, str]) -> str:
+    """``"2024-11 to 2025-10"``, or ``"QOF 2023-24 to 2024-25"`` for QOF years' periods."""
+    if first in qof_years and latest in qof_years:
+        if first == latest:
+            return f"QOF {qof_years[first]}"
+        return f"QOF {qof_years[first]} to {qof_years[latest]}"
+    return first if first == latest else f"{first} to {latest}"
+
+
+def _not_enough_words(points: int, qof: bool) -> str:
+    """An honest direction for a short series: how many values there are and that it is too few."""
+    what = "QOF years" if qof else "releases"
+    return f"Not enough data for a trend ({points} {what})"
+
+
+def significance_changes(own: pd.DataFrame, latest: dict[bool, str]) -> pd.DataFrame:
+    """Indicators whose 95% comparison with the comparator changed at their latest release.
+
+    Each indicator's last two periods with a value are compared: for monthly indicators the
+    previous and latest month, for QOF indicators the previous and latest QOF year (their own
+    periods, see ``docs/history.md``). An indicator whose latest value is older than the latest
+    release of its kind (``latest``) is not listed, and one with a single value neither.
+
+    Args:
+        own: The area's indicator history (one basis): ``indicator_id, title, period, value,
+            comparison_95``.
+        latest: Latest period of the monthly (``False``) and QOF (``True``) releases.
+
+    Returns:
+        ``indicator_id, title, previous, latest, previous_period, latest_period, qof`` (one row
+        per indicator whose comparison changed).
+    """
+    columns = ["indicator_id", "title", "previous", "latest", "previous_period", "latest_period"]
+    present = own.dropna(subset=["value"]).sort_values("period", kind="stable")
+    last_two = present.groupby("indicator_id", sort=False).tail(2)
+    counts = last_two.groupby("indicator_id")["period"].transform("size")
+    last_two = last_two[counts == 2]
+    if not len(last_two):
+        return pd.DataFrame(columns=[*columns, "qof"])
+    before = last_two.groupby("indicator_id", sort=False).head(1).set_index("indicator_id")
+    after = last_two.groupby("indicator_id", sort=False).tail(1).set_index("indicator_id")
+    before = before.reindex(after.index)
+    qof = after.index.isin(list(indicators.needing("qof")))
+    out = pd.DataFrame(
+        {
+            "indicator_id": after.index,
+            "title": after["title"].to_numpy(),
+            "previous": before["comparison_95"].fillna("").to_numpy(),
+            "latest": after["comparison_95"].fillna("").to_numpy(),
+            "previous_period": before["period"].to_numpy(),
+            "latest_period": after["period"].to_numpy(),
+            "qof": qof,
+        }
+    )
+    current = np.array([latest.get(bool(q), "") for q in qof], dtype=object)
+    changed = (out["previous"] != out["latest"]) & (out["latest_period"].to_numpy() == current)
+    return out[changed].reset_index(drop=True)
+
+
 def trend_frames(data: ProfileStore, area: dict) -> dict:
     """Change over time for one area: per-indicator trend words, chart series, what changed.
 
+    Monthly indicators have a period per release; QOF indicators one per QOF year (its end
+    month, ``docs/history.md``), so each series has its own periods.
+
     Returns:
-        ``summary`` (one row per indicator: ``indicator_id, title, unit, points, values``
-        (list, oldest first), ``first_period, latest_period, direction, method,
-        england_direction``); ``series`` (key indicators: ``indicator_id, title, unit, period,
-        value, lower_ci, upper_ci, england_value``); ``changes`` (``what, previous, latest,
-        change``) and ``significance`` (indicators whose 95% comparison changed) between the
-        last two periods; ``membership`` (practice changes touching the area); ``periods``.
+        ``summary`` (one row per indicator with at least two values: ``indicator_id, title,
+        unit, points, values`` (list, oldest first), ``first_period, latest_period,
+        period_label, direction, method, england_direction``; fewer than
+        ``trends.MIN_TREND_POINTS`` values read "Not enough data for a trend"); ``series`` (key
+        indicators: ``indicator_id, title, unit, period, value, lower_ci, upper_ci,
+        england_value``); ``changes`` (``what, previous, latest, change``) between the last two
+        monthly releases and ``significance`` (:func:`significance_changes`); ``membership``
+        (practice changes touching the area); ``periods`` (the monthly releases) and
+        ``qof_years`` (QOF period -> year).
     """
+    qof_years = dict(data.qof_periods)
     empty = {
         "summary": pd.DataFrame(),
         "series": pd.DataFrame(),
@@ -1081,6 +1147,7 @@ def trend_frames(data: ProfileStore, area: dict) -> dict:
         "significance": pd.DataFrame(),
         "membership": pd.DataFrame(),
         "periods": data.periods,
+        "qof_years": qof_years,
     }
     by_area = _history_by_area(data)
     own = by_area.get(area["area_code"])
@@ -1090,36 +1157,55 @@ def trend_frames(data: ProfileStore, area: dict) -> dict:
     own = own[own["basis"] == basis]
     england = by_area.get(geography.ALL_LOADED_CODE, own.iloc[:0])
     england = england[england["basis"] == basis]
-    catalogue = indicators.load_catalogue().set_index("id")["statistic"]
+    catalogue = indicators.load_catalogue().set_index("id")
     both = pd.concat([own, england], ignore_index=True).assign(
-        statistic=lambda d: d["indicator_id"].map(catalogue)
+        statistic=lambda d: d["indicator_id"].map(catalogue["statistic"])
     )
     words = trends.direction_of_travel(both, "period", ["area_code", "indicator_id"])
     words = words.set_index(["area_code", "indicator_id"])
+    qof_ids = indicators.needing("qof")
+    england_points = england.dropna(subset=["value"]).groupby("indicator_id")["period"].nunique()
     ordered = own.sort_values("period")
     rows = []
     for indicator, series in ordered.groupby("indicator_id", sort=False):
         present = series.dropna(subset=["value"])
         key = (area["area_code"], indicator)
         england_key = (geography.ALL_LOADED_CODE, indicator)
+        points, qof = len(present), indicator in qof_ids
+        direction = words.loc[key, "direction"] if key in words.index else ""
+        england_direction = (
+            words.loc[england_key, "direction"] if england_key in words.index else ""
+        )
+        if points < trends.MIN_TREND_POINTS:
+            direction = _not_enough_words(points, qof)
+        if (
+            england_key in words.index
+            and england_points.get(indicator, 0) < trends.MIN_TREND_POINTS
+        ):
+            england_direction = _not_enough_words(int(england_points.get(indicator, 0)), qof)
+        first = present["period"].iloc[0] if points else ""
+        latest = present["period"].iloc[-1] if points else ""
         rows.append(
             {
                 "indicator_id": indicator,
                 "title": series["title"].iloc[-1],
                 "unit": series["unit"].iloc[-1],
-                "points": len(present),
+                "points": points,
                 "values": present["value"].tolist(),
-                "first_period": present["period"].iloc[0] if len(present) else "",
-                "latest_period": present["period"].iloc[-1] if len(present) else "",
-                "direction": words.loc[key, "direction"] if key in words.index else "",
+                "first_period": first,
+                "latest_period": latest,
+                "period_label": _period_label(first, latest, qof_years),
+                "direction": direction,
                 "method": words.loc[key, "method"] if key in words.index else "",
-                "england_direction": words.loc[england_key, "direction"]
-                if england_key in words.index
-                else "",
+                "england_direction": england_direction,
             }
         )
     summary = pd.DataFrame(rows)
-    summary = summary[summary["points"] >= 3].reset_index(drop=True)
+    # two values (e.g. two QOF years) are shown with "not enough data for a trend"; one is not
+    summary = summary[summary["points"] >= 2]
+    # in catalogue order (monthly and QOF series start in different periods)
+    order = summary["indicator_id"].map(catalogue["order"])
+    summary = summary.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
     england_value = england.set_index(["indicator_id", "period"])["value"]
     series = ordered[ordered["indicator_id"].isin(TREND_CHART_INDICATORS)]
     series = series[
@@ -1135,32 +1221,39 @@ def trend_frames(data: ProfileStore, area: dict) -> dict:
         series = trends.xmr_chart(
             series, "value", "period", by="indicator_id", polarity="polarity"
         ).drop(columns=["polarity"])
-    periods = sorted(own["period"].unique())
-    previous, latest = periods[-2], periods[-1]
-    by_period = own.set_index(["indicator_id", "period"])
+    # monthly releases (QOF years have periods of their own, which need not be months here)
+    monthly = own[~own["indicator_id"].isin(qof_ids)]
+    periods = sorted(monthly["period"].unique()) or sorted(own["period"].unique())
     changes = []
-    for indicator in CHANGE_INDICATORS:
-        if (indicator, latest) in by_period.index and (indicator, previous) in by_period.index:
-            before = by_period.loc[(indicator, previous), "value"]
-            after = by_period.loc[(indicator, latest), "value"]
-            changes.append(
-                {
-                    "what": by_period.loc[(indicator, latest), "title"],
-                    "unit": by_period.loc[(indicator, latest), "unit"],
-                    "previous": before,
-                    "latest": after,
-                    "change": after - before,
-                }
-            )
-    compared = own[own["period"].isin([previous, latest])].pivot_table(
-        index=["indicator_id", "title"], columns="period", values="comparison_95", aggfunc="first"
+    if len(periods) >= 2:
+        previous, latest = periods[-2], periods[-1]
+        by_period = monthly.set_index(["indicator_id", "period"])
+        for indicator in CHANGE_INDICATORS:
+            if (indicator, latest) in by_period.index and (indicator, previous) in by_period.index:
+                before = by_period.loc[(indicator, previous), "value"]
+                after = by_period.loc[(indicator, latest), "value"]
+                changes.append(
+                    {
+                        "what": by_period.loc[(indicator, latest), "title"],
+                        "unit": by_period.loc[(indicator, latest), "unit"],
+                        "previous": before,
+                        "latest": after,
+                        "change": after - before,
+                    }
+                )
+    latest_qof = sorted(own.loc[own["indicator_id"].isin(qof_ids), "period"].unique())
+    significance = significance_changes(
+        own, {False: periods[-1], True: latest_qof[-1] if latest_qof else ""}
     )
-    significance = pd.DataFrame()
-    if {previous, latest} <= set(compared.columns):
-        moved = compared[compared[previous].fillna("") != compared[latest].fillna("")]
-        significance = moved.reset_index().rename(columns={previous: "previous", latest: "latest"})[
-            ["indicator_id", "title", "previous", "latest"]
-        ]
+    if len(significance):
+        significance = significance.assign(
+            period_label=[
+                _period_label(a, b, qof_years)
+                for a, b in zip(
+                    significance["previous_period"], significance["latest_period"], strict=True
+                )
+            ]
+        )
     return {
         "summary": summary,
         "series": series.reset_index(drop=True),
@@ -1168,6 +1261,7 @@ def trend_frames(data: ProfileStore, area: dict) -> dict:
         "significance": significance,
         "membership": _membership_changes_for(data, area),
         "periods": periods,
+        "qof_years": qof_years,
     }
 
 
@@ -1303,7 +1397,9 @@ def build_profile(data: ProfileStore, area: dict) -> Profile:
     similar_region_list, similar_region = region_peer_frames(data, area)
     over_time = trend_frames(data, area)
     if len(over_time["summary"]):
-        trend = over_time["summary"].set_index("indicator_id")["values"]
+        # sparklines where there are enough values for a trend
+        enough = over_time["summary"][over_time["summary"]["points"] >= trends.MIN_TREND_POINTS]
+        trend = enough.set_index("indicator_id")["values"]
         rows = rows.assign(trend=rows["indicator_id"].map(trend))
     return Profile(
         area=area,

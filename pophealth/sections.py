@@ -747,7 +747,9 @@ def change_over_time(p: Profile) -> None:
     """Trends, key trend charts with the comparator, and what changed since the last release.
 
     Each indicator with three or more periods gets a sparkline and its direction in words (SPC
-    or the recent-trend test) in the collapsed trend table; the trend charts sit side by side.
+    or the recent-trend test) in the collapsed trend table; an indicator with two values (e.g.
+    two QOF years) shows both and "not enough data for a trend". The trend charts sit side by
+    side. QOF indicators have one period per QOF year (docs/history.md).
     """
     tr = p.trends or {}
     summary = tr.get("summary")
@@ -760,6 +762,7 @@ def change_over_time(p: Profile) -> None:
         )
         return
     periods = tr["periods"]
+    qof_years = tr.get("qof_years") or {}
     significance = tr["significance"]
     changed = (
         f"{len(significance)} indicators' comparison with {p.comparator} changed since the "
@@ -767,10 +770,13 @@ def change_over_time(p: Profile) -> None:
         if len(significance)
         else f"no indicator's comparison with {p.comparator} changed since the last release"
     )
+    years = (
+        f" and {len(qof_years)} QOF years ({', '.join(qof_years.values())})" if qof_years else ""
+    )
     _open(
         "change-over-time",
         f"{len(summary)} indicators over {len(periods)} releases, {periods[0]} to "
-        f"{periods[-1]}, with today's neighbourhood membership: {changed}.",
+        f"{periods[-1]}{years}, with today's neighbourhood membership: {changed}.",
     )
     for _, rows in tr["series"].groupby("indicator_id", sort=False):
         title, unit = rows["title"].iloc[0], rows["unit"].iloc[0]
@@ -794,12 +800,17 @@ def change_over_time(p: Profile) -> None:
         tables.text_block(
             "Change over time reads Making Data Count statistical process control for 12 or "
             "more points (the latest point's variation) and the chi-squared test for trend over "
-            "the last 5 points for shorter series of percentages (docs/history.md)."
+            "the last 5 points for shorter series of percentages (docs/history.md). QOF "
+            "indicators have one value per QOF year, at the month the year ends (QOF 2024-25: "
+            "March 2025); with two years there is not enough data for a trend and both values "
+            "are shown."
         )
         + tables.trend_table(summary, p.comparator),
     )
     since = tables.subheading(
         f"What changed since the last release ({periods[-2]} to {periods[-1]})"
+        if len(periods) >= 2
+        else "What changed since the last release"
     )
     if len(tr["changes"]):
         since += tables.changes_table(tr["changes"])
@@ -807,7 +818,9 @@ def change_over_time(p: Profile) -> None:
         since += tables.text_block(
             f"Indicators whose comparison with {p.comparator} changed: "
             + "; ".join(
-                f"{r.title} ({r.previous or 'none'} → {r.latest or 'none'})"
+                f"{r.title} ({r.previous or 'none'} → {r.latest or 'none'}"
+                + (f", {r.period_label}" if r.qof else "")
+                + ")"
                 for r in significance.itertuples()
             )
         )
@@ -817,7 +830,8 @@ def change_over_time(p: Profile) -> None:
         since += tables.text_block(
             "Membership changes over the history are listed under data quality."
         )
-    charts.show_html(detail + tables.collapsible(f"What changed since {periods[-2]}", since))
+    label = f"What changed since {periods[-2]}" if len(periods) >= 2 else "What changed"
+    charts.show_html(detail + tables.collapsible(label, since))
 
 
 def _spc_caption(rows: pd.DataFrame) -> str:

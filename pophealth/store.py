@@ -93,5 +93,6 @@ class ProfileStore(Protocol):
     peer_pool_table: pd.DataFrame
     similar_areas: dict[tuple[str, str], tuple]
     periods: list[str]
+    qof_periods: dict[str, str]  # QOF period -> QOF year of the history's QOF years
     indicator_history: pd.DataFrame
     membership_changes: pd.DataFrame

@@ -27,6 +27,7 @@ from pophealth.charts import (
     show_html,
 )
 from pophealth.checks import escape_html
+from pophealth.trends import MIN_TREND_POINTS
 
 #: Text colour that keeps contrast on each comparison background.
 _COMPARISON_TEXT: dict[str, str] = {
@@ -1049,7 +1050,8 @@ def trend_table(summary: pd.DataFrame, comparator_label: str) -> str:
 
     Args:
         summary: ``trend_frames(...)["summary"]``: ``title, unit, values, first_period,
-            latest_period, direction, england_direction``.
+            latest_period, direction, england_direction`` (and ``period_label``, e.g.
+            "QOF 2023-24 to 2024-25", when given).
         comparator_label: Name of the comparator (e.g. England).
 
     Returns:
@@ -1060,11 +1062,15 @@ def trend_table(summary: pd.DataFrame, comparator_label: str) -> str:
     body = []
     for record in summary.to_dict("records"):
         values = list(record["values"])
+        periods = record.get("period_label") or (
+            f"{record['first_period']} to {record['latest_period']}"
+        )
         body.append(
             "<tr>"
             + _cell(_esc(record["title"]))
-            + _cell(sparkline_svg(values))
-            + _cell(_esc(f"{record['first_period']} to {record['latest_period']}"))
+            # a line needs three points to show a trend; two values are in First and Latest
+            + _cell(sparkline_svg(values) if len(values) >= MIN_TREND_POINTS else "")
+            + _cell(_esc(periods))
             + _cell(_esc(format_value(values[0], record["unit"])), numeric=True, sort=values[0])
             + _cell(_esc(format_value(values[-1], record["unit"])), numeric=True, sort=values[-1])
             + _cell(_esc(record["direction"]))

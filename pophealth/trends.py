@@ -70,6 +70,9 @@ MIN_SPC_POINTS = 12
 RECENT_POINTS = 5
 RECENT_CONFIDENCE = 0.999
 NOT_ENOUGH = "Not enough data"
+#: Fewest values a profile draws a sparkline and reads a direction for (fewer: the values are
+#: shown with "not enough data for a trend").
+MIN_TREND_POINTS = 3
 
 
 def _check_series(

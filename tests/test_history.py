@@ -6,11 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from pophealth import cli, history
+from pophealth import cli, history, indicators
 from pophealth.demo import DEMO_SYSTEMS
+from pophealth.files import sha256_of
 from pophealth.prepare import prepare
 from pophealth.reconcile import ReconciliationError
 
@@ -49,23 +51,181 @@ def test_demo_store_has_twelve_monthly_periods(demo_prepared):
     assert sizes.nunique() == 12
 
 
+QOF_FOLDER = "releases/QOF-2023-24"  # the demo's earlier QOF year (2024-25 is at the top level)
+
+
 def test_incremental_add_equals_full_rebuild(demo_raw, demo_prepared, tmp_path):
     raw = tmp_path / "raw"
-    _link_tree(demo_raw, raw, skip={"releases/2025-03"})
+    _link_tree(demo_raw, raw, skip={"releases/2025-03", QOF_FOLDER})
     partial = tmp_path / "prepared"
     manifest = history.prepare_store(raw, partial, progress=None, systems=DEMO_SYSTEMS)
     assert "2025-03" not in manifest["history"]["periods"]
-    added = history.add_release(demo_raw / "releases" / "2025-03", partial, progress=None)
+    assert [y["year"] for y in manifest["history"]["qof_years"]] == ["2024-25"]
+    history.add_release(demo_raw / "releases" / "2025-03", partial, progress=None)
+    # the earlier QOF year, added on its own (a folder with only a QOF year's files)
+    history.add_release(demo_raw / QOF_FOLDER, partial, progress=None)
+    added = json.loads((partial / "manifest.json").read_text())
     full = json.loads((demo_prepared / "manifest.json").read_text())
     assert added["history"]["periods"] == full["history"]["periods"]
     assert added["history"]["releases"] == full["history"]["releases"]
+    # each QOF year recorded with its files (sha256), rows and model fit, as a full rebuild does
+    assert json.dumps(added["history"]["qof_years"]) == json.dumps(full["history"]["qof_years"])
     got, want = history.read_history(partial), history.read_history(demo_prepared)
     for table in history.HISTORY_TABLES:
         pd.testing.assert_frame_equal(_sorted(got[table]), _sorted(want[table]))
-    for name in history.CURRENT_FILES.values():  # an older month leaves the current store alone
+    got, want = history.read_qof_history(partial), history.read_qof_history(demo_prepared)
+    assert set(got) == set(want) == set(history.QOF_TABLES)
+    for table in history.QOF_TABLES:
+        pd.testing.assert_frame_equal(got[table], want[table])
+    for name in (*history.CURRENT_FILES.values(), "qof_prevalence.parquet"):
+        # an older month or QOF year leaves the current store alone
         pd.testing.assert_frame_equal(
             pd.read_parquet(partial / name), pd.read_parquet(demo_prepared / name)
         )
+
+
+def test_adding_a_qof_year_again_replaces_it(demo_raw, demo_prepared, tmp_path):
+    store = tmp_path / "prepared"
+    shutil.copytree(demo_prepared, store)
+    before = history.read_qof_history(store)
+    manifest = history.add_release(demo_raw / QOF_FOLDER, store, progress=None)
+    assert [y["period"] for y in manifest["history"]["qof_years"]] == ["2024-03", "2025-03"]
+    after = history.read_qof_history(store)
+    for table in history.QOF_TABLES:
+        pd.testing.assert_frame_equal(after[table], before[table])
+    assert manifest["history"]["periods"][-1] == "2025-10"  # the months are untouched
+
+
+def test_qof_period_is_the_month_the_qof_year_ends():
+    assert history.qof_period("2024-25") == "2025-03"
+    assert history.qof_period("2023-24") == "2024-03"
+    assert history.qof_period("1999-00") == "2000-03"
+    assert history.qof_year_of("2025-03") == "2024-25"
+    for bad in ("2024-26", "2024", "24-25", ""):
+        with pytest.raises(history.HistoryError, match="not a year label"):
+            history.qof_period(bad)
+
+
+def test_store_keeps_each_qof_year_per_practice_as_published(demo_raw, demo_prepared):
+    from pophealth.sources.qof import load_qof
+
+    manifest = json.loads((demo_prepared / "manifest.json").read_text())
+    years = manifest["history"]["qof_years"]
+    assert [(y["year"], y["period"], y["folder"]) for y in years] == [
+        ("2023-24", "2024-03", "QOF-2023-24"),
+        ("2024-25", "2025-03", "."),
+    ]
+    for year in years:
+        for entry in year["files"]:
+            assert entry["sha256"] == sha256_of(next(demo_raw.rglob(entry["name"])))
+    stored = history.read_qof_history(demo_prepared)["qof_prevalence"]
+    assert list(stored.columns[:1]) == ["period"]
+    assert set(stored.columns) == {"period"} | set(
+        pd.read_parquet(demo_prepared / "qof_prevalence.parquet")
+    )
+    for year, folder in (("2023-24", demo_raw / QOF_FOLDER), ("2024-25", demo_raw)):
+        published = load_qof(sorted(folder.glob("*_2[34][0-9][0-9].csv"))).prevalence
+        rows = stored[stored["period"] == history.qof_period(year)]
+        assert (rows["year"] == year).all()
+        key = ["practice_code", "group_code"]
+        pd.testing.assert_frame_equal(
+            rows[[*key, "list_type", "register", "list_size"]]
+            .sort_values(key)
+            .reset_index(drop=True),
+            published[[*key, "list_type", "register", "list_size"]]
+            .sort_values(key)
+            .reset_index(drop=True),
+            check_dtype=False,
+        )
+    # the merged practice existed through both QOF years: each lists it (the rest of England too)
+    predecessor = _merger(demo_prepared)[0]
+    assert set(stored.loc[stored["practice_code"] == predecessor, "year"]) == {"2023-24", "2024-25"}
+    assert stored["practice_code"].str.startswith("Y8").any()  # England's practices are kept
+
+
+def _merger(store: Path) -> tuple[str, str]:
+    """The demo's planted merger (predecessor, successor) from the stored successions."""
+    stored = history.read_successors(store)
+    row = stored.loc[stored["chain"].str.count(">") == 1].iloc[0]
+    return str(row["predecessor_code"]), str(row["successor_code"])
+
+
+def test_closed_practice_is_carried_by_its_successor_in_each_qof_year(demo_data, demo_prepared):
+    predecessor, successor = _merger(demo_prepared)
+    raw = history.read_qof_history(demo_prepared)["qof_prevalence"]
+    for period in ("2024-03", "2025-03"):
+        published = raw[raw["period"] == period].set_index(["practice_code", "group_code"])
+        ruled, _ = demo_data.qof_period_tables(period)
+        registers = ruled["qof"].set_index(["practice_code", "group_code"])
+        assert predecessor not in set(ruled["qof"]["practice_code"])
+        assert predecessor not in set(ruled["practices"]["practice_code"])
+        for column in ("register", "list_size"):
+            # the successor holds both practices' registers and lists; nothing lost or invented
+            both = published.loc[predecessor, column] + published.loc[successor, column]
+            pd.testing.assert_series_equal(
+                registers.loc[successor, column], both, check_names=False, check_dtype=False
+            )
+            assert registers[column].sum() == published[column].sum()
+        # the successor's neighbourhood counts the predecessor's patients on its registers
+        pcn = demo_data.practices.set_index("practice_code").loc[successor, "pcn_code"]
+        members = demo_data.practice_members[pcn]
+        rows = demo_data.qof_indicator_history
+        dm = rows[
+            (rows["period"] == period)
+            & (rows["area_code"] == pcn)
+            & (rows["indicator_id"] == "qof_prev_dm")
+        ].iloc[0]
+        dm_rows = published.xs("DM", level="group_code")
+        assert dm["numerator"] == dm_rows.loc[[*members, predecessor], "register"].sum()
+        assert dm["denominator"] == dm_rows.loc[[*members, predecessor], "list_size"].sum()
+
+
+def test_qof_indicators_only_at_their_qof_years_with_england_per_year(demo_data, demo_prepared):
+    table = demo_data.indicator_history
+    qof_ids = indicators.needing("qof")
+    qof = table[table["indicator_id"].isin(qof_ids)]
+    # each QOF year at the month it ends, never in another month (not the current one either)
+    assert set(qof["period"]) == {"2024-03", "2025-03"}
+    assert set(table.loc[table["period"] == "2024-03", "indicator_id"]) <= qof_ids
+    assert set(qof["basis"]) == {"registered"}
+    # no zeros invented: the FTE-per-register indicators need the staff of the year's end
+    # month, which the history holds for March 2025 only
+    staffed = qof[
+        qof["indicator_id"].isin(["gp_fte_per_1k_on_registers", "team_fte_per_1k_register"])
+    ]
+    assert set(staffed["period"]) == {"2025-03"}
+    assert qof.loc[qof["denominator"] == 0, "value"].isna().all()  # no value from nothing
+    # England's value of each year sums every practice of that year's national file
+    raw = history.read_qof_history(demo_prepared)["qof_prevalence"]
+    for period in ("2024-03", "2025-03"):
+        dm = raw[(raw["period"] == period) & (raw["group_code"] == "DM")]
+        england = qof[
+            (qof["period"] == period)
+            & (qof["area_code"] == "ALL")
+            & (qof["indicator_id"] == "qof_prev_dm")
+        ].iloc[0]
+        assert (england["numerator"], england["denominator"]) == (
+            dm["register"].sum(),
+            dm["list_size"].sum(),
+        )
+        rows = qof[qof["period"] == period]
+        assert (
+            rows["comparator_value"]
+            == rows["indicator_id"].map(
+                rows[rows["area_code"] == "ALL"].set_index("indicator_id")["value"]
+            )
+        ).all()
+    # the latest QOF year is the current table's QOF year: same values and England
+    current = demo_data.indicator_table
+    current = current[current["indicator_id"].isin(qof_ids) & (current["level"] != "region")]
+    current = current[
+        (current["basis"] == "registered") & current["indicator_id"].str.startswith("qof_")
+    ]
+    latest = qof[qof["period"] == "2025-03"].set_index(["area_code", "indicator_id"])
+    got = latest.loc[pd.MultiIndex.from_frame(current[["area_code", "indicator_id"]])]
+    for column in ("value", "lower_ci", "upper_ci", "comparator_value"):
+        np.testing.assert_allclose(got[column], current[column], rtol=1e-9)
+    assert (got["comparison_95"].to_numpy() == current["comparison_95"].to_numpy()).all()
 
 
 def _next_month_release(demo_raw: Path, target: Path) -> Path:
@@ -181,9 +341,12 @@ def test_membership_rule_counts_a_moved_practice_in_its_current_pcn():
 
 def test_indicator_history_and_cli_periods_all(demo_data, demo_prepared, tmp_path):
     table = demo_data.indicator_history
-    assert table["period"].nunique() == 12
+    assert table["period"].nunique() == 13  # 12 months and QOF 2023-24's own period (2024-03)
     latest = table[table["period"] == "2025-10"].drop(columns="period").reset_index(drop=True)
-    pd.testing.assert_frame_equal(latest, demo_data.indicator_table, check_dtype=False)
+    current = demo_data.indicator_table
+    # the current month is the indicator table, its QOF year at that year's own period
+    current = current[~current["indicator_id"].isin(indicators.needing("qof"))]
+    pd.testing.assert_frame_equal(latest, current.reset_index(drop=True), check_dtype=False)
     changes = demo_data.membership_changes
     moved = changes[changes["change"] == "moved PCN"]
     assert moved["practice_code"].nunique() == 1
@@ -192,7 +355,7 @@ def test_indicator_history_and_cli_periods_all(demo_data, demo_prepared, tmp_pat
     argv = ["indicators", "--data", str(demo_prepared), "--level", "system", "--periods", "all"]
     assert cli.main([*argv, "--out", str(out)]) == 0
     written = pd.read_csv(out)
-    assert written["period"].nunique() == 12
+    assert written["period"].nunique() == 13
     assert set(written["level"]) == {"system"}
 
 
@@ -207,7 +370,13 @@ def test_history_with_custom_neighbourhoods(demo_prepared):
     history = data.indicator_history
     latest = history[(history["period"] == "2025-10") & (history["area_code"] == "INT01")]
     current = data.indicator_table[data.indicator_table["area_code"] == "INT01"]
-    assert latest["value"].tolist() == pytest.approx(current["value"].tolist(), nan_ok=True)
+    monthly = current[~current["indicator_id"].isin(indicators.needing("qof"))]
+    assert latest["value"].tolist() == pytest.approx(monthly["value"].tolist(), nan_ok=True)
+    # QOF indicators of the custom neighbourhood at each QOF year's period
+    qof = history[(history["area_code"] == "INT01") & (history["indicator_id"] == "qof_prev_dm")]
+    assert qof["period"].tolist() == ["2024-03", "2025-03"]
+    now = current.set_index("indicator_id").loc["qof_prev_dm", "value"]
+    assert qof["value"].iloc[-1] == pytest.approx(now)
 
 
 def test_plain_prepare_has_no_history_and_add_says_so(demo_raw, tmp_path):
@@ -216,6 +385,13 @@ def test_plain_prepare_has_no_history_and_add_says_so(demo_raw, tmp_path):
     assert "history" not in manifest and not (store / history.HISTORY_DIR).exists()
     with pytest.raises(history.HistoryError, match="has no release history"):
         history.add_release(demo_raw / "releases" / "2025-03", store, progress=None)
+    # without history the indicator history is the current table, its QOF year at its period
+    import pophealth
+
+    table = pophealth.load(store, cache=False).indicator_history
+    is_qof = table["indicator_id"].isin(indicators.needing("qof"))
+    assert set(table.loc[is_qof, "period"]) == {"2025-03"}
+    assert set(table.loc[~is_qof, "period"]) == {"2025-10"}
 
 
 def test_release_period_prefers_registrations_and_reports_disagreement():

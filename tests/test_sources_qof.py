@@ -9,6 +9,7 @@ from pophealth.prepare import prepare
 from pophealth.sources import identify_source
 from pophealth.sources.census import load_nomis_table
 from pophealth.sources.common import SourceFormatError
+from pophealth.sources.ods_successors import gp_practice_successions, load_ods_successors
 from pophealth.sources.qof import (
     GROUP_TITLES,
     list_type_min_age,
@@ -175,7 +176,16 @@ def test_prepare_stores_qof_and_counts_practices_it_cannot_place(demo_raw, tmp_p
     pd.concat([prevalence, extra]).to_csv(raw / "PREVALENCE_2425.csv", index=False)
     manifest = prepare(raw, tmp_path / "prepared", progress=None)
     stored = pd.read_parquet(tmp_path / "prepared" / "qof_prevalence.parquet")
-    assert len(stored) == len(prevalence) + 2  # nothing dropped
+    published = pd.concat([prevalence, extra])
+    # nothing dropped: the practice that closed after the year is carried by its successor (the
+    # membership rule), every other practice is stored, and every register entry is counted
+    carried = manifest["notes"]["qof_practices_carried_by_successor"]["examples"]
+    successions, _ = gp_practice_successions(load_ods_successors(raw / "succ.csv"), "succ.csv")
+    merged = successions.loc[successions["chain"].str.count(">") == 1, "predecessor_code"]
+    assert carried == merged.tolist()
+    assert set(stored["practice_code"]) == set(published["PRACTICE_CODE"]) - set(carried)
+    assert stored["register"].sum() == published["REGISTER"].astype(int).sum()
+    assert len(stored) == len(published[~published["PRACTICE_CODE"].isin(carried)])
     assert manifest["sources"]["qof"]["release"] == "2024-25"
     assert manifest["notes"]["qof_practices_not_in_registrations"]["examples"] == ["Z99999"]
     assert "qof_prev_hyp" not in manifest["indicators_unavailable"]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from pophealth import trends
+from pophealth import indicators, trends
 from pophealth.stats import StatisticsInputError
 
 # A stable base series: alternating small wiggles around 50 (mean 50, moving range 2).
@@ -228,8 +228,10 @@ def test_profile_trends_of_the_pcn_that_gained_a_practice(demo_data):
     tr = p.trends
     assert len(tr["periods"]) == 12
     summary = tr["summary"].set_index("indicator_id")
-    assert (summary["points"] == 12).all()
-    assert set(summary["method"]) == {"spc"}
+    monthly = summary[~summary.index.isin(indicators.needing("qof"))]
+    assert (monthly["points"] == 12).all()
+    assert set(monthly["method"]) == {"spc"}
+    assert (summary.drop(monthly.index)["points"] == 2).all()  # the two QOF years
     # the moved practice counts in its current PCN throughout: no step in its list size
     history = demo_data.indicator_history
     sizes = history[(history["area_code"] == new_pcn) & (history["indicator_id"] == "list_size")]
@@ -256,7 +258,12 @@ def test_change_over_time_section_renders_table_charts_and_changes(demo_data):
     with capture_output() as shown:
         sections.change_over_time(p)
     html = "".join(o.data.get("text/html", "") for o in shown.outputs)
-    assert html.count('<svg class="ph-spark"') == len(p.trends["summary"])
+    summary = p.trends["summary"]
+    # a sparkline where there are enough values for a trend; two QOF years show both values
+    assert html.count('<svg class="ph-spark"') == (summary["points"] >= 3).sum()
+    assert "Not enough data for a trend (2 QOF years)" in html
+    assert "QOF 2023-24 to 2024-25" in html
+    assert "and 2 QOF years (2023-24, 2024-25)" in html
     assert f"{p.comparator}: change over time" in html
     plots = [o for o in shown.outputs if "application/vnd.plotly.v1+json" in o.data]
     assert len(plots) == p.trends["series"]["indicator_id"].nunique()
@@ -321,3 +328,80 @@ def test_trend_chart_draws_process_limits_and_colours_special_causes():
     )
     names = {t["name"] for t in charts.trend_chart_spec(short, "T", "Area", "England").data}
     assert names == {"Area"}
+
+
+def test_significance_changes_compare_each_indicators_last_two_releases():
+    from pophealth.profile_frames import significance_changes
+
+    def rows(indicator, periods, comparisons):
+        return pd.DataFrame(
+            {
+                "indicator_id": indicator,
+                "title": f"<b>{indicator}</b>",
+                "period": periods,
+                "value": 1.0,
+                "comparison_95": comparisons,
+            }
+        )
+
+    own = pd.concat(
+        [
+            rows("list_size", ["2025-08", "2025-09", "2025-10"], ["higher", "similar", "lower"]),
+            rows("pct_age_0_17", ["2025-09", "2025-10"], ["similar", "similar"]),
+            # a QOF indicator: its own periods, the last two QOF years
+            rows("qof_prev_dm", ["2024-03", "2025-03"], ["similar", "higher"]),
+            rows("qof_prev_hyp", ["2024-03", "2025-03"], ["lower", "lower"]),
+            rows("qof_prev_ast", ["2025-03"], ["higher"]),  # one year: nothing to compare
+            # latest value older than the latest month: not a change since the last release
+            rows("gp_fte_per_10k", ["2025-08", "2025-09"], ["similar", "lower"]),
+        ],
+        ignore_index=True,
+    )
+    out = significance_changes(own, {False: "2025-10", True: "2025-03"}).set_index("indicator_id")
+    assert sorted(out.index) == ["list_size", "qof_prev_dm"]
+    assert out.loc["list_size", ["previous", "latest"]].tolist() == ["similar", "lower"]
+    assert out.loc["list_size", ["previous_period", "latest_period"]].tolist() == [
+        "2025-09",
+        "2025-10",
+    ]
+    assert out.loc["qof_prev_dm", ["previous_period", "latest_period"]].tolist() == [
+        "2024-03",
+        "2025-03",
+    ]
+    assert out["qof"].to_dict() == {"list_size": False, "qof_prev_dm": True}
+    # a missing value is not a comparison: the row before it is compared instead
+    gap = own.assign(value=np.where(own["period"].eq("2025-09"), np.nan, own["value"]))
+    out = significance_changes(gap, {False: "2025-10", True: "2025-03"}).set_index("indicator_id")
+    assert out.loc["list_size", ["previous", "previous_period"]].tolist() == ["higher", "2025-08"]
+    assert "pct_age_0_17" not in out.index
+
+
+def test_two_qof_years_show_both_values_with_not_enough_data(demo_data):
+    code = demo_data.areas("neighbourhood")["area_code"].iloc[0]
+    p = demo_data.profile(code)
+    summary = p.trends["summary"].set_index("indicator_id")
+    history = demo_data.indicator_history
+    own = history[(history["area_code"] == code) & (history["basis"] == "registered")]
+    for indicator in ("qof_prev_dm", "qof_oe_hyp", "qof_registers_per_100"):
+        row = summary.loc[indicator]
+        series = own[own["indicator_id"] == indicator].sort_values("period")
+        assert series["period"].tolist() == ["2024-03", "2025-03"]
+        assert row["points"] == 2 and row["values"] == series["value"].tolist()
+        assert row["direction"] == "Not enough data for a trend (2 QOF years)"
+        assert row["england_direction"] == "Not enough data for a trend (2 QOF years)"
+        assert row["period_label"] == "QOF 2023-24 to 2024-25"
+    # no sparkline in the benchmark table for two values; monthly indicators keep theirs
+    trend = p.indicators.set_index("indicator_id")["trend"]
+    assert trend[trend.index.str.startswith("qof_")].isna().all()
+    assert trend.notna().sum() > 10
+    # what changed: exactly the QOF indicators whose comparison with England changed between
+    # the two QOF years (each compared with that year's England)
+    qof = own[own["indicator_id"].isin(indicators.needing("qof"))]
+    wide = qof.pivot_table(
+        index="indicator_id", columns="period", values="comparison_95", aggfunc="first"
+    ).dropna()
+    moved = set(wide.index[wide["2024-03"] != wide["2025-03"]])
+    significance = p.trends["significance"]
+    listed = significance[significance["qof"]]
+    assert moved and set(listed["indicator_id"]) == moved
+    assert set(listed["period_label"]) == {"QOF 2023-24 to 2024-25"}

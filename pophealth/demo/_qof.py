@@ -7,6 +7,12 @@ Each register's recorded count at a practice is Poisson with mean
 the practice's deprivation latent, and ``recording`` varies by practice (log-normal, sd
 ``RECORDING_SD``). A few practices under-record known conditions by a known factor
 (:func:`planted_under_recording`), so tests can check the recorded-vs-expected model finds them.
+
+The demo writes two QOF years (2023-24 and 2024-25), each from the practices' lists at the end of
+its year. A practice's recording is persistent between years (:func:`persistent_recording` plus
+a small yearly wobble) and each condition's national crude prevalence moves by
+:data:`ANNUAL_CHANGE` a year (diabetes, hypertension, depression, obesity and non-diabetic
+hyperglycaemia up, as in the published series).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import pandas as pd
 
 from pophealth.sources.qof import GROUP_TITLES
 
-YEAR_SUFFIX = "2425"
+YEAR_SUFFIX = "2425"  # the current QOF year (the registry's file); earlier years count back
 
 #: group -> (list type, target crude prevalence over its list, age slope per year, dep slope)
 CONDITIONS: dict[str, tuple[str, float, float, float]] = {
@@ -55,6 +61,15 @@ REGISTER_INDICATORS = {
     "STIA": "STIA001",
 }  # fmt: skip
 RECORDING_SD = 0.06
+#: sd of a practice's year-to-year change in recording (log scale), around its persistent level
+YEARLY_RECORDING_SD = 0.02
+#: group -> relative change in national crude prevalence per year (the targets are 2024-25's)
+ANNUAL_CHANGE: dict[str, float] = {
+    "AF": 0.02, "AST": 0.005, "CAN": 0.03, "CHD": -0.01, "CKD": 0.01, "COPD": -0.005,
+    "DEM": 0.01, "DEP": 0.04, "DM": 0.03, "EP": 0.0, "HF": 0.02, "HYP": 0.015, "LD": 0.02,
+    "MH": 0.01, "NDH": 0.08, "OB": 0.04, "OST": 0.02, "PAD": -0.01, "PC": 0.0, "RA": 0.0,
+    "STIA": 0.0,
+}  # fmt: skip
 #: (position in code order, group, factor): practices that record only ``factor`` of their cases
 PLANTED = ((5, "HYP", 0.6), (22, "DM", 0.65), (40, "COPD", 0.55), (58, "AF", 0.55))
 
@@ -97,6 +112,22 @@ def _age_rates(list_type: str, target: float, slope: float, ages: np.ndarray) ->
     return np.minimum(0.9, low * shape)
 
 
+def persistent_recording(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Each practice's recording level per register (log scale, sd ``RECORDING_SD``).
+
+    Returns:
+        ``(registers in CONDITIONS order, practices)``: the same for every QOF year, so a
+        practice that records well one year records well the next.
+    """
+    return RECORDING_SD * rng.standard_normal((len(CONDITIONS), n))
+
+
+def qof_year_suffix(years_back: int) -> str:
+    """File-name year of the QOF year ``years_back`` before the current one (1 -> ``"2324"``)."""
+    start = int(YEAR_SUFFIX[:2]) - years_back
+    return f"{start:02d}{start + 1:02d}"
+
+
 def calibration(single_age: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, float]:
     """What the rates are calibrated on: patients by single year of age, and the mean latent."""
     return single_age.sum(axis=(0, 1)).astype(float), float(np.average(z))
@@ -110,6 +141,8 @@ def qof_tables(
     *,
     reference: tuple[np.ndarray, float] | None = None,
     plant: bool = True,
+    years_back: int = 0,
+    recording: np.ndarray | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The four QOF tables (official headers) for the demo practices.
 
@@ -122,6 +155,10 @@ def qof_tables(
             these practices); the synthetic rest of England passes the demo ICS's, so the same
             age and deprivation rates apply everywhere.
         plant: Whether to plant the under-recording practices (the demo ICS only).
+        years_back: QOF years before the current one (each condition's national prevalence
+            target moves back by :data:`ANNUAL_CHANGE` a year).
+        recording: :func:`persistent_recording` of these practices (each year then adds a small
+            wobble); ``None`` draws an independent recording per practice from ``rng``.
     """
     n = len(practices)
     codes = practices["practice_code"].to_numpy()
@@ -129,15 +166,19 @@ def qof_tables(
     national, z_centre = reference if reference is not None else calibration(single_age, z)
     planted = planted_under_recording(codes if plant else [])
     rows = []
-    for group, (list_type, target, slope, dep) in CONDITIONS.items():
+    for position, (group, (list_type, target, slope, dep)) in enumerate(CONDITIONS.items()):
+        target = target * (1 + ANNUAL_CHANGE[group]) ** -years_back
         rates = _age_rates(list_type, target, slope, national)
         lo = _min_age(list_type)
         list_size = by_age[:, lo:].sum(axis=1).astype(np.int64)
         mean = (by_age * rates[None, :]).sum(axis=1) * np.exp(dep * (z - z_centre))
-        recording = np.exp(RECORDING_SD * rng.standard_normal(n))
+        if recording is None:
+            level = np.exp(RECORDING_SD * rng.standard_normal(n))
+        else:
+            level = np.exp(recording[position] + YEARLY_RECORDING_SD * rng.standard_normal(n))
         for row in planted[planted["group_code"] == group].itertuples():
-            recording[codes == row.practice_code] *= row.factor
-        register = np.minimum(rng.poisson(mean * recording), list_size)
+            level[codes == row.practice_code] *= row.factor
+        register = np.minimum(rng.poisson(mean * level), list_size)
         rows.append(
             pd.DataFrame(
                 {
@@ -219,27 +260,38 @@ def write_qof(
     *,
     reference: tuple[np.ndarray, float] | None = None,
     plant: bool = True,
+    years_back: int = 0,
+    recording: np.ndarray | None = None,
 ) -> dict[str, Path]:
     """Write the demo QOF files in the official layout (the members of the published zip).
 
-    ``PREVALENCE_2425.csv``, ``ACHIEVEMENT_<REGION>_2425.csv`` (one per region),
-    ``MAPPING_INDICATORS_2425.csv`` and ``MAPPING_NHS_GEOGRAPHIES_2425.csv``.
+    ``PREVALENCE_<YYYY>.csv``, ``ACHIEVEMENT_<REGION>_<YYYY>.csv`` (one per region),
+    ``MAPPING_INDICATORS_<YYYY>.csv`` and ``MAPPING_NHS_GEOGRAPHIES_<YYYY>.csv``, ``<YYYY>`` the
+    year ``years_back`` QOF years before the current one (``2425``).
 
-    ``reference`` and ``plant`` are passed to :func:`qof_tables`.
+    ``reference``, ``plant``, ``years_back`` and ``recording`` are passed to :func:`qof_tables`.
 
     Returns:
         ``{"qof": path of the prevalence file}`` (the file the registry's QOF entry names).
     """
-    tables = qof_tables(practices, single_age, z, rng, reference=reference, plant=plant)
+    tables = qof_tables(
+        practices,
+        single_age,
+        z,
+        rng,
+        reference=reference,
+        plant=plant,
+        years_back=years_back,
+        recording=recording,
+    )
+    suffix = qof_year_suffix(years_back)
     # the registry's one QOF entry names the prevalence file; the other members sit beside it
-    prevalence = write_csv(tables["prevalence"], out_dir / f"PREVALENCE_{YEAR_SUFFIX}.csv")
-    write_csv(tables["indicators"], out_dir / f"MAPPING_INDICATORS_{YEAR_SUFFIX}.csv")
-    write_csv(tables["geographies"], out_dir / f"MAPPING_NHS_GEOGRAPHIES_{YEAR_SUFFIX}.csv")
+    prevalence = write_csv(tables["prevalence"], out_dir / f"PREVALENCE_{suffix}.csv")
+    write_csv(tables["indicators"], out_dir / f"MAPPING_INDICATORS_{suffix}.csv")
+    write_csv(tables["geographies"], out_dir / f"MAPPING_NHS_GEOGRAPHIES_{suffix}.csv")
     # one achievement file per NHS region, as published
     for region, rows in tables["achievement"].groupby("region_name"):
         # a file-name token of letters only (a hostile-names demo's region holds '/' and digits)
         label = "_".join(re.sub(r"[^A-Z]+", " ", str(region).upper()).split())
-        write_csv(
-            rows.drop(columns="region_name"), out_dir / f"ACHIEVEMENT_{label}_{YEAR_SUFFIX}.csv"
-        )
+        write_csv(rows.drop(columns="region_name"), out_dir / f"ACHIEVEMENT_{label}_{suffix}.csv")
     return {"qof": prevalence}

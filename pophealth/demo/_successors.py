@@ -4,9 +4,9 @@ One demo practice (the last practice code of a PCN with three or more practices)
 :data:`MERGER_MONTHS_BACK` months before the current release and its list moves to the largest
 other practice of the same PCN: from that month on, the registrations files and the practice
 workforce file of every release carry the predecessor's patients and staff under its successor
-(the predecessor's rows are gone). ePCN and payments 2024-25 keep the predecessor, as the
-publishers' files do for a practice that closed after the year; the demo's QOF 2024-25 files
-leave it out (so the QOF year's registers all belong to today's practices). Being the last code,
+(the predecessor's rows are gone). ePCN, payments 2024-25 and both QOF years (2023-24 and
+2024-25, which end before the closure) keep the predecessor, as the publishers' files do for a
+practice that closed after the year. Being the last code,
 its closure moves none of the planted QOF under-recording practices (chosen by position in the
 sorted codes) and none of the example neighbourhood groupings.
 
@@ -18,6 +18,7 @@ organisation types that the practice rule ignores.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -183,12 +184,14 @@ def plant_merger(world: DemoWorld, out: Path, extract_date: str, *, merge: bool 
     releases = out / "releases"
     if releases.is_dir():
         folders += [
-            f for f in sorted(releases.iterdir()) if f.is_dir() and f.name >= f"{effective:%Y-%m}"
+            f
+            for f in sorted(releases.iterdir())
+            # monthly releases (YYYY-MM) from the closure on; the QOF year's folder has no lists
+            if f.is_dir()
+            and re.fullmatch(r"\d{4}-\d{2}", f.name)
+            and f.name >= f"{effective:%Y-%m}"
         ]
     for folder in folders:
         merge_release_files(folder, pair)
-    for qof_file in sorted(out.glob("*_2425.csv")):  # the demo's QOF year without the practice
-        frame = _read(qof_file)
-        if "PRACTICE_CODE" in frame:
-            _write(frame[frame["PRACTICE_CODE"] != pair[0]], qof_file)
+    # the QOF years end before the closure: they list the predecessor, as published
     return path

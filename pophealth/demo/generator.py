@@ -1416,7 +1416,8 @@ def _write_boundaries(world: DemoWorld, out_dir: Path, rng: np.random.Generator)
 REST_OF_ENGLAND_FILES = tuple(
     name
     for name in FILE_NAMES
-    if name not in ("epcn", "lsoa_boundaries", "readme", "ods_successors")
+    # QOF: each year's files are written for the ICS and the rest together (_write_qof_year)
+    if name not in ("epcn", "lsoa_boundaries", "readme", "ods_successors", "qof")
 )
 
 
@@ -1450,9 +1451,8 @@ def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int, ics: Demo
 
     The official national files cover every practice, PCN and LSOA in England; the demo's do
     too (registrations, ePCN, practice and PCN workforce with every role column, payments, IoD,
-    Census, QOF), so England's values (the comparator of every profile) come from the files.
-    Its QOF registers follow the demo ICS's rates by age and deprivation (no planted
-    under-recording), so the recorded-vs-expected model is fitted on every practice in England.
+    Census; QOF in :func:`_write_qof_year`), so England's values (the comparator of every
+    profile) come from the files.
     """
     streams = np.random.SeedSequence([seed, 20251001, 7919]).spawn(4)
     rngs = [np.random.default_rng(s) for s in streams]
@@ -1470,18 +1470,6 @@ def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int, ics: Demo
         parts.update(_write_lookups_and_iod(rest, part_dir, rngs[2]))
         parts.update(_write_census(rest, part_dir, rngs[3]))
         parts.update(_write_core20plus_census(rest, part_dir, np.random.default_rng([seed, 7919])))
-        parts.update(
-            _qof.write_qof(
-                _practice_frame(rest),
-                rest.single_age,
-                rest.practices["z"].to_numpy(dtype=float),
-                part_dir,
-                np.random.default_rng(np.random.SeedSequence([seed, 2425, 7919])),
-                _write_csv,
-                reference=_qof.calibration(ics.single_age, ics.practices["z"].to_numpy(float)),
-                plant=False,
-            )
-        )
         for name, n_national in (
             ("iod2025", _model.N_LSOA21_ENGLAND),
             ("iod2019", _model.N_LSOA11_ENGLAND),
@@ -1496,31 +1484,147 @@ def _append_rest_of_england(rest: DemoWorld, out_dir: Path, seed: int, ics: Demo
             body = body.replace("E0118", "E0128")
             with (out_dir / FILE_NAMES[name]).open("a", encoding="utf-8", newline="") as handle:
                 handle.write(body)
-        # the QOF zip's other members: geographies and the regions' achievement files
-        for member in part_dir.glob(f"*_{_qof.YEAR_SUFFIX}.csv"):
-            target = out_dir / member.name
-            if (
-                member.name.startswith("MAPPING_INDICATORS")
-                or target == out_dir / FILE_NAMES["qof"]
-            ):
-                continue
-            if target.exists():
-                with target.open("a", encoding="utf-8", newline="") as handle:
-                    handle.write(member.read_text("utf-8").split("\n", 1)[1])
-            else:
-                shutil.copyfile(member, target)
 
 
 HISTORY_MONTHS = 12  # monthly releases the demo ICS writes (the current one included)
+#: The demo's QOF years: (years before the current one, end of the year, release folder or
+#: None for the top level). Each year's lists are the practices' lists at its end (31 March).
+QOF_YEARS = ((0, "2025-03-31", None), (1, "2024-03-31", "QOF-2023-24"))
+
+
+def _months_before_current(date: str) -> int:
+    """Whole months from ``date``'s month to the current release's (EXTRACT_DATE)."""
+    then, now = pd.Timestamp(date), pd.Timestamp(EXTRACT_DATE)
+    return (now.year - then.year) * 12 + now.month - then.month
+
+
+def _write_qof_year(
+    folder: Path,
+    worlds: list[tuple[DemoWorld, bool]],
+    seed: int,
+    *,
+    years_back: int = 0,
+    recording: list[np.ndarray | None] | None = None,
+) -> Path:
+    """One QOF year's files (the members of its zip) for the ICS and the rest of England.
+
+    Args:
+        folder: Where the year's files go (the top level for the current year).
+        worlds: ``(world, is_ics)`` as at the end of the year: the demo ICS first (planted
+            under-recording), then the synthetic rest of England if any. Every world's
+            registers follow the ICS's rates by age and deprivation, so the recorded-vs-expected
+            model is fitted on every practice in England.
+        seed: The demo seed (each year and world has its own stream).
+        years_back: QOF years before the current one.
+        recording: Each world's :func:`pophealth.demo._qof.persistent_recording`, or ``None``
+            for an independent recording per year.
+
+    Returns:
+        The year's prevalence file.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    ics = worlds[0][0]
+    reference = _qof.calibration(ics.single_age, ics.practices["z"].to_numpy(float))
+    suffix = _qof.qof_year_suffix(years_back)
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, (world, is_ics) in enumerate(worlds):
+            target = folder if index == 0 else Path(tmp)
+            # the current year keeps the streams it always had (ICS [seed, 2425], the rest
+            # [seed, 2425, 7919]); an earlier year's stream is named by its own year
+            stream = [seed, int(suffix)] + ([] if is_ics else [7919])
+            _qof.write_qof(
+                _practice_frame(world),
+                world.single_age,
+                world.practices["z"].to_numpy(dtype=float),
+                target,
+                np.random.default_rng(np.random.SeedSequence(stream)),
+                _write_csv,
+                reference=reference,
+                plant=is_ics,
+                years_back=years_back,
+                recording=None if recording is None else recording[index],
+            )
+            if index == 0:
+                continue
+            # the rest of England's rows go into the year's national files (no second header)
+            for member in sorted(Path(tmp).glob(f"*_{suffix}.csv")):
+                destination = folder / member.name
+                if member.name.startswith("MAPPING_INDICATORS"):
+                    continue  # one indicator mapping per year
+                if destination.exists():
+                    with destination.open("a", encoding="utf-8", newline="") as handle:
+                        handle.write(member.read_text("utf-8").split("\n", 1)[1])
+                else:
+                    shutil.copyfile(member, destination)
+                member.unlink()
+    return folder / f"PREVALENCE_{suffix}.csv"
+
+
+def _write_qof_years(
+    world: DemoWorld,
+    rest: DemoWorld | None,
+    out: Path,
+    seed: int,
+    growth: np.ndarray | None,
+) -> Path:
+    """The demo's QOF years: the current one at the top level, earlier ones in ``releases/``.
+
+    With the release history's list growth (``growth``), every year in :data:`QOF_YEARS` is
+    written from the lists at its end (31 March; the rest of England's lists drift by their own
+    growth), with persistent practice recording, so the registers move plausibly between years
+    and each year's list sizes agree with the registrations of its time. Practices that closed
+    later (the planted merger's predecessor) are in every year they existed. Without a history
+    (``growth`` None: the England-scale data) the one current year is written from today's lists
+    as before.
+
+    Returns:
+        The current year's prevalence file (the file the registry's QOF entry names).
+    """
+    if growth is None:
+        worlds = [(world, True)] + ([(rest, False)] if rest is not None else [])
+        return _write_qof_year(out, worlds, seed)
+    rest_growth = (
+        np.random.default_rng([seed, 7919, 3]).normal(0.003, 0.002, len(rest.practices))
+        if rest is not None
+        else None
+    )
+    levels = [_qof.persistent_recording(len(world.practices), np.random.default_rng([seed, 4242]))]
+    if rest is not None:
+        levels.append(
+            _qof.persistent_recording(
+                len(rest.practices), np.random.default_rng([seed, 4242, 7919])
+            )
+        )
+    for years_back, year_end, release in QOF_YEARS:
+        months = _months_before_current(year_end)
+        worlds = [(_drifted_world(world, months, growth), True)]
+        if rest is not None:
+            worlds.append((_drifted_world(rest, months, rest_growth), False))
+        folder = out if release is None else out / "releases" / release
+        _write_qof_year(folder, worlds, seed, years_back=years_back, recording=levels)
+    return out / f"PREVALENCE_{_qof.YEAR_SUFFIX}.csv"
+
+
+def _release_drift(rng: np.random.Generator, n: int, months: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-practice monthly list growth and the workforce's random walk of the release history.
+
+    Returns:
+        ``(growth, fte_walk)``: growth per month (mean +0.3%) and, per months back (row) and
+        practice, the log FTE change from the current month (0 for the current month).
+    """
+    growth = rng.normal(0.003, 0.004, n)
+    steps = rng.normal(0.0, 0.02, (months, n))
+    steps[0] = 0.0
+    return growth, np.cumsum(steps, axis=0)
 
 
 def _drifted_world(
-    world: DemoWorld, months_back: int, growth: np.ndarray, fte_walk: np.ndarray
+    world: DemoWorld, months_back: int, growth: np.ndarray, fte_walk: np.ndarray | None = None
 ) -> DemoWorld:
     """The world ``months_back`` months before the current release.
 
-    Lists smaller or larger, workforce a random walk away, the PCN mover in its old PCN before
-    its move.
+    Lists smaller or larger, workforce a random walk away (unchanged without ``fte_walk``), the
+    PCN mover in its old PCN before its move.
     """
     factor = 1 - growth * months_back  # per practice; growth is per month
     reg = world.registrations
@@ -1541,8 +1645,9 @@ def _drifted_world(
     prac["registered"] = totals
     prac["male"] = single[:, 0, :].sum(axis=1)
     prac["female"] = single[:, 1, :].sum(axis=1)
-    for column in ("gp_fte", "nurse_fte", "dpc_fte", "admin_fte"):
-        prac[column] = prac[column] * np.exp(fte_walk[months_back])
+    if fte_walk is not None:
+        for column in ("gp_fte", "nurse_fte", "dpc_fte", "admin_fte"):
+            prac[column] = prac[column] * np.exp(fte_walk[months_back])
     period = pd.Timestamp(EXTRACT_DATE) - pd.DateOffset(months=months_back)
     moved = world.memberships[world.memberships["end_date"] == _model.MOVE_END_DATE]
     if period <= pd.Timestamp(_model.MOVE_END_DATE):
@@ -1555,7 +1660,7 @@ def _drifted_world(
 def _write_release_history(
     world: DemoWorld,
     out: Path,
-    rng: np.random.Generator,
+    drift: tuple[np.ndarray, np.ndarray],
     months: int,
     workforce_stream: np.random.SeedSequence,
     pcn_workforce_stream: np.random.SeedSequence | None = None,
@@ -1568,15 +1673,11 @@ def _write_release_history(
 
     Returns the release folders written.
 
-    Lists drift by a practice-specific monthly growth (mean +0.3%), the workforce by a random
-    walk per practice and staff group, and one practice moves PCN in April 2025 (as in ePCN).
-    The demo writes the LSOA file every month; NHS England publishes it quarterly.
+    Lists drift by a practice-specific monthly growth (``drift``, from :func:`_release_drift`),
+    the workforce by a random walk per practice, and one practice moves PCN in April 2025 (as in
+    ePCN). The demo writes the LSOA file every month; NHS England publishes it quarterly.
     """
-    n = len(world.practices)
-    growth = rng.normal(0.003, 0.004, n)
-    steps = rng.normal(0.0, 0.02, (months, n))
-    steps[0] = 0.0
-    fte_walk = np.cumsum(steps, axis=0)  # months_back -> log FTE change from the current month
+    growth, fte_walk = drift
     folders = []
     for back in range(1, months):
         period = pd.Timestamp(EXTRACT_DATE) - pd.DateOffset(months=back)
@@ -1704,24 +1805,30 @@ def write_demo_dataset(
     written["lsoa_boundaries"] = _write_boundaries(world, out, rngs[4])
     # Core20PLUS5 census tables and QOF: their own streams, so every other file is unchanged
     written.update(_write_core20plus_census(world, out, np.random.default_rng([seed, 20210321])))
-    qof_rng = np.random.default_rng(np.random.SeedSequence([seed, 2425]))
-    written.update(
-        _qof.write_qof(
-            _practice_frame(world),
-            world.single_age,
-            world.practices["z"].to_numpy(dtype=float),
-            out,
-            qof_rng,
-            _write_csv,
-        )
+    rest = (
+        _model.build_rest_of_england(seed, world)
+        if scale == "ics" and not _config_overrides
+        else None
     )
-    if scale == "ics" and not _config_overrides:
-        _append_rest_of_england(_model.build_rest_of_england(seed, world), out, seed, world)
+    if rest is not None:
+        _append_rest_of_england(rest, out, seed, world)
     if history_months is None:
         history_months = HISTORY_MONTHS if scale == "ics" else 0
-    if history_months > 1:
+    # the release history's list growth and workforce walk (one stream: the files of earlier
+    # months are the same with or without QOF history)
+    drift = (
+        _release_drift(rngs[5], len(world.practices), history_months)
+        if history_months > 1
+        else None
+    )
+    # QOF: two years (2023-24 in releases/, 2024-25 at the top) from the lists of their time for
+    # the ICS demo with history; one year from today's lists otherwise
+    written["qof"] = _write_qof_years(
+        world, rest, out, seed, drift[0] if drift is not None and scale == "ics" else None
+    )
+    if drift is not None:
         # earlier releases sit under releases/<YYYY-MM>/ and are not in the returned mapping
-        _write_release_history(world, out, rngs[5], history_months, streams[0], streams[6])
+        _write_release_history(world, out, drift, history_months, streams[0], streams[6])
     # ODS successor file; the ICS demo's planted merger rewrites the releases from its closure
     written["ods_successors"] = _successors.plant_merger(
         world, out, EXTRACT_DATE, merge=scale == "ics" and not _config_overrides
