@@ -750,8 +750,8 @@ def figure_output(
 
     The data is Plotly JSON (JupyterLab draws it), ``text/plain`` and, ``with_html``, the HTML
     fragment nbconvert's export uses. The metadata records ``width``, ``caption`` and
-    ``collapsed`` so the fragment can be written later from the JSON alone (what
-    :func:`figure_html_from_output` does for the batch runner).
+    ``collapsed`` (the last two as escaped HTML text) so the fragment can be written later
+    from the JSON alone (what :func:`figure_html_from_output` does for the batch runner).
     """
     data, layout, is_map = _figure_objects(fig, width)
     plotly_json = {
@@ -776,8 +776,13 @@ def figure_output(
     bundle["text/plain"] = f"<Figure: {html.escape(label)}>" + (
         f"\n{html.escape(caption)}" if caption else ""
     )
-    metadata = {FIGURE_METADATA_KEY: {"width": width, "caption": caption, "collapsed": collapsed}}
-    return bundle, metadata
+    # caption and summary as HTML text, like every data text a notebook carries
+    layout_meta = {
+        "width": width,
+        "caption": escape_html(caption),
+        "collapsed": escape_html(collapsed),
+    }
+    return bundle, {FIGURE_METADATA_KEY: layout_meta}
 
 
 def figure_bundle(
@@ -818,9 +823,9 @@ def figure_html_from_output(data: dict[str, Any], metadata: dict[str, Any]) -> s
         is_map,
         layout.get("height"),
         width=str(layout_meta.get("width") or "full"),
-        caption=str(layout_meta.get("caption") or ""),
+        caption=html.unescape(str(layout_meta.get("caption") or "")),
         label=_figure_label(layout),
-        collapsed=str(layout_meta.get("collapsed") or ""),
+        collapsed=html.unescape(str(layout_meta.get("collapsed") or "")),
     )
 
 

@@ -483,6 +483,7 @@ def test_figure_fragment_written_at_export_is_the_interactive_one():
     uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
     assert uuid.sub("ID", written) == uuid.sub("ID", interactive["text/html"])
     assert "</script>" not in written.split("<script", 1)[1].split("</script>", 1)[0]
+    assert "<x>" not in json.dumps(metadata) and "<it>" not in json.dumps(metadata)
     assert charts.figure_html_from_output({"text/html": "x"}, {}) is None
 
 

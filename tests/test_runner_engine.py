@@ -587,7 +587,7 @@ def test_batch_kernel_sends_figure_json_and_the_page_gets_its_fragment(tmp_path)
         "width": "half",
         "caption": "Bars for F1",
         "collapsed": "Open the bars",
-    }
+    }  # (escaped HTML text: these have nothing to escape)
     fig = go.Figure(
         go.Bar(x=["a", "b"], y=[1.23456789, 2]), layout={"title": {"text": "Bars <b>x</b>"}}
     )
