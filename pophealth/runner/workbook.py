@@ -5,18 +5,19 @@ indicators (value, confidence limits, parent and comparator values, the comparis
 trend where the table has one), with the definitions and provenance on their own sheets. The
 headers follow Fingertips' data downloads ("Lower CI 95.0 limit", "Compared to England value
 or percentiles"), with the comparator's real name in place of England when it differs.
-Written with openpyxl; every file is written atomically.
+Written by :mod:`pophealth.runner.xlsx` (a national run writes ~1,700 of them; the sheets every
+workbook shares are built once); every file is written atomically.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from pophealth.files import atomic_write_bytes, atomic_write_text
+from pophealth.runner.xlsx import column_widths, rows_xml, sheet_xml, sheet_xml_of_rows, xlsx_bytes
 
 #: Tidy-table column -> workbook header (Fingertips-like). ``{comparator}`` is filled in.
 INDICATOR_HEADERS: dict[str, str] = {
@@ -84,44 +85,55 @@ def _frame(frame: pd.DataFrame, headers: dict[str, str]) -> pd.DataFrame:
     return frame[[c for c in headers if c in frame.columns]].rename(columns=headers)
 
 
+def _creator() -> str:
+    from pophealth.runner.jobs import package_version
+
+    return f"pophealth {package_version()}"
+
+
 def workbook_bytes(
-    rows: pd.DataFrame,
-    definitions: pd.DataFrame,
-    provenance: pd.DataFrame,
+    rows: pd.DataFrame | bytes,
+    definitions: pd.DataFrame | bytes,
+    provenance: pd.DataFrame | bytes,
     *,
     comparator: str,
-    about: Iterable[tuple[str, str]] = (),
+    about: Iterable[tuple[str, str]] | bytes = (),
 ) -> bytes:
     """An .xlsx of indicators, definitions, provenance and an About sheet.
 
     Args:
-        rows: Tidy indicator rows (one area or many).
-        definitions: Catalogue rows (``indicator_id, title, definition, ...``).
-        provenance: Source files (``source, file, release, rows, sha256``).
+        rows: Tidy indicator rows (one area or many), or the Indicators sheet's XML.
+        definitions: Catalogue rows (``indicator_id, title, definition, ...``), or that sheet's
+            XML from :func:`sheet_xml` of :func:`definitions_sheet`.
+        provenance: Source files (``source, file, release, rows, sha256``), or its sheet XML.
         comparator: The comparator's name, used in the headers.
-        about: ``(field, value)`` lines for the About sheet (run, data release, notes).
+        about: ``(field, value)`` lines for the About sheet (run, data release, notes), or its
+            sheet XML.
 
     Returns:
         The workbook's bytes.
     """
-    from openpyxl.utils import get_column_letter
-
     sheets = {
-        "Indicators": indicator_sheet(rows, comparator),
-        "Definitions": _frame(definitions, DEFINITION_HEADERS),
-        "Provenance": _frame(provenance, PROVENANCE_HEADERS),
-        "About": pd.DataFrame(list(about), columns=["Field", "Value"]),
+        "Indicators": rows if isinstance(rows, bytes) else indicator_sheet(rows, comparator),
+        "Definitions": definitions_sheet(definitions),
+        "Provenance": provenance
+        if isinstance(provenance, bytes)
+        else _frame(provenance, PROVENANCE_HEADERS),
+        "About": about if isinstance(about, bytes) else about_sheet(about),
     }
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        for name, frame in sheets.items():
-            frame.to_excel(writer, sheet_name=name, index=False)
-            sheet = writer.sheets[name]
-            sheet.freeze_panes = "A2"
-            for index, column in enumerate(frame.columns, start=1):
-                longest = max([len(str(column))] + [len(str(v)) for v in frame[column].head(200)])
-                sheet.column_dimensions[get_column_letter(index)].width = min(60, longest + 2)
-    return buffer.getvalue()
+    return xlsx_bytes(sheets, creator=_creator())
+
+
+def definitions_sheet(definitions: pd.DataFrame | bytes) -> pd.DataFrame | bytes:
+    """The Definitions sheet's table (catalogue rows with workbook headers), or XML as given."""
+    if isinstance(definitions, bytes):
+        return definitions
+    return _frame(definitions, DEFINITION_HEADERS)
+
+
+def about_sheet(about: Iterable[tuple[str, str]]) -> pd.DataFrame:
+    """The About sheet's table: one ``Field, Value`` row per line."""
+    return pd.DataFrame(list(about), columns=["Field", "Value"])
 
 
 def write_workbooks(
@@ -153,21 +165,51 @@ def write_workbooks(
     wanted = keys.isin(list(targets))
     run_rows = table[wanted]
     written = []
-    for (code, basis), rows in run_rows.groupby(["area_code", "basis"], sort=False):
-        ids = set(rows["indicator_id"])
+    # every profile's workbook shares these sheets: build their XML once
+    shared_provenance = sheet_xml(_frame(provenance, PROVENANCE_HEADERS))
+    shared_about = sheet_xml(about_sheet(about))
+    definitions_xml: dict[frozenset, bytes] = {}
+    # each row's XML is built once, for the run's workbook and its area's
+    sheet = indicator_sheet(run_rows, comparator)
+    headers, widths = [str(c) for c in sheet.columns], column_widths(sheet)
+    row_xml = rows_xml(sheet)
+    positions = pd.RangeIndex(len(run_rows))
+    groups = pd.Series(positions).groupby(
+        [run_rows["area_code"].to_numpy(), run_rows["basis"].to_numpy()], sort=False
+    )
+    ids_of = run_rows["indicator_id"].to_numpy()
+    for (code, basis), where in groups.indices.items():
+        ids = frozenset(ids_of[where].tolist())
+        if ids not in definitions_xml:
+            definitions_xml[ids] = sheet_xml(
+                definitions_sheet(definitions[definitions["indicator_id"].isin(ids)])
+            )
         data = workbook_bytes(
-            rows,
-            definitions[definitions["indicator_id"].isin(ids)],
-            provenance,
+            sheet_xml_of_rows(headers, [row_xml[i] for i in where], widths),
+            definitions_xml[ids],
+            shared_provenance,
             comparator=comparator,
-            about=about,
+            about=shared_about,
         )
         atomic_write_bytes(targets[(code, basis)], data)
         written.append(targets[(code, basis)])
-    data = workbook_bytes(run_rows, definitions, provenance, comparator=comparator, about=about)
+    data = workbook_bytes(
+        sheet_xml_of_rows(headers, row_xml, widths),
+        definitions,
+        shared_provenance,
+        comparator=comparator,
+        about=shared_about,
+    )
     atomic_write_bytes(out_dir / RUN_WORKBOOK, data)
     atomic_write_text(out_dir / RUN_CSV, run_rows.to_csv(index=False))
     return [*written, out_dir / RUN_WORKBOOK, out_dir / RUN_CSV]
 
 
-__all__ = ["INDICATOR_HEADERS", "indicator_sheet", "workbook_bytes", "write_workbooks"]
+__all__ = [
+    "INDICATOR_HEADERS",
+    "about_sheet",
+    "definitions_sheet",
+    "indicator_sheet",
+    "workbook_bytes",
+    "write_workbooks",
+]
