@@ -13,6 +13,7 @@ batch runs in warm kernels do not re-read it for every area.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,10 @@ from pophealth import (
     indicators,
     membership,
     prevalence,
+    shared_tables,
     staffing,
     stats,
+    trends,
 )
 from pophealth import peers as peer_areas
 from pophealth._version import STORE_FORMAT, __version__
@@ -585,8 +588,57 @@ class PopHealthData:
         return self._with_national(self.registered_area_measures, "registered")
 
     @cached_property
+    def _shared_tables_key(self) -> str:
+        """Key of what store-wide tables depend on (see :mod:`pophealth.shared_tables`)."""
+        manifest = self.prepared_dir / "manifest.json"
+        groupings = Path(self.neighbourhoods_file) if self.neighbourhoods_file else None
+        return shared_tables.tables_key(
+            {
+                "version": __version__,
+                "store": str(self.prepared_dir.resolve()),
+                "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+                "neighbourhoods": hashlib.sha256(groupings.read_bytes()).hexdigest()
+                if groupings
+                else None,
+                "imd": self.imd,
+            }
+        )
+
+    def _shared(self, name: str, build: Any) -> pd.DataFrame:
+        """Store-wide table ``name``: read where a batch run shared it, else built here."""
+        folder = shared_tables.shared_tables_dir()
+        if folder is not None:
+            found = shared_tables.read_shared_table(folder, name, self._shared_tables_key)
+            if found is not None:
+                return found
+        return build()
+
+    def share_tables(self, folder: str | Path) -> list[Path]:
+        """Write the store-wide tables for a batch run's kernels (:mod:`pophealth.shared_tables`).
+
+        Args:
+            folder: The run's shared-tables folder; kernels started with
+                :data:`~pophealth.shared_tables.SHARED_TABLES_ENV` set to it read them.
+
+        Returns:
+            The files written (the history only when the store has one).
+        """
+        names = ["indicator_table"]
+        if self._period_views:
+            names += ["indicator_history", "membership_changes", "trend_words"]
+        return [
+            shared_tables.write_shared_table(
+                getattr(self, name), Path(folder), name, self._shared_tables_key
+            )
+            for name in names
+        ]
+
+    @cached_property
     def indicator_table(self) -> pd.DataFrame:
         """The tidy indicator table for every area, basis and indicator."""
+        return self._shared("indicator_table", self._build_indicator_table)
+
+    def _build_indicator_table(self) -> pd.DataFrame:
         registered = self.registered_measures
         resident = None
         if len(self.lsoa):
@@ -752,9 +804,15 @@ class PopHealthData:
         tables = self.history_tables
         if "practices" not in tables:
             return views
+        # each table's rows of each period, found in one pass (not a text comparison a period)
+        rows_of = {
+            name: frame.groupby("period", sort=False).indices for name, frame in tables.items()
+        }
         for period in self.periods:
             own = {
-                name: frame[frame["period"] == period].drop(columns="period").reset_index(drop=True)
+                name: frame.iloc[rows_of[name].get(period, np.array([], dtype=np.intp))]
+                .drop(columns="period")
+                .reset_index(drop=True)
                 for name, frame in tables.items()
             }
             for name in history.PRACTICE_TABLES:
@@ -803,6 +861,9 @@ class PopHealthData:
     @cached_property
     def membership_changes(self) -> pd.DataFrame:
         """Per period: practices whose PCN differs from today, merged, or not in today's list."""
+        return self._shared("membership_changes", self._build_membership_changes)
+
+    def _build_membership_changes(self) -> pd.DataFrame:
         frames = [
             changes.assign(period=period)
             for period, (_, changes) in self._period_views.items()
@@ -824,6 +885,9 @@ class PopHealthData:
         end in. A store without history gives the current table with its one period (its QOF
         year at that year's own period).
         """
+        return self._shared("indicator_history", self._build_indicator_history)
+
+    def _build_indicator_history(self) -> pd.DataFrame:
         views = self._period_views
         if not views:
             table = self.indicator_table.assign(period=self.periods[-1])
@@ -854,6 +918,46 @@ class PopHealthData:
         rows = pd.concat([rows, self.qof_indicator_history], ignore_index=True)
         rows = rows[[*indicators.TIDY_COLUMNS, "period"]]
         return rows.sort_values("period", kind="stable").reset_index(drop=True)
+
+    @cached_property
+    def trend_words(self) -> pd.DataFrame:
+        """Direction of travel of every area's indicators over the history, in words.
+
+        :func:`pophealth.trends.direction_of_travel` of every series of
+        :attr:`indicator_history` (``area_code, basis, indicator_id``): ``points, method,
+        direction``. Worked out once for a batch run (and shared with its kernels,
+        :mod:`pophealth.shared_tables`); a single profile works out its own area's instead
+        (:meth:`ready_trend_words`).
+        """
+        return self._shared("trend_words", self._build_trend_words)
+
+    def _build_trend_words(self) -> pd.DataFrame:
+        history_rows = self.indicator_history
+        catalogue = indicators.load_catalogue().set_index("id")
+        return trends.direction_of_travel(
+            history_rows.assign(statistic=history_rows["indicator_id"].map(catalogue["statistic"])),
+            "period",
+            ["area_code", "basis", "indicator_id"],
+        )
+
+    def ready_trend_words(self) -> pd.DataFrame | None:
+        """:attr:`trend_words` if already worked out or shared by the batch run, else None."""
+        if "trend_words" in self.__dict__:
+            return self.__dict__["trend_words"]
+        if self.__dict__.get("_trend_words_missing"):
+            return None
+        folder = shared_tables.shared_tables_dir()
+        found = None
+        if folder is not None:
+            with python_strings():
+                found = shared_tables.read_shared_table(
+                    folder, "trend_words", self._shared_tables_key
+                )
+        if found is None:
+            self.__dict__["_trend_words_missing"] = True
+            return None
+        self.__dict__["trend_words"] = found
+        return found
 
     @cached_property
     def qof_history_tables(self) -> dict[str, pd.DataFrame]:

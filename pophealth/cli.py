@@ -16,6 +16,9 @@ from pathlib import Path
 from pophealth.errors import InputError, MissingFileError, PopHealthError
 from pophealth.files import atomic_path
 
+#: Where a run keeps the store-wide tables its kernels share (inside the run folder).
+SHARED_TABLES_FOLDER = Path(".pophealth") / "shared-tables"
+
 LEVEL_NOTEBOOKS = {
     "neighbourhood": "neighbourhood_profile.ipynb",
     "place": "place_profile.ipynb",
@@ -288,6 +291,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"with {args.workers} workers"
     )
     _write_workbooks(data, jobs, Path(args.out).resolve(), run_info)
+    # store-wide tables computed once here and read by every kernel (not rebuilt in each)
+    from pophealth.shared_tables import SHARED_TABLES_ENV
+
+    shared = Path(args.out).resolve() / SHARED_TABLES_FOLDER
+    data.share_tables(shared)
     summary = run_profiles(
         jobs,
         args.out,
@@ -300,6 +308,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         title=f"Population health needs profiles: {system_name}",
         self_contained=self_contained,
         pdf=pdf,
+        kernel_env={SHARED_TABLES_ENV: str(shared)},
     )
     index = Path(args.out).resolve() / "index.html"
     print(f"{summary.ok} ok, {summary.skipped} unchanged, {summary.failed} failed")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import orjson
@@ -1056,10 +1057,58 @@ TREND_CHART_INDICATORS = ("list_size", "gp_fte_per_10k_weighted", "nurse_fte_per
 CHANGE_INDICATORS = ("list_size", "gp_fte_per_10k", "nurse_fte_per_10k", "dpc_fte_per_10k")
 
 
-def _history_by_area(data: ProfileStore) -> dict:
-    return data.memo.get(
-        ("history_by_area",),
-        lambda: {code: rows for code, rows in data.indicator_history.groupby("area_code")},
+class _RowsByArea:
+    """A table's rows of one area, taken when first asked for (a profile asks for two)."""
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        self._table = table
+        self._positions = table.groupby("area_code", sort=False).indices
+
+    def get(self, code: str, default: Any = None) -> Any:
+        positions = self._positions.get(code)
+        return default if positions is None else self._table.iloc[positions]
+
+
+def _history_by_area(data: ProfileStore) -> _RowsByArea:
+    return data.memo.get(("history_by_area",), lambda: _RowsByArea(data.indicator_history))
+
+
+class _WordsByArea:
+    """Indicator -> (direction, method) of one area and basis, from the store-wide words."""
+
+    def __init__(self, words: pd.DataFrame) -> None:
+        self._words = words
+        self._positions = words.groupby(["area_code", "basis"], sort=False).indices
+
+    def get(self, code: str, basis: str) -> dict[str, tuple[str, str]]:
+        positions = self._positions.get((code, basis))
+        if positions is None:
+            return {}
+        rows = self._words.iloc[positions]
+        return dict(
+            zip(
+                rows["indicator_id"],
+                zip(rows["direction"], rows["method"], strict=True),
+                strict=True,
+            )
+        )
+
+
+def _direction_words(series: pd.DataFrame, catalogue: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """Indicator -> (direction of travel in words, method) for one area's history."""
+    if not len(series):
+        return {}
+    words = trends.direction_of_travel(
+        series.assign(statistic=series["indicator_id"].map(catalogue["statistic"])),
+        "period",
+        ["indicator_id"],
+    )
+    return dict(
+        zip(
+            words["indicator_id"],
+            zip(words["direction"], words["method"], strict=True),
+            strict=True,
+        )
     )
 
 
@@ -1158,45 +1207,53 @@ def trend_frames(data: ProfileStore, area: dict) -> dict:
     england = by_area.get(geography.ALL_LOADED_CODE, own.iloc[:0])
     england = england[england["basis"] == basis]
     catalogue = indicators.load_catalogue().set_index("id")
-    both = pd.concat([own, england], ignore_index=True).assign(
-        statistic=lambda d: d["indicator_id"].map(catalogue["statistic"])
-    )
-    words = trends.direction_of_travel(both, "period", ["area_code", "indicator_id"])
-    words = words.set_index(["area_code", "indicator_id"])
     qof_ids = indicators.needing("qof")
-    england_points = england.dropna(subset=["value"]).groupby("indicator_id")["period"].nunique()
-    ordered = own.sort_values("period")
+    shared = data.ready_trend_words()
+    if shared is not None:  # a batch run worked out every area's words once
+        words_of = data.memo.get(("trend_words_by_area",), lambda: _WordsByArea(shared))
+        own_words = words_of.get(area["area_code"], basis)
+    else:
+        own_words = _direction_words(own, catalogue)
+    # England's series are the same for every profile: their words are worked out once
+    england_words, england_points = data.memo.get(
+        ("england_trend_words", basis),
+        lambda: (
+            _direction_words(england, catalogue),
+            england.dropna(subset=["value"]).groupby("indicator_id")["period"].nunique().to_dict(),
+        ),
+    )
+    ordered = own.sort_values("period", kind="stable")
+    values = ordered["value"].to_numpy(dtype=float)
+    periods_of = ordered["period"].to_numpy(dtype=object)
+    titles, units = ordered["title"].to_numpy(dtype=object), ordered["unit"].to_numpy(dtype=object)
+    positions = ordered.groupby("indicator_id", sort=False).indices
     rows = []
-    for indicator, series in ordered.groupby("indicator_id", sort=False):
-        present = series.dropna(subset=["value"])
-        key = (area["area_code"], indicator)
-        england_key = (geography.ALL_LOADED_CODE, indicator)
+    for indicator, where in sorted(positions.items(), key=lambda item: item[1][0]):
+        present = where[~np.isnan(values[where])]
         points, qof = len(present), indicator in qof_ids
-        direction = words.loc[key, "direction"] if key in words.index else ""
-        england_direction = (
-            words.loc[england_key, "direction"] if england_key in words.index else ""
-        )
+        direction, method = own_words.get(indicator, ("", ""))
+        england_direction = england_words.get(indicator, ("", ""))[0]
         if points < trends.MIN_TREND_POINTS:
             direction = _not_enough_words(points, qof)
         if (
-            england_key in words.index
+            indicator in england_words
             and england_points.get(indicator, 0) < trends.MIN_TREND_POINTS
         ):
             england_direction = _not_enough_words(int(england_points.get(indicator, 0)), qof)
-        first = present["period"].iloc[0] if points else ""
-        latest = present["period"].iloc[-1] if points else ""
+        first = periods_of[present[0]] if points else ""
+        latest = periods_of[present[-1]] if points else ""
         rows.append(
             {
                 "indicator_id": indicator,
-                "title": series["title"].iloc[-1],
-                "unit": series["unit"].iloc[-1],
+                "title": titles[where[-1]],
+                "unit": units[where[-1]],
                 "points": points,
-                "values": present["value"].tolist(),
+                "values": values[present].tolist(),
                 "first_period": first,
                 "latest_period": latest,
                 "period_label": _period_label(first, latest, qof_years),
                 "direction": direction,
-                "method": words.loc[key, "method"] if key in words.index else "",
+                "method": method,
                 "england_direction": england_direction,
             }
         )

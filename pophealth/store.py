@@ -96,3 +96,6 @@ class ProfileStore(Protocol):
     qof_periods: dict[str, str]  # QOF period -> QOF year of the history's QOF years
     indicator_history: pd.DataFrame
     membership_changes: pd.DataFrame
+
+    def ready_trend_words(self) -> pd.DataFrame | None:
+        """Every area's direction of travel when already at hand (shared by a batch run)."""

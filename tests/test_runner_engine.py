@@ -598,3 +598,31 @@ def test_batch_kernel_sends_figure_json_and_the_page_gets_its_fragment(tmp_path)
     page = result.html_path.read_text(encoding="utf-8")
     uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
     assert uuid.sub("ID", bundle["text/html"]) in uuid.sub("ID", page)
+
+
+KERNEL_ENV_CELL = """\
+import os
+assert os.environ["POPHEALTH_SHARED_TABLES"] == "/shared/here", os.environ.get(
+    "POPHEALTH_SHARED_TABLES"
+)
+"""
+
+
+@pytest.mark.slow
+def test_kernel_env_reaches_the_batch_kernel(tmp_path):
+    """``run_profiles(kernel_env=...)`` starts the kernels with those variables (how a run
+    points its kernels at the store-wide tables it shares, pophealth.shared_tables)."""
+    notebook = write_notebook(tmp_path / "env.ipynb", [KERNEL_ENV_CELL])
+    jobs = [make_job(notebook, "E1"), make_job(notebook, "E2")]
+    summary = run_profiles(
+        jobs,
+        tmp_path / "out",
+        workers=1,
+        progress=False,
+        kernel_env={"POPHEALTH_SHARED_TABLES": "/shared/here"},
+    )
+    assert [r.status for r in summary.results] == ["ok", "ok"], [
+        r.error_message for r in summary.results
+    ]
+    without = run_profiles(jobs[:1], tmp_path / "out2", workers=1, progress=False)
+    assert without.results[0].status == "failed"  # the variable is not there by chance

@@ -121,9 +121,16 @@ def _plan(jobs: list[ProfileJob], out_dir: Path, version: str) -> list[_Planned]
     return planned
 
 
-def _payload(item: _Planned, timeout: float, retries: int, kernel_name: str) -> dict[str, Any]:
+def _payload(
+    item: _Planned,
+    timeout: float,
+    retries: int,
+    kernel_name: str,
+    kernel_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     notebook = Path(item.job.notebook).resolve()
     return {
+        "kernel_env": dict(kernel_env or {}),
         "key": item.job.key,
         "notebook_text": item.notebook_text,
         "notebook_path": str(notebook),
@@ -415,6 +422,7 @@ def run_profiles(
     kernel_name: str = "python3",
     self_contained: bool = False,
     pdf: bool = False,
+    kernel_env: dict[str, str] | None = None,
 ) -> RunSummary:
     """Execute a parameterised notebook per area on warm kernels; write HTML, index, manifest.
 
@@ -436,6 +444,9 @@ def run_profiles(
             file works alone (e.g. emailed); the default links the run folder's assets.
             Make it part of each job's ``input_fingerprint`` so switching rebuilds pages.
         pdf: Also print each profile to an A4 PDF beside its HTML (needs Chromium).
+        kernel_env: Environment variables for the kernels, e.g.
+            ``{SHARED_TABLES_ENV: folder}`` so they read the store-wide tables this process
+            computed (:mod:`pophealth.shared_tables`) instead of each building them.
 
     Returns:
         A :class:`RunSummary`; ``summary.failed`` > 0 means the CLI should exit non-zero.
@@ -457,7 +468,7 @@ def run_profiles(
         if not force and outputs_up_to_date(item.paths, item.fingerprint):
             results[item.job.key] = _skipped(item)
         else:
-            todo.append((item, _payload(item, timeout, retries, kernel_name)))
+            todo.append((item, _payload(item, timeout, retries, kernel_name, kernel_env)))
 
     bar = tqdm(total=len(planned), disable=not progress, unit="profile", desc="profiles")
     bar.update(len(results))

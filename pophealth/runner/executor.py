@@ -111,6 +111,9 @@ class WarmKernelExecutor:
 
         _install_fast_outputs()
         self.kernel_name = kernel_name
+        # extra environment of the kernel, from the first job's ``kernel_env`` (e.g. the run's
+        # shared store-wide tables, pophealth.shared_tables)
+        self.kernel_env: dict[str, str] = {}
         self.lock = threading.Lock()
         self.kernel_starts = 0
         self._loop = asyncio.new_event_loop()
@@ -139,7 +142,7 @@ class WarmKernelExecutor:
         from pophealth.charts import FIGURE_HTML_ENV
 
         # Figures' page fragments are written at export (pophealth.runner.html), not sent.
-        env = {**os.environ, FIGURE_HTML_ENV: "export"}
+        env = {**os.environ, **self.kernel_env, FIGURE_HTML_ENV: "export"}
         await km.start_kernel(extra_arguments=list(BATCH_KERNEL_ARGUMENTS), env=env)
         kc = km.client()
         kc.start_channels()
@@ -265,12 +268,15 @@ class WarmKernelExecutor:
 
         Args:
             payload: Dict with ``key, notebook_text, notebook_dir, parameters, title,
-                plotly_src, timeout, retries, attempts_before``.
+                plotly_src, timeout, retries, attempts_before`` and optionally ``kernel_env``
+                (environment variables for the kernel, used when the job starts one).
 
         Returns:
             Result dict: ``key, status, seconds, attempts, ipynb, html, error, kernel_pid``.
         """
         started = time.perf_counter()
+        if self._km is None:  # the kernel starts with this job: its environment
+            self.kernel_env = dict(payload.get("kernel_env") or {})
         attempts = int(payload.get("attempts_before", 0))
         retries = int(payload.get("retries", 1))
         while True:

@@ -1,0 +1,108 @@
+"""Store-wide tables a batch run computes once and its kernels read (pophealth.shared_tables)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pophealth
+from pophealth import profile_frames, shared_tables
+from pophealth.shared_tables import (
+    SHARED_TABLES_ENV,
+    read_shared_table,
+    shared_table_path,
+    tables_key,
+    write_shared_table,
+)
+
+
+def test_a_table_reads_back_as_written(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "area_code": pd.array(["A", "B", None], dtype="str"),
+            "reason": pd.Series([None, "suppressed <5", None], dtype=object),
+            "value": [1.5, np.nan, 3.0],
+            "numerator": pd.array([1, None, 3], dtype="Int64"),
+            "flag": [True, False, True],
+            "count": np.array([1, 2, 3], dtype="int64"),
+        }
+    )
+    key = tables_key({"store": "x"})
+    write_shared_table(frame, tmp_path, "indicator_table", key)
+    back = read_shared_table(tmp_path, "indicator_table", key)
+    pd.testing.assert_frame_equal(back, frame, check_dtype=False, check_column_type=False)
+    assert back["reason"].dtype == object and back["reason"][0] is None
+    assert str(back["numerator"].dtype) == "Int64" and back["count"].dtype == np.int64
+
+
+def test_another_key_is_not_read_and_stale_files_go(tmp_path):
+    frame = pd.DataFrame({"a": [1]})
+    old, new = tables_key({"store": "old"}), tables_key({"store": "new"})
+    write_shared_table(frame, tmp_path, "indicator_table", old)
+    assert read_shared_table(tmp_path, "indicator_table", new) is None
+    write_shared_table(frame, tmp_path, "indicator_table", new)
+    assert not shared_table_path(tmp_path, "indicator_table", old).exists()
+    assert read_shared_table(tmp_path, "indicator_table", new) is not None
+
+
+@pytest.fixture(scope="module")
+def shared(demo_prepared, tmp_path_factory):
+    """The demo store's tables shared as a run shares them, and a store that reads them."""
+    folder = tmp_path_factory.mktemp("shared")
+    computed = pophealth.load(demo_prepared, cache=False)
+    written = computed.share_tables(folder)
+    assert {p.name.split("-")[0] for p in written} == set(shared_tables.SHARED_TABLES)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SHARED_TABLES_ENV, str(folder))
+        reader = pophealth.load(demo_prepared, cache=False)
+        for name in shared_tables.SHARED_TABLES:
+            getattr(reader, name)  # read while the variable is set
+        assert reader.ready_trend_words() is not None
+    return computed, reader
+
+
+def _missing_as_none(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns with every missing value as None (pd.NA and None alike are missing)."""
+    out = frame.reset_index(drop=True).copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = out[column].where(out[column].notna(), None)
+    return out
+
+
+@pytest.mark.parametrize("name", shared_tables.SHARED_TABLES)
+def test_kernels_read_the_same_tables_the_run_computed(shared, name):
+    computed, reader = shared
+    pd.testing.assert_frame_equal(
+        _missing_as_none(getattr(reader, name)),
+        _missing_as_none(getattr(computed, name)),
+        check_dtype=False,
+        check_column_type=False,
+    )
+
+
+def test_profiles_are_the_same_from_shared_tables(shared):
+    """Every frame of every demo profile is the same whether built from the shared tables
+    (and the shared trend words) or from tables the process built itself."""
+    computed, reader = shared
+    assert computed.ready_trend_words() is None or "trend_words" in computed.__dict__
+    register = computed.register
+    areas = register[register["level"].isin(["neighbourhood", "place", "system"])]
+    for area in areas.to_dict("records"):
+        mine = profile_frames.trend_frames(computed, area)
+        theirs = profile_frames.trend_frames(reader, area)
+        for key, value in mine.items():
+            if isinstance(value, pd.DataFrame):
+                pd.testing.assert_frame_equal(
+                    theirs[key], value, check_dtype=False, check_column_type=False
+                )
+            else:
+                assert theirs[key] == value
+
+
+def test_a_run_shares_its_tables_in_the_run_folder(demo_site):
+    from pophealth.cli import SHARED_TABLES_FOLDER
+
+    names = {p.name.split("-")[0] for p in (demo_site / SHARED_TABLES_FOLDER).glob("*.parquet")}
+    assert names == set(shared_tables.SHARED_TABLES)
