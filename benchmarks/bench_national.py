@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -48,8 +49,6 @@ def _child(code: str) -> tuple[float, float, str]:
 
 
 def _papermill_job(args: tuple[str, str, dict, str]) -> int:
-    import os
-
     from bench_runner import _papermill_one
 
     # papermill's kernels log a TCP warning per notebook to the inherited stderr: keep the
@@ -67,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-papermill", action="store_true")
     parser.add_argument(
+        "--months",
+        type=int,
+        default=0,
+        help="monthly releases of history to generate and load (issue 14's bar: 12); 0: none",
+    )
+    parser.add_argument(
         "--national",
         action="store_true",
         help="also run every profile of every system (as `pophealth run --system all`) and time it",
@@ -76,19 +81,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Work folder: {args.work}")
 
     if not (raw / "gp-reg-pat-prac-lsoa-all.csv").exists():
+        history = f", history_months={args.months}" if args.months else ""
         seconds, _, _ = _child(
             "from pophealth.demo import write_demo_dataset; "
-            f"write_demo_dataset({str(raw)!r}, seed={args.seed}, scale='england')"
+            f"write_demo_dataset({str(raw)!r}, seed={args.seed}, scale='england'{history})"
         )
-        print(f"generate (england scale): {seconds:.1f} s")
+        print(f"generate (england scale, {args.months} monthly releases): {seconds:.1f} s")
+    # what `pophealth prepare` runs (every release in the folder's history)
     seconds, peak_gb, out = _child(
-        "import json; from pophealth.prepare import prepare; "
-        f"m = prepare({str(raw)!r}, {str(prepared)!r}, progress=None); "
-        "print(json.dumps(m['counts']))"
+        "import json; from pophealth.history import prepare_store; "
+        f"m = prepare_store({str(raw)!r}, {str(prepared)!r}, progress=None); "
+        "print(json.dumps({**m['counts'], "
+        "'periods': len(m.get('history', {}).get('periods', []))}))"
     )
     counts = json.loads(out)
     print(
-        f"prepare: {seconds:.1f} s wall, peak memory {peak_gb:.2f} GB "
+        f"prepare ({counts['periods']} periods of history): {seconds:.1f} s wall, "
+        f"peak memory {peak_gb:.2f} GB "
         f"({counts['practices']:,} practices, {counts['lsoas']:,} LSOAs, "
         f"{counts['registration_rows']:,} registration rows, "
         f"{counts['registered_patients']:,} patients)"
@@ -127,8 +136,22 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        # both approaches get the store-wide tables computed once, as `pophealth run` does
+        from pophealth.shared_tables import SHARED_TABLES_ENV
+
         start = time.perf_counter()
-        summary = run_profiles(jobs, tmp / "warm", workers=args.workers, force=True, progress=False)
+        data.share_tables(tmp / "shared")
+        print(f"  store-wide tables shared with the kernels: {time.perf_counter() - start:.1f} s")
+        kernel_env = {SHARED_TABLES_ENV: str(tmp / "shared")}
+        start = time.perf_counter()
+        summary = run_profiles(
+            jobs,
+            tmp / "warm",
+            workers=args.workers,
+            force=True,
+            progress=False,
+            kernel_env=kernel_env,
+        )
         warm = (time.perf_counter() - start) / len(jobs)
         sizes = [p.stat().st_size for p in (tmp / "warm").glob("profiles/*/*.html")]
         steady = statistics.median(r.seconds for r in summary.results) / args.workers
@@ -146,7 +169,12 @@ def main(argv: list[str] | None = None) -> int:
                 (str(j.notebook), str(out), j.parameters, j.key.replace("/", "_")) for j in jobs
             ]
             start = time.perf_counter()
-            with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+            with ProcessPoolExecutor(
+                args.workers,
+                mp_context=get_context("spawn"),
+                initializer=os.environ.update,
+                initargs=(kernel_env,),
+            ) as pool:
                 list(pool.map(_papermill_job, tasks))
             papermill = (time.perf_counter() - start) / len(jobs)
             print(
