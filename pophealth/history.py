@@ -28,9 +28,14 @@ the current store; the result equals a full rebuild with that release in the raw
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import pickle
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -473,6 +478,8 @@ def prepare_history(
     lsoa: pd.DataFrame,
     say,
     national: prep.NationalInputs,
+    *,
+    load=None,
 ):
     """Build the history of every release in ``raw_dir`` (full rebuild); called by prepare.
 
@@ -490,11 +497,15 @@ def prepare_history(
         say: One-line progress messages.
         national: What prepare derived from the national files (the recorded-vs-expected
             model's covariates and the current QOF year's fit), kept for ``--add``.
+        load: Loads one release folder as :func:`load_release` does (default
+            :func:`load_release`; :func:`prepare_store` passes its worker's
+            :meth:`ReleasePrefetch.load`).
 
     Returns:
         The manifest's ``history`` entry (``periods``, ``releases`` with files per period,
         ``qof_years``, ``notes``), or None when the raw folder has no dated time-varying source.
     """
+    load = load or load_release
     folder = Path(out) / HISTORY_DIR
     if folder.exists():
         shutil.rmtree(folder)  # a full rebuild never keeps periods of an earlier raw folder
@@ -529,8 +540,8 @@ def prepare_history(
         _write_period_parts(out, parts, current_period, period_tables(static, current, lsoa))
         releases = {current_period: current_files}
         root = Path(raw_dir) / prep.RELEASES_DIR
-        for release_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-            period, release, release_files, note, _ = load_release(release_dir)
+        for release_dir in release_folders(raw_dir):
+            period, release, release_files, note, _ = load(release_dir)
             notes += [note] if note else []
             if QOF_SOURCE in release:
                 notes += _collect_qof_year(qof_years, release, release_files, release_dir)
@@ -728,19 +739,106 @@ def prepare_store(
 
     :func:`pophealth.prepare.prepare` with :func:`prepare_history` as its ``history`` step
     (prepare itself does not know about history, so the modules do not import each other).
+    National-size earlier releases are read by a worker process while prepare builds the
+    current store (:class:`ReleasePrefetch`).
 
     Returns:
         The manifest, with ``history`` when the raw folder has dated time-varying sources.
     """
-    return prep.prepare(
-        raw_dir,
-        out_dir,
-        listing=listing,
-        as_of=as_of,
-        progress=progress,
-        systems=systems,
-        extensions={"history": prepare_history},
-    )
+    with ReleasePrefetch(release_folders(raw_dir)) as prefetch:
+        return prep.prepare(
+            raw_dir,
+            out_dir,
+            listing=listing,
+            as_of=as_of,
+            progress=progress,
+            systems=systems,
+            extensions={"history": functools.partial(prepare_history, load=prefetch.load)},
+        )
+
+
+def release_folders(raw_dir: str | Path) -> list[Path]:
+    """The earlier releases' folders (``releases/<label>/``) of a raw folder, in label order."""
+    root = Path(raw_dir) / prep.RELEASES_DIR
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+# earlier releases at least this large (all files) are read by a worker process: below it,
+# starting one (importing pandas) costs more than it saves
+PREFETCH_MIN_BYTES = 100_000_000
+
+
+class ReleasePrefetch:
+    """Earlier releases read (:func:`load_release`) by a worker process, ahead of need.
+
+    The current release's prepare runs on one core; a worker (a fresh interpreter running
+    :func:`prefetch_worker`) reads the earlier releases on the other meanwhile, one at a time,
+    each pickled to a temporary folder and read back (and removed) by :meth:`load` when the
+    history asks for it. Memory: the worker holds one release at a time, the caller one too.
+    Without a second core, for small releases, or for a release the worker could not read,
+    :meth:`load` reads the folder itself (so errors are raised as without a worker).
+    """
+
+    def __init__(self, folders: list[Path]) -> None:
+        self._index = {folder.resolve(): i for i, folder in enumerate(folders)}
+        self._process: subprocess.Popen | None = None
+        self._cache: tempfile.TemporaryDirectory | None = None
+        size = sum(f.stat().st_size for d in folders for f in d.rglob("*") if f.is_file())
+        if folders and size >= PREFETCH_MIN_BYTES and (os.cpu_count() or 1) > 1:
+            self._cache = tempfile.TemporaryDirectory(prefix="pophealth-releases-")
+            code = "import sys; from pophealth.history import prefetch_worker as w; w(sys.argv[1:])"
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", code, self._cache.name, *map(str, folders)],
+                stdout=subprocess.DEVNULL,
+            )
+
+    def __enter__(self) -> ReleasePrefetch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()  # prepare failed before the history needed the rest
+            self._process.wait()
+        if self._cache is not None:
+            self._cache.cleanup()
+
+    def load(self, folder: Path, say=None) -> tuple[str | None, dict, dict, str, dict]:
+        """:func:`load_release` of ``folder``, from the worker when it has read it."""
+        index = self._index.get(Path(folder).resolve())
+        if self._process is None or self._cache is None or index is None:
+            return load_release(folder, say)
+        done = Path(self._cache.name) / f"{index}.pickle"
+        failed = done.with_suffix(".failed")
+        while not done.exists() and not failed.exists():
+            if self._process.poll() is not None and not done.exists():
+                return load_release(folder, say)  # the worker stopped early
+            time.sleep(0.05)
+        if failed.exists():
+            return load_release(folder, say)  # raises the release's error here
+        with done.open("rb") as handle:
+            release = pickle.load(handle)
+        done.unlink()
+        return release
+
+
+def prefetch_worker(argv: list[str]) -> None:
+    """The :class:`ReleasePrefetch` worker: ``CACHE FOLDER...``, each release pickled in order.
+
+    Writes ``CACHE/<i>.pickle`` (atomically) for the i-th folder, or ``CACHE/<i>.failed`` when
+    it cannot be read (the caller reads it again and raises the error).
+    """
+    cache, folders = Path(argv[0]), [Path(a) for a in argv[1:]]
+    for index, folder in enumerate(folders):
+        try:
+            release = load_release(folder)
+        except Exception:  # noqa: BLE001 - the caller reads the folder again to raise it
+            (cache / f"{index}.failed").touch()
+            continue
+        tmp = cache / f"{index}.pickle.tmp"
+        with tmp.open("wb") as handle:
+            pickle.dump(release, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, cache / f"{index}.pickle")
+        del release
 
 
 def read_history(prepared_dir: str | Path) -> dict[str, pd.DataFrame]:
