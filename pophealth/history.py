@@ -796,9 +796,10 @@ class ReleasePrefetch:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()  # prepare failed before the history needed the rest
-            self._process.wait()
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()  # prepare failed before the history needed the rest
+            self._process.wait()  # reaped, so its resource use counts as this process's child
         if self._cache is not None:
             self._cache.cleanup()
 
