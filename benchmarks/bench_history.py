@@ -65,7 +65,7 @@ def _step(code: str) -> tuple[float, float, float, str]:
 
 
 def _peak(own: float, workers: float) -> str:
-    return f"peak memory {own:.2f} GB" + (f" (worker {workers:.2f} GB)" if workers else "")
+    return f"peak memory {own:.2f} GB" + (f" (child processes {workers:.2f} GB)" if workers else "")
 
 
 def _size(path: Path) -> int:
