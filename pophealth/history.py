@@ -28,18 +28,27 @@ the current store; the result equals a full rebuild with that release in the raw
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import pickle
 import re
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pophealth import membership
 from pophealth import prepare as prep
 from pophealth.contracts import validate_store_table
+from pophealth.files import atomic_path
 from pophealth.sources import epcn as src_epcn
 from pophealth.sources import ods_successors as src_successors
 from pophealth.sources import pcn_workforce as src_pcn_workforce
@@ -58,6 +67,8 @@ STATIC_INPUTS = ("epcn", "payments", "ods_successors")
 QOF_SOURCE = "qof"
 QOF_TABLES = ("qof_prevalence", "qof_expected", "qof_geographies")
 HISTORY_DIR = "history"
+# temporary folder (in history/) of the period files a full rebuild or --add writes
+PARTS_PREFIX = ".parts-"
 HISTORY_TABLES = ("practices", "registrations", "practice_age_sex", "pcn_workforce")
 # history tables keyed by practice (the membership rule applies to them; PCN staff follow the
 # practices when they are shared among a period's practices)
@@ -344,19 +355,119 @@ def _release_entry(period: str, files: dict) -> dict:
     }
 
 
-def _write_history(out: Path, tables: dict[str, dict[str, pd.DataFrame]]) -> None:
-    """Write ``history/<table>.parquet`` from period -> table frames (sorted by period)."""
-    folder = out / HISTORY_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_period_parts(out: Path, parts: Path, period: str, tables: dict) -> None:
+    """Write one period's history tables to ``parts/<table>/<period>.parquet``, each checked.
+
+    A full rebuild holds one period's tables at a time: each is written here as soon as it is
+    built and the files are joined, in period order, by :func:`_join_period_parts`. Empty tables
+    (a release without that source) are not written, as in the joined table.
+    """
     for table in HISTORY_TABLES:
-        frames = [
-            tables[period][table].assign(period=period)
-            for period in sorted(tables)
-            if len(tables[period][table])
-        ]
-        if frames:
-            frame = pd.concat(frames, ignore_index=True)
-            _write_store_table(frame, out, f"{HISTORY_DIR}/{table}.parquet")
+        frame = tables[table]
+        if not len(frame):
+            continue
+        name = f"{HISTORY_DIR}/{table}.parquet"
+        frame = frame.assign(period=period)
+        validate_store_table(name, frame, f"prepare writing {out / name} ({period})")
+        folder = parts / table
+        folder.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(folder / f"{period}.parquet", index=False)
+
+
+def _join_period_parts(out: Path, parts: Path) -> None:
+    """Write ``history/<table>.parquet`` from the period files of :func:`_write_period_parts`.
+
+    Period files with one schema (the usual case) are copied into one file, a row group per
+    period, without going through pandas; periods whose columns differ (a release without a
+    workforce file has fewer practice columns) are aligned by ``pd.concat`` as before.
+    """
+    for table in HISTORY_TABLES:
+        folder = parts / table
+        paths = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+        if paths:
+            _concat_parquet(paths, out / HISTORY_DIR / f"{table}.parquet")
+
+
+def _concat_parquet(paths: list[Path], target: Path) -> None:
+    """Concatenate parquet files (in order) into ``target``, as ``pd.concat`` of their frames."""
+    schemas = [pq.read_schema(path) for path in paths]
+    with atomic_path(target) as tmp:
+        if all(schema.equals(schemas[0], check_metadata=True) for schema in schemas):
+            with pq.ParquetWriter(tmp, schemas[0]) as writer:
+                for path in paths:
+                    writer.write_table(pq.read_table(path))
+        else:
+            frames = [pd.read_parquet(path) for path in paths]
+            pd.concat(frames, ignore_index=True).to_parquet(tmp, index=False)
+
+
+def _replace_period(target: Path, part: Path | None, period: str) -> set[str]:
+    """Put one period's rows (``part``; ``None`` for none) in a stored history table.
+
+    The stored table (in period order) is read a row group at a time: its rows of earlier
+    periods, then the period's new rows, then its rows of later periods; rows it held for the
+    period are dropped. Only a row group is in memory at once. A part whose columns differ from
+    the stored table's is aligned with it by ``pd.concat`` of the periods, as a full rebuild
+    does. A table left without rows is removed (a full rebuild would not write it).
+
+    Returns:
+        The periods of the stored table other than ``period``.
+    """
+    if not target.exists():
+        if part is not None:
+            _concat_parquet([part], target)
+        return set()
+    stored = pq.ParquetFile(target)
+    schema = stored.schema_arrow
+    if part is not None and not pq.read_schema(part).equals(schema, check_metadata=True):
+        return _replace_period_aligned(target, part, period)
+    periods: set[str] = set()
+    rows = 0
+    with atomic_path(target) as tmp:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for group in _row_groups(stored, pc.less, period, periods):
+                writer.write_table(group)
+                rows += len(group)
+            if part is not None:
+                new = pq.read_table(part)
+                writer.write_table(new)
+                rows += len(new)
+            if any(p > period for p in periods):
+                for group in _row_groups(stored, pc.greater, period):
+                    writer.write_table(group)
+                    rows += len(group)
+    if not rows:
+        target.unlink()
+    return periods - {period}
+
+
+def _row_groups(stored: pq.ParquetFile, compare, period: str, seen: set | None = None):
+    """The stored row groups' rows whose period ``compare``s to ``period`` (periods to ``seen``)."""
+    for index in range(stored.num_row_groups):
+        group = stored.read_row_group(index)
+        if seen is not None:
+            seen.update(pc.unique(group["period"]).to_pylist())
+        kept = group.filter(compare(group["period"], period))
+        if len(kept):
+            yield kept
+
+
+def _replace_period_aligned(target: Path, part: Path, period: str) -> set[str]:
+    """:func:`_replace_period` for a part with other columns: the periods concatenated by pandas."""
+    stored = pd.read_parquet(target)
+    pieces = {
+        p: rows.drop(columns="period").reset_index(drop=True)
+        for p, rows in stored.groupby("period", sort=True)
+        if p != period
+    }
+    periods = set(pieces)
+    pieces[period] = pd.read_parquet(part).drop(columns="period")
+    frame = pd.concat(
+        [pieces[p].assign(period=p) for p in sorted(pieces) if len(pieces[p])], ignore_index=True
+    )
+    with atomic_path(target) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return periods
 
 
 def prepare_history(
@@ -367,6 +478,8 @@ def prepare_history(
     lsoa: pd.DataFrame,
     say,
     national: prep.NationalInputs,
+    *,
+    load=None,
 ):
     """Build the history of every release in ``raw_dir`` (full rebuild); called by prepare.
 
@@ -384,11 +497,15 @@ def prepare_history(
         say: One-line progress messages.
         national: What prepare derived from the national files (the recorded-vs-expected
             model's covariates and the current QOF year's fit), kept for ``--add``.
+        load: Loads one release folder as :func:`load_release` does (default
+            :func:`load_release`; :func:`prepare_store` passes its worker's
+            :meth:`ReleasePrefetch.load`).
 
     Returns:
         The manifest's ``history`` entry (``periods``, ``releases`` with files per period,
         ``qof_years``, ``notes``), or None when the raw folder has no dated time-varying source.
     """
+    load = load or load_release
     folder = Path(out) / HISTORY_DIR
     if folder.exists():
         shutil.rmtree(folder)  # a full rebuild never keeps periods of an earlier raw folder
@@ -404,7 +521,6 @@ def prepare_history(
         loaded.get("ods_successors"), out, _first_file(files, "ods_successors")
     )
     static = read_static_inputs(out)
-    releases = {current_period: (current, current_files)}
     qof_years: dict[str, dict] = {}
     if loaded.get(QOF_SOURCE) is not None:
         year = loaded[QOF_SOURCE]
@@ -416,30 +532,41 @@ def prepare_history(
             "expected": national.qof_expected,
             "fit": national.qof_fit,
         }
-    root = Path(raw_dir) / prep.RELEASES_DIR
-    for release_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        period, release, release_files, note, _ = load_release(release_dir)
-        notes += [note] if note else []
-        if QOF_SOURCE in release:
-            notes += _collect_qof_year(qof_years, release, release_files, release_dir)
-        if period is None:
-            continue  # a folder holding only a QOF year
-        if period == current_period:
-            notes.append(f"{release_dir.name}: same month as the current release, not used")
-            continue
-        if period in releases:
-            raise HistoryError(
-                f"{root}: two release folders hold {period} (one is {release_dir.name}); keep one."
-            )
-        releases[period] = (_monthly(release), _monthly(release_files))
-    tables = {
-        period: period_tables(static, release, lsoa) for period, (release, _) in releases.items()
-    }
-    _write_history(out, tables)
-    say(f"  history: {len(tables)} period(s), {min(tables)} to {max(tables)}")
+    # period by period: each period's tables are written as soon as they are built, so only one
+    # release's files are in memory at a time (twelve national releases would not fit)
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = Path(tempfile.mkdtemp(prefix=PARTS_PREFIX, dir=folder))
+    try:
+        _write_period_parts(out, parts, current_period, period_tables(static, current, lsoa))
+        releases = {current_period: current_files}
+        root = Path(raw_dir) / prep.RELEASES_DIR
+        for release_dir in release_folders(raw_dir):
+            period, release, release_files, note, _ = load(release_dir)
+            notes += [note] if note else []
+            if QOF_SOURCE in release:
+                notes += _collect_qof_year(qof_years, release, release_files, release_dir)
+            if period is None:
+                continue  # a folder holding only a QOF year
+            if period == current_period:
+                notes.append(f"{release_dir.name}: same month as the current release, not used")
+                continue
+            if period in releases:
+                raise HistoryError(
+                    f"{root}: two release folders hold {period} (one is {release_dir.name}); "
+                    "keep one."
+                )
+            releases[period] = _monthly(release_files)
+            tables = period_tables(static, _monthly(release), lsoa)
+            del release  # the release's files are no longer needed: free them before the next
+            _write_period_parts(out, parts, period, tables)
+            del tables
+        _join_period_parts(out, parts)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
+    say(f"  history: {len(releases)} period(s), {min(releases)} to {max(releases)}")
     entry = {
-        "periods": sorted(tables),
-        "releases": [_release_entry(p, releases[p][1]) for p in sorted(releases)],
+        "periods": sorted(releases),
+        "releases": [_release_entry(p, releases[p]) for p in sorted(releases)],
         "notes": notes,
     }
     if qof_years:
@@ -612,19 +739,107 @@ def prepare_store(
 
     :func:`pophealth.prepare.prepare` with :func:`prepare_history` as its ``history`` step
     (prepare itself does not know about history, so the modules do not import each other).
+    National-size earlier releases are read by a worker process while prepare builds the
+    current store (:class:`ReleasePrefetch`).
 
     Returns:
         The manifest, with ``history`` when the raw folder has dated time-varying sources.
     """
-    return prep.prepare(
-        raw_dir,
-        out_dir,
-        listing=listing,
-        as_of=as_of,
-        progress=progress,
-        systems=systems,
-        extensions={"history": prepare_history},
-    )
+    with ReleasePrefetch(release_folders(raw_dir)) as prefetch:
+        return prep.prepare(
+            raw_dir,
+            out_dir,
+            listing=listing,
+            as_of=as_of,
+            progress=progress,
+            systems=systems,
+            extensions={"history": functools.partial(prepare_history, load=prefetch.load)},
+        )
+
+
+def release_folders(raw_dir: str | Path) -> list[Path]:
+    """The earlier releases' folders (``releases/<label>/``) of a raw folder, in label order."""
+    root = Path(raw_dir) / prep.RELEASES_DIR
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+# earlier releases at least this large (all files) are read by a worker process: below it,
+# starting one (importing pandas) costs more than it saves
+PREFETCH_MIN_BYTES = 100_000_000
+
+
+class ReleasePrefetch:
+    """Earlier releases read (:func:`load_release`) by a worker process, ahead of need.
+
+    The current release's prepare runs on one core; a worker (a fresh interpreter running
+    :func:`prefetch_worker`) reads the earlier releases on the other meanwhile, one at a time,
+    each pickled to a temporary folder and read back (and removed) by :meth:`load` when the
+    history asks for it. Memory: the worker holds one release at a time, the caller one too.
+    Without a second core, for small releases, or for a release the worker could not read,
+    :meth:`load` reads the folder itself (so errors are raised as without a worker).
+    """
+
+    def __init__(self, folders: list[Path]) -> None:
+        self._index = {folder.resolve(): i for i, folder in enumerate(folders)}
+        self._process: subprocess.Popen | None = None
+        self._cache: tempfile.TemporaryDirectory | None = None
+        size = sum(f.stat().st_size for d in folders for f in d.rglob("*") if f.is_file())
+        if folders and size >= PREFETCH_MIN_BYTES and (os.cpu_count() or 1) > 1:
+            self._cache = tempfile.TemporaryDirectory(prefix="pophealth-releases-")
+            code = "import sys; from pophealth.history import prefetch_worker as w; w(sys.argv[1:])"
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", code, self._cache.name, *map(str, folders)],
+                stdout=subprocess.DEVNULL,
+            )
+
+    def __enter__(self) -> ReleasePrefetch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()  # prepare failed before the history needed the rest
+            self._process.wait()  # reaped, so its resource use counts as this process's child
+        if self._cache is not None:
+            self._cache.cleanup()
+
+    def load(self, folder: Path, say=None) -> tuple[str | None, dict, dict, str, dict]:
+        """:func:`load_release` of ``folder``, from the worker when it has read it."""
+        index = self._index.get(Path(folder).resolve())
+        if self._process is None or self._cache is None or index is None:
+            return load_release(folder, say)
+        done = Path(self._cache.name) / f"{index}.pickle"
+        failed = done.with_suffix(".failed")
+        while not done.exists() and not failed.exists():
+            if self._process.poll() is not None and not done.exists():
+                return load_release(folder, say)  # the worker stopped early
+            time.sleep(0.05)
+        if failed.exists():
+            return load_release(folder, say)  # raises the release's error here
+        with done.open("rb") as handle:
+            release = pickle.load(handle)
+        done.unlink()
+        return release
+
+
+def prefetch_worker(argv: list[str]) -> None:
+    """The :class:`ReleasePrefetch` worker: ``CACHE FOLDER...``, each release pickled in order.
+
+    Writes ``CACHE/<i>.pickle`` (atomically) for the i-th folder, or ``CACHE/<i>.failed`` when
+    it cannot be read (the caller reads it again and raises the error).
+    """
+    cache, folders = Path(argv[0]), [Path(a) for a in argv[1:]]
+    for index, folder in enumerate(folders):
+        try:
+            release = load_release(folder)
+        except Exception:  # noqa: BLE001 - the caller reads the folder again to raise it
+            (cache / f"{index}.failed").touch()
+            continue
+        tmp = cache / f"{index}.pickle.tmp"
+        with tmp.open("wb") as handle:
+            pickle.dump(release, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, cache / f"{index}.pickle")
+        del release
 
 
 def read_history(prepared_dir: str | Path) -> dict[str, pd.DataFrame]:
@@ -712,21 +927,26 @@ def _add_month(
     """Append (or replace) one month in ``history/``; the newest month becomes the current store."""
     lsoa = _read_store_table(out, "lsoa.parquet")
     new = period_tables(read_static_inputs(out), release, lsoa)
-    history = read_history(out)
-    tables: dict[str, dict[str, pd.DataFrame]] = {}
-    for table, frame in history.items():
-        for old_period, rows in frame.groupby("period", sort=True):
-            if old_period != period:
-                tables.setdefault(old_period, {t: pd.DataFrame() for t in HISTORY_TABLES})
-                tables[old_period][table] = rows.drop(columns="period").reset_index(drop=True)
-    tables[period] = new
-    _write_history(out, tables)
+    # the stored history is rewritten a row group at a time, never read whole
+    folder = out / HISTORY_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = Path(tempfile.mkdtemp(prefix=PARTS_PREFIX, dir=folder))
+    periods = {period}
+    try:
+        _write_period_parts(out, parts, period, new)
+        for table in HISTORY_TABLES:
+            part = parts / table / f"{period}.parquet"
+            periods |= _replace_period(
+                folder / f"{table}.parquet", part if part.exists() else None, period
+            )
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
     entry = manifest["history"]
     releases = [r for r in entry["releases"] if r["period"] != period]
     releases.append(_release_entry(period, files))
     entry["releases"] = sorted(releases, key=lambda r: r["period"])
-    entry["periods"] = sorted(tables)
-    if period == max(tables):
+    entry["periods"] = sorted(periods)
+    if period == max(periods):
         for table, name in CURRENT_FILES.items():
             prep._write_parquet(new[table], out / name)
         # the month's PCN-employed staff (none in the release: none for the month, not stale)

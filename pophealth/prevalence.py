@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from pophealth import attribution, headline, staffing
+from pophealth import attribution, blas, headline, staffing
 from pophealth.checks import require_columns
 from pophealth.errors import PopHealthError
 from pophealth.sources.qof import GROUP_TITLES
@@ -179,45 +179,48 @@ def fit_expected_registers(
     exog_all = sm.add_constant(covariates.to_numpy(float), has_constant="add")
     expected_all = np.full(len(known), np.nan)
     fits = []
-    for group in sorted(set(groups)):
-        in_group = groups == group
-        usable = in_group & (list_sizes > 0) & (design_rows >= 0)
-        exog = exog_all[design_rows[usable]]
-        if usable.sum() > exog.shape[1] and registers[usable].sum() > 0:
-            observed = registers[usable]
-            offset = np.log(list_sizes[usable])
-            # Newton-Raphson from the intercept-only solution: few iterations, no SVD per step
-            start = np.zeros(exog.shape[1])
-            start[0] = np.log(observed.sum() / np.exp(offset).sum())
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = sm.Poisson(observed, exog, offset=offset).fit(
-                    method="newton", start_params=start, maxiter=100, disp=0
+    # one BLAS thread: many small products, where threads cost more than they save
+    with blas.one_thread():
+        for group in sorted(set(groups)):
+            in_group = groups == group
+            usable = in_group & (list_sizes > 0) & (design_rows >= 0)
+            exog = exog_all[design_rows[usable]]
+            if usable.sum() > exog.shape[1] and registers[usable].sum() > 0:
+                observed = registers[usable]
+                offset = np.log(list_sizes[usable])
+                # Newton-Raphson from the intercept-only solution: few iterations, no SVD per step
+                start = np.zeros(exog.shape[1])
+                start[0] = np.log(observed.sum() / np.exp(offset).sum())
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    # check_rank=False: the rank only sets df_model, which nothing here reads
+                    result = sm.Poisson(observed, exog, offset=offset, check_rank=False).fit(
+                        method="newton", start_params=start, maxiter=100, disp=0
+                    )
+                fitted = np.exp(exog @ result.params + offset)
+                expected_all[usable] = fitted
+                # the intercept-only model with the same offset has fitted L x sum(O) / sum(L)
+                null = np.exp(offset) * observed.sum() / np.exp(offset).sum()
+                deviance, null_deviance = (
+                    _poisson_deviance(observed, fitted),
+                    _poisson_deviance(observed, null),
                 )
-            fitted = np.exp(exog @ result.params + offset)
-            expected_all[usable] = fitted
-            # the intercept-only model with the same offset has fitted L x sum(O) / sum(L)
-            null = np.exp(offset) * observed.sum() / np.exp(offset).sum()
-            deviance, null_deviance = (
-                _poisson_deviance(observed, fitted),
-                _poisson_deviance(observed, null),
-            )
-            fits.append(
-                {
-                    "group_code": group,
-                    "practices": int(usable.sum()),
-                    "parameters": int(exog.shape[1]),
-                    "design": design + " + IMD score",
-                    "deviance_explained": float(1 - deviance / null_deviance)
-                    if null_deviance > 0
-                    else np.nan,
-                    "dispersion": float(
-                        ((observed - fitted) ** 2 / fitted).sum()
-                        / max(len(observed) - exog.shape[1], 1)
-                    ),
-                    "converged": bool(result.mle_retvals.get("converged", False)),
-                }
-            )
+                fits.append(
+                    {
+                        "group_code": group,
+                        "practices": int(usable.sum()),
+                        "parameters": int(exog.shape[1]),
+                        "design": design + " + IMD score",
+                        "deviance_explained": float(1 - deviance / null_deviance)
+                        if null_deviance > 0
+                        else np.nan,
+                        "dispersion": float(
+                            ((observed - fitted) ** 2 / fitted).sum()
+                            / max(len(observed) - exog.shape[1], 1)
+                        ),
+                        "converged": bool(result.mle_retvals.get("converged", False)),
+                    }
+                )
     columns = ["group_code", "practices", "parameters", "design"]
     fit = pd.DataFrame(fits, columns=columns + ["deviance_explained", "dispersion", "converged"])
     expected_frame = pd.DataFrame(

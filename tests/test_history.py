@@ -420,3 +420,37 @@ def test_history_in_chunks_equals_one_stack(demo_data, demo_prepared, monkeypatc
     monkeypatch.setattr(api, "HISTORY_ROWS_PER_CHUNK", 1)  # one period per computation
     chunked = pophealth.load(demo_prepared, cache=False).indicator_history
     pd.testing.assert_frame_equal(chunked, demo_data.indicator_history)
+
+
+def test_release_worker_gives_the_same_store(demo_raw, demo_prepared, tmp_path, monkeypatch):
+    # the worker process that reads national-size releases ahead, forced for the demo's small ones
+    monkeypatch.setattr(history, "PREFETCH_MIN_BYTES", 0)
+    out = tmp_path / "prepared"
+    manifest = history.prepare_store(demo_raw, out, progress=None, systems=DEMO_SYSTEMS)
+    full = json.loads((demo_prepared / "manifest.json").read_text())
+    assert manifest["history"] == full["history"]
+    for path in sorted((demo_prepared / "history").glob("*.parquet")):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out / "history" / path.name), pd.read_parquet(path)
+        )
+    assert not list((out / "history").glob(".parts-*"))
+
+
+def test_release_worker_errors_are_raised_as_without_it(tmp_path, monkeypatch):
+    # a release the worker cannot read is read again by prepare, which raises its error
+    monkeypatch.setattr(history, "PREFETCH_MIN_BYTES", 0)
+    bad = tmp_path / "raw" / "releases" / "2025-01"
+    bad.mkdir(parents=True)
+    (bad / "gp-reg-pat-prac-lsoa-all.csv").write_text("not,a,registrations,file\n1,2,3,4\n")
+    with history.ReleasePrefetch([bad]) as prefetch:
+        prefetch_error = _raised(lambda: prefetch.load(bad))
+    assert type(prefetch_error) is type(_raised(lambda: history.load_release(bad)))
+    assert str(prefetch_error) == str(_raised(lambda: history.load_release(bad)))
+
+
+def _raised(call) -> Exception:
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - the test compares whatever is raised
+        return error
+    raise AssertionError("no error raised")

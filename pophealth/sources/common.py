@@ -440,10 +440,7 @@ def parse_numeric(
         missing_token = numbers.isna()
         bad_text = pd.Series(False, index=values.index)
     else:
-        text = values.astype("string").str.strip()
-        missing_token = text.isna() | text.str.upper().isin(MISSING_NUMBER_TOKENS)
-        cleaned = text.str.replace(",", "", regex=False)
-        numbers = pd.to_numeric(cleaned, errors="coerce").astype("float64")
+        numbers, missing_token = _numbers_of_text(values)
         bad_text = numbers.isna() & ~missing_token
     refuse = _cell_check(path, column, values, header_rows)
     refuse(
@@ -468,6 +465,30 @@ def parse_numeric(
     if numbers.isna().any():
         return numbers.astype("Int64")
     return numbers.astype("int64")
+
+
+def _numbers_of_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Published text cells as numbers, and which cells are missing tokens (``NA``, empty …).
+
+    Each distinct cell is parsed once (an age or a count repeats across a million rows) and the
+    results are spread back to the rows; the same steps as cell by cell.
+
+    Returns:
+        ``(numbers, missing_token)``: ``float64`` (NaN where not a number) and ``bool``, with
+        the index of ``values``.
+    """
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    text = pd.Series(uniques, dtype=object).astype("string").str.strip()
+    missing = (text.isna() | text.str.upper().isin(MISSING_NUMBER_TOKENS)).to_numpy(dtype=bool)
+    parsed = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
+    parsed = parsed.astype("float64").to_numpy()
+    # a missing cell (code -1) takes the last slot: NaN and a missing token
+    numbers = np.append(parsed, np.nan)[codes]
+    missing_token = np.append(missing, True)[codes]
+    return (
+        pd.Series(numbers, index=values.index, dtype="float64", name=values.name),
+        pd.Series(missing_token, index=values.index, dtype=bool, name=values.name),
+    )
 
 
 def parse_numeric_columns(
@@ -515,11 +536,7 @@ def parse_numeric_columns(
         stacked = pd.Series(
             np.concatenate([frame[names[p]].to_numpy(dtype=object) for p in text_positions])
         )
-        text = stacked.astype("string").str.strip()
-        missing_token = text.isna() | text.str.upper().isin(MISSING_NUMBER_TOKENS)
-        numbers = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce").astype(
-            "float64"
-        )
+        numbers, missing_token = _numbers_of_text(stacked)
         failed = (numbers.isna() & ~missing_token) | (missing_token & (not allow_missing))
         shape = (len(text_positions), n_rows)
         values[:, text_positions] = numbers.to_numpy().reshape(shape).T
