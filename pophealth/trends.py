@@ -196,6 +196,80 @@ def _series_rules(
     }
 
 
+def _run_lengths(flags: np.ndarray) -> np.ndarray:
+    """:func:`_runs` of every row of a 2-D array at once (columns are periods)."""
+    forward = np.zeros(flags.shape, dtype=int)
+    backward = np.zeros(flags.shape, dtype=int)
+    width = flags.shape[1]
+    for j in range(width):
+        previous = forward[:, j - 1] if j else 0
+        forward[:, j] = np.where(flags[:, j], previous + 1, 0)
+    for j in range(width - 1, -1, -1):
+        following = backward[:, j + 1] if j + 1 < width else 0
+        backward[:, j] = np.where(flags[:, j], following + 1, 0)
+    return np.where(flags, forward + backward - 1, 0)
+
+
+def _batch_rules(
+    values: np.ndarray, shift_run: int, trend_run: int, screen_outliers: bool
+) -> dict[str, np.ndarray]:
+    """:func:`_series_rules` of many series of one length at once (rows: series, columns: periods).
+
+    A national history has tens of thousands of series of the same length; one Python call per
+    series took most of a run's trend words. Row means and the flags are the same computation
+    on each row; the screened mean moving range sums the kept ranges of a row (not the mean of
+    the compacted ranges), which can differ from the per-series value in the last bit.
+    """
+    rows, width = values.shape
+    mean = values.mean(axis=1)
+    moving = np.abs(np.diff(values, axis=1))
+    if width > 1:
+        mean_range = moving.mean(axis=1)
+        if screen_outliers:
+            kept = moving <= MOVING_RANGE_SCREEN * mean_range[:, None]
+            count = kept.sum(axis=1)
+            total = np.where(kept, moving, 0.0).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean_range = np.where(count > 0, total / np.maximum(count, 1), mean_range)
+    else:
+        mean_range = np.full(rows, np.nan)
+    upper = mean + XMR_LIMIT_FACTOR * mean_range
+    lower = mean - XMR_LIMIT_FACTOR * mean_range
+    outside_high = values > upper[:, None]
+    outside_low = values < lower[:, None]
+    shift_high = _run_lengths(values > mean[:, None]) >= shift_run
+    shift_low = _run_lengths(values < mean[:, None]) >= shift_run
+    steps = np.diff(values, axis=1)
+    trend_high = np.zeros(values.shape, dtype=bool)
+    trend_low = np.zeros(values.shape, dtype=bool)
+    for rising, target in ((steps > 0, trend_high), (steps < 0, trend_low)):
+        hit = _run_lengths(rising) >= trend_run - 1
+        target[:, :-1] |= hit
+        target[:, 1:] |= hit
+    zone = 2 / 3 * XMR_LIMIT_FACTOR * mean_range
+    near_high = values > (mean + zone)[:, None]
+    near_low = values < (mean - zone)[:, None]
+    two_high = np.zeros(values.shape, dtype=bool)
+    two_low = np.zeros(values.shape, dtype=bool)
+    for i in range(width - 2):
+        for near, target in ((near_high, two_high), (near_low, two_low)):
+            window = near[:, i : i + 3]
+            enough = window.sum(axis=1) >= 2
+            target[:, i : i + 3] |= window & enough[:, None]
+    return {
+        "mean": mean,
+        "mean_moving_range": mean_range,
+        "upper_process_limit": upper,
+        "lower_process_limit": lower,
+        "outside_limits": outside_high | outside_low,
+        "shift": shift_high | shift_low,
+        "trend": trend_high | trend_low,
+        "two_of_three": two_high | two_low,
+        "high": outside_high | shift_high | trend_high | two_high,
+        "low": outside_low | shift_low | trend_low | two_low,
+    }
+
+
 def _variation_words(high: bool, low: bool, polarity: str) -> tuple[str, str]:
     """(code, words) for a point's special-cause side and the indicator's polarity."""
     if not (high or low):
@@ -272,24 +346,33 @@ def xmr_chart(
     codes = np.full(n, "not_enough_data", dtype=object)
     words = np.full(n, NOT_ENOUGH, dtype=object)
     groups = _series_positions(ordered, by_cols)
+    # series of the same length are worked out together (rows of one array)
+    by_length: dict[int, list[np.ndarray]] = {}
     for positions in groups.values():
         positions = np.asarray(positions)
         present = positions[~np.isnan(values[positions])]
-        if present.size < min_points:
-            continue
-        result = _series_rules(values[present], shift_run, trend_run, screen_outliers)
+        if present.size >= min_points:
+            by_length.setdefault(present.size, []).append(present)
+    for series in by_length.values():
+        where = np.vstack(series)  # row positions: series x period
+        result = _batch_rules(values[where], shift_run, trend_run, screen_outliers)
         for name in columns:
-            columns[name][present] = result[name]
+            column = result[name]
+            columns[name][where] = column if column.ndim == 2 else column[:, None]
         high, low = result["high"], result["low"]
-        special[present] = np.where(high & ~low, "high", np.where(low & ~high, "low", ""))
+        sides = np.where(high & ~low, "high", np.where(low & ~high, "low", ""))
         # a point flagged on both sides (rare: a trend crossing the mean) takes its side of the mean
-        both = high & low
-        special[present[both]] = np.where(values[present[both]] > result["mean"], "high", "low")
-        for pos in present:
-            code, text = _variation_words(
-                special[pos] == "high", special[pos] == "low", polarities[pos]
-            )
-            codes[pos], words[pos] = code, text
+        above = values[where] > result["mean"][:, None]
+        sides = np.where(high & low, np.where(above, "high", "low"), sides)
+        special[where] = sides
+    for side in ("high", "low", ""):
+        at = np.flatnonzero((special == side) & ~np.isnan(columns["mean"]))
+        if not at.size:
+            continue
+        for polarity in pd.unique(polarities[at]):
+            these = at[polarities[at] == polarity]
+            code, text = _variation_words(side == "high", side == "low", polarity)
+            codes[these], words[these] = code, text
     out = ordered.reset_index(drop=True)
     for name, column in columns.items():
         out[name] = column

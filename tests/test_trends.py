@@ -405,3 +405,35 @@ def test_two_qof_years_show_both_values_with_not_enough_data(demo_data):
     listed = significance[significance["qof"]]
     assert moved and set(listed["indicator_id"]) == moved
     assert set(listed["period_label"]) == {"QOF 2023-24 to 2024-25"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(
+                st.integers(-5, 5).map(float),
+                st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+            ),
+            min_size=3,
+            max_size=24,
+        ),
+        min_size=1,
+        max_size=6,
+    ).filter(lambda rows: len({len(r) for r in rows}) == 1)
+)
+def test_series_worked_out_together_match_one_at_a_time(rows):
+    """The batched XmR rules (many series of one length as one array) give each series the
+    flags and limits of the one-series rules (limits to the last bit of the mean range)."""
+    from pophealth.trends import _batch_rules, _series_rules
+
+    values = np.array(rows, dtype=float)
+    batch = _batch_rules(values, 7, 7, True)
+    for i, row in enumerate(values):
+        one = _series_rules(row, 7, 7, True)
+        for name, expected in one.items():
+            got = batch[name][i]
+            if np.ndim(expected):
+                np.testing.assert_array_equal(got, expected, err_msg=name)
+            else:
+                np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-9, err_msg=name)
