@@ -560,9 +560,13 @@ ip = get_ipython()
 assert not ip.history_manager.enabled, "the batch kernel keeps no input history"
 assert ip.displayhook.cache_size == 0, "the batch kernel keeps no output cache"
 assert os.environ[charts.FIGURE_HTML_ENV] == "export"
+from ipykernel.iostream import OutStream
+assert hasattr(OutStream.flush, "__wrapped__"), "empty stream flushes are skipped"
+print("before the figure")
 title = {"title": {"text": "Bars <b>x</b>"}}
 fig = go.Figure(go.Bar(x=["a", "b"], y=[1.23456789, 2]), layout=title)
 charts.show(fig, width="half", caption="Bars for " + area_code, collapsed="Open the bars")
+print("after the figure")
 """
 
 
@@ -581,7 +585,10 @@ def test_batch_kernel_sends_figure_json_and_the_page_gets_its_fragment(tmp_path)
     assert result.status == "ok", result.error_message
     executed = nbformat.read(result.ipynb_path, as_version=4)
     nbformat.validate(executed)
-    (output,) = executed.cells[FIRST_BODY_CELL].outputs
+    # printed text still comes before and after the figure, in order
+    before, output, after = executed.cells[FIRST_BODY_CELL].outputs
+    assert (before.output_type, before.text) == ("stream", "before the figure\n")
+    assert (after.output_type, after.text) == ("stream", "after the figure\n")
     assert set(output.data) == {charts.PLOTLY_MIMETYPE, "text/plain"}
     assert output.metadata[charts.FIGURE_METADATA_KEY] == {
         "width": "half",

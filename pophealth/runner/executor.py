@@ -6,9 +6,10 @@ job: resets the kernel namespace with ``get_ipython().reset(new_session=True)``,
 parameters with papermill's ``parameterize_notebook``, executes the cells with nbclient on the
 running kernel and exports HTML.
 
-The batch kernel is an ordinary ipykernel with three settings (:data:`BATCH_KERNEL_ARGUMENTS`
-and :data:`pophealth.charts.FIGURE_HTML_ENV`): no input history, no output cache, and figures
-sent as Plotly JSON plus layout metadata, their page fragment written at export
+The batch kernel is an ordinary ipykernel with four settings (:data:`BATCH_KERNEL_ARGUMENTS`
+and :data:`pophealth.charts.FIGURE_HTML_ENV`): no input history, no output cache, no empty
+stream flushes (:mod:`pophealth.runner.batch_kernel`), and figures sent as Plotly JSON plus
+layout metadata, their page fragment written at export
 (:func:`pophealth.runner.html.export_html`). The saved notebooks are what they were: figures as
 Plotly JSON, which JupyterLab draws.
 
@@ -43,6 +44,8 @@ KERNEL_STARTUP_TIMEOUT = 120.0
 BATCH_KERNEL_ARGUMENTS = (
     "--HistoryManager.enabled=False",
     "--InteractiveShell.cache_size=0",
+    # stream flushes with nothing to send return at once (pophealth.runner.batch_kernel)
+    "--IPKernelApp.exec_lines=from pophealth.runner.batch_kernel import install; install()",
 )
 
 
