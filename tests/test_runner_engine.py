@@ -559,6 +559,7 @@ from pophealth import charts
 ip = get_ipython()
 assert not ip.history_manager.enabled, "the batch kernel keeps no input history"
 assert ip.displayhook.cache_size == 0, "the batch kernel keeps no output cache"
+assert ip.kernel._execute_sleep == 0, "no pause after each cell"
 assert os.environ[charts.FIGURE_HTML_ENV] == "export"
 from ipykernel.iostream import OutStream
 assert hasattr(OutStream.flush, "__wrapped__"), "empty stream flushes are skipped"
