@@ -1145,24 +1145,33 @@ def significance_changes(own: pd.DataFrame, latest: dict[bool, str]) -> pd.DataF
         per indicator whose comparison changed).
     """
     columns = ["indicator_id", "title", "previous", "latest", "previous_period", "latest_period"]
-    present = own.dropna(subset=["value"]).sort_values("period", kind="stable")
-    last_two = present.groupby("indicator_id", sort=False).tail(2)
-    counts = last_two.groupby("indicator_id")["period"].transform("size")
-    last_two = last_two[counts == 2]
-    if not len(last_two):
+    present = own[own["value"].notna().to_numpy()]
+    periods = present["period"].to_numpy(dtype=object)
+    by_period = np.argsort(periods, kind="stable")
+    ids = present["indicator_id"].to_numpy(dtype=object)[by_period]
+    # each indicator's rows in period order; indicators in order of their first period
+    first_seen = {indicator: i for i, indicator in reversed(list(enumerate(ids.tolist())))}
+    rank = np.array([first_seen[i] for i in ids.tolist()], dtype=np.int64)
+    order = by_period[np.argsort(rank, kind="stable")]
+    ids = present["indicator_id"].to_numpy(dtype=object)[order]
+    last = np.flatnonzero(np.append(ids[1:] != ids[:-1], True)) if len(ids) else np.array([], int)
+    has_two = last > 0
+    if len(last):
+        has_two &= ids[np.maximum(last - 1, 0)] == ids[last]
+    after_at, before_at = order[last[has_two]], order[last[has_two] - 1]
+    if not len(after_at):
         return pd.DataFrame(columns=[*columns, "qof"])
-    before = last_two.groupby("indicator_id", sort=False).head(1).set_index("indicator_id")
-    after = last_two.groupby("indicator_id", sort=False).tail(1).set_index("indicator_id")
-    before = before.reindex(after.index)
-    qof = after.index.isin(list(indicators.needing("qof")))
+    comparisons = present["comparison_95"].fillna("").to_numpy(dtype=object)
+    after_ids = ids[last[has_two]]
+    qof = np.isin(after_ids, list(indicators.needing("qof")))
     out = pd.DataFrame(
         {
-            "indicator_id": after.index,
-            "title": after["title"].to_numpy(),
-            "previous": before["comparison_95"].fillna("").to_numpy(),
-            "latest": after["comparison_95"].fillna("").to_numpy(),
-            "previous_period": before["period"].to_numpy(),
-            "latest_period": after["period"].to_numpy(),
+            "indicator_id": after_ids,
+            "title": present["title"].to_numpy(dtype=object)[after_at],
+            "previous": comparisons[before_at],
+            "latest": comparisons[after_at],
+            "previous_period": periods[before_at],
+            "latest_period": periods[after_at],
             "qof": qof,
         }
     )
