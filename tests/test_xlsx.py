@@ -25,8 +25,8 @@ from pophealth.runner.xlsx import (
 
 HOSTILE = [
     "<script>alert('x')</script>",
-    "Tom & Jerry's \"PCN\"",
-    "=HYPERLINK(\"http://x\",\"y\")",
+    'Tom & Jerry\'s "PCN"',
+    '=HYPERLINK("http://x","y")',
     "  padded  ",
     "bell\x07 and null\x00 inside",
     "literal _x0041_ stays as written",
