@@ -1816,7 +1816,8 @@ def spine_chart_spec(
         col: spine_scale(numbers[col], comparator, half_range, direction)
         for col in ("value", "peer_min", "peer_q25", "peer_q75", "peer_max")
     }
-    hover = []
+    # one template; each row's numbers (with their units) and words are its data
+    value_text, comparator_text, range_text, middle_text, comparison_text = [], [], [], [], []
     for i in range(n_rows):
         unit = units[i]
         ci = ""
@@ -1825,20 +1826,34 @@ def spine_chart_spec(
                 f" (95% CI {format_number(numbers['lower_ci'][i], unit)}–"
                 f"{format_number(numbers['upper_ci'][i], unit)})"
             )
-        comparison_text = COMPARISON_LABELS[comparisons[i]].format(
-            comparator=_esc(comparator_label)
-        )
-        hover.append(
-            f"<b>{_esc(titles[i])}</b><br>{_esc(area_label)}: "
-            f"{_with_unit(numbers['value'][i], unit)}{ci}"
-            f"<br>{_esc(comparator_label)}: {_with_unit(comparator[i], unit)}"
-            f"<br>Range of {_esc(peer_label)}: {_with_unit(numbers['peer_min'][i], unit)} to "
+        value_text.append(f"{_with_unit(numbers['value'][i], unit)}{ci}")
+        comparator_text.append(_with_unit(comparator[i], unit))
+        range_text.append(
+            f"{_with_unit(numbers['peer_min'][i], unit)} to "
             f"{_with_unit(numbers['peer_max'][i], unit)}"
-            f"<br>Middle half: {_with_unit(numbers['peer_q25'][i], unit)} to "
-            f"{_with_unit(numbers['peer_q75'][i], unit)}"
-            f"<br>{comparison_text}"
         )
-    hover_array = np.array(hover, dtype=object)
+        middle_text.append(
+            f"{_with_unit(numbers['peer_q25'][i], unit)} to "
+            f"{_with_unit(numbers['peer_q75'][i], unit)}"
+        )
+        comparison_text.append(
+            COMPARISON_LABELS[comparisons[i]].format(comparator=_esc(comparator_label))
+        )
+    hover = _HoverFields(np.ones(n_rows, dtype=bool))
+    # labels in the template are escaped like every data text (``%{`` shows literally)
+    row_lines = (
+        f"<b>{hover.text([_esc(t) for t in titles])}</b>"
+        f"<br>{_esc(area_label)}: {hover.text(value_text)}"
+        f"<br>{_esc(comparator_label)}: {hover.text(comparator_text)}"
+        f"<br>Range of {_esc(peer_label)}: {hover.text(range_text)}"
+        f"<br>Middle half: {hover.text(middle_text)}"
+    )
+    # the range bar's rows say their comparison; a marker's trace name says it
+    comparison_field = hover.text(comparison_text)
+    row_template = hover.template(f"{row_lines}<br>{comparison_field}<extra></extra>")
+    marker_hover = _HoverFields(np.ones(n_rows, dtype=bool))
+    marker_hover.columns = hover.columns[:-1]
+    marker_lines = marker_hover.template(row_lines)
 
     fig = FigureSpec()
     bars = (
@@ -1851,8 +1866,11 @@ def spine_chart_spec(
         both = np.isfinite(scaled[low_col]) & np.isfinite(scaled[high_col])
         # the row's text rides on the full range bar and the marker only (it was a page's
         # biggest text when every trace carried it)
-        hover = (
-            {"customdata": hover_array, "hovertemplate": "%{customdata}<extra></extra>"}
+        bar_hover = (
+            {
+                "customdata": hover.customdata(np.ones(n_rows, dtype=bool)),
+                "hovertemplate": row_template,
+            }
             if n == 0
             else {"hoverinfo": "skip"}
         )
@@ -1865,7 +1883,7 @@ def spine_chart_spec(
                 width=0.55,
                 name=name,
                 marker={"color": colour, "line": {"width": 0}},
-                **hover,
+                **bar_hover,
             )
         )
     has_value = np.isfinite(scaled["value"])
@@ -1873,19 +1891,20 @@ def spine_chart_spec(
         mask = has_value & np.array([c == category for c in comparisons], dtype=bool)
         if not mask.any():
             continue
+        name = COMPARISON_LABELS[category].format(comparator=_esc(comparator_label))
         fig.add_trace(
             _scatter(
                 x=np.round(scaled["value"][mask], 4),
                 y=positions[mask],
                 mode="markers",
-                name=COMPARISON_LABELS[category].format(comparator=_esc(comparator_label)),
+                name=name,
                 marker={
                     "color": COMPARISON_COLOURS[category],
                     "size": 14,
                     "line": {"color": "#212B32", "width": 1},
                 },
-                customdata=hover_array[mask],
-                hovertemplate="%{customdata}<extra></extra>",
+                customdata=marker_hover.customdata(mask),
+                hovertemplate=f"{marker_lines}<br>{name}<extra></extra>",
             )
         )
     # Printed value column so the chart still reads without hover (PDF / print).

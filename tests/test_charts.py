@@ -600,6 +600,8 @@ def _hovers(fig) -> dict[str, list[str]]:
     data = _decode_typed_arrays(charts._plain_json(data))
     out: dict[str, list[str]] = {}
     for trace in data:
+        if not trace.get("hovertemplate"):
+            continue
         xs, ys = trace.get("x"), trace.get("y")
         drawn = [i for i in range(len(xs)) if xs[i] is not None and ys[i] is not None]
         out[trace.get("name")] = [_hover(trace, i) for i in drawn]
@@ -699,7 +701,45 @@ def test_spine_chart_centre_line_scaling_and_colours(spine_rows):
     assert range_bar.base[1] == pytest.approx(-1.0)
     assert range_bar.base[1] + range_bar.x[1] == pytest.approx(12 / 12 * 0.5)
     # Hover shows real values with units.
-    assert "20.0%" in worse.customdata[0] and "England: 14.0%" in worse.customdata[0]
+    assert "20.0%" in _hover(worse, 0) and "England: 14.0%" in _hover(worse, 0)
+
+
+def _spine_hover(record: dict, area: str, comparator: str, peers: str, category: str) -> str:
+    """A spine chart row's hover text, as the chart wrote it before it used a template."""
+    unit, esc, fmt = record["unit"], charts._esc, charts.format_number
+    ci = ""
+    if np.isfinite(record["lower_ci"]) and np.isfinite(record["upper_ci"]):
+        ci = f" (95% CI {fmt(record['lower_ci'], unit)}–{fmt(record['upper_ci'], unit)})"
+    value = charts._with_unit
+    return (
+        f"<b>{esc(record['title'])}</b><br>{esc(area)}: {value(record['value'], unit)}{ci}"
+        f"<br>{esc(comparator)}: {value(record['comparator_value'], unit)}"
+        f"<br>Range of {esc(peers)}: {value(record['peer_min'], unit)} to "
+        f"{value(record['peer_max'], unit)}"
+        f"<br>Middle half: {value(record['peer_q25'], unit)} to "
+        f"{value(record['peer_q75'], unit)}"
+        f"<br>{charts.COMPARISON_LABELS[category].format(comparator=esc(comparator))}"
+    )
+
+
+def test_spine_chart_hover_reads_as_before(spine_rows):
+    rows = spine_rows.assign(title=["<i>Smoking</i>", "%{x} rate", "A & B", "No value here"])
+    labels = {"area_label": "Area <b>%{y}", "comparator_label": "Eng<land>", "peer_label": "PCNs"}
+    fig = charts.spine_chart_spec(rows, "Spine", **labels)
+    hovers = _hovers(fig)
+    records = rows.to_dict("records")
+    categories = ["similar", "worse", "better", "not compared"]
+    expected = [
+        _spine_hover(r, *labels.values(), category)
+        for r, category in zip(records, categories, strict=True)
+    ]
+    assert hovers["Range of PCNs"] == expected  # every row, on the range bar
+    comparator = "Eng&lt;land&gt;"
+    assert hovers[f"Worse than {comparator}"] == [expected[1]]
+    assert hovers[f"Better than {comparator}"] == [expected[2]]
+    # one template: the labels once per trace, each row's numbers and words as its data
+    assert fig.data[0]["hovertemplate"].count("Area &lt;b&gt;%&#123;y}") == 1
+    assert "Area" not in json.dumps(fig.data[0]["customdata"])
 
 
 def test_spine_chart_rejects_unknown_comparison(spine_rows):
@@ -1090,7 +1130,9 @@ def _label_lines(hover: str) -> str:
 
 
 @pytest.mark.slow
-def test_hover_templates_read_as_plotly_js_writes_them(tmp_path, awkward_practices, funnel_frames):
+def test_hover_templates_read_as_plotly_js_writes_them(
+    tmp_path, awkward_practices, funnel_frames, spine_rows
+):
     """plotly.js fills the templates as :func:`_hover` does: the hovers read as before."""
     require_chromium()
     import html as html_lib
@@ -1109,8 +1151,16 @@ def test_hover_templates_read_as_plotly_js_writes_them(tmp_path, awkward_practic
     figures = [
         charts.workforce_vs_need_spec(awkward_practices, "W", "PCN"),
         charts.funnel_plot_spec(points, limits, 20.0, "Funnel", "P2", "Percentage (%)"),
+        charts.spine_chart_spec(
+            spine_rows.assign(title=["<i>Smoking</i>", "%{x} rate", "A & B", "None"]),
+            "Spine",
+            area_label="Area <b>%{y}",
+            comparator_label="Eng<land>",
+            peer_label="PCNs",
+        ),
     ]
     names = ["Practices in PCN", "Other practices", "Other areas", "South %&#123;y} PCN"]
+    names += ["Range of PCNs", "Worse than Eng&lt;land&gt;"]
     page = tmp_path / "hover.html"
     page.write_text(
         "<!doctype html><html><head><meta charset='utf-8'>"
@@ -1130,12 +1180,14 @@ def test_hover_templates_read_as_plotly_js_writes_them(tmp_path, awkward_practic
         for name, hovers in _hovers(fig).items():
             if name in names:
                 expected[f"{g}|{name}"] = [_label_lines(h) for h in hovers]
-    assert len(expected) == 4 and drawn == expected
+    assert len(expected) == 6 and drawn == expected
     # what the page shows: the values as format_number writes them
     assert "IMD score: 11.0\n" in drawn["0|Practices in PCN"][0]  # carried as 11.049, not 11.05
     assert "IMD score: 0.2\n" in drawn["0|Practices in PCN"][1]  # Python's tie, not d3's 0.3
     assert "Registered patients: 1,234,567" in drawn["0|Other practices"][1]
     assert "Value: 21.5\nDenominator: 2,500,000" in drawn["1|Other areas"][2]
+    # labels and names in a template or its data show literally, tags and braces included
+    assert drawn["2|Worse than Eng&lt;land&gt;"][0].startswith("%{x} rate\nArea <b>%{y}: ")
 
 
 @pytest.mark.slow
