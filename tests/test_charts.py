@@ -989,6 +989,64 @@ def test_benchmark_table_escapes_formats_and_colours(benchmark_rows):
     assert re.search(r'<table id="([^"]+)"', again).group(1) != table_id
 
 
+def test_table_sort_keys_are_short_and_keep_the_order():
+    key = tables._sort_key
+    assert key(48730.0) == "48730" and key(63_004_243) == "63004243"  # counts exactly
+    assert key(22.6390314) == "22.639"
+    assert key(7399.25337) == "7399.25" and key(0.000123456789) == "0.000123457"
+    assert key(1_234_567.89) == "1234568"  # every digit a table shows
+    assert key(float("nan")) == "" and key(None) == ""
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.lognormal(3, 3, 400), rng.integers(0, 10**8, 100)])
+    shown = [tables.format_value(v) for v in values]
+    keys = [float(key(v)) for v in values]
+    # values a table shows apart keep their order
+    for i, j in zip(np.argsort(values)[:-1], np.argsort(values)[1:], strict=True):
+        if shown[i] != shown[j]:
+            assert keys[i] < keys[j]
+
+
+def test_not_rated_cells_need_no_inline_colours(benchmark_rows):
+    rows = benchmark_rows.assign(comparison=["worse", "not rated", "better"])
+    body = tables.benchmark_table(rows, "PCN", "Place", "England").split("<tbody>")[1]
+    worse, not_rated, better = body.split("</tr>")[:3]
+    assert worse.count('style="background:#D4351C;color:#FFFFFF"') == 2  # value and words
+    assert better.count("style=") == 2
+    # white on white is what a cell has without the stylesheet: the class carries it
+    assert "style=" not in not_rated and not_rated.count("ph-cmp-not-rated") == 2
+    assert 'title="Not rated"' in not_rated
+    assert ".ph-cmp-not-rated { background: #FFFFFF; color: #000000; }" in tables.PROFILE_CSS
+
+
+def test_tables_that_do_not_sort_carry_no_sort_keys():
+    comparison = pd.DataFrame(
+        {
+            "title": ["A"],
+            "unit": ["%"],
+            "value": [20.123456],
+            "peer_mean": [19.87654],
+            "peer_min": [1.5],
+            "peer_max": [30.25],
+            "position": ["2nd highest of 5"],
+        }
+    )
+    html_text = tables.similar_areas_table(comparison, "PCN")
+    assert "data-sort" not in html_text and ">20.1<" in html_text
+    summary = pd.DataFrame(
+        {
+            "title": ["A"],
+            "unit": ["%"],
+            "values": [[20.123, 20.5, 21.25]],
+            "first_period": ["2024-01"],
+            "latest_period": ["2024-03"],
+            "direction": ["Increasing"],
+            "england_direction": ["Flat"],
+        }
+    )
+    trend = tables.trend_table(summary, "England")
+    assert "data-sort" not in trend and ">20.1<" in trend and ">21.2<" in trend
+
+
 def test_definitions_provenance_and_quality_tables():
     catalogue = pd.DataFrame(
         {
