@@ -2870,15 +2870,31 @@ def trend_chart_spec(
         cols[c] for c in ("value", "lower_ci", "upper_ci", "england_value")
     )
     has_limits = np.isfinite(lower).any() and np.isfinite(upper).any()
-    hover = [
-        f"{_esc(p)}<br>{_esc(area_label)}: {format_number(v)}"
-        + (f" (95% CI {format_number(lo)}–{format_number(hi)})" if np.isfinite(lo) else "")
-        for p, v, lo, hi in zip(periods, value, lower, upper, strict=True)
-    ]
+    # one template per line; the release is the point's x where it needs no escaping
+    plain_periods = all(_esc(p) == p for p in periods)
+
+    def line_hover(values: np.ndarray, label: str, ci: list[str]) -> tuple[_HoverFields, str]:
+        hover = _HoverFields(np.isfinite(values))
+        period = "%{x}" if plain_periods else hover.text([_esc(p) for p in periods])
+        number = hover.number("y", values)
+        interval = hover.text(ci) if any(ci) else ""
+        return hover, hover.template(
+            f"{period}<br>{_esc(label)}: {number}{interval}<extra></extra>"
+        )
+
+    area_hover, area_template = line_hover(
+        value,
+        area_label,
+        [
+            f" (95% CI {format_number(lo)}–{format_number(hi)})" if np.isfinite(lo) else ""
+            for lo, hi in zip(lower, upper, strict=True)
+        ],
+    )
+    everything = np.ones(len(periods), dtype=bool)
     fig = FigureSpec().add_trace(
         _scatter(
             x=periods,
-            y=value,
+            y=area_hover.values["y"],
             mode="lines+markers",
             name=area_label,
             line={"color": NHS_BLUE, "width": 2.5},
@@ -2893,26 +2909,24 @@ def trend_chart_spec(
             }
             if has_limits
             else None,
-            text=hover,
-            hovertemplate="%{text}<extra></extra>",
+            customdata=area_hover.customdata(everything),
+            hovertemplate=area_template,
         )
     )
     if np.isfinite(england).any():
         # a count (e.g. list size) is on another scale from its comparator: own axis
         own_axis = np.nanmax(np.abs(england)) > 5 * max(np.nanmax(np.abs(value)), 1e-9)
+        england_hover, england_template = line_hover(england, comparator_label, [""] * len(periods))
         fig.add_trace(
             _scatter(
                 x=periods,
-                y=england,
+                y=england_hover.values["y"],
                 mode="lines",
                 name=comparator_label + (" (right axis)" if own_axis else ""),
                 line={"color": NHS_GREY, "width": 2, "dash": "dash"},
                 yaxis="y2" if own_axis else None,
-                text=[
-                    f"{_esc(p)}<br>{_esc(comparator_label)}: {format_number(v)}"
-                    for p, v in zip(periods, england, strict=True)
-                ],
-                hovertemplate="%{text}<extra></extra>",
+                customdata=england_hover.customdata(everything),
+                hovertemplate=england_template,
             )
         )
         if own_axis:

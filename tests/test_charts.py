@@ -860,6 +860,36 @@ def test_funnel_limit_curves_are_exact_limits_drawn_smooth():
                 assert gap_px <= charts.FUNNEL_CURVE_TOLERANCE + 1e-6
 
 
+@pytest.mark.parametrize("periods", [["2025-01", "2025-02", "2025-03"], ["2025<1>", "B", "C"]])
+def test_trend_chart_hover_reads_as_before(periods):
+    series = pd.DataFrame(
+        {
+            "period": periods,
+            "value": [20.25, 1234.5, np.nan],  # a tie, two magnitudes, a gap
+            "lower_ci": [19.0, np.nan, np.nan],
+            "upper_ci": [21.5, np.nan, np.nan],
+            "england_value": [18.0, 18.04999, 18.5],
+        }
+    )
+    fmt, esc = charts.format_number, charts._esc
+    fig = charts.trend_chart_spec(series, "T", "Area <b>%{y}", "Eng & land")
+    hovers = _hovers(fig)
+    assert hovers["Area <b>%{y}"] == [
+        f"{esc(periods[0])}<br>Area &lt;b&gt;%&#123;y}}: 20.2 (95% CI 19.0–21.5)",  # 20.25: even
+        f"{esc(periods[1])}<br>Area &lt;b&gt;%&#123;y}}: 1,234",
+    ]
+    england_values = [18.0, 18.04999, 18.5]
+    assert hovers["Eng & land"] == [
+        f"{esc(p)}<br>Eng &amp; land: {fmt(v)}"
+        for p, v in zip(periods, england_values, strict=True)
+    ]
+    england = fig.data[1]
+    plain = periods[0] == "2025-01"  # releases that need no escaping are the points' x
+    assert "%{y:,.1f}" in england["hovertemplate"]
+    assert ("%{x}" in england["hovertemplate"]) is plain
+    assert (england.get("customdata") is None) is plain
+
+
 def test_inverse_care_law_error_bars_and_annotation(quintiles):
     fig = charts.inverse_care_law(quintiles, "SII is -1.4 <b>", "Inverse care")
     bar = fig.data[0]
