@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import decimal
 import difflib
 import functools
 import html
@@ -259,6 +260,170 @@ def format_number(value: float, unit: str = "", decimals: int | None = None) -> 
     if magnitude >= 10:
         return f"{value:,.1f}"
     return f"{value:,.2f}"
+
+
+def _js_fixed(value: float, decimals: int) -> str:
+    """``value`` as plotly.js writes it with the d3 format ``,.{decimals}f``.
+
+    d3's ``f`` is JavaScript's ``toFixed``: the exact binary value rounded, a tie (``0.125``,
+    ``2.5``) rounded up, where Python's ``format`` rounds a tie to even. Non-negative values.
+    """
+    exact = decimal.Decimal(value).quantize(
+        decimal.Decimal(1).scaleb(-decimals), rounding=decimal.ROUND_HALF_UP
+    )
+    return f"{exact:,.{decimals}f}"
+
+
+def _number_template(
+    values: np.ndarray,
+    unit: str = "",
+    decimals: int | None = None,
+    *,
+    carried_decimals: int | None = None,
+) -> tuple[str, np.ndarray] | None:
+    """A d3 format that writes every value in a hover exactly as :func:`format_number` does.
+
+    A page carries values rounded to :data:`CHART_DIGITS` significant digits and plotly.js
+    formats those, so a value just past a rounding boundary (``1.4500028`` carried as
+    ``1.45``) or on an exact tie (d3 rounds ``0.125`` up, Python to even) could read
+    differently from :func:`format_number` of the value itself. Such a value is carried one
+    unit of its last digit towards the right side instead (``1.45001``): the same precision,
+    the right text.
+
+    Args:
+        values: The values.
+        unit: As for :func:`format_number`.
+        decimals: As for :func:`format_number`.
+        carried_decimals: Carry values rounded to this many decimal places instead of
+            :data:`CHART_DIGITS` significant digits.
+
+    Returns:
+        ``(",.1f", values to carry)`` (``,.0f``, ``,.1f`` or ``,.2f``), or None when no one
+        format writes them all the same (values of mixed magnitude under the magnitude rule,
+        missing or negative values): the caller then keeps pre-formatted text.
+    """
+    numbers = np.asarray(values, dtype=float)
+    if not numbers.size or not np.isfinite(numbers).all() or (numbers < 0).any():
+        return None
+
+    def carry(array: np.ndarray) -> np.ndarray:
+        if carried_decimals is None:
+            return _carry(array)
+        return np.round(array, carried_decimals)
+
+    shown = carry(numbers)
+    expected = [format_number(v, unit, decimals) for v in numbers.tolist()]
+    for places in (0, 1, 2):
+        carried = shown.copy()
+        for i, (value, text) in enumerate(zip(shown.tolist(), expected, strict=True)):
+            if _js_fixed(value, places) == text:
+                continue
+            if carried_decimals is not None:
+                step = 10.0**-carried_decimals
+            elif value:
+                step = 10.0 ** (math.floor(math.log10(value)) - CHART_DIGITS + 1)
+            else:
+                step = 0.0
+            towards = 1.0 if numbers[i] >= value else -1.0
+            for nudged in (value + towards * step, value - towards * step):
+                nudged = float(carry(np.array([nudged]))[0])
+                if nudged >= 0 and _js_fixed(nudged, places) == text:
+                    carried[i] = nudged
+                    break
+            else:
+                break
+        else:
+            return f",.{places}f", carried
+    return None
+
+
+class _HoverFields:
+    """Hover lines of a trace's points: a plotly template where one format writes all.
+
+    Numbers go in the template (``%{y:,.1f}``) when :func:`_number_template` finds a format
+    that gives each drawn point exactly :func:`format_number`'s text (the trace then carries
+    :attr:`values` of that axis); otherwise their text goes into the points' ``customdata``,
+    as does every text field. ``drawn`` marks the points the traces will draw (only their
+    values need to fit the format).
+    """
+
+    def __init__(self, drawn: np.ndarray) -> None:
+        self.drawn = np.asarray(drawn, dtype=bool)
+        self.columns: list[list[str]] = []
+        #: per template reference (``x``, ``y``): the values the traces must carry
+        self.values: dict[str, np.ndarray] = {}
+
+    def text(self, values: Sequence[str]) -> str:
+        """Template reference to per-point text (already escaped)."""
+        self.columns.append(list(values))
+        return f"\x00{len(self.columns) - 1}\x00"
+
+    def number(
+        self,
+        reference: str,
+        values: np.ndarray,
+        unit: str = "",
+        decimals: int | None = None,
+        *,
+        carried_decimals: int | None = None,
+    ) -> str:
+        """``%{x:,.0f}`` for ``reference`` ``x`` when exact, else per-point text.
+
+        With a template, :attr:`values` ``[reference]`` holds the values to plot (each one
+        within a unit of its last carried digit of ``values``; see :func:`_number_template`).
+        """
+        values = np.asarray(values, dtype=float)
+        found = _number_template(
+            values[self.drawn], unit, decimals, carried_decimals=carried_decimals
+        )
+        if found is not None:
+            spec, carried = found
+            plotted = values.copy()
+            plotted[self.drawn] = carried
+            self.values[reference] = plotted
+            return f"%{{{reference}:{spec}}}"
+        self.values[reference] = (
+            values if carried_decimals is None else np.round(values, carried_decimals)
+        )
+        return self.text([format_number(v, unit, decimals) for v in values.tolist()])
+
+    def data_number(self, values: np.ndarray, unit: str = "", decimals: int | None = None) -> str:
+        """A number that is no axis of the point, in its customdata (``%{customdata[2]:,.0f}``).
+
+        Carried as a number when one format writes every drawn value exactly (whole numbers
+        without ``.0``), else as its text.
+        """
+        values = np.asarray(values, dtype=float)
+        found = _number_template(values[self.drawn], unit, decimals)
+        if found is None:
+            return self.text([format_number(v, unit, decimals) for v in values.tolist()])
+        spec, carried = found
+        numbers = values.copy()
+        numbers[self.drawn] = carried
+        self.columns.append(
+            [int(v) if math.isfinite(v) and v == int(v) else v for v in numbers.tolist()]
+        )
+        return f"\x00{len(self.columns) - 1}:{spec}\x00"
+
+    def template(self, text: str) -> str:
+        """``text`` with the per-point fields' references (``%{customdata[1]}``) filled in."""
+        single = len(self.columns) == 1
+
+        def reference(match: re.Match) -> str:
+            field = "customdata" if single else f"customdata[{match.group(1)}]"
+            return f"%{{{field}{match.group(2) or ''}}}"
+
+        return re.sub("\x00(\\d+)(:[^\x00]*)?\x00", reference, text)
+
+    def customdata(self, mask: np.ndarray) -> list[Any] | None:
+        """The masked points' customdata (None when every field is in the template)."""
+        if not self.columns:
+            return None
+        keep = np.asarray(mask, dtype=bool).tolist()
+        if len(self.columns) == 1:
+            return [v for v, k in zip(self.columns[0], keep, strict=True) if k]
+        rows = zip(*self.columns, strict=True)
+        return [list(row) for row, k in zip(rows, keep, strict=True) if k]
 
 
 def _with_unit(value: float, unit: str) -> str:
@@ -570,25 +735,72 @@ def _round_significant(values: np.ndarray, digits: int = CHART_DIGITS) -> np.nda
     return out
 
 
+#: Whole numbers up to this size are written without a fraction (``8212`` for ``8212.0``).
+_EXACT_INTEGER = 2.0**53
+
+
+def _whole(values: np.ndarray) -> bool:
+    """Whether every finite value is a whole number that a double holds exactly."""
+    finite = values[np.isfinite(values)]
+    return bool(finite.size) and bool(
+        ((np.abs(finite) < _EXACT_INTEGER) & (finite == np.round(finite))).all()
+    )
+
+
+def _carry(values: np.ndarray) -> np.ndarray:
+    """The values a page carries for a float array.
+
+    Whole numbers exactly (``1234567``: rounding would leave as many digits), others to
+    :data:`CHART_DIGITS` significant digits.
+    """
+    return values.astype(float, copy=True) if _whole(values) else _round_significant(values)
+
+
+def _lean_numbers(values: np.ndarray) -> Any:
+    """Float values as a page carries them (:func:`_carry`), whole numbers without ``.0``.
+
+    A float array is written ``[8212.0, 8742.0]``; denominators, counts and limit grids are
+    whole numbers, so an array of them (NaN allowed) becomes Python ints (``None`` for NaN and
+    infinities, which plotly's JSON writes as ``null`` anyway). Other arrays stay floats.
+    """
+    rounded = _carry(values)
+    finite = np.isfinite(rounded)
+    whole = finite & (np.abs(rounded) < _EXACT_INTEGER)
+    whole[whole] = rounded[whole] == np.round(rounded[whole])
+    if not whole.any() or (whole != finite).any():
+        return rounded
+    if finite.all():
+        return rounded.astype(np.int64).reshape(values.shape)
+    if rounded.ndim != 1:
+        return rounded
+    return [int(v) if ok else None for v, ok in zip(rounded.tolist(), finite.tolist(), strict=True)]
+
+
 def _compact(value: Any) -> Any:
-    """A trace with its float arrays rounded (see :data:`CHART_DIGITS`); text untouched."""
+    """A trace with its float arrays rounded (see :data:`CHART_DIGITS`); text untouched.
+
+    Arrays of whole numbers are written without ``.0`` (:func:`_lean_numbers`).
+    """
     if isinstance(value, dict):
         if {"dtype", "bdata"} <= set(value) and str(value["dtype"]).startswith("f"):
             # a validated Figure holds its arrays base64-encoded: the same rounding as a spec's
             array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
             if "shape" in value:
                 array = array.reshape([int(n) for n in str(value["shape"]).split(",")])
-            return _round_significant(array)
+            return _lean_numbers(array)
         # a map's GeoJSON is the store's, already at its own precision: not walked per chart
         return {k: v if k == "geojson" else _compact(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "O":  # e.g. a validated Figure's mixed numbers
             return _compact(value.tolist())
-        return _round_significant(value) if value.dtype.kind == "f" else value
+        return _lean_numbers(value) if value.dtype.kind == "f" else value
     if isinstance(value, (list, tuple)) and value:
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        numbers = all(
+            (isinstance(v, (int, float)) and not isinstance(v, bool)) or v is None for v in value
+        )
         if numbers and any(isinstance(v, float) for v in value):
-            return _round_significant(np.asarray(value, dtype=float)).tolist()
+            lean = _lean_numbers(np.asarray(value, dtype=float))
+            return lean.tolist() if isinstance(lean, np.ndarray) else lean
         return [_compact(v) for v in value]
     return value
 
@@ -1135,15 +1347,15 @@ def lsoa_choropleth_spec(
     for feature in lsoas_geojson.get("features", []):
         code = (feature.get("properties") or {}).get("lsoa21_code")
         if code in wanted and feature.get("geometry"):
+            # the code is the feature's id (plotly's featureidkey "id"): no properties needed
             features.append(
                 {
                     "type": "Feature",
                     "id": code,
-                    "properties": {"lsoa21_code": code},
                     "geometry": _display_geometry(feature["geometry"], ready),
                 }
             )
-    found = {f["properties"]["lsoa21_code"] for f in features}
+    found = {f["id"] for f in features}
     if wanted and not found:
         sample = [
             (f.get("properties") or {}).get("lsoa21_code")
@@ -1179,7 +1391,7 @@ def lsoa_choropleth_spec(
     fig.add_trace(
         _choropleth(
             geojson=geojson,
-            featureidkey="properties.lsoa21_code",
+            featureidkey="id",
             locations=[c for c, ok in zip(codes, has_decile, strict=True) if ok],
             z=decile[has_decile],
             zmin=0.5,
@@ -1207,7 +1419,7 @@ def lsoa_choropleth_spec(
         fig.add_trace(
             _choropleth(
                 geojson=geojson,
-                featureidkey="properties.lsoa21_code",
+                featureidkey="id",
                 locations=[c for c, ok in zip(codes, has_decile, strict=True) if not ok],
                 z=np.zeros(int((~has_decile).sum())),
                 colorscale=[[0, "#C9C9C9"], [1, "#C9C9C9"]],
@@ -1439,12 +1651,19 @@ def workforce_vs_need_spec(
     sizes = np.sqrt(np.where(np.isfinite(patients) & (patients > 0), patients, 0.0))
     max_size = float(sizes.max()) if sizes.size and sizes.max() > 0 else 1.0
     marker_size = 5 + 17 * sizes / max_size
-    hover = [
-        f"<b>{_esc(name)}</b> ({_esc(code)})<br>IMD score: {format_number(i, decimals=1)}"
-        f"<br>GP FTE per 10,000 weighted patients: {format_number(f, decimals=1)}"
-        f"<br>Registered patients: {format_number(p, '')}"
-        for code, name, i, f, p in zip(codes, names, imd, fte, patients, strict=True)
-    ]
+    # one template for every practice; names, codes (and numbers no one format writes
+    # exactly) are the points' data
+    hover = _HoverFields(plotted)
+    name_field = hover.text([_esc(n) for n in names])
+    code_field = hover.text([_esc(c) for c in codes])
+    imd_field = hover.number("x", imd, decimals=1, carried_decimals=3)
+    fte_field = hover.number("y", fte, decimals=1, carried_decimals=3)
+    patients_field = hover.data_number(patients)
+    template = hover.template(
+        f"<b>{name_field}</b> ({code_field})<br>IMD score: {imd_field}"
+        f"<br>GP FTE per 10,000 weighted patients: {fte_field}"
+        f"<br>Registered patients: {patients_field}<extra></extra>"
+    )
     fig = FigureSpec()
     groups = (
         (~in_area, "Other practices", "rgba(118,134,146,0.45)", NHS_MID_GREY),
@@ -1454,8 +1673,8 @@ def workforce_vs_need_spec(
         keep = mask & plotted
         fig.add_trace(
             _scatter(
-                x=np.round(imd[keep], 3),
-                y=np.round(fte[keep], 3),
+                x=hover.values["x"][keep],
+                y=hover.values["y"][keep],
                 mode="markers",
                 name=name,
                 marker={
@@ -1463,8 +1682,8 @@ def workforce_vs_need_spec(
                     "color": fill,
                     "line": {"color": outline, "width": 1},
                 },
-                text=[h for h, k in zip(hover, keep, strict=True) if k],
-                hovertemplate="%{text}<extra></extra>",
+                customdata=hover.customdata(keep),
+                hovertemplate=template,
             )
         )
     slope, intercept = weighted_trend(imd, fte, patients)
@@ -1597,7 +1816,8 @@ def spine_chart_spec(
         col: spine_scale(numbers[col], comparator, half_range, direction)
         for col in ("value", "peer_min", "peer_q25", "peer_q75", "peer_max")
     }
-    hover = []
+    # one template; each row's numbers (with their units) and words are its data
+    value_text, comparator_text, range_text, middle_text, comparison_text = [], [], [], [], []
     for i in range(n_rows):
         unit = units[i]
         ci = ""
@@ -1606,20 +1826,34 @@ def spine_chart_spec(
                 f" (95% CI {format_number(numbers['lower_ci'][i], unit)}–"
                 f"{format_number(numbers['upper_ci'][i], unit)})"
             )
-        comparison_text = COMPARISON_LABELS[comparisons[i]].format(
-            comparator=_esc(comparator_label)
-        )
-        hover.append(
-            f"<b>{_esc(titles[i])}</b><br>{_esc(area_label)}: "
-            f"{_with_unit(numbers['value'][i], unit)}{ci}"
-            f"<br>{_esc(comparator_label)}: {_with_unit(comparator[i], unit)}"
-            f"<br>Range of {_esc(peer_label)}: {_with_unit(numbers['peer_min'][i], unit)} to "
+        value_text.append(f"{_with_unit(numbers['value'][i], unit)}{ci}")
+        comparator_text.append(_with_unit(comparator[i], unit))
+        range_text.append(
+            f"{_with_unit(numbers['peer_min'][i], unit)} to "
             f"{_with_unit(numbers['peer_max'][i], unit)}"
-            f"<br>Middle half: {_with_unit(numbers['peer_q25'][i], unit)} to "
-            f"{_with_unit(numbers['peer_q75'][i], unit)}"
-            f"<br>{comparison_text}"
         )
-    hover_array = np.array(hover, dtype=object)
+        middle_text.append(
+            f"{_with_unit(numbers['peer_q25'][i], unit)} to "
+            f"{_with_unit(numbers['peer_q75'][i], unit)}"
+        )
+        comparison_text.append(
+            COMPARISON_LABELS[comparisons[i]].format(comparator=_esc(comparator_label))
+        )
+    hover = _HoverFields(np.ones(n_rows, dtype=bool))
+    # labels in the template are escaped like every data text (``%{`` shows literally)
+    row_lines = (
+        f"<b>{hover.text([_esc(t) for t in titles])}</b>"
+        f"<br>{_esc(area_label)}: {hover.text(value_text)}"
+        f"<br>{_esc(comparator_label)}: {hover.text(comparator_text)}"
+        f"<br>Range of {_esc(peer_label)}: {hover.text(range_text)}"
+        f"<br>Middle half: {hover.text(middle_text)}"
+    )
+    # the range bar's rows say their comparison; a marker's trace name says it
+    comparison_field = hover.text(comparison_text)
+    row_template = hover.template(f"{row_lines}<br>{comparison_field}<extra></extra>")
+    marker_hover = _HoverFields(np.ones(n_rows, dtype=bool))
+    marker_hover.columns = hover.columns[:-1]
+    marker_lines = marker_hover.template(row_lines)
 
     fig = FigureSpec()
     bars = (
@@ -1632,8 +1866,11 @@ def spine_chart_spec(
         both = np.isfinite(scaled[low_col]) & np.isfinite(scaled[high_col])
         # the row's text rides on the full range bar and the marker only (it was a page's
         # biggest text when every trace carried it)
-        hover = (
-            {"customdata": hover_array, "hovertemplate": "%{customdata}<extra></extra>"}
+        bar_hover = (
+            {
+                "customdata": hover.customdata(np.ones(n_rows, dtype=bool)),
+                "hovertemplate": row_template,
+            }
             if n == 0
             else {"hoverinfo": "skip"}
         )
@@ -1646,7 +1883,7 @@ def spine_chart_spec(
                 width=0.55,
                 name=name,
                 marker={"color": colour, "line": {"width": 0}},
-                **hover,
+                **bar_hover,
             )
         )
     has_value = np.isfinite(scaled["value"])
@@ -1654,19 +1891,20 @@ def spine_chart_spec(
         mask = has_value & np.array([c == category for c in comparisons], dtype=bool)
         if not mask.any():
             continue
+        name = COMPARISON_LABELS[category].format(comparator=_esc(comparator_label))
         fig.add_trace(
             _scatter(
                 x=np.round(scaled["value"][mask], 4),
                 y=positions[mask],
                 mode="markers",
-                name=COMPARISON_LABELS[category].format(comparator=_esc(comparator_label)),
+                name=name,
                 marker={
                     "color": COMPARISON_COLOURS[category],
                     "size": 14,
                     "line": {"color": "#212B32", "width": 1},
                 },
-                customdata=hover_array[mask],
-                hovertemplate="%{customdata}<extra></extra>",
+                customdata=marker_hover.customdata(mask),
+                hovertemplate=f"{marker_lines}<br>{name}<extra></extra>",
             )
         )
     # Printed value column so the chart still reads without hover (PDF / print).
@@ -1789,6 +2027,81 @@ def funnel_position(limits: pd.DataFrame, denominator: float, value: float) -> s
     )
 
 
+def _funnel_view(
+    denominator: np.ndarray, value: np.ndarray, target: float, sorted_limits: dict[str, np.ndarray]
+) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """The x and y axis ranges of a funnel (None without points).
+
+    Fitted to the points (``denominator``, ``value``), the target and the limits over the
+    points' denominators (not blown up by limits near a denominator of 0), padded 5%.
+    """
+    if not denominator.size:
+        return None
+    limit_x = sorted_limits["denominator"]
+    x_low, x_high = float(np.nanmin(denominator)), float(np.nanmax(denominator))
+    x_pad = (x_high - x_low) * 0.05 or x_high * 0.05 or 1.0
+    x_low, x_high = max(0.0, x_low - x_pad), x_high + x_pad
+    in_view = (limit_x >= x_low) & (limit_x <= x_high)
+    y_parts = [value, [target]]
+    for column in ("lower_99_8", "upper_99_8", "lower_95", "upper_95"):
+        y_parts.append(sorted_limits[column][in_view])
+    y_all = np.concatenate([np.asarray(p, dtype=float) for p in y_parts])
+    y_low, y_high = float(np.nanmin(y_all)), float(np.nanmax(y_all))
+    y_pad = (y_high - y_low) * 0.05 or abs(y_high) * 0.05 or 1.0
+    return (x_low, x_high), (y_low - y_pad, y_high + y_pad)
+
+
+#: Largest gap, as a share of the funnel's y axis, between a limit curve drawn through fewer
+#: points and the same curve through every point of the limits' grid (a third of a pixel on a
+#: small multiple's ~150 px high plot).
+FUNNEL_CURVE_TOLERANCE = 0.002
+
+
+def _funnel_curve_points(
+    sorted_limits: dict[str, np.ndarray],
+    view: tuple[tuple[float, float], tuple[float, float]] | None,
+    tolerance: float = FUNNEL_CURVE_TOLERANCE,
+) -> np.ndarray:
+    """Indices of the limits' grid points that draw all four limit curves as smooth.
+
+    The grid is dense where the limits bend (small denominators) and wherever the caller
+    asked; the flat end needs far fewer points. A point is left out only when the straight
+    line between the points kept either side of it passes within ``tolerance`` of the y axis
+    span of every curve's value there, so every point drawn is an exact limit and the line
+    differs from the full grid's by less than a fraction of a pixel. Points next to a missing
+    limit are kept.
+    """
+    x = sorted_limits["denominator"]
+    n = x.size
+    if n <= 2:
+        return np.arange(n)
+    curves = np.vstack(
+        [sorted_limits[c] for c in ("lower_99_8", "upper_99_8", "lower_95", "upper_95")]
+    )
+    if view is not None:
+        span = view[1][1] - view[1][0]
+    else:
+        finite = curves[np.isfinite(curves)]
+        span = float(finite.max() - finite.min()) if finite.size else 0.0
+    allowed = tolerance * span if span > 0 else 0.0
+    keep = [0]
+    start = 0
+    while start < n - 1:
+        end = start + 1
+        while end + 1 < n:
+            candidate = end + 1
+            inner = slice(start + 1, candidate)
+            share = (x[inner] - x[start]) / (x[candidate] - x[start])
+            line = curves[:, [start]] + (curves[:, [candidate]] - curves[:, [start]]) * share
+            segment = curves[:, start : candidate + 1]
+            if not np.isfinite(segment).all() or (np.abs(line - curves[:, inner]).max() > allowed):
+                break
+            end = candidate
+        keep.append(end)
+        start = end
+    return np.asarray(keep)
+
+
 def funnel_plot_spec(
     points: pd.DataFrame,
     limits: pd.DataFrame,
@@ -1846,20 +2159,36 @@ def funnel_plot_spec(
         if not side:
             return ""
         return (
-            "<br>Within the 95% limits"
+            "Within the 95% limits"
             if side == "within the 95% limits"
-            else (f"<br>Outside the {side.split(' the ', 1)[1]}")
+            else f"Outside the {side.split(' the ', 1)[1]}"
         )
 
-    hover = [
-        f"<b>{_esc(names[i])}</b> ({_esc(codes[i])})"
-        f"<br>Value: {format_number(value[i], value_label)}"
-        f"<br>Denominator: {format_number(denominator[i], '')}{position(i)}"
-        for i in range(len(points))
-    ]
     highlight = np.array([c == highlight_code for c in codes], dtype=bool)
     plotted = np.isfinite(value) & np.isfinite(denominator)
+    # the axes: fitted to the points, the target and the limits over the points' denominators
+    # (not blown up by limits near a denominator of 0)
+    view = _funnel_view(denominator[plotted], value[plotted], target, sorted_limits)
+    # one template for every point; names, codes and positions are the points' data
+    hover = _HoverFields(plotted)
+    name_field = hover.text([_esc(n) for n in names])
+    code_field = hover.text([_esc(c) for c in codes])
+    value_field = hover.number("y", value, value_label)
+    denominator_field = hover.number("x", denominator)
+    positions = [position(i) for i in range(len(points))]
+    drawn_positions = [p for p, d in zip(positions, plotted.tolist(), strict=True) if d]
+    if all(drawn_positions):
+        where = "<br>" + hover.text(positions)
+    elif any(drawn_positions):
+        where = hover.text([f"<br>{p}" if p else "" for p in positions])
+    else:  # no limits to place a point against: no line for it
+        where = ""
+    template = hover.template(
+        f"<b>{name_field}</b> ({code_field})<br>Value: {value_field}"
+        f"<br>Denominator: {denominator_field}{where}<extra></extra>"
+    )
     fig = FigureSpec()
+    keep = _funnel_curve_points(sorted_limits, view)
     for label, lower, upper, dash, width in (
         ("99.8% limits", "lower_99_8", "upper_99_8", "solid", 1.5),
         ("95% limits", "lower_95", "upper_95", "dash", 1.5),
@@ -1867,8 +2196,8 @@ def funnel_plot_spec(
         gap = np.array([np.nan])
         fig.add_trace(
             _scatter(
-                x=np.concatenate([limit_x, gap, limit_x]),
-                y=np.concatenate([sorted_limits[lower], gap, sorted_limits[upper]]),
+                x=np.concatenate([limit_x[keep], gap, limit_x[keep]]),
+                y=np.concatenate([sorted_limits[lower][keep], gap, sorted_limits[upper][keep]]),
                 mode="lines",
                 name=label,
                 line={"color": NHS_GREY, "dash": dash, "width": width},
@@ -1912,8 +2241,8 @@ def funnel_plot_spec(
             continue
         fig.add_trace(
             _scatter(
-                x=denominator[mask],
-                y=value[mask],
+                x=hover.values["x"][mask],
+                y=hover.values["y"][mask],
                 mode="markers+text" if name == "This area" else "markers",
                 text=[_esc(n) for n, m in zip(names, mask, strict=True) if m]
                 if name == "This area"
@@ -1921,8 +2250,8 @@ def funnel_plot_spec(
                 textposition="top center",
                 name=name if name == "Other areas" else _esc(names[int(np.argmax(mask))]),
                 marker=marker,
-                customdata=[h for h, m in zip(hover, mask, strict=True) if m],
-                hovertemplate="%{customdata}<extra></extra>",
+                customdata=hover.customdata(mask),
+                hovertemplate=template,
             )
         )
     _finish(
@@ -1935,22 +2264,10 @@ def funnel_plot_spec(
         y_title=value_label,
         extra_meta={"highlight_found": bool((highlight & plotted).any()), "target": target},
     )
-    # axes fitted to the points, the target and the limits over the points' denominators
-    # (not blown up by limits near a denominator of 0)
-    if plotted.any():
-        x_low = float(np.nanmin(denominator[plotted]))
-        x_high = float(np.nanmax(denominator[plotted]))
-        x_pad = (x_high - x_low) * 0.05 or x_high * 0.05 or 1.0
-        x_low, x_high = max(0.0, x_low - x_pad), x_high + x_pad
-        in_view = (limit_x >= x_low) & (limit_x <= x_high)
-        y_parts = [value[plotted], [target]]
-        for column in ("lower_99_8", "upper_99_8", "lower_95", "upper_95"):
-            y_parts.append(sorted_limits[column][in_view])
-        y_all = np.concatenate([np.asarray(p, dtype=float) for p in y_parts])
-        y_low, y_high = float(np.nanmin(y_all)), float(np.nanmax(y_all))
-        y_pad = (y_high - y_low) * 0.05 or abs(y_high) * 0.05 or 1.0
+    if view is not None:
+        (x_low, x_high), (y_low, y_high) = view
         fig.update_xaxes(range=[x_low, x_high], autorange=False)
-        fig.update_yaxes(range=[y_low - y_pad, y_high + y_pad], autorange=False)
+        fig.update_yaxes(range=[y_low, y_high], autorange=False)
     return fig
 
 
@@ -2553,15 +2870,31 @@ def trend_chart_spec(
         cols[c] for c in ("value", "lower_ci", "upper_ci", "england_value")
     )
     has_limits = np.isfinite(lower).any() and np.isfinite(upper).any()
-    hover = [
-        f"{_esc(p)}<br>{_esc(area_label)}: {format_number(v)}"
-        + (f" (95% CI {format_number(lo)}–{format_number(hi)})" if np.isfinite(lo) else "")
-        for p, v, lo, hi in zip(periods, value, lower, upper, strict=True)
-    ]
+    # one template per line; the release is the point's x where it needs no escaping
+    plain_periods = all(_esc(p) == p for p in periods)
+
+    def line_hover(values: np.ndarray, label: str, ci: list[str]) -> tuple[_HoverFields, str]:
+        hover = _HoverFields(np.isfinite(values))
+        period = "%{x}" if plain_periods else hover.text([_esc(p) for p in periods])
+        number = hover.number("y", values)
+        interval = hover.text(ci) if any(ci) else ""
+        return hover, hover.template(
+            f"{period}<br>{_esc(label)}: {number}{interval}<extra></extra>"
+        )
+
+    area_hover, area_template = line_hover(
+        value,
+        area_label,
+        [
+            f" (95% CI {format_number(lo)}–{format_number(hi)})" if np.isfinite(lo) else ""
+            for lo, hi in zip(lower, upper, strict=True)
+        ],
+    )
+    everything = np.ones(len(periods), dtype=bool)
     fig = FigureSpec().add_trace(
         _scatter(
             x=periods,
-            y=value,
+            y=area_hover.values["y"],
             mode="lines+markers",
             name=area_label,
             line={"color": NHS_BLUE, "width": 2.5},
@@ -2576,26 +2909,24 @@ def trend_chart_spec(
             }
             if has_limits
             else None,
-            text=hover,
-            hovertemplate="%{text}<extra></extra>",
+            customdata=area_hover.customdata(everything),
+            hovertemplate=area_template,
         )
     )
     if np.isfinite(england).any():
         # a count (e.g. list size) is on another scale from its comparator: own axis
         own_axis = np.nanmax(np.abs(england)) > 5 * max(np.nanmax(np.abs(value)), 1e-9)
+        england_hover, england_template = line_hover(england, comparator_label, [""] * len(periods))
         fig.add_trace(
             _scatter(
                 x=periods,
-                y=england,
+                y=england_hover.values["y"],
                 mode="lines",
                 name=comparator_label + (" (right axis)" if own_axis else ""),
                 line={"color": NHS_GREY, "width": 2, "dash": "dash"},
                 yaxis="y2" if own_axis else None,
-                text=[
-                    f"{_esc(p)}<br>{_esc(comparator_label)}: {format_number(v)}"
-                    for p, v in zip(periods, england, strict=True)
-                ],
-                hovertemplate="%{text}<extra></extra>",
+                customdata=england_hover.customdata(everything),
+                hovertemplate=england_template,
             )
         )
         if own_axis:

@@ -3,7 +3,8 @@
 Every function is pure and returns an HTML string built from a chart-ready DataFrame; inputs are
 never mutated. Every data-derived string is escaped with :func:`html.escape`. Styling comes from
 CSS classes in :data:`PROFILE_CSS` (injected once per notebook with :func:`inject_css`); the
-significance colours are also inlined on the value cells so they survive without the stylesheet.
+significance colours are also inlined on the value cells so they survive without the stylesheet
+(a table pasted elsewhere).
 Nothing references external resources (no CDN, no web fonts).
 """
 
@@ -218,8 +219,15 @@ def _sort_key(value: Any) -> str:
     if _is_missing(value):
         return ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        # 9 significant digits order any two values a table shows apart, in fewer bytes
-        return f"{float(value):.9g}" if math.isfinite(float(value)) else ""
+        number = float(value)
+        if not math.isfinite(number):
+            return ""
+        if number == int(number) and abs(number) < 2**53:
+            return str(int(number))  # a count, exactly
+        # 6 significant digits (or every digit of the whole part) order any two values a table
+        # shows apart: it shows at most 2 decimals, and no more than 6 digits below a million
+        whole_digits = len(str(int(abs(number))))
+        return f"{number:.{max(6, whole_digits)}g}"
     return str(value)
 
 
@@ -260,6 +268,18 @@ def _cell(
     # the sorting script falls back to the cell's text: no attribute when they are the same
     sort_attr = f' data-sort="{_esc(key)}"' if key is not None and _esc(key) != text else ""
     return f"<td{class_attr}{sort_attr}{attrs}>{text}</td>"
+
+
+def _comparison_style(comparison: str) -> str:
+    """The inline colours of a cell rated ``comparison`` (its ``ph-cmp-*`` class has them too).
+
+    Inlined so a table pasted elsewhere keeps its colours; none for "not rated", whose white
+    background and black text are what a cell has without them.
+    """
+    if comparison == "not rated":
+        return ""
+    colour = COMPARISON_COLOURS[comparison]
+    return f' style="background:{colour};color:{_COMPARISON_TEXT[comparison]}"'
 
 
 def _header(labels: Sequence[tuple[str, bool]]) -> str:
@@ -342,8 +362,7 @@ def benchmark_table(
         lower, upper = _as_float(record["lower_ci"]), _as_float(record["upper_ci"])
         ci = _interval(lower, upper, unit)
         css = "ph-cmp-" + comparison.replace(" ", "-")
-        colour = COMPARISON_COLOURS[comparison]
-        style = f' style="background:{colour};color:{_COMPARISON_TEXT[comparison]}"'
+        style = _comparison_style(comparison)
         word = _COMPARISON_WORDS[comparison]
         value = _as_float(record["value"])
         cells = [
@@ -860,10 +879,7 @@ def register_table(registers: pd.DataFrame, comparator_label: str) -> str:
     comparisons = _normalise_comparison(registers["comparison"].tolist(), function="register_table")
     body = []
     for record, comparison in zip(registers.to_dict("records"), comparisons, strict=True):
-        style = (
-            f' style="background:{COMPARISON_COLOURS[comparison]};'
-            f'color:{_COMPARISON_TEXT[comparison]}" title="{_esc(_COMPARISON_WORDS[comparison])}"'
-        )
+        style = f'{_comparison_style(comparison)} title="{_esc(_COMPARISON_WORDS[comparison])}"'
         ratio = _as_float(record["ratio"])
         body.append(
             "<tr>"
@@ -964,7 +980,7 @@ def _plain_table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, str]], c
             else:
                 unit = record.get("unit", "") if kind == "value" else ""
                 text = format_count(value) if kind == "count" else format_value(value, unit)
-                cells.append(_cell(_esc(text), numeric=True, sort=value))
+                cells.append(_cell(_esc(text), numeric=True))  # not sortable: no sort keys
         body.append("<tr>" + "".join(cells) + "</tr>")
     header = _header([(_esc(label), kind != "text") for _, label, kind in columns])
     return f'<table class="ph-table {css}">{header}<tbody>{"".join(body)}</tbody></table>'
@@ -1071,8 +1087,8 @@ def trend_table(summary: pd.DataFrame, comparator_label: str) -> str:
             # a line needs three points to show a trend; two values are in First and Latest
             + _cell(sparkline_svg(values) if len(values) >= MIN_TREND_POINTS else "")
             + _cell(_esc(periods))
-            + _cell(_esc(format_value(values[0], record["unit"])), numeric=True, sort=values[0])
-            + _cell(_esc(format_value(values[-1], record["unit"])), numeric=True, sort=values[-1])
+            + _cell(_esc(format_value(values[0], record["unit"])), numeric=True)
+            + _cell(_esc(format_value(values[-1], record["unit"])), numeric=True)
             + _cell(_esc(record["direction"]))
             + _cell(_esc(record["england_direction"]))
             + "</tr>"

@@ -371,16 +371,15 @@ def test_lsoa_choropleth_embeds_only_needed_rounded_features(geojson, lsoa_value
     assert [t.type for t in fig.data] == ["choropleth", "choropleth"]
     deciles, missing = fig.data
     embedded = deciles.geojson["features"]
-    assert {f["properties"]["lsoa21_code"] for f in embedded} == {
-        "E01000000",
-        "E01000001",
-        "E01000002",
-    }
-    assert all(set(f["properties"]) == {"lsoa21_code"} for f in embedded)
+    # each feature is identified by its code as its id: no properties (the page carried each
+    # code twice)
+    assert {f["id"] for f in embedded} == {"E01000000", "E01000001", "E01000002"}
+    assert all(set(f) == {"type", "id", "geometry"} for f in embedded)
+    assert set(deciles.locations) | set(missing.locations) == {f["id"] for f in embedded}
     coordinates = np.array(embedded[0]["geometry"]["coordinates"][0])
     assert np.allclose(coordinates, np.round(coordinates, 5))
     assert len(str(coordinates.tolist()[1][0]).split(".")[1]) <= 5
-    assert deciles.featureidkey == "properties.lsoa21_code"
+    assert deciles.featureidkey == missing.featureidkey == "id"
     assert list(deciles.locations) == ["E01000000", "E01000001"]
     assert list(deciles.z) == [1, 10]
     assert (deciles.zmin, deciles.zmax) == (0.5, 10.5)
@@ -550,7 +549,7 @@ def test_workforce_vs_need_highlight_and_weighted_trend(practices):
     assert area.name == "Practices in Test PCN"
     assert list(area.x) == [10.0, 20.0] and list(others.x) == [30.0, 40.0, 50.0]
     assert area.marker.size[0] > area.marker.size[1]  # bigger list, bigger marker
-    assert "Alpha &lt;b&gt;" in area.text[0]  # names escaped in hover text
+    assert "Alpha &lt;b&gt;" in _hover(area, 0)  # names escaped in hover text
     # Weighted least squares, closed form, on the plotted practices.
     usable = practices.dropna(subset=["gp_fte_per_10k_weighted"])
     x = usable["imd_score"].to_numpy()
@@ -566,6 +565,99 @@ def test_workforce_vs_need_highlight_and_weighted_trend(practices):
     assert list(trend.x) == [10.0, 50.0]
     assert trend.y[0] == pytest.approx(slope * 10 + intercept)
     assert fig.layout.meta["practices_not_plotted"] == 1
+
+
+def _hover(trace, i: int) -> str:
+    """Point ``i``'s hover text as plotly.js writes it from the trace's template.
+
+    Fields are ``%{x}``, ``%{y}``, ``%{text}``, ``%{customdata}`` and ``%{customdata[k]}``,
+    optionally with a d3 ``,.Nf`` / ``.Nf`` format (JavaScript's ``toFixed``, which
+    :func:`test_hover_templates_read_as_plotly_js_writes_them` checks in a browser).
+    """
+    get = trace.get if isinstance(trace, dict) else trace.__getitem__
+    template = get("hovertemplate")
+    customdata = get("customdata")
+    row = customdata[i] if customdata is not None else None
+
+    def field(match: re.Match) -> str:
+        name, index, spec = match.group(1), match.group(2), match.group(3)
+        value = row if name == "customdata" else get(name)[i]
+        if index is not None:
+            value = value[int(index)]
+        if not spec:
+            return str(value)
+        places = int(re.fullmatch(r",?\.(\d)f", spec).group(1))
+        text = charts._js_fixed(float(value), places)
+        return text if spec.startswith(",") else text.replace(",", "")
+
+    text = re.sub(r"%\{(\w+)(?:\[(\d+)\])?(?::([^}]*))?\}", field, template)
+    return text.removesuffix("<extra></extra>")
+
+
+def _hovers(fig) -> dict[str, list[str]]:
+    """Every point's hover text, by trace name, from the figure's data as a page carries it."""
+    data, _, _ = charts._figure_objects(fig)
+    data = _decode_typed_arrays(charts._plain_json(data))
+    out: dict[str, list[str]] = {}
+    for trace in data:
+        if not trace.get("hovertemplate"):
+            continue
+        xs, ys = trace.get("x"), trace.get("y")
+        drawn = [i for i in range(len(xs)) if xs[i] is not None and ys[i] is not None]
+        out[trace.get("name")] = [_hover(trace, i) for i in drawn]
+    return out
+
+
+@pytest.fixture
+def awkward_practices() -> pd.DataFrame:
+    """Values a hover template could write differently from format_number: ties (d3 rounds
+    0.25 up, Python to even) and values just past a rounding boundary once carried with
+    fewer digits (11.04996 carried as 11.05)."""
+    return pd.DataFrame(
+        {
+            "practice_code": ["A1", "A2", "B1", "B2"],
+            "practice_name": ["Alpha <b>", "%{x} Beta", "Gamma &amp;", "Delta"],
+            "imd_score": [11.04996, 0.25, 30.35, 12.0],
+            "gp_fte_per_10k_weighted": [7.125, 6.04999, 6.5, 5.45],
+            "registered_patients": [20000, 5000, 8500, 1234567],
+            "in_area": [True, True, False, False],
+        }
+    )
+
+
+def _workforce_hover(record: dict) -> str:
+    """The hover text of a practice, as the chart wrote it before it used a template."""
+    fmt = charts.format_number
+    return (
+        f"<b>{charts._esc(record['practice_name'])}</b> ({charts._esc(record['practice_code'])})"
+        f"<br>IMD score: {fmt(record['imd_score'], decimals=1)}"
+        f"<br>GP FTE per 10,000 weighted patients: "
+        f"{fmt(record['gp_fte_per_10k_weighted'], decimals=1)}"
+        f"<br>Registered patients: {fmt(record['registered_patients'], '')}"
+    )
+
+
+@pytest.mark.parametrize("small_practice", [False, True])
+def test_workforce_vs_need_hover_reads_as_before(awkward_practices, small_practice):
+    practices = awkward_practices
+    if small_practice:  # 850 patients reads "850.0": no one format for every practice
+        practices = practices.assign(registered_patients=[20000, 850, 8500, 1234567])
+    for fig in (
+        charts.workforce_vs_need_spec(practices, "W", "PCN"),
+        charts.workforce_vs_need(practices, "W", "PCN"),
+    ):
+        hovers = _hovers(fig)
+        records = practices.to_dict("records")
+        assert hovers["Practices in PCN"] == [_workforce_hover(r) for r in records[:2]]
+        assert hovers["Other practices"] == [_workforce_hover(r) for r in records[2:]]
+    spec = charts.workforce_vs_need_spec(practices, "W", "PCN")
+    area = spec.data[1]
+    # numbers in the template, not pre-formatted text per practice
+    assert "%{x:,.1f}" in area["hovertemplate"] and "%{y:,.1f}" in area["hovertemplate"]
+    assert ("%{customdata[2]:,.0f}" in area["hovertemplate"]) is not small_practice
+    # a value is carried within a unit of its last digit of the value itself
+    assert np.allclose(area["x"], [11.04996, 0.25], atol=1.001e-3)
+    assert np.allclose(area["y"], [7.125, 6.04999], atol=1.001e-3)
 
 
 def test_workforce_vs_need_rejects_text_flags(practices):
@@ -609,7 +701,45 @@ def test_spine_chart_centre_line_scaling_and_colours(spine_rows):
     assert range_bar.base[1] == pytest.approx(-1.0)
     assert range_bar.base[1] + range_bar.x[1] == pytest.approx(12 / 12 * 0.5)
     # Hover shows real values with units.
-    assert "20.0%" in worse.customdata[0] and "England: 14.0%" in worse.customdata[0]
+    assert "20.0%" in _hover(worse, 0) and "England: 14.0%" in _hover(worse, 0)
+
+
+def _spine_hover(record: dict, area: str, comparator: str, peers: str, category: str) -> str:
+    """A spine chart row's hover text, as the chart wrote it before it used a template."""
+    unit, esc, fmt = record["unit"], charts._esc, charts.format_number
+    ci = ""
+    if np.isfinite(record["lower_ci"]) and np.isfinite(record["upper_ci"]):
+        ci = f" (95% CI {fmt(record['lower_ci'], unit)}–{fmt(record['upper_ci'], unit)})"
+    value = charts._with_unit
+    return (
+        f"<b>{esc(record['title'])}</b><br>{esc(area)}: {value(record['value'], unit)}{ci}"
+        f"<br>{esc(comparator)}: {value(record['comparator_value'], unit)}"
+        f"<br>Range of {esc(peers)}: {value(record['peer_min'], unit)} to "
+        f"{value(record['peer_max'], unit)}"
+        f"<br>Middle half: {value(record['peer_q25'], unit)} to "
+        f"{value(record['peer_q75'], unit)}"
+        f"<br>{charts.COMPARISON_LABELS[category].format(comparator=esc(comparator))}"
+    )
+
+
+def test_spine_chart_hover_reads_as_before(spine_rows):
+    rows = spine_rows.assign(title=["<i>Smoking</i>", "%{x} rate", "A & B", "No value here"])
+    labels = {"area_label": "Area <b>%{y}", "comparator_label": "Eng<land>", "peer_label": "PCNs"}
+    fig = charts.spine_chart_spec(rows, "Spine", **labels)
+    hovers = _hovers(fig)
+    records = rows.to_dict("records")
+    categories = ["similar", "worse", "better", "not compared"]
+    expected = [
+        _spine_hover(r, *labels.values(), category)
+        for r, category in zip(records, categories, strict=True)
+    ]
+    assert hovers["Range of PCNs"] == expected  # every row, on the range bar
+    comparator = "Eng&lt;land&gt;"
+    assert hovers[f"Worse than {comparator}"] == [expected[1]]
+    assert hovers[f"Better than {comparator}"] == [expected[2]]
+    # one template: the labels once per trace, each row's numbers and words as its data
+    assert fig.data[0]["hovertemplate"].count("Area &lt;b&gt;%&#123;y}") == 1
+    assert "Area" not in json.dumps(fig.data[0]["customdata"])
 
 
 def test_spine_chart_rejects_unknown_comparison(spine_rows):
@@ -639,6 +769,125 @@ def test_funnel_plot_limits_target_and_highlight(funnel_frames):
     missing = charts.funnel_plot(points, limits, 20.0, "Funnel", "ZZZ", "Percentage (%)")
     assert missing.layout.meta["highlight_found"] is False
     assert "Other areas" in {t.name for t in missing.data}
+
+
+def _funnel_hover(record: dict, limits: pd.DataFrame, value_label: str) -> str:
+    """The hover text of a funnel point, as the chart wrote it before it used a template."""
+    side = charts.funnel_position(limits, record["denominator"], record["value"])
+    where = (
+        "Within the 95% limits"
+        if side.startswith("within")
+        else (f"Outside the {side.split(' the ', 1)[1]}")
+    )
+    return (
+        f"<b>{charts._esc(record['area_name'])}</b> ({charts._esc(record['area_code'])})"
+        f"<br>Value: {charts.format_number(record['value'], value_label)}"
+        f"<br>Denominator: {charts.format_number(record['denominator'], '')}<br>{where}"
+    )
+
+
+@pytest.mark.parametrize(
+    "denominators",
+    [
+        [1200.0, 3000.0, 20000.0, 2_500_000.0, 8000.0],  # one format: %{x:,.0f}
+        [500.0, 3000.0, 20000.0, 2_500_000.0, 8000.0],  # 500 reads "500.0": text per point
+    ],
+)
+def test_funnel_hover_reads_as_before(funnel_frames, denominators):
+    _, limits = funnel_frames
+    points = pd.DataFrame(
+        {
+            "area_code": ["P1", "P2", "P<3>", "P4", "P5"],
+            "area_name": ["North <b>PCN</b>", "South %{y} PCN", "East &amp;", "West", "Mid"],
+            "denominator": denominators,
+            # a tie (d3 rounds 20.25 up, Python to even) and a value carried as 21.45
+            "value": [21.0, 30.0, 20.25, 21.4500027790008985, np.nan],
+        }
+    )
+    label = "Percentage (%)"
+    for fig in (
+        charts.funnel_plot_spec(points, limits, 20.0, "Funnel", "P2", label),
+        charts.funnel_plot(points, limits, 20.0, "Funnel", "P2", label),
+    ):
+        hovers = _hovers(fig)
+        records = points.to_dict("records")
+        assert hovers["South %&#123;y} PCN"] == [_funnel_hover(records[1], limits, label)]
+        expected = [_funnel_hover(r, limits, label) for r in records[:4] if r["area_code"] != "P2"]
+        assert hovers["Other areas"] == expected
+    template = charts.funnel_plot_spec(points, limits, 20.0, "F", "P2", label).data[-1][
+        "hovertemplate"
+    ]
+    assert "%{y:,.1f}" in template  # values in the template, not text per point
+    assert ("%{x:,.0f}" in template) is (denominators[0] > 1000)
+
+
+def test_funnel_limit_curves_are_exact_limits_drawn_smooth():
+    """The limits are drawn through fewer points of their grid: every point drawn is an exact
+    limit and the curve is within a fraction of a pixel of the curve through the whole grid."""
+    from pophealth import stats
+
+    rng = np.random.default_rng(7)
+    for low, high, target in ((300, 12_000, 1.2), (8_000, 90_000, 5.0), (20_000, 60_000, 40.0)):
+        denominators = rng.uniform(low, high, 40).round()
+        points = pd.DataFrame(
+            {
+                "area_code": [f"U{i}" for i in range(40)],
+                "area_name": [f"Area {i}" for i in range(40)],
+                "denominator": denominators,
+                "value": target + rng.normal(0, 0.3, 40),
+            }
+        )
+        grid = stats.funnel_plot_points(40, high * 1.1, min_denominator=np.floor(low * 0.8))
+        limits = stats.funnel_limits_proportion(grid, target, multiplier=100)
+        fig = charts.funnel_plot_spec(points, limits, target, "F", "U0", "Percentage (%)")
+        data, layout, _ = charts._figure_objects(fig)
+        y_low, y_high = layout["yaxis"]["range"]
+        for trace, lower, upper in (
+            (data[0], "lower_99_8", "upper_99_8"),
+            (data[1], "lower_95", "upper_95"),
+        ):
+            x = np.asarray(trace["x"], dtype=float)
+            y = np.asarray(trace["y"], dtype=float)
+            gap = int(np.flatnonzero(np.isnan(x))[0])
+            for xs, ys, column in ((x[:gap], y[:gap], lower), (x[gap + 1 :], y[gap + 1 :], upper)):
+                assert 2 < len(xs) < len(grid)  # fewer points than the grid
+                assert xs[0] == grid[0] and xs[-1] == grid[-1]  # the whole span
+                exact = limits.set_index("denominator")[column]
+                assert np.allclose(ys, exact.loc[xs].to_numpy(), rtol=1e-5, atol=1e-9)
+                drawn = np.interp(grid, xs, ys)
+                full = limits[column].to_numpy()
+                gap_px = np.abs(drawn - full).max() / (y_high - y_low)
+                assert gap_px <= charts.FUNNEL_CURVE_TOLERANCE + 1e-6
+
+
+@pytest.mark.parametrize("periods", [["2025-01", "2025-02", "2025-03"], ["2025<1>", "B", "C"]])
+def test_trend_chart_hover_reads_as_before(periods):
+    series = pd.DataFrame(
+        {
+            "period": periods,
+            "value": [20.25, 1234.5, np.nan],  # a tie, two magnitudes, a gap
+            "lower_ci": [19.0, np.nan, np.nan],
+            "upper_ci": [21.5, np.nan, np.nan],
+            "england_value": [18.0, 18.04999, 18.5],
+        }
+    )
+    fmt, esc = charts.format_number, charts._esc
+    fig = charts.trend_chart_spec(series, "T", "Area <b>%{y}", "Eng & land")
+    hovers = _hovers(fig)
+    assert hovers["Area <b>%{y}"] == [
+        f"{esc(periods[0])}<br>Area &lt;b&gt;%&#123;y}}: 20.2 (95% CI 19.0–21.5)",  # 20.25: even
+        f"{esc(periods[1])}<br>Area &lt;b&gt;%&#123;y}}: 1,234",
+    ]
+    england_values = [18.0, 18.04999, 18.5]
+    assert hovers["Eng & land"] == [
+        f"{esc(p)}<br>Eng &amp; land: {fmt(v)}"
+        for p, v in zip(periods, england_values, strict=True)
+    ]
+    england = fig.data[1]
+    plain = periods[0] == "2025-01"  # releases that need no escaping are the points' x
+    assert "%{y:,.1f}" in england["hovertemplate"]
+    assert ("%{x}" in england["hovertemplate"]) is plain
+    assert (england.get("customdata") is None) is plain
 
 
 def test_inverse_care_law_error_bars_and_annotation(quintiles):
@@ -770,6 +1019,64 @@ def test_benchmark_table_escapes_formats_and_colours(benchmark_rows):
     assert re.search(r'<table id="([^"]+)"', again).group(1) != table_id
 
 
+def test_table_sort_keys_are_short_and_keep_the_order():
+    key = tables._sort_key
+    assert key(48730.0) == "48730" and key(63_004_243) == "63004243"  # counts exactly
+    assert key(22.6390314) == "22.639"
+    assert key(7399.25337) == "7399.25" and key(0.000123456789) == "0.000123457"
+    assert key(1_234_567.89) == "1234568"  # every digit a table shows
+    assert key(float("nan")) == "" and key(None) == ""
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.lognormal(3, 3, 400), rng.integers(0, 10**8, 100)])
+    shown = [tables.format_value(v) for v in values]
+    keys = [float(key(v)) for v in values]
+    # values a table shows apart keep their order
+    for i, j in zip(np.argsort(values)[:-1], np.argsort(values)[1:], strict=True):
+        if shown[i] != shown[j]:
+            assert keys[i] < keys[j]
+
+
+def test_not_rated_cells_need_no_inline_colours(benchmark_rows):
+    rows = benchmark_rows.assign(comparison=["worse", "not rated", "better"])
+    body = tables.benchmark_table(rows, "PCN", "Place", "England").split("<tbody>")[1]
+    worse, not_rated, better = body.split("</tr>")[:3]
+    assert worse.count('style="background:#D4351C;color:#FFFFFF"') == 2  # value and words
+    assert better.count("style=") == 2
+    # white on white is what a cell has without the stylesheet: the class carries it
+    assert "style=" not in not_rated and not_rated.count("ph-cmp-not-rated") == 2
+    assert 'title="Not rated"' in not_rated
+    assert ".ph-cmp-not-rated { background: #FFFFFF; color: #000000; }" in tables.PROFILE_CSS
+
+
+def test_tables_that_do_not_sort_carry_no_sort_keys():
+    comparison = pd.DataFrame(
+        {
+            "title": ["A"],
+            "unit": ["%"],
+            "value": [20.123456],
+            "peer_mean": [19.87654],
+            "peer_min": [1.5],
+            "peer_max": [30.25],
+            "position": ["2nd highest of 5"],
+        }
+    )
+    html_text = tables.similar_areas_table(comparison, "PCN")
+    assert "data-sort" not in html_text and ">20.1<" in html_text
+    summary = pd.DataFrame(
+        {
+            "title": ["A"],
+            "unit": ["%"],
+            "values": [[20.123, 20.5, 21.25]],
+            "first_period": ["2024-01"],
+            "latest_period": ["2024-03"],
+            "direction": ["Increasing"],
+            "england_direction": ["Flat"],
+        }
+    )
+    trend = tables.trend_table(summary, "England")
+    assert "data-sort" not in trend and ">20.1<" in trend and ">21.2<" in trend
+
+
 def test_definitions_provenance_and_quality_tables():
     catalogue = pd.DataFrame(
         {
@@ -866,6 +1173,109 @@ def test_figures_and_sortable_table_render_in_headless_chromium(
     assert order[0] == "Registered patients"  # denominator 123,456 first when descending
     assert order[-1] == "Depression"  # 5,000 last
     assert 'aria-sort="descending"' in dom
+
+
+# Hovers every point of every trace named in NAMES on the page's plots, one at a time (plotly
+# throttles hover), and writes each label's lines into <pre id="hovers"> as JSON.
+_HOVER_SCRIPT = """<script>
+window.addEventListener('load', function () {
+  var jobs = [], out = {};
+  document.querySelectorAll('.plotly-graph-div').forEach(function (gd, g) {
+    gd.data.forEach(function (trace, c) {
+      if (NAMES.indexOf(trace.name) < 0) { return; }
+      for (var p = 0; p < trace.x.length; p++) { jobs.push([gd, g, c, p, trace.name]); }
+    });
+  });
+  function next(k) {
+    if (k > 0) {
+      var job = jobs[k - 1];
+      var lines = job[0].querySelectorAll('.hoverlayer .hovertext text.nums tspan.line');
+      var text = Array.prototype.map.call(lines, function (l) { return l.textContent; });
+      if (!lines.length) {
+        var nums = job[0].querySelector('.hoverlayer .hovertext text.nums');
+        text = nums ? [nums.textContent] : [];
+      }
+      var key = job[1] + '|' + job[4];
+      (out[key] = out[key] || []).push(text.join('\\n'));
+    }
+    if (k === jobs.length) {
+      document.getElementById('hovers').textContent = JSON.stringify(out); return;
+    }
+    Plotly.Fx.hover(jobs[k][0], [{curveNumber: jobs[k][2], pointNumber: jobs[k][3]}]);
+    setTimeout(function () { next(k + 1); }, 120);
+  }
+  next(0);
+});
+</script>"""
+
+
+def _label_lines(hover: str) -> str:
+    """A hover text as the lines of its drawn label (tags gone, entities read)."""
+    import html as html_lib
+
+    lines = [re.sub(r"<[^>]+>", "", line) for line in hover.split("<br>")]
+    return "\n".join(html_lib.unescape(line) for line in lines)
+
+
+@pytest.mark.slow
+def test_hover_templates_read_as_plotly_js_writes_them(
+    tmp_path, awkward_practices, funnel_frames, spine_rows
+):
+    """plotly.js fills the templates as :func:`_hover` does: the hovers read as before."""
+    require_chromium()
+    import html as html_lib
+
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    shutil.copy(plotly_js, tmp_path / "plotly.min.js")
+    _, limits = funnel_frames
+    points = pd.DataFrame(
+        {
+            "area_code": ["P1", "P2", "P<3>", "P4"],
+            "area_name": ["North <b>PCN</b>", "South %{y} PCN", "East &amp;", "West"],
+            "denominator": [1200.0, 3000.0, 20000.0, 2_500_000.0],
+            "value": [21.0, 30.0, 20.25, 21.4500027790008985],
+        }
+    )
+    figures = [
+        charts.workforce_vs_need_spec(awkward_practices, "W", "PCN"),
+        charts.funnel_plot_spec(points, limits, 20.0, "Funnel", "P2", "Percentage (%)"),
+        charts.spine_chart_spec(
+            spine_rows.assign(title=["<i>Smoking</i>", "%{x} rate", "A & B", "None"]),
+            "Spine",
+            area_label="Area <b>%{y}",
+            comparator_label="Eng<land>",
+            peer_label="PCNs",
+        ),
+    ]
+    names = ["Practices in PCN", "Other practices", "Other areas", "South %&#123;y} PCN"]
+    names += ["Range of PCNs", "Worse than Eng&lt;land&gt;"]
+    page = tmp_path / "hover.html"
+    page.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<script src='plotly.min.js'></script></head><body>"
+        + "".join(charts.figure_to_html(f) for f in figures)
+        + "<pre id='hovers'></pre>"
+        + f"<script>var NAMES = {json.dumps(names)};</script>"
+        + _HOVER_SCRIPT
+        + "</body></html>",
+        encoding="utf-8",
+    )
+    dom, errors = render_dom(page, budget_ms=20_000, window_size=(1200, 1000))
+    assert not errors, errors
+    drawn = json.loads(html_lib.unescape(dom.split('<pre id="hovers">')[1].split("</pre>")[0]))
+    expected = {}
+    for g, fig in enumerate(figures):
+        for name, hovers in _hovers(fig).items():
+            if name in names:
+                expected[f"{g}|{name}"] = [_label_lines(h) for h in hovers]
+    assert len(expected) == 6 and drawn == expected
+    # what the page shows: the values as format_number writes them
+    assert "IMD score: 11.0\n" in drawn["0|Practices in PCN"][0]  # carried as 11.049, not 11.05
+    assert "IMD score: 0.2\n" in drawn["0|Practices in PCN"][1]  # Python's tie, not d3's 0.3
+    assert "Registered patients: 1,234,567" in drawn["0|Other practices"][1]
+    assert "Value: 21.5\nDenominator: 2,500,000" in drawn["1|Other areas"][2]
+    # labels and names in a template or its data show literally, tags and braces included
+    assert drawn["2|Worse than Eng&lt;land&gt;"][0].startswith("%{x} rate\nArea <b>%{y}: ")
 
 
 @pytest.mark.slow

@@ -525,15 +525,24 @@ def test_related_areas_list_parent_and_children(demo_data):
 
 
 def test_inline_assets_makes_a_page_need_nothing_else():
+    from pophealth.runner.html import profile_css_text
     from pophealth.runner.share import ShareError, inline_assets
+    from pophealth.tables import PROFILE_CSS
 
     page = (
         '<html><head><script src="../../assets/plotly.min.js"></script>'
-        '<link rel="stylesheet" href="../../assets/jupyterlab.css"></head><body></body></html>'
+        '<link rel="stylesheet" href="../../assets/jupyterlab.css">\n'
+        '<link rel="stylesheet" href="../../assets/profile.css"></head><body></body></html>'
     )
     alone = inline_assets(page)
     assert '<script src="' not in alone and '<link rel="stylesheet"' not in alone
     assert len(alone) > 3_000_000 and alone.count("<script>") == 1
+    # the page CSS inline after the JupyterLab CSS, as the links were
+    styles = re.findall(r'<style type="text/css">(.*?)</style>', alone, flags=re.DOTALL)
+    assert len(styles) == 2 and styles[1] == profile_css_text() and PROFILE_CSS in styles[1]
+    # a page from before profile.css (its page CSS inline) needs only its JupyterLab CSS
+    older = page.replace('\n<link rel="stylesheet" href="../../assets/profile.css">', "")
+    assert inline_assets(older).count("<style") == 1
     with pytest.raises(ShareError, match="plotly.min.js"):
         inline_assets("<html></html>")
 

@@ -14,6 +14,7 @@ from pophealth.runner.html import (
     JUPYTERLAB_CSS_ASSET,
     MISSING_ALT_TEXT,
     PLOTLY_ASSET,
+    PROFILE_CSS_ASSET,
     add_accessibility_attributes,
     export_html,
     install_plotly_asset,
@@ -23,6 +24,7 @@ from pophealth.runner.html import (
 
 PLOTLY_SRC = "../../assets/plotly.min.js"
 CSS_HREF = "../../assets/jupyterlab.css"
+PROFILE_CSS_HREF = "../../assets/profile.css"
 # A 1x1 transparent PNG.
 PNG_B64 = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJ"
@@ -142,25 +144,58 @@ def _soup(page: str):
 
 def test_css_is_linked_not_inlined(page, stock_page):
     head = _head(page)
-    assert f'<link rel="stylesheet" href="{CSS_HREF}">' in head
+    profile_link = f'<link rel="stylesheet" href="{PROFILE_CSS_HREF}">'
+    assert f'<link rel="stylesheet" href="{CSS_HREF}">\n{profile_link}' in head
     assert f'<script src="{PLOTLY_SRC}"></script>' in head
-    assert max(len(style) for style in _styles(page)) < 20_000
+    assert "<style" not in page  # every stylesheet linked
     assert max(len(style) for style in _styles(stock_page)) > 200_000
     assert len(page) < len(stock_page) - 200_000
 
 
-def test_linked_css_is_what_nbconvert_inlines(page, stock_page, tmp_path):
+def test_linked_css_is_what_nbconvert_inlines(page, stock_page, exporter, tmp_path):
+    from pophealth.tables import PROFILE_CSS
+
     install_plotly_asset(tmp_path)
-    asset = (tmp_path / JUPYTERLAB_CSS_ASSET).read_bytes()
+    asset = (tmp_path / JUPYTERLAB_CSS_ASSET).read_text(encoding="utf-8")
+    profile_asset = (tmp_path / PROFILE_CSS_ASSET).read_text(encoding="utf-8")
     assert (tmp_path / PLOTLY_ASSET).is_file()
-    # The stock page's stylesheets that our page no longer inlines, in page order.
-    ours = _styles(page)
-    moved = [style for style in _styles(stock_page) if style not in ours]
-    assert sum(len(style) for style in moved) > 200_000
-    assert asset == "\n".join(moved).encode("utf-8")
-    # The small page CSS stays inline, after the link (same cascade order as before).
-    assert ours[-1] == _styles(stock_page)[-1]
-    assert _head(page).index(CSS_HREF) < _head(page).index(ours[-1])
+    stock = _styles(stock_page)
+    # the JupyterLab base and theme: what nbconvert inlines, in page order
+    lab = [style for style in stock if style in asset]
+    assert sum(len(style) for style in lab) > 200_000
+    assert asset == "\n".join(lab)
+    # every other stock stylesheet (pygments, nbconvert's page rules), in page order, then
+    # the profile page layout and the profile CSS: in profile.css
+    rest = [style for style in stock if style not in lab]
+    assert len(rest) == 2 and all(len(style) < 20_000 for style in rest)
+    at = [profile_asset.index(style) for style in rest]
+    assert at == sorted(at)
+    assert profile_asset.index("Profile page layout") > at[-1]
+    assert profile_asset.endswith(PROFILE_CSS)
+    assert profile_asset == html_module.profile_css_text()
+
+
+def test_profile_css_output_is_linked_and_its_output_stays(exporter):
+    """The profile CSS a notebook displays (for JupyterLab) is in profile.css, not the page."""
+    from pophealth.tables import css_block
+
+    nb = _notebook()
+    nb.cells.insert(
+        0,
+        v4.new_code_cell(
+            "inject_css()",
+            outputs=[
+                v4.new_output("display_data", data={"text/html": css_block(), "text/plain": ""})
+            ],
+        ),
+    )
+    page = export_html(exporter, nb, "Profile", PLOTLY_SRC)
+    assert "<style" not in page and "ph-profile-css" not in page
+    outputs = _soup(page).select("div.jp-OutputArea-output")
+    assert len(outputs) == 5 and outputs[0].get_text(strip=True) == ""  # an empty output
+    # a stylesheet that is not the profile CSS stays where it is
+    nb.cells[0].outputs[0].data["text/html"] = "<style>.mine { color: red; }</style>"
+    assert "<style>.mine { color: red; }</style>" in export_html(exporter, nb, "P", PLOTLY_SRC)
 
 
 def test_body_equals_stock_exporter(page, stock_page):
@@ -199,7 +234,7 @@ def test_input_notebook_unchanged(exporter):
 
 def test_install_assets_is_idempotent(tmp_path):
     install_plotly_asset(tmp_path)
-    paths = [tmp_path / PLOTLY_ASSET, tmp_path / JUPYTERLAB_CSS_ASSET]
+    paths = [tmp_path / PLOTLY_ASSET, tmp_path / JUPYTERLAB_CSS_ASSET, tmp_path / PROFILE_CSS_ASSET]
     stats = [(path.stat().st_mtime_ns, path.stat().st_ino) for path in paths]
     install_plotly_asset(tmp_path)
     assert [(path.stat().st_mtime_ns, path.stat().st_ino) for path in paths] == stats
@@ -212,6 +247,7 @@ def test_install_assets_is_idempotent(tmp_path):
 def test_stylesheet_href():
     assert stylesheet_href(PLOTLY_SRC) == CSS_HREF
     assert stylesheet_href("plotly.min.js") == "jupyterlab.css"
+    assert stylesheet_href(PLOTLY_SRC, PROFILE_CSS_ASSET) == PROFILE_CSS_HREF
 
 
 def test_export_guards_the_stylesheet_link(tmp_path, monkeypatch):

@@ -295,7 +295,8 @@ def test_sparkline_and_trend_chart_escape_and_scale():
     )
     fig = charts.trend_chart(series, "List <b>size</b>", "<script>x</script>", "England")
     assert fig.data[1].yaxis == "y2"  # a count's comparator has its own axis
-    assert "<script>" not in fig.layout.title.text and "<script>" not in fig.data[0].text[0]
+    assert "<script>" not in fig.layout.title.text and "<script>" not in fig.data[0].hovertemplate
+    assert "&lt;script&gt;x&lt;/script&gt;: " in fig.data[0].hovertemplate
     assert list(fig.data[0].x) == ["2025-01", "2025-02", "2025-03"]
 
 

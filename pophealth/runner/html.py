@@ -6,7 +6,9 @@ nbconvert export, with three changes that matter at England scale (~1,250 pages 
 * The JupyterLab base and theme stylesheets (~256 KB, the bulk of each page) are written once
   per run folder to ``assets/jupyterlab.css`` and linked, instead of inlined into every page.
   The file's text is taken from nbconvert at run time, so it is whatever nbconvert would have
-  inlined.
+  inlined. The page's other stylesheets (the template's small inline ones and the profile CSS
+  the notebook displays, ~12 KB a page) go to ``assets/profile.css``, linked right after it
+  (:func:`profile_css_text`).
 * nbconvert deep-copies the notebook three times per export (plotly figure JSON makes that
   slow); :class:`_ExportNotebook` makes those copies share the output mime-bundle values, which
   no preprocessor changes, while still copying every cell, output, list and metadata dict.
@@ -31,6 +33,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 PROFILE_TEMPLATE = "profile.html.j2"
 PLOTLY_ASSET = Path("assets") / "plotly.min.js"
 JUPYTERLAB_CSS_ASSET = Path("assets") / "jupyterlab.css"
+PROFILE_CSS_ASSET = Path("assets") / "profile.css"
 
 # What nbconvert's HTMLExporter adds to images without alt text and which divs it makes focusable.
 MISSING_ALT_TEXT = "No description has been provided for this image"
@@ -67,14 +70,35 @@ def jupyterlab_css_text() -> str:
     return make_html_exporter().linked_stylesheet_text
 
 
-def stylesheet_href(plotly_src: str) -> str:
-    """Return the URL of ``assets/jupyterlab.css`` relative to a page, given its plotly URL.
+@functools.cache
+def profile_css_text() -> str:
+    """Return the page CSS that ``assets/profile.css`` holds, which every page links.
 
-    The stylesheet lives next to ``plotly.min.js``, so its URL is ``plotly_src`` with the file
+    In page order: the stylesheets the profile template still inlines once the JupyterLab ones
+    are linked (pygments' code colours, nbconvert's print and prompt rules, the profile page
+    layout), then :data:`pophealth.tables.PROFILE_CSS` (which the notebook displays so
+    JupyterLab has it, and a page drops: :func:`export_html`). No JupyterLab rule uses the
+    selectors of the pygments rules that used to come before it, so the cascade is unchanged.
+    Cached per process.
+    """
+    from pophealth.tables import PROFILE_CSS
+
+    styles = make_html_exporter().page_stylesheets
+    return "\n".join([*(_element_text(markup) for markup in styles), PROFILE_CSS])
+
+
+def stylesheet_href(plotly_src: str, asset: Path = JUPYTERLAB_CSS_ASSET) -> str:
+    """Return the URL of a stylesheet asset relative to a page, given its plotly URL.
+
+    The stylesheets live next to ``plotly.min.js``, so a URL is ``plotly_src`` with the file
     name replaced, e.g. ``../../assets/plotly.min.js`` -> ``../../assets/jupyterlab.css``.
+
+    Args:
+        plotly_src: URL of ``assets/plotly.min.js`` relative to the page.
+        asset: :data:`JUPYTERLAB_CSS_ASSET` (default) or :data:`PROFILE_CSS_ASSET`.
     """
     folder, _, _ = plotly_src.rpartition("/")
-    name = JUPYTERLAB_CSS_ASSET.name
+    name = asset.name
     return f"{folder}/{name}" if folder else name
 
 
@@ -90,10 +114,11 @@ def _install_asset(target: Path, content: bytes) -> Path:
 def install_plotly_asset(out_dir: Path) -> Path:
     """Install the run folder's shared page assets in ``out_dir/assets/`` (once per run).
 
-    Writes ``plotly.min.js`` (from the installed plotly package) and ``jupyterlab.css`` (see
-    :func:`jupyterlab_css_text`), which every profile page links instead of inlining. Each file
-    is written atomically and skipped when an identical copy already exists, so calling this
-    again (e.g. when resuming a run) rewrites nothing.
+    Writes ``plotly.min.js`` (from the installed plotly package), ``jupyterlab.css`` (see
+    :func:`jupyterlab_css_text`) and ``profile.css`` (:func:`profile_css_text`), which every
+    profile page links instead of inlining. Each file is written atomically and skipped when an
+    identical copy already exists, so calling this again (e.g. when resuming a run) rewrites
+    nothing.
 
     Args:
         out_dir: The run folder.
@@ -103,6 +128,7 @@ def install_plotly_asset(out_dir: Path) -> Path:
     """
     plotly_path = _install_asset(out_dir / PLOTLY_ASSET, plotly_js_source().read_bytes())
     _install_asset(out_dir / JUPYTERLAB_CSS_ASSET, jupyterlab_css_text().encode("utf-8"))
+    _install_asset(out_dir / PROFILE_CSS_ASSET, profile_css_text().encode("utf-8"))
     return plotly_path
 
 
@@ -141,12 +167,19 @@ def export_html(exporter: Any, nb: Any, title: str, plotly_src: str) -> str:
     ``nb`` is not modified: the exporter works on copies that share only the outputs' mime
     data values (strings and figure JSON), which nothing in the export changes.
 
+    The page's inline stylesheets that ``assets/profile.css`` holds are replaced by one link to
+    it, right after the ``assets/jupyterlab.css`` link: the template's (in ``<head>``) and the
+    profile CSS the notebook displays (:func:`pophealth.tables.css_block`, its output then
+    empty, as a ``<style>`` draws nothing). :func:`pophealth.runner.share.inline_assets` puts
+    both files back inline for a page that must stand alone.
+
     Args:
         exporter: From :func:`make_html_exporter`.
         nb: The executed notebook (``nbformat.NotebookNode``).
         title: Page title (escaped by the template).
         plotly_src: URL of ``assets/plotly.min.js`` relative to the HTML file;
-            ``assets/jupyterlab.css`` is linked from the same folder.
+            ``assets/jupyterlab.css`` and ``assets/profile.css`` are linked from the same
+            folder.
 
     Returns:
         The HTML text.
@@ -160,16 +193,31 @@ def export_html(exporter: Any, nb: Any, title: str, plotly_src: str) -> str:
         "plotly_js_url": plotly_src,
         "jupyterlab_css_url": css_href,
     }
-    body, _ = exporter.from_notebook_node(_export_notebook(nb), resources=resources)
-    head = body.split("</head>", 1)[0]
+    page, _ = exporter.from_notebook_node(_export_notebook(nb), resources=resources)
+    head, _, body = page.partition("</head>")
     # Guard against a template change silently dropping an asset (blank figures, unstyled page).
     if plotly_src not in head:
         raise RuntimeError(f"HTML export lost the <script src={plotly_src!r}> tag in <head>")
-    if f'<link rel="stylesheet" href="{html_lib.escape(css_href)}">' not in head:
+    link = f'<link rel="stylesheet" href="{html_lib.escape(css_href)}">'
+    if link not in head:
         raise RuntimeError(
             f"HTML export lost the <link rel='stylesheet' href={css_href!r}> tag in <head>"
         )
-    return body
+    head, body = _link_page_styles(exporter, head, body, plotly_src, link)
+    return f"{head}</head>{body}"
+
+
+def _link_page_styles(
+    exporter: Any, head: str, body: str, plotly_src: str, link: str
+) -> tuple[str, str]:
+    """``head`` and ``body`` with the stylesheets ``assets/profile.css`` holds linked."""
+    from pophealth.tables import css_block
+
+    for markup in exporter.page_stylesheets:
+        head = head.replace(markup, "", 1)
+    profile_href = html_lib.escape(stylesheet_href(plotly_src, PROFILE_CSS_ASSET))
+    head = head.replace(link, f'{link}\n<link rel="stylesheet" href="{profile_href}">', 1)
+    return head, body.replace(css_block(), "", 1)
 
 
 # --- accessibility pass (replaces nbconvert's BeautifulSoup re-parse) -------------------------
@@ -371,6 +419,8 @@ def _profile_exporter_class() -> type:
             # (resources function, file or theme name) -> stylesheet text, in inlining order.
             self.linked_stylesheets: dict[tuple[str, str], str] = {}
             self._recording: dict[tuple[str, str], str] | None = None
+            # the <style> elements the template still inlines in <head>, in page order
+            self.page_stylesheets: list[str] = []
 
         @property
         def linked_stylesheet_text(self) -> str:
@@ -381,7 +431,7 @@ def _profile_exporter_class() -> type:
             """Render an empty notebook to record which stylesheets the template inlines."""
             self._recording = {}
             try:
-                self.from_notebook_node(
+                page, _ = self.from_notebook_node(
                     v4.new_notebook(),
                     resources={
                         "metadata": {"name": ""},
@@ -392,6 +442,8 @@ def _profile_exporter_class() -> type:
                 self.linked_stylesheets = self._recording
             finally:
                 self._recording = None
+            head = page.partition("</head>")[0]
+            self.page_stylesheets = re.findall(r"<style\b[^>]*>.*?</style>", head, re.DOTALL)
             if not self.linked_stylesheets:
                 raise RuntimeError(
                     "nbconvert's lab template inlined no stylesheet through "
@@ -446,6 +498,11 @@ def _profile_exporter_class() -> type:
             return page, resources
 
     return ProfileHTMLExporter
+
+
+def _element_text(markup: str) -> str:
+    """The text inside one ``<style ...>...</style>`` element."""
+    return markup[markup.index(">") + 1 : -len(_STYLE_CLOSE)]
 
 
 def _style_text(markup: str, key: str, name: str) -> str:

@@ -1,10 +1,11 @@
 """Profiles to share: one self-contained HTML file, and an A4 PDF printed by headless Chromium.
 
-A run folder's pages link ``assets/plotly.min.js`` and ``assets/jupyterlab.css`` once per run
-(small pages at national scale). A page to email must work alone: :func:`inline_assets` puts
-both files inside the page. :func:`print_pdf` prints a page to an A4 PDF with the page's print
-stylesheet (page breaks between sections, no navigation or chart toolbars), with the collapsed
-detail (definitions, provenance) opened so the PDF carries it.
+A run folder's pages link ``assets/plotly.min.js``, ``assets/jupyterlab.css`` and
+``assets/profile.css`` once per run (small pages at national scale). A page to email must work
+alone: :func:`inline_assets` puts the files inside the page. :func:`print_pdf` prints a page
+to an A4 PDF with the page's print stylesheet (page breaks between sections, no navigation or
+chart toolbars), with the collapsed detail (definitions, provenance) opened so the PDF carries
+it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from pophealth.errors import PopHealthError
 from pophealth.files import atomic_write_bytes
-from pophealth.runner.html import jupyterlab_css_text, plotly_js_source
+from pophealth.runner.html import jupyterlab_css_text, plotly_js_source, profile_css_text
 
 #: Chromium executables looked for on PATH (``POPHEALTH_CHROMIUM`` overrides).
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -46,7 +47,7 @@ def _script_safe(text: str, tag: str) -> str:
 
 
 def inline_assets(page: str) -> str:
-    """Return ``page`` with the run folder's plotly.js and JupyterLab stylesheet inlined.
+    """Return ``page`` with the run folder's plotly.js and stylesheets inlined.
 
     Args:
         page: A profile page from :func:`pophealth.runner.html.export_html`.
@@ -55,7 +56,7 @@ def inline_assets(page: str) -> str:
         The same page needing no other file: it draws its charts offline on its own.
 
     Raises:
-        ShareError: If the page has no linked plotly.js or stylesheet to replace.
+        ShareError: If the page has no linked plotly.js or JupyterLab stylesheet to replace.
     """
     script = re.search(r'<script src="[^"]*plotly\.min\.js"></script>', page)
     link = re.search(r'<link rel="stylesheet" href="[^"]*jupyterlab\.css">', page)
@@ -66,12 +67,22 @@ def inline_assets(page: str) -> str:
         )
     plotly_js = _script_safe(plotly_js_source().read_text(encoding="utf-8"), "script")
     css = _script_safe(jupyterlab_css_text(), "style")
-    pieces = sorted(
-        [
-            (script.start(), script.end(), f"<script>{plotly_js}</script>"),
-            (link.start(), link.end(), f'<style type="text/css">{css}</style>'),
-        ]
-    )
+    pieces = [
+        (script.start(), script.end(), f"<script>{plotly_js}</script>"),
+        (link.start(), link.end(), f'<style type="text/css">{css}</style>'),
+    ]
+    # the page CSS (a page exported before it was linked has it inline already)
+    profile_link = re.search(r'<link rel="stylesheet" href="[^"]*profile\.css">', page)
+    if profile_link is not None:
+        profile_css = _script_safe(profile_css_text(), "style")
+        pieces.append(
+            (
+                profile_link.start(),
+                profile_link.end(),
+                f'<style type="text/css">{profile_css}</style>',
+            )
+        )
+    pieces.sort()
     out, done = [], 0
     for start, end, replacement in pieces:
         out.append(page[done:start])
