@@ -7,7 +7,7 @@ an existing Dask cluster, writes every output atomically as results arrive, and 
 
 Output layout (``out_dir``)::
 
-    assets/plotly.min.js, assets/jupyterlab.css  one copy each, linked by every profile
+    assets/plotly.min.js, assets/jupyterlab.css, assets/profile.css  one copy each, linked
     profiles/<level>/<stem>.ipynb / .html      executed notebook and its HTML (code hidden)
     profiles/<level>/<stem>.json               sidecar (fingerprint + output sizes/sha256), last
     profiles/<level>/<stem>.failed.ipynb       partial notebook of a failed job, for debugging
