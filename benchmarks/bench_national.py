@@ -48,6 +48,11 @@ def _child(code: str) -> tuple[float, float, str]:
     return seconds, max(peak, before) / 1024 / 1024, done.stdout.strip()
 
 
+def _set_environment(variables: dict[str, str]) -> None:
+    """Pool initializer: environment variables for the papermill kernels this process starts."""
+    os.environ.update(variables)
+
+
 def _papermill_job(args: tuple[str, str, dict, str]) -> int:
     from bench_runner import _papermill_one
 
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             with ProcessPoolExecutor(
                 args.workers,
                 mp_context=get_context("spawn"),
-                initializer=os.environ.update,
+                initializer=_set_environment,
                 initargs=(kernel_env,),
             ) as pool:
                 list(pool.map(_papermill_job, tasks))
