@@ -129,75 +129,11 @@ def _polarity_of(df: pd.DataFrame, polarity: str | Hashable | None) -> np.ndarra
     return values
 
 
-def _runs(flags: np.ndarray) -> np.ndarray:
-    """Length of the run of consecutive True values each element belongs to (0 where False)."""
-    out = np.zeros(flags.size, dtype=int)
-    start = 0
-    while start < flags.size:
-        if not flags[start]:
-            start += 1
-            continue
-        end = start
-        while end + 1 < flags.size and flags[end + 1]:
-            end += 1
-        out[start : end + 1] = end - start + 1
-        start = end + 1
-    return out
-
-
-def _series_rules(
-    values: np.ndarray, shift_run: int, trend_run: int, screen_outliers: bool
-) -> dict[str, np.ndarray | float]:
-    """XmR limits and rule flags for one series in period order (NaN values excluded by caller)."""
-    mean = float(np.mean(values))
-    moving = np.abs(np.diff(values))
-    mean_range = float(np.mean(moving)) if moving.size else np.nan
-    if screen_outliers and moving.size:
-        kept = moving[moving <= MOVING_RANGE_SCREEN * mean_range]
-        mean_range = float(np.mean(kept)) if kept.size else mean_range
-    upper = mean + XMR_LIMIT_FACTOR * mean_range
-    lower = mean - XMR_LIMIT_FACTOR * mean_range
-    outside_high = values > upper
-    outside_low = values < lower
-    above, below = values > mean, values < mean
-    shift_high = _runs(above) >= shift_run
-    shift_low = _runs(below) >= shift_run
-    # a trend point is any point in a run of strictly rising (or falling) steps of length trend_run
-    steps_up = np.diff(values) > 0
-    steps_down = np.diff(values) < 0
-    trend_high = np.zeros(values.size, dtype=bool)
-    trend_low = np.zeros(values.size, dtype=bool)
-    for steps, target in ((steps_up, trend_high), (steps_down, trend_low)):
-        run = _runs(steps)  # run of steps; trend_run points need trend_run - 1 steps
-        hit = np.flatnonzero(run >= trend_run - 1)
-        target[hit] = True
-        target[hit + 1] = True
-    zone = 2 / 3 * XMR_LIMIT_FACTOR * mean_range
-    near_high = values > mean + zone
-    near_low = values < mean - zone
-    two_high = np.zeros(values.size, dtype=bool)
-    two_low = np.zeros(values.size, dtype=bool)
-    for i in range(values.size - 2):
-        for near, target in ((near_high, two_high), (near_low, two_low)):
-            window = slice(i, i + 3)
-            if near[window].sum() >= 2:
-                target[window] |= near[window]
-    return {
-        "mean": mean,
-        "mean_moving_range": mean_range,
-        "upper_process_limit": upper,
-        "lower_process_limit": lower,
-        "outside_limits": outside_high | outside_low,
-        "shift": shift_high | shift_low,
-        "trend": trend_high | trend_low,
-        "two_of_three": two_high | two_low,
-        "high": outside_high | shift_high | trend_high | two_high,
-        "low": outside_low | shift_low | trend_low | two_low,
-    }
-
-
 def _run_lengths(flags: np.ndarray) -> np.ndarray:
-    """:func:`_runs` of every row of a 2-D array at once (columns are periods)."""
+    """Run length of consecutive True values at each element, row by row (0 where False).
+
+    Rows are series, columns periods; every row is done at once.
+    """
     forward = np.zeros(flags.shape, dtype=int)
     backward = np.zeros(flags.shape, dtype=int)
     width = flags.shape[1]
@@ -213,12 +149,13 @@ def _run_lengths(flags: np.ndarray) -> np.ndarray:
 def _batch_rules(
     values: np.ndarray, shift_run: int, trend_run: int, screen_outliers: bool
 ) -> dict[str, np.ndarray]:
-    """:func:`_series_rules` of many series of one length at once (rows: series, columns: periods).
+    """XmR limits and rule flags of many series of one length at once.
 
-    A national history has tens of thousands of series of the same length; one Python call per
-    series took most of a run's trend words. Row means and the flags are the same computation
-    on each row; the screened mean moving range sums the kept ranges of a row (not the mean of
-    the compacted ranges), which can differ from the per-series value in the last bit.
+    Rows are series, columns their periods in order (no missing values). A national history has
+    tens of thousands of series of the same length; one Python call per series took most of a
+    run's trend words. The tests check every row against a plain
+    one-series-at-a-time reading of the rules (the screened mean moving range may differ from
+    it in the last bit: kept ranges are summed per row, not averaged after compaction).
     """
     rows, width = values.shape
     mean = values.mean(axis=1)

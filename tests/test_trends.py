@@ -426,15 +426,87 @@ def test_two_qof_years_show_both_values_with_not_enough_data(demo_data):
 def test_series_worked_out_together_match_one_at_a_time(rows):
     """The batched XmR rules (many series of one length as one array) give each series the
     flags and limits of the one-series rules (limits to the last bit of the mean range)."""
-    from pophealth.trends import _batch_rules, _series_rules
+    from pophealth.trends import _batch_rules
 
     values = np.array(rows, dtype=float)
     batch = _batch_rules(values, 7, 7, True)
     for i, row in enumerate(values):
-        one = _series_rules(row, 7, 7, True)
+        one = _reference_series_rules(row, 7, 7, True)
         for name, expected in one.items():
             got = batch[name][i]
             if np.ndim(expected):
                 np.testing.assert_array_equal(got, expected, err_msg=name)
             else:
                 np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-9, err_msg=name)
+
+
+def _reference_runs(flags: np.ndarray) -> np.ndarray:
+    """Length of the run of consecutive True values each element belongs to (0 where False)."""
+    out = np.zeros(flags.size, dtype=int)
+    start = 0
+    while start < flags.size:
+        if not flags[start]:
+            start += 1
+            continue
+        end = start
+        while end + 1 < flags.size and flags[end + 1]:
+            end += 1
+        out[start : end + 1] = end - start + 1
+        start = end + 1
+    return out
+
+
+def _reference_series_rules(
+    values: np.ndarray, shift_run: int, trend_run: int, screen_outliers: bool
+) -> dict[str, np.ndarray | float]:
+    """The XmR rules for one series, read plainly from Making Data Count, point by point: the
+    reference the batched rules are checked against."""
+    mean = float(np.mean(values))
+    moving = np.abs(np.diff(values))
+    mean_range = float(np.mean(moving)) if moving.size else np.nan
+    if screen_outliers and moving.size:
+        kept = moving[moving <= trends.MOVING_RANGE_SCREEN * mean_range]
+        mean_range = float(np.mean(kept)) if kept.size else mean_range
+    upper = mean + trends.XMR_LIMIT_FACTOR * mean_range
+    lower = mean - trends.XMR_LIMIT_FACTOR * mean_range
+    outside_high = values > upper
+    outside_low = values < lower
+    above, below = values > mean, values < mean
+    shift_high = _reference_runs(above) >= shift_run
+    shift_low = _reference_runs(below) >= shift_run
+    # a trend point is any point in a run of strictly rising (or falling) steps of length trend_run
+    steps_up = np.diff(values) > 0
+    steps_down = np.diff(values) < 0
+    trend_high = np.zeros(values.size, dtype=bool)
+    trend_low = np.zeros(values.size, dtype=bool)
+    for steps, target in ((steps_up, trend_high), (steps_down, trend_low)):
+        run = _reference_runs(steps)  # run of steps; trend_run points need trend_run - 1 steps
+        hit = np.flatnonzero(run >= trend_run - 1)
+        target[hit] = True
+        target[hit + 1] = True
+    zone = 2 / 3 * trends.XMR_LIMIT_FACTOR * mean_range
+    near_high = values > mean + zone
+    near_low = values < mean - zone
+    two_high = np.zeros(values.size, dtype=bool)
+    two_low = np.zeros(values.size, dtype=bool)
+    for i in range(values.size - 2):
+        for near, target in ((near_high, two_high), (near_low, two_low)):
+            window = slice(i, i + 3)
+            if near[window].sum() >= 2:
+                target[window] |= near[window]
+    # each rule's points on either side, then the sides (the rules' union)
+    rules = {
+        "outside_limits": (outside_high, outside_low),
+        "shift": (shift_high, shift_low),
+        "trend": (trend_high, trend_low),
+        "two_of_three": (two_high, two_low),
+    }
+    limits = {"upper_process_limit": upper, "lower_process_limit": lower}
+    return {
+        "mean": mean,
+        "mean_moving_range": mean_range,
+        **limits,
+        **{name: high | low for name, (high, low) in rules.items()},
+        "high": np.logical_or.reduce([high for high, _ in rules.values()]),
+        "low": np.logical_or.reduce([low for _, low in rules.values()]),
+    }
