@@ -16,9 +16,6 @@ from pathlib import Path
 from pophealth.errors import InputError, MissingFileError, PopHealthError
 from pophealth.files import atomic_path
 
-#: Where a run keeps the store-wide tables its kernels share (inside the run folder).
-SHARED_TABLES_FOLDER = Path(".pophealth") / "shared-tables"
-
 LEVEL_NOTEBOOKS = {
     "neighbourhood": "neighbourhood_profile.ipynb",
     "place": "place_profile.ipynb",
@@ -291,25 +288,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"with {args.workers} workers"
     )
     _write_workbooks(data, jobs, Path(args.out).resolve(), run_info)
-    # store-wide tables computed once here and read by every kernel (not rebuilt in each)
+    # store-wide tables computed once here and read by every kernel (not rebuilt in each); kept
+    # outside the run folder, which holds only what is published, and removed after the run
+    import shutil
+    import tempfile
+
     from pophealth.shared_tables import SHARED_TABLES_ENV
 
-    shared = Path(args.out).resolve() / SHARED_TABLES_FOLDER
-    data.share_tables(shared)
-    summary = run_profiles(
-        jobs,
-        args.out,
-        workers=args.workers,
-        timeout=args.timeout,
-        force=args.force,
-        scheduler=args.scheduler,
-        progress=not args.no_progress,
-        run_info=run_info,
-        title=f"Population health needs profiles: {system_name}",
-        self_contained=self_contained,
-        pdf=pdf,
-        kernel_env={SHARED_TABLES_ENV: str(shared)},
-    )
+    shared = Path(tempfile.mkdtemp(prefix="pophealth-shared-tables-"))
+    try:
+        written = data.share_tables(shared)
+        run_info["shared_tables"] = sorted(path.name for path in written)
+        summary = run_profiles(
+            jobs,
+            args.out,
+            workers=args.workers,
+            timeout=args.timeout,
+            force=args.force,
+            scheduler=args.scheduler,
+            progress=not args.no_progress,
+            run_info=run_info,
+            title=f"Population health needs profiles: {system_name}",
+            self_contained=self_contained,
+            pdf=pdf,
+            kernel_env={SHARED_TABLES_ENV: str(shared)},
+        )
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
     index = Path(args.out).resolve() / "index.html"
     print(f"{summary.ok} ok, {summary.skipped} unchanged, {summary.failed} failed")
     _print_failures(summary)

@@ -3,8 +3,8 @@
 A batch run's kernels each load the store and build the same store-wide tables before their
 first profile: the indicator table (~3.5 s at England scale) and, with a release history, the
 indicator table of every period (~75 s for 12 monthly periods). The runner's own process
-computes them anyway (the run's workbooks and manifest need them), so it writes them to the run
-folder and points its kernels there (:data:`SHARED_TABLES_ENV`); a kernel reads a table
+computes them anyway (the run's workbooks and manifest need them), so it writes them to a
+temporary folder and points its kernels there (:data:`SHARED_TABLES_ENV`); a kernel reads a table
 instead of building it when the file was written from the same store, options and pophealth
 version (the file's name carries that key), and builds it itself otherwise.
 

@@ -101,8 +101,12 @@ def test_profiles_are_the_same_from_shared_tables(shared):
                 assert theirs[key] == value
 
 
-def test_a_run_shares_its_tables_in_the_run_folder(demo_site):
-    from pophealth.cli import SHARED_TABLES_FOLDER
+def test_a_run_shares_its_tables_and_publishes_none(demo_site):
+    """``pophealth run`` shared every store-wide table with its kernels (the manifest says
+    which) from a temporary folder: the run folder holds only what is published."""
+    import json
 
-    names = {p.name.split("-")[0] for p in (demo_site / SHARED_TABLES_FOLDER).glob("*.parquet")}
+    manifest = json.loads((demo_site / "manifest.json").read_text(encoding="utf-8"))
+    names = {name.split("-")[0] for name in manifest["shared_tables"]}
     assert names == set(shared_tables.SHARED_TABLES)
+    assert not list(demo_site.rglob("*.parquet"))

@@ -14,8 +14,6 @@ Output layout (``out_dir``)::
     profiles/<level>/<stem>.pdf                A4 PDF of the page (``pdf=True``)
     profiles/<level>/<stem>.xlsx               the profile's workbook (written by the CLI first)
     indicators.xlsx, indicators.csv            every area of the run (written by the CLI)
-    .pophealth/shared-tables/*.parquet         store-wide tables the CLI computed once and
-                                               the kernels read (pophealth.shared_tables)
     index.html, manifest.json                  every profile in the folder (this run's, plus
                                                earlier runs' still on disk, as "earlier")
 
