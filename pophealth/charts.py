@@ -2020,10 +2020,12 @@ def funnel_position(limits: pd.DataFrame, denominator: float, value: float) -> s
         denominator: The area's denominator.
         value: The area's value.
     """
-    grid = limits.sort_values("denominator")
     columns = ("denominator", "lower_95", "upper_95", "lower_99_8", "upper_99_8")
+    order = np.argsort(limits["denominator"].to_numpy(dtype=float), kind="stable")
     return _funnel_side(
-        {c: grid[c].to_numpy(dtype=float) for c in columns}, float(denominator), float(value)
+        {c: limits[c].to_numpy(dtype=float)[order] for c in columns},
+        float(denominator),
+        float(value),
     )
 
 

@@ -663,10 +663,11 @@ def benchmarking(p: Profile) -> None:
         )
     )
     if p.funnels:
+        positions = _funnel_positions(p)
         charts.show(
             _funnel_grid(p),
-            caption=_funnel_caption(p),
-            collapsed=f"Funnel plots: {_funnel_summary(p)}",
+            caption=_funnel_caption(p, positions),
+            collapsed=f"Funnel plots: {_funnel_summary(positions)}",
         )
 
 
@@ -700,29 +701,37 @@ def _funnel_grid(p: Profile) -> charts.FigureSpec:
 def _funnel_position(funnel: dict, code: str) -> str:
     """'above' / 'below' the 99.8% or 95% limits, 'within', or '' (no value)."""
     points, limits = funnel["points"], funnel["limits"]
-    own = points[points["area_code"] == code] if isinstance(points, pd.DataFrame) else []
-    if not len(own) or not len(limits):
+    if not isinstance(points, pd.DataFrame) or not len(limits):
         return ""
-    return charts.funnel_position(limits, own["denominator"].iloc[0], own["value"].iloc[0])
+    at = np.flatnonzero(points["area_code"].to_numpy(dtype=object) == code)
+    if not len(at):
+        return ""
+    return charts.funnel_position(
+        limits, points["denominator"].to_numpy()[at[0]], points["value"].to_numpy()[at[0]]
+    )
 
 
-def _funnel_summary(p: Profile) -> str:
+def _funnel_positions(p: Profile) -> dict[str, str]:
+    """Funnel key -> where the area sits in it (:func:`_funnel_position`), each worked out once."""
+    code = p.area["area_code"]
+    return {key: _funnel_position(f, code) for key, f in p.funnels.items()}
+
+
+def _funnel_summary(positions: dict[str, str]) -> str:
     """How many outcomes fall outside their funnels' 99.8% and 95% limits (the summary line)."""
-    positions = [_funnel_position(f, p.area["area_code"]) for f in p.funnels.values()]
-    wide = sum("99.8%" in x for x in positions)
-    narrow = sum("95%" in x and "within" not in x for x in positions)
+    wide = sum("99.8%" in x for x in positions.values())
+    narrow = sum("95%" in x and "within" not in x for x in positions.values())
     return (
         f"{len(positions)} outcomes among peer areas; {wide} outside the 99.8% limits, "
         f"{narrow} more outside the 95% limits"
     )
 
 
-def _funnel_caption(p: Profile) -> str:
+def _funnel_caption(p: Profile, positions: dict[str, str]) -> str:
     """The funnels in words: where this area sits in each, against its target."""
-    code = p.area["area_code"]
     parts = []
-    for f in p.funnels.values():
-        position = _funnel_position(f, code)
+    for key, f in p.funnels.items():
+        position = positions[key]
         if position:
             parts.append(f"{f['title']} {position} (target {f['target']:,.1f} {f['unit']})")
     return (
