@@ -174,7 +174,9 @@ def test_funnels_are_one_figure_of_small_multiples(demo_data):
     shown = [t for t in fig.data if t.get("showlegend")]
     assert shown and all(t["xaxis"] == "x" for t in shown)
     assert len(layout["annotations"]) == panels
-    assert f"{panels} outcomes among peer areas" in sections._funnel_summary(profile)
+    assert f"{panels} outcomes among peer areas" in sections._funnel_summary(
+        sections._funnel_positions(profile)
+    )
 
 
 def test_deprivation_as_mhclg_summarises_it(demo_data):
