@@ -611,14 +611,17 @@ class PopHealthData:
             }
         )
 
+    def _read_shared(self, name: str) -> pd.DataFrame | None:
+        """Store-wide table ``name`` as a batch run shared it (None: not shared or unreadable)."""
+        folder = shared_tables.shared_tables_dir()
+        if folder is None:
+            return None
+        return shared_tables.read_shared_table(folder, name, self._shared_tables_key)
+
     def _shared(self, name: str, build: Any) -> pd.DataFrame:
         """Store-wide table ``name``: read where a batch run shared it, else built here."""
-        folder = shared_tables.shared_tables_dir()
-        if folder is not None:
-            found = shared_tables.read_shared_table(folder, name, self._shared_tables_key)
-            if found is not None:
-                return found
-        return build()
+        found = self._read_shared(name)
+        return build() if found is None else found
 
     def share_tables(self, folder: str | Path) -> list[Path]:
         """Write the store-wide tables for a batch run's kernels (:mod:`pophealth.shared_tables`).
@@ -630,9 +633,8 @@ class PopHealthData:
         Returns:
             The files written (the history only when the store has one).
         """
-        names = ["indicator_table"]
-        if self._period_views:
-            names += ["indicator_history", "membership_changes", "trend_words"]
+        # without a history the others are the current table's (no work to share)
+        names = shared_tables.SHARED_TABLES if self._period_views else ("indicator_table",)
         return [
             shared_tables.write_shared_table(
                 getattr(self, name), Path(folder), name, self._shared_tables_key
@@ -943,7 +945,12 @@ class PopHealthData:
         :mod:`pophealth.shared_tables`); a single profile works out its own area's instead
         (:meth:`ready_trend_words`).
         """
-        return self._shared("trend_words", self._build_trend_words)
+        found = self._shared_trend_words
+        return self._build_trend_words() if found is None else found
+
+    @cached_property
+    def _shared_trend_words(self) -> pd.DataFrame | None:
+        return self._read_shared("trend_words")
 
     def _build_trend_words(self) -> pd.DataFrame:
         history_rows = self.indicator_history
@@ -956,22 +963,7 @@ class PopHealthData:
 
     def ready_trend_words(self) -> pd.DataFrame | None:
         """:attr:`trend_words` if already worked out or shared by the batch run, else None."""
-        if "trend_words" in self.__dict__:
-            return self.__dict__["trend_words"]
-        if self.__dict__.get("_trend_words_missing"):
-            return None
-        folder = shared_tables.shared_tables_dir()
-        found = None
-        if folder is not None:
-            with python_strings():
-                found = shared_tables.read_shared_table(
-                    folder, "trend_words", self._shared_tables_key
-                )
-        if found is None:
-            self.__dict__["_trend_words_missing"] = True
-            return None
-        self.__dict__["trend_words"] = found
-        return found
+        return self.__dict__.get("trend_words", self._shared_trend_words)
 
     @cached_property
     def qof_history_tables(self) -> dict[str, pd.DataFrame]:

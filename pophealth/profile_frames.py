@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 import orjson
@@ -30,7 +29,7 @@ from pophealth import peers as peer_areas
 from pophealth._version import __version__
 from pophealth.ages import AGE_BANDS
 from pophealth.sources import workforce as src_workforce
-from pophealth.store import ProfileStore
+from pophealth.store import ProfileStore, RowsByKey
 
 SEX_LABEL = {"male": "male", "female": "female"}
 
@@ -1057,41 +1056,21 @@ TREND_CHART_INDICATORS = ("list_size", "gp_fte_per_10k_weighted", "nurse_fte_per
 CHANGE_INDICATORS = ("list_size", "gp_fte_per_10k", "nurse_fte_per_10k", "dpc_fte_per_10k")
 
 
-class _RowsByArea:
-    """A table's rows of one area, taken when first asked for (a profile asks for two)."""
-
-    def __init__(self, table: pd.DataFrame) -> None:
-        self._table = table
-        self._positions = table.groupby("area_code", sort=False).indices
-
-    def get(self, code: str, default: Any = None) -> Any:
-        positions = self._positions.get(code)
-        return default if positions is None else self._table.iloc[positions]
+def _history_by_area(data: ProfileStore) -> RowsByKey:
+    return data.memo.get(
+        ("history_by_area",), lambda: RowsByKey(data.indicator_history, "area_code")
+    )
 
 
-def _history_by_area(data: ProfileStore) -> _RowsByArea:
-    return data.memo.get(("history_by_area",), lambda: _RowsByArea(data.indicator_history))
-
-
-class _WordsByArea:
-    """Indicator -> (direction, method) of one area and basis, from the store-wide words."""
-
-    def __init__(self, words: pd.DataFrame) -> None:
-        self._words = words
-        self._positions = words.groupby(["area_code", "basis"], sort=False).indices
-
-    def get(self, code: str, basis: str) -> dict[str, tuple[str, str]]:
-        positions = self._positions.get((code, basis))
-        if positions is None:
-            return {}
-        rows = self._words.iloc[positions]
-        return dict(
-            zip(
-                rows["indicator_id"],
-                zip(rows["direction"], rows["method"], strict=True),
-                strict=True,
-            )
+def _words_by_indicator(words: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """Indicator -> (direction of travel in words, method), from direction_of_travel rows."""
+    return dict(
+        zip(
+            words["indicator_id"],
+            zip(words["direction"], words["method"], strict=True),
+            strict=True,
         )
+    )
 
 
 def _direction_words(series: pd.DataFrame, catalogue: pd.DataFrame) -> dict[str, tuple[str, str]]:
@@ -1103,13 +1082,7 @@ def _direction_words(series: pd.DataFrame, catalogue: pd.DataFrame) -> dict[str,
         "period",
         ["indicator_id"],
     )
-    return dict(
-        zip(
-            words["indicator_id"],
-            zip(words["direction"], words["method"], strict=True),
-            strict=True,
-        )
-    )
+    return _words_by_indicator(words)
 
 
 def _period_label(first: str, latest: str, qof_years: dict[str, str]) -> str:
@@ -1219,8 +1192,10 @@ def trend_frames(data: ProfileStore, area: dict) -> dict:
     qof_ids = indicators.needing("qof")
     shared = data.ready_trend_words()
     if shared is not None:  # a batch run worked out every area's words once
-        words_of = data.memo.get(("trend_words_by_area",), lambda: _WordsByArea(shared))
-        own_words = words_of.get(area["area_code"], basis)
+        words_of = data.memo.get(
+            ("trend_words_by_area",), lambda: RowsByKey(shared, ["area_code", "basis"])
+        )
+        own_words = _words_by_indicator(words_of.get((area["area_code"], basis), shared.iloc[:0]))
     else:
         own_words = _direction_words(own, catalogue)
     # England's series are the same for every profile: their words are worked out once

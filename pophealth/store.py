@@ -33,6 +33,23 @@ def python_strings() -> Iterator[None]:
         yield
 
 
+class RowsByKey:
+    """A table's rows of one key, taken when first asked for (a profile asks for a few).
+
+    Splitting a store-wide table into a frame per area up front cost every kernel seconds;
+    the row positions of each key are found once and a key's rows taken on demand.
+    """
+
+    def __init__(self, table: pd.DataFrame, by: str | list[str]) -> None:
+        self._table = table
+        self._positions = table.groupby(by, sort=False).indices
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        """The key's rows (in table order), or ``default`` when it has none."""
+        positions = self._positions.get(key)
+        return default if positions is None else self._table.iloc[positions]
+
+
 class FrameMemo:
     """Frames built once per store and shared, read-only, by every profile that needs them."""
 
