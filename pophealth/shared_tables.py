@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -80,13 +81,25 @@ def write_shared_table(frame: pd.DataFrame, folder: Path, name: str, key: str) -
 def read_shared_table(folder: Path, name: str, key: str) -> pd.DataFrame | None:
     """Table ``name`` as the runner's process computed it, or None when it has no such file.
 
+    An unreadable file (truncated, not parquet) gives a warning naming it and None: the caller
+    builds the table itself.
+
     Text is held as Python strings, as in tables the kernel builds itself
     (:func:`pophealth.store.python_strings`); object columns come back as object columns.
     """
     path = shared_table_path(folder, name, key)
     if not path.is_file():
         return None
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as error:
+        # the kernel can build the table itself: slower, never wrong
+        warnings.warn(
+            f"{path}: the shared {name} could not be read ({error}); building it in this "
+            "process instead. Run the profiles again to share it afresh.",
+            stacklevel=2,
+        )
+        return None
     dtypes = json.loads((table.schema.metadata or {}).get(_DTYPES_KEY, b"{}"))
     with python_strings():
         frame = table.to_pandas()

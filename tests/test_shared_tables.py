@@ -46,6 +46,14 @@ def test_another_key_is_not_read_and_stale_files_go(tmp_path):
     assert read_shared_table(tmp_path, "indicator_table", new) is not None
 
 
+def test_an_unreadable_shared_table_is_named_and_built_instead(tmp_path):
+    key = tables_key({"store": "x"})
+    path = write_shared_table(pd.DataFrame({"a": range(100)}), tmp_path, "indicator_table", key)
+    path.write_bytes(path.read_bytes()[:40])  # truncated, as by a full disk
+    with pytest.warns(UserWarning, match=r"indicator_table-.*could not be read.*building it"):
+        assert read_shared_table(tmp_path, "indicator_table", key) is None
+
+
 @pytest.fixture(scope="module")
 def shared(demo_prepared, tmp_path_factory):
     """The demo store's tables shared as a run shares them, and a store that reads them."""
