@@ -1123,8 +1123,7 @@ def significance_changes(own: pd.DataFrame, latest: dict[bool, str]) -> pd.DataF
     by_period = np.argsort(periods, kind="stable")
     ids = present["indicator_id"].to_numpy(dtype=object)[by_period]
     # each indicator's rows in period order; indicators in order of their first period
-    first_seen = {indicator: i for i, indicator in reversed(list(enumerate(ids.tolist())))}
-    rank = np.array([first_seen[i] for i in ids.tolist()], dtype=np.int64)
+    rank = pd.Index(pd.unique(ids)).get_indexer(ids)
     order = by_period[np.argsort(rank, kind="stable")]
     ids = present["indicator_id"].to_numpy(dtype=object)[order]
     last = np.flatnonzero(np.append(ids[1:] != ids[:-1], True)) if len(ids) else np.array([], int)

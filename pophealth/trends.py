@@ -157,19 +157,15 @@ def _batch_rules(
     one-series-at-a-time reading of the rules (the screened mean moving range may differ from
     it in the last bit: kept ranges are summed per row, not averaged after compaction).
     """
-    rows, width = values.shape
+    width = values.shape[1]
     mean = values.mean(axis=1)
     moving = np.abs(np.diff(values, axis=1))
-    if width > 1:
-        mean_range = moving.mean(axis=1)
-        if screen_outliers:
-            kept = moving <= MOVING_RANGE_SCREEN * mean_range[:, None]
-            count = kept.sum(axis=1)
-            total = np.where(kept, moving, 0.0).sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean_range = np.where(count > 0, total / np.maximum(count, 1), mean_range)
-    else:
-        mean_range = np.full(rows, np.nan)
+    mean_range = moving.mean(axis=1)  # series have at least MIN_SPC_POINTS (>= 3) points
+    if screen_outliers:
+        kept = moving <= MOVING_RANGE_SCREEN * mean_range[:, None]
+        count = kept.sum(axis=1)
+        total = np.where(kept, moving, 0.0).sum(axis=1)
+        mean_range = np.where(count > 0, total / np.maximum(count, 1), mean_range)
     upper = mean + XMR_LIMIT_FACTOR * mean_range
     lower = mean - XMR_LIMIT_FACTOR * mean_range
     outside_high = values > upper[:, None]
