@@ -48,6 +48,31 @@ AGE_BANDS = list(ages.AGE_BANDS)
 HEADLINE_INDICATORS = indicators.headline_indicators()
 
 _CACHE: dict[tuple, PopHealthData] = {}
+
+#: What :meth:`PopHealthData.warm_up` builds: the store-wide tables a profile uses that do not
+#: depend on the shared tables (those are read, or built from them, by the first profile).
+WARM_UP_TABLES = (
+    "register",
+    "icb_regions",
+    "aliases",
+    "practice_membership_table",
+    "practice_members",
+    "registration_shares",
+    "matched_arrays",
+    "practice_status_counts",
+    "lsoa_geometries",
+    "age_sex_matrix",
+    "pcn_apportionment",
+    "team_practices",
+    "unassigned_practices",
+    "qof_expected",
+    "qof_registers",
+    "qof_measures",
+    "base_practice_measures",
+    "practice_measures",
+    "practice_indicators",
+    "_practice_successions",
+)
 # registration rows stacked in one indicator-history computation (memory bound)
 HISTORY_ROWS_PER_CHUNK = 2_000_000
 
@@ -622,6 +647,18 @@ class PopHealthData:
         """Store-wide table ``name``: read where a batch run shared it, else built here."""
         found = self._read_shared(name)
         return build() if found is None else found
+
+    def warm_up(self) -> None:
+        """Build the store-wide tables every profile uses that no shared table provides.
+
+        A batch run's kernels call this as soon as they start (the runner's ``warm_code``),
+        while the run's own process is still writing the shared tables
+        (:mod:`pophealth.shared_tables`); the tables built from those wait for the first
+        profile. ``tests/test_shared_tables.py`` checks the first profile after a warm-up
+        builds nothing else.
+        """
+        for name in WARM_UP_TABLES:
+            getattr(self, name)
 
     def share_tables(self, folder: str | Path) -> list[Path]:
         """Write the store-wide tables for a batch run's kernels (:mod:`pophealth.shared_tables`).

@@ -223,6 +223,24 @@ def build_jobs(
     return jobs
 
 
+def warm_up_code(jobs: list) -> str | None:
+    """What a batch kernel runs as it starts, before its first profile (``run_profiles``).
+
+    It imports what the notebooks import and loads the store they load, with the same options
+    (so :func:`pophealth.load`'s cache serves the notebooks), then builds the store-wide
+    tables no shared table provides (:meth:`~pophealth.api.PopHealthData.warm_up`).
+    """
+    if not jobs:
+        return None
+    parameters = jobs[0].parameters
+    return (
+        "import pophealth\n"
+        "from pophealth import sections\n"
+        f"pophealth.load({parameters['data_path']!r}, "
+        f"neighbourhoods={parameters['neighbourhoods']!r}, imd={parameters['imd']!r}).warm_up()\n"
+    )
+
+
 ALL_SYSTEMS = ("all", "england")
 
 
@@ -287,7 +305,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"Running {len(jobs)} profiles for {system_name} ({system or 'every system'}) "
         f"with {args.workers} workers"
     )
-    _write_workbooks(data, jobs, Path(args.out).resolve(), run_info)
     # store-wide tables computed once here and read by every kernel (not rebuilt in each); kept
     # outside the run folder, which holds only what is published, and removed after the run
     import shutil
@@ -296,9 +313,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pophealth.shared_tables import SHARED_TABLES_ENV
 
     shared = Path(tempfile.mkdtemp(prefix="pophealth-shared-tables-"))
-    try:
+
+    def before_jobs() -> dict:
+        # the kernels start and warm up meanwhile (warm_up_code)
         written = data.share_tables(shared)
-        run_info["shared_tables"] = sorted(path.name for path in written)
+        _write_workbooks(data, jobs, Path(args.out).resolve(), run_info)
+        return {"shared_tables": sorted(path.name for path in written)}
+
+    try:
         summary = run_profiles(
             jobs,
             args.out,
@@ -312,6 +334,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             self_contained=self_contained,
             pdf=pdf,
             kernel_env={SHARED_TABLES_ENV: str(shared)},
+            warm_code=warm_up_code(jobs),
+            before_jobs=before_jobs,
         )
     finally:
         shutil.rmtree(shared, ignore_errors=True)
@@ -414,7 +438,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pophealth-export-") as work:
         site = Path(work)
-        _write_workbooks(data, jobs, site, {"system_name": area["area_name"]})
         summary = run_profiles(
             jobs,
             site,
@@ -424,6 +447,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
             title=f"Profile: {area['area_name']}",
             self_contained=True,
             pdf=args.pdf,
+            warm_code=warm_up_code(jobs),
+            # written while the kernel starts
+            before_jobs=lambda: _write_workbooks(
+                data, jobs, site, {"system_name": area["area_name"]}
+            ),
         )
         _print_failures(summary)
         if summary.failed:

@@ -634,3 +634,64 @@ def test_kernel_env_reaches_the_batch_kernel(tmp_path):
     ]
     without = run_profiles(jobs[:1], tmp_path / "out2", workers=1, progress=False)
     assert without.results[0].status == "failed"  # the variable is not there by chance
+
+
+WARM_CELL = """\
+import builtins, os
+assert getattr(builtins, "_ph_warmed", None) == "yes", "the warm-up did not run first"
+assert os.path.exists(os.environ["PH_BEFORE_JOBS"]), "a job ran before before_jobs returned"
+"""
+
+
+@pytest.mark.slow
+def test_kernels_warm_up_while_before_jobs_runs(tmp_path):
+    """``warm_code`` runs in each kernel before its first job (it starts the kernel, with
+    ``kernel_env``), while ``before_jobs`` runs in the caller; no job starts before
+    ``before_jobs`` has returned, and what it returns reaches the manifest."""
+    import json
+
+    marker = tmp_path / "before-jobs-done"
+    notebook = write_notebook(tmp_path / "warm.ipynb", [WARM_CELL])
+    jobs = [make_job(notebook, f"W{i}") for i in range(3)]
+
+    def before_jobs() -> dict:
+        time.sleep(1.0)  # the warm-ups run meanwhile
+        marker.write_text("done")
+        return {"shared_tables": ["t.parquet"]}
+
+    summary = run_profiles(
+        jobs,
+        tmp_path / "out",
+        workers=2,
+        progress=False,
+        kernel_env={"PH_BEFORE_JOBS": str(marker)},
+        warm_code="import builtins\nbuiltins._ph_warmed = 'yes'\n",
+        before_jobs=before_jobs,
+    )
+    assert [r.status for r in summary.results] == ["ok"] * 3, [
+        r.error_message for r in summary.results
+    ]
+    manifest = json.loads(summary.manifest_path.read_text(encoding="utf-8"))
+    assert manifest["shared_tables"] == ["t.parquet"]
+    assert len(manifest["engine"]["warm_up_seconds"]) == 2
+    assert "warm_up_errors" not in manifest["engine"]
+
+
+@pytest.mark.slow
+def test_a_failed_warm_up_is_recorded_and_the_job_reports_the_error(tmp_path):
+    """A warm-up that raises does not stop the run: the engine record names it, and the
+    job, which runs the same code, fails with the real error."""
+    import json
+
+    notebook = write_notebook(tmp_path / "w.ipynb", ["import no_such_module_here"])
+    summary = run_profiles(
+        [make_job(notebook, "F1")],
+        tmp_path / "out",
+        workers=1,
+        progress=False,
+        warm_code="import no_such_module_here\n",
+    )
+    engine = json.loads(summary.manifest_path.read_text(encoding="utf-8"))["engine"]
+    assert "no_such_module_here" in engine["warm_up_errors"][0]
+    assert summary.results[0].status == "failed"
+    assert summary.results[0].error_ename == "ModuleNotFoundError"

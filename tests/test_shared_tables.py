@@ -118,3 +118,42 @@ def test_a_run_shares_its_tables_and_publishes_none(demo_site):
     names = {name.split("-")[0] for name in manifest["shared_tables"]}
     assert names == set(shared_tables.SHARED_TABLES)
     assert not list(demo_site.rglob("*.parquet"))
+
+
+def test_after_a_warm_up_the_first_profile_builds_only_from_shared_tables(
+    demo_prepared, tmp_path, monkeypatch
+):
+    """A batch kernel's warm-up (``PopHealthData.warm_up``, run before the shared tables
+    exist) leaves the first profile only the tables read from, or built from, the shared
+    tables: nothing the warm-up could have built waits for the first profile."""
+    import functools
+
+    from pophealth import api
+
+    folder = tmp_path / "shared"
+    pophealth.load(demo_prepared, cache=False).share_tables(folder)
+    monkeypatch.setenv(SHARED_TABLES_ENV, str(folder))
+    data = pophealth.load(demo_prepared, cache=False)
+    data.warm_up()
+    assert set(api.WARM_UP_TABLES) <= set(data.__dict__)
+    built: list[str] = []
+    original = functools.cached_property.__get__
+
+    def recording(self, instance, owner=None):
+        if instance is not None and self.attrname not in instance.__dict__:
+            built.append(self.attrname)
+        return original(self, instance, owner)
+
+    monkeypatch.setattr(functools.cached_property, "__get__", recording)
+    area = data.register.query("level == 'neighbourhood'").iloc[0]["area_code"]
+    data.profile(area)
+    from_shared = {
+        *shared_tables.SHARED_TABLES,
+        "_shared_tables_key",
+        "_shared_trend_words",
+        "indicator_groups",
+        "peers",
+        "peer_pool_table",
+        "similar_areas",
+    }
+    assert set(built) <= from_shared, sorted(set(built) - from_shared)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import wait
@@ -296,11 +296,32 @@ def _run_local(
     hard_limit: float,
     kernel_name: str,
     on_result: Any,
-) -> None:
+    warm: dict[str, Any] | None = None,
+    before_jobs: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``todo`` on a pool of local workers; returns what the engine record keeps.
+
+    With ``warm``, each worker first starts its kernel and runs ``warm["warm_code"]``
+    (:meth:`WarmKernelExecutor.warm_up`) while this process runs ``before_jobs``; no job is
+    sent before ``before_jobs`` has returned.
+    """
     ctx = multiprocessing.get_context("spawn")
     queue = deque(todo)
     pool = [_Worker(ctx, kernel_name) for _ in range(max(1, min(workers, len(todo))))]
+    warm_ups: list[dict[str, Any]] = []
     try:
+        if warm is not None:
+            for worker in pool:
+                worker.conn.send(warm)
+        if before_jobs is not None:
+            before_jobs()
+        if warm is not None:
+            # each worker answers its warm-up before its first job (one pipe, in order)
+            for worker in pool:
+                try:
+                    warm_ups.append(worker.conn.recv())
+                except (EOFError, OSError):
+                    warm_ups.append({"status": "failed", "error": "the worker process died"})
         while queue or any(w.item is not None for w in pool):
             for worker in pool:
                 if worker.item is None and queue:
@@ -340,6 +361,7 @@ def _run_local(
                 worker.stop()
             else:  # interrupted mid-job: do not wait for it
                 worker.kill()
+    return {"warm_ups": warm_ups} if warm is not None else {}
 
 
 # --------------------------------------------------------------------------- Dask
@@ -368,6 +390,19 @@ def _run_dask(
     finally:
         if own_client:
             client.close()
+
+
+def _warm_up_summary(warm_ups: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The engine record's account of the kernels' warm-ups (seconds, any failure)."""
+    if not warm_ups:
+        return {}
+    summary: dict[str, Any] = {
+        "warm_up_seconds": [round(float(w.get("seconds", 0.0)), 2) for w in warm_ups]
+    }
+    errors = [w["error"] for w in warm_ups if w.get("error")]
+    if errors:
+        summary["warm_up_errors"] = errors
+    return summary
 
 
 def _print_pdfs(results: list[JobResult], workers: int) -> dict[str, str]:
@@ -423,6 +458,8 @@ def run_profiles(
     self_contained: bool = False,
     pdf: bool = False,
     kernel_env: dict[str, str] | None = None,
+    warm_code: str | None = None,
+    before_jobs: Callable[[], dict | None] | None = None,
 ) -> RunSummary:
     """Execute a parameterised notebook per area on warm kernels; write HTML, index, manifest.
 
@@ -447,6 +484,12 @@ def run_profiles(
         kernel_env: Environment variables for the kernels, e.g.
             ``{SHARED_TABLES_ENV: folder}`` so they read the store-wide tables this process
             computed (:mod:`pophealth.shared_tables`) instead of each building them.
+        warm_code: Python run in each local worker's kernel as soon as it starts, before
+            the first job (e.g. import the package and load the store), so kernels warm up
+            while ``before_jobs`` runs here. Ignored with ``scheduler``.
+        before_jobs: Work this process does before any job is sent (e.g. writing the tables
+            ``kernel_env`` points the kernels at); runs even when every job is up to date.
+            What it returns is merged into ``run_info`` for the manifest.
 
     Returns:
         A :class:`RunSummary`; ``summary.failed`` > 0 means the CLI should exit non-zero.
@@ -491,13 +534,30 @@ def run_profiles(
         "self_contained": self_contained,
         "pdf": pdf,
     }
+    run_info = dict(run_info or {})
+
+    def prepare_run() -> None:
+        if before_jobs is not None:
+            run_info.update(before_jobs() or {})
+
     try:
-        if todo:
-            if scheduler is not None:
+        if todo and scheduler is None:
+            hard_limit = timeout * (retries + 1) + 180.0
+            warm = None
+            if warm_code:
+                first = todo[0][1]
+                warm = {
+                    "warm_code": warm_code,
+                    "kernel_env": first["kernel_env"],
+                    "notebook_dir": first["notebook_dir"],
+                    "timeout": timeout,
+                }
+            local = _run_local(todo, workers, hard_limit, kernel_name, on_result, warm, prepare_run)
+            engine.update(_warm_up_summary(local.get("warm_ups")))
+        else:
+            prepare_run()
+            if todo:
                 engine.update(_run_dask(todo, scheduler, on_result))
-            else:
-                hard_limit = timeout * (retries + 1) + 180.0
-                _run_local(todo, workers, hard_limit, kernel_name, on_result)
         if pdf:
             engine["pdf_errors"] = _print_pdfs(list(results.values()), workers)
     finally:

@@ -269,6 +269,53 @@ class WarmKernelExecutor:
             except DeadKernelError:
                 raise KernelDied(index, nb) from None
 
+    def warm_up(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Start the kernel and run ``payload['warm_code']`` in it before the first job arrives.
+
+        A batch run sends this as soon as its workers exist, so the kernel imports and loads the
+        store while the run's own process is still busy (shared tables, workbooks). The code
+        runs silently in the notebook folder; what it builds is kept by the modules it uses
+        (e.g. :func:`pophealth.load`'s cache), not by the namespace, which each job resets. A
+        failed warm-up is reported, not raised: the first job then shows the real error.
+
+        Args:
+            payload: ``warm_code``, ``kernel_env`` (the kernel's extra environment),
+                ``notebook_dir`` and ``timeout`` (seconds allowed).
+
+        Returns:
+            ``status`` ("ok" or "failed"), ``seconds`` and ``error`` (a message or None).
+        """
+        started = time.perf_counter()
+        if self._km is None:
+            self.kernel_env = dict(payload.get("kernel_env") or {})
+        try:
+            self._loop.run_until_complete(self._warm_up(payload))
+            status, error = "ok", None
+        except Exception as exc:  # noqa: BLE001 - the first job reports the real error
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, TimeoutError):  # still busy: the first job gets a fresh kernel
+                self._loop.run_until_complete(self._stop_kernel())
+        return {"status": status, "seconds": time.perf_counter() - started, "error": error}
+
+    async def _warm_up(self, payload: dict[str, Any]) -> None:
+        await self._ensure_kernel()
+        code = payload["warm_code"]
+        cwd = payload.get("notebook_dir")
+        if cwd and os.path.isdir(cwd):
+            code = f"import os as _ph_os; _ph_os.chdir({cwd!r}); del _ph_os\n" + code
+        msg_id = self._kc.execute(code, silent=True, store_history=False)
+        deadline = time.monotonic() + float(payload.get("timeout", 300))
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the kernel's warm-up did not finish in time")
+            reply = await self._kc.get_shell_msg(timeout=remaining)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        content = reply["content"]
+        if content["status"] != "ok":
+            raise RuntimeError(f"{content.get('ename')}: {content.get('evalue')}")
+
     def run_job(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Execute one job payload, retrying once on a dead kernel (see ``payload['retries']``).
 
@@ -503,7 +550,10 @@ def pool_worker_main(conn: Any, kernel_name: str) -> None:
                 break
             if payload is None:
                 break
-            result = run_job_safely(executor, payload)
+            if "warm_code" in payload:
+                result = executor.warm_up(payload)
+            else:
+                result = run_job_safely(executor, payload)
             try:
                 conn.send(result)
             except (BrokenPipeError, OSError):
