@@ -695,3 +695,27 @@ def test_a_failed_warm_up_is_recorded_and_the_job_reports_the_error(tmp_path):
     assert "no_such_module_here" in engine["warm_up_errors"][0]
     assert summary.results[0].status == "failed"
     assert summary.results[0].error_ename == "ModuleNotFoundError"
+
+
+def test_a_worker_validates_notebooks_without_the_uri_grammar():
+    """A runner worker skips jsonschema's URI grammar (``skip_uri_grammar``: most of the
+    cost of importing nbformat) and still validates notebooks: a broken one is rejected."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from pophealth.runner.executor import skip_uri_grammar
+        skip_uri_grammar()
+        import nbformat
+        assert sys.modules["rfc3987_syntax"] is None
+        nbformat.validate(nbformat.v4.new_notebook())
+        broken = nbformat.v4.new_notebook()
+        broken.cells.append({"cell_type": "code", "source": "1"})
+        try:
+            nbformat.validate(broken)
+        except nbformat.ValidationError:
+            print("rejected")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "rejected"
