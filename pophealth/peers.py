@@ -251,32 +251,48 @@ def similar_area_comparison(
     _require_columns(table, ["area_code", "basis", "indicator_id", "value"], "table")
     _require_columns(peers, ["area_code", "scope", "peer_code"], "peers")
     codes = peers.loc[(peers["area_code"] == area_code) & (peers["scope"] == scope), "peer_code"]
+    # arrays, not groupbys: a profile asks for this once per table of ~1,000 rows, where
+    # pandas' per-call cost was most of a profile's similar-areas frames
     rows = table[table["basis"] == basis]
-    own = rows[rows["area_code"] == area_code].set_index("indicator_id")["value"]
-    peer_rows = rows[rows["area_code"].isin(codes.tolist())].dropna(subset=["value"])
-    grouped = peer_rows.groupby("indicator_id")["value"]
+    areas = rows["area_code"].to_numpy(dtype=object)
+    indicator = rows["indicator_id"].to_numpy(dtype=object)
+    value = rows["value"].to_numpy(dtype=float, na_value=np.nan)
+    is_own = areas == area_code
+    own_ids, own_value = indicator[is_own], value[is_own]
+    is_peer = pd.Index(codes.tolist()).get_indexer(areas) >= 0
+    is_peer &= ~np.isnan(value)
+    at = pd.Index(own_ids).get_indexer(indicator[is_peer])  # each peer row's own indicator
+    keep = at >= 0
+    at, peer_value = at[keep], value[is_peer][keep]
+    n = len(own_ids)
+    count = np.bincount(at, minlength=n)
+    total = np.bincount(at, weights=peer_value, minlength=n)
+    low, high = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(low, at, peer_value)
+    np.maximum.at(high, at, peer_value)
+    none = count == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(none, np.nan, total / count)
+    higher = np.bincount(at, weights=peer_value > own_value[at], minlength=n).astype(int)
+    rank = higher + 1
+    has = ~np.isnan(own_value) & ~none
     out = pd.DataFrame(
         {
-            "value": own,
-            "peer_mean": grouped.mean(),
-            "peer_min": grouped.min(),
-            "peer_max": grouped.max(),
-            "peer_count": grouped.count(),
+            "indicator_id": own_ids,
+            "value": own_value,
+            "peer_mean": mean,
+            "peer_min": np.where(none, np.nan, low),
+            "peer_max": np.where(none, np.nan, high),
+            "peer_count": count.astype(int),
+            "rank": np.where(has, rank, 0),
+            "of": count.astype(int) + 1,
+            "position": [
+                f"{_ordinal(r)} highest of {c + 1}" if h else ""
+                for r, c, h in zip(rank, count, has, strict=True)
+            ],
         }
-    ).reindex(own.index)
-    out["peer_count"] = out["peer_count"].fillna(0).astype(int)
-    higher = peer_rows.merge(own.rename("own"), left_on="indicator_id", right_index=True)
-    n_higher = (higher["value"] > higher["own"]).groupby(higher["indicator_id"]).sum()
-    out["rank"] = (n_higher.reindex(out.index).fillna(0) + 1).astype(int)
-    out["of"] = out["peer_count"] + 1
-    has = out["value"].notna() & (out["peer_count"] > 0)
-    out["position"] = np.where(
-        has,
-        [f"{_ordinal(r)} highest of {n}" for r, n in zip(out["rank"], out["of"], strict=True)],
-        "",
     )
-    out.loc[~has, "rank"] = 0
-    return out.reset_index().rename(columns={"index": "indicator_id"})
+    return out
 
 
 def _ordinal(n: int) -> str:

@@ -988,14 +988,14 @@ def similar_area_frames(
     found = data.similar_areas.get((area["level"], area["basis"]))
     if found is None:
         return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
-    peer_table, method, _ = found
-    own, peer_list = _peer_list(data, peer_table, area["area_code"], "national")
+    own, peer_list = _peer_list(data, area, "national")
+    method = found[1]
     if not len(own):
         return pd.DataFrame(), pd.DataFrame(), method
     pool = data.peer_pool_table
     comparison = peer_areas.similar_area_comparison(
         _pool_rows(data, [area["area_code"], *own["peer_code"]]),
-        peer_table,
+        own,  # the area's own peer rows: the whole peer table would only be filtered again
         area["area_code"],
         area["basis"],
     )
@@ -1007,11 +1007,18 @@ def similar_area_frames(
     return comparison, peer_list, method
 
 
-def _peer_list(
-    data: ProfileStore, peer_table: pd.DataFrame, code: str, scope: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """An area's peer rows in one scope, and its peer list (rank, code, name, system, distance)."""
-    own = peer_table[(peer_table["area_code"] == code) & (peer_table["scope"] == scope)]
+def _peer_list(data: ProfileStore, area: dict, scope: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An area's peer rows in one scope, and its peer list (rank, code, name, system, distance).
+
+    The area's level and basis must have peers (``data.similar_areas``).
+    """
+    level, basis = area["level"], area["basis"]
+    by_area = data.memo.get(
+        ("peer_rows", level, basis),
+        lambda: RowsByKey(data.similar_areas[(level, basis)][0], ["area_code", "scope"]),
+    )
+    peer_table = data.similar_areas[(level, basis)][0]
+    own = by_area.get((area["area_code"], scope), peer_table.iloc[:0])
     pool = data.peer_pool_table
     names = data.memo.get(
         ("peer_pool_names",), lambda: pool.drop_duplicates("area_code").set_index("area_code")
@@ -1036,7 +1043,7 @@ def region_peer_frames(data: ProfileStore, area: dict) -> tuple[pd.DataFrame, st
     match = regions[regions["icb_code"] == area.get("system_code")]
     if found is None or not len(match):
         return pd.DataFrame(), ""
-    _, peer_list = _peer_list(data, found[0], area["area_code"], "region")
+    _, peer_list = _peer_list(data, area, "region")
     return peer_list, str(match["region_name"].iloc[0])
 
 

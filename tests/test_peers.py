@@ -212,3 +212,69 @@ def test_peer_properties(n, seed, k):
     for _, rows in found.groupby("area_code"):
         assert rows["distance"].is_monotonic_increasing
         assert rows["rank"].tolist() == list(range(1, len(rows) + 1))
+
+
+def _comparison_reference(table, found, area_code, basis, scope="national"):
+    """The comparison as first written with pandas groupbys (kept to check the array version)."""
+    codes = found.loc[(found["area_code"] == area_code) & (found["scope"] == scope), "peer_code"]
+    rows = table[table["basis"] == basis]
+    own = rows[rows["area_code"] == area_code].set_index("indicator_id")["value"]
+    peer_rows = rows[rows["area_code"].isin(codes.tolist())].dropna(subset=["value"])
+    grouped = peer_rows.groupby("indicator_id")["value"]
+    out = pd.DataFrame(
+        {
+            "value": own,
+            "peer_mean": grouped.mean(),
+            "peer_min": grouped.min(),
+            "peer_max": grouped.max(),
+            "peer_count": grouped.count(),
+        }
+    ).reindex(own.index)
+    out["peer_count"] = out["peer_count"].fillna(0).astype(int)
+    higher = peer_rows.merge(own.rename("own"), left_on="indicator_id", right_index=True)
+    n_higher = (higher["value"] > higher["own"]).groupby(higher["indicator_id"]).sum()
+    out["rank"] = (n_higher.reindex(out.index).fillna(0) + 1).astype(int)
+    out["of"] = out["peer_count"] + 1
+    has = out["value"].notna() & (out["peer_count"] > 0)
+    out["position"] = [
+        f"{peers._ordinal(r)} highest of {n}" if h else ""
+        for r, n, h in zip(out["rank"], out["of"], has, strict=True)
+    ]
+    out.loc[~has, "rank"] = 0
+    return out.reset_index().rename(columns={"index": "indicator_id"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.none(), st.floats(-50, 50, allow_nan=False)), min_size=24, max_size=24
+    ),
+    present=st.lists(st.booleans(), min_size=24, max_size=24),
+    n_peers=st.integers(0, 5),
+)
+def test_similar_area_comparison_matches_the_groupby_reference(values, present, n_peers):
+    """Peers' mean, min, max, count, rank and position as the pandas groupbys give them, with
+    missing values, indicators a peer lacks and ties (property test)."""
+    areas = ["A", "B", "C", "D", "E", "F"]
+    indicators = ["i1", "i2", "i3", "i4"]
+    cells = [(a, i) for a in areas for i in indicators]
+    table = pd.DataFrame(
+        [
+            {"area_code": a, "basis": "registered", "indicator_id": i, "value": v}
+            for (a, i), v, p in zip(cells, values, present, strict=True)
+            if p or a == "A"
+        ]
+        + [{"area_code": "B", "basis": "resident", "indicator_id": "i1", "value": 99.0}]
+    )
+    table["value"] = table["value"].astype(float)
+    found = pd.DataFrame(
+        {
+            "area_code": "A",
+            "scope": "national",
+            "rank": range(1, n_peers + 1),
+            "peer_code": areas[1 : n_peers + 1],
+        }
+    )
+    got = peers.similar_area_comparison(table, found, "A", "registered")
+    want = _comparison_reference(table, found, "A", "registered")
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, check_index_type=False)
