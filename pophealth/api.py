@@ -949,23 +949,18 @@ class PopHealthData:
                 is_qof = table["indicator_id"].isin(indicators.needing("qof"))
                 table.loc[is_qof, "period"] = history.qof_period(year)
             return table.sort_values("period", kind="stable").reset_index(drop=True)
+        # the current period is the indicator table itself: England (and regions) from the
+        # national files; earlier periods compare with their own all-loaded aggregate (periods
+        # are tagged apart, so leaving the current one out of the stack changes no other)
+        current = self.periods[-1]
+        periods = [period for period in views if period != current]
         # stack as many periods as keep memory bounded (England: one period, ~1.2 M rows, a go)
         per_chunk = max(1, HISTORY_ROWS_PER_CHUNK // max(1, len(self.registrations)))
-        periods = list(views)
         chunks = [periods[i : i + per_chunk] for i in range(0, len(periods), per_chunk)]
         frames = [self._stacked_history({p: views[p] for p in chunk}) for chunk in chunks]
+        if current in views:
+            frames.append(self.indicator_table.assign(period=current))
         rows = pd.concat(frames, ignore_index=True)
-        # the current period is the indicator table itself: England (and regions) from the
-        # national files; earlier periods compare with their own all-loaded aggregate
-        current = self.periods[-1]
-        if current in set(rows["period"]):
-            rows = pd.concat(
-                [
-                    rows[rows["period"] != current],
-                    self.indicator_table.assign(period=current),
-                ],
-                ignore_index=True,
-            )
         # the QOF year of the current table belongs to its own period, not to this month
         rows = rows[~rows["indicator_id"].isin(indicators.needing("qof"))]
         rows = pd.concat([rows, self.qof_indicator_history], ignore_index=True)

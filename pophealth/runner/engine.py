@@ -271,7 +271,10 @@ class _Worker:
 
     def send(self, item: _Planned, payload: dict[str, Any]) -> None:
         self.item, self.payload, self.sent_at = item, payload, time.monotonic()
-        self.conn.send(payload)
+        try:
+            self.conn.send(payload)
+        except (BrokenPipeError, OSError):
+            pass  # the worker died: the pool sees its exit and retries the job on a new one
 
     def stop(self) -> None:
         try:
