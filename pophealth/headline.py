@@ -25,6 +25,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from pophealth.store import records
+
 #: Most findings in one headline.
 MAX_FINDINGS = 4
 
@@ -73,6 +75,22 @@ def _phrase(spec: dict | None, title: str, more: bool) -> str:
     return f"{title} is {'higher' if more else 'lower'}"
 
 
+# what a finding reads of an indicator row
+_FINDING_COLUMNS = (
+    "indicator_id",
+    "title",
+    "unit",
+    "kind",
+    "rating",
+    "value",
+    "comparator_value",
+    "fair_share",
+    "fair_share_gap_pct",
+    "numerator",
+    "denominator",
+)
+
+
 def findings_from_indicators(
     rows: pd.DataFrame, comparator: str, phrases: dict[str, dict] | None = None
 ) -> list[Finding]:
@@ -93,7 +111,7 @@ def findings_from_indicators(
         phrases = catalogue_phrases()
     where = comparator_phrase(comparator)
     found: list[Finding] = []
-    for r in rows.to_dict("records"):
+    for r in records(rows, _FINDING_COLUMNS):
         rating, value, bench = r.get("rating"), r.get("value"), r.get("comparator_value")
         if not isinstance(rating, str) or pd.isna(value) or pd.isna(bench) or bench == 0:
             continue

@@ -28,6 +28,7 @@ from pophealth import attribution, blas, headline, staffing
 from pophealth.checks import require_columns
 from pophealth.errors import PopHealthError
 from pophealth.sources.qof import GROUP_TITLES
+from pophealth.store import records
 
 #: Display order of the registers (cardiovascular and metabolic first).
 GROUP_ORDER = (
@@ -293,6 +294,19 @@ def with_resident_qof(
     return out.fillna({c: 0.0 for c in shared.columns if c != "lsoa21_code"})
 
 
+# what the register table reads of an indicator row
+_LTC_COLUMNS = (
+    "indicator_id",
+    "value",
+    "lower_ci",
+    "upper_ci",
+    "comparator_value",
+    "numerator",
+    "denominator",
+    "comparison_95",
+)
+
+
 def ltc_table(rows: pd.DataFrame, groups: tuple[str, ...] = GROUP_ORDER) -> pd.DataFrame:
     """One row per register: recorded prevalence and recorded vs expected for one area.
 
@@ -307,8 +321,8 @@ def ltc_table(rows: pd.DataFrame, groups: tuple[str, ...] = GROUP_ORDER) -> pd.D
         (largest gap first), registers without a ratio last.
     """
     # rows as dicts once: a .loc per register and statistic costs more than the whole table
-    by_id = {row["indicator_id"]: row for row in rows.to_dict("records")}
-    records = []
+    by_id = {row["indicator_id"]: row for row in records(rows, _LTC_COLUMNS)}
+    table_rows = []
     for group in groups:
         prev, oe = PREV.format(group.lower()), OE.format(group.lower())
         if prev not in by_id:
@@ -317,7 +331,7 @@ def ltc_table(rows: pd.DataFrame, groups: tuple[str, ...] = GROUP_ORDER) -> pd.D
         o = by_id.get(oe)
         expected = float(o["denominator"]) if o is not None else np.nan
         observed = float(o["numerator"]) if o is not None else np.nan
-        records.append(
+        table_rows.append(
             {
                 "group_code": group,
                 "condition": GROUP_TITLES[group],
@@ -334,7 +348,7 @@ def ltc_table(rows: pd.DataFrame, groups: tuple[str, ...] = GROUP_ORDER) -> pd.D
                 "comparison": o["comparison_95"] if o is not None else "",
             }
         )
-    table = pd.DataFrame(records)
+    table = pd.DataFrame(table_rows)
     if not len(table):
         return table
     return table.sort_values(

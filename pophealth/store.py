@@ -9,7 +9,7 @@ frames shared by many areas' profiles (e.g. a system's funnel limits).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -31,6 +31,29 @@ def python_strings() -> Iterator[None]:
     """
     with pd.option_context("mode.string_storage", "python"):
         yield
+
+
+def records(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """``frame.to_dict("records")``: each row as a dict of Python values, built by column.
+
+    pandas builds the records through ``itertuples``, an ``iloc`` per column and a boxing
+    call per cell: milliseconds for an area's indicator rows, asked for several times a
+    profile. ``Series.tolist`` gives the same Python values a column at a time.
+
+    Args:
+        frame: The table.
+        columns: Only these columns (those present), without copying the frame first.
+    """
+    if columns is not None:
+        columns = [column for column in columns if column in frame.columns]
+    else:
+        columns = list(frame.columns)
+    if frame.columns.has_duplicates:
+        return frame.to_dict("records")  # a dict keeps one of them, as pandas does
+    if not columns:
+        return [{} for _ in range(len(frame))]
+    values = [frame[column].tolist() for column in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 class RowsByKey:

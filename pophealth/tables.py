@@ -28,6 +28,7 @@ from pophealth.charts import (
     show_html,
 )
 from pophealth.checks import escape_html
+from pophealth.store import records
 from pophealth.trends import MIN_TREND_POINTS
 
 #: Text colour that keeps contrast on each comparison background.
@@ -357,7 +358,7 @@ def benchmark_table(
     # ratings by kind (pophealth.indicators.rate_by_kind): position among peers, fair share
     with_position = "peer_rank" in rows and "fair_share" in rows
     body_rows = []
-    for record, comparison in zip(rows.to_dict("records"), comparisons, strict=True):
+    for record, comparison in zip(records(rows), comparisons, strict=True):
         unit = "" if _is_missing(record["unit"]) else str(record["unit"])
         lower, upper = _as_float(record["lower_ci"]), _as_float(record["upper_ci"])
         ci = _interval(lower, upper, unit)
@@ -484,7 +485,7 @@ def definitions_table(catalogue_rows: pd.DataFrame) -> str:
             for c, _ in columns
         )
         + "</tr>"
-        for record in catalogue_rows.to_dict("records")
+        for record in records(catalogue_rows)
     )
     header = _header([(label, False) for _, label in columns])
     return f'<table class="ph-table ph-definitions">{header}<tbody>{body}</tbody></table>'
@@ -503,7 +504,7 @@ def provenance_table(sources: pd.DataFrame) -> str:
         sources, ["source", "file", "release", "sha256", "rows"], "provenance_table", "sources"
     )
     body_rows = []
-    for record in sources.to_dict("records"):
+    for record in records(sources):
         digest = "" if _is_missing(record["sha256"]) else str(record["sha256"])
         short = digest[:12] + ("…" if len(digest) > 12 else "")
         body_rows.append(
@@ -540,7 +541,7 @@ def data_quality_table(coverage: pd.DataFrame) -> str:
         + _cell(_esc(format_count(record["patients"])), numeric=True)
         + _cell(_esc(format_value(record["pct"], "%") + "%"), numeric=True)
         + "</tr>"
-        for record in coverage.to_dict("records")
+        for record in records(coverage)
     )
     header = _header([("Category", False), ("Patients", True), ("Percentage of patients", True)])
     return f'<table class="ph-table ph-data-quality">{header}<tbody>{body}</tbody></table>'
@@ -555,7 +556,7 @@ def _label_and_numbers_rows(
         + "".join(_cell(_esc(record[c])) for c in columns[:text_columns])
         + "".join(_cell(_esc(formatter(record[c])), numeric=True) for c in columns[text_columns:])
         + "</tr>"
-        for record in frame.to_dict("records")
+        for record in records(frame)
     )
 
 
@@ -878,7 +879,7 @@ def register_table(registers: pd.DataFrame, comparator_label: str) -> str:
     _check_frame(registers, columns, "register_table", "registers")
     comparisons = _normalise_comparison(registers["comparison"].tolist(), function="register_table")
     body = []
-    for record, comparison in zip(registers.to_dict("records"), comparisons, strict=True):
+    for record, comparison in zip(records(registers), comparisons, strict=True):
         style = f'{_comparison_style(comparison)} title="{_esc(_COMPARISON_WORDS[comparison])}"'
         ratio = _as_float(record["ratio"])
         body.append(
@@ -948,7 +949,7 @@ def basis_table(frame: pd.DataFrame) -> str:
             for b in bases
         )
         + "</tr>"
-        for record in frame.to_dict("records")
+        for record in records(frame)
     )
     return f'<table class="ph-table ph-basis-table">{header}<tbody>{body}</tbody></table>'
 
@@ -971,7 +972,7 @@ def inject_css() -> None:
 def _plain_table(frame: pd.DataFrame, columns: Sequence[tuple[str, str, str]], css: str) -> str:
     """A sortable-looking plain table; columns are (column, label, format: text|value|count)."""
     body = []
-    for record in frame.to_dict("records"):
+    for record in records(frame):
         cells = []
         for column, _, kind in columns:
             value = record.get(column)
@@ -1076,7 +1077,7 @@ def trend_table(summary: pd.DataFrame, comparator_label: str) -> str:
     required = ["title", "unit", "values", "first_period", "latest_period", "direction"]
     _check_frame(summary, [*required, "england_direction"], "trend_table", "summary")
     body = []
-    for record in summary.to_dict("records"):
+    for record in records(summary):
         values = list(record["values"])
         periods = record.get("period_label") or (
             f"{record['first_period']} to {record['latest_period']}"
