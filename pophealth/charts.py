@@ -2001,15 +2001,30 @@ def _funnel_side(sorted_limits: dict[str, np.ndarray], denominator: float, value
     ``sorted_limits`` holds ``denominator`` and the four limit columns, in denominator order;
     the limits are interpolated at the point's denominator.
     """
+    return _funnel_sides(sorted_limits, np.array([denominator]), np.array([value]))[0]
+
+
+def _funnel_sides(
+    sorted_limits: dict[str, np.ndarray], denominator: np.ndarray, value: np.ndarray
+) -> list[str]:
+    """:func:`_funnel_side` of many points at once (the limits interpolated for all)."""
     grid = sorted_limits["denominator"]
-    if not (np.isfinite(value) and np.isfinite(denominator) and grid.size):
-        return ""
+    n = len(value)
+    placed = np.isfinite(value) & np.isfinite(denominator)
+    if not grid.size:
+        return [""] * n
+    at = np.where(placed, denominator, 0.0)
+    side = np.full(n, "within the 95% limits", dtype=object)
+    decided = ~placed
     for level, label in (("99_8", "99.8%"), ("95", "95%")):
-        if value > float(np.interp(denominator, grid, sorted_limits[f"upper_{level}"])):
-            return f"above the {label} limits"
-        if value < float(np.interp(denominator, grid, sorted_limits[f"lower_{level}"])):
-            return f"below the {label} limits"
-    return "within the 95% limits"
+        above = ~decided & (value > np.interp(at, grid, sorted_limits[f"upper_{level}"]))
+        side[above] = f"above the {label} limits"
+        decided |= above
+        below = ~decided & (value < np.interp(at, grid, sorted_limits[f"lower_{level}"]))
+        side[below] = f"below the {label} limits"
+        decided |= below
+    side[~placed] = ""
+    return side.tolist()
 
 
 def funnel_position(limits: pd.DataFrame, denominator: float, value: float) -> str:
@@ -2080,6 +2095,30 @@ def _funnel_curve_points(
     curves = np.vstack(
         [sorted_limits[c] for c in ("lower_99_8", "upper_99_8", "lower_95", "upper_95")]
     )
+    # the areas of one system share their funnels (same limits, same points, same view): the
+    # walk below is done once for them, not once per profile
+    key = (x.tobytes(), curves.tobytes(), view, tolerance)
+    found = _CURVE_POINTS.get(key)
+    if found is None:
+        if len(_CURVE_POINTS) >= _CURVE_POINTS_KEPT:
+            _CURVE_POINTS.clear()
+        found = _CURVE_POINTS[key] = _curve_points(x, curves, view, tolerance)
+    return found.copy()
+
+
+#: Funnel curve points worked out (:func:`_funnel_curve_points`), by limits, view, tolerance.
+_CURVE_POINTS: dict[tuple, np.ndarray] = {}
+_CURVE_POINTS_KEPT = 512
+
+
+def _curve_points(
+    x: np.ndarray,
+    curves: np.ndarray,
+    view: tuple[tuple[float, float], tuple[float, float]] | None,
+    tolerance: float,
+) -> np.ndarray:
+    """The walk of :func:`_funnel_curve_points` over the grid ``x`` and the four ``curves``."""
+    n = x.size
     if view is not None:
         span = view[1][1] - view[1][0]
     else:
@@ -2155,9 +2194,8 @@ def funnel_plot_spec(
     sorted_limits = {col: arr[order] for col, arr in limit_values.items()}
     limit_x = sorted_limits["denominator"]
 
-    def position(i: int) -> str:
+    def position(side: str) -> str:
         """Where a point falls relative to the interpolated limits."""
-        side = _funnel_side(sorted_limits, denominator[i], value[i])
         if not side:
             return ""
         return (
@@ -2177,7 +2215,7 @@ def funnel_plot_spec(
     code_field = hover.text([_esc(c) for c in codes])
     value_field = hover.number("y", value, value_label)
     denominator_field = hover.number("x", denominator)
-    positions = [position(i) for i in range(len(points))]
+    positions = [position(side) for side in _funnel_sides(sorted_limits, denominator, value)]
     drawn_positions = [p for p, d in zip(positions, plotted.tolist(), strict=True) if d]
     if all(drawn_positions):
         where = "<br>" + hover.text(positions)
