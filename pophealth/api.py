@@ -39,6 +39,7 @@ from pophealth import peers as peer_areas
 from pophealth._version import STORE_FORMAT, __version__
 from pophealth.config import load_neighbourhood_groupings
 from pophealth.errors import InputError, PopHealthError
+from pophealth.forked import ForkedWork, can_fork
 from pophealth.profile_frames import Profile, build_profile
 from pophealth.releases import ImdRelease
 from pophealth.store import FrameMemo, python_strings
@@ -672,6 +673,7 @@ class PopHealthData:
         """
         # without a history the others are the current table's (no work to share)
         names = shared_tables.SHARED_TABLES if self._period_views else ("indicator_table",)
+        self._history_in_two = True  # the kernels wait for these: both cores work them out
         return [
             shared_tables.write_shared_table(
                 getattr(self, name), Path(folder), name, self._shared_tables_key
@@ -957,7 +959,7 @@ class PopHealthData:
         # stack as many periods as keep memory bounded (England: one period, ~1.2 M rows, a go)
         per_chunk = max(1, HISTORY_ROWS_PER_CHUNK // max(1, len(self.registrations)))
         chunks = [periods[i : i + per_chunk] for i in range(0, len(periods), per_chunk)]
-        frames = [self._stacked_history({p: views[p] for p in chunk}) for chunk in chunks]
+        frames = self._history_chunks(views, chunks)
         if current in views:
             frames.append(self.indicator_table.assign(period=current))
         rows = pd.concat(frames, ignore_index=True)
@@ -1118,6 +1120,32 @@ class PopHealthData:
         ).to_numpy()
         table, period = table[keep].reset_index(drop=True), period[keep].reset_index(drop=True)
         return _untagged(table, period, sep)[columns]
+
+    def _history_chunks(self, views: dict, chunks: list[list[str]]) -> list[pd.DataFrame]:
+        """:meth:`_stacked_history` of each chunk of periods, in order.
+
+        In a batch run's own process (:meth:`share_tables` sets ``_history_in_two``) with two
+        chunks or more and a second core, a forked child works out the later half while this
+        process works out the first half: the kernels wait for the history, and with twelve
+        periods it is most of the run's start. Whatever the child does not deliver (it failed
+        or died) is worked out here, so the table never depends on it.
+        """
+
+        def stacked(chunk: list[str]) -> pd.DataFrame:
+            return self._stacked_history({p: views[p] for p in chunk})
+
+        if not (getattr(self, "_history_in_two", False) and len(chunks) > 1 and can_fork()):
+            return [stacked(chunk) for chunk in chunks]
+        half = (len(chunks) + 1) // 2
+        mine, theirs = chunks[:half], chunks[half:]
+        with ForkedWork(lambda: [stacked(chunk) for chunk in theirs]) as child:
+            frames = [stacked(chunk) for chunk in mine]
+            delivered = child.result()
+        # what happened, for tests and debugging: the table is the same either way
+        self._history_child = {"chunks": len(theirs), "error": child.error}
+        if delivered is None:
+            delivered = [stacked(chunk) for chunk in theirs]
+        return frames + delivered
 
     def _stacked_history(self, views: dict) -> pd.DataFrame:
         """Indicator tables of several periods in one computation (see indicator_history)."""
