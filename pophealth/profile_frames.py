@@ -29,7 +29,7 @@ from pophealth import peers as peer_areas
 from pophealth._version import __version__
 from pophealth.ages import AGE_BANDS
 from pophealth.sources import workforce as src_workforce
-from pophealth.store import ProfileStore, RowsByKey
+from pophealth.store import ProfileStore, RowsByKey, records
 
 SEX_LABEL = {"male": "male", "female": "female"}
 
@@ -1192,9 +1192,13 @@ def trend_frames(data: ProfileStore, area: dict) -> dict:
         return empty
     basis = area["basis"]
     own = own[own["basis"] == basis]
-    england = by_area.get(geography.ALL_LOADED_CODE, own.iloc[:0])
-    england = england[england["basis"] == basis]
-    catalogue = indicators.load_catalogue().set_index("id")
+    # England's rows, and its values by indicator and period, are the same for every profile
+    england, england_value = data.memo.get(
+        ("england_history", basis), lambda: _england_history(by_area, own.iloc[:0], basis)
+    )
+    catalogue = data.memo.get(
+        ("catalogue_by_id",), lambda: indicators.load_catalogue().set_index("id")
+    )
     qof_ids = indicators.needing("qof")
     shared = data.ready_trend_words()
     if shared is not None:  # a batch run worked out every area's words once
@@ -1253,7 +1257,6 @@ def trend_frames(data: ProfileStore, area: dict) -> dict:
     # in catalogue order (monthly and QOF series start in different periods)
     order = summary["indicator_id"].map(catalogue["order"])
     summary = summary.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
-    england_value = england.set_index(["indicator_id", "period"])["value"]
     series = ordered[ordered["indicator_id"].isin(TREND_CHART_INDICATORS)]
     series = series[
         ["indicator_id", "title", "unit", "polarity", "period", "value", "lower_ci", "upper_ci"]
@@ -1274,18 +1277,25 @@ def trend_frames(data: ProfileStore, area: dict) -> dict:
     changes = []
     if len(periods) >= 2:
         previous, latest = periods[-2], periods[-1]
-        by_period = monthly.set_index(["indicator_id", "period"])
+        # the last two releases' rows of the indicators reported, by (indicator, period)
+        wanted = monthly[
+            monthly["indicator_id"].isin(CHANGE_INDICATORS)
+            & monthly["period"].isin([previous, latest])
+        ]
+        by_period = {
+            (row["indicator_id"], row["period"]): row
+            for row in records(wanted, ["indicator_id", "period", "value", "title", "unit"])
+        }
         for indicator in CHANGE_INDICATORS:
-            if (indicator, latest) in by_period.index and (indicator, previous) in by_period.index:
-                before = by_period.loc[(indicator, previous), "value"]
-                after = by_period.loc[(indicator, latest), "value"]
+            now, then = by_period.get((indicator, latest)), by_period.get((indicator, previous))
+            if now is not None and then is not None:
                 changes.append(
                     {
-                        "what": by_period.loc[(indicator, latest), "title"],
-                        "unit": by_period.loc[(indicator, latest), "unit"],
-                        "previous": before,
-                        "latest": after,
-                        "change": after - before,
+                        "what": now["title"],
+                        "unit": now["unit"],
+                        "previous": then["value"],
+                        "latest": now["value"],
+                        "change": now["value"] - then["value"],
                     }
                 )
     latest_qof = sorted(own.loc[own["indicator_id"].isin(qof_ids), "period"].unique())
@@ -1310,6 +1320,13 @@ def trend_frames(data: ProfileStore, area: dict) -> dict:
         "periods": periods,
         "qof_years": qof_years,
     }
+
+
+def _england_history(by_area: RowsByKey, empty: pd.DataFrame, basis: str) -> tuple:
+    """England's (all loaded areas') history rows of one basis; its values by indicator, period."""
+    england = by_area.get(geography.ALL_LOADED_CODE, empty)
+    england = england[england["basis"] == basis]
+    return england, england.set_index(["indicator_id", "period"])["value"]
 
 
 def _membership_changes_for(data: ProfileStore, area: dict) -> pd.DataFrame:
