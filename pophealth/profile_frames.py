@@ -108,8 +108,11 @@ def area_lsoas(data: ProfileStore, area: dict) -> np.ndarray:
 def _age_sex_shares(matrix: pd.DataFrame, weights: pd.Series) -> pd.Series:
     if not len(weights) or not len(matrix):
         return pd.Series(dtype=float)
-    w = weights.reindex(matrix.index).fillna(0.0).to_numpy()
-    counts = pd.Series(w @ matrix.to_numpy(dtype=float), index=matrix.columns)
+    # the area's practices' rows only (a reindex to every practice cost more than the sum)
+    at = matrix.index.get_indexer(weights.index)
+    found = at >= 0
+    w = np.nan_to_num(weights.to_numpy(dtype=float)[found])
+    counts = pd.Series(w @ matrix.to_numpy(dtype=float)[at[found]], index=matrix.columns)
     total = counts.sum()
     return counts / total * 100 if total > 0 else counts * np.nan
 
@@ -126,16 +129,8 @@ def pyramid_frame(data: ProfileStore, area: dict, parent: dict | None) -> pd.Dat
         if parent
         else pd.Series(np.nan, index=index)
     )
-    national = _national_row(data, geography.ALL_LOADED_CODE, "registered")
-    if national is not None and any(c.startswith("age_") for c in national.index):
-        # England from the national files (the store may hold only some ICBs)
-        counts = pd.Series(
-            [national.get(f"age_{sex}_{band}", np.nan) for sex, band in index], index=index
-        ).astype(float)
-        all_pct = counts / counts.sum() * 100
-    else:
-        every = pd.Series(1.0, index=matrix.index)
-        all_pct = _age_sex_shares(matrix, every).reindex(index)
+    # England's shares are the same for every profile
+    all_pct = data.memo.get(("pyramid_england",), lambda: _england_age_sex(data, matrix, index))
     if parent and parent["level"] == "region":
         region = _national_row(data, parent["area_code"], "registered")
         if region is not None:
@@ -153,6 +148,19 @@ def pyramid_frame(data: ProfileStore, area: dict, parent: dict | None) -> pd.Dat
     ).reset_index()
     frame["age_band"] = frame["age_band"].str.replace("_", "-", regex=False)
     return frame[["age_band", "sex", "area_pct", "parent_pct", "england_pct"]]
+
+
+def _england_age_sex(data: ProfileStore, matrix: pd.DataFrame, index: pd.MultiIndex) -> pd.Series:
+    """England's percent in each sex and age band: the national files', else all loaded."""
+    national = _national_row(data, geography.ALL_LOADED_CODE, "registered")
+    if national is not None and any(c.startswith("age_") for c in national.index):
+        # England from the national files (the store may hold only some ICBs)
+        counts = pd.Series(
+            [national.get(f"age_{sex}_{band}", np.nan) for sex, band in index], index=index
+        ).astype(float)
+        return counts / counts.sum() * 100
+    every = pd.Series(1.0, index=matrix.index)
+    return _age_sex_shares(matrix, every).reindex(index)
 
 
 def _national_row(data: ProfileStore, code: str, basis: str) -> pd.Series | None:
