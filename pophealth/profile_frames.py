@@ -224,7 +224,8 @@ def decile_frame(
     data: ProfileStore, area: dict, parent: dict | None, everyone: dict
 ) -> pd.DataFrame:
     """Percent of the population by national IMD decile for the area, parent and all."""
-    decile = data.lsoa.set_index("lsoa21_code")[data.imd_release.column("decile")]
+    lsoa = data.memo.get(("lsoa_by_code",), lambda: data.lsoa.set_index("lsoa21_code"))
+    decile = lsoa[data.imd_release.column("decile")]
 
     def shares(a: dict | None) -> pd.Series:
         if a is None:
@@ -270,7 +271,7 @@ def map_frames(data: ProfileStore, area: dict) -> tuple[pd.DataFrame, dict | Non
         keep = pop[(pop >= 5) & (pop >= 0.0005 * total)]
     else:
         keep = pop
-    lsoa = data.lsoa.set_index("lsoa21_code")
+    lsoa = data.memo.get(("lsoa_by_code",), lambda: data.lsoa.set_index("lsoa21_code"))
     geometries = data.lsoa_geometries
     codes = (
         [c for c in keep.index.astype(str) if c in geometries] if geometries else list(keep.index)
@@ -690,7 +691,11 @@ def _team_gaps(data: ProfileStore, rows: pd.DataFrame, basis: str) -> pd.DataFra
     if everyone is None or rows.empty:
         return pd.DataFrame()
     area_fte = staffing.group_fte_from_indicators(rows[rows["basis"] == basis])
-    bench = staffing.group_fte_from_indicators(everyone[everyone["basis"] == basis])
+    # England's team is the same for every profile
+    bench = data.memo.get(
+        ("team_benchmark", basis),
+        lambda: staffing.group_fte_from_indicators(everyone[everyone["basis"] == basis]),
+    )
     if area_fte.empty or bench.empty:
         return pd.DataFrame()
     return staffing.fair_share_gaps(area_fte, bench[["group", "fte", "weighted_patients"]])
@@ -707,9 +712,11 @@ def team_frame(data: ProfileStore, area: dict, rows: pd.DataFrame) -> pd.DataFra
     if gaps.empty:
         return pd.DataFrame()
     gaps = gaps.set_index("group")
-    practices = data.team_practices
+    by_code = data.memo.get(
+        ("team_practices_by_code",), lambda: data.team_practices.set_index("practice_code")
+    )
     weights = practice_weights(data, area)
-    members = practices.set_index("practice_code").reindex(weights.index)
+    members = by_code.reindex(weights.index)
     w = weights.to_numpy(dtype=float)
     by = rows.set_index("indicator_id")
     out = []
@@ -806,16 +813,20 @@ def workforce_quality_frame(data: ProfileStore, area: dict) -> pd.DataFrame:
     codes = practice_weights(data, area).index
     members = practices[practices["practice_code"].isin(codes)]
     hood_of = data.memo.get(("neighbourhood_of_practice",), lambda: _neighbourhood_of(data))
+    # each practice's neighbourhood and patients once, then a mask per issue
+    hoods = members["practice_code"].map(hood_of).to_numpy(dtype=object)
+    patients = members["registered_patients"].to_numpy(dtype=float, na_value=np.nan)
     rows = []
 
     def add(issue: str, mask: pd.Series) -> None:
-        chosen = members[mask.to_numpy()]
+        chosen = mask.to_numpy(dtype=bool)
+        named = [h for h in hoods[chosen] if not pd.isna(h)]
         rows.append(
             {
                 "issue": issue,
-                "practices": int(len(chosen)),
-                "registered_patients": float(chosen["registered_patients"].sum()),
-                "neighbourhoods": int(chosen["practice_code"].map(hood_of).nunique()),
+                "practices": int(chosen.sum()),
+                "registered_patients": float(np.nansum(patients[chosen])),
+                "neighbourhoods": len(set(named)),
             }
         )
 
