@@ -179,7 +179,13 @@ def _release_of(name: str, path: Path, frame: pd.DataFrame | None, raw: RawSourc
 
 def classify_lsoa_codes(codes: pd.Series, known: set[str]) -> pd.Series:
     """Label each published LSOA code: matched, closed, unknown, wales or outside."""
-    text = codes.fillna("").astype(str).str.strip().str.upper()
+    # each distinct code is labelled once (a million rows hold some 35,000 codes); a missing
+    # code (-1) takes the label of "", the last
+    found, distinct = pd.factorize(codes, use_na_sentinel=True)
+    text = pd.concat(
+        [pd.Series(distinct, dtype=object), pd.Series([""], dtype=object)], ignore_index=True
+    )
+    text = text.astype(str).str.strip().str.upper()
     status = np.select(
         [
             isin(text, known),
@@ -190,7 +196,8 @@ def classify_lsoa_codes(codes: pd.Series, known: set[str]) -> pd.Series:
         ["matched", "closed", "unknown", "wales"],
         default="outside",
     )
-    return pd.Series(status, index=codes.index, dtype="object")
+    # spread as Python strings: one object per distinct label, not one per row
+    return pd.Series(status.astype(object)[found], index=codes.index, dtype="object")
 
 
 def _iod2019_on_lsoa21(iod19: pd.DataFrame, lookup11: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
