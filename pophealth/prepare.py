@@ -582,7 +582,7 @@ def keep_systems(
         practices = practices[practices["icb_code"].isin(wanted)]
     kept = set(practices["practice_code"]) if len(practices) else set()
     registrations = registrations[isin(registrations["practice_code"], kept)]
-    lived_in = set(registrations["lsoa_code"])
+    lived_in = set(registrations["lsoa_code"].unique())
     lsoa = lsoa[isin(lsoa["icb_code"], wanted) | isin(lsoa["lsoa21_code"], lived_in)]
     age_sex = age_sex[isin(age_sex["practice_code"], kept)]
     return (
@@ -812,7 +812,8 @@ def prepare(
     # a practice that closed after the QOF year is carried by its successor (the membership rule)
     qof = loaded.get("qof")
     today = set(practices["practice_code"]) if len(practices) else set()
-    today |= set(registrations["practice_code"]) if len(registrations) else set()
+    # (distinct values first: a set built from a million Arrow strings costs a second)
+    today |= set(registrations["practice_code"].unique()) if len(registrations) else set()
     successions = practice_successions(loaded, files)
     qof_rows = (
         membership.carry_to_successors(
@@ -897,10 +898,6 @@ def prepare(
         qof_expected=expected_rows({imd: expected for imd, (expected, _) in qof_fits.items()}),
         qof_fit={imd: fit for imd, (_, fit) in qof_fits.items() if fit},
     )
-    extra = {
-        name: step(Path(raw_dir), out, loaded, files, lsoa, say, national_inputs)
-        for name, step in (extensions or {}).items()
-    }
     missing = unavailable_indicators(set(files))
     reconciliation = {
         "sources": reconcile.source_rows(
@@ -916,6 +913,12 @@ def prepare(
         "boundaries": files.get("lsoa_boundaries", {}).get("geometry"),
         "indicators_unavailable": missing,
         "practices_without_icb": int(practice_notes.get("unmapped_practices", 0)),
+    }
+    # the steps come after the reconciliation, which thus runs while a step's worker process
+    # (the history's) is still busy, not alone at the end
+    extra = {
+        name: step(Path(raw_dir), out, loaded, files, lsoa, say, national_inputs)
+        for name, step in (extensions or {}).items()
     }
     manifest = {
         "pophealth_version": __version__,
@@ -1042,8 +1045,8 @@ def _write_qof(
     rows = carried if carried is not None else qof.prevalence
     prevalence_rows = rows.assign(year=qof.year)
     notes: dict = {"qof_year": qof.year}
-    published = set(qof.prevalence["practice_code"])
-    after = set(prevalence_rows["practice_code"])
+    published = set(qof.prevalence["practice_code"].unique())
+    after = set(prevalence_rows["practice_code"].unique())
     moved = sorted(published - after)
     if moved:
         notes["qof_practices_carried_by_successor"] = {
