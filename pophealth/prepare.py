@@ -26,7 +26,7 @@ import yaml
 from pophealth import attribution, geography, membership, prevalence, reconcile, staffing
 from pophealth._version import STORE_FORMAT, __version__
 from pophealth.attribution import attribute_lsoa_to_practices, lsoa_values
-from pophealth.codes import isin
+from pophealth.codes import isin, map_codes
 from pophealth.contracts import PCN_WORKFORCE_TABLE, validate_store_table
 from pophealth.errors import PopHealthError
 from pophealth.files import atomic_path, sha256_of
@@ -507,7 +507,7 @@ def _national_distributions(
     age_wide = pd.DataFrame()
     if len(age_sex):
         ages = age_sex.assign(column="age_" + age_sex["sex"] + "_" + age_sex["age_band"])
-        ages = ages.assign(region=ages["practice_code"].map(region_of_practice))
+        ages = ages.assign(region=map_codes(ages["practice_code"], region_of_practice))
         every = ages.groupby("column")["patients"].sum().rename(geography.ALL_LOADED_CODE)
         by_region = ages.dropna(subset=["region"]).pivot_table(
             index="region", columns="column", values="patients", aggfunc="sum"
@@ -521,8 +521,8 @@ def _national_distributions(
         if len(registrations):
             regs = registrations[registrations["lsoa_status"] == attribution.MATCHED]
             regs = regs.assign(
-                decile=regs["lsoa_code"].map(decile),
-                region=regs["practice_code"].map(region_of_practice),
+                decile=map_codes(regs["lsoa_code"], decile),
+                region=map_codes(regs["practice_code"], region_of_practice),
             ).dropna(subset=["decile"])
             parts.append(_by_decile(regs, "patients", "registered", imd, age_wide))
         weights, _ = attribution.deprivation_population(lsoa, release)

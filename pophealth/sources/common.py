@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+from pandera.engines import pandas_engine
 
+from pophealth.codes import isin
 from pophealth.errors import PopHealthError
 from pophealth.files import sha256_of
 from pophealth.sources import arrow_csv
@@ -712,6 +714,8 @@ def validate_output(frame: pd.DataFrame, schema: pa.DataFrameSchema, path: str |
     Raises:
         SourceFormatError: The output breaks the schema (names the file and the failing column).
     """
+    if plainly_valid(frame, schema):
+        return
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
@@ -730,6 +734,63 @@ def validate_output(frame: pd.DataFrame, schema: pa.DataFrameSchema, path: str |
             examples=examples,
             fix="check this is the right official file for this loader",
         ) from errors
+
+
+def plainly_valid(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> bool:
+    """Whether ``frame`` meets a loader's ``schema``, decided by a few vectorised tests.
+
+    A shortcut of :func:`validate_output` (pandera runs each check through its machinery, a
+    large part of a loader's time on national files): true only when pandera would accept the
+    frame too. It knows the schemas loaders declare (:func:`canonical_schema`: exactly these
+    columns in this order, each with pandera's own dtype test, nullability, uniqueness and the
+    built-in ``ge``, ``in_range``, ``isin`` and ``str_matches`` checks); for anything else, and
+    any frame it does not plainly accept, pandera decides and names the problems.
+    """
+    try:
+        if schema.checks or schema.unique or schema.index is not None or schema.dtype is not None:
+            return False
+        if not (schema.strict is True and schema.ordered and not schema.coerce):
+            return False
+        if list(frame.columns) != list(schema.columns):  # exactly these, in order, once each
+            return False
+        for name, column in schema.columns.items():
+            if column.regex or column.coerce or column.parsers:
+                return False
+            values = frame[name]
+            if column.unique and not values.is_unique:  # pandera's test (missing values too)
+                return False
+            if column.dtype is not None:
+                matches = column.dtype.check(pandas_engine.Engine.dtype(values.dtype), values)
+                if not bool(matches if isinstance(matches, bool) else matches.all()):
+                    return False
+            present = values.notna().to_numpy()
+            if not present.all():
+                if not column.nullable:
+                    return False
+                values = values[present]
+            if not all(_check_passes(check, values) for check in column.checks):
+                return False
+    except Exception:  # noqa: BLE001 - pandera decides, and says why
+        return False
+    return True
+
+
+def _check_passes(check: pa.Check, values: pd.Series) -> bool:
+    """Whether a built-in pandera check holds for every (non-missing) value; False if unknown."""
+    if not check.ignore_na or check.element_wise or check.groupby is not None:
+        return False
+    stats = check.statistics
+    if check.name == "greater_than_or_equal_to":
+        return bool((values >= stats["min_value"]).all())
+    if check.name == "in_range":
+        low = values >= stats["min_value"] if stats["include_min"] else values > stats["min_value"]
+        high = values <= stats["max_value"] if stats["include_max"] else values < stats["max_value"]
+        return bool((low & high).all())
+    if check.name == "isin":
+        return bool(isin(values, list(stats["allowed_values"])).all())
+    if check.name == "str_matches":  # pandera's own call
+        return bool(values.str.match(stats["pattern"], na=False).all())
+    return False
 
 
 def code_column(*, nullable: bool = False, **kwargs: object) -> pa.Column:
