@@ -971,11 +971,11 @@ class ReleasePool:
     While prepare builds the current store, the worker (a fresh interpreter running
     :func:`release_worker`) loads the earlier releases, oldest first. When the history starts
     (:meth:`share`, then :meth:`stage_all`), both processes stage releases
-    (:func:`stage_release`): the worker the next oldest, prepare's process first those the
-    worker loaded early, then the newest not yet claimed. Each process holds one release at a
+    (:func:`stage_release`): the worker the next oldest, prepare's process the newest not yet
+    claimed, then both those the worker loaded early. Each process holds one release at a
     time. A release that could not be loaded or staged has no result: :func:`prepare_history`
-    reads it again in its turn, raising its error
-    as without a worker. Without a second core or for small releases there is no worker.
+    reads it again in its turn, raising its error as without a worker. Without a second core
+    or for small releases there is no worker.
     """
 
     def __init__(self, folders: list[Path]) -> None:
@@ -1041,8 +1041,8 @@ def share_releases(
 ) -> dict[int, StagedRelease | None]:
     """Prepare's side of :class:`ReleasePool`: stage releases until none is left to anyone.
 
-    Takes the releases the worker loaded before the context existed, then claims the newest
-    release nobody has claimed, until every release is staged or failed, or the worker stopped.
+    Claims the newest release nobody has claimed, then takes the releases the worker loaded
+    before the context existed, until every release is staged or failed, or the worker stopped.
 
     Args:
         cache: The pool's cache folder (holding ``context``).
@@ -1066,13 +1066,9 @@ def share_releases(
                 results[index] = _undump(cache / f"{index}.staged")
             elif (cache / f"{index}.failed").exists():
                 results[index] = None
-        # first the releases the worker loaded early (only their tables are left to do)
-        loaded = _take_loaded(cache, len(folders), "main")
-        if loaded is not None:
-            index, path = loaded
-            results[index] = _stage_safely(index, _undump(path), context)
-            path.unlink()
-            continue
+        # the largest tasks first, the small ones fill in at the end so that both processes
+        # finish together: loading the newest release nobody has claimed, then building the
+        # tables of a release the worker loaded before the context existed
         index = next((i for i in newest_first if _claim(cache / f"{i}.claim")), None)
         if index is not None:
             try:
@@ -1082,6 +1078,12 @@ def share_releases(
                 continue
             results[index] = _stage_safely(index, release, context)
             del release
+            continue
+        loaded = _take_loaded(cache, len(folders), "main")
+        if loaded is not None:
+            index, path = loaded
+            results[index] = _stage_safely(index, _undump(path), context)
+            path.unlink()
             continue
         if len(results) == len(folders) or stopped:
             return results
