@@ -34,6 +34,7 @@ import os
 import pickle
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -920,16 +921,50 @@ def stage_release(key: str, release: tuple, context: HistoryContext) -> StagedRe
 
 
 def _dump(value: object, target: Path) -> None:
-    """Pickle ``value`` to ``target`` atomically (the other process never sees half a file)."""
+    """Pickle ``value`` to ``target`` atomically (the other process never sees half a file).
+
+    The data of Arrow and numpy arrays go out of band: written after the pickle as they are,
+    not copied into it first (a national release is ~200 MB of them).
+    """
+    raws: list[memoryview] = []
+
+    def out_of_band(buffer: pickle.PickleBuffer) -> bool:
+        try:
+            raws.append(buffer.raw())
+        except BufferError:  # not contiguous: in the pickle
+            return True
+        return False
+
+    data = pickle.dumps(value, protocol=5, buffer_callback=out_of_band)
     tmp = target.with_name(f".{target.name}.tmp")
     with tmp.open("wb") as handle:
-        pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        handle.write(
+            struct.pack(f"<QQ{len(raws)}Q", len(data), len(raws), *(r.nbytes for r in raws))
+        )
+        handle.write(data)
+        for raw in raws:
+            handle.write(raw)
     os.replace(tmp, target)
 
 
 def _undump(path: Path) -> object:
+    """What :func:`_dump` wrote; array data in fresh, aligned and writable Arrow buffers."""
     with path.open("rb") as handle:
-        return pickle.load(handle)
+        size, count = struct.unpack("<QQ", handle.read(16))
+        lengths = struct.unpack(f"<{count}Q", handle.read(8 * count))
+        data = handle.read(size)
+        buffers = []
+        for length in lengths:
+            buffer = pa.allocate_buffer(length)
+            view = memoryview(buffer)
+            done = 0
+            while done < length:
+                read = handle.readinto(view[done:])
+                if not read:
+                    raise EOFError(f"{path} ends early")
+                done += read
+            buffers.append(buffer)
+    return pickle.loads(data, buffers=buffers)
 
 
 def _claim(path: Path) -> bool:
@@ -1103,14 +1138,17 @@ def release_worker(argv: list[str]) -> None:
     """The :class:`ReleasePool` worker: ``CACHE FOLDER...``.
 
     Loads the folders oldest first (each claimed, so none is loaded twice). A release loaded
-    before prepare's process wrote the history's context is pickled (``<i>.loaded``), else
-    staged (``<i>.staged``); once none is left to load, it stages the pickled ones that
-    prepare's process has not taken. ``<i>.failed`` marks a release it could not load or stage.
-    Exits when its parent does.
+    before prepare's process wrote the history's context is pickled (``<i>.loaded``; the first
+    such waits in memory instead), else staged (``<i>.staged``); once none is left to load, it
+    stages the one in memory and the pickled ones that prepare's process has not taken.
+    ``<i>.failed`` marks a release it could not load or stage. Exits when its parent does.
     """
     cache, folders = Path(argv[0]), [Path(a) for a in argv[1:]]
     parent = os.getppid()
     context: HistoryContext | None = None
+    # one release loaded before the context existed waits in memory rather than pickled
+    # (writing and reading back 200 MB costs more than half a second); the others are pickled
+    held: tuple[int, tuple] | None = None
     for index, folder in enumerate(folders):
         if not _claim(cache / f"{index}.claim"):
             continue
@@ -1121,10 +1159,15 @@ def release_worker(argv: list[str]) -> None:
             continue
         if context is None and (cache / "context").exists():
             context = _undump(cache / "context")
-        if context is None:
-            _dump(release, cache / f"{index}.loaded")
-        else:
+        if context is not None:
+            if held is not None:
+                _worker_stage(cache, *held, context)
+                held = None
             _worker_stage(cache, index, release, context)
+        elif held is None:
+            held = (index, release)
+        else:
+            _dump(release, cache / f"{index}.loaded")
         del release
     while os.getppid() == parent:
         if context is None:
@@ -1132,6 +1175,10 @@ def release_worker(argv: list[str]) -> None:
                 time.sleep(_POLL_SECONDS)
                 continue
             context = _undump(cache / "context")
+        if held is not None:
+            _worker_stage(cache, *held, context)
+            held = None
+            continue
         taken = _take_loaded(cache, len(folders), "worker")
         if taken is None:
             return
