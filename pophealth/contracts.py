@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pandera.pandas as pa
 
+from pophealth import codes
 from pophealth.ages import AGE_BANDS
 from pophealth.errors import PopHealthError
 from pophealth.indicators import RATINGS
@@ -142,6 +143,8 @@ class Contract:
         """
         if frame.shape == (0, 0):  # a table of an absent source: nothing to check
             return frame
+        if self.plainly_valid(frame):
+            return frame
         try:
             self.schema.validate(frame, lazy=True)
         except pa.errors.SchemaErrors as exc:
@@ -158,6 +161,41 @@ class Contract:
                 "in docs/architecture.md)."
             ) from None
         return frame
+
+    def plainly_valid(self, frame: pd.DataFrame) -> bool:
+        """Whether ``frame`` meets the contract, decided by a few vectorised tests.
+
+        A shortcut of :meth:`validate` (pandera runs each check through its machinery, a large
+        part of prepare's time on national tables): true only when pandera would accept the
+        frame too, each test being pandera's own or stricter; anything else is left to pandera,
+        which names the problems.
+        """
+        try:
+            for field in self.fields:
+                if field.name not in frame.columns:
+                    if field.required:
+                        return False
+                    continue
+                column = frame[field.name]
+                if not isinstance(column, pd.Series) or not KINDS[field.kind][1](column):
+                    return False  # a repeated column name, or the wrong kind
+                present = column.notna().to_numpy()
+                complete = bool(present.all())
+                if not complete and not field.nullable:
+                    return False
+                values = column if complete else column[present]
+                if field.kind == "count" and not bool((values >= 0).all()):
+                    return False
+                # the allowed values as pandera's isin check takes them (a dict's keys)
+                if field.values is not None and not bool(
+                    codes.isin(values, list(field.values)).all()
+                ):
+                    return False
+                if field.unique and not column.is_unique:
+                    return False
+        except Exception:  # noqa: BLE001 - pandera decides, and says why
+            return False
+        return True
 
     def markdown(self) -> str:
         """The contract as the markdown section of ``docs/architecture.md``."""

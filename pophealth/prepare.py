@@ -26,7 +26,7 @@ import yaml
 from pophealth import attribution, geography, membership, prevalence, reconcile, staffing
 from pophealth._version import STORE_FORMAT, __version__
 from pophealth.attribution import attribute_lsoa_to_practices, lsoa_values
-from pophealth.codes import isin
+from pophealth.codes import isin, map_codes
 from pophealth.contracts import PCN_WORKFORCE_TABLE, validate_store_table
 from pophealth.errors import PopHealthError
 from pophealth.files import atomic_path, sha256_of
@@ -179,7 +179,13 @@ def _release_of(name: str, path: Path, frame: pd.DataFrame | None, raw: RawSourc
 
 def classify_lsoa_codes(codes: pd.Series, known: set[str]) -> pd.Series:
     """Label each published LSOA code: matched, closed, unknown, wales or outside."""
-    text = codes.fillna("").astype(str).str.strip().str.upper()
+    # each distinct code is labelled once (a million rows hold some 35,000 codes); a missing
+    # code (-1) takes the label of "", the last
+    found, distinct = pd.factorize(codes, use_na_sentinel=True)
+    text = pd.concat(
+        [pd.Series(distinct, dtype=object), pd.Series([""], dtype=object)], ignore_index=True
+    )
+    text = text.astype(str).str.strip().str.upper()
     status = np.select(
         [
             isin(text, known),
@@ -190,7 +196,8 @@ def classify_lsoa_codes(codes: pd.Series, known: set[str]) -> pd.Series:
         ["matched", "closed", "unknown", "wales"],
         default="outside",
     )
-    return pd.Series(status, index=codes.index, dtype="object")
+    # spread as Python strings: one object per distinct label, not one per row
+    return pd.Series(status.astype(object)[found], index=codes.index, dtype="object")
 
 
 def _iod2019_on_lsoa21(iod19: pd.DataFrame, lookup11: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -500,7 +507,7 @@ def _national_distributions(
     age_wide = pd.DataFrame()
     if len(age_sex):
         ages = age_sex.assign(column="age_" + age_sex["sex"] + "_" + age_sex["age_band"])
-        ages = ages.assign(region=ages["practice_code"].map(region_of_practice))
+        ages = ages.assign(region=map_codes(ages["practice_code"], region_of_practice))
         every = ages.groupby("column")["patients"].sum().rename(geography.ALL_LOADED_CODE)
         by_region = ages.dropna(subset=["region"]).pivot_table(
             index="region", columns="column", values="patients", aggfunc="sum"
@@ -514,8 +521,8 @@ def _national_distributions(
         if len(registrations):
             regs = registrations[registrations["lsoa_status"] == attribution.MATCHED]
             regs = regs.assign(
-                decile=regs["lsoa_code"].map(decile),
-                region=regs["practice_code"].map(region_of_practice),
+                decile=map_codes(regs["lsoa_code"], decile),
+                region=map_codes(regs["practice_code"], region_of_practice),
             ).dropna(subset=["decile"])
             parts.append(_by_decile(regs, "patients", "registered", imd, age_wide))
         weights, _ = attribution.deprivation_population(lsoa, release)
@@ -575,7 +582,7 @@ def keep_systems(
         practices = practices[practices["icb_code"].isin(wanted)]
     kept = set(practices["practice_code"]) if len(practices) else set()
     registrations = registrations[isin(registrations["practice_code"], kept)]
-    lived_in = set(registrations["lsoa_code"])
+    lived_in = set(registrations["lsoa_code"].unique())
     lsoa = lsoa[isin(lsoa["icb_code"], wanted) | isin(lsoa["lsoa21_code"], lived_in)]
     age_sex = age_sex[isin(age_sex["practice_code"], kept)]
     return (
@@ -805,7 +812,8 @@ def prepare(
     # a practice that closed after the QOF year is carried by its successor (the membership rule)
     qof = loaded.get("qof")
     today = set(practices["practice_code"]) if len(practices) else set()
-    today |= set(registrations["practice_code"]) if len(registrations) else set()
+    # (distinct values first: a set built from a million Arrow strings costs a second)
+    today |= set(registrations["practice_code"].unique()) if len(registrations) else set()
     successions = practice_successions(loaded, files)
     qof_rows = (
         membership.carry_to_successors(
@@ -890,10 +898,6 @@ def prepare(
         qof_expected=expected_rows({imd: expected for imd, (expected, _) in qof_fits.items()}),
         qof_fit={imd: fit for imd, (_, fit) in qof_fits.items() if fit},
     )
-    extra = {
-        name: step(Path(raw_dir), out, loaded, files, lsoa, say, national_inputs)
-        for name, step in (extensions or {}).items()
-    }
     missing = unavailable_indicators(set(files))
     reconciliation = {
         "sources": reconcile.source_rows(
@@ -909,6 +913,12 @@ def prepare(
         "boundaries": files.get("lsoa_boundaries", {}).get("geometry"),
         "indicators_unavailable": missing,
         "practices_without_icb": int(practice_notes.get("unmapped_practices", 0)),
+    }
+    # the steps come after the reconciliation, which thus runs while a step's worker process
+    # (the history's) is still busy, not alone at the end
+    extra = {
+        name: step(Path(raw_dir), out, loaded, files, lsoa, say, national_inputs)
+        for name, step in (extensions or {}).items()
     }
     manifest = {
         "pophealth_version": __version__,
@@ -1035,8 +1045,8 @@ def _write_qof(
     rows = carried if carried is not None else qof.prevalence
     prevalence_rows = rows.assign(year=qof.year)
     notes: dict = {"qof_year": qof.year}
-    published = set(qof.prevalence["practice_code"])
-    after = set(prevalence_rows["practice_code"])
+    published = set(qof.prevalence["practice_code"].unique())
+    after = set(prevalence_rows["practice_code"].unique())
     moved = sorted(published - after)
     if moved:
         notes["qof_practices_carried_by_successor"] = {

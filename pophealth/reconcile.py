@@ -228,7 +228,8 @@ def practice_presence(loaded: Mapping[str, Any]) -> dict[str, Any]:
     for name in _PRACTICE_SOURCES:
         frame = loaded.get(name)
         if isinstance(frame, pd.DataFrame) and "practice_code" in frame:
-            sets[name] = set(frame["practice_code"].dropna().astype(str))
+            # the distinct codes first: a million-row source names a few thousand practices
+            sets[name] = set(frame["practice_code"].dropna().astype(str).unique())
     register_name = next(
         (n for n in ("practice_totals", "registrations_lsoa", "workforce") if n in sets), None
     )

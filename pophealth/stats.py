@@ -18,13 +18,28 @@ import difflib
 import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from pophealth.checks import require_columns
 from pophealth.errors import PopHealthError
+
+if TYPE_CHECKING:
+    from scipy import stats as sps
+
+
+def _scipy_stats():
+    """``scipy.stats``, imported on first use.
+
+    It takes half a second to import, and a process that only reads files (prepare's release
+    worker) never needs it.
+    """
+    from scipy import stats
+
+    return stats
+
 
 __all__ = [
     "ESP2013_BANDS",
@@ -131,7 +146,7 @@ def _confidence_text(levels: Sequence[float]) -> str:
 
 
 def _z(level: float) -> float:
-    return float(sps.norm.ppf(0.5 + level / 2))
+    return float(_scipy_stats().norm.ppf(0.5 + level / 2))
 
 
 def _require_columns(df: pd.DataFrame, columns: Sequence[Hashable], what: str) -> None:
@@ -278,8 +293,10 @@ def _poisson_count_limits(
     # Exact (Garwood 1936): chi-square quantiles with 2x and 2x+2 degrees of freedom.
     with np.errstate(invalid="ignore"):
         xe = np.where(exact, x, 1.0)
-        exact_lower = np.where(xe > 0, sps.chi2.ppf(alpha / 2, 2 * np.maximum(xe, 1e-300)) / 2, 0)
-        exact_upper = sps.chi2.ppf(1 - alpha / 2, 2 * xe + 2) / 2
+        exact_lower = np.where(
+            xe > 0, _scipy_stats().chi2.ppf(alpha / 2, 2 * np.maximum(xe, 1e-300)) / 2, 0
+        )
+        exact_upper = _scipy_stats().chi2.ppf(1 - alpha / 2, 2 * xe + 2) / 2
     lower[exact] = exact_lower[exact]
     upper[exact] = exact_upper[exact]
     # Byar (Breslow & Day 1987).
@@ -573,7 +590,7 @@ def mean_t(
         mean = np.where(count > 0, out["value_sum"].to_numpy(dtype="float64") / count, np.nan)
         limits = {}
         for level in levels:
-            t = sps.t.ppf(0.5 + level / 2, np.maximum(count - 1, 1))
+            t = _scipy_stats().t.ppf(0.5 + level / 2, np.maximum(count - 1, 1))
             half = np.where(count >= 2, t * stdev / np.sqrt(count), np.nan)
             limits[level] = (mean - half, mean + half)
     reason = _reasons(
@@ -1218,7 +1235,7 @@ def funnel_limits_proportion(
     if not 0 <= p <= 1:
         raise StatisticsInputError(f"target {target} is outside 0 to {multiplier}")
     out = pd.DataFrame({"denominator": n})
-    distribution = sps.binom(n, p)
+    distribution = _scipy_stats().binom(n, p)
     for level in levels:
         label = ci_label(level)
         for side, probability in (("lower", (1 - level) / 2), ("upper", (1 + level) / 2)):
@@ -1263,7 +1280,7 @@ def funnel_limits_rate(
         raise StatisticsInputError(f"target_rate {target_rate} must be zero or more")
     expected = n * float(target_rate) / multiplier
     out = pd.DataFrame({"denominator": n})
-    distribution = sps.poisson(expected)
+    distribution = _scipy_stats().poisson(expected)
     for level in levels:
         label = ci_label(level)
         for side, probability in (("lower", (1 - level) / 2), ("upper", (1 + level) / 2)):
@@ -1358,7 +1375,7 @@ def funnel_overdispersion(
     z = np.clip(z, low, high)
     count = len(z)
     phi = float(np.sum(z**2) / count)
-    overdispersed = bool(count * phi > sps.chi2.ppf(1 - significance, count - 1))
+    overdispersed = bool(count * phi > _scipy_stats().chi2.ppf(1 - significance, count - 1))
     w = 1 / se**2
     tau2 = 0.0
     if overdispersed:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pophealth import attribution
-from pophealth.codes import isin, positions
+from pophealth.codes import isin, map_codes, positions
 
 CODES = st.sampled_from(["A1", "B2", "C3", "D4", None])
 
@@ -19,6 +19,29 @@ def test_isin_matches_series_isin(codes, wanted):
     column = pd.Series(codes, dtype="str")
     np.testing.assert_array_equal(isin(column, wanted), column.isin(wanted).to_numpy())
     np.testing.assert_array_equal(isin(column, set(wanted)), column.isin(set(wanted)).to_numpy())
+
+
+MAPPINGS = [
+    pd.Series(["R1", "R2", None], index=["A1", "B2", "C3"], dtype="str"),
+    pd.Series(["R1", "R2", None], index=["A1", "B2", "C3"], dtype=object),
+    pd.Series([1, 2, 3], index=["A1", "B2", "C3"]),
+    pd.Series([1.0, 2.0, np.nan], index=["A1", "B2", "C3"]),
+    pd.Series([1, 2, None], index=["A1", "B2", "C3"], dtype="Int64"),
+    pd.Series(pd.to_datetime(["2020-01-01", "2021-01-01", None]), index=["A1", "B2", "C3"]),
+    pd.Series(["x"], index=[np.nan], dtype=object),
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(CODES, max_size=12),
+    st.sampled_from(["str", object]),
+    st.sampled_from(range(len(MAPPINGS))),
+)
+def test_map_codes_matches_series_map(codes, dtype, which):
+    column = pd.Series(codes, dtype=dtype, index=range(5, 5 + len(codes)), name="code")
+    mapping = MAPPINGS[which]
+    pd.testing.assert_series_equal(map_codes(column, mapping), column.map(mapping))
 
 
 @settings(max_examples=60, deadline=None)

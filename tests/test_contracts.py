@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pophealth
 from pophealth import contracts
@@ -65,3 +67,64 @@ def test_contract_errors_name_table_column_and_examples():
         contracts.LSOA_TABLE.validate(pd.DataFrame({"lsoa21_name": ["x"]}), "test")
     # an absent source's empty table has nothing to check
     assert contracts.PRACTICE_TABLE.validate(pd.DataFrame(), "test").empty
+
+
+def test_store_tables_pass_the_shortcut_and_it_never_passes_what_pandera_refuses(demo_prepared):
+    for name, contract in contracts.STORE_CONTRACTS.items():
+        frame = pd.read_parquet(demo_prepared / name)
+        assert contract.plainly_valid(frame), name  # national tables skip pandera
+    regs = pd.read_parquet(demo_prepared / "registrations.parquet")
+    broken = {
+        "a required column missing": regs.drop(columns="lsoa_status"),
+        "a missing code": regs.assign(practice_code=regs["practice_code"].mask(regs.index == 3)),
+        "a negative count": regs.assign(patients=regs["patients"].mask(regs.index == 5, -1)),
+        "a value outside the set": regs.assign(
+            lsoa_status=regs["lsoa_status"].mask(regs.index == 7, "elsewhere")
+        ),
+        "numbers as codes": regs.assign(practice_code=range(len(regs))),
+        "text as counts": regs.assign(patients=regs["patients"].astype(str)),
+    }
+    for why, frame in broken.items():
+        assert not contracts.REGISTRATIONS_TABLE.plainly_valid(frame), why
+        with pytest.raises(contracts.ContractError):
+            contracts.REGISTRATIONS_TABLE.validate(frame, why)
+    payments = pd.read_parquet(demo_prepared / "history/static/payments.parquet")
+    twice = pd.concat([payments, payments.head(1)], ignore_index=True)
+    payments_contract = contracts.STORE_CONTRACTS["history/static/payments.parquet"]
+    assert not payments_contract.plainly_valid(twice)
+    with pytest.raises(contracts.ContractError, match="practice_code"):
+        payments_contract.validate(twice, "a repeated practice")
+
+
+def _column(field, rows: int, data) -> list | None:
+    """Cells for one field: mostly valid, sometimes with flaws, of the wrong kind or absent."""
+    mode = data.draw(st.sampled_from(["good", "good", "good", "flawed", "wrong kind", "absent"]))
+    if mode == "absent":
+        return None
+    if field.kind in ("code", "text"):
+        good = list(field.values) if field.values else ["A1", "B2", "C3", "D4", "E5", "F6"]
+        bad, wrong = ["elsewhere", None, "", float("nan")], [1, 2.5]
+    else:
+        good, bad, wrong = [0, 1, 2, 3.5], [-1, None, float("nan")], ["1", "x"]
+    pool = {"good": good, "flawed": good + bad, "wrong kind": wrong}[mode]
+    return data.draw(st.lists(st.sampled_from(pool), min_size=rows, max_size=rows))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    contract=st.sampled_from(
+        [
+            contracts.REGISTRATIONS_TABLE,
+            contracts.AGE_SEX_TABLE,
+            contracts.PCN_WORKFORCE_TABLE,
+            contracts.STORE_CONTRACTS["history/static/payments.parquet"],
+        ]
+    ),
+    rows=st.integers(1, 6),
+    data=st.data(),
+)
+def test_the_shortcut_passes_a_frame_only_when_pandera_does(contract, rows, data):
+    columns = {f.name: _column(f, rows, data) for f in contract.fields}
+    frame = pd.DataFrame({n: c for n, c in columns.items() if c is not None}, index=range(rows))
+    if contract.plainly_valid(frame):
+        contract.schema.validate(frame, lazy=True)  # pandera accepts it too

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from pophealth import cli, history, indicators
@@ -423,8 +424,8 @@ def test_history_in_chunks_equals_one_stack(demo_data, demo_prepared, monkeypatc
 
 
 def test_release_worker_gives_the_same_store(demo_raw, demo_prepared, tmp_path, monkeypatch):
-    # the worker process that reads national-size releases ahead, forced for the demo's small ones
-    monkeypatch.setattr(history, "PREFETCH_MIN_BYTES", 0)
+    # the worker process that shares national-size releases, forced for the demo's small ones
+    monkeypatch.setattr(history, "WORKER_MIN_BYTES", 0)
     out = tmp_path / "prepared"
     manifest = history.prepare_store(demo_raw, out, progress=None, systems=DEMO_SYSTEMS)
     full = json.loads((demo_prepared / "manifest.json").read_text())
@@ -436,16 +437,101 @@ def test_release_worker_gives_the_same_store(demo_raw, demo_prepared, tmp_path, 
     assert not list((out / "history").glob(".parts-*"))
 
 
-def test_release_worker_errors_are_raised_as_without_it(tmp_path, monkeypatch):
-    # a release the worker cannot read is read again by prepare, which raises its error
-    monkeypatch.setattr(history, "PREFETCH_MIN_BYTES", 0)
-    bad = tmp_path / "raw" / "releases" / "2025-01"
+def _with_bad_releases(demo_raw: Path, raw: Path) -> None:
+    """The demo's raw folder with 2025-01 unreadable and 2025-05 also held under another label."""
+    _link_tree(demo_raw, raw, skip={"releases/2025-01"})
+    bad = raw / "releases" / "2025-01"
     bad.mkdir(parents=True)
     (bad / "gp-reg-pat-prac-lsoa-all.csv").write_text("not,a,registrations,file\n1,2,3,4\n")
-    with history.ReleasePrefetch([bad]) as prefetch:
-        prefetch_error = _raised(lambda: prefetch.load(bad))
-    assert type(prefetch_error) is type(_raised(lambda: history.load_release(bad)))
-    assert str(prefetch_error) == str(_raised(lambda: history.load_release(bad)))
+    _link_tree(demo_raw / "releases" / "2025-05", raw / "releases" / "2025-05-again", skip=set())
+
+
+@pytest.mark.parametrize("first", ["unreadable", "two folders"])
+def test_release_worker_errors_are_raised_as_without_it(demo_raw, tmp_path, monkeypatch, first):
+    # whichever process meets a bad release, prepare raises the error of the first bad release
+    # in label order, as without a worker: a release the worker could not read is read again
+    raw = tmp_path / "raw"
+    _with_bad_releases(demo_raw, raw)
+    if first == "two folders":  # the copy of 2025-05 now comes before the unreadable folder
+        (raw / "releases" / "2025-01").rename(raw / "releases" / "2025-99")
+    errors = []
+    for min_bytes in (10**15, 0):  # without, then with a worker
+        monkeypatch.setattr(history, "WORKER_MIN_BYTES", min_bytes)
+        errors.append(_raised(lambda: history.prepare_store(raw, tmp_path / "out", progress=None)))
+    assert type(errors[0]) is type(errors[1]) and str(errors[0]) == str(errors[1])
+    expected = history.HistoryError if first == "two folders" else Exception
+    assert isinstance(errors[0], expected)
+    if first == "unreadable":
+        assert str(errors[0]) == str(
+            _raised(lambda: history.load_release(raw / "releases" / "2025-01"))
+        )
+    else:
+        assert "two release folders hold 2025-05" in str(errors[0])
+
+
+def _history_context(demo_prepared: Path, staging: Path) -> history.HistoryContext:
+    lsoa = history._read_store_table(demo_prepared, "lsoa.parquet")
+    static = history.read_static_inputs(demo_prepared)
+    return history.HistoryContext(demo_prepared, staging, static, lsoa, "2025-10")
+
+
+def _assert_staged_as_built_here(staged, folder: Path, context, here: Path) -> None:
+    """A staged release's files are those its tables, built here from the folder, would be."""
+    period, loaded, files, note, _ = history.load_release(folder)
+    assert (staged.period, staged.files, staged.note) == (period, files, note)
+    tables = history.period_tables(context.static, history._monthly(loaded), context.lsoa)
+    history._write_period_parts(context.out, here, period, tables)
+    for table in history.HISTORY_TABLES:
+        part, want = (f / table / f"{period}{history.PART_SUFFIX}" for f in (staged.parts, here))
+        assert part.exists() == want.exists() == bool(len(tables[table]))
+        if part.exists():
+            assert history._read_part(part).equals(history._read_part(want), check_metadata=True)
+
+
+def test_release_worker_skips_releases_claimed_by_prepare(demo_raw, demo_prepared, tmp_path):
+    folders = history.release_folders(demo_raw)[:4]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    context = _history_context(demo_prepared, tmp_path / "staging")
+    history._dump(context, cache / "context")
+    for index in (1, 3):  # prepare's process claimed these
+        assert history._claim(cache / f"{index}.claim")
+    assert not history._claim(cache / "1.claim")
+    history.release_worker([str(cache), *map(str, folders)])
+    assert sorted(p.name for p in cache.glob("*.staged")) == ["0.staged", "2.staged"]
+    assert not list(cache.glob("*.failed")) and not list(cache.glob("*.loaded*"))
+    for index in (0, 2):
+        staged = history._undump(cache / f"{index}.staged")
+        _assert_staged_as_built_here(staged, folders[index], context, tmp_path / f"here{index}")
+
+
+def test_worker_and_prepare_share_the_releases_once(demo_raw, demo_prepared, tmp_path):
+    """Releases the worker loaded before the context existed are staged by either process."""
+    import threading
+
+    folders = history.release_folders(demo_raw)[:5]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    worker = threading.Thread(
+        target=history.release_worker, args=([str(cache), *map(str, folders)],)
+    )
+    worker.start()  # no context yet: it loads every release, keeps one and pickles the others
+    for _ in range(600):
+        if len(list(cache.glob("*.loaded"))) == len(folders) - 1:
+            break
+        worker.join(0.1)
+    assert len(list(cache.glob("*.loaded"))) == len(folders) - 1
+    context = _history_context(demo_prepared, tmp_path / "staging")
+    history._dump(context, cache / "context")
+    results = history.share_releases(
+        cache, folders, context, worker_stopped=lambda: not worker.is_alive()
+    )
+    worker.join(60)
+    assert not worker.is_alive()
+    assert sorted(results) == list(range(len(folders)))  # each release staged once
+    assert not list(cache.glob("*.loaded*")) and not list(cache.glob("*.failed"))
+    for index, staged in results.items():
+        _assert_staged_as_built_here(staged, folders[index], context, tmp_path / f"here{index}")
 
 
 def _raised(call) -> Exception:
@@ -454,3 +540,45 @@ def _raised(call) -> Exception:
     except Exception as error:  # noqa: BLE001 - the test compares whatever is raised
         return error
     raise AssertionError("no error raised")
+
+
+def test_period_parts_join_as_their_frames_concatenated(tmp_path):
+    # the parts a rebuild writes are joined into what pd.concat of their frames would store
+    frames = {
+        "2025-01": pd.DataFrame(
+            {"practice_code": ["A", None], "patients": [1, 2], "fte": [0.5, np.nan]}
+        ),
+        "2025-02": pd.DataFrame({"practice_code": ["B"], "patients": [3], "fte": [1.25]}),
+        # a release without workforce figures: fewer columns
+        "2025-03": pd.DataFrame({"practice_code": ["C"], "patients": [4]}),
+    }
+    for periods in (["2025-01", "2025-02"], ["2025-01", "2025-02", "2025-03"]):
+        parts = []
+        for period in periods:
+            parts.append(tmp_path / f"{period}{history.PART_SUFFIX}")
+            history._write_part(frames[period].assign(period=period), parts[-1])
+        joined, reference = tmp_path / "joined.parquet", tmp_path / "reference.parquet"
+        history._concat_parts(parts, joined)
+        pd.concat([frames[p].assign(period=p) for p in periods], ignore_index=True).to_parquet(
+            reference, index=False
+        )
+        pd.testing.assert_frame_equal(pd.read_parquet(joined), pd.read_parquet(reference))
+        if len(periods) == 2:  # one schema: the same file schema too, a row group per period
+            assert pq.read_schema(joined).equals(pq.read_schema(reference), check_metadata=True)
+            assert pq.ParquetFile(joined).num_row_groups == 2
+
+
+def test_pickled_release_comes_back_equal_and_writable(demo_raw, tmp_path):
+    period, loaded, files, note, reconciliation = history.load_release(
+        demo_raw / "releases" / "2025-03"
+    )
+    history._dump((period, loaded, files, note, reconciliation), tmp_path / "release")
+    back = history._undump(tmp_path / "release")
+    assert back[0] == period and back[2] == files and back[3] == note
+    assert back[4] == reconciliation
+    for name, frame in loaded.items():
+        if isinstance(frame, pd.DataFrame):
+            pd.testing.assert_frame_equal(back[1][name], frame)
+    regs = back[1]["registrations_lsoa"]
+    regs.loc[regs.index[0], "patients"] = -1  # the arrays are the process's own, writable
+    assert regs["patients"].iloc[0] == -1 and loaded["registrations_lsoa"]["patients"].iloc[0] != -1

@@ -122,3 +122,21 @@ def test_ages_0_17_fall_back_to_five_year_bands_without_single_age_lists():
     # Single-age lists only (no five-year bands): 0-17 still built.
     only = practice_age_measures(bands.iloc[:0], exact)
     assert only.set_index("practice_code").loc["A", "pct_age_0_17__num"] == 35
+
+
+def test_lsoa_codes_are_classified_per_cell_as_published():
+    import pandas as pd
+
+    # each cell classified as its own trimmed, upper-cased text (a missing cell as "")
+    cells = ["E01000001", " e01000001", None, "CLOSED", "closed ", "W01000001", "nan", ""]
+    cells += ["S01000001", "E01000001", None, "no2011"]
+    for dtype in ("str", object):
+        codes = pd.Series(cells, dtype=dtype, index=range(7, 7 + len(cells)))
+        got = classify_lsoa_codes(codes, {"E01000001"})
+        one_by_one = [
+            classify_lsoa_codes(pd.Series([cell], dtype=object), {"E01000001"}).iloc[0]
+            for cell in cells
+        ]
+        assert got.tolist() == one_by_one and got.index.equals(codes.index)
+        assert got.dtype == object
+    assert one_by_one[:4] == ["matched", "matched", "unknown", "closed"]

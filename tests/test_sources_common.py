@@ -124,3 +124,87 @@ def test_sha256_of(tmp_path):
     path = tmp_path / "a.bin"
     path.write_bytes(b"pophealth" * 1000)
     assert sha256_of(path) == hashlib.sha256(b"pophealth" * 1000).hexdigest()
+
+
+def test_every_demo_loader_output_passes_the_validation_shortcut(demo_raw, monkeypatch):
+    from pophealth import prepare
+    from pophealth.sources import common
+
+    verdicts = []
+    shortcut = common.plainly_valid
+
+    def recorded(frame, schema):
+        verdicts.append((schema.name, shortcut(frame, schema)))
+        return verdicts[-1][1]
+
+    monkeypatch.setattr(common, "plainly_valid", recorded)
+    prepare.load_raw_sources(prepare.discover_raw_files(demo_raw))
+    assert len(verdicts) > 20
+    assert [name for name, passed in verdicts if not passed] == []  # pandera is not needed
+
+
+def _loader_column(column, rows: int, data) -> list:
+    """Cells for one schema column: mostly valid, sometimes flawed or of the wrong kind."""
+    from hypothesis import strategies as st
+
+    kind = str(column.dtype)
+    mode = data.draw(st.sampled_from(["good", "good", "flawed", "wrong kind"]))
+    checks = {c.name: c.statistics for c in column.checks}
+    if "isin" in checks:
+        good = list(checks["isin"]["allowed_values"])
+    elif "int" in kind.lower() or "float" in kind:
+        good = [0, 1, 7, 94]
+    elif "datetime" in kind:
+        good = [pd.Timestamp("2025-10-01")]
+    elif "str_matches" in checks:
+        good = ["R", "O"]
+    else:
+        good = ["A1", "B2", "Y90001"]
+    bad = [None, -1, 200, "other"]
+    pool = {"good": good, "flawed": good + bad, "wrong kind": [1.5, "x", None]}[mode]
+    return data.draw(st.lists(st.sampled_from(pool), min_size=rows, max_size=rows))
+
+
+def _typed(cells: list, column) -> pd.Series:
+    """The cells in the column's dtype where they convert (else as pandas infers them)."""
+    try:
+        dtype = "str" if str(column.dtype) in ("str", "string[pyarrow]") else str(column.dtype)
+        return pd.Series(cells, dtype=dtype)
+    except (TypeError, ValueError):
+        return pd.Series(cells)
+
+
+def test_the_shortcut_accepts_a_loader_output_only_when_pandera_does():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from pophealth.sources import census, common, ods_successors, pcn_workforce, registrations
+
+    schemas = [
+        registrations.LSOA_SCHEMA,
+        registrations.AGE_BAND_SCHEMA,
+        registrations.SINGLE_AGE_SCHEMA,
+        registrations.TOTALS_SCHEMA,
+        pcn_workforce.PCN_WORKFORCE_SCHEMA,
+        census.CENSUS_TABLES["TS039"].schema,  # a unique code
+        ods_successors.SUCCESSORS_SCHEMA,  # str_matches
+    ]
+    passed = []
+
+    @settings(max_examples=400, deadline=None)
+    @given(schema=st.sampled_from(schemas), rows=st.integers(1, 5), data=st.data())
+    def check(schema, rows, data):
+        frame = pd.DataFrame(
+            {
+                name: _typed(_loader_column(column, rows, data), column)
+                for name, column in schema.columns.items()
+            }
+        )
+        if data.draw(st.booleans()):
+            frame = frame.iloc[:, ::-1]  # columns out of order
+        if common.plainly_valid(frame, schema):
+            schema.validate(frame, lazy=True)  # pandera accepts it too
+            passed.append(schema.name)
+
+    check()
+    assert len(passed) > 10  # valid frames were generated, not only refused ones

@@ -102,3 +102,19 @@ def test_negative_fte_breaks_the_schema(tmp_path):
     bad = ROWS.replace(",0.8,3126", ",-0.8,3126")
     with pytest.raises(SourceFormatError, match="fte"):
         load_pcn_workforce(_write(tmp_path, HEADER + bad))
+
+
+def test_staff_groups_are_keyed_per_cell_as_published():
+    import pandas as pd
+
+    from pophealth.sources.pcn_workforce import PCN_STAFF_GROUPS, staff_group_of
+
+    cells = ["GPs", " Nurses ", "Admin/Non-Clinical", None, "Other   Direct patient care staff"]
+    cells += ["not a group", "GPS", None]
+    for dtype in ("str", object):
+        published = pd.Series(cells, dtype=dtype, name="STAFF_GROUP", index=range(3, 11))
+        got = staff_group_of(published)
+        key = published.astype("str").str.strip().str.casefold()
+        want = key.str.replace(r"\s+", " ", regex=True).map(PCN_STAFF_GROUPS)
+        pd.testing.assert_series_equal(got, want)
+    assert got.tolist()[:3] == ["gp", "nurse", "admin"]

@@ -102,8 +102,13 @@ PCN_WORKFORCE_SCHEMA = canonical_schema(
 
 def staff_group_of(published: pd.Series) -> pd.Series:
     """Map published ``STAFF_GROUP`` values to ``gp``/``nurse``/``dpc``/``admin`` (else NaN)."""
-    key = published.astype("str").str.strip().str.casefold().str.replace(r"\s+", " ", regex=True)
-    return key.map(PCN_STAFF_GROUPS)
+    # a handful of distinct values over tens of thousands of rows: each is keyed once
+    codes, uniques = pd.factorize(published.astype("str"), use_na_sentinel=True)
+    key = pd.Series(uniques, dtype="str").str.strip().str.casefold()
+    groups = key.str.replace(r"\s+", " ", regex=True).map(PCN_STAFF_GROUPS)
+    # a missing value (code -1) takes the last, missing, group
+    groups = pd.concat([groups, pd.Series([np.nan], dtype=groups.dtype)], ignore_index=True)
+    return groups.iloc[codes].set_axis(published.index).rename(published.name)
 
 
 def load_pcn_workforce(path: str | Path) -> pd.DataFrame:
