@@ -217,20 +217,29 @@ class WarmKernelExecutor:
         # ~0.18 s a notebook at England scale). Freezing what survives it (modules, data
         # caches) means later collections only walk objects made since the last notebook.
         code += "import gc as _ph_gc; _ph_gc.freeze(); del _ph_gc\n"
-        msg_id = self._kc.execute(code, silent=True, store_history=False)
-        deadline = time.monotonic() + 60
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("kernel did not answer the namespace reset within 60 s")
-            reply = await self._kc.get_shell_msg(timeout=remaining)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                break
-        if reply["content"]["status"] != "ok":
-            content = reply["content"]
+        content = await self._run_silently(
+            code, 60, "kernel did not answer the namespace reset within 60 s"
+        )
+        if content["status"] != "ok":
             raise RuntimeError(
                 f"namespace reset failed: {content.get('ename')}: {content.get('evalue')}"
             )
+
+    async def _run_silently(self, code: str, timeout: float, late: str) -> dict[str, Any]:
+        """Run ``code`` silently in the kernel; its execute reply's content.
+
+        Raises:
+            TimeoutError: No reply within ``timeout`` seconds (``late`` says what was late).
+        """
+        msg_id = self._kc.execute(code, silent=True, store_history=False)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(late)
+            reply = await self._kc.get_shell_msg(timeout=remaining)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"]
 
     async def _run_cells(self, nb: Any, timeout: float, progress: dict[str, Any]) -> None:
         """Execute all cells; the notebook as a whole gets ``timeout`` seconds of wall clock.
@@ -303,16 +312,11 @@ class WarmKernelExecutor:
         cwd = payload.get("notebook_dir")
         if cwd and os.path.isdir(cwd):
             code = f"import os as _ph_os; _ph_os.chdir({cwd!r}); del _ph_os\n" + code
-        msg_id = self._kc.execute(code, silent=True, store_history=False)
-        deadline = time.monotonic() + float(payload.get("timeout", 300))
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("the kernel's warm-up did not finish in time")
-            reply = await self._kc.get_shell_msg(timeout=remaining)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                break
-        content = reply["content"]
+        content = await self._run_silently(
+            code,
+            float(payload.get("timeout", 300)),
+            "the kernel's warm-up did not finish in time",
+        )
         if content["status"] != "ok":
             raise RuntimeError(f"{content.get('ename')}: {content.get('evalue')}")
 
