@@ -639,6 +639,8 @@ def prepare_history(
             del tables
         _join_period_parts(out, parts)
     finally:
+        if pool is not None:
+            pool.stop()  # it writes in the parts folder: never after the folder is removed
         shutil.rmtree(parts, ignore_errors=True)
     say(f"  history: {len(releases)} period(s), {min(releases)} to {max(releases)}")
     entry = {
@@ -1037,12 +1039,16 @@ class ReleasePool:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        if self._process is not None:
-            if self._process.poll() is None:
-                self._process.terminate()  # prepare failed before the history needed the rest
-            self._process.wait()  # reaped, so its resource use counts as this process's child
+        self.stop()
         if self._cache is not None:
             self._cache.cleanup()
+
+    def stop(self) -> None:
+        """Stop the worker (if it still runs: prepare failed before the history needed it)."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()
+            self._process.wait()  # reaped, so its resource use counts as this process's child
 
     def share(self, context: HistoryContext) -> None:
         """Give the worker the history's context: from now on it stages what it loads."""

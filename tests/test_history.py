@@ -458,6 +458,8 @@ def test_release_worker_errors_are_raised_as_without_it(demo_raw, tmp_path, monk
     for min_bytes in (10**15, 0):  # without, then with a worker
         monkeypatch.setattr(history, "WORKER_MIN_BYTES", min_bytes)
         errors.append(_raised(lambda: history.prepare_store(raw, tmp_path / "out", progress=None)))
+        # nothing of the failed rebuild is left behind (the worker is stopped first)
+        assert not list((tmp_path / "out" / "history").glob(".parts-*"))
     assert type(errors[0]) is type(errors[1]) and str(errors[0]) == str(errors[1])
     expected = history.HistoryError if first == "two folders" else Exception
     assert isinstance(errors[0], expected)

@@ -85,6 +85,9 @@ def read_columns(
                 # pyarrow skips a UTF-8 byte-order mark itself; other encodings are transcoded
                 encoding="utf8" if encoding == "utf-8-sig" else encoding,
                 block_size=_BLOCK_BYTES,
+                # one thread: prepare reads releases in two processes at once, where the
+                # reader's threads only add their own overhead
+                use_threads=False,
             ),
             parse_options=pv.ParseOptions(newlines_in_values=True),
             convert_options=pv.ConvertOptions(
