@@ -1004,7 +1004,12 @@ class PopHealthData:
         return self._read_shared("trend_words")
 
     def _build_trend_words(self) -> pd.DataFrame:
-        history_rows = self.indicator_history
+        # only the columns the words use: the rest of the history's are copied and sorted for
+        # nothing (a third of the time)
+        history_rows = self.indicator_history[
+            ["area_code", "basis", "indicator_id", "period", "value", "numerator", "denominator"]
+            + ["polarity"]
+        ]
         catalogue = indicators.load_catalogue().set_index("id")
         return trends.direction_of_travel(
             history_rows.assign(statistic=history_rows["indicator_id"].map(catalogue["statistic"])),

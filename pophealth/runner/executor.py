@@ -2,9 +2,10 @@
 
 One :class:`WarmKernelExecutor` lives in each worker process (a local pool process or a Dask
 worker). It starts one ipykernel once, builds one nbconvert HTML exporter once, and for each
-job: resets the kernel namespace with ``get_ipython().reset(new_session=True)``, injects the
-parameters with papermill's ``parameterize_notebook``, executes the cells with nbclient on the
-running kernel and exports HTML.
+job: injects the parameters with papermill's ``parameterize_notebook``, sends the kernel one
+request that resets its namespace (``get_ipython().reset(new_session=True)``) and runs the code
+cells one by one (:func:`pophealth.runner.batch_kernel.run_notebook`), files each output under
+its cell with nbclient's message handling, and exports HTML.
 
 The batch kernel is an ordinary ipykernel with four settings (:data:`BATCH_KERNEL_ARGUMENTS`
 and :data:`pophealth.charts.FIGURE_HTML_ENV`): no input history, no output cache, no empty
@@ -88,6 +89,18 @@ def output_from_display_msg(msg: dict[str, Any]) -> Any:
     if msg_type == "execute_result":
         dict.__setitem__(output, "execution_count", content["execution_count"])
     return output
+
+
+def timestamp_of(msg: dict[str, Any]) -> str:
+    """A message's time as nbclient records it in ``metadata.execution``."""
+    from nbclient.client import timestamp
+
+    return timestamp(msg)
+
+
+def cells_allow(cells: list[list], index: int | None) -> bool:
+    """Whether cell ``index`` of a :func:`batch_kernel.run_notebook` spec may fail."""
+    return any(entry[0] == index and entry[2] for entry in cells)
 
 
 def _install_fast_outputs() -> None:
@@ -205,26 +218,6 @@ class WarmKernelExecutor:
         return getattr(process, "pid", None)
 
     # ------------------------------------------------------------------ execution
-    async def _reset_namespace(self, cwd: str | None) -> None:
-        """Give the next notebook a fresh namespace and execution counter starting at 1."""
-        code = ""
-        if cwd and os.path.isdir(cwd):
-            code += f"import os as _ph_os; _ph_os.chdir({cwd!r}); del _ph_os\n"
-        # new_session=True resets the execution count to 1; running this with
-        # store_history=False (silent) keeps it there for the notebook's first cell.
-        code += "get_ipython().reset(new_session=True)\n"
-        # reset() ends with a full gc.collect(), which walks the whole heap (the loaded store:
-        # ~0.18 s a notebook at England scale). Freezing what survives it (modules, data
-        # caches) means later collections only walk objects made since the last notebook.
-        code += "import gc as _ph_gc; _ph_gc.freeze(); del _ph_gc\n"
-        content = await self._run_silently(
-            code, 60, "kernel did not answer the namespace reset within 60 s"
-        )
-        if content["status"] != "ok":
-            raise RuntimeError(
-                f"namespace reset failed: {content.get('ename')}: {content.get('evalue')}"
-            )
-
     async def _run_silently(self, code: str, timeout: float, late: str) -> dict[str, Any]:
         """Run ``code`` silently in the kernel; its execute reply's content.
 
@@ -241,42 +234,117 @@ class WarmKernelExecutor:
             if reply["parent_header"].get("msg_id") == msg_id:
                 return reply["content"]
 
-    async def _run_cells(self, nb: Any, timeout: float, progress: dict[str, Any]) -> None:
-        """Execute all cells; the notebook as a whole gets ``timeout`` seconds of wall clock.
+    async def _run_cells(
+        self, nb: Any, timeout: float, progress: dict[str, Any], cwd: str | None = None
+    ) -> None:
+        """Execute the notebook's code cells in one request; ``timeout`` seconds for them all.
 
-        The overall limit is enforced by giving each cell nbclient's timeout = the time left,
-        rather than by cancelling the coroutine (nbclient reports a cancelled cell as a dead
-        kernel).
+        The kernel runs them one by one (:func:`pophealth.runner.batch_kernel.run_notebook`,
+        after resetting the namespace) and marks where each starts and ends on IOPub; each
+        output goes to the cell it came from through nbclient's own message handling
+        (``NotebookClient.process_message``), so outputs, execution counts and timing metadata
+        are what nbclient would record cell by cell. Cells nbclient skips (empty, tagged
+        ``skip-execution``) are skipped; a cell tagged ``raises-exception`` may fail.
+
+        Raises:
+            CellExecutionError: A cell failed (``progress['cell_index']`` is that cell).
+            CellTimeoutError: The time ran out (the cell then running is in ``progress``).
+            KernelDied: The kernel died (the cell then running is in ``progress``).
         """
-        import math
+        import json
+        import queue
 
         from nbclient import NotebookClient
-        from nbclient.exceptions import CellTimeoutError, DeadKernelError
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
-        deadline = time.monotonic() + timeout
+        from pophealth.runner.batch_kernel import CELL_MESSAGE
+
         client = NotebookClient(
-            nb,
-            km=self._km,
-            kernel_name=self.kernel_name,
-            timeout=int(math.ceil(timeout)),
-            interrupt_on_timeout=False,  # raise CellTimeoutError; the kernel is replaced
-            allow_errors=False,
-            record_timing=True,
+            nb, km=self._km, kernel_name=self.kernel_name, allow_errors=False, record_timing=True
         )
         client.kc = self._kc
         client.reset_execution_trackers()
-        for index, cell in enumerate(nb.cells):
-            progress["cell_index"] = index
+        cells = [
+            [index, cell.source, "raises-exception" in cell.metadata.get("tags", [])]
+            for index, cell in enumerate(nb.cells)
+            if cell.cell_type == "code"
+            and cell.source.strip()
+            and client.skip_cells_with_tag not in cell.metadata.get("tags", [])
+        ]
+        spec = json.dumps({"cwd": cwd if cwd and os.path.isdir(cwd) else None, "cells": cells})
+        driver = "__import__('pophealth.runner.batch_kernel').runner.batch_kernel.run_notebook"
+        code = f"{driver}({spec!r})"
+        deadline = time.monotonic() + timeout
+        msg_id = self._kc.execute(code, silent=False, store_history=False, allow_stdin=False)
+        unfinished = [index for index, _, _ in cells]  # the first is the one running
+        progress["cell_index"] = unfinished[0] if unfinished else None
+        cell, index, failed = None, None, None
+        while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise CellTimeoutError(f"notebook time limit reached before cell {index}")
-            client.timeout = max(1, int(math.ceil(remaining)))
-            try:
-                await client.async_execute_cell(
-                    cell, index, execution_count=client.code_cells_executed + 1
+                raise CellTimeoutError(
+                    f"notebook time limit reached in cell {progress['cell_index']}"
                 )
-            except DeadKernelError:
-                raise KernelDied(index, nb) from None
+            try:
+                msg = await self._kc.get_iopub_msg(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                if not await self._km.is_alive():
+                    raise KernelDied(progress["cell_index"], nb) from None
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            msg_type, content = msg["msg_type"], msg["content"]
+            if msg_type == CELL_MESSAGE:
+                if content["state"] == "start":
+                    index = content["index"]
+                    cell = nb.cells[index]
+                    cell.outputs = []
+                    cell["execution_count"] = content["execution_count"]
+                    client.clear_before_next_output = False
+                    started = timestamp_of(msg)
+                    cell.metadata["execution"] = {
+                        "iopub.status.busy": started,
+                        "iopub.execute_input": started,
+                    }
+                else:
+                    ended = timestamp_of(msg)
+                    cell.metadata["execution"]["shell.execute_reply"] = ended
+                    cell.metadata["execution"]["iopub.status.idle"] = ended
+                    unfinished.remove(content["index"])
+                    progress["cell_index"] = unfinished[0] if unfinished else content["index"]
+                    if content["status"] == "error" and not cells_allow(cells, index):
+                        failed = (cell, content)
+                continue
+            if msg_type == "status":
+                if content["execution_state"] == "idle":
+                    break
+                continue
+            if msg_type == "execute_input":
+                continue
+            if cell is None:  # the request failed before any cell (e.g. pophealth missing)
+                if msg_type == "error":
+                    raise RuntimeError(
+                        f"the kernel could not run the notebook: {content.get('ename')}: "
+                        f"{content.get('evalue')}"
+                    )
+                continue
+            client.process_message(msg, cell, index)
+        await self._reply_to(msg_id, deadline)
+        if failed is not None:
+            progress["cell_index"] = failed[1]["index"]
+            raise CellExecutionError.from_cell_and_msg(*failed)
+
+    async def _reply_to(self, msg_id: str, deadline: float) -> dict[str, Any]:
+        """The shell reply to request ``msg_id`` (read so the channel holds no stale replies)."""
+        from nbclient.exceptions import CellTimeoutError
+
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CellTimeoutError("no reply from the kernel in time")
+            reply = await self._kc.get_shell_msg(timeout=remaining)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply
 
     def warm_up(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Start the kernel and run ``payload['warm_code']`` in it before the first job arrives.
@@ -386,12 +454,10 @@ class WarmKernelExecutor:
         await self._ensure_kernel()
         if self._language_info:
             nb.metadata["language_info"] = self._language_info
-        await self._reset_namespace(payload.get("notebook_dir"))
-
         progress: dict[str, Any] = {"cell_index": None}
         execute_started = time.perf_counter()
         try:
-            await self._run_cells(nb, timeout, progress)
+            await self._run_cells(nb, timeout, progress, payload.get("notebook_dir"))
         except CellExecutionError as exc:
             return self._failure(nb, progress["cell_index"], exc.ename, str(exc.evalue))
         except (CellTimeoutError, TimeoutError):
