@@ -719,3 +719,62 @@ def test_a_worker_validates_notebooks_without_the_uri_grammar():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "rejected"
+
+
+MIXED_CELLS = [
+    "print('one'); import sys; print('to stderr', file=sys.stderr)",
+    "from IPython.display import display, HTML\ndisplay(HTML('<b>a</b>'))\nprint('between')\n"
+    "display(HTML('<i>b</i>'))",
+    "6 * 7",  # an execute result, with its execution count
+    "raise ValueError('expected here')",  # tagged raises-exception: the run goes on
+    "",  # empty: skipped, no execution count
+    "print('never')",  # tagged skip-execution
+    "h = display(HTML('first'), display_id=True)\nh.update(HTML('second'))\nprint('last')",
+]
+
+
+def _comparable(nb: nbformat.NotebookNode) -> list:
+    """Each cell's execution count and outputs (timing and ids are per run)."""
+    return [(cell.get("execution_count"), cell.get("outputs")) for cell in nb.cells]
+
+
+@pytest.mark.slow
+def test_one_request_notebooks_equal_nbclient_cell_by_cell(tmp_path):
+    """The batch kernel runs a notebook's cells in one request (``batch_kernel.run_notebook``);
+    the executed notebook has the outputs, execution counts and error output nbclient's own
+    cell-by-cell execution gives: streams, displays, an execute result, an updated display,
+    a cell allowed to fail, skipped cells. Then a failing cell stops the run at that cell."""
+    from nbclient import NotebookClient
+    from papermill.parameterize import parameterize_notebook
+
+    path = write_notebook(tmp_path / "mixed.ipynb", MIXED_CELLS)
+    nb = nbformat.read(path, as_version=4)
+    body = FIRST_BODY_CELL - 1  # the first body cell before papermill injects its cell
+    nb.cells[body + 3].metadata["tags"] = ["raises-exception"]
+    nb.cells[body + 5].metadata["tags"] = ["skip-execution"]
+    nbformat.write(nb, path)
+    summary = run_profiles([make_job(path, "M1")], tmp_path / "out", workers=1, progress=False)
+    result = summary.by_key()["neighbourhood/M1"]
+    assert result.status == "ok", result.error_message
+    ours = nbformat.read(result.ipynb_path, as_version=4)
+    nbformat.validate(ours)
+
+    reference = nbformat.read(path, as_version=4)
+    for cell in reference.cells:  # as papermill's load_notebook_node (and the runner) do
+        cell.metadata.setdefault("tags", [])
+    reference.metadata["papermill"] = {}
+    reference = parameterize_notebook(reference, {"area_code": "M1"}, kernel_name="python3")
+    NotebookClient(reference, kernel_name="python3", timeout=60).execute()
+    assert _comparable(ours) == _comparable(reference)
+    counts = [c.execution_count for c in ours.cells if c.cell_type == "code"]
+    assert counts == [1, 2, 3, 4, 5, 6, None, None, 7]
+    assert ours.cells[FIRST_BODY_CELL + 3].outputs[0].ename == "ValueError"
+
+    failing = write_notebook(tmp_path / "fails.ipynb", ["print('ran')", "1 / 0", "print('no')"])
+    summary = run_profiles([make_job(failing, "F2")], tmp_path / "out2", workers=1, progress=False)
+    failed = summary.by_key()["neighbourhood/F2"]
+    assert failed.status == "failed" and failed.error_ename == "ZeroDivisionError"
+    assert failed.error_cell_index == FIRST_BODY_CELL + 1
+    executed = nbformat.read(failed.failed_ipynb_path, as_version=4)
+    assert executed.cells[FIRST_BODY_CELL + 1].outputs[-1].output_type == "error"
+    assert not executed.cells[FIRST_BODY_CELL + 2].get("outputs")
