@@ -341,12 +341,15 @@ def peer_summary(table: pd.DataFrame) -> pd.DataFrame:
         ``level, basis, indicator_id, peer_min, peer_q25, peer_q75, peer_max, peer_count``.
     """
     grouped = table.dropna(subset=["value"]).groupby(["level", "basis", "indicator_id"])["value"]
-    out = grouped.agg(
-        peer_min="min",
-        peer_q25=lambda s: s.quantile(0.25),
-        peer_q75=lambda s: s.quantile(0.75),
-        peer_max="max",
-        peer_count="count",
+    # the quartiles in one pass each (a Python quantile call per group was most of the time)
+    out = pd.DataFrame(
+        {
+            "peer_min": grouped.min(),
+            "peer_q25": grouped.quantile(0.25),
+            "peer_q75": grouped.quantile(0.75),
+            "peer_max": grouped.max(),
+            "peer_count": grouped.count(),
+        }
     )
     return out.reset_index()
 
