@@ -1082,6 +1082,47 @@ TREND_CHART_INDICATORS = ("list_size", "gp_fte_per_10k_weighted", "nurse_fte_per
 CHANGE_INDICATORS = ("list_size", "gp_fte_per_10k", "nurse_fte_per_10k", "dpc_fte_per_10k")
 
 
+_TREND_SERIES_INPUT = [
+    "indicator_id",
+    "title",
+    "unit",
+    "polarity",
+    "period",
+    "value",
+    "lower_ci",
+    "upper_ci",
+]
+_TREND_SERIES_COLUMNS = [
+    *[c for c in _TREND_SERIES_INPUT if c != "polarity"],
+    "england_value",
+    *trends.XMR_COLUMNS,
+]
+_EMPTY_TREND_SERIES = pd.DataFrame(
+    columns=[c for c in _TREND_SERIES_COLUMNS if c != "england_value"]
+)
+
+
+def _trend_chart_series(data: ProfileStore, basis: str) -> RowsByKey:
+    """Every area's key series (:data:`TREND_CHART_INDICATORS`) with its XmR limits, by area.
+
+    One :func:`pophealth.trends.xmr_chart` over all areas' series of one basis, worked out
+    the first time a profile asks (each series' limits depend on its own values only, so they
+    are the ones a chart of the area alone gets); a profile takes its area's rows.
+    """
+    history = data.indicator_history
+    rows = history[
+        (history["basis"] == basis).to_numpy()
+        & history["indicator_id"].isin(TREND_CHART_INDICATORS).to_numpy()
+    ]
+    rows = rows[["area_code", *_TREND_SERIES_INPUT]]
+    if not len(rows):
+        return RowsByKey(rows.assign(**{c: [] for c in trends.XMR_COLUMNS}), "area_code")
+    charted = trends.xmr_chart(
+        rows, "value", "period", by=["area_code", "indicator_id"], polarity="polarity"
+    ).drop(columns=["polarity"])
+    return RowsByKey(charted, "area_code")
+
+
 def _history_by_area(data: ProfileStore) -> RowsByKey:
     return data.memo.get(
         ("history_by_area",), lambda: RowsByKey(data.indicator_history, "area_code")
@@ -1276,20 +1317,16 @@ def trend_frames(data: ProfileStore, area: dict) -> dict:
     # in catalogue order (monthly and QOF series start in different periods)
     order = summary["indicator_id"].map(catalogue["order"])
     summary = summary.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
-    series = ordered[ordered["indicator_id"].isin(TREND_CHART_INDICATORS)]
-    series = series[
-        ["indicator_id", "title", "unit", "polarity", "period", "value", "lower_ci", "upper_ci"]
-    ]
+    charts_of = data.memo.get(
+        ("trend_chart_series", basis), lambda: _trend_chart_series(data, basis)
+    )
+    series = charts_of.get(area["area_code"], _EMPTY_TREND_SERIES)
     series = series.assign(
         england_value=england_value.reindex(
             pd.MultiIndex.from_arrays([series["indicator_id"], series["period"]])
         ).to_numpy()
     )
-    if len(series):
-        # Making Data Count process limits and special causes, drawn on the trend charts
-        series = trends.xmr_chart(
-            series, "value", "period", by="indicator_id", polarity="polarity"
-        ).drop(columns=["polarity"])
+    series = series[_TREND_SERIES_COLUMNS]
     # monthly releases (QOF years have periods of their own, which need not be months here)
     monthly = own[~own["indicator_id"].isin(qof_ids)]
     periods = sorted(monthly["period"].unique()) or sorted(own["period"].unique())

@@ -216,6 +216,22 @@ def _variation_words(high: bool, low: bool, polarity: str) -> tuple[str, str]:
     return f"concern_{side}", f"Special cause concern ({side})"
 
 
+#: The columns :func:`xmr_chart` adds to its input, in order.
+XMR_COLUMNS = (
+    "mean",
+    "mean_moving_range",
+    "upper_process_limit",
+    "lower_process_limit",
+    "outside_limits",
+    "shift",
+    "trend",
+    "two_of_three",
+    "special_cause",
+    "variation_code",
+    "variation",
+)
+
+
 def xmr_chart(
     df: pd.DataFrame,
     value: Hashable,

@@ -510,3 +510,10 @@ def _reference_series_rules(
         "high": np.logical_or.reduce([high for high, _ in rules.values()]),
         "low": np.logical_or.reduce([low for _, low in rules.values()]),
     }
+
+
+def test_xmr_columns_are_what_xmr_chart_adds():
+    """``XMR_COLUMNS`` (what profiles select from a store-wide chart) is what xmr_chart adds."""
+    frame = pd.DataFrame({"period": range(1, 9), "value": [3.0, 4, 3, 5, 4, 6, 5, 4]})
+    out = trends.xmr_chart(frame, "value", "period")
+    assert list(out.columns) == ["period", "value", *trends.XMR_COLUMNS]
