@@ -78,11 +78,15 @@ def test_incremental_add_equals_full_rebuild(demo_raw, demo_prepared, tmp_path):
     assert set(got) == set(want) == set(history.QOF_TABLES)
     for table in history.QOF_TABLES:
         pd.testing.assert_frame_equal(got[table], want[table])
-    for name in (*history.CURRENT_FILES.values(), "qof_prevalence.parquet"):
+    current = ("qof_prevalence.parquet", "qof_expected.parquet", "national.parquet")
+    for name in (*history.CURRENT_FILES.values(), *current):
         # an older month or QOF year leaves the current store alone
         pd.testing.assert_frame_equal(
             pd.read_parquet(partial / name), pd.read_parquet(demo_prepared / name)
         )
+    for key in ("notes", "qof_model", "indicators_unavailable"):
+        assert added[key] == full[key], key
+    assert added["sources"]["qof"] == full["sources"]["qof"]
 
 
 def test_adding_a_qof_year_again_replaces_it(demo_raw, demo_prepared, tmp_path):
@@ -95,6 +99,81 @@ def test_adding_a_qof_year_again_replaces_it(demo_raw, demo_prepared, tmp_path):
     for table in history.QOF_TABLES:
         pd.testing.assert_frame_equal(after[table], before[table])
     assert manifest["history"]["periods"][-1] == "2025-10"  # the months are untouched
+
+
+def _raw_with_older_qof_year_on_top(demo_raw: Path, raw: Path, newer: Path) -> None:
+    """The demo raw folder with QOF 2023-24 at the top level and QOF 2024-25 in ``newer``."""
+    latest = sorted(p.name for p in demo_raw.glob("*_2425.csv"))
+    assert latest  # PREVALENCE_2425.csv, MAPPING_*, ACHIEVEMENT_*
+    _link_tree(demo_raw, raw, skip={QOF_FOLDER, *latest})
+    for path in (demo_raw / QOF_FOLDER).iterdir():
+        (raw / path.name).symlink_to(path)
+    newer.mkdir()
+    for name in latest:
+        (newer / name).symlink_to(demo_raw / name)
+
+
+def test_adding_a_newer_qof_year_makes_it_the_current_qof_year(
+    demo_raw, demo_prepared, demo_data, tmp_path
+):
+    import pophealth
+
+    raw, newer, store = tmp_path / "raw", tmp_path / "QOF-2024-25", tmp_path / "prepared"
+    _raw_with_older_qof_year_on_top(demo_raw, raw, newer)
+    manifest = history.prepare_store(raw, store, progress=None, systems=DEMO_SYSTEMS)
+    assert manifest["notes"]["qof_year"] == "2023-24"
+    # a store cut by --systems keeps the national tables England's QOF values are summed from
+    assert (store / history.NATIONAL_DIR / "registrations.parquet").exists()
+    added = history.add_release(newer, store, progress=None)
+    full = json.loads((demo_prepared / "manifest.json").read_text())
+    # the current QOF tables and England's and the regions' rows are a full prepare's
+    for name in ("qof_prevalence.parquet", "qof_expected.parquet", "national.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(store / name), pd.read_parquet(demo_prepared / name), obj=name
+        )
+    for key in ("notes", "qof_model", "indicators_unavailable"):
+        assert added[key] == full[key], key
+    assert added["sources"]["qof"] == full["sources"]["qof"]
+    assert not any("stay QOF" in note for note in added["history"]["notes"])
+    # both QOF years in the history, each as a full rebuild keeps it
+    assert [y["year"] for y in added["history"]["qof_years"]] == ["2023-24", "2024-25"]
+    got, want = history.read_qof_history(store), history.read_qof_history(demo_prepared)
+    for table in history.QOF_TABLES:
+        # (a year fitted in the history lists its IoD releases in another order than prepare)
+        order = [c for c in ("period", "practice_code", "group_code", "imd") if c in want[table]]
+        pd.testing.assert_frame_equal(
+            got[table].sort_values(order).reset_index(drop=True),
+            want[table].sort_values(order).reset_index(drop=True),
+            obj=table,
+        )
+    # the profiles' QOF indicators (every area, both bases, England and regions)
+    qof_ids = indicators.needing("qof")
+    table = pophealth.load(store, cache=False).indicator_table
+    keys = ["area_code", "level", "basis", "imd", "indicator_id"]
+
+    def qof_rows(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = frame[frame["indicator_id"].isin(qof_ids)]
+        return rows.sort_values([k for k in keys if k in rows]).reset_index(drop=True)
+
+    got, want = qof_rows(table), qof_rows(demo_data.indicator_table)
+    assert len(want) and set(want["basis"]) == {"registered", "resident"}
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_adding_a_newer_qof_year_to_a_store_not_cut_by_systems(demo_raw, tmp_path):
+    raw, newer = tmp_path / "raw", tmp_path / "QOF-2024-25"
+    _raw_with_older_qof_year_on_top(demo_raw, raw, newer)
+    full_raw = tmp_path / "full"
+    _link_tree(demo_raw, full_raw, skip=set())
+    store, full = tmp_path / "prepared", tmp_path / "full-prepared"
+    history.prepare_store(raw, store, progress=None)
+    assert not (store / history.NATIONAL_DIR).exists()  # its own tables are national
+    history.add_release(newer, store, progress=None)
+    history.prepare_store(full_raw, full, progress=None)
+    for name in ("qof_prevalence.parquet", "qof_expected.parquet", "national.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(store / name), pd.read_parquet(full / name), obj=name
+        )
 
 
 def test_qof_period_is_the_month_the_qof_year_ends():
