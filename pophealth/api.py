@@ -932,18 +932,44 @@ class PopHealthData:
 
     @cached_property
     def membership_changes(self) -> pd.DataFrame:
-        """Per period: practices whose PCN differs from today, merged, or not in today's list."""
+        """Per period: practices whose PCN differs from today, merged, or not in today's list.
+
+        Every monthly period of the history and every QOF year (at its QOF period, ``detail``
+        starting ``"QOF <year>: "``); see :meth:`_build_membership_changes`.
+        """
         return self._shared("membership_changes", self._build_membership_changes)
 
     def _build_membership_changes(self) -> pd.DataFrame:
+        """Every monthly period's and every QOF year's changes, in period order.
+
+        Columns ``period, practice_code, change, detail`` (those of a batch run's shared table,
+        :mod:`pophealth.shared_tables`). A QOF year's rows are at its QOF period
+        (:func:`pophealth.history.qof_period`) and their ``detail`` starts with the year
+        (``"QOF 2024-25: carried by its successor Y90065"``), so they stay apart from the
+        monthly rows of the same month: a listing grouped by practice, change and detail shows
+        each QOF year as a row of its own.
+        """
+        columns = ["period", "practice_code", "change", "detail"]
         frames = [
             changes.assign(period=period)
             for period, (_, changes) in self._period_views.items()
             if len(changes)
         ]
+        frames += [
+            changes.assign(period=period, detail=f"QOF {year}: " + changes["detail"].astype(str))
+            for period, year in self.qof_periods.items()
+            if len(changes := self._qof_year_changes(period))
+        ]
         if not frames:
-            return pd.DataFrame(columns=["period", "practice_code", "change", "detail"])
-        return pd.concat(frames, ignore_index=True)[["period", "practice_code", "change", "detail"]]
+            return pd.DataFrame(columns=columns)
+        changes = pd.concat(frames, ignore_index=True)[columns]
+        return changes.sort_values("period", kind="stable").reset_index(drop=True)
+
+    def _qof_year_changes(self, period: str) -> pd.DataFrame:
+        """One QOF year's membership changes (:meth:`qof_period_tables`), empty without QOF."""
+        if "qof_prevalence" not in self.qof_history_tables:
+            return pd.DataFrame(columns=["practice_code", "change", "detail"])
+        return self.qof_period_tables(period)[1]
 
     @cached_property
     def indicator_history(self) -> pd.DataFrame:
@@ -1042,8 +1068,13 @@ class PopHealthData:
             period: A QOF period (``YYYY-03``, see :func:`pophealth.history.qof_period`).
 
         Returns:
-            ``({"practices", "qof", "qof_expected"}, changes)`` (changes as
-            :func:`pophealth.history.apply_membership_rule` reports them).
+            ``({"practices", "qof", "qof_expected"}, changes)``: changes as
+            :func:`pophealth.history.apply_membership_rule` reports them, the year's PCN being
+            the geography file's (``MAPPING_NHS_GEOGRAPHIES``), except two kinds of practice
+            the year does not treat differently: a practice whose PCN that year the file does
+            not give (no "moved PCN"), and a practice not in today's list placed in none of
+            the store's sub-ICB locations (a national file's practice outside a store cut by
+            ``--systems``: it counts in England only, as it did that year).
         """
         tables = self.qof_history_tables
         if period not in self.qof_periods:
@@ -1069,6 +1100,15 @@ class PopHealthData:
             self.practices,
             self._practice_successions,
         )
+        geographies = of_period("qof_geographies")
+        # practices whose PCN that year the geography file gives (no PCN counts as given)
+        given = set(geographies["practice_code"]) if "pcn_code" in geographies else set()
+        pcn_unknown = practices.loc[~practices["practice_code"].isin(given), "practice_code"]
+        outside = practices.loc[practices["sicbl_code"].isna(), "practice_code"]
+        dropped = (
+            (changes["change"] == "moved PCN") & changes["practice_code"].isin(pcn_unknown)
+        ) | ((changes["change"] == "not in today's list") & changes["practice_code"].isin(outside))
+        changes = changes[~dropped].reset_index(drop=True)
         views = self._period_views
         if period in views:
             # the month the QOF year ends in: its staff (already under the membership rule)

@@ -1509,6 +1509,10 @@ MEMBERSHIP_COLUMNS = (
 )
 
 
+# an ODS PCN code: U and five digits
+PCN_CODE_PATTERN = r"U\d{5}"
+
+
 def qof_year_practices(
     registers: pd.DataFrame, geographies: pd.DataFrame, lsoa: pd.DataFrame
 ) -> pd.DataFrame:
@@ -1522,8 +1526,10 @@ def qof_year_practices(
     Returns:
         One row per practice of the year: ``practice_code, practice_name, registered_patients``
         (the year's ``TOTAL`` list) and the :data:`MEMBERSHIP_COLUMNS`: the year's sub-ICB and ICB
-        where the store knows them (the rule keeps them for a practice not in today's list), no
-        PCN (the rule gives today's practices today's).
+        where the store knows them (the rule keeps them for a practice not in today's list), and
+        the year's PCN code where the geography file gives it (``pcn_code``, no name: the rule
+        gives today's practices today's PCN, and reports those whose PCN was another; a code
+        that is not an ODS PCN code, such as ``U`` for "Unallocated", is no PCN).
     """
     codes = pd.Index(registers["practice_code"].unique(), dtype=object)
     total = registers[registers["list_type"] == "TOTAL"].groupby("practice_code")["list_size"].max()
@@ -1536,12 +1542,18 @@ def qof_year_practices(
     geo = geographies.drop_duplicates("practice_code") if len(geographies) else geographies
     columns = ["practice_code", "practice_name", "sicbl_ods"]
     if len(geo) and set(columns) <= set(geo.columns):
-        out = out.merge(geo[columns], on="practice_code", how="left")
+        year_pcn = ["pcn_code"] if "pcn_code" in geo else []
+        out = out.merge(geo[[*columns, *year_pcn]], on="practice_code", how="left")
+        if year_pcn:  # "U" / "Unallocated": in no PCN that year, as a month's table has it
+            shaped = out["pcn_code"].astype("string").str.fullmatch(PCN_CODE_PATTERN)
+            out["pcn_code"] = out["pcn_code"].where(shaped.fillna(False).astype(bool), pd.NA)
     else:
         out = out.assign(practice_name=pd.NA, sicbl_ods=pd.NA)
+    if "pcn_code" not in out:
+        out = out.assign(pcn_code=pd.NA)
     places = lsoa[["sicbl_code", "sicbl_ods", "sicbl_name", "icb_code", "icb_ods", "icb_name"]]
     places = places.dropna(subset=["sicbl_ods"]).drop_duplicates("sicbl_ods")
-    out = out.merge(places, on="sicbl_ods", how="left").assign(pcn_code=pd.NA, pcn_name=pd.NA)
+    out = out.merge(places, on="sicbl_ods", how="left").assign(pcn_name=pd.NA)
     return out[["practice_code", "practice_name", "registered_patients", *MEMBERSHIP_COLUMNS]]
 
 

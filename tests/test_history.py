@@ -312,6 +312,35 @@ def test_qof_indicators_only_at_their_qof_years_with_england_per_year(demo_data,
     assert (got["comparison_95"].to_numpy() == current["comparison_95"].to_numpy()).all()
 
 
+def test_membership_changes_list_each_qof_year(demo_data):
+    changes = demo_data.membership_changes
+    assert list(changes.columns) == ["period", "practice_code", "change", "detail"]
+    assert changes["period"].is_monotonic_increasing
+    qof = changes[changes["detail"].str.startswith("QOF ")]
+    # the demo practice that moved PCN in April 2025 was in its old PCN in both QOF years (the
+    # years' MAPPING_NHS_GEOGRAPHIES), and the closed practice is carried in both
+    moved = changes[(changes["change"] == "moved PCN")]["practice_code"].iloc[0]
+    expected = []
+    for period, year in (("2024-03", "2023-24"), ("2025-03", "2024-25")):
+        _, own = demo_data.qof_period_tables(period)
+        assert len(own) == 2 and set(own["change"]) == {"moved PCN", "merged"}
+        expected += [(period, *pair) for pair in own[["practice_code", "change"]].values]
+        rows = qof[qof["period"] == period]
+        assert rows["detail"].str.startswith(f"QOF {year}: ").all()
+        assert set(rows["detail"].str.removeprefix(f"QOF {year}: ")) == set(own["detail"])
+    got = [tuple(row) for row in qof[["period", "practice_code", "change"]].values]
+    assert sorted(got) == sorted(expected)
+    assert moved in set(qof["practice_code"])
+    # no practice is listed for a year whose file does not say its PCN, nor the national
+    # file's practices outside the demo store's systems
+    assert not (qof["change"] == "not in today's list").any()
+    # the neighbourhood it moved to lists the move for the months and each QOF year
+    new_pcn = qof.loc[qof["change"] == "moved PCN", "detail"].iloc[0].split("counted in ")[-1]
+    listed = demo_data.profile(new_pcn).trends["membership"]
+    assert listed["detail"].str.startswith("QOF 2023-24").sum() == 1
+    assert listed["detail"].str.startswith("QOF 2024-25").sum() == 1
+
+
 def _next_month_release(demo_raw: Path, target: Path) -> Path:
     """The current release's time-varying files re-dated to November 2025, one list +100."""
     target.mkdir(parents=True)
@@ -434,7 +463,8 @@ def test_indicator_history_and_cli_periods_all(demo_data, demo_prepared, tmp_pat
     changes = demo_data.membership_changes
     moved = changes[changes["change"] == "moved PCN"]
     assert moved["practice_code"].nunique() == 1
-    assert sorted(moved["period"]) == ["2024-11", "2024-12", "2025-01", "2025-02", "2025-03"]
+    months = moved[~moved["detail"].str.startswith("QOF ")]
+    assert sorted(months["period"]) == ["2024-11", "2024-12", "2025-01", "2025-02", "2025-03"]
     out = tmp_path / "history.csv"
     argv = ["indicators", "--data", str(demo_prepared), "--level", "system", "--periods", "all"]
     assert cli.main([*argv, "--out", str(out)]) == 0
