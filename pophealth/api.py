@@ -1121,14 +1121,23 @@ class PopHealthData:
 
     @cached_property
     def qof_indicator_history(self) -> pd.DataFrame:
-        """QOF indicators of every QOF year in the store, registered basis, with ``period``.
+        """QOF indicators of every QOF year in the store, with ``period``.
 
         Each QOF year at its period (:func:`pophealth.history.qof_period`: QOF 2024-25 ->
         ``2025-03``), computed with today's areas and the membership rule
-        (:meth:`qof_period_tables`); registers and list sizes are the QOF file's own. England
-        (``ALL``) is the sum over every practice of that year's national file. The resident
-        basis is not kept over time (it shares one release's registrations out to LSOAs);
-        indicators pairing a QOF year with staff have a value only where the history holds the
+        (:meth:`qof_period_tables`); registers and list sizes are the QOF file's own.
+
+        * **Registered basis**, every QOF year: England (``ALL``) is the sum over every
+          practice of that year's national file.
+        * **Resident basis**, a QOF year whose end month the history holds (March 2025 for
+          QOF 2024-25): the year's practice measures shared out to LSOAs by that month's
+          registrations (under the same rule), as the current table shares the latest QOF year
+          by the current registrations (:func:`pophealth.prevalence.with_resident_qof`), and
+          summed to LADs, ICBs and ``ALL`` (all loaded LSOAs: the month's registrations are
+          the store's, not England's, as in every earlier period). Without that month a year
+          has no resident values (no other month's registrations are borrowed).
+
+        Indicators pairing a QOF year with staff have a value only where the history holds the
         month the year ends in.
         """
         columns = [*indicators.TIDY_COLUMNS, "period"]
@@ -1136,7 +1145,15 @@ class PopHealthData:
             return pd.DataFrame(columns=columns)
         sep, tagged = _SEP, _tagged
         register = self.register[self.register["basis"] == "registered"]
-        parts: dict[str, list[pd.DataFrame]] = {"register": [], "measures": [], "members": []}
+        resident_register = self.register[self.register["basis"] == "resident"]
+        views = self._period_views if len(self.lsoa) and len(resident_register) else {}
+        parts: dict[str, list[pd.DataFrame]] = {
+            "register": [],
+            "measures": [],
+            "members": [],
+            "resident": [],
+            "lsoa_members": [],
+        }
         with_staff: list[str] = []
         with_team: list[str] = []
         for period in self.qof_periods:
@@ -1161,11 +1178,28 @@ class PopHealthData:
             )
             members = geography.practice_memberships(practices, groupings)
             parts["members"].append(tagged(members, tag, "practice_code", "area_code"))
-        stacked = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+            if period in views:
+                resident = self._qof_resident_measures(measures, views[period][0].registrations)
+                if resident is not None:
+                    parts["register"].append(_tagged_register(resident_register, tag))
+                    parts["resident"].append(tagged(resident, tag, "lsoa21_code"))
+                    parts["lsoa_members"].append(
+                        tagged(self.lsoa_membership_table, tag, "lsoa21_code", "area_code")
+                    )
+        stacked = {
+            name: pd.concat(frames, ignore_index=True) for name, frames in parts.items() if frames
+        }
         registered = attribution.aggregate_measures(
             stacked["measures"].copy(), stacked["members"], "practice_code"
         )
-        table = indicators.compute_indicator_table(stacked["register"], registered, None)
+        resident = (
+            attribution.aggregate_measures(
+                stacked["resident"].copy(), stacked["lsoa_members"], "lsoa21_code"
+            )
+            if "resident" in stacked
+            else None
+        )
+        table = indicators.compute_indicator_table(stacked["register"], registered, resident)
         period = table["area_code"].str.split(sep, n=1).str[0]
         # FTE per register entry: only a year whose end month's staff are in the history
         needs_staff = indicators.needing("workforce")
@@ -1176,7 +1210,21 @@ class PopHealthData:
             & ~(table["indicator_id"].isin(needs_team) & ~period.isin(with_team))
         ).to_numpy()
         table, period = table[keep].reset_index(drop=True), period[keep].reset_index(drop=True)
-        return _untagged(table, period, sep)[columns]
+        return _note_modelled_qof(_untagged(table, period, sep)[columns])
+
+    def _qof_resident_measures(
+        self, measures: pd.DataFrame, registrations: pd.DataFrame
+    ) -> pd.DataFrame | None:
+        """A QOF year's practice measures shared out to every LSOA by one month's registrations.
+
+        :func:`pophealth.prevalence.with_resident_qof` on the store's LSOAs, as the current
+        table's resident basis (LSOAs without a share count zero); ``None`` when there is
+        nothing to share (no QOF measures or no registrations that month).
+        """
+        if len(measures.columns) <= 1 or not len(registrations):
+            return None
+        lsoas = self.lsoa[["lsoa21_code"]]
+        return prevalence.with_resident_qof(lsoas, registrations, measures).copy()
 
     def _history_chunks(self, views: dict, chunks: list[list[str]]) -> list[pd.DataFrame]:
         """:meth:`_stacked_history` of each chunk of periods, in order.

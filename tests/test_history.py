@@ -271,7 +271,11 @@ def test_qof_indicators_only_at_their_qof_years_with_england_per_year(demo_data,
     # each QOF year at the month it ends, never in another month (not the current one either)
     assert set(qof["period"]) == {"2024-03", "2025-03"}
     assert set(table.loc[table["period"] == "2024-03", "indicator_id"]) <= qof_ids
-    assert set(qof["basis"]) == {"registered"}
+    # the registered basis every QOF year; the resident basis only where the history holds
+    # the month the year ends in (March 2025, not March 2024): test_resident_qof_history_...
+    assert set(qof.loc[qof["period"] == "2024-03", "basis"]) == {"registered"}
+    assert set(qof.loc[qof["period"] == "2025-03", "basis"]) == {"registered", "resident"}
+    qof = qof[qof["basis"] == "registered"]
     # no zeros invented: the FTE-per-register indicators need the staff of the year's end
     # month, which the history holds for March 2025 only
     staffed = qof[
@@ -339,6 +343,46 @@ def test_membership_changes_list_each_qof_year(demo_data):
     listed = demo_data.profile(new_pcn).trends["membership"]
     assert listed["detail"].str.startswith("QOF 2023-24").sum() == 1
     assert listed["detail"].str.startswith("QOF 2024-25").sum() == 1
+
+
+def test_resident_qof_history_shares_each_year_by_its_end_months_registrations(demo_data):
+    history_rows = demo_data.indicator_history
+    qof = history_rows[history_rows["indicator_id"].isin(indicators.needing("qof"))]
+    resident = qof[qof["basis"] == "resident"]
+    # QOF 2024-25 with March 2025's registrations; no March 2024 in the history: no values
+    assert set(resident["period"]) == {"2025-03"}
+    assert set(resident["level"]) == set(
+        demo_data.register.loc[demo_data.register["basis"] == "resident", "level"]
+    ) - {"region"}  # regions come from the national files at the current period only
+    # said to be modelled as in the current table
+    prevalence_rows = resident[resident["indicator_id"].str.startswith("qof_prev_")]
+    assert prevalence_rows["method"].str.contains("modelled from practice registers").all()
+    # a LAD's diabetes register: each practice's register shared by where its patients lived
+    # in March 2025 (its patients in the LAD's matched LSOAs over all its patients)
+    ruled, _ = demo_data.qof_period_tables("2025-03")
+    registrations = demo_data.at_period("2025-03").registrations
+    lad = sorted(resident.loc[resident["level"] == "place", "area_code"])[0]
+    in_lad = set(demo_data.lsoa.loc[demo_data.lsoa["lad_code"] == lad, "lsoa21_code"])
+    totals = registrations.groupby("practice_code")["patients"].sum()
+    here = registrations[
+        registrations["lsoa_code"].isin(in_lad) & (registrations["lsoa_status"] == "matched")
+    ]
+    share = (here.groupby("practice_code")["patients"].sum() / totals).fillna(0.0)
+    dm = ruled["qof"][ruled["qof"]["group_code"] == "DM"].set_index("practice_code")
+    expected = (
+        (dm["register"] * share.reindex(dm.index).fillna(0.0)).sum(),
+        (dm["list_size"] * share.reindex(dm.index).fillna(0.0)).sum(),
+    )
+    row = resident[(resident["area_code"] == lad) & (resident["indicator_id"] == "qof_prev_dm")]
+    assert len(row) == 1
+    np.testing.assert_allclose(
+        (row["numerator"].iloc[0], row["denominator"].iloc[0]), expected, rtol=1e-9
+    )
+    # compared with all loaded LSOAs of the same year (the month's registrations are the store's)
+    everyone = resident[(resident["area_code"] == "ALL")].set_index("indicator_id")["value"]
+    assert (resident["comparator_value"] == resident["indicator_id"].map(everyone)).all()
+    # (the demo's history holds one QOF year's end month, so a resident profile has one QOF
+    # point: no trend line until a second year's end month is in the history)
 
 
 def _next_month_release(demo_raw: Path, target: Path) -> Path:
