@@ -55,6 +55,7 @@ from pophealth import membership
 from pophealth import prepare as prep
 from pophealth.contracts import validate_store_table
 from pophealth.files import atomic_path
+from pophealth.releases import IMD_YEARS
 from pophealth.sources import epcn as src_epcn
 from pophealth.sources import ods_successors as src_successors
 from pophealth.sources import pcn_workforce as src_pcn_workforce
@@ -746,7 +747,9 @@ def _qof_year_tables(
     age_sex, scores = covariates["age_sex"], covariates["imd_scores"]
     today = set(scores["practice_code"]) if len(scores) else set()
     mapping = membership.successor_mapping(successors, today)
-    releases = sorted(scores["imd"].unique()) if len(scores) else []
+    # in prepare's order of IoD releases (the current year's fit lists them so)
+    stored = set(scores["imd"].unique()) if len(scores) else set()
+    releases = [imd for imd in IMD_YEARS if imd in stored]
     out = {}
     for period, year in years.items():
         qof = year["data"]

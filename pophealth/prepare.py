@@ -1138,6 +1138,8 @@ def with_national_qof(stored: pd.DataFrame, recomputed: pd.DataFrame) -> pd.Data
         PrepareError: The two tables do not have the same England/region rows.
     """
     key = ["area_code", "basis", "imd"]
+    if not set(key) <= set(stored.columns) or not len(stored):
+        return recomputed  # no England rows were stored: the new ones are a full prepare's
     if sorted(map(tuple, stored[key].to_numpy())) != sorted(map(tuple, recomputed[key].to_numpy())):
         raise PrepareError(
             "national.parquet: its England and region rows (area_code, basis, imd) differ from "

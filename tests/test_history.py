@@ -124,6 +124,16 @@ def test_adding_a_newer_qof_year_makes_it_the_current_qof_year(
     assert manifest["notes"]["qof_year"] == "2023-24"
     # a store cut by --systems keeps the national tables England's QOF values are summed from
     assert (store / history.NATIONAL_DIR / "registrations.parquet").exists()
+    # a cut store prepared without them (an earlier version) keeps its QOF year and says why
+    old = tmp_path / "old-store"
+    shutil.copytree(store, old)
+    shutil.rmtree(old / history.NATIONAL_DIR)
+    kept = history.add_release(newer, old, progress=None)
+    assert kept["notes"]["qof_year"] == "2023-24"
+    assert [y["year"] for y in kept["history"]["qof_years"]] == ["2023-24", "2024-25"]
+    assert any("history only" in n and "Fix:" in n for n in kept["history"]["notes"])
+    for name in ("qof_prevalence.parquet", "national.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(old / name), pd.read_parquet(store / name))
     added = history.add_release(newer, store, progress=None)
     full = json.loads((demo_prepared / "manifest.json").read_text())
     # the current QOF tables and England's and the regions' rows are a full prepare's
@@ -174,6 +184,27 @@ def test_adding_a_newer_qof_year_to_a_store_not_cut_by_systems(demo_raw, tmp_pat
         pd.testing.assert_frame_equal(
             pd.read_parquet(store / name), pd.read_parquet(full / name), obj=name
         )
+
+
+def test_adding_the_current_qof_year_again_leaves_the_current_store_as_it_was(
+    demo_raw, demo_prepared, tmp_path
+):
+    store, again = tmp_path / "prepared", tmp_path / "QOF-2024-25"
+    shutil.copytree(demo_prepared, store)
+    again.mkdir()
+    for path in demo_raw.glob("*_2425.csv"):
+        (again / path.name).symlink_to(path)
+    manifest = history.add_release(again, store, progress=None)
+    full = json.loads((demo_prepared / "manifest.json").read_text())
+    for name in ("qof_prevalence.parquet", "qof_expected.parquet", "national.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(store / name), pd.read_parquet(demo_prepared / name), obj=name
+        )
+    for key in ("notes", "qof_model", "indicators_unavailable"):
+        assert manifest[key] == full[key], key
+    got, want = history.read_qof_history(store), history.read_qof_history(demo_prepared)
+    for table in history.QOF_TABLES:
+        pd.testing.assert_frame_equal(got[table], want[table], obj=table)
 
 
 def test_qof_period_is_the_month_the_qof_year_ends():
