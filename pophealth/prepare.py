@@ -105,8 +105,9 @@ class NationalInputs:
         tables: When ``--systems`` cut the store, the national tables before the cut
             (``lsoa``, ``practices``, ``registrations``, ``pcn_workforce``: the PCN staff by
             PCN and group, or ``None``), from which England's and the regions' QOF values are
-            summed (:func:`national_qof_inputs`); empty when the store is not cut (its own
-            tables are national).
+            summed when ``prepare --add`` brings a newer QOF year
+            (:func:`pophealth.history.write_national_tables` keeps them); empty when the store
+            is not cut (its own tables are national).
     """
 
     practice_codes: frozenset[str]
