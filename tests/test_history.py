@@ -413,7 +413,28 @@ def test_resident_qof_history_shares_each_year_by_its_end_months_registrations(d
     everyone = resident[(resident["area_code"] == "ALL")].set_index("indicator_id")["value"]
     assert (resident["comparator_value"] == resident["indicator_id"].map(everyone)).all()
     # (the demo's history holds one QOF year's end month, so a resident profile has one QOF
-    # point: no trend line until a second year's end month is in the history)
+    # point: test_resident_profiles_get_a_qof_trend_when_both_end_months_are_held)
+
+
+def test_resident_profiles_get_a_qof_trend_when_both_end_months_are_held(tmp_path):
+    import pophealth
+    from pophealth.demo import write_demo_dataset
+
+    # 20 months back from October 2025: March 2024 and March 2025 both in the history
+    write_demo_dataset(tmp_path / "raw", seed=42, history_months=20)
+    store = tmp_path / "prepared"
+    history.prepare_store(tmp_path / "raw", store, progress=None, systems=DEMO_SYSTEMS)
+    data = pophealth.load(store, cache=False)
+    assert {"2024-03", "2025-03"} <= set(data.periods)
+    rows = data.indicator_history
+    resident = rows[
+        rows["indicator_id"].isin(indicators.needing("qof")) & (rows["basis"] == "resident")
+    ]
+    assert set(resident["period"]) == {"2024-03", "2025-03"}
+    lad = sorted(resident.loc[resident["level"] == "place", "area_code"])[0]
+    summary = data.profile(lad, basis="resident").trends["summary"].set_index("indicator_id")
+    assert summary.loc["qof_prev_dm", "points"] == 2
+    assert summary.loc["qof_prev_dm", "period_label"] == "QOF 2023-24 to 2024-25"
 
 
 def _next_month_release(demo_raw: Path, target: Path) -> Path:
