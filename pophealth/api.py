@@ -932,18 +932,44 @@ class PopHealthData:
 
     @cached_property
     def membership_changes(self) -> pd.DataFrame:
-        """Per period: practices whose PCN differs from today, merged, or not in today's list."""
+        """Per period: practices whose PCN differs from today, merged, or not in today's list.
+
+        Every monthly period of the history and every QOF year (at its QOF period, ``detail``
+        starting ``"QOF <year>: "``); see :meth:`_build_membership_changes`.
+        """
         return self._shared("membership_changes", self._build_membership_changes)
 
     def _build_membership_changes(self) -> pd.DataFrame:
+        """Every monthly period's and every QOF year's changes, in period order.
+
+        Columns ``period, practice_code, change, detail`` (those of a batch run's shared table,
+        :mod:`pophealth.shared_tables`). A QOF year's rows are at its QOF period
+        (:func:`pophealth.history.qof_period`) and their ``detail`` starts with the year
+        (``"QOF 2024-25: carried by its successor Y90065"``), so they stay apart from the
+        monthly rows of the same month: a listing grouped by practice, change and detail shows
+        each QOF year as a row of its own.
+        """
+        columns = ["period", "practice_code", "change", "detail"]
         frames = [
             changes.assign(period=period)
             for period, (_, changes) in self._period_views.items()
             if len(changes)
         ]
+        frames += [
+            changes.assign(period=period, detail=f"QOF {year}: " + changes["detail"].astype(str))
+            for period, year in self.qof_periods.items()
+            if len(changes := self._qof_year_changes(period))
+        ]
         if not frames:
-            return pd.DataFrame(columns=["period", "practice_code", "change", "detail"])
-        return pd.concat(frames, ignore_index=True)[["period", "practice_code", "change", "detail"]]
+            return pd.DataFrame(columns=columns)
+        changes = pd.concat(frames, ignore_index=True)[columns]
+        return changes.sort_values("period", kind="stable").reset_index(drop=True)
+
+    def _qof_year_changes(self, period: str) -> pd.DataFrame:
+        """One QOF year's membership changes (:meth:`qof_period_tables`), empty without QOF."""
+        if "qof_prevalence" not in self.qof_history_tables:
+            return pd.DataFrame(columns=["practice_code", "change", "detail"])
+        return self.qof_period_tables(period)[1]
 
     @cached_property
     def indicator_history(self) -> pd.DataFrame:
@@ -1047,8 +1073,13 @@ class PopHealthData:
             period: A QOF period (``YYYY-03``, see :func:`pophealth.history.qof_period`).
 
         Returns:
-            ``({"practices", "qof", "qof_expected"}, changes)`` (changes as
-            :func:`pophealth.history.apply_membership_rule` reports them).
+            ``({"practices", "qof", "qof_expected"}, changes)``: changes as
+            :func:`pophealth.history.apply_membership_rule` reports them, the year's PCN being
+            the geography file's (``MAPPING_NHS_GEOGRAPHIES``), except two kinds of practice
+            the year does not treat differently: a practice whose PCN that year the file does
+            not give (no "moved PCN"), and a practice not in today's list placed in none of
+            the store's sub-ICB locations (a national file's practice outside a store cut by
+            ``--systems``: it counts in England only, as it did that year).
         """
         tables = self.qof_history_tables
         if period not in self.qof_periods:
@@ -1074,6 +1105,15 @@ class PopHealthData:
             self.practices,
             self._practice_successions,
         )
+        geographies = of_period("qof_geographies")
+        # practices whose PCN that year the geography file gives (no PCN counts as given)
+        given = set(geographies["practice_code"]) if "pcn_code" in geographies else set()
+        pcn_unknown = practices.loc[~practices["practice_code"].isin(given), "practice_code"]
+        outside = practices.loc[practices["sicbl_code"].isna(), "practice_code"]
+        dropped = (
+            (changes["change"] == "moved PCN") & changes["practice_code"].isin(pcn_unknown)
+        ) | ((changes["change"] == "not in today's list") & changes["practice_code"].isin(outside))
+        changes = changes[~dropped].reset_index(drop=True)
         views = self._period_views
         if period in views:
             # the month the QOF year ends in: its staff (already under the membership rule)
@@ -1086,14 +1126,23 @@ class PopHealthData:
 
     @cached_property
     def qof_indicator_history(self) -> pd.DataFrame:
-        """QOF indicators of every QOF year in the store, registered basis, with ``period``.
+        """QOF indicators of every QOF year in the store, with ``period``.
 
         Each QOF year at its period (:func:`pophealth.history.qof_period`: QOF 2024-25 ->
         ``2025-03``), computed with today's areas and the membership rule
-        (:meth:`qof_period_tables`); registers and list sizes are the QOF file's own. England
-        (``ALL``) is the sum over every practice of that year's national file. The resident
-        basis is not kept over time (it shares one release's registrations out to LSOAs);
-        indicators pairing a QOF year with staff have a value only where the history holds the
+        (:meth:`qof_period_tables`); registers and list sizes are the QOF file's own.
+
+        * **Registered basis**, every QOF year: England (``ALL``) is the sum over every
+          practice of that year's national file.
+        * **Resident basis**, a QOF year whose end month the history holds (March 2025 for
+          QOF 2024-25): the year's practice measures shared out to LSOAs by that month's
+          registrations (under the same rule), as the current table shares the latest QOF year
+          by the current registrations (:func:`pophealth.prevalence.with_resident_qof`), and
+          summed to LADs, ICBs and ``ALL`` (all loaded LSOAs: the month's registrations are
+          the store's, not England's, as in every earlier period). Without that month a year
+          has no resident values (no other month's registrations are borrowed).
+
+        Indicators pairing a QOF year with staff have a value only where the history holds the
         month the year ends in.
         """
         columns = [*indicators.TIDY_COLUMNS, "period"]
@@ -1101,7 +1150,15 @@ class PopHealthData:
             return pd.DataFrame(columns=columns)
         sep, tagged = _SEP, _tagged
         register = self.register[self.register["basis"] == "registered"]
-        parts: dict[str, list[pd.DataFrame]] = {"register": [], "measures": [], "members": []}
+        resident_register = self.register[self.register["basis"] == "resident"]
+        views = self._period_views if len(self.lsoa) and len(resident_register) else {}
+        parts: dict[str, list[pd.DataFrame]] = {
+            "register": [],
+            "measures": [],
+            "members": [],
+            "resident": [],
+            "lsoa_members": [],
+        }
         with_staff: list[str] = []
         with_team: list[str] = []
         for period in self.qof_periods:
@@ -1126,11 +1183,28 @@ class PopHealthData:
             )
             members = geography.practice_memberships(practices, groupings)
             parts["members"].append(tagged(members, tag, "practice_code", "area_code"))
-        stacked = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+            if period in views:
+                resident = self._qof_resident_measures(measures, views[period][0].registrations)
+                if resident is not None:
+                    parts["register"].append(_tagged_register(resident_register, tag))
+                    parts["resident"].append(tagged(resident, tag, "lsoa21_code"))
+                    parts["lsoa_members"].append(
+                        tagged(self.lsoa_membership_table, tag, "lsoa21_code", "area_code")
+                    )
+        stacked = {
+            name: pd.concat(frames, ignore_index=True) for name, frames in parts.items() if frames
+        }
         registered = attribution.aggregate_measures(
             stacked["measures"].copy(), stacked["members"], "practice_code"
         )
-        table = indicators.compute_indicator_table(stacked["register"], registered, None)
+        resident = (
+            attribution.aggregate_measures(
+                stacked["resident"].copy(), stacked["lsoa_members"], "lsoa21_code"
+            )
+            if "resident" in stacked
+            else None
+        )
+        table = indicators.compute_indicator_table(stacked["register"], registered, resident)
         period = table["area_code"].str.split(sep, n=1).str[0]
         # FTE per register entry: only a year whose end month's staff are in the history
         needs_staff = indicators.needing("workforce")
@@ -1141,7 +1215,21 @@ class PopHealthData:
             & ~(table["indicator_id"].isin(needs_team) & ~period.isin(with_team))
         ).to_numpy()
         table, period = table[keep].reset_index(drop=True), period[keep].reset_index(drop=True)
-        return _untagged(table, period, sep)[columns]
+        return _note_modelled_qof(_untagged(table, period, sep)[columns])
+
+    def _qof_resident_measures(
+        self, measures: pd.DataFrame, registrations: pd.DataFrame
+    ) -> pd.DataFrame | None:
+        """A QOF year's practice measures shared out to every LSOA by one month's registrations.
+
+        :func:`pophealth.prevalence.with_resident_qof` on the store's LSOAs, as the current
+        table's resident basis (LSOAs without a share count zero); ``None`` when there is
+        nothing to share (no QOF measures or no registrations that month).
+        """
+        if len(measures.columns) <= 1 or not len(registrations):
+            return None
+        lsoas = self.lsoa[["lsoa21_code"]]
+        return prevalence.with_resident_qof(lsoas, registrations, measures).copy()
 
     def _history_chunks(self, views: dict, chunks: list[list[str]]) -> list[pd.DataFrame]:
         """:meth:`_stacked_history` of each chunk of periods, in order.

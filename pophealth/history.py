@@ -22,8 +22,9 @@ year ends (:func:`qof_period`: QOF 2024-25, April 2024 to March 2025 -> ``2025-0
 manifest lists them under ``"history" -> "qof_years"``.
 
 :func:`add_release` (``pophealth prepare --add RELEASE_DIR --out PREPARED``) loads one new
-release, appends (or replaces) its period (or QOF year) and, when it is the newest month, makes it
-the current store; the result equals a full rebuild with that release in the raw folder.
+release, appends (or replaces) its period (or QOF year) and, when it is the newest month (or QOF
+year), makes it the current store's; the result equals a full rebuild with that release in the
+raw folder (a newer QOF year: with it at the top level).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from pophealth import membership
 from pophealth import prepare as prep
 from pophealth.contracts import validate_store_table
 from pophealth.files import atomic_path
+from pophealth.releases import IMD_YEARS
 from pophealth.sources import epcn as src_epcn
 from pophealth.sources import ods_successors as src_successors
 from pophealth.sources import pcn_workforce as src_pcn_workforce
@@ -571,6 +573,7 @@ def prepare_history(
     notes = [note] if note else []
     write_static_inputs(loaded, out)
     write_qof_covariates(national, out)
+    write_national_tables(national, out)
     successions = write_successors(
         loaded.get("ods_successors"), out, _first_file(files, "ods_successors")
     )
@@ -744,7 +747,9 @@ def _qof_year_tables(
     age_sex, scores = covariates["age_sex"], covariates["imd_scores"]
     today = set(scores["practice_code"]) if len(scores) else set()
     mapping = membership.successor_mapping(successors, today)
-    releases = sorted(scores["imd"].unique()) if len(scores) else []
+    # in prepare's order of IoD releases (the current year's fit lists them so)
+    stored = set(scores["imd"].unique()) if len(scores) else set()
+    releases = [imd for imd in IMD_YEARS if imd in stored]
     out = {}
     for period, year in years.items():
         qof = year["data"]
@@ -1220,8 +1225,11 @@ def add_release(release_dir: str | Path, prepared_dir: str | Path, *, progress=p
     when the period is the newest, it becomes the current store (practices, registrations,
     age-sex tables and the manifest's as-of date, sources and counts). A QOF year's files add (or
     replace) that year in the QOF history, its model fitted on the stored national covariates;
-    the current store's QOF tables (the profiles' latest QOF values and England's) stay as
-    prepared, and the manifest notes it when the added year is newer.
+    a year newer than the current QOF year, or the current year again, also becomes the current
+    QOF year exactly as a full prepare with it at the top level makes it (``qof_prevalence``,
+    ``qof_expected``, England's and the regions' QOF values in ``national.parquet``, the
+    manifest's QOF notes, source and model: :func:`_make_qof_current`); an older year is added
+    to the history only.
 
     Args:
         release_dir: Folder with one release's files (e.g. ``raw/releases/2025-11``, or a QOF
@@ -1273,8 +1281,14 @@ def add_release(release_dir: str | Path, prepared_dir: str | Path, *, progress=p
         _add_month(out, manifest, period, _monthly(release), _monthly(files), reconciliation)
         say(f"  added {period}: history now {entry['periods'][0]} to {entry['periods'][-1]}")
     if QOF_SOURCE in release:
-        year = _add_qof_year(out, manifest, release[QOF_SOURCE], files[QOF_SOURCE], release_dir)
-        say(f"  added QOF {year}: QOF history {', '.join(qof_years(manifest).values())}")
+        year = _add_qof_year(
+            out, manifest, release[QOF_SOURCE], files[QOF_SOURCE], release_dir, reconciliation
+        )
+        now = manifest.get("notes", {}).get("qof_year")
+        say(
+            f"  added QOF {year}: QOF history {', '.join(qof_years(manifest).values())}; "
+            f"current QOF year {now or 'none'}"
+        )
     manifest["added_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     manifest["add_seconds"] = round(time.perf_counter() - started, 2)
     manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -1327,8 +1341,19 @@ def _add_month(
         )
 
 
-def _add_qof_year(out: Path, manifest: dict, qof, files: dict, release_dir: str | Path) -> str:
-    """Add (or replace) one QOF year in the QOF history; returns its year label."""
+def _add_qof_year(
+    out: Path,
+    manifest: dict,
+    qof,
+    files: dict,
+    release_dir: str | Path,
+    reconciliation: dict | None = None,
+) -> str:
+    """Add (or replace) one QOF year in the QOF history; returns its year label.
+
+    A year newer than the store's current QOF year, or the same year again, also becomes the
+    current QOF year (:func:`_make_qof_current`); an older year is added to the history only.
+    """
     period = qof_period(qof.year)
     stored = read_qof_history(out)
     entry = manifest["history"]
@@ -1349,14 +1374,125 @@ def _add_qof_year(out: Path, manifest: dict, qof, files: dict, release_dir: str 
         [*others, _qof_entry(period, year, years[period]["fit"])], key=lambda e: e["period"]
     )
     current = manifest.get("notes", {}).get("qof_year", "")
-    if current and qof.year >= current:
-        entry["notes"].append(
-            f"QOF {qof.year} {'replaces' if qof.year == current else 'is added to'} the QOF "
-            f"history; the current store's QOF tables (the profiles' latest QOF values and "
-            f"England's) stay QOF {current} until the raw folder is prepared again with it at "
-            "the top level"
-        )
+    if not current or qof.year >= current:
+        _make_qof_current(out, manifest, qof, files, reconciliation)
     return qof.year
+
+
+# the national tables of a store cut by --systems, for England's values of a QOF year added later
+NATIONAL_DIR = f"{STATIC_DIR}/national"
+NATIONAL_TABLES = {
+    "lsoa": "lsoa.parquet",
+    "practices": "practices.parquet",
+    "registrations": "registrations.parquet",
+    "pcn_workforce": "pcn_workforce.parquet",
+}
+
+
+def write_national_tables(national: prep.NationalInputs, out: Path) -> None:
+    """Keep the national tables of a store cut by ``--systems`` (``history/static/national/``).
+
+    England's and the regions' QOF values (``national.parquet``) are summed over every practice
+    and LSOA of the national files; a store cut to some ICBs no longer holds them, so
+    :func:`_make_qof_current` reads these copies (each checked against the contract of the
+    store table of the same name). A store that is not cut keeps none: its own tables are
+    national.
+    """
+    folder = Path(out) / NATIONAL_DIR
+    shutil.rmtree(folder, ignore_errors=True)
+    if not national.tables:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, file_name in NATIONAL_TABLES.items():
+        frame = national.tables.get(name)
+        if frame is not None:
+            prep._write_parquet(frame, folder / file_name, table=file_name)
+
+
+def _national_tables(out: Path, manifest: dict) -> dict | None:
+    """The national tables England's QOF values are summed from, or None when not kept.
+
+    A store not cut by ``--systems``: its own current tables (and age-sex lists); a cut store:
+    :func:`write_national_tables`'s copies with the stored model covariates' age-sex lists
+    (every practice of the national files); ``None`` for a cut store prepared without them.
+    """
+    cut = bool(manifest.get("national", {}).get("systems_kept"))
+    folder = Path(out) / NATIONAL_DIR if cut else Path(out)
+    if not (folder / NATIONAL_TABLES["practices"]).exists():
+        return None
+    # each checked against the contract of the store table of its name
+    tables = {
+        name: validate_store_table(
+            file_name, pd.read_parquet(folder / file_name), folder / file_name
+        )
+        if (folder / file_name).exists()
+        else None
+        for name, file_name in NATIONAL_TABLES.items()
+    }
+    if cut:
+        tables["age_sex"] = read_qof_covariates(out)["age_sex"]
+    else:
+        tables["age_sex"] = _read_store_table(out, "practice_age_sex.parquet")
+    return tables
+
+
+def _make_qof_current(out: Path, manifest: dict, qof, files: dict, reconciliation: dict) -> None:
+    """Make an added QOF year the store's current one, as a full prepare with it would.
+
+    The same steps as :func:`pophealth.prepare.prepare` (:func:`prepare.derive_current_qof`,
+    :func:`prepare.write_current_qof`, :func:`prepare.national_measures`) on the national
+    tables (:func:`_national_tables`): ``qof_prevalence.parquet``, ``qof_expected.parquet``, the
+    QOF columns of England's and the regions' rows in ``national.parquet`` (its other columns
+    are kept), and the manifest's QOF notes, ``sources["qof"]``, ``qof_model`` and the
+    indicators it makes available. A store without its national tables (cut by ``--systems`` by
+    an earlier version) keeps its current QOF year, and the manifest says so.
+    """
+    tables = _national_tables(out, manifest)
+    current_year = manifest.get("notes", {}).get("qof_year", "")
+    if tables is None:
+        manifest["history"]["notes"].append(
+            f"QOF {qof.year} is in the QOF history only: the store was cut by --systems without "
+            f"keeping the national tables ({NATIONAL_DIR}/) England's QOF values are summed "
+            f"from, so the current QOF tables stay QOF {current_year or 'none'}. Fix: prepare "
+            "the raw folder again (with this version) with the QOF year at the top level."
+        )
+        return
+    lsoa, practices, registrations = tables["lsoa"], tables["practices"], tables["registrations"]
+    imd_releases = list(manifest.get("imd_releases", []))
+    today = set(practices["practice_code"]) if len(practices) else set()
+    today |= set(registrations["practice_code"].unique()) if len(registrations) else set()
+    team = prep.with_team(practices, tables["pcn_workforce"])
+    current = prep.derive_current_qof(
+        qof,
+        read_successors(out),
+        today,
+        tables["age_sex"],
+        prep.practice_imd_scores(registrations, lsoa, imd_releases, today),
+        imd_releases,
+        team,
+    )
+    recomputed = prep.national_measures(
+        lsoa, team, registrations, tables["age_sex"], imd_releases, current.measures
+    )
+    stored = _read_store_table(out, "national.parquet")
+    prep._write_parquet(prep.with_national_qof(stored, recomputed), out / "national.parquet")
+    kept = _read_store_table(out, "practices.parquet")
+    national_practices = set(practices["practice_code"]) if len(practices) else set()
+    notes = prep.write_current_qof(current, kept, out, national_practices)
+    store_notes = manifest.setdefault("notes", {})
+    for key in prep.QOF_NOTES:
+        store_notes.pop(key, None)
+    store_notes.update(notes)
+    manifest["sources"][QOF_SOURCE] = files
+    manifest["qof_model"] = current.fit
+    missing = prep.unavailable_indicators(set(manifest["sources"]))
+    manifest["indicators_unavailable"] = missing
+    checks = manifest.setdefault("reconciliation", {})
+    if "indicators_unavailable" in checks:
+        checks["indicators_unavailable"] = missing
+    fixed = (reconciliation or {}).get("code_fixes", {})
+    if QOF_SOURCE in fixed and "code_fixes" in checks:
+        checks["code_fixes"][QOF_SOURCE] = fixed[QOF_SOURCE]
 
 
 # --------------------------------------------------------------------------------------
@@ -1376,6 +1512,10 @@ MEMBERSHIP_COLUMNS = (
 )
 
 
+# an ODS PCN code: U and five digits
+PCN_CODE_PATTERN = r"U\d{5}"
+
+
 def qof_year_practices(
     registers: pd.DataFrame, geographies: pd.DataFrame, lsoa: pd.DataFrame
 ) -> pd.DataFrame:
@@ -1389,8 +1529,10 @@ def qof_year_practices(
     Returns:
         One row per practice of the year: ``practice_code, practice_name, registered_patients``
         (the year's ``TOTAL`` list) and the :data:`MEMBERSHIP_COLUMNS`: the year's sub-ICB and ICB
-        where the store knows them (the rule keeps them for a practice not in today's list), no
-        PCN (the rule gives today's practices today's).
+        where the store knows them (the rule keeps them for a practice not in today's list), and
+        the year's PCN code where the geography file gives it (``pcn_code``, no name: the rule
+        gives today's practices today's PCN, and reports those whose PCN was another; a code
+        that is not an ODS PCN code, such as ``U`` for "Unallocated", is no PCN).
     """
     codes = pd.Index(registers["practice_code"].unique(), dtype=object)
     total = registers[registers["list_type"] == "TOTAL"].groupby("practice_code")["list_size"].max()
@@ -1403,12 +1545,18 @@ def qof_year_practices(
     geo = geographies.drop_duplicates("practice_code") if len(geographies) else geographies
     columns = ["practice_code", "practice_name", "sicbl_ods"]
     if len(geo) and set(columns) <= set(geo.columns):
-        out = out.merge(geo[columns], on="practice_code", how="left")
+        year_pcn = ["pcn_code"] if "pcn_code" in geo else []
+        out = out.merge(geo[[*columns, *year_pcn]], on="practice_code", how="left")
+        if year_pcn:  # "U" / "Unallocated": in no PCN that year, as a month's table has it
+            shaped = out["pcn_code"].astype("string").str.fullmatch(PCN_CODE_PATTERN)
+            out["pcn_code"] = out["pcn_code"].where(shaped.fillna(False).astype(bool), pd.NA)
     else:
         out = out.assign(practice_name=pd.NA, sicbl_ods=pd.NA)
+    if "pcn_code" not in out:
+        out = out.assign(pcn_code=pd.NA)
     places = lsoa[["sicbl_code", "sicbl_ods", "sicbl_name", "icb_code", "icb_ods", "icb_name"]]
     places = places.dropna(subset=["sicbl_ods"]).drop_duplicates("sicbl_ods")
-    out = out.merge(places, on="sicbl_ods", how="left").assign(pcn_code=pd.NA, pcn_name=pd.NA)
+    out = out.merge(places, on="sicbl_ods", how="left").assign(pcn_name=pd.NA)
     return out[["practice_code", "practice_name", "registered_patients", *MEMBERSHIP_COLUMNS]]
 
 

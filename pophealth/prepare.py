@@ -102,6 +102,12 @@ class NationalInputs:
         qof_expected: The current QOF year's expected registers of every practice (``imd``
             column; empty without a fit).
         qof_fit: The current QOF year's model fit per IoD release (records per register).
+        tables: When ``--systems`` cut the store, the national tables before the cut
+            (``lsoa``, ``practices``, ``registrations``, ``pcn_workforce``: the PCN staff by
+            PCN and group, or ``None``), from which England's and the regions' QOF values are
+            summed when ``prepare --add`` brings a newer QOF year
+            (:func:`pophealth.history.write_national_tables` keeps them); empty when the store
+            is not cut (its own tables are national).
     """
 
     practice_codes: frozenset[str]
@@ -110,6 +116,7 @@ class NationalInputs:
     imd_scores: pd.DataFrame
     qof_expected: pd.DataFrame
     qof_fit: dict
+    tables: dict = field(default_factory=dict)
 
 
 def discover_raw_files(raw_dir: str | Path, listing: str | Path | None = None) -> RawSources:
@@ -807,45 +814,21 @@ def prepare(
     registrations = registrations_table(regs, lsoa)
     age_sex = age_sex_table(loaded.get("practice_age_bands"))
     imd_releases = [year for year in IMD_YEARS if ImdRelease(year).column("score") in lsoa]
-    # the recorded-vs-expected model is fitted on every practice in the national files, before
-    # --systems cuts the store, and England's and the regions' QOF values come from them too;
-    # a practice that closed after the QOF year is carried by its successor (the membership rule)
-    qof = loaded.get("qof")
     today = set(practices["practice_code"]) if len(practices) else set()
     # (distinct values first: a set built from a million Arrow strings costs a second)
     today |= set(registrations["practice_code"].unique()) if len(registrations) else set()
     successions = practice_successions(loaded, files)
-    qof_rows = (
-        membership.carry_to_successors(
-            qof.prevalence, membership.successor_mapping(successions, today)
-        )
-        if qof is not None
-        else None
-    )
     imd_scores = practice_imd_scores(registrations, lsoa, imd_releases, today)
-    qof_fits = {imd: fit_qof_expected(qof_rows, age_sex, imd_scores, imd) for imd in imd_releases}
     # PCN-employed staff by PCN and staff group (apportioned to practices when read); England's
     # and the regions' team values add every PCN's staff, shared to its practices
     pcn_staff = loaded.get("pcn_workforce")
     pcn_fte = src_pcn_workforce.pcn_fte_by_group(pcn_staff) if pcn_staff is not None else None
-    team_practices = (
-        staffing.with_pcn_staff(practices, pcn_fte) if pcn_fte is not None else practices
-    )
-    qof_measures = (
-        {
-            imd: prevalence.qof_practice_measures(qof_rows, team_practices, expected)
-            for imd, (expected, _) in qof_fits.items()
-        }
-        if qof_rows is not None
-        else None
+    team_practices = with_team(practices, pcn_fte)
+    current_qof = derive_current_qof(
+        loaded.get("qof"), successions, today, age_sex, imd_scores, imd_releases, team_practices
     )
     national = national_measures(
-        lsoa,
-        team_practices,
-        registrations,
-        age_sex,
-        imd_releases,
-        qof_measures,
+        lsoa, team_practices, registrations, age_sex, imd_releases, current_qof.measures
     )
     national_icbs = int(
         max(
@@ -855,6 +838,19 @@ def prepare(
     )
     national_practices = set(practices["practice_code"]) if len(practices) else set()
     national_pcns = set(practices["pcn_code"].dropna()) if "pcn_code" in practices else set()
+    # the national tables, kept (for a cut store) so that a QOF year added later with
+    # `prepare --add` gives England's values as this prepare does
+    national_age_sex = age_sex[["practice_code", "sex", "age_band", "patients"]]
+    national_tables = (
+        {
+            "lsoa": lsoa,
+            "practices": practices,
+            "registrations": registrations,
+            "pcn_workforce": pcn_fte,
+        }
+        if systems
+        else {}
+    )
     if systems:
         lsoa, practices, registrations, age_sex = keep_systems(
             list(systems), lsoa, practices, registrations, age_sex
@@ -875,14 +871,7 @@ def prepare(
         age_sex[["practice_code", "sex", "age_band", "patients"]], out / "practice_age_sex.parquet"
     )
     write_pcn_workforce(pcn_staff, out, pcn_fte)
-    qof_notes = _write_qof(
-        qof, practices, out / "qof_prevalence.parquet", national_practices, qof_rows
-    )
-    _write_qof_expected(
-        {imd: expected for imd, (expected, _) in qof_fits.items()},
-        practices,
-        out / "qof_expected.parquet",
-    )
+    qof_notes = write_current_qof(current_qof, practices, out, national_practices)
     if shapes is not None:
         # simplify in metres before reprojection, then store WGS84 for web maps
         shapes = shapes.assign(geometry=shapes.geometry.simplify(20, preserve_topology=True))
@@ -893,10 +882,11 @@ def prepare(
     national_inputs = NationalInputs(
         practice_codes=frozenset(today),
         successions=successions,
-        age_sex=age_sex[["practice_code", "sex", "age_band", "patients"]],
+        age_sex=national_age_sex,
         imd_scores=imd_scores,
-        qof_expected=expected_rows({imd: expected for imd, (expected, _) in qof_fits.items()}),
-        qof_fit={imd: fit for imd, (_, fit) in qof_fits.items() if fit},
+        qof_expected=expected_rows(current_qof.expected),
+        qof_fit=current_qof.fit,
+        tables=national_tables,
     )
     missing = unavailable_indicators(set(files))
     reconciliation = {
@@ -931,7 +921,7 @@ def prepare(
         "unrecognised_files": [p.name for p in raw.unrecognised],
         "indicators_unavailable": missing,
         "notes": {**lsoa_notes, **practice_notes, **qof_notes},
-        "qof_model": {imd: fit for imd, (_, fit) in qof_fits.items() if fit},
+        "qof_model": current_qof.fit,
         "imd_releases": imd_releases,
         "reconciliation": reconciliation,
         # England's values come from every row of the files; it is England when they are
@@ -1020,6 +1010,151 @@ def check_geometries(shapes, lsoa_codes: set[str]) -> tuple:
         "examples": sorted(known.loc[bad, "lsoa21_code"].astype(str))[:10],
     }
     return usable, report
+
+
+def with_team(practices: pd.DataFrame, pcn_fte: pd.DataFrame | None) -> pd.DataFrame:
+    """Practices with their share of their PCN's staff (as England's team values count them)."""
+    return staffing.with_pcn_staff(practices, pcn_fte) if pcn_fte is not None else practices
+
+
+@dataclass(frozen=True)
+class CurrentQof:
+    """The current QOF year as :func:`prepare` derives it from the national files.
+
+    Attributes:
+        qof: The QOF year as loaded (``None`` without QOF files).
+        rows: Its prevalence rows with closed practices carried by their successors (the
+            membership rule's succession step), or ``None``.
+        fits: IoD release -> (expected registers, model fit records) of
+            :func:`fit_qof_expected`.
+        measures: IoD release -> :func:`pophealth.prevalence.qof_practice_measures` of every
+            practice, or ``None`` without QOF files.
+    """
+
+    qof: object | None
+    rows: pd.DataFrame | None
+    fits: dict[str, tuple[pd.DataFrame, list[dict]]]
+    measures: dict[str, pd.DataFrame] | None
+
+    @property
+    def expected(self) -> dict[str, pd.DataFrame]:
+        """IoD release -> expected registers (empty frames where not fitted)."""
+        return {imd: expected for imd, (expected, _) in self.fits.items()}
+
+    @property
+    def fit(self) -> dict[str, list[dict]]:
+        """IoD release -> model fit records (the manifest's ``qof_model``), fitted ones only."""
+        return {imd: fit for imd, (_, fit) in self.fits.items() if fit}
+
+
+def derive_current_qof(
+    qof,
+    successions: pd.DataFrame | None,
+    today: set[str],
+    age_sex: pd.DataFrame,
+    imd_scores: pd.DataFrame,
+    imd_releases: list[str],
+    team_practices: pd.DataFrame,
+) -> CurrentQof:
+    """The current QOF year's carried rows, models and practice measures (one code path).
+
+    Used by :func:`prepare` and by ``prepare --add`` of a newer QOF year
+    (:func:`pophealth.history.add_release`), so an added year becomes current exactly as a full
+    prepare with it at the top level makes it. The models are fitted on every practice of the
+    national files, and a practice that closed after the QOF year is carried by its successor.
+
+    Args:
+        qof: The loaded QOF year, or ``None``.
+        successions: GP practice successions (:func:`practice_successions`), or ``None``.
+        today: Today's practices (every practice of the national registrations files).
+        age_sex: Practice x sex x five-year band patients of every practice.
+        imd_scores: :func:`practice_imd_scores` of every practice.
+        imd_releases: IoD releases in the store.
+        team_practices: Every practice with its PCN staff share (:func:`with_team`).
+
+    Returns:
+        The :class:`CurrentQof`.
+    """
+    if qof is None:
+        fits = {imd: fit_qof_expected(None, age_sex, imd_scores, imd) for imd in imd_releases}
+        return CurrentQof(None, None, fits, None)
+    rows = membership.carry_to_successors(
+        qof.prevalence, membership.successor_mapping(successions, today)
+    )
+    fits = {imd: fit_qof_expected(rows, age_sex, imd_scores, imd) for imd in imd_releases}
+    measures = {
+        imd: prevalence.qof_practice_measures(rows, team_practices, expected)
+        for imd, (expected, _) in fits.items()
+    }
+    return CurrentQof(qof, rows, fits, measures)
+
+
+def write_current_qof(
+    current: CurrentQof, practices: pd.DataFrame, out: Path, national_practices: set
+) -> dict:
+    """Write ``qof_prevalence.parquet`` and ``qof_expected.parquet`` of the kept practices.
+
+    Args:
+        current: :func:`derive_current_qof`.
+        practices: The store's (kept) practices.
+        out: The store.
+        national_practices: Every practice of the national files (before ``--systems``).
+
+    Returns:
+        The manifest's QOF notes (:data:`QOF_NOTES`: ``qof_year`` and what was carried or not
+        placed).
+    """
+    notes = _write_qof(
+        current.qof, practices, out / "qof_prevalence.parquet", national_practices, current.rows
+    )
+    _write_qof_expected(current.expected, practices, out / "qof_expected.parquet")
+    return notes
+
+
+# the manifest's notes written by write_current_qof (replaced when the current QOF year changes)
+QOF_NOTES = ("qof_year", "qof_practices_carried_by_successor", "qof_practices_not_in_registrations")
+
+
+def qof_columns(columns) -> list[str]:
+    """The QOF measure columns (``<id>__num/__den`` of the QOF families) among ``columns``."""
+    families = ("qof", "qof_expected")
+    ids = {m.indicator_id for family in families for m in attribution.measures_of(family)}
+    return [c for c in columns if str(c).rsplit("__", 1)[0] in ids and "__" in str(c)]
+
+
+def with_national_qof(stored: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFrame:
+    """``national.parquet`` with its QOF columns taken from ``recomputed``, the rest kept.
+
+    Args:
+        stored: The store's ``national.parquet``.
+        recomputed: :func:`national_measures` of the same national tables with another QOF
+            year's measures.
+
+    Returns:
+        ``stored``'s rows and other columns, and ``recomputed``'s QOF columns in
+        ``recomputed``'s column order (a register the year lacks has no column, as in a full
+        prepare with that year).
+
+    Raises:
+        PrepareError: The two tables do not have the same England/region rows.
+    """
+    key = ["area_code", "basis", "imd"]
+    if not set(key) <= set(stored.columns) or not len(stored):
+        return recomputed  # no England rows were stored: the new ones are a full prepare's
+    if sorted(map(tuple, stored[key].to_numpy())) != sorted(map(tuple, recomputed[key].to_numpy())):
+        raise PrepareError(
+            "national.parquet: its England and region rows (area_code, basis, imd) differ from "
+            "those summed again from the store's national tables, so the new QOF year's values "
+            "cannot be put beside them. Fix: prepare the raw folder again with the QOF year at "
+            "the top level."
+        )
+    kept = stored.drop(columns=qof_columns(stored.columns))
+    new = qof_columns(recomputed.columns)
+    merged = kept.merge(recomputed[[*key, *new]], on=key, how="left")
+    order = [c for c in recomputed.columns if c in merged] + [
+        c for c in merged if c not in set(recomputed.columns)
+    ]
+    return merged[order]
 
 
 def _write_qof(

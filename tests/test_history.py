@@ -78,11 +78,15 @@ def test_incremental_add_equals_full_rebuild(demo_raw, demo_prepared, tmp_path):
     assert set(got) == set(want) == set(history.QOF_TABLES)
     for table in history.QOF_TABLES:
         pd.testing.assert_frame_equal(got[table], want[table])
-    for name in (*history.CURRENT_FILES.values(), "qof_prevalence.parquet"):
+    current = ("qof_prevalence.parquet", "qof_expected.parquet", "national.parquet")
+    for name in (*history.CURRENT_FILES.values(), *current):
         # an older month or QOF year leaves the current store alone
         pd.testing.assert_frame_equal(
             pd.read_parquet(partial / name), pd.read_parquet(demo_prepared / name)
         )
+    for key in ("notes", "qof_model", "indicators_unavailable"):
+        assert added[key] == full[key], key
+    assert added["sources"]["qof"] == full["sources"]["qof"]
 
 
 def test_adding_a_qof_year_again_replaces_it(demo_raw, demo_prepared, tmp_path):
@@ -95,6 +99,112 @@ def test_adding_a_qof_year_again_replaces_it(demo_raw, demo_prepared, tmp_path):
     for table in history.QOF_TABLES:
         pd.testing.assert_frame_equal(after[table], before[table])
     assert manifest["history"]["periods"][-1] == "2025-10"  # the months are untouched
+
+
+def _raw_with_older_qof_year_on_top(demo_raw: Path, raw: Path, newer: Path) -> None:
+    """The demo raw folder with QOF 2023-24 at the top level and QOF 2024-25 in ``newer``."""
+    latest = sorted(p.name for p in demo_raw.glob("*_2425.csv"))
+    assert latest  # PREVALENCE_2425.csv, MAPPING_*, ACHIEVEMENT_*
+    _link_tree(demo_raw, raw, skip={QOF_FOLDER, *latest})
+    for path in (demo_raw / QOF_FOLDER).iterdir():
+        (raw / path.name).symlink_to(path)
+    newer.mkdir()
+    for name in latest:
+        (newer / name).symlink_to(demo_raw / name)
+
+
+def test_adding_a_newer_qof_year_makes_it_the_current_qof_year(
+    demo_raw, demo_prepared, demo_data, tmp_path
+):
+    import pophealth
+
+    raw, newer, store = tmp_path / "raw", tmp_path / "QOF-2024-25", tmp_path / "prepared"
+    _raw_with_older_qof_year_on_top(demo_raw, raw, newer)
+    manifest = history.prepare_store(raw, store, progress=None, systems=DEMO_SYSTEMS)
+    assert manifest["notes"]["qof_year"] == "2023-24"
+    # a store cut by --systems keeps the national tables England's QOF values are summed from
+    assert (store / history.NATIONAL_DIR / "registrations.parquet").exists()
+    # a cut store prepared without them (an earlier version) keeps its QOF year and says why
+    old = tmp_path / "old-store"
+    shutil.copytree(store, old)
+    shutil.rmtree(old / history.NATIONAL_DIR)
+    kept = history.add_release(newer, old, progress=None)
+    assert kept["notes"]["qof_year"] == "2023-24"
+    assert [y["year"] for y in kept["history"]["qof_years"]] == ["2023-24", "2024-25"]
+    assert any("history only" in n and "Fix:" in n for n in kept["history"]["notes"])
+    for name in ("qof_prevalence.parquet", "national.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(old / name), pd.read_parquet(store / name))
+    added = history.add_release(newer, store, progress=None)
+    full = json.loads((demo_prepared / "manifest.json").read_text())
+    # the current QOF tables and England's and the regions' rows are a full prepare's
+    for name in ("qof_prevalence.parquet", "qof_expected.parquet", "national.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(store / name), pd.read_parquet(demo_prepared / name), obj=name
+        )
+    for key in ("notes", "qof_model", "indicators_unavailable"):
+        assert added[key] == full[key], key
+    assert added["sources"]["qof"] == full["sources"]["qof"]
+    assert not any("stay QOF" in note for note in added["history"]["notes"])
+    # both QOF years in the history, each as a full rebuild keeps it
+    assert [y["year"] for y in added["history"]["qof_years"]] == ["2023-24", "2024-25"]
+    got, want = history.read_qof_history(store), history.read_qof_history(demo_prepared)
+    for table in history.QOF_TABLES:
+        # (a year fitted in the history lists its IoD releases in another order than prepare)
+        order = [c for c in ("period", "practice_code", "group_code", "imd") if c in want[table]]
+        pd.testing.assert_frame_equal(
+            got[table].sort_values(order).reset_index(drop=True),
+            want[table].sort_values(order).reset_index(drop=True),
+            obj=table,
+        )
+    # the profiles' QOF indicators (every area, both bases, England and regions)
+    qof_ids = indicators.needing("qof")
+    table = pophealth.load(store, cache=False).indicator_table
+    keys = ["area_code", "level", "basis", "imd", "indicator_id"]
+
+    def qof_rows(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = frame[frame["indicator_id"].isin(qof_ids)]
+        return rows.sort_values([k for k in keys if k in rows]).reset_index(drop=True)
+
+    got, want = qof_rows(table), qof_rows(demo_data.indicator_table)
+    assert len(want) and set(want["basis"]) == {"registered", "resident"}
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_adding_a_newer_qof_year_to_a_store_not_cut_by_systems(demo_raw, tmp_path):
+    raw, newer = tmp_path / "raw", tmp_path / "QOF-2024-25"
+    _raw_with_older_qof_year_on_top(demo_raw, raw, newer)
+    full_raw = tmp_path / "full"
+    _link_tree(demo_raw, full_raw, skip=set())
+    store, full = tmp_path / "prepared", tmp_path / "full-prepared"
+    history.prepare_store(raw, store, progress=None)
+    assert not (store / history.NATIONAL_DIR).exists()  # its own tables are national
+    history.add_release(newer, store, progress=None)
+    history.prepare_store(full_raw, full, progress=None)
+    for name in ("qof_prevalence.parquet", "qof_expected.parquet", "national.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(store / name), pd.read_parquet(full / name), obj=name
+        )
+
+
+def test_adding_the_current_qof_year_again_leaves_the_current_store_as_it_was(
+    demo_raw, demo_prepared, tmp_path
+):
+    store, again = tmp_path / "prepared", tmp_path / "QOF-2024-25"
+    shutil.copytree(demo_prepared, store)
+    again.mkdir()
+    for path in demo_raw.glob("*_2425.csv"):
+        (again / path.name).symlink_to(path)
+    manifest = history.add_release(again, store, progress=None)
+    full = json.loads((demo_prepared / "manifest.json").read_text())
+    for name in ("qof_prevalence.parquet", "qof_expected.parquet", "national.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(store / name), pd.read_parquet(demo_prepared / name), obj=name
+        )
+    for key in ("notes", "qof_model", "indicators_unavailable"):
+        assert manifest[key] == full[key], key
+    got, want = history.read_qof_history(store), history.read_qof_history(demo_prepared)
+    for table in history.QOF_TABLES:
+        pd.testing.assert_frame_equal(got[table], want[table], obj=table)
 
 
 def test_qof_period_is_the_month_the_qof_year_ends():
@@ -192,7 +302,11 @@ def test_qof_indicators_only_at_their_qof_years_with_england_per_year(demo_data,
     # each QOF year at the month it ends, never in another month (not the current one either)
     assert set(qof["period"]) == {"2024-03", "2025-03"}
     assert set(table.loc[table["period"] == "2024-03", "indicator_id"]) <= qof_ids
-    assert set(qof["basis"]) == {"registered"}
+    # the registered basis every QOF year; the resident basis only where the history holds
+    # the month the year ends in (March 2025, not March 2024): test_resident_qof_history_...
+    assert set(qof.loc[qof["period"] == "2024-03", "basis"]) == {"registered"}
+    assert set(qof.loc[qof["period"] == "2025-03", "basis"]) == {"registered", "resident"}
+    qof = qof[qof["basis"] == "registered"]
     # no zeros invented: the FTE-per-register indicators need the staff of the year's end
     # month, which the history holds for March 2025 only
     staffed = qof[
@@ -231,6 +345,96 @@ def test_qof_indicators_only_at_their_qof_years_with_england_per_year(demo_data,
     for column in ("value", "lower_ci", "upper_ci", "comparator_value"):
         np.testing.assert_allclose(got[column], current[column], rtol=1e-9)
     assert (got["comparison_95"].to_numpy() == current["comparison_95"].to_numpy()).all()
+
+
+def test_membership_changes_list_each_qof_year(demo_data):
+    changes = demo_data.membership_changes
+    assert list(changes.columns) == ["period", "practice_code", "change", "detail"]
+    assert changes["period"].is_monotonic_increasing
+    qof = changes[changes["detail"].str.startswith("QOF ")]
+    # the demo practice that moved PCN in April 2025 was in its old PCN in both QOF years (the
+    # years' MAPPING_NHS_GEOGRAPHIES), and the closed practice is carried in both
+    moved = changes[(changes["change"] == "moved PCN")]["practice_code"].iloc[0]
+    expected = []
+    for period, year in (("2024-03", "2023-24"), ("2025-03", "2024-25")):
+        _, own = demo_data.qof_period_tables(period)
+        assert len(own) == 2 and set(own["change"]) == {"moved PCN", "merged"}
+        expected += [(period, *pair) for pair in own[["practice_code", "change"]].values]
+        rows = qof[qof["period"] == period]
+        assert rows["detail"].str.startswith(f"QOF {year}: ").all()
+        assert set(rows["detail"].str.removeprefix(f"QOF {year}: ")) == set(own["detail"])
+    got = [tuple(row) for row in qof[["period", "practice_code", "change"]].values]
+    assert sorted(got) == sorted(expected)
+    assert moved in set(qof["practice_code"])
+    # no practice is listed for a year whose file does not say its PCN, nor the national
+    # file's practices outside the demo store's systems
+    assert not (qof["change"] == "not in today's list").any()
+    # the neighbourhood it moved to lists the move for the months and each QOF year
+    new_pcn = qof.loc[qof["change"] == "moved PCN", "detail"].iloc[0].split("counted in ")[-1]
+    listed = demo_data.profile(new_pcn).trends["membership"]
+    assert listed["detail"].str.startswith("QOF 2023-24").sum() == 1
+    assert listed["detail"].str.startswith("QOF 2024-25").sum() == 1
+
+
+def test_resident_qof_history_shares_each_year_by_its_end_months_registrations(demo_data):
+    history_rows = demo_data.indicator_history
+    qof = history_rows[history_rows["indicator_id"].isin(indicators.needing("qof"))]
+    resident = qof[qof["basis"] == "resident"]
+    # QOF 2024-25 with March 2025's registrations; no March 2024 in the history: no values
+    assert set(resident["period"]) == {"2025-03"}
+    assert set(resident["level"]) == set(
+        demo_data.register.loc[demo_data.register["basis"] == "resident", "level"]
+    ) - {"region"}  # regions come from the national files at the current period only
+    # said to be modelled as in the current table
+    prevalence_rows = resident[resident["indicator_id"].str.startswith("qof_prev_")]
+    assert prevalence_rows["method"].str.contains("modelled from practice registers").all()
+    # a LAD's diabetes register: each practice's register shared by where its patients lived
+    # in March 2025 (its patients in the LAD's matched LSOAs over all its patients)
+    ruled, _ = demo_data.qof_period_tables("2025-03")
+    registrations = demo_data.at_period("2025-03").registrations
+    lad = sorted(resident.loc[resident["level"] == "place", "area_code"])[0]
+    in_lad = set(demo_data.lsoa.loc[demo_data.lsoa["lad_code"] == lad, "lsoa21_code"])
+    totals = registrations.groupby("practice_code")["patients"].sum()
+    here = registrations[
+        registrations["lsoa_code"].isin(in_lad) & (registrations["lsoa_status"] == "matched")
+    ]
+    share = (here.groupby("practice_code")["patients"].sum() / totals).fillna(0.0)
+    dm = ruled["qof"][ruled["qof"]["group_code"] == "DM"].set_index("practice_code")
+    expected = (
+        (dm["register"] * share.reindex(dm.index).fillna(0.0)).sum(),
+        (dm["list_size"] * share.reindex(dm.index).fillna(0.0)).sum(),
+    )
+    row = resident[(resident["area_code"] == lad) & (resident["indicator_id"] == "qof_prev_dm")]
+    assert len(row) == 1
+    np.testing.assert_allclose(
+        (row["numerator"].iloc[0], row["denominator"].iloc[0]), expected, rtol=1e-9
+    )
+    # compared with all loaded LSOAs of the same year (the month's registrations are the store's)
+    everyone = resident[(resident["area_code"] == "ALL")].set_index("indicator_id")["value"]
+    assert (resident["comparator_value"] == resident["indicator_id"].map(everyone)).all()
+    # (the demo's history holds one QOF year's end month, so a resident profile has one QOF
+    # point: test_resident_profiles_get_a_qof_trend_when_both_end_months_are_held)
+
+
+def test_resident_profiles_get_a_qof_trend_when_both_end_months_are_held(tmp_path):
+    import pophealth
+    from pophealth.demo import write_demo_dataset
+
+    # 20 months back from October 2025: March 2024 and March 2025 both in the history
+    write_demo_dataset(tmp_path / "raw", seed=42, history_months=20)
+    store = tmp_path / "prepared"
+    history.prepare_store(tmp_path / "raw", store, progress=None, systems=DEMO_SYSTEMS)
+    data = pophealth.load(store, cache=False)
+    assert {"2024-03", "2025-03"} <= set(data.periods)
+    rows = data.indicator_history
+    resident = rows[
+        rows["indicator_id"].isin(indicators.needing("qof")) & (rows["basis"] == "resident")
+    ]
+    assert set(resident["period"]) == {"2024-03", "2025-03"}
+    lad = sorted(resident.loc[resident["level"] == "place", "area_code"])[0]
+    summary = data.profile(lad, basis="resident").trends["summary"].set_index("indicator_id")
+    assert summary.loc["qof_prev_dm", "points"] == 2
+    assert summary.loc["qof_prev_dm", "period_label"] == "QOF 2023-24 to 2024-25"
 
 
 def _next_month_release(demo_raw: Path, target: Path) -> Path:
@@ -355,7 +559,8 @@ def test_indicator_history_and_cli_periods_all(demo_data, demo_prepared, tmp_pat
     changes = demo_data.membership_changes
     moved = changes[changes["change"] == "moved PCN"]
     assert moved["practice_code"].nunique() == 1
-    assert sorted(moved["period"]) == ["2024-11", "2024-12", "2025-01", "2025-02", "2025-03"]
+    months = moved[~moved["detail"].str.startswith("QOF ")]
+    assert sorted(months["period"]) == ["2024-11", "2024-12", "2025-01", "2025-02", "2025-03"]
     out = tmp_path / "history.csv"
     argv = ["indicators", "--data", str(demo_prepared), "--level", "system", "--periods", "all"]
     assert cli.main([*argv, "--out", str(out)]) == 0

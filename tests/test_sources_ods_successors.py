@@ -161,7 +161,13 @@ def test_prepare_records_the_successor_file_and_carries_the_merged_list(demo_pre
     changes = demo_data.membership_changes
     merged = changes[changes["change"] == "merged"]
     assert set(merged["practice_code"]) == {predecessor}
-    assert set(merged["period"]) == {p for p in demo_data.periods if p < closure}
+    of_qof = merged["detail"].str.startswith("QOF ")
+    assert set(merged.loc[~of_qof, "period"]) == {p for p in demo_data.periods if p < closure}
+    # and in each QOF year (both end before the closure), at the year's period
+    assert merged.loc[of_qof, ["period", "detail"]].values.tolist() == [
+        ["2024-03", f"QOF 2023-24: carried by its successor {successor}"],
+        ["2025-03", f"QOF 2024-25: carried by its successor {successor}"],
+    ]
     assert merged["detail"].str.contains(f"carried by its successor {successor}").all()
     series = []
     for period in demo_data.periods:

@@ -237,7 +237,14 @@ def test_profile_trends_of_the_pcn_that_gained_a_practice(demo_data):
     sizes = history[(history["area_code"] == new_pcn) & (history["indicator_id"] == "list_size")]
     assert sizes["value"].pct_change().abs().max() < 0.02
     assert summary.loc["list_size", "values"] == sizes.sort_values("period")["value"].tolist()
-    assert tr["membership"]["practice_code"].tolist() == [moved["practice_code"]]
+    # the move is listed for the months before it and for each QOF year (its own row each)
+    membership = tr["membership"]
+    assert set(membership["practice_code"]) == {moved["practice_code"]}
+    assert sorted(membership["detail"].str.extract(r"^(QOF \d{4}-\d{2})")[0].dropna()) == [
+        "QOF 2023-24",
+        "QOF 2024-25",
+    ]
+    assert len(membership) == 3
     changes_now = tr["changes"].set_index("what")
     size_row = changes_now.loc["Registered patients"]
     assert size_row["change"] == pytest.approx(size_row["latest"] - size_row["previous"])
