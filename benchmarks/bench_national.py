@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     national = ind["profiles"]
 
     import pophealth
-    from pophealth.cli import build_jobs, default_notebook_dir, warm_up_code
+    from pophealth.cli import build_jobs, default_notebook_dir, warm_up_code_for
     from pophealth.runner import run_profiles
     from pophealth.runner.html import install_plotly_asset
     from pophealth.shared_tables import SHARED_TABLES_ENV
@@ -147,27 +147,35 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         # ours as `pophealth run` does it, timed from loading the store: the store-wide tables
         # computed once here and shared with the kernels, which warm up meanwhile
+        # (the kernels start first and load the store while this process does: the jobs are
+        # worked out meanwhile, as `pophealth run` does)
         start = time.perf_counter()
-        data = pophealth.load(prepared, cache=False)
-        jobs = sample_jobs(data)
         kernel_env = {SHARED_TABLES_ENV: str(tmp / "shared")}
         shared = {}
+        run = {}
+
+        def make_jobs() -> list:
+            run["data"] = pophealth.load(prepared, cache=False)
+            run["jobs"] = sample_jobs(run["data"])
+            return run["jobs"]
 
         def before_jobs() -> None:
             began = time.perf_counter()
-            data.share_tables(tmp / "shared")
+            run["data"].share_tables(tmp / "shared")
             shared["seconds"] = time.perf_counter() - began
 
         summary = run_profiles(
-            jobs,
+            make_jobs,
             tmp / "warm",
             workers=args.workers,
             force=True,
             progress=False,
             kernel_env=kernel_env,
-            warm_code=warm_up_code(jobs),
+            warm_code=warm_up_code_for(str(Path(prepared).resolve()), None, "2025"),
+            warm_dir=default_notebook_dir(),
             before_jobs=before_jobs,
         )
+        jobs = run["jobs"]
         warm = (time.perf_counter() - start) / len(jobs)
         systems = len({j.parameters["area_code"] for j in jobs if j.level == "system"})
         print(

@@ -233,11 +233,18 @@ def warm_up_code(jobs: list) -> str | None:
     if not jobs:
         return None
     parameters = jobs[0].parameters
+    return warm_up_code_for(
+        parameters["data_path"], parameters["neighbourhoods"], parameters["imd"]
+    )
+
+
+def warm_up_code_for(data_path: str, neighbourhoods: str | None, imd: str) -> str:
+    """:func:`warm_up_code` for the store and options every job will name (known up front)."""
     return (
         "import pophealth\n"
         "from pophealth import sections\n"
-        f"pophealth.load({parameters['data_path']!r}, "
-        f"neighbourhoods={parameters['neighbourhoods']!r}, imd={parameters['imd']!r}).warm_up()\n"
+        f"pophealth.load({data_path!r}, "
+        f"neighbourhoods={neighbourhoods!r}, imd={imd!r}).warm_up()\n"
     )
 
 
@@ -247,64 +254,71 @@ ALL_SYSTEMS = ("all", "england")
 def _cmd_run(args: argparse.Namespace) -> int:
     from pophealth.runner import run_profiles
 
-    data = _load(args)
-    national = args.system.strip().lower() in ALL_SYSTEMS
-    system = None if national else data.resolve_system(args.system)
-    if args.areas:
-        wanted = [c.strip() for c in args.areas.split(",") if c.strip()]
-        area_filter = [data.resolve_area(c)["area_code"] for c in wanted]
-    else:
-        area_filter = None
     levels = [lvl.strip() for lvl in args.levels.split(",") if lvl.strip()]
     unknown = [lvl for lvl in levels if lvl not in LEVEL_NOTEBOOKS]
     if unknown:
         raise InputError(f"Unknown level(s) {unknown}; choose from {', '.join(LEVEL_NOTEBOOKS)}.")
-    # compute once in this process so the manifest can report it; kernels reuse the store
-    started = time.perf_counter()
-    _ = data.indicator_table
+    national = args.system.strip().lower() in ALL_SYSTEMS
     self_contained = bool(getattr(args, "self_contained", False))
     pdf = bool(getattr(args, "pdf", False))
     downloads = ("pdf", "xlsx") if pdf else ("xlsx",)
-    jobs = build_jobs(
-        data,
-        system,
-        levels,
-        Path(args.notebooks),
-        area_filter,
-        downloads=downloads,
-        extra_fingerprint=f"self_contained={self_contained}",
-    )
-    if national:
-        n_systems = data.register.loc[data.register["level"] == "system", "area_code"].nunique()
-        system_name = (
-            f"England ({n_systems} systems)"
-            if data.comparator == "England"
-            else f"all {n_systems} systems in the loaded data"
+    run: dict = {}  # what working out the jobs finds: the store, the jobs, the run's details
+
+    def make_jobs() -> list:
+        # the kernels start and load the store meanwhile (warm_code): this process loads its
+        # own copy, works out the indicator table (the manifest reports its time) and the jobs
+        data = _load(args)
+        system = None if national else data.resolve_system(args.system)
+        if args.areas:
+            wanted = [c.strip() for c in args.areas.split(",") if c.strip()]
+            area_filter = [data.resolve_area(c)["area_code"] for c in wanted]
+        else:
+            area_filter = None
+        started = time.perf_counter()
+        _ = data.indicator_table
+        jobs = build_jobs(
+            data,
+            system,
+            levels,
+            Path(args.notebooks),
+            area_filter,
+            downloads=downloads,
+            extra_fingerprint=f"self_contained={self_contained}",
         )
-    else:
-        register = data.register
-        system_name = register.loc[register["area_code"] == system, "area_name"].iloc[0]
-    run_info = {
-        "system_code": system or "all",
-        "system_name": system_name,
-        "levels": levels,
-        "prepared_dir": str(data.prepared_dir),
-        "prepared_manifest": data.manifest,
-        "imd_release": data.imd_release.name,
-        "neighbourhoods": data.neighbourhoods_file,
-        "synthetic": bool(data.manifest.get("synthetic")),
-        "indicator_seconds": round(time.perf_counter() - started, 2),
-        "index_notes": [
-            f"Compared with: {data.comparator}. Deprivation: {data.imd_release.name}, "
-            "national deciles.",
-            "Places: local authority districts are resident-based (people living there); "
-            "sub-ICB locations are registered-based (patients of their practices).",
-        ],
-    }
-    print(
-        f"Running {len(jobs)} profiles for {system_name} ({system or 'every system'}) "
-        f"with {args.workers} workers"
-    )
+        if national:
+            n_systems = data.register.loc[data.register["level"] == "system", "area_code"].nunique()
+            system_name = (
+                f"England ({n_systems} systems)"
+                if data.comparator == "England"
+                else f"all {n_systems} systems in the loaded data"
+            )
+        else:
+            register = data.register
+            system_name = register.loc[register["area_code"] == system, "area_name"].iloc[0]
+        run.update(data=data, jobs=jobs, system_name=system_name)
+        run["info"] = {
+            "system_code": system or "all",
+            "system_name": system_name,
+            "levels": levels,
+            "prepared_dir": str(data.prepared_dir),
+            "prepared_manifest": data.manifest,
+            "imd_release": data.imd_release.name,
+            "neighbourhoods": data.neighbourhoods_file,
+            "synthetic": bool(data.manifest.get("synthetic")),
+            "indicator_seconds": round(time.perf_counter() - started, 2),
+            "index_notes": [
+                f"Compared with: {data.comparator}. Deprivation: {data.imd_release.name}, "
+                "national deciles.",
+                "Places: local authority districts are resident-based (people living there); "
+                "sub-ICB locations are registered-based (patients of their practices).",
+            ],
+        }
+        print(
+            f"Running {len(jobs)} profiles for {system_name} ({system or 'every system'}) "
+            f"with {args.workers} workers"
+        )
+        return jobs
+
     # store-wide tables computed once here and read by every kernel (not rebuilt in each); kept
     # outside the run folder, which holds only what is published, and removed after the run
     import shutil
@@ -315,26 +329,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     shared = Path(tempfile.mkdtemp(prefix="pophealth-shared-tables-"))
 
     def before_jobs() -> dict:
-        # the kernels start and warm up meanwhile (warm_up_code)
+        # the kernels are still warming up meanwhile
+        data = run["data"]
         written = data.share_tables(shared)
-        _write_workbooks(data, jobs, Path(args.out).resolve(), run_info)
-        return {"shared_tables": sorted(path.name for path in written)}
+        _write_workbooks(data, run["jobs"], Path(args.out).resolve(), run["info"])
+        return {**run["info"], "shared_tables": sorted(path.name for path in written)}
 
+    # the options every job will give pophealth.load (_load's), so the kernels' cache serves them
+    neighbourhoods = str(Path(args.neighbourhoods).resolve()) if args.neighbourhoods else None
     try:
         summary = run_profiles(
-            jobs,
+            make_jobs,
             args.out,
             workers=args.workers,
             timeout=args.timeout,
             force=args.force,
             scheduler=args.scheduler,
             progress=not args.no_progress,
-            run_info=run_info,
-            title=f"Population health needs profiles: {system_name}",
+            title=lambda: f"Population health needs profiles: {run['system_name']}",
             self_contained=self_contained,
             pdf=pdf,
             kernel_env={SHARED_TABLES_ENV: str(shared)},
-            warm_code=warm_up_code(jobs),
+            warm_code=warm_up_code_for(str(Path(args.data).resolve()), neighbourhoods, args.imd),
+            warm_dir=Path(args.notebooks).resolve(),
             before_jobs=before_jobs,
         )
     finally:

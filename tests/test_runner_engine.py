@@ -778,3 +778,56 @@ def test_one_request_notebooks_equal_nbclient_cell_by_cell(tmp_path):
     executed = nbformat.read(failed.failed_ipynb_path, as_version=4)
     assert executed.cells[FIRST_BODY_CELL + 1].outputs[-1].output_type == "error"
     assert not executed.cells[FIRST_BODY_CELL + 2].get("outputs")
+
+
+@pytest.mark.slow
+def test_jobs_worked_out_while_the_kernels_warm_up(tmp_path):
+    """``run_profiles(jobs=function)`` starts the workers first: their kernels warm up (in
+    ``warm_dir``) while this process works out the jobs (``pophealth run`` loads its store
+    then); the title is asked for after the jobs. An error working them out is raised, and
+    the workers and kernels are gone."""
+    import json
+
+    import psutil
+
+    marker = tmp_path / "warmed"
+    notebook = write_notebook(tmp_path / "w.ipynb", ["import builtins\nassert builtins._ph_w"])
+    seen = {}
+
+    def make_jobs() -> list:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the kernels warm up before the jobs exist
+        seen["warmed_first"] = marker.exists()
+        return [make_job(notebook, "D1"), make_job(notebook, "D2")]
+
+    summary = run_profiles(
+        make_jobs,
+        tmp_path / "out",
+        workers=2,
+        progress=False,
+        warm_code=(
+            "import builtins, os, pathlib\nbuiltins._ph_w = True\n"
+            f"pathlib.Path({str(marker)!r}).write_text(os.getcwd())\n"
+        ),
+        warm_dir=tmp_path,
+        title=lambda: f"Worked out {len(seen)}",
+    )
+    assert seen["warmed_first"]
+    assert marker.read_text() == str(tmp_path)
+    assert [r.status for r in summary.results] == ["ok", "ok"], [
+        r.error_message for r in summary.results
+    ]
+    assert "Worked out 1" in summary.index_path.read_text(encoding="utf-8")
+    engine = json.loads(summary.manifest_path.read_text(encoding="utf-8"))["engine"]
+    assert len(engine["warm_up_seconds"]) == 2
+
+    def failing() -> list:
+        raise ValueError("no such system")
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(ValueError, match="no such system"):
+        run_profiles(failing, tmp_path / "out2", workers=2, progress=False, warm_code="import time")
+    time.sleep(0.5)
+    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert not left, left

@@ -287,10 +287,37 @@ class _Worker:
             self.process.join(5)
         self.conn.close()
 
+    def terminate(self) -> None:
+        """Stop at once, whatever it is doing; its kernel is shut down (the worker's SIGTERM)."""
+        self.process.terminate()
+        self.process.join(WORKER_STOP_SECONDS)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+        self.conn.close()
+
     def kill(self) -> None:
         self.process.kill()
         self.process.join(5)
         self.conn.close()
+
+
+def _start_workers(count: int, kernel_name: str, warm: dict[str, Any] | None) -> list[_Worker]:
+    """Start ``count`` local workers; with ``warm``, each starts its kernel and warms it up."""
+    ctx = multiprocessing.get_context("spawn")
+    pool = [_Worker(ctx, kernel_name) for _ in range(max(1, count))]
+    if warm is not None:
+        for worker in pool:
+            worker.conn.send(warm)
+    return pool
+
+
+def _stop_workers(pool: list[_Worker]) -> None:
+    for worker in pool:
+        if worker.item is None:
+            worker.stop()
+        else:  # interrupted mid-job: do not wait for it
+            worker.kill()
 
 
 def _run_local(
@@ -301,21 +328,21 @@ def _run_local(
     on_result: Any,
     warm: dict[str, Any] | None = None,
     before_jobs: Callable[[], None] | None = None,
+    pool: list[_Worker] | None = None,
 ) -> dict[str, Any]:
     """Run ``todo`` on a pool of local workers; returns what the engine record keeps.
 
     With ``warm``, each worker first starts its kernel and runs ``warm["warm_code"]``
     (:meth:`WarmKernelExecutor.warm_up`) while this process runs ``before_jobs``; no job is
-    sent before ``before_jobs`` has returned.
+    sent before ``before_jobs`` has returned. ``pool``: workers already started (and sent
+    ``warm``) by :func:`_start_workers`.
     """
     ctx = multiprocessing.get_context("spawn")
     queue = deque(todo)
-    pool = [_Worker(ctx, kernel_name) for _ in range(max(1, min(workers, len(todo))))]
+    if pool is None:
+        pool = _start_workers(min(workers, len(todo)), kernel_name, warm)
     warm_ups: list[dict[str, Any]] = []
     try:
-        if warm is not None:
-            for worker in pool:
-                worker.conn.send(warm)
         if before_jobs is not None:
             before_jobs()
         if warm is not None:
@@ -359,11 +386,7 @@ def _run_local(
                     else:
                         on_result(item, _failed_without_output(item, "WorkerLost", lost, attempts))
     finally:
-        for worker in pool:
-            if worker.item is None:
-                worker.stop()
-            else:  # interrupted mid-job: do not wait for it
-                worker.kill()
+        _stop_workers(pool)
     return {"warm_ups": warm_ups} if warm is not None else {}
 
 
@@ -446,7 +469,7 @@ def _write_definitions_page(out_dir: Path) -> None:
 
 
 def run_profiles(
-    jobs: Iterable[ProfileJob],
+    jobs: Iterable[ProfileJob] | Callable[[], Iterable[ProfileJob]],
     out_dir: Path | str,
     *,
     workers: int = 2,
@@ -456,18 +479,22 @@ def run_profiles(
     retries: int = 1,
     progress: bool = True,
     run_info: dict | None = None,
-    title: str = "pophealth profiles",
+    title: str | Callable[[], str] = "pophealth profiles",
     kernel_name: str = "python3",
     self_contained: bool = False,
     pdf: bool = False,
     kernel_env: dict[str, str] | None = None,
     warm_code: str | None = None,
     before_jobs: Callable[[], dict | None] | None = None,
+    warm_dir: str | Path | None = None,
 ) -> RunSummary:
     """Execute a parameterised notebook per area on warm kernels; write HTML, index, manifest.
 
     Args:
-        jobs: The profile jobs (unique keys; unique area codes within a level).
+        jobs: The profile jobs (unique keys; unique area codes within a level), or a function
+            returning them: with ``warm_code`` and the local pool, the workers start (and their
+            kernels warm up) first, while this process works out the jobs (a batch run loads
+            its store meanwhile). What it raises stops the workers and is raised here.
         out_dir: Run folder (created if needed).
         workers: Local worker processes, each with one warm kernel (ignored with ``scheduler``).
         timeout: Seconds allowed per notebook (wall clock for all its cells; also nbclient's
@@ -478,7 +505,7 @@ def run_profiles(
         retries: Extra attempts after the kernel or worker died (not after notebook errors).
         progress: Show a tqdm progress bar.
         run_info: Caller's details (data release, CLI args...) merged into manifest.json.
-        title: Title of index.html.
+        title: Title of index.html (or a function giving it, asked after the jobs).
         kernel_name: Jupyter kernel spec name.
         self_contained: Write each page with plotly.js and the stylesheet inlined, so one
             file works alone (e.g. emailed); the default links the run folder's assets.
@@ -493,6 +520,8 @@ def run_profiles(
         before_jobs: Work this process does before any job is sent (e.g. writing the tables
             ``kernel_env`` points the kernels at); runs even when every job is up to date.
             What it returns is merged into ``run_info`` for the manifest.
+        warm_dir: Folder the kernels warm up in when ``jobs`` is a function (otherwise the
+            first job's notebook folder).
 
     Returns:
         A :class:`RunSummary`; ``summary.failed`` > 0 means the CLI should exit non-zero.
@@ -504,8 +533,36 @@ def run_profiles(
     remove_stale_temp_files(out_dir)
     started_at, start = _now(), time.perf_counter()
     version = package_version()
-    job_list = list(jobs)
-    planned = _plan(job_list, out_dir, version)
+    early_pool = None
+    if callable(jobs):
+        if warm_code and scheduler is None:
+            # the kernels warm up while the jobs are worked out (e.g. the store loaded)
+            early_pool = _start_workers(
+                workers,
+                kernel_name,
+                {
+                    "warm_code": warm_code,
+                    "kernel_env": dict(kernel_env or {}),
+                    "notebook_dir": str(warm_dir) if warm_dir else None,
+                    "timeout": timeout,
+                },
+            )
+        try:
+            job_list = list(jobs())
+        except BaseException:
+            for worker in early_pool or []:
+                worker.terminate()  # still warming up: the error need not wait for them
+            raise
+    else:
+        job_list = list(jobs)
+    if callable(title):
+        title = title()
+    try:
+        planned = _plan(job_list, out_dir, version)
+    except BaseException:
+        for worker in early_pool or []:
+            worker.terminate()
+        raise
     install_plotly_asset(out_dir)
 
     results: dict[str, JobResult] = {}
@@ -544,10 +601,15 @@ def run_profiles(
             run_info.update(before_jobs() or {})
 
     try:
+        if early_pool is not None and not todo:
+            _stop_workers(early_pool)  # every profile is up to date
+            early_pool = None
         if todo and scheduler is None:
             hard_limit = timeout * (retries + 1) + 180.0
             warm = None
-            if warm_code:
+            if early_pool is not None:
+                warm = {"warm_code": warm_code}  # already sent to the started workers
+            elif warm_code:
                 first = todo[0][1]
                 warm = {
                     "warm_code": warm_code,
@@ -555,7 +617,9 @@ def run_profiles(
                     "notebook_dir": first["notebook_dir"],
                     "timeout": timeout,
                 }
-            local = _run_local(todo, workers, hard_limit, kernel_name, on_result, warm, prepare_run)
+            local = _run_local(
+                todo, workers, hard_limit, kernel_name, on_result, warm, prepare_run, early_pool
+            )
             engine.update(_warm_up_summary(local.get("warm_ups")))
         else:
             prepare_run()

@@ -643,6 +643,10 @@ def skip_uri_grammar() -> None:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
+def _exit_on_terminate(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def pool_worker_main(conn: Any, kernel_name: str) -> None:
     """Entry point of a local pool worker process: receive payloads, send results.
 
@@ -652,6 +656,9 @@ def pool_worker_main(conn: Any, kernel_name: str) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a parent that gives up on its workers (e.g. the jobs could not be worked out while they
+    # warmed up) terminates them: leave through ``finally``, which shuts the kernel down
+    signal.signal(signal.SIGTERM, _exit_on_terminate)
     skip_uri_grammar()
     executor = None
     try:
