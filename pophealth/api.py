@@ -691,12 +691,26 @@ class PopHealthData:
         # without a history the others are the current table's (no work to share)
         names = shared_tables.SHARED_TABLES if self._period_views else ("indicator_table",)
         self._history_in_two = True  # the kernels wait for these: both cores work them out
-        return [
-            shared_tables.write_shared_table(
+
+        def write(name: str) -> Path:
+            return shared_tables.write_shared_table(
                 getattr(self, name), Path(folder), name, self._shared_tables_key
             )
-            for name in names
-        ]
+
+        if "trend_words" not in names or not can_fork():
+            return [write(name) for name in names]
+        # the direction of travel is worked out from the history; meanwhile a forked child
+        # writes the tables already worked out (a few seconds of conversion the kernels wait
+        # for). Whatever the child does not write is written here.
+        first = [name for name in names if name != "trend_words"]
+        for name in first:
+            getattr(self, name)
+        with ForkedWork(lambda: [str(write(name)) for name in first]) as child:
+            _ = self.trend_words
+            written = child.result()
+        self._shared_by_child = {"tables": len(first), "error": child.error}
+        paths = [Path(p) for p in written] if written is not None else [write(n) for n in first]
+        return [*paths, write("trend_words")]
 
     @cached_property
     def indicator_table(self) -> pd.DataFrame:
