@@ -8,6 +8,7 @@ import pytest
 
 import pophealth
 from pophealth import profile_frames, shared_tables
+from pophealth.forked import can_fork
 from pophealth.shared_tables import (
     SHARED_TABLES_ENV,
     read_shared_table,
@@ -61,6 +62,8 @@ def shared(demo_prepared, tmp_path_factory):
     computed = pophealth.load(demo_prepared, cache=False)
     written = computed.share_tables(folder)
     assert {p.name.split("-")[0] for p in written} == set(shared_tables.SHARED_TABLES)
+    if can_fork():  # a forked child wrote the tables before the direction of travel
+        assert computed._shared_by_child == {"tables": 3, "error": None}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(SHARED_TABLES_ENV, str(folder))
         reader = pophealth.load(demo_prepared, cache=False)
