@@ -334,6 +334,9 @@ def _system_funnels(data: ProfileStore, area: dict) -> dict[str, dict]:
     system_rows = groups.get(("area", system), empty)
     if len(peers):
         system_rows = system_rows[system_rows["basis"] == peers["basis"].iloc[0]]
+    # only the columns a funnel uses: each indicator's rows are taken ten times over
+    peers = peers[["indicator_id", "area_code", "area_name", "denominator", "value"]]
+    system_rows = system_rows[["indicator_id", "comparator_value", "value"]]
     meta = indicators.load_catalogue().set_index("id")
     out: dict[str, dict] = {}
     for indicator in funnel_indicators(meta):
