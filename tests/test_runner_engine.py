@@ -831,3 +831,27 @@ def test_jobs_worked_out_while_the_kernels_warm_up(tmp_path):
     time.sleep(0.5)
     left = {p.pid for p in psutil.Process().children(recursive=True)} - before
     assert not left, left
+
+
+def test_grouped_queue_keeps_each_system_on_one_worker_and_runs_every_job():
+    """Each worker takes its system's next job, else a system no other worker is on; a retry
+    goes back to the front; every job comes out once."""
+    from types import SimpleNamespace
+
+    from pophealth.runner.engine import _GroupedQueue
+
+    def entry(group: str, n: int):
+        return (SimpleNamespace(job=SimpleNamespace(group=group, key=f"{group}{n}")), {})
+
+    todo = [entry("A", 1), entry("B", 1), entry("A", 2), entry("C", 1), entry("B", 2)]
+    queue = _GroupedQueue(todo)
+    first = queue.take(None, set())[0].job.key
+    second = queue.take(None, {"A"})[0].job.key
+    assert (first, second) == ("A1", "B1")
+    assert queue.take("A", {"B"})[0].job.key == "A2"
+    retried = entry("B", 9)
+    queue.appendleft(retried)
+    assert queue.take("A", {"C"})[0].job.key == "B9"  # A is done; C is taken; B next
+    assert queue.take("B", set())[0].job.key == "B2"
+    assert queue.take("B", set())[0].job.key == "C1"
+    assert len(queue) == 0

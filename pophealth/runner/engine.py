@@ -268,6 +268,7 @@ class _Worker:
         self.item: _Planned | None = None
         self.payload: dict[str, Any] | None = None
         self.sent_at = 0.0
+        self.group: str | None = None  # the system of its last job (_GroupedQueue)
 
     def send(self, item: _Planned, payload: dict[str, Any]) -> None:
         self.item, self.payload, self.sent_at = item, payload, time.monotonic()
@@ -300,6 +301,45 @@ class _Worker:
         self.process.kill()
         self.process.join(5)
         self.conn.close()
+
+
+class _GroupedQueue:
+    """Jobs in order, handed out so that each system's jobs tend to go to one worker.
+
+    A kernel keeps what a system's profiles share (its funnels, peers, team benchmark:
+    ``PopHealthData.memo``); a worker takes the next job of the system it last worked on, else
+    the first job of a system no other worker is on, else the first job. Every job is still
+    run; only the order between workers changes.
+    """
+
+    def __init__(self, todo: list[tuple[_Planned, dict[str, Any]]]) -> None:
+        self._by_group: dict[str, deque] = {}
+        for entry in todo:
+            self._by_group.setdefault(entry[0].job.group, deque()).append(entry)
+
+    def __len__(self) -> int:
+        return sum(len(jobs) for jobs in self._by_group.values())
+
+    def take(self, group: str | None, others: set) -> tuple[_Planned, dict[str, Any]]:
+        """The next job for a worker last on ``group`` while others are on ``others``."""
+        chosen = group if self._by_group.get(group) else None
+        if chosen is None:
+            chosen = next((g for g in self._by_group if g not in others), None)
+        if chosen is None:
+            chosen = next(iter(self._by_group))
+        jobs = self._by_group[chosen]
+        entry = jobs.popleft()
+        if not jobs:
+            del self._by_group[chosen]
+        return entry
+
+    def appendleft(self, entry: tuple[_Planned, dict[str, Any]]) -> None:
+        """Put a job back at the front of its system's jobs (a retry)."""
+        group = entry[0].job.group
+        jobs = self._by_group.setdefault(group, deque())
+        jobs.appendleft(entry)
+        # a retried system comes first again
+        self._by_group = {group: jobs, **{g: j for g, j in self._by_group.items() if g != group}}
 
 
 def _start_workers(count: int, kernel_name: str, warm: dict[str, Any] | None) -> list[_Worker]:
@@ -338,7 +378,7 @@ def _run_local(
     ``warm``) by :func:`_start_workers`.
     """
     ctx = multiprocessing.get_context("spawn")
-    queue = deque(todo)
+    queue = _GroupedQueue(todo)
     if pool is None:
         pool = _start_workers(min(workers, len(todo)), kernel_name, warm)
     warm_ups: list[dict[str, Any]] = []
@@ -355,7 +395,10 @@ def _run_local(
         while queue or any(w.item is not None for w in pool):
             for worker in pool:
                 if worker.item is None and queue:
-                    worker.send(*queue.popleft())
+                    others = {w.group for w in pool if w is not worker and w.item is not None}
+                    item, payload = queue.take(worker.group, others)
+                    worker.group = item.job.group
+                    worker.send(item, payload)
             busy = [w for w in pool if w.item is not None]
             ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=1.0)
             for index, worker in enumerate(pool):
