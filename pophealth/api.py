@@ -990,11 +990,12 @@ class PopHealthData:
         """The tidy indicator table for every period in the history, with a ``period`` column.
 
         Every period uses today's areas (the current register) and today's membership
-        (:func:`pophealth.history.apply_membership_rule`); the monthly periods are stacked into
-        one computation (area codes tagged with their period) because most of the cost is per
-        call. QOF indicators have a value only at the periods of the store's QOF years
-        (:attr:`qof_indicator_history`, registered basis), never in a month a QOF year does not
-        end in. A store without history gives the current table with its one period (its QOF
+        (:func:`pophealth.history.apply_membership_rule`); periods are computed in chunks
+        (one period a chunk at England scale, with its own codes; smaller stores stack several,
+        their codes tagged with the period). QOF indicators have a value only at the periods of
+        the store's QOF years (:attr:`qof_indicator_history`: registered basis, and resident
+        where the history holds the month the year ends in), never in a month a QOF year does
+        not end in. A store without history gives the current table with its one period (its QOF
         year at that year's own period).
         """
         return self._shared("indicator_history", self._build_indicator_history)
