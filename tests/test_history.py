@@ -113,6 +113,18 @@ def _raw_with_older_qof_year_on_top(demo_raw: Path, raw: Path, newer: Path) -> N
         (newer / name).symlink_to(demo_raw / name)
 
 
+def _assert_current_qof_as_prepared(store, prepared, manifest: dict) -> dict:
+    """The store's current QOF tables and notes are a full prepare's; its manifest returned."""
+    full = json.loads((prepared / "manifest.json").read_text())
+    for name in ("qof_prevalence.parquet", "qof_expected.parquet", "national.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(store / name), pd.read_parquet(prepared / name), obj=name
+        )
+    for key in ("notes", "qof_model", "indicators_unavailable"):
+        assert manifest[key] == full[key], key
+    return full
+
+
 def test_adding_a_newer_qof_year_makes_it_the_current_qof_year(
     demo_raw, demo_prepared, demo_data, tmp_path
 ):
@@ -135,14 +147,8 @@ def test_adding_a_newer_qof_year_makes_it_the_current_qof_year(
     for name in ("qof_prevalence.parquet", "national.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(old / name), pd.read_parquet(store / name))
     added = history.add_release(newer, store, progress=None)
-    full = json.loads((demo_prepared / "manifest.json").read_text())
     # the current QOF tables and England's and the regions' rows are a full prepare's
-    for name in ("qof_prevalence.parquet", "qof_expected.parquet", "national.parquet"):
-        pd.testing.assert_frame_equal(
-            pd.read_parquet(store / name), pd.read_parquet(demo_prepared / name), obj=name
-        )
-    for key in ("notes", "qof_model", "indicators_unavailable"):
-        assert added[key] == full[key], key
+    full = _assert_current_qof_as_prepared(store, demo_prepared, added)
     assert added["sources"]["qof"] == full["sources"]["qof"]
     assert not any("stay QOF" in note for note in added["history"]["notes"])
     # both QOF years in the history, each as a full rebuild keeps it
@@ -195,13 +201,7 @@ def test_adding_the_current_qof_year_again_leaves_the_current_store_as_it_was(
     for path in demo_raw.glob("*_2425.csv"):
         (again / path.name).symlink_to(path)
     manifest = history.add_release(again, store, progress=None)
-    full = json.loads((demo_prepared / "manifest.json").read_text())
-    for name in ("qof_prevalence.parquet", "qof_expected.parquet", "national.parquet"):
-        pd.testing.assert_frame_equal(
-            pd.read_parquet(store / name), pd.read_parquet(demo_prepared / name), obj=name
-        )
-    for key in ("notes", "qof_model", "indicators_unavailable"):
-        assert manifest[key] == full[key], key
+    _assert_current_qof_as_prepared(store, demo_prepared, manifest)
     got, want = history.read_qof_history(store), history.read_qof_history(demo_prepared)
     for table in history.QOF_TABLES:
         pd.testing.assert_frame_equal(got[table], want[table], obj=table)
