@@ -258,6 +258,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     unknown = [lvl for lvl in levels if lvl not in LEVEL_NOTEBOOKS]
     if unknown:
         raise InputError(f"Unknown level(s) {unknown}; choose from {', '.join(LEVEL_NOTEBOOKS)}.")
+    # a store that cannot be loaded is named before any folder or kernel is made (the store
+    # itself is loaded while the kernels start)
+    from pophealth.api import read_store_manifest
+
+    read_store_manifest(Path(args.data).resolve())
     national = args.system.strip().lower() in ALL_SYSTEMS
     self_contained = bool(getattr(args, "self_contained", False))
     pdf = bool(getattr(args, "pdf", False))
