@@ -342,6 +342,18 @@ class _GroupedQueue:
         self._by_group = {group: jobs, **{g: j for g, j in self._by_group.items() if g != group}}
 
 
+def _warm_payload(
+    warm_code: str, kernel_env: dict | None, folder: str | Path | None, timeout: float
+) -> dict[str, Any]:
+    """What a worker's first message asks: start the kernel and run ``warm_code`` in ``folder``."""
+    return {
+        "warm_code": warm_code,
+        "kernel_env": dict(kernel_env or {}),
+        "notebook_dir": str(folder) if folder else None,
+        "timeout": timeout,
+    }
+
+
 def _start_workers(count: int, kernel_name: str, warm: dict[str, Any] | None) -> list[_Worker]:
     """Start ``count`` local workers; with ``warm``, each starts its kernel and warms it up."""
     ctx = multiprocessing.get_context("spawn")
@@ -576,20 +588,12 @@ def run_profiles(
     remove_stale_temp_files(out_dir)
     started_at, start = _now(), time.perf_counter()
     version = package_version()
-    early_pool = None
+    early_pool, warm = None, None
     if callable(jobs):
         if warm_code and scheduler is None:
             # the kernels warm up while the jobs are worked out (e.g. the store loaded)
-            early_pool = _start_workers(
-                workers,
-                kernel_name,
-                {
-                    "warm_code": warm_code,
-                    "kernel_env": dict(kernel_env or {}),
-                    "notebook_dir": str(warm_dir) if warm_dir else None,
-                    "timeout": timeout,
-                },
-            )
+            warm = _warm_payload(warm_code, kernel_env, warm_dir, timeout)
+            early_pool = _start_workers(workers, kernel_name, warm)
         try:
             job_list = list(jobs())
         except BaseException:
@@ -649,17 +653,8 @@ def run_profiles(
             early_pool = None
         if todo and scheduler is None:
             hard_limit = timeout * (retries + 1) + 180.0
-            warm = None
-            if early_pool is not None:
-                warm = {"warm_code": warm_code}  # already sent to the started workers
-            elif warm_code:
-                first = todo[0][1]
-                warm = {
-                    "warm_code": warm_code,
-                    "kernel_env": first["kernel_env"],
-                    "notebook_dir": first["notebook_dir"],
-                    "timeout": timeout,
-                }
+            if early_pool is None and warm_code:
+                warm = _warm_payload(warm_code, kernel_env, todo[0][1]["notebook_dir"], timeout)
             local = _run_local(
                 todo, workers, hard_limit, kernel_name, on_result, warm, prepare_run, early_pool
             )

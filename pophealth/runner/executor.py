@@ -126,11 +126,6 @@ def _unchanged(value: Any) -> Any:
     return value
 
 
-def cells_allow(cells: list[list], index: int | None) -> bool:
-    """Whether cell ``index`` of a :func:`batch_kernel.run_notebook` spec may fail."""
-    return any(entry[0] == index and entry[2] for entry in cells)
-
-
 def _install_fast_outputs() -> None:
     """Make nbclient build display outputs with :func:`output_from_display_msg`.
 
@@ -300,6 +295,7 @@ class WarmKernelExecutor:
             and cell.source.strip()
             and client.skip_cells_with_tag not in cell.metadata.get("tags", [])
         ]
+        may_fail = {index for index, _, errors_allowed in cells if errors_allowed}
         spec = json.dumps({"cwd": cwd if cwd and os.path.isdir(cwd) else None, "cells": cells})
         driver = "__import__('pophealth.runner.batch_kernel').runner.batch_kernel.run_notebook"
         code = f"{driver}({spec!r})"
@@ -331,7 +327,7 @@ class WarmKernelExecutor:
                     cell.metadata["execution"]["iopub.status.idle"] = when
                     unfinished.remove(ended["index"])
                     progress["cell_index"] = unfinished[0] if unfinished else ended["index"]
-                    if ended["status"] == "error" and not cells_allow(cells, index):
+                    if ended["status"] == "error" and ended["index"] not in may_fail:
                         failed = (cell, ended)
                 if started is not None:
                     index = started["index"]
