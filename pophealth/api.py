@@ -666,17 +666,28 @@ class PopHealthData:
         found = self._read_shared(name)
         return build() if found is None else found
 
-    def warm_up(self) -> None:
+    def warm_up(self, shared: bool = False) -> None:
         """Build the store-wide tables every profile uses that no shared table provides.
 
-        A batch run's kernels call this as soon as they start (the runner's ``warm_code``),
-        while the run's own process is still writing the shared tables
-        (:mod:`pophealth.shared_tables`); the tables built from those wait for the first
-        profile. ``tests/test_shared_tables.py`` checks the first profile after a warm-up
-        builds nothing else.
+        A batch run's kernels (or its fork server, :mod:`pophealth.runner.kernel_fork`) call
+        this as soon as they start (the runner's ``warm_code``), while the run's own process
+        is still writing the shared tables (:mod:`pophealth.shared_tables`); the tables built
+        from those wait for the first profile, or for ``shared=True``.
+        ``tests/test_shared_tables.py`` checks the first profile after a warm-up builds
+        nothing else.
+
+        Args:
+            shared: Also build the tables that come from the shared tables (call once they
+                exist: the fork server does, before forking the kernels): it builds the first
+                neighbourhood's profile, which builds every store-wide table a profile uses.
         """
         for name in WARM_UP_TABLES:
             getattr(self, name)
+        if shared:
+            register = self.register
+            areas = register.loc[register["level"] == "neighbourhood", "area_code"]
+            if len(areas):
+                self.profile(str(areas.iloc[0]))
 
     def share_tables(self, folder: str | Path) -> list[Path]:
         """Write the store-wide tables for a batch run's kernels (:mod:`pophealth.shared_tables`).

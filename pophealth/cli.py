@@ -238,13 +238,20 @@ def warm_up_code(jobs: list) -> str | None:
     )
 
 
-def warm_up_code_for(data_path: str, neighbourhoods: str | None, imd: str) -> str:
-    """:func:`warm_up_code` for the store and options every job will name (known up front)."""
+def warm_up_code_for(
+    data_path: str, neighbourhoods: str | None, imd: str, shared: bool = False
+) -> str:
+    """:func:`warm_up_code` for the store and options every job will name (known up front).
+
+    With ``shared``, the code the run's fork server runs once the shared tables exist
+    (``run_profiles(warm_ready_code=...)``): the tables built from them too.
+    """
+    arguments = "shared=True" if shared else ""
     return (
         "import pophealth\n"
         "from pophealth import sections\n"
         f"pophealth.load({data_path!r}, "
-        f"neighbourhoods={neighbourhoods!r}, imd={imd!r}).warm_up()\n"
+        f"neighbourhoods={neighbourhoods!r}, imd={imd!r}).warm_up({arguments})\n"
     )
 
 
@@ -356,6 +363,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             pdf=pdf,
             kernel_env={SHARED_TABLES_ENV: str(shared)},
             warm_code=warm_up_code_for(str(Path(args.data).resolve()), neighbourhoods, args.imd),
+            warm_ready_code=warm_up_code_for(
+                str(Path(args.data).resolve()), neighbourhoods, args.imd, shared=True
+            ),
             warm_dir=Path(args.notebooks).resolve(),
             before_jobs=before_jobs,
         )

@@ -269,6 +269,7 @@ class _Worker:
         self.payload: dict[str, Any] | None = None
         self.sent_at = 0.0
         self.group: str | None = None  # the system of its last job (_GroupedQueue)
+        self._asked_to_stop = False
 
     def send(self, item: _Planned, payload: dict[str, Any]) -> None:
         self.item, self.payload, self.sent_at = item, payload, time.monotonic()
@@ -277,11 +278,18 @@ class _Worker:
         except (BrokenPipeError, OSError):
             pass  # the worker died: the pool sees its exit and retries the job on a new one
 
-    def stop(self) -> None:
+    def ask_to_stop(self) -> None:
+        """Tell the worker to shut its kernel down and exit (:meth:`stop` waits for it)."""
+        if self._asked_to_stop:
+            return
+        self._asked_to_stop = True
         try:
             self.conn.send(None)
         except (BrokenPipeError, OSError):
             pass
+
+    def stop(self) -> None:
+        self.ask_to_stop()
         self.process.join(WORKER_STOP_SECONDS)
         if self.process.is_alive():
             self.process.terminate()
@@ -343,15 +351,35 @@ class _GroupedQueue:
 
 
 def _warm_payload(
-    warm_code: str, kernel_env: dict | None, folder: str | Path | None, timeout: float
+    warm_code: str,
+    kernel_env: dict | None,
+    folder: str | Path | None,
+    timeout: float,
+    fork_server: Any = None,
 ) -> dict[str, Any]:
     """What a worker's first message asks: start the kernel and run ``warm_code`` in ``folder``."""
-    return {
+    payload = {
         "warm_code": warm_code,
         "kernel_env": dict(kernel_env or {}),
         "notebook_dir": str(folder) if folder else None,
         "timeout": timeout,
     }
+    if fork_server is not None:
+        payload["fork_server"] = fork_server.address
+    return payload
+
+
+def _start_fork_server(warm_code: str, kernel_env: dict | None, folder: str | Path | None) -> Any:
+    """The run's fork server (:mod:`pophealth.runner.kernel_fork`), or None where there is none."""
+    from pophealth.runner.kernel_fork import ForkServer, can_fork_kernels
+
+    if not can_fork_kernels():
+        return None
+    from pophealth.charts import FIGURE_HTML_ENV
+
+    # the environment the kernels get (WarmKernelExecutor._start_kernel), so the server loads
+    # the store as they would
+    return ForkServer(warm_code, {**(kernel_env or {}), FIGURE_HTML_ENV: "export"}, folder)
 
 
 def _start_workers(count: int, kernel_name: str, warm: dict[str, Any] | None) -> list[_Worker]:
@@ -365,6 +393,9 @@ def _start_workers(count: int, kernel_name: str, warm: dict[str, Any] | None) ->
 
 
 def _stop_workers(pool: list[_Worker]) -> None:
+    idle = [worker for worker in pool if worker.item is None]
+    for worker in idle:  # they shut their kernels down at the same time
+        worker.ask_to_stop()
     for worker in pool:
         if worker.item is None:
             worker.stop()
@@ -483,6 +514,11 @@ def _warm_up_summary(warm_ups: list[dict[str, Any]] | None) -> dict[str, Any]:
     errors = [w["error"] for w in warm_ups if w.get("error")]
     if errors:
         summary["warm_up_errors"] = errors
+    # how each kernel started: forked from the run's warmed-up fork server, or launched
+    summary["kernels_forked"] = sum(1 for w in warm_ups if w.get("forked"))
+    fork_errors = sorted({w["fork_error"] for w in warm_ups if w.get("fork_error")})
+    if fork_errors:
+        summary["kernel_fork_errors"] = fork_errors
     return summary
 
 
@@ -542,6 +578,8 @@ def run_profiles(
     warm_code: str | None = None,
     before_jobs: Callable[[], dict | None] | None = None,
     warm_dir: str | Path | None = None,
+    warm_ready_code: str | None = None,
+    fork_kernels: bool = True,
 ) -> RunSummary:
     """Execute a parameterised notebook per area on warm kernels; write HTML, index, manifest.
 
@@ -577,6 +615,12 @@ def run_profiles(
             What it returns is merged into ``run_info`` for the manifest.
         warm_dir: Folder the kernels warm up in when ``jobs`` is a function (otherwise the
             first job's notebook folder).
+        warm_ready_code: Python run once ``before_jobs`` has returned, before the first
+            kernel is forked (e.g. building the tables that come from the shared ones).
+        fork_kernels: With ``warm_code`` and the local pool, fork the kernels from one process
+            that has run ``warm_code`` and ``warm_ready_code`` (:mod:`pophealth.runner.
+            kernel_fork`) instead of launching each and warming it up; kernels are launched
+            as usual where forking is not possible.
 
     Returns:
         A :class:`RunSummary`; ``summary.failed`` > 0 means the CLI should exit non-zero.
@@ -588,17 +632,25 @@ def run_profiles(
     remove_stale_temp_files(out_dir)
     started_at, start = _now(), time.perf_counter()
     version = package_version()
-    early_pool, warm = None, None
+    early_pool, warm, fork_server = None, None, None
+
+    def give_up() -> None:
+        for worker in early_pool or []:
+            worker.terminate()  # still warming up: the error need not wait for them
+        if fork_server is not None:
+            fork_server.stop()
+
     if callable(jobs):
         if warm_code and scheduler is None:
             # the kernels warm up while the jobs are worked out (e.g. the store loaded)
-            warm = _warm_payload(warm_code, kernel_env, warm_dir, timeout)
+            if fork_kernels and workers > 1:
+                fork_server = _start_fork_server(warm_code, kernel_env, warm_dir)
+            warm = _warm_payload(warm_code, kernel_env, warm_dir, timeout, fork_server)
             early_pool = _start_workers(workers, kernel_name, warm)
         try:
             job_list = list(jobs())
         except BaseException:
-            for worker in early_pool or []:
-                worker.terminate()  # still warming up: the error need not wait for them
+            give_up()
             raise
     else:
         job_list = list(jobs)
@@ -607,10 +659,8 @@ def run_profiles(
     try:
         planned = _plan(job_list, out_dir, version)
     except BaseException:
-        for worker in early_pool or []:
-            worker.terminate()
+        give_up()
         raise
-    install_plotly_asset(out_dir)
 
     results: dict[str, JobResult] = {}
     todo = []
@@ -646,15 +696,28 @@ def run_profiles(
     def prepare_run() -> None:
         if before_jobs is not None:
             run_info.update(before_jobs() or {})
+        if fork_server is not None:
+            fork_server.ready(warm_ready_code)  # what the kernels read now exists
+        # while the kernels are made (pages link these assets; nothing reads them before)
+        install_plotly_asset(out_dir)
 
     try:
         if early_pool is not None and not todo:
             _stop_workers(early_pool)  # every profile is up to date
             early_pool = None
+        if fork_server is not None and not todo:
+            fork_server.stop()
+            fork_server = None
         if todo and scheduler is None:
             hard_limit = timeout * (retries + 1) + 180.0
             if early_pool is None and warm_code:
-                warm = _warm_payload(warm_code, kernel_env, todo[0][1]["notebook_dir"], timeout)
+                folder = todo[0][1]["notebook_dir"]
+                if fork_kernels and min(workers, len(todo)) > 1:
+                    fork_server = _start_fork_server(warm_code, kernel_env, folder)
+                warm = _warm_payload(warm_code, kernel_env, folder, timeout, fork_server)
+            if fork_server is not None:
+                for _, payload in todo:  # a replaced kernel is forked again
+                    payload["fork_server"] = fork_server.address
             local = _run_local(
                 todo, workers, hard_limit, kernel_name, on_result, warm, prepare_run, early_pool
             )
@@ -667,6 +730,8 @@ def run_profiles(
             engine["pdf_errors"] = _print_pdfs(list(results.values()), workers)
     finally:
         bar.close()
+        if fork_server is not None:
+            fork_server.stop()  # after the workers (and the kernels it forked) have stopped
         ordered = []
         for item in planned:
             record = results.get(item.job.key)

@@ -157,6 +157,10 @@ class WarmKernelExecutor:
         # extra environment of the kernel, from the first job's ``kernel_env`` (e.g. the run's
         # shared store-wide tables, pophealth.shared_tables)
         self.kernel_env: dict[str, str] = {}
+        # the run's fork server (pophealth.runner.kernel_fork), from the first payload: kernels
+        # are forked from its warmed-up process instead of launched
+        self.fork_server: str | None = None
+        self.fork_timeout = KERNEL_STARTUP_TIMEOUT
         self.lock = threading.Lock()
         self.kernel_starts = 0
         self._loop = asyncio.new_event_loop()
@@ -167,21 +171,28 @@ class WarmKernelExecutor:
         self._language_info: dict | None = None
 
     # ------------------------------------------------------------------ kernel lifecycle
+    def _kernel_settings(self, payload: dict[str, Any]) -> None:
+        """The kernel's environment and fork server, from the payload that starts it."""
+        self.kernel_env = dict(payload.get("kernel_env") or {})
+        self.fork_server = payload.get("fork_server")
+        self.fork_timeout = float(payload.get("timeout", KERNEL_STARTUP_TIMEOUT))
+
     async def _start_kernel(self) -> None:
-        from jupyter_client.manager import AsyncKernelManager
+        from pophealth.runner.kernel_fork import ForkedKernelManager
 
         if os.name == "posix":
             # IPC sockets in a private folder: kernels started at the same moment cannot
             # collide the way TCP port picking can.
             self._ipc_dir = tempfile.mkdtemp(prefix="phk-", dir="/tmp")
-            km = AsyncKernelManager(
+            km = ForkedKernelManager(
                 kernel_name=self.kernel_name,
                 transport="ipc",
                 ip=os.path.join(self._ipc_dir, "k"),
             )
             km.connection_file = os.path.join(self._ipc_dir, "kernel.json")
         else:  # pragma: no cover - Windows has no IPC transport
-            km = AsyncKernelManager(kernel_name=self.kernel_name)
+            km = ForkedKernelManager(kernel_name=self.kernel_name)
+        km.fork_server, km.fork_timeout = self.fork_server, self.fork_timeout
         from pophealth.charts import FIGURE_HTML_ENV
 
         # Figures' page fragments are written at export (pophealth.runner.html), not sent.
@@ -385,11 +396,13 @@ class WarmKernelExecutor:
                 ``notebook_dir`` and ``timeout`` (seconds allowed).
 
         Returns:
-            ``status`` ("ok" or "failed"), ``seconds`` and ``error`` (a message or None).
+            ``status`` ("ok" or "failed"), ``seconds``, ``error`` (a message or None),
+            ``forked`` (the kernel came from the run's fork server) and ``fork_error`` (why it
+            was launched instead, when there was a server).
         """
         started = time.perf_counter()
         if self._km is None:
-            self.kernel_env = dict(payload.get("kernel_env") or {})
+            self._kernel_settings(payload)
         try:
             self._loop.run_until_complete(self._warm_up(payload))
             status, error = "ok", None
@@ -397,7 +410,14 @@ class WarmKernelExecutor:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             if isinstance(exc, TimeoutError):  # still busy: the first job gets a fresh kernel
                 self._loop.run_until_complete(self._stop_kernel())
-        return {"status": status, "seconds": time.perf_counter() - started, "error": error}
+        fork_error = getattr(self._km, "fork_error", None) if self.fork_server else None
+        return {
+            "status": status,
+            "seconds": time.perf_counter() - started,
+            "error": error,
+            "forked": bool(self._km is not None and self.fork_server and not fork_error),
+            "fork_error": fork_error,
+        }
 
     async def _warm_up(self, payload: dict[str, Any]) -> None:
         await self._ensure_kernel()
@@ -426,7 +446,7 @@ class WarmKernelExecutor:
         """
         started = time.perf_counter()
         if self._km is None:  # the kernel starts with this job: its environment
-            self.kernel_env = dict(payload.get("kernel_env") or {})
+            self._kernel_settings(payload)
         attempts = int(payload.get("attempts_before", 0))
         retries = int(payload.get("retries", 1))
         while True:
