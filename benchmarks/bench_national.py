@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             progress=False,
             kernel_env=kernel_env,
             warm_code=warm_up_code_for(str(Path(prepared).resolve()), None, "2025"),
+            warm_ready_code=warm_up_code_for(
+                str(Path(prepared).resolve()), None, "2025", shared=True
+            ),
             warm_dir=default_notebook_dir(),
             before_jobs=before_jobs,
         )
