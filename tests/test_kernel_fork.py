@@ -103,8 +103,8 @@ def test_without_a_fork_server_the_kernel_is_launched(tmp_path):
             {"warm_code": WARM, "fork_server": missing, "timeout": 60, "notebook_dir": None}
         )
         assert answer["status"] == "ok" and answer["forked"] is False
-        assert "FileNotFoundError" in answer["fork_error"] or "No such file" in (
-            answer["fork_error"]
+        assert (
+            "FileNotFoundError" in answer["fork_error"] or "No such file" in (answer["fork_error"])
         )
         assert executor.kernel_pid is not None
     finally:
@@ -176,3 +176,35 @@ def test_forked_and_launched_kernels_build_the_same_profiles(demo_prepared, tmp_
     assert pages[True].keys() == pages[False].keys()
     differ = [key for key in pages[True] if pages[True][key] != pages[False][key]]
     assert not differ, differ
+
+
+@pytest.mark.slow
+def test_when_before_jobs_fails_the_server_workers_and_kernels_are_gone(tmp_path):
+    """An error writing the shared tables (``before_jobs``) stops the fork server first, so
+    the workers waiting for their kernels do not wait out their stop time; nothing is left."""
+    import time
+
+    import psutil
+
+    notebook = write_notebook(tmp_path / "plain.ipynb", [WHERE])
+
+    def failing() -> dict:
+        raise ValueError("the shared tables could not be written")
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="could not be written"):
+        run_profiles(
+            [make_job(notebook, "E1"), make_job(notebook, "E2")],
+            tmp_path / "out",
+            workers=2,
+            progress=False,
+            warm_code=WARM,
+            before_jobs=failing,
+        )
+    from pophealth.runner.engine import WORKER_STOP_SECONDS
+
+    assert time.monotonic() - started < WORKER_STOP_SECONDS
+    time.sleep(0.5)
+    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert not left, left

@@ -694,8 +694,13 @@ def run_profiles(
     run_info = dict(run_info or {})
 
     def prepare_run() -> None:
-        if before_jobs is not None:
-            run_info.update(before_jobs() or {})
+        try:
+            if before_jobs is not None:
+                run_info.update(before_jobs() or {})
+        except BaseException:
+            if fork_server is not None:
+                fork_server.stop()  # first: the workers waiting on it then stop at once
+            raise
         if fork_server is not None:
             fork_server.ready(warm_ready_code)  # what the kernels read now exists
         # while the kernels are made (pages link these assets; nothing reads them before)

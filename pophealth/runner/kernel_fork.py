@@ -300,7 +300,9 @@ class ForkServer:
         """
         import multiprocessing
 
-        self._dir = tempfile.mkdtemp(prefix="phf-")
+        # a short path: a Unix socket's name has ~100 characters at most
+        self._dir = tempfile.mkdtemp(prefix="phf-", dir="/tmp" if os.path.isdir("/tmp") else None)
+        self._stopped = False
         self.address = os.path.join(self._dir, "fork.sock")
         context = multiprocessing.get_context("spawn")
         self._conn, child_conn = context.Pipe(duplex=True)
@@ -321,6 +323,9 @@ class ForkServer:
 
     def stop(self) -> None:
         """Stop the server (after the workers, whose kernels it forked, have stopped)."""
+        if self._stopped:
+            return
+        self._stopped = True
         try:
             self._conn.send(None)
         except (BrokenPipeError, OSError):
