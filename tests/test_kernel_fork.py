@@ -208,3 +208,22 @@ def test_when_before_jobs_fails_the_server_workers_and_kernels_are_gone(tmp_path
     time.sleep(0.5)
     left = {p.pid for p in psutil.Process().children(recursive=True)} - before
     assert not left, left
+
+
+@pytest.mark.slow
+def test_an_error_in_the_servers_ready_code_is_recorded_and_kernels_still_fork(tmp_path):
+    """The ready code runs only in the server: what it raises reaches ``manifest.json``
+    (``engine.fork_server_errors``); the kernels are still forked and the jobs run."""
+    notebook = write_notebook(tmp_path / "plain.ipynb", [WHERE])
+    summary = run_profiles(
+        [make_job(notebook, "R1"), make_job(notebook, "R2")],
+        tmp_path / "out",
+        workers=2,
+        progress=False,
+        warm_code=WARM,
+        warm_ready_code="raise ValueError('the shared tables are unreadable')",
+    )
+    assert summary.ok == 2
+    engine = json.loads(summary.manifest_path.read_text(encoding="utf-8"))["engine"]
+    assert engine["kernels_forked"] == 2
+    assert engine["fork_server_errors"] == ["ready: ValueError: the shared tables are unreadable"]

@@ -519,6 +519,9 @@ def _warm_up_summary(warm_ups: list[dict[str, Any]] | None) -> dict[str, Any]:
     fork_errors = sorted({w["fork_error"] for w in warm_ups if w.get("fork_error")})
     if fork_errors:
         summary["kernel_fork_errors"] = fork_errors
+    server_errors = sorted({e for w in warm_ups for e in w.get("fork_server_errors") or []})
+    if server_errors:
+        summary["fork_server_errors"] = server_errors
     return summary
 
 

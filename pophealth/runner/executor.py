@@ -397,8 +397,9 @@ class WarmKernelExecutor:
 
         Returns:
             ``status`` ("ok" or "failed"), ``seconds``, ``error`` (a message or None),
-            ``forked`` (the kernel came from the run's fork server) and ``fork_error`` (why it
-            was launched instead, when there was a server).
+            ``forked`` (the kernel came from the run's fork server), ``fork_error`` (why it
+            was launched instead, when there was a server) and ``fork_server_errors`` (what the
+            server's warm-up and ready code raised).
         """
         started = time.perf_counter()
         if self._km is None:
@@ -417,6 +418,7 @@ class WarmKernelExecutor:
             "error": error,
             "forked": bool(self._km is not None and self.fork_server and not fork_error),
             "fork_error": fork_error,
+            "fork_server_errors": list(getattr(self._km, "server_errors", None) or []),
         }
 
     async def _warm_up(self, payload: dict[str, Any]) -> None:

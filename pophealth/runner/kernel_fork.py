@@ -118,7 +118,7 @@ class _ForkServer:
             return
         try:
             exec(compile(code, f"<pophealth {what}>", "exec"), {"__name__": "__pophealth__"})
-        except BaseException as error:  # noqa: BLE001 - reported by the kernels themselves
+        except Exception as error:  # noqa: BLE001 - reported with each kernel it forks
             self.errors.append(f"{what}: {type(error).__name__}: {error}")
 
     def wait_for_ready(self) -> str | None:
@@ -152,7 +152,9 @@ class _ForkServer:
         with client.makefile("rwb") as stream:
             try:
                 request = json.loads(stream.readline() or b"{}")
-                reply = {"pid": self._fork_kernel(request, client)}
+                # what its own code raised (the kernels run the warm-up again and meet it;
+                # the ready code only ran here)
+                reply = {"pid": self._fork_kernel(request, client), "errors": self.errors}
             except Exception as error:  # noqa: BLE001 - the worker launches the kernel itself
                 reply = {"error": f"{type(error).__name__}: {error}"}
             stream.write(json.dumps(reply).encode() + b"\n")
@@ -343,8 +345,11 @@ class ForkServer:
 
 async def request_kernel_fork(
     address: str, argv: list[str], env: dict[str, str], cwd: str | None, timeout: float
-) -> int:
-    """Ask the fork server at ``address`` for a kernel; the kernel's process id.
+) -> tuple[int, list[str]]:
+    """Ask the fork server at ``address`` for a kernel.
+
+    Returns:
+        The kernel's process id, and the errors the server's own code (warm-up, ready) raised.
 
     Raises:
         OSError: The server is not there or did not answer in ``timeout`` seconds.
@@ -367,7 +372,7 @@ async def request_kernel_fork(
     reply = json.loads(line or b"{}")
     if "pid" not in reply:
         raise RuntimeError(reply.get("error") or "the fork server gave no kernel")
-    return int(reply["pid"])
+    return int(reply["pid"]), [str(error) for error in reply.get("errors") or []]
 
 
 class ForkedProcess:
@@ -441,12 +446,14 @@ class ForkedKernelManager(AsyncKernelManager):
     fork_timeout: float = 300.0
     #: Why the last kernel was launched as usual instead (None when it was forked).
     fork_error: str | None = None
+    #: What the server's warm-up and ready code raised, as the server last said.
+    server_errors: list[str] = []
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
         if not self.fork_server:
             return await super()._async_launch_kernel(kernel_cmd, **kw)
         try:
-            pid = await request_kernel_fork(
+            pid, self.server_errors = await request_kernel_fork(
                 self.fork_server,
                 list(kernel_cmd),
                 dict(kw.get("env") or os.environ),
