@@ -620,10 +620,10 @@ def run_profiles(
             first job's notebook folder).
         warm_ready_code: Python run once ``before_jobs`` has returned, before the first
             kernel is forked (e.g. building the tables that come from the shared ones).
-        fork_kernels: With ``warm_code`` and the local pool, fork the kernels from one process
-            that has run ``warm_code`` and ``warm_ready_code`` (:mod:`pophealth.runner.
-            kernel_fork`) instead of launching each and warming it up; kernels are launched
-            as usual where forking is not possible.
+        fork_kernels: With ``warm_code``, the local pool and two or more workers, fork the
+            kernels from one process that has run ``warm_code`` and ``warm_ready_code``
+            (:mod:`pophealth.runner.kernel_fork`) instead of launching each and warming it up;
+            kernels are launched as usual where forking is not possible.
 
     Returns:
         A :class:`RunSummary`; ``summary.failed`` > 0 means the CLI should exit non-zero.
