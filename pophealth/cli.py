@@ -342,10 +342,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     def before_jobs() -> dict:
         # the kernels are still warming up meanwhile
-        data = run["data"]
-        written = data.share_tables(shared)
-        _write_workbooks(data, run["jobs"], Path(args.out).resolve(), run["info"])
+        written = run["data"].share_tables(shared)
         return {**run["info"], "shared_tables": sorted(path.name for path in written)}
+
+    def while_kernels_start() -> None:
+        # the kernels do not read the workbooks: written while they are forked
+        _write_workbooks(run["data"], run["jobs"], Path(args.out).resolve(), run["info"])
 
     # the options every job will give pophealth.load (_load's), so the kernels' cache serves them
     neighbourhoods = str(Path(args.neighbourhoods).resolve()) if args.neighbourhoods else None
@@ -368,6 +370,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             ),
             warm_dir=Path(args.notebooks).resolve(),
             before_jobs=before_jobs,
+            while_kernels_start=while_kernels_start,
         )
     finally:
         shutil.rmtree(shared, ignore_errors=True)

@@ -39,8 +39,9 @@ def _where(result) -> dict:
 def test_kernels_are_forked_from_the_warmed_up_server_and_recover(tmp_path):
     """With warm-up code and two workers, each kernel is a child of the fork server and
     starts with what the server's ``warm_code`` and ``warm_ready_code`` (run after
-    ``before_jobs``) built. A kernel that dies is replaced by a new fork and the job retried;
-    a job that times out fails and the next job runs on a new fork."""
+    ``before_jobs``, while ``while_kernels_start`` runs here) built. A kernel that dies is
+    replaced by a new fork and the job retried; a job that times out fails and the next job
+    runs on a new fork."""
     plain = write_notebook(tmp_path / "plain.ipynb", [WHERE, FIGURES])
     die_once = write_notebook(
         tmp_path / "die_once.ipynb",
@@ -74,7 +75,9 @@ def test_kernels_are_forked_from_the_warmed_up_server_and_recover(tmp_path):
         warm_code=WARM,
         warm_ready_code=READY,
         before_jobs=lambda: order.append("before_jobs") or {},
+        while_kernels_start=lambda: order.append("while kernels start") or {"workbooks": 5},
     )
+    assert order == ["before_jobs", "while kernels start"]
     results = summary.by_key()
     assert results["neighbourhood/SLOW"].status == "failed"
     assert results["neighbourhood/SLOW"].error_ename == "TimeoutError"
@@ -86,7 +89,9 @@ def test_kernels_are_forked_from_the_warmed_up_server_and_recover(tmp_path):
     for report in reports:
         assert report["parent"] == report["first"] != report["pid"], report
         assert report["ready"] == "shared tables read"
-    engine = json.loads(summary.manifest_path.read_text(encoding="utf-8"))["engine"]
+    manifest = json.loads(summary.manifest_path.read_text(encoding="utf-8"))
+    assert manifest["workbooks"] == 5
+    engine = manifest["engine"]
     assert engine["kernels_forked"] == 2 and "kernel_fork_errors" not in engine
 
 

@@ -583,6 +583,7 @@ def run_profiles(
     warm_dir: str | Path | None = None,
     warm_ready_code: str | None = None,
     fork_kernels: bool = True,
+    while_kernels_start: Callable[[], dict | None] | None = None,
 ) -> RunSummary:
     """Execute a parameterised notebook per area on warm kernels; write HTML, index, manifest.
 
@@ -620,6 +621,10 @@ def run_profiles(
             first job's notebook folder).
         warm_ready_code: Python run once ``before_jobs`` has returned, before the first
             kernel is forked (e.g. building the tables that come from the shared ones).
+        while_kernels_start: Work this process does after ``before_jobs``, while the fork
+            server runs ``warm_ready_code`` and forks the kernels (e.g. writing workbooks the
+            kernels do not read); no job is sent before it returns. What it returns is merged
+            into ``run_info``.
         fork_kernels: With ``warm_code``, the local pool and two or more workers, fork the
             kernels from one process that has run ``warm_code`` and ``warm_ready_code``
             (:mod:`pophealth.runner.kernel_fork`) instead of launching each and warming it up;
@@ -706,6 +711,8 @@ def run_profiles(
             raise
         if fork_server is not None:
             fork_server.ready(warm_ready_code)  # what the kernels read now exists
+        if while_kernels_start is not None:
+            run_info.update(while_kernels_start() or {})
         # while the kernels are made (pages link these assets; nothing reads them before)
         install_plotly_asset(out_dir)
 
