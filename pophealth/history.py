@@ -1339,6 +1339,51 @@ def _add_month(
             registration_rows=int(len(registrations)),
             registered_patients=int(registrations["patients"].sum()) if len(registrations) else 0,
         )
+        _make_month_national(out, manifest, period, release, new)
+
+
+def _make_month_national(
+    out: Path, manifest: dict, period: str, release: dict, new: dict[str, pd.DataFrame]
+) -> None:
+    """England's and the regions' values (``national.parquet``) of a month made current.
+
+    Summed again, as a full prepare with the month at the top level sums them
+    (:func:`pophealth.prepare.national_measures`), over every practice and LSOA of the
+    month's national files: the store's own tables when it is not cut by ``--systems``, else
+    the month's files on the kept national LSOA table (``history/static/national/``). The QOF
+    columns (England's and the regions' values of the current QOF year) are kept as they are:
+    a QOF year's values change when a QOF year is added (:func:`_make_qof_current`), not with a
+    month. A cut store prepared without its national LSOA table keeps its England values, and
+    the manifest says so.
+    """
+    if not (out / "national.parquet").exists():
+        return
+    cut = bool(manifest.get("national", {}).get("systems_kept"))
+    if cut:
+        path = out / NATIONAL_DIR / NATIONAL_TABLES["lsoa"]
+        if not path.exists():
+            manifest["history"]["notes"].append(
+                f"England's and the regions' values stay those of the store's earlier current "
+                f"month, not {period}: the store was cut by --systems without keeping the "
+                f"national tables ({NATIONAL_DIR}/). Fix: prepare the raw folder again (with "
+                "this version)."
+            )
+            return
+        lsoa = validate_store_table("lsoa.parquet", pd.read_parquet(path), path)
+        tables = period_tables(read_static_inputs(out), release, lsoa)
+    else:
+        lsoa, tables = _read_store_table(out, "lsoa.parquet"), new
+    # as prepare: PCN-employed staff shared to practices only when the month has the file
+    pcn_fte = tables["pcn_workforce"] if release.get("pcn_workforce") is not None else None
+    recomputed = prep.national_measures(
+        lsoa,
+        prep.with_team(tables["practices"], pcn_fte),
+        tables["registrations"],
+        tables["practice_age_sex"],
+        list(manifest.get("imd_releases", [])),
+    )
+    stored = _read_store_table(out, "national.parquet")
+    prep._write_parquet(prep.with_stored_qof(recomputed, stored), out / "national.parquet")
 
 
 def _add_qof_year(

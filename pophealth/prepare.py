@@ -1157,6 +1157,32 @@ def with_national_qof(stored: pd.DataFrame, recomputed: pd.DataFrame) -> pd.Data
     return merged[order]
 
 
+def with_stored_qof(recomputed: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """``national.parquet`` summed again for a new month, with the stored QOF columns kept.
+
+    The mirror of :func:`with_national_qof`: every other column, and the rows, are
+    ``recomputed``'s (a region new in the month has no QOF value).
+
+    Args:
+        recomputed: :func:`national_measures` of a new month's national tables (no QOF year).
+        stored: The store's ``national.parquet``.
+
+    Returns:
+        The stored column order (columns new in ``recomputed`` after them).
+    """
+    key = ["area_code", "basis", "imd"]
+    kept = qof_columns(stored.columns)
+    if not kept or not set(key) <= set(stored.columns):
+        return recomputed
+    merged = recomputed.drop(columns=qof_columns(recomputed.columns)).merge(
+        stored[[*key, *kept]], on=key, how="left"
+    )
+    order = [c for c in stored.columns if c in merged] + [
+        c for c in merged if c not in set(stored.columns)
+    ]
+    return merged[order]
+
+
 def _write_qof(
     qof,
     practices: pd.DataFrame,

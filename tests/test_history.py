@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pophealth import cli, history, indicators
+from pophealth import prepare as prep
 from pophealth.demo import DEMO_SYSTEMS
 from pophealth.files import sha256_of
 from pophealth.prepare import prepare
@@ -789,3 +790,71 @@ def test_pickled_release_comes_back_equal_and_writable(demo_raw, tmp_path):
     regs = back[1]["registrations_lsoa"]
     regs.loc[regs.index[0], "patients"] = -1  # the arrays are the process's own, writable
     assert regs["patients"].iloc[0] == -1 and loaded["registrations_lsoa"]["patients"].iloc[0] != -1
+
+
+MONTHLY_FILES = (
+    "gp-reg-pat-prac-all.csv",
+    "gp-reg-pat-prac-lsoa-all.csv",
+    "gp-reg-pat-prac-map.csv",
+    "gp-reg-pat-prac-quin-age.csv",
+    "gp-reg-pat-prac-sing-age-female.csv",
+    "gp-reg-pat-prac-sing-age-male.csv",
+    "1 General Practice",
+    "1.Primary Care Networks",
+)
+
+
+@pytest.mark.parametrize("cut", [True, False], ids=["cut-by-systems", "every-icb"])
+def test_adding_the_newest_month_gives_a_full_prepares_current_store(
+    demo_raw, demo_prepared, tmp_path, cut
+):
+    """A store prepared up to September, with October added by ``--add``, has October's
+    current tables and England's and the regions' October values (``national.parquet``) as a
+    full prepare with October at the top level has them; the QOF columns stay the store's."""
+    raw = tmp_path / "raw"
+    _link_tree(demo_raw, raw, skip={*MONTHLY_FILES, "releases/2025-09"})
+    for path in (demo_raw / "releases" / "2025-09").iterdir():
+        (raw / path.name).symlink_to(path)
+    october = tmp_path / "2025-10"
+    october.mkdir()
+    for path in demo_raw.iterdir():
+        if path.is_file() and path.name.startswith(MONTHLY_FILES):
+            (october / path.name).symlink_to(path)
+    systems = DEMO_SYSTEMS if cut else None
+    store = tmp_path / "prepared"
+    before = history.prepare_store(raw, store, progress=None, systems=systems)
+    assert before["history"]["periods"][-1] == "2025-09"
+    key = ["area_code", "basis", "imd"]
+    september = pd.read_parquet(store / "national.parquet").sort_values(key, ignore_index=True)
+    history.add_release(october, store, progress=None)
+    if cut:
+        full = demo_prepared
+    else:
+        full = tmp_path / "full"
+        history.prepare_store(demo_raw, full, progress=None)
+    for name in history.CURRENT_FILES.values():
+        pd.testing.assert_frame_equal(
+            _sorted(pd.read_parquet(store / name)), _sorted(pd.read_parquet(full / name))
+        )
+    got = pd.read_parquet(store / "national.parquet").sort_values(key, ignore_index=True)
+    want = pd.read_parquet(full / "national.parquet").sort_values(key, ignore_index=True)
+    qof = prep.qof_columns(want.columns)
+    assert qof and list(got.columns) == list(september.columns)
+    assert set(got.columns) == set(want.columns)
+    other = [c for c in want.columns if c not in qof]
+    pd.testing.assert_frame_equal(got[other], want[other])
+    # England's October values are not September's; its QOF values are the store's (the
+    # demo's earlier releases hold the demo region only: only its rows and England's had any)
+    kept = got.merge(september[key], on=key)
+    assert len(kept) == len(september)
+    england = (kept["area_code"] == "ALL") & (kept["basis"] == "registered")
+    assert (
+        not kept.loc[england, other]
+        .reset_index(drop=True)
+        .equals(
+            september.loc[
+                september["area_code"].eq("ALL") & september["basis"].eq("registered"), other
+            ].reset_index(drop=True)
+        )
+    )
+    pd.testing.assert_frame_equal(kept[key + qof], september[key + qof])
