@@ -1278,8 +1278,11 @@ def add_release(release_dir: str | Path, prepared_dir: str | Path, *, progress=p
     entry = manifest["history"]
     entry["notes"] = [*entry.get("notes", []), *([note] if note else [])]
     if period is not None:
+        noted = len(entry["notes"])
         _add_month(out, manifest, period, _monthly(release), _monthly(files), reconciliation)
         say(f"  added {period}: history now {entry['periods'][0]} to {entry['periods'][-1]}")
+        for note in entry["notes"][noted:]:  # e.g. England's values could not be recomputed
+            say(f"  note: {note}")
     if QOF_SOURCE in release:
         year = _add_qof_year(
             out, manifest, release[QOF_SOURCE], files[QOF_SOURCE], release_dir, reconciliation

@@ -474,6 +474,13 @@ def test_adding_a_newer_month_makes_it_the_current_store(demo_raw, demo_prepared
         - before.set_index("practice_code")["registered_patients"]
     )
     assert delta[first] == 100 and (delta.drop(first) == 0).all()
+    # England's list (national.parquet) is the new month's: 100 more patients
+    england = {}
+    for name, folder in (("before", demo_prepared), ("after", store)):
+        national = pd.read_parquet(folder / "national.parquet")
+        row = national.query("area_code == 'ALL' and basis == 'registered' and imd == '2025'")
+        england[name] = float(row["list_size__num"].iloc[0])
+    assert england["after"] - england["before"] == 100
     # the new month's age lists are not in the release: that table is empty for it, not stale
     assert len(pd.read_parquet(store / "practice_age_sex.parquet")) == 0
 

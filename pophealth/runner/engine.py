@@ -37,7 +37,7 @@ from typing import Any
 
 from pophealth.errors import MissingFileError
 from pophealth.files import atomic_write_text
-from pophealth.runner.html import install_plotly_asset
+from pophealth.runner.html import install_plotly_asset, install_plotly_js
 from pophealth.runner.index import earlier_results, write_index_and_manifest
 from pophealth.runner.jobs import (
     STATUS_FAILED,
@@ -666,6 +666,13 @@ def run_profiles(
         title = title()
     try:
         planned = _plan(job_list, out_dir, version)
+    except BaseException:
+        give_up()
+        raise
+    try:
+        # the largest asset first: a folder that cannot hold it fails the run before anything
+        # else is written (the stylesheets, which need an exporter, wait for prepare_run)
+        install_plotly_js(out_dir)
     except BaseException:
         give_up()
         raise

@@ -111,6 +111,16 @@ def _install_asset(target: Path, content: bytes) -> Path:
     return target
 
 
+def install_plotly_js(out_dir: Path) -> Path:
+    """Install ``assets/plotly.min.js`` alone (the largest asset; no exporter needed).
+
+    A batch run writes it first, before any kernel work, so a folder that cannot hold it (a
+    full disk) fails the run before anything else is written; :func:`install_plotly_asset`
+    then leaves the identical copy alone.
+    """
+    return _install_asset(out_dir / PLOTLY_ASSET, plotly_js_source().read_bytes())
+
+
 def install_plotly_asset(out_dir: Path) -> Path:
     """Install the run folder's shared page assets in ``out_dir/assets/`` (once per run).
 
@@ -126,7 +136,7 @@ def install_plotly_asset(out_dir: Path) -> Path:
     Returns:
         The path of ``plotly.min.js`` inside ``out_dir`` (``jupyterlab.css`` is beside it).
     """
-    plotly_path = _install_asset(out_dir / PLOTLY_ASSET, plotly_js_source().read_bytes())
+    plotly_path = install_plotly_js(out_dir)
     _install_asset(out_dir / JUPYTERLAB_CSS_ASSET, jupyterlab_css_text().encode("utf-8"))
     _install_asset(out_dir / PROFILE_CSS_ASSET, profile_css_text().encode("utf-8"))
     return plotly_path
