@@ -9,7 +9,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_runner_engine import FIGURES, make_job, write_notebook
+from test_runner_engine import (
+    DIE_ONCE,
+    DIE_ONCE_PARAMETERS,
+    FIGURES,
+    make_job,
+    write_notebook,
+)
 
 from pophealth.runner import run_profiles
 from pophealth.runner.kernel_fork import can_fork_kernels
@@ -24,6 +30,20 @@ import builtins, json, os
 print(json.dumps({"pid": os.getpid(), "parent": os.getppid(),
                   "first": builtins._ph_first_pid, "ready": getattr(builtins, "_ph_ready", None)}))
 """
+
+
+def _run_two(tmp_path: Path, ready: str, **options):
+    """Two jobs reporting their kernel (:data:`WHERE`) on two workers, warmed up by WARM."""
+    notebook = write_notebook(tmp_path / "plain.ipynb", [WHERE])
+    return run_profiles(
+        [make_job(notebook, "J1"), make_job(notebook, "J2")],
+        tmp_path / "out",
+        workers=2,
+        progress=False,
+        warm_code=WARM,
+        warm_ready_code=ready,
+        **options,
+    )
 
 
 def _where(result) -> dict:
@@ -44,18 +64,7 @@ def test_kernels_are_forked_from_the_warmed_up_server_and_recover(tmp_path):
     runs on a new fork."""
     plain = write_notebook(tmp_path / "plain.ipynb", [WHERE, FIGURES])
     die_once = write_notebook(
-        tmp_path / "die_once.ipynb",
-        [
-            """
-            import os, pathlib
-            marker = pathlib.Path(marker_path)
-            if not marker.exists():
-                marker.write_text("died once")
-                os._exit(1)
-            """,
-            WHERE,
-        ],
-        parameters="area_code = 'X'\nmarker_path = ''\n",
+        tmp_path / "die_once.ipynb", [DIE_ONCE, WHERE], parameters=DIE_ONCE_PARAMETERS
     )
     sleeper = write_notebook(tmp_path / "sleeper.ipynb", ["import time\ntime.sleep(60)"])
     order = []
@@ -115,16 +124,7 @@ def test_without_a_fork_server_the_kernel_is_launched(tmp_path):
     finally:
         executor.close()
 
-    notebook = write_notebook(tmp_path / "plain.ipynb", [WHERE])
-    summary = run_profiles(
-        [make_job(notebook, "L1"), make_job(notebook, "L2")],
-        tmp_path / "out",
-        workers=2,
-        progress=False,
-        warm_code=WARM,
-        warm_ready_code=READY,
-        fork_kernels=False,
-    )
+    summary = _run_two(tmp_path, READY, fork_kernels=False)
     for result in summary.results:
         report = _where(result)
         assert report["first"] == report["pid"]  # warmed up in its own process
@@ -210,24 +210,30 @@ def test_when_before_jobs_fails_the_server_workers_and_kernels_are_gone(tmp_path
     from pophealth.runner.engine import WORKER_STOP_SECONDS
 
     assert time.monotonic() - started < WORKER_STOP_SECONDS
-    time.sleep(0.5)
-    left = {p.pid for p in psutil.Process().children(recursive=True)} - before
-    assert not left, left
+
+    def left() -> dict:
+        # multiprocessing's resource tracker, started by the first spawned process, stays
+        found = {}
+        for process in psutil.Process().children(recursive=True):
+            try:
+                command = " ".join(process.cmdline())
+            except psutil.Error:
+                continue
+            if process.pid not in before and "resource_tracker" not in command:
+                found[process.pid] = command
+        return found
+
+    deadline = time.monotonic() + 5
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left(), left()
 
 
 @pytest.mark.slow
 def test_an_error_in_the_servers_ready_code_is_recorded_and_kernels_still_fork(tmp_path):
     """The ready code runs only in the server: what it raises reaches ``manifest.json``
     (``engine.fork_server_errors``); the kernels are still forked and the jobs run."""
-    notebook = write_notebook(tmp_path / "plain.ipynb", [WHERE])
-    summary = run_profiles(
-        [make_job(notebook, "R1"), make_job(notebook, "R2")],
-        tmp_path / "out",
-        workers=2,
-        progress=False,
-        warm_code=WARM,
-        warm_ready_code="raise ValueError('the shared tables are unreadable')",
-    )
+    summary = _run_two(tmp_path, "raise ValueError('the shared tables are unreadable')")
     assert summary.ok == 2
     engine = json.loads(summary.manifest_path.read_text(encoding="utf-8"))["engine"]
     assert engine["kernels_forked"] == 2

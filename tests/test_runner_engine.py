@@ -71,6 +71,16 @@ def make_job(notebook: Path, code: str, level: str = "neighbourhood", name=None,
     )
 
 
+# a cell that kills its kernel the first time it runs (the marker file says it did)
+DIE_ONCE = """
+import os, pathlib
+marker = pathlib.Path(marker_path)
+if not marker.exists():
+    marker.write_text("died once")
+    os._exit(1)
+"""
+DIE_ONCE_PARAMETERS = "area_code = 'X'\nmarker_path = ''\n"
+
 # The first code cell after the markdown (0), parameters (1) and injected-parameters (2) cells.
 FIRST_BODY_CELL = 3
 
@@ -137,18 +147,7 @@ def mixed_run(tmp_path_factory):
     )
     sleeper = write_notebook(base / "sleeper.ipynb", ["x = 1", "import time\ntime.sleep(120)"])
     die_once = write_notebook(
-        base / "die_once.ipynb",
-        [
-            """
-            import os, pathlib
-            marker = pathlib.Path(marker_path)
-            if not marker.exists():
-                marker.write_text("died once")
-                os._exit(1)
-            """,
-            FIGURES,
-        ],
-        parameters="area_code = 'X'\nmarker_path = ''\n",
+        base / "die_once.ipynb", [DIE_ONCE, FIGURES], parameters=DIE_ONCE_PARAMETERS
     )
     always_dies = write_notebook(base / "always_dies.ipynb", ["import os\nos._exit(1)"])
     jobs = [
