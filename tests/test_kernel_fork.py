@@ -17,10 +17,10 @@ from test_runner_engine import (
     write_notebook,
 )
 
+from pophealth.forked import can_fork
 from pophealth.runner import run_profiles
-from pophealth.runner.kernel_fork import can_fork_kernels
 
-pytestmark = pytest.mark.skipif(not can_fork_kernels(), reason="kernels fork on POSIX only")
+pytestmark = pytest.mark.skipif(not can_fork(), reason="kernels fork on POSIX, 2+ cores")
 
 # run in the server first (the server's pid sticks), then again in each kernel's warm-up
 WARM = "import builtins, os\nbuiltins.__dict__.setdefault('_ph_first_pid', os.getpid())\n"

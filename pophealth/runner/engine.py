@@ -37,7 +37,7 @@ from typing import Any
 
 from pophealth.errors import MissingFileError
 from pophealth.files import atomic_write_text
-from pophealth.runner.html import install_plotly_asset, install_plotly_js
+from pophealth.runner.html import install_page_stylesheets, install_plotly_js
 from pophealth.runner.index import earlier_results, write_index_and_manifest
 from pophealth.runner.jobs import (
     STATUS_FAILED,
@@ -369,17 +369,21 @@ def _warm_payload(
     return payload
 
 
-def _start_fork_server(warm_code: str, kernel_env: dict | None, folder: str | Path | None) -> Any:
-    """The run's fork server (:mod:`pophealth.runner.kernel_fork`), or None where there is none."""
-    from pophealth.runner.kernel_fork import ForkServer, can_fork_kernels
+def _start_fork_server(
+    warm_code: str, kernel_env: dict | None, folder: str | Path | None, kernels: int
+) -> Any:
+    """The run's fork server for ``kernels`` kernels (:mod:`pophealth.runner.kernel_fork`).
 
-    if not can_fork_kernels():
+    None where forking is not possible or not worth it (one kernel).
+    """
+    from pophealth.forked import can_fork
+    from pophealth.runner.executor import batch_kernel_environment
+    from pophealth.runner.kernel_fork import ForkServer
+
+    if kernels < 2 or not can_fork():
         return None
-    from pophealth.charts import FIGURE_HTML_ENV
-
-    # the environment the kernels get (WarmKernelExecutor._start_kernel), so the server loads
-    # the store as they would
-    return ForkServer(warm_code, {**(kernel_env or {}), FIGURE_HTML_ENV: "export"}, folder)
+    # the kernels' environment, so the server loads the store as they would
+    return ForkServer(warm_code, batch_kernel_environment(kernel_env), folder)
 
 
 def _start_workers(count: int, kernel_name: str, warm: dict[str, Any] | None) -> list[_Worker]:
@@ -651,8 +655,8 @@ def run_profiles(
     if callable(jobs):
         if warm_code and scheduler is None:
             # the kernels warm up while the jobs are worked out (e.g. the store loaded)
-            if fork_kernels and workers > 1:
-                fork_server = _start_fork_server(warm_code, kernel_env, warm_dir)
+            if fork_kernels:
+                fork_server = _start_fork_server(warm_code, kernel_env, warm_dir, workers)
             warm = _warm_payload(warm_code, kernel_env, warm_dir, timeout, fork_server)
             early_pool = _start_workers(workers, kernel_name, warm)
         try:
@@ -720,8 +724,8 @@ def run_profiles(
             fork_server.ready(warm_ready_code)  # what the kernels read now exists
         if while_kernels_start is not None:
             run_info.update(while_kernels_start() or {})
-        # while the kernels are made (pages link these assets; nothing reads them before)
-        install_plotly_asset(out_dir)
+        # while the kernels are made (pages link them; nothing reads them before)
+        install_page_stylesheets(out_dir)
 
     try:
         if early_pool is not None and not todo:
@@ -734,8 +738,10 @@ def run_profiles(
             hard_limit = timeout * (retries + 1) + 180.0
             if early_pool is None and warm_code:
                 folder = todo[0][1]["notebook_dir"]
-                if fork_kernels and min(workers, len(todo)) > 1:
-                    fork_server = _start_fork_server(warm_code, kernel_env, folder)
+                if fork_kernels:
+                    fork_server = _start_fork_server(
+                        warm_code, kernel_env, folder, min(workers, len(todo))
+                    )
                 warm = _warm_payload(warm_code, kernel_env, folder, timeout, fork_server)
             if fork_server is not None:
                 for _, payload in todo:  # a replaced kernel is forked again

@@ -136,6 +136,18 @@ def _install_fast_outputs() -> None:
     nbclient.client.output_from_msg = output_from_display_msg
 
 
+def batch_kernel_environment(kernel_env: dict[str, str] | None) -> dict[str, str]:
+    """What a batch kernel's environment adds to the worker's.
+
+    ``kernel_env`` and the setting that leaves figures' page fragments to the export
+    (:mod:`pophealth.runner.html`). The fork server (:mod:`pophealth.runner.kernel_fork`)
+    loads the store in it too.
+    """
+    from pophealth.charts import FIGURE_HTML_ENV
+
+    return {**(kernel_env or {}), FIGURE_HTML_ENV: "export"}
+
+
 class WarmKernelExecutor:
     """Own one long-lived kernel and one HTML exporter; execute jobs on them sequentially.
 
@@ -193,10 +205,7 @@ class WarmKernelExecutor:
         else:  # pragma: no cover - Windows has no IPC transport
             km = ForkedKernelManager(kernel_name=self.kernel_name)
         km.fork_server, km.fork_timeout = self.fork_server, self.fork_timeout
-        from pophealth.charts import FIGURE_HTML_ENV
-
-        # Figures' page fragments are written at export (pophealth.runner.html), not sent.
-        env = {**os.environ, **self.kernel_env, FIGURE_HTML_ENV: "export"}
+        env = {**os.environ, **batch_kernel_environment(self.kernel_env)}
         await km.start_kernel(extra_arguments=list(BATCH_KERNEL_ARGUMENTS), env=env)
         kc = km.client()
         kc.start_channels()

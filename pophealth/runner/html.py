@@ -115,10 +115,16 @@ def install_plotly_js(out_dir: Path) -> Path:
     """Install ``assets/plotly.min.js`` alone (the largest asset; no exporter needed).
 
     A batch run writes it first, before any kernel work, so a folder that cannot hold it (a
-    full disk) fails the run before anything else is written; :func:`install_plotly_asset`
-    then leaves the identical copy alone.
+    full disk) fails the run before anything else is written, and the stylesheets later
+    (:func:`install_page_stylesheets`).
     """
     return _install_asset(out_dir / PLOTLY_ASSET, plotly_js_source().read_bytes())
+
+
+def install_page_stylesheets(out_dir: Path) -> None:
+    """Install ``assets/jupyterlab.css`` and ``assets/profile.css`` (they need an exporter)."""
+    _install_asset(out_dir / JUPYTERLAB_CSS_ASSET, jupyterlab_css_text().encode("utf-8"))
+    _install_asset(out_dir / PROFILE_CSS_ASSET, profile_css_text().encode("utf-8"))
 
 
 def install_plotly_asset(out_dir: Path) -> Path:
@@ -137,8 +143,7 @@ def install_plotly_asset(out_dir: Path) -> Path:
         The path of ``plotly.min.js`` inside ``out_dir`` (``jupyterlab.css`` is beside it).
     """
     plotly_path = install_plotly_js(out_dir)
-    _install_asset(out_dir / JUPYTERLAB_CSS_ASSET, jupyterlab_css_text().encode("utf-8"))
-    _install_asset(out_dir / PROFILE_CSS_ASSET, profile_css_text().encode("utf-8"))
+    install_page_stylesheets(out_dir)
     return plotly_path
 
 

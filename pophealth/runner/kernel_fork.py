@@ -50,11 +50,6 @@ _IPYKERNEL_LAUNCHER = ("-m", "ipykernel_launcher")
 _CHILD_START_SECONDS = 30.0
 
 
-def can_fork_kernels() -> bool:
-    """Whether kernels can be forked here (POSIX with ``fork`` and Unix sockets)."""
-    return os.name == "posix" and hasattr(os, "fork") and hasattr(socket, "AF_UNIX")
-
-
 # --------------------------------------------------------------------------- the server
 def fork_server_main(
     conn: Any,
