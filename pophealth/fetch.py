@@ -1,10 +1,14 @@
 """Download official source releases into a raw folder for ``pophealth prepare``.
 
-Every URL lives in the source registry (``pophealth/data/registry.yaml``, or a user file passed
-with ``--registry``); nothing here builds a URL. Downloads go through :func:`pooch.retrieve` into
-a cache folder with a resumable HTTP downloader (:class:`ResumableDownloader`), are checked
-against the registry's sha256 when it is known, and are then copied (or safely extracted from a
-zip) into the raw folder under their official file names.
+Every URL comes from the source registry (``pophealth/data/registry.yaml``, or a user file passed
+with ``--registry``): an entry's ``url``; or, for an entry with ``link_pattern`` instead, the one
+link on its landing page whose file name matches (:mod:`pophealth.fetch_landing`); or, for a month
+a monthly or quarterly source has no entry for, the landing page that the registry's ``series``
+template for the source gives that month. Nothing here makes up a file URL. Downloads go through
+:func:`pooch.retrieve` into a cache folder with a resumable HTTP downloader
+(:class:`ResumableDownloader`), are checked against the registry's sha256 when it is known, and
+are then copied (or safely extracted from a zip) into the raw folder under their official file
+names.
 
 Guarantees:
 
@@ -21,9 +25,11 @@ Guarantees:
 from __future__ import annotations
 
 import argparse
+import calendar
 import difflib
 import json
 import os
+import re
 import stat
 import sys
 import zipfile
@@ -42,7 +48,7 @@ import urllib3
 import yaml
 from tqdm.auto import tqdm
 
-from pophealth import fetch_arcgis
+from pophealth import fetch_arcgis, fetch_landing
 from pophealth.errors import PopHealthError
 from pophealth.files import atomic_path, atomic_write_bytes, sha256_of
 from pophealth.sources import fetch_entry_names
@@ -69,12 +75,15 @@ OPTIONAL_KEYS: tuple[str, ...] = (
     "download_name",
     "notes",
     "service",
+    "link_pattern",
 )
 REGISTRY_COLUMNS: tuple[str, ...] = REQUIRED_KEYS + OPTIONAL_KEYS
 
 LICENCE = "OGL v3.0"
 CHECKSUM_STATUSES = ("known", "unknown", "recorded")
-URL_STATUSES = ("documented", "unverified")
+#: documented: the URL was found in public material; unverified: none was; landing_page: the
+#: URL is read from the landing page when fetched (``link_pattern``)
+URL_STATUSES = ("documented", "unverified", "landing_page")
 #: ``service`` values: how ``url`` is read (null: one file; arcgis_featureserver: paged queries)
 SERVICES = ("arcgis_featureserver",)
 # publication cadence of the time-varying sources, for ranges of releases (--from/--to):
@@ -89,6 +98,45 @@ MONTHLY_SOURCES: tuple[str, ...] = (
     "workforce",
     "pcn_workforce",
 )
+
+#: Keys of a ``series`` template: how any month's release of a monthly or quarterly source is
+#: found when the registry has no entry for that month.
+SERIES_KEYS: tuple[str, ...] = (
+    "source",
+    "landing_page",
+    "link_pattern",
+    "member",
+    "filename",
+    "publisher",
+    "licence",
+    "notes",
+)
+_MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+#: Placeholders a series template may use, filled for the release month (October 2025 shown)
+SERIES_PLACEHOLDERS: dict[str, str] = {
+    "month": "month name in lower case (october)",
+    "Month": "month name (October)",
+    "Mon": "abbreviated month name (Oct)",
+    "mm": "month number, two digits (10)",
+    "yyyy": "year (2025)",
+    "yy": "year, two digits (25)",
+    "last_day": "last day of the month (31)",
+}
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_REGEX_REPEAT = re.compile(r"\d+(,\d*)?|,\d+")
 
 # Generous for the largest national file (boundaries, ~1 GB) yet stops a zip bomb.
 DEFAULT_MAX_UNCOMPRESSED_BYTES = 4 * 1024**3
@@ -147,7 +195,30 @@ def _is_plain_name(name: str) -> bool:
     return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
 
 
-def _validate_entry(entry: Any, index: int, path: str) -> dict[str, Any]:
+def _link_patterns(value: Any, path: str, index: int | None, label: str) -> list[str] | None:
+    """``link_pattern`` as a list of regular expressions (one string is a list of one)."""
+    if value is None:
+        return None
+    patterns = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(patterns, list)
+        or not patterns
+        or not all(isinstance(p, str) and p for p in patterns)
+    ):
+        raise _registry_error(
+            path, index, f"({label}) link_pattern must be a regular expression or a list of them"
+        )
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise _registry_error(
+                path, index, f"({label}) link_pattern {pattern!r} is not a valid pattern ({exc})"
+            ) from exc
+    return list(patterns)
+
+
+def _validate_entry(entry: Any, index: int | None, path: str) -> dict[str, Any]:
     if not isinstance(entry, dict):
         raise _registry_error(path, index, f"expected a mapping of keys, got {entry!r}")
     label = f"{entry.get('source', '?')} {entry.get('release', '?')}"
@@ -186,9 +257,32 @@ def _validate_entry(entry: Any, index: int, path: str) -> dict[str, Any]:
     download_name = row["download_name"]
     if download_name is not None and not _is_plain_name(str(download_name)):
         raise _registry_error(path, index, f"({label}) download_name must be a plain file name")
+    row["link_pattern"] = _link_patterns(row["link_pattern"], path, index, label)
+    if row["link_pattern"] is not None and row["service"] is not None:
+        raise _registry_error(
+            path, index, f"({label}) link_pattern finds a file link; a {row['service']} has none"
+        )
+    if row["link_pattern"] is not None and url is None:
+        if download_name is not None:
+            raise _registry_error(
+                path,
+                index,
+                f"({label}) download_name comes from the link found on the landing page "
+                "(link_pattern); remove it or give the url",
+            )
+        if row["url_status"] not in (None, "landing_page"):
+            raise _registry_error(
+                path, index, f"({label}) an entry found by link_pattern has url_status landing_page"
+            )
+        row["url_status"] = "landing_page"
+    elif row["url_status"] == "landing_page" and row["link_pattern"] is None:
+        raise _registry_error(
+            path, index, f"({label}) url_status landing_page needs a link_pattern"
+        )
+    # an entry found by link_pattern learns its download name from the link
     if download_name is None and url is not None:
         row["download_name"] = PurePosixPath(urlparse(str(url)).path).name or filename
-    elif download_name is None:
+    elif download_name is None and row["link_pattern"] is None:
         row["download_name"] = filename
     member = row["member"]
     if member is not None and (not isinstance(member, str) or not _member_name_is_safe(member)):
@@ -231,6 +325,110 @@ def _validate_entry(entry: Any, index: int, path: str) -> dict[str, Any]:
     return row
 
 
+def month_fields(month: str) -> dict[str, str]:
+    """The values of :data:`SERIES_PLACEHOLDERS` for a ``YYYY-MM`` month."""
+    year, number = int(month[:4]), int(month[5:7])
+    name = _MONTH_NAMES[number - 1]
+    return {
+        "month": name.lower(),
+        "Month": name,
+        "Mon": name[:3],
+        "mm": f"{number:02d}",
+        "yyyy": f"{year:04d}",
+        "yy": f"{year % 100:02d}",
+        "last_day": str(calendar.monthrange(year, number)[1]),
+    }
+
+
+def _fill(template: str | None, fields: dict[str, str]) -> str | None:
+    if template is None:
+        return None
+    return _PLACEHOLDER.sub(lambda m: fields.get(m.group(1), m.group(0)), template)
+
+
+def series_entry(template: dict[str, Any], month: str, path: str = "registry") -> dict[str, Any]:
+    """The registry entry a ``series`` template gives for one month.
+
+    Args:
+        template: A validated template (``registry.attrs["series"][source]``).
+        month: The release month, ``YYYY-MM``.
+        path: The registry file, for messages.
+
+    Returns:
+        A validated entry: no URL, ``url_status: landing_page``, the month's landing page and
+        link patterns, checksum unknown.
+    """
+    fields = month_fields(month)
+    raw = {
+        "source": template["source"],
+        "release": month,
+        "url": None,
+        "url_status": "landing_page",
+        "link_pattern": [_fill(p, fields) for p in template["link_pattern"]],
+        "member": _fill(template["member"], fields),
+        "filename": _fill(template["filename"], fields),
+        "sha256": None,
+        "checksum_status": "unknown",
+        "size": None,
+        "publisher": template["publisher"],
+        "licence": template["licence"],
+        "landing_page": _fill(template["landing_page"], fields),
+        "notes": " ".join(
+            part
+            for part in (
+                f"From the registry's series for {template['source']} (no entry for {month}).",
+                template.get("notes"),
+            )
+            if part
+        ),
+    }
+    return _validate_entry(raw, None, path)
+
+
+def _validate_series(document: Any, path: str) -> dict[str, dict[str, Any]]:
+    templates = document.get("series") or []
+    if not isinstance(templates, list):
+        raise RegistryError(f"{path}: 'series' must be a list of templates")
+    by_source: dict[str, dict[str, Any]] = {}
+    for index, template in enumerate(templates):
+        where = f"{path}, series {index}"
+        if not isinstance(template, dict):
+            raise RegistryError(f"{where}: expected a mapping of keys, got {template!r}")
+        source = template.get("source")
+        missing = [k for k in SERIES_KEYS if k not in template and k != "notes"]
+        unknown = sorted(set(template) - set(SERIES_KEYS))
+        if missing or unknown:
+            raise RegistryError(
+                f"{where} ({source}): missing key(s) {missing}, unknown key(s) {unknown}; a "
+                f"template has {list(SERIES_KEYS)} (notes optional)"
+            )
+        if source not in MONTHLY_SOURCES and source not in QUARTERLY_SOURCES:
+            raise RegistryError(
+                f"{where}: a series is for a monthly or quarterly source "
+                f"({sorted(MONTHLY_SOURCES + tuple(QUARTERLY_SOURCES))}), got {source!r}"
+            )
+        if source in by_source:
+            raise RegistryError(f"{where}: a second series for {source!r}")
+        checked = dict(template)
+        checked["link_pattern"] = _link_patterns(template["link_pattern"], where, None, source)
+        texts = [("landing_page", checked["landing_page"]), ("member", checked["member"])]
+        texts += [("filename", checked["filename"])]
+        texts += [("link_pattern", p) for p in checked["link_pattern"]]
+        for key, text in texts:
+            for name in _PLACEHOLDER.findall(text or ""):
+                if name in SERIES_PLACEHOLDERS:
+                    continue
+                if key == "link_pattern" and _REGEX_REPEAT.fullmatch(name):
+                    continue  # a regular expression's {n,m}
+                raise RegistryError(
+                    f"{where} ({source}): {key} has an unknown placeholder {{{name}}}; known: "
+                    f"{sorted(SERIES_PLACEHOLDERS)}"
+                )
+        series_entry(checked, "2025-10", where)  # a filled template must be a valid entry
+        by_source[source] = checked
+    return by_source
+
+
 def load_registry(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Read and validate a source registry.
 
@@ -239,8 +437,10 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
 
     Returns:
         One row per (source, release) with columns ``REGISTRY_COLUMNS`` (object dtype, ``None``
-        for unknown values). ``download_name`` defaults to the URL's last path segment.
-        ``df.attrs["registry_path"]`` holds the file read.
+        for unknown values). ``download_name`` defaults to the URL's last path segment (an
+        entry found by ``link_pattern`` has none until its link is found).
+        ``df.attrs["registry_path"]`` holds the file read, ``df.attrs["series"]`` the
+        validated ``series`` templates by source.
 
     Raises:
         RegistryError: When the file is not a registry or an entry is invalid; the message names
@@ -271,6 +471,7 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
         {col: pd.Series([row[col] for row in rows], dtype=object) for col in REGISTRY_COLUMNS}
     )
     frame.attrs["registry_path"] = str(registry_path)
+    frame.attrs["series"] = _validate_series(document, str(registry_path))
     return frame
 
 
@@ -345,8 +546,13 @@ def _range_selections(
                     f"(releases: {sorted(rows['release'])})",
                 )
             )
+        template = registry.attrs.get("series", {}).get(name)
         for month in wanted:
             match = rows[rows["release"] == month]
+            if match.empty and template is not None:
+                path = registry.attrs.get("registry_path", "registry")
+                selections.append(_Selection(series_entry(template, month, path), name, month))
+                continue
             if match.empty:
                 # the landing page of the source's nearest listed release: where to look
                 nearest = min(rows.to_dict("records"), key=lambda r: abs(_distance(r, month)))
@@ -380,8 +586,10 @@ def _select_entries(
     release: str,
     months: tuple[str, str] | None = None,
 ) -> list[_Selection]:
-    available = list(dict.fromkeys(registry["source"]))
-    specs = _parse_source_spec(sources) or [(name, None) for name in available]
+    listed = list(dict.fromkeys(registry["source"]))
+    # a source with a series template can be named without entries (its months come from it)
+    available = listed + [s for s in registry.attrs.get("series", {}) if s not in listed]
+    specs = _parse_source_spec(sources) or [(name, None) for name in listed]
     unknown = [name for name, _ in specs if name not in available]
     if unknown:
         hints = {n: difflib.get_close_matches(n, available, n=2) for n in unknown}
@@ -396,12 +604,29 @@ def _select_entries(
         wanted = pinned or release
         rows = registry[registry["source"] == name]
         releases = sorted(rows["release"])
+        if wanted == "latest" and rows.empty:
+            selections.append(
+                _Selection(
+                    None,
+                    name,
+                    wanted,
+                    f"source '{name}' has only a series template, no listed release: name a "
+                    f"month ({name}@YYYY-MM) or a range (--from/--to)",
+                )
+            )
+            continue
         if wanted == "latest":
-            # the newest release that can be downloaded; one listed without a URL is only a
-            # placeholder until its per-release URL is known
-            with_url = sorted(rows.loc[rows["url"].notna(), "release"])
+            # the newest release that can be downloaded; one listed without a URL or link
+            # pattern is only a placeholder until its per-release URL is known
+            findable = rows["url"].notna() | rows["link_pattern"].notna()
+            with_url = sorted(rows.loc[findable, "release"])
             wanted = (with_url or releases)[-1]
         match = rows[rows["release"] == wanted]
+        template = registry.attrs.get("series", {}).get(name)
+        if match.empty and template is not None and _is_series_month(name, wanted):
+            path = registry.attrs.get("registry_path", "registry")
+            selections.append(_Selection(series_entry(template, wanted, path), name, wanted))
+            continue
         if match.empty:
             selections.append(
                 _Selection(
@@ -416,6 +641,13 @@ def _select_entries(
         entry = {k: (None if _isna(v) else v) for k, v in match.iloc[0].to_dict().items()}
         selections.append(_Selection(entry, name, wanted))
     return selections
+
+
+def _is_series_month(source: str, release: str) -> bool:
+    """True when ``release`` is a ``YYYY-MM`` month in which ``source`` is published."""
+    if re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", release) is None:
+        return False
+    return int(release[5:]) in QUARTERLY_SOURCES.get(source, range(1, 13))
 
 
 def _isna(value: Any) -> bool:
@@ -781,6 +1013,9 @@ class FetchItem:
     size: int | None = None
     checksum_status: str | None = None
     message: str = ""
+    #: the landing page the file's link was found on (entries with ``link_pattern``)
+    found_on: str | None = None
+    download_name: str | None = None
 
 
 @dataclass
@@ -827,7 +1062,10 @@ class FetchReport:
             head = f"{item.status:<8} {item.source} {item.release}"
             if item.status in ("fetched", "cached"):
                 sha = (item.sha256 or "")[:12]
-                lines.append(f"{head} -> {item.path} (sha256 {sha}…, {item.checksum_status})")
+                found = f"; link found on {item.found_on}" if item.found_on else ""
+                lines.append(
+                    f"{head} -> {item.path} (sha256 {sha}…, {item.checksum_status}{found})"
+                )
             else:
                 lines.append(f"{head}: {item.message}")
         counts = ", ".join(
@@ -861,6 +1099,36 @@ def _remove_empty_dirs(start: Path, stop: Path) -> None:
         current = current.parent
 
 
+#: kept beside a file found by link_pattern: its URL and where it was found, so that a later run
+#: (and --offline) serves it from the cache without reading the landing page again
+FOUND_LINK_FILE = "found-link.json"
+
+
+def _found_link(entry: dict[str, Any], cache_dir: Path) -> dict[str, Any] | None:
+    """The cached file's link record when it is for this entry and the file is in the cache."""
+    try:
+        record = json.loads((cache_dir / FOUND_LINK_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("link_pattern") != entry["link_pattern"]:
+        return None
+    name = record.get("download_name")
+    if not isinstance(name, str) or not _is_plain_name(name) or not (cache_dir / name).exists():
+        return None
+    return record
+
+
+def _with_link(entry: dict[str, Any], url: str, name: str) -> dict[str, Any]:
+    """The entry with the file found: its URL and name; a member only when the file is a zip."""
+    if name.lower().endswith(".zip") and entry["member"] is None:
+        raise FetchError(
+            f"source '{entry['source']}' {entry['release']}: the link found is a zip archive "
+            f"({url}) but the registry names no member to take out of it; set 'member'."
+        )
+    member = entry["member"] if name.lower().endswith(".zip") else None
+    return {**entry, "url": url, "download_name": name, "member": member}
+
+
 def _fetch_one(
     selection: _Selection,
     out_dir: Path,
@@ -879,12 +1147,36 @@ def _fetch_one(
         filename=entry["filename"],
         url=entry["url"],
         checksum_status=entry["checksum_status"],
+        download_name=entry["download_name"],
     )
     cache_dir = cache_root / entry["source"] / entry["release"]
-    cache_path = cache_dir / entry["download_name"]
-    item.cache_path = cache_path
+    label = f"source '{entry['source']}' release {entry['release']}"
     expected = entry["sha256"]
+    found = None  # the landing page the link was found on
+    new_link = False  # found by reading the page in this run (not from the cache's record)
     try:
+        if entry["url"] is None and entry["link_pattern"] is not None:
+            record = _found_link(entry, cache_dir)
+            if record is not None:
+                found = record["landing_page"]
+                entry = _with_link(entry, record["url"], record["download_name"])
+            elif offline:
+                item.status = "missing"
+                item.message = (
+                    f"not in the cache; its link is found on {entry['landing_page']} when "
+                    "fetch runs online"
+                )
+                return item
+            else:
+                link = fetch_landing.find_file_link(
+                    entry["landing_page"], entry["link_pattern"], label
+                )
+                found, new_link = link.page, True
+                entry = _with_link(entry, link.url, link.name)
+            item.url, item.download_name = entry["url"], entry["download_name"]
+            item.found_on = found
+        cache_path = cache_dir / entry["download_name"]
+        item.cache_path = cache_path
         if entry["url"] is None and not cache_path.exists():
             item.message = (
                 f"no download URL is known for {entry['source']} release {entry['release']} "
@@ -937,25 +1229,38 @@ def _fetch_one(
         item.sha256 = actual
         item.size = cache_path.stat().st_size
         item.path = install_download(cache_path, entry, out_dir, max_uncompressed_bytes)
+        if new_link:
+            record = {
+                "url": entry["url"],
+                "download_name": entry["download_name"],
+                "landing_page": found,
+                "link_pattern": entry["link_pattern"],
+                "found": date.today().isoformat(),
+            }
+            atomic_write_bytes(cache_dir / FOUND_LINK_FILE, json.dumps(record).encode("utf-8"))
         return item
     except (
         FetchError,
         fetch_arcgis.ArcGisError,
+        fetch_landing.LandingPageError,
         requests.RequestException,
         OSError,
         ValueError,
     ) as exc:
         item.status = "failed"
         item.message = str(exc)
-        if isinstance(exc, UnsafeArchiveError):
+        if isinstance(exc, UnsafeArchiveError) and item.cache_path is not None:
             # A refused archive must not be served again from the cache.
-            cache_path.unlink(missing_ok=True)
+            item.cache_path.unlink(missing_ok=True)
         _remove_empty_dirs(cache_dir, cache_root)
         return item
 
 
 def _write_recorded_registry(
-    registry: pd.DataFrame, items: Sequence[FetchItem], record_to: Path
+    registry: pd.DataFrame,
+    selections: Sequence[_Selection],
+    items: Sequence[FetchItem],
+    record_to: Path,
 ) -> Path:
     record_to = Path(record_to)
     packaged = _packaged_registry_path()
@@ -967,27 +1272,45 @@ def _write_recorded_registry(
     outcome = {
         (i.source, i.release): i for i in items if i.status in ("fetched", "cached") and i.sha256
     }
+    rows = [
+        {key: (None if _isna(value) else value) for key, value in row.items()}
+        for row in registry.to_dict(orient="records")
+    ]
+    listed = {(row["source"], row["release"]) for row in rows}
+    # a month taken from a series template becomes an entry of its own once fetched
+    rows += [
+        dict(s.entry)
+        for s in selections
+        if s.entry is not None
+        and (s.source, s.release) not in listed
+        and (s.source, s.release) in outcome
+    ]
+    today = date.today().isoformat()
     entries = []
-    for row in registry.to_dict(orient="records"):
-        entry = {key: (None if _isna(value) else value) for key, value in row.items()}
+    for entry in rows:
         done = outcome.get((entry["source"], entry["release"]))
         if done is not None and entry["sha256"] is None:
             entry["sha256"] = done.sha256
             entry["size"] = done.size
             entry["checksum_status"] = "recorded"
+        if done is not None and done.found_on is not None and entry["url"] is None:
+            # pin the link found, so later runs download exactly this file
+            entry["url"], entry["download_name"] = done.url, done.download_name
+            if not str(done.download_name).lower().endswith(".zip"):
+                entry["member"] = None
+            note = f"URL found on {done.found_on} by `pophealth fetch` on {today}."
+            entry["notes"] = f"{entry['notes']} {note}" if entry["notes"] else note
         entries.append(entry)
     header = (
         "# Copy of the pophealth source registry with checksums recorded by\n"
-        f"# `pophealth fetch --record` on {date.today().isoformat()} from "
+        f"# `pophealth fetch --record` on {today} from "
         f"{registry.attrs.get('registry_path', 'a registry DataFrame')}.\n"
         "# Use it with `pophealth fetch --registry THIS_FILE`.\n"
     )
-    body = yaml.safe_dump(
-        {"schema_version": 1, "entries": entries},
-        sort_keys=False,
-        allow_unicode=True,
-        width=100,
-    )
+    document: dict[str, Any] = {"schema_version": 1, "entries": entries}
+    if registry.attrs.get("series"):
+        document["series"] = list(registry.attrs["series"].values())
+    body = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
     atomic_write_bytes(record_to, (header + body).encode("utf-8"))
     return record_to
 
@@ -1053,7 +1376,9 @@ def fetch_sources(
             _fetch_one(selection, target, cache_root, offline, progress, max_uncompressed_bytes)
         )
     if record_to is not None:
-        report.recorded_to = _write_recorded_registry(frame, report.items, Path(record_to))
+        report.recorded_to = _write_recorded_registry(
+            frame, selections, report.items, Path(record_to)
+        )
     return report
 
 

@@ -694,10 +694,10 @@ def test_packaged_registry_entries_have_required_keys() -> None:
         assert absent == [], f"entry {index} ({raw.get('source')}) lacks {absent}"
         assert raw["licence"] == "OGL v3.0"
         assert (raw["sha256"] is None) == (raw["checksum_status"] == "unknown")
-        assert raw["url_status"] in ("documented", "unverified")
+        assert raw["url_status"] in ("documented", "landing_page")
         assert raw["landing_page"].startswith("https://")
-        if raw["url"] is None:
-            assert raw["url_status"] == "unverified"
+        if raw["url"] is None:  # found on its landing page by its link pattern
+            assert raw["url_status"] == "landing_page" and raw["link_pattern"]
         if raw["url_status"] == "documented":  # documented means an exact URL was found
             assert raw["url"].startswith("https://")
 

@@ -344,12 +344,14 @@ def _packaged_entry(source: str, release: str) -> dict:
 
 def test_packaged_registry_issue14_urls_are_documented_or_left_null():
     registry = fetch.load_registry()
-    # every documented entry carries its URL; no unverified NHS England file URL is guessed
+    # every documented entry carries its URL; no NHS England file URL is guessed: the quarters
+    # without a public URL are found on their landing pages
     assert registry.loc[registry["url_status"] == "documented", "url"].notna().all()
     lsoa = registry[registry["source"] == "registrations_lsoa"].set_index("release")
-    for release in ("2024-07", "2024-10", "2025-01", "2025-10"):
-        assert lsoa.loc[release, "url_status"] == "unverified"
+    for release in ("2024-07", "2024-10", "2025-01", "2025-10", "2026-07", "2026-10"):
+        assert lsoa.loc[release, "url_status"] == "landing_page"
         assert pd.isna(lsoa.loc[release, "url"])  # the files.digital.nhs.uk hash is unguessable
+        assert lsoa.loc[release, "link_pattern"][0].startswith("gp-reg-pat-prac-lsoa-2021-")
     census = registry[registry["source"].str.startswith("census_ts")]
     assert len(census) == 10 and (census["url_status"] == "documented").all()
     for _, row in census.iterrows():
