@@ -445,3 +445,132 @@ def test_packaged_registry_finds_every_lsoa_quarter_of_the_last_two_years():
     assert set(registry.attrs["series"]) == set(fetch.MONTHLY_SOURCES) | set(
         fetch.QUARTERLY_SOURCES
     )
+
+
+# --- end to end: months served as NHS England publishes them, fetched, then prepared ----------
+
+MONTHLY_CSVS = (
+    "gp-reg-pat-prac-all.csv",
+    "gp-reg-pat-prac-sing-age-male.csv",
+    "gp-reg-pat-prac-sing-age-female.csv",
+)
+
+
+def _zipped(name: str, body: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, body)
+    return buffer.getvalue()
+
+
+def publish_month(pages: Site, files: Site, folder: Path, month: str) -> None:
+    """Serve one demo month's files the way NHS England publishes them: a page per publication,
+    each file in its own hash folder, the LSOA file quarterly (zipped, with a 2011-LSOA twin in
+    October 2025), the age bands zipped, the mapping file zipped from August 2025."""
+    fields = fetch.month_fields(month)
+    number = int(fields["mm"])
+    links = []
+
+    def put(name: str, body: bytes, label: str) -> str:
+        path = f"/{number:02X}/{abs(hash((month, name))) % 16**6:06X}/{name}"
+        files.files[path] = body
+        return f"{files.base}{path}"
+
+    for name in MONTHLY_CSVS:
+        links.append((put(name, (folder / name).read_bytes(), name), name))
+    quin = (folder / "gp-reg-pat-prac-quin-age.csv").read_bytes()
+    links.append(
+        (
+            put(
+                "gp-reg-pat-prac-quin-age.zip",
+                _zipped("gp-reg-pat-prac-quin-age.csv", quin),
+                "ages",
+            ),
+            "ages",
+        )
+    )
+    mapping = (folder / "gp-reg-pat-prac-map.csv").read_bytes()
+    if month >= "2025-08":
+        mapping_link = put(
+            "gp-reg-pat-prac-map.zip", _zipped("gp-reg-pat-prac-map.csv", mapping), "m"
+        )
+    else:
+        mapping_link = put("gp-reg-pat-prac-map.csv", mapping, "m")
+    links.append((mapping_link, "Mapping"))
+    if number in (1, 4, 7, 10):
+        lsoa = (folder / LSOA_MEMBER).read_bytes()
+        zip_name = f"gp-reg-pat-prac-lsoa-2021-male-female-{fields['Mon']}-{fields['yy']}.zip"
+        if month == "2025-10":
+            twin = f"gp-reg-pat-prac-lsoa-2011-male-female-{fields['Mon']}-{fields['yy']}.zip"
+            links.append((put(twin, _zipped(LSOA_MEMBER, b"LSOA 2011 twin\n"), "2011"), "2011"))
+        links.append((put(zip_name, _zipped(LSOA_MEMBER, lsoa), "2021"), "LSOA 2021"))
+    pages.pages[f"{REGISTRATIONS}/{fields['month']}-{fields['yyyy']}"] = publication_page(
+        f"Patients Registered at a GP Practice, {fields['Month']} {fields['yyyy']}", links
+    )
+    day = f"{fields['last_day']}-{fields['month']}-{fields['yyyy']}"
+    when = f"{fields['Month']} {fields['yyyy']}"
+    for series, stem, member in (
+        (
+            WORKFORCE,
+            "GPWPracticeCSV",
+            f"1 General Practice – {when} Practice Level - Detailed.csv",
+        ),
+        (
+            "/data-and-information/publications/statistical/primary-care-network-workforce",
+            "PCNWFIndividualCSV",
+            f"1.Primary Care Networks - {when} Individual Level.csv",
+        ),
+    ):
+        name = f"{stem}.{fields['mm']}{fields['yyyy']}.zip"
+        link = put(name, _zipped(member, (folder / member).read_bytes()), name)
+        pages.pages[f"{series}/{day}"] = publication_page(f"Workforce, {day}", [(link, "CSV")])
+
+
+def test_months_fetched_from_landing_pages_are_the_published_files_and_prepare(nhs, tmp_path):
+    """Four demo months served as NHS England pages: `fetch --from/--to` and `--release` bring
+    back the published bytes, and `pophealth prepare` builds the four-period history from them."""
+    from pophealth.demo.generator import write_demo_dataset
+
+    pages, files = nhs
+    demo = tmp_path / "demo"
+    write_demo_dataset(demo, history_months=4)
+    months = {"2025-07": demo / "releases/2025-07", "2025-08": demo / "releases/2025-08"}
+    months |= {"2025-09": demo / "releases/2025-09", "2025-10": demo}
+    for month, folder in months.items():
+        publish_month(pages, files, folder, month)
+    registry = packaged_registry(tmp_path, pages.base, lambda e: False)  # templates only
+    sources = ",".join(sorted(set(fetch.MONTHLY_SOURCES) | set(fetch.QUARTERLY_SOURCES)))
+    raw = tmp_path / "raw"
+    common = ["--registry", str(registry), "--cache", str(tmp_path / "cache"), "--no-progress"]
+    common += ["--sources", sources]
+    history = cli.main(
+        ["fetch", "--out", str(raw), "--from", "2025-07", "--to", "2025-09", *common]
+    )
+    current = cli.main(["fetch", "--out", str(raw), "--release", "2025-10", *common])
+    assert (history, current) == (0, 0)
+
+    for month, folder in months.items():
+        fetched = raw if month == "2025-10" else raw / "releases" / month
+        expected = sorted(
+            p.name
+            for p in folder.iterdir()
+            if p.is_file()
+            and (p.name.startswith(("gp-reg-pat-prac", "1 General", "1.Primary")))
+            and (p.name != LSOA_MEMBER or month in ("2025-07", "2025-10"))
+        )
+        assert sorted(p.name for p in fetched.iterdir() if p.is_file()) == expected, month
+        for name in expected:
+            assert (fetched / name).read_bytes() == (folder / name).read_bytes(), (month, name)
+
+    # the fixed sources come from their own fetches; here, the demo's copies
+    for path in demo.iterdir():
+        if path.is_file() and not (raw / path.name).exists():
+            (raw / path.name).write_bytes(path.read_bytes())
+    store = tmp_path / "store"
+    assert cli.main(["prepare", str(raw), "--out", str(store)]) == 0
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert manifest["history"]["periods"] == list(months)
+    notes = " ".join(manifest["history"]["notes"])
+    for month in ("2025-08", "2025-09"):  # the LSOA file is quarterly: named, not carried over
+        assert f"release {month} has no registrations_lsoa" in notes
+    assert "release 2025-07 has no registrations_lsoa" not in notes
