@@ -501,6 +501,8 @@ class _Selection:
     source: str
     release: str
     problem: str | None = None
+    #: nothing to fetch, and rightly so (a quarterly source in a range without its month)
+    note: str | None = None
 
 
 def _months(start: str, end: str) -> list[str]:
@@ -536,7 +538,14 @@ def _range_selections(
     for name, _ in specs:
         rows = registry[registry["source"] == name]
         wanted = expected_releases(name, start, end, rows["release"])
-        if not wanted:
+        if not wanted and name in QUARTERLY_SOURCES:
+            published = ", ".join(_MONTH_NAMES[m - 1] for m in QUARTERLY_SOURCES[name])
+            note = (
+                f"{name}: none from {start} to {end}; it is published quarterly ({published}), "
+                "so prepare notes the months without it"
+            )
+            selections.append(_Selection(None, name, f"{start}..{end}", note=note))
+        elif not wanted:
             selections.append(
                 _Selection(
                     None,
@@ -1026,6 +1035,8 @@ class FetchReport:
     cache_dir: Path
     items: list[FetchItem] = field(default_factory=list)
     recorded_to: Path | None = None
+    #: sources rightly left out (a quarterly source in a range without its month)
+    notes: list[str] = field(default_factory=list)
 
     def _with(self, status: str) -> list[FetchItem]:
         return [item for item in self.items if item.status == status]
@@ -1072,6 +1083,7 @@ class FetchReport:
             f"{len(self._with(s))} {s}" for s in ("fetched", "cached", "missing", "failed")
         )
         lines.append(counts)
+        lines.extend(f"note: {note}" for note in self.notes)
         if self.recorded_to is not None:
             lines.append(f"checksums recorded to {self.recorded_to}")
         return "\n".join(lines)
@@ -1371,6 +1383,9 @@ def fetch_sources(
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     report = FetchReport(out_dir=out_path, cache_dir=cache_root)
     for selection in selections:
+        if selection.note is not None:
+            report.notes.append(selection.note)
+            continue
         target = out_path / "releases" / selection.release if months else out_path
         report.items.append(
             _fetch_one(selection, target, cache_root, offline, progress, max_uncompressed_bytes)

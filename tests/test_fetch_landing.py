@@ -526,9 +526,12 @@ def publish_month(pages: Site, files: Site, folder: Path, month: str) -> None:
         pages.pages[f"{series}/{day}"] = publication_page(f"Workforce, {day}", [(link, "CSV")])
 
 
-def test_months_fetched_from_landing_pages_are_the_published_files_and_prepare(nhs, tmp_path):
+def test_months_fetched_from_landing_pages_are_the_published_files_and_prepare(
+    nhs, tmp_path, capsys
+):
     """Four demo months served as NHS England pages: `fetch --from/--to` and `--release` bring
-    back the published bytes, and `pophealth prepare` builds the four-period history from them."""
+    back the published bytes, `pophealth prepare` builds the history from them, and a monthly
+    run (`fetch` of one month, `prepare --add`) adds a month."""
     from pophealth.demo.generator import write_demo_dataset
 
     pages, files = nhs
@@ -544,10 +547,30 @@ def test_months_fetched_from_landing_pages_are_the_published_files_and_prepare(n
     common = ["--registry", str(registry), "--cache", str(tmp_path / "cache"), "--no-progress"]
     common += ["--sources", sources]
     history = cli.main(
-        ["fetch", "--out", str(raw), "--from", "2025-07", "--to", "2025-09", *common]
+        ["fetch", "--out", str(raw), "--from", "2025-07", "--to", "2025-08", *common]
     )
     current = cli.main(["fetch", "--out", str(raw), "--release", "2025-10", *common])
     assert (history, current) == (0, 0)
+    # the fixed sources come from their own fetches; here, the demo's copies
+    for path in demo.iterdir():
+        if path.is_file() and not (raw / path.name).exists():
+            (raw / path.name).write_bytes(path.read_bytes())
+    store = tmp_path / "store"
+    assert cli.main(["prepare", str(raw), "--out", str(store)]) == 0
+    assert json.loads((store / "manifest.json").read_text())["history"]["periods"] == [
+        "2025-07",
+        "2025-08",
+        "2025-10",
+    ]
+    # a monthly run: one month fetched on its own (no LSOA file that month: noted, not failed)
+    # and added to the store
+    capsys.readouterr()
+    month = cli.main(["fetch", "--out", str(raw), "--from", "2025-09", "--to", "2025-09", *common])
+    out = capsys.readouterr().out
+    assert month == 0 and "note: registrations_lsoa: none from 2025-09 to 2025-09" in out
+    assert "published quarterly (January, April, July, October)" in out
+    added = cli.main(["prepare", str(raw / "releases" / "2025-09"), "--out", str(store), "--add"])
+    assert added == 0
 
     for month, folder in months.items():
         fetched = raw if month == "2025-10" else raw / "releases" / month
@@ -558,19 +581,14 @@ def test_months_fetched_from_landing_pages_are_the_published_files_and_prepare(n
             and (p.name.startswith(("gp-reg-pat-prac", "1 General", "1.Primary")))
             and (p.name != LSOA_MEMBER or month in ("2025-07", "2025-10"))
         )
-        assert sorted(p.name for p in fetched.iterdir() if p.is_file()) == expected, month
+        if month != "2025-10":  # the top level also holds the fixed sources
+            assert sorted(p.name for p in fetched.iterdir() if p.is_file()) == expected, month
         for name in expected:
             assert (fetched / name).read_bytes() == (folder / name).read_bytes(), (month, name)
 
-    # the fixed sources come from their own fetches; here, the demo's copies
-    for path in demo.iterdir():
-        if path.is_file() and not (raw / path.name).exists():
-            (raw / path.name).write_bytes(path.read_bytes())
-    store = tmp_path / "store"
-    assert cli.main(["prepare", str(raw), "--out", str(store)]) == 0
     manifest = json.loads((store / "manifest.json").read_text())
     assert manifest["history"]["periods"] == list(months)
     notes = " ".join(manifest["history"]["notes"])
     for month in ("2025-08", "2025-09"):  # the LSOA file is quarterly: named, not carried over
-        assert f"release {month} has no registrations_lsoa" in notes
+        assert f"release {month} has no registrations_lsoa" in notes, notes
     assert "release 2025-07 has no registrations_lsoa" not in notes
