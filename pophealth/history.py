@@ -59,6 +59,7 @@ from pophealth.releases import IMD_YEARS
 from pophealth.sources import epcn as src_epcn
 from pophealth.sources import ods_successors as src_successors
 from pophealth.sources import pcn_workforce as src_pcn_workforce
+from pophealth.sources import qof as src_qof
 
 TIME_VARYING_SOURCES = (
     "registrations_lsoa",
@@ -717,13 +718,15 @@ def write_qof_covariates(national: prep.NationalInputs, out: Path) -> None:
     covariates the current QOF year's model uses), so a QOF year added with ``--add`` is fitted
     on the same national practices and covariates as a full rebuild.
     """
-    if not len(national.imd_scores) or not len(national.age_sex):
+    _write_covariates(national.age_sex, national.imd_scores, out)
+
+
+def _write_covariates(age_sex: pd.DataFrame, imd_scores: pd.DataFrame, out: Path) -> None:
+    if not len(imd_scores) or not len(age_sex):
         return
     (Path(out) / STATIC_DIR).mkdir(parents=True, exist_ok=True)
-    _write_store_table(national.age_sex.reset_index(drop=True), out, QOF_COVARIATES["age_sex"])
-    _write_store_table(
-        national.imd_scores.reset_index(drop=True), out, QOF_COVARIATES["imd_scores"]
-    )
+    _write_store_table(age_sex.reset_index(drop=True), out, QOF_COVARIATES["age_sex"])
+    _write_store_table(imd_scores.reset_index(drop=True), out, QOF_COVARIATES["imd_scores"])
 
 
 def read_qof_covariates(out: Path) -> dict[str, pd.DataFrame]:
@@ -1353,11 +1356,12 @@ def _make_month_national(
     Summed again, as a full prepare with the month at the top level sums them
     (:func:`pophealth.prepare.national_measures`), over every practice and LSOA of the
     month's national files: the store's own tables when it is not cut by ``--systems``, else
-    the month's files on the kept national LSOA table (``history/static/national/``). The QOF
-    columns (England's and the regions' values of the current QOF year) are kept as they are:
-    a QOF year's values change when a QOF year is added (:func:`_make_qof_current`), not with a
-    month. A cut store prepared without its national LSOA table keeps its England values, and
-    the manifest says so.
+    the month's files on the kept national LSOA table (``history/static/national/``). What a
+    full prepare derives from the current month's national files follows too
+    (:func:`_refresh_month_inputs`): the QOF model's covariates, a cut store's national tables,
+    every QOF year's recorded-vs-expected fit and the current QOF year's tables and England's
+    and the regions' QOF values. A cut store prepared without its national LSOA table keeps its
+    England values, and the manifest says so.
     """
     if not (out / "national.parquet").exists():
         return
@@ -1387,6 +1391,91 @@ def _make_month_national(
     )
     stored = _read_store_table(out, "national.parquet")
     prep._write_parquet(prep.with_stored_qof(recomputed, stored), out / "national.parquet")
+    _refresh_month_inputs(out, manifest, lsoa, tables, pcn_fte, cut)
+
+
+def _refresh_month_inputs(
+    out: Path,
+    manifest: dict,
+    lsoa: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    pcn_fte: pd.DataFrame | None,
+    cut: bool,
+) -> None:
+    """Derive again what a full prepare takes from the current month's national files.
+
+    For a month made current by ``--add``, so that the store is the one a full prepare with the
+    month at the top level makes:
+
+    * the QOF model's covariates (every practice's five-year age-sex list and patient-weighted
+      IMD scores: :func:`write_qof_covariates`);
+    * a store cut by ``--systems``: its national practices, registrations and PCN staff
+      (:func:`write_national_tables`; the LSOA table is the fixed one kept);
+    * every stored QOF year's recorded-vs-expected fit, refitted on those covariates (a full
+      prepare fits every year on the current month's lists), and the current QOF year made
+      current again (:func:`_make_qof_current`: its tables, fit and England's and the regions'
+      QOF values over the month's practices).
+    """
+    practices, registrations = tables["practices"], tables["registrations"]
+    today = set(practices["practice_code"]) if len(practices) else set()
+    today |= set(registrations["practice_code"].unique()) if len(registrations) else set()
+    imd_releases = list(manifest.get("imd_releases", []))
+    age_sex = tables["practice_age_sex"][["practice_code", "sex", "age_band", "patients"]]
+    scores = prep.practice_imd_scores(registrations, lsoa, imd_releases, today)
+    _write_covariates(age_sex, scores, out)
+    if cut:
+        folder = Path(out) / NATIONAL_DIR
+        kept = {"practices": practices, "registrations": registrations, "pcn_workforce": pcn_fte}
+        for name, frame in kept.items():
+            target = folder / NATIONAL_TABLES[name]
+            if frame is not None:
+                prep._write_parquet(frame, target, table=NATIONAL_TABLES[name])
+            else:
+                target.unlink(missing_ok=True)
+    _refit_qof_years(out, manifest)
+
+
+def _stored_qof_years(out: Path) -> dict[str, src_qof.QofData]:
+    """The QOF years of the QOF history as loaded years (prevalence and geographies)."""
+    stored = read_qof_history(out)
+    if "qof_prevalence" not in stored:
+        return {}
+    geographies = stored.get("qof_geographies")
+    years = {}
+    for period, rows in stored["qof_prevalence"].groupby("period", sort=True):
+        geo = (
+            geographies[geographies["period"] == period].drop(columns="period")
+            if geographies is not None
+            else pd.DataFrame()
+        )
+        years[period] = src_qof.QofData(
+            year=str(rows["year"].iloc[0]),
+            prevalence=rows.drop(columns=["period", "year"]).reset_index(drop=True),
+            indicators=pd.DataFrame(),
+            geographies=geo.reset_index(drop=True),
+            achievement=None,
+            files=(),
+        )
+    return years
+
+
+def _refit_qof_years(out: Path, manifest: dict) -> None:
+    """Fit every stored QOF year again on the stored covariates; make the current one current."""
+    loaded = _stored_qof_years(out)
+    if not loaded:
+        return
+    entry = manifest["history"]
+    records = {e["period"]: e for e in entry.get("qof_years", [])}
+    years = {period: {"data": qof} for period, qof in loaded.items()}
+    refitted = _qof_year_tables(years, read_qof_covariates(out), read_successors(out))
+    _write_qof_history(out, refitted)
+    for period, record in records.items():
+        if period in refitted:
+            record["model"] = refitted[period]["fit"]
+    current = manifest.get("notes", {}).get("qof_year")
+    now = [qof for qof in loaded.values() if current and qof.year == current]
+    if now and QOF_SOURCE in manifest.get("sources", {}):
+        _make_qof_current(out, manifest, now[0], manifest["sources"][QOF_SOURCE], None)
 
 
 def _add_qof_year(

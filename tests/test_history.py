@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from pophealth import cli, history, indicators
-from pophealth import prepare as prep
 from pophealth.demo import DEMO_SYSTEMS
 from pophealth.files import sha256_of
 from pophealth.prepare import prepare
@@ -815,9 +814,11 @@ MONTHLY_FILES = (
 def test_adding_the_newest_month_gives_a_full_prepares_current_store(
     demo_raw, demo_prepared, tmp_path, cut
 ):
-    """A store prepared up to September, with October added by ``--add``, has October's
-    current tables and England's and the regions' October values (``national.parquet``) as a
-    full prepare with October at the top level has them; the QOF columns stay the store's."""
+    """A store prepared up to September, with October added by ``--add``, is the store a full
+    prepare with October at the top level makes: October's current tables, England's and the
+    regions' October values (``national.parquet``, QOF columns too), the QOF model's covariates
+    and every QOF year's fit refitted on October's lists, the current QOF tables and, for a
+    store cut by ``--systems``, its national tables."""
     raw = tmp_path / "raw"
     _link_tree(demo_raw, raw, skip={*MONTHLY_FILES, "releases/2025-09"})
     for path in (demo_raw / "releases" / "2025-09").iterdir():
@@ -833,35 +834,40 @@ def test_adding_the_newest_month_gives_a_full_prepares_current_store(
     assert before["history"]["periods"][-1] == "2025-09"
     key = ["area_code", "basis", "imd"]
     september = pd.read_parquet(store / "national.parquet").sort_values(key, ignore_index=True)
-    history.add_release(october, store, progress=None)
+    september_fits = {e["period"]: e["model"] for e in before["history"]["qof_years"]}
+    added = history.add_release(october, store, progress=None)
     if cut:
         full = demo_prepared
     else:
         full = tmp_path / "full"
         history.prepare_store(demo_raw, full, progress=None)
-    for name in history.CURRENT_FILES.values():
-        pd.testing.assert_frame_equal(
-            _sorted(pd.read_parquet(store / name)), _sorted(pd.read_parquet(full / name))
-        )
+    want_manifest = json.loads((full / "manifest.json").read_text())
+    stored = [*history.CURRENT_FILES.values(), "qof_prevalence.parquet", "qof_expected.parquet"]
+    stored += [*history.QOF_COVARIATES.values()]
+    stored += [f"{history.HISTORY_DIR}/{table}.parquet" for table in history.QOF_TABLES]
+    if cut:
+        stored += [f"{history.NATIONAL_DIR}/{name}" for name in history.NATIONAL_TABLES.values()]
+    for name in stored:
+        assert (store / name).exists() == (full / name).exists(), name
+        if (full / name).exists():
+            pd.testing.assert_frame_equal(
+                _sorted(pd.read_parquet(store / name)),
+                _sorted(pd.read_parquet(full / name)),
+                obj=name,
+            )
     got = pd.read_parquet(store / "national.parquet").sort_values(key, ignore_index=True)
     want = pd.read_parquet(full / "national.parquet").sort_values(key, ignore_index=True)
-    qof = prep.qof_columns(want.columns)
-    assert qof and list(got.columns) == list(september.columns)
-    assert set(got.columns) == set(want.columns)
-    other = [c for c in want.columns if c not in qof]
-    pd.testing.assert_frame_equal(got[other], want[other])
-    # England's October values are not September's; its QOF values are the store's (the
-    # demo's earlier releases hold the demo region only: only its rows and England's had any)
-    kept = got.merge(september[key], on=key)
-    assert len(kept) == len(september)
-    england = (kept["area_code"] == "ALL") & (kept["basis"] == "registered")
-    assert (
-        not kept.loc[england, other]
-        .reset_index(drop=True)
-        .equals(
-            september.loc[
-                september["area_code"].eq("ALL") & september["basis"].eq("registered"), other
-            ].reset_index(drop=True)
-        )
+    assert list(got.columns) == list(september.columns)
+    pd.testing.assert_frame_equal(got, want[got.columns])
+    assert added["qof_model"] == want_manifest["qof_model"]
+    fits = {e["period"]: e["model"] for e in added["history"]["qof_years"]}
+    assert fits == {e["period"]: e["model"] for e in want_manifest["history"]["qof_years"]}
+    assert added["notes"]["qof_year"] == want_manifest["notes"]["qof_year"]
+    # and October is not September: England's values and the QOF fits moved with the month
+    # (the demo's earlier releases hold the demo region only)
+    england = got["area_code"].eq("ALL") & got["basis"].eq("registered")
+    then = september["area_code"].eq("ALL") & september["basis"].eq("registered")
+    assert not got.loc[england].reset_index(drop=True).equals(
+        september.loc[then].reset_index(drop=True)
     )
-    pd.testing.assert_frame_equal(kept[key + qof], september[key + qof])
+    assert fits != september_fits
