@@ -1460,22 +1460,29 @@ def _stored_qof_years(out: Path) -> dict[str, src_qof.QofData]:
 
 
 def _refit_qof_years(out: Path, manifest: dict) -> None:
-    """Fit every stored QOF year again on the stored covariates; make the current one current."""
+    """Make the current QOF year current again; fit every other stored year again.
+
+    On the stored covariates; the current year's history fit is the current one (as in prepare:
+    not fitted twice).
+    """
     loaded = _stored_qof_years(out)
     if not loaded:
         return
-    entry = manifest["history"]
-    records = {e["period"]: e for e in entry.get("qof_years", [])}
-    years = {period: {"data": qof} for period, qof in loaded.items()}
+    years: dict[str, dict] = {period: {"data": qof} for period, qof in loaded.items()}
+    label = manifest.get("notes", {}).get("qof_year")
+    for period, qof in loaded.items():
+        if label and qof.year == label and QOF_SOURCE in manifest.get("sources", {}):
+            current = _make_qof_current(out, manifest, qof, manifest["sources"][QOF_SOURCE], None)
+            if current is not None:  # not fitted twice
+                years[period] |= {
+                    "expected": prep.expected_rows(current.expected),
+                    "fit": current.fit,
+                }
     refitted = _qof_year_tables(years, read_qof_covariates(out), read_successors(out))
     _write_qof_history(out, refitted)
-    for period, record in records.items():
-        if period in refitted:
-            record["model"] = refitted[period]["fit"]
-    current = manifest.get("notes", {}).get("qof_year")
-    now = [qof for qof in loaded.values() if current and qof.year == current]
-    if now and QOF_SOURCE in manifest.get("sources", {}):
-        _make_qof_current(out, manifest, now[0], manifest["sources"][QOF_SOURCE], None)
+    for record in manifest["history"].get("qof_years", []):
+        if record["period"] in refitted:
+            record["model"] = refitted[record["period"]]["fit"]
 
 
 def _add_qof_year(
@@ -1573,7 +1580,9 @@ def _national_tables(out: Path, manifest: dict) -> dict | None:
     return tables
 
 
-def _make_qof_current(out: Path, manifest: dict, qof, files: dict, reconciliation: dict) -> None:
+def _make_qof_current(
+    out: Path, manifest: dict, qof, files: dict, reconciliation: dict | None
+) -> prep.CurrentQof | None:
     """Make an added QOF year the store's current one, as a full prepare with it would.
 
     The same steps as :func:`pophealth.prepare.prepare` (:func:`prepare.derive_current_qof`,
@@ -1583,6 +1592,10 @@ def _make_qof_current(out: Path, manifest: dict, qof, files: dict, reconciliatio
     are kept), and the manifest's QOF notes, ``sources["qof"]``, ``qof_model`` and the
     indicators it makes available. A store without its national tables (cut by ``--systems`` by
     an earlier version) keeps its current QOF year, and the manifest says so.
+
+    Returns:
+        The derived current QOF year (:func:`prepare.derive_current_qof`), or ``None`` when the
+        store has no national tables.
     """
     tables = _national_tables(out, manifest)
     current_year = manifest.get("notes", {}).get("qof_year", "")
@@ -1593,7 +1606,7 @@ def _make_qof_current(out: Path, manifest: dict, qof, files: dict, reconciliatio
             f"from, so the current QOF tables stay QOF {current_year or 'none'}. Fix: prepare "
             "the raw folder again (with this version) with the QOF year at the top level."
         )
-        return
+        return None
     lsoa, practices, registrations = tables["lsoa"], tables["practices"], tables["registrations"]
     imd_releases = list(manifest.get("imd_releases", []))
     today = set(practices["practice_code"]) if len(practices) else set()
@@ -1630,6 +1643,7 @@ def _make_qof_current(out: Path, manifest: dict, qof, files: dict, reconciliatio
     fixed = (reconciliation or {}).get("code_fixes", {})
     if QOF_SOURCE in fixed and "code_fixes" in checks:
         checks["code_fixes"][QOF_SOURCE] = fixed[QOF_SOURCE]
+    return current
 
 
 # --------------------------------------------------------------------------------------
