@@ -1357,11 +1357,11 @@ def _make_month_national(
     (:func:`pophealth.prepare.national_measures`), over every practice and LSOA of the
     month's national files: the store's own tables when it is not cut by ``--systems``, else
     the month's files on the kept national LSOA table (``history/static/national/``). What a
-    full prepare derives from the current month's national files follows too
-    (:func:`_refresh_month_inputs`): the QOF model's covariates, a cut store's national tables,
-    every QOF year's recorded-vs-expected fit and the current QOF year's tables and England's
-    and the regions' QOF values. A cut store prepared without its national LSOA table keeps its
-    England values, and the manifest says so.
+    full prepare derives from the current month's national files follows too: the QOF model's
+    covariates and a cut store's national tables (:func:`_refresh_month_inputs`), every QOF
+    year's recorded-vs-expected fit and the current QOF year's tables and England's and the
+    regions' QOF values (:func:`_refit_qof_years`). A cut store prepared without its national
+    LSOA table keeps its England values, and the manifest says so.
     """
     if not (out / "national.parquet").exists():
         return
@@ -1382,6 +1382,9 @@ def _make_month_national(
         lsoa, tables = _read_store_table(out, "lsoa.parquet"), new
     # as prepare: PCN-employed staff shared to practices only when the month has the file
     pcn_fte = tables["pcn_workforce"] if release.get("pcn_workforce") is not None else None
+    national = _refresh_month_inputs(out, manifest, lsoa, tables, pcn_fte, cut)
+    if _refit_qof_years(out, manifest, national):
+        return  # the current QOF year made current again wrote the whole national table
     recomputed = prep.national_measures(
         lsoa,
         prep.with_team(tables["practices"], pcn_fte),
@@ -1391,7 +1394,6 @@ def _make_month_national(
     )
     stored = _read_store_table(out, "national.parquet")
     prep._write_parquet(prep.with_stored_qof(recomputed, stored), out / "national.parquet")
-    _refresh_month_inputs(out, manifest, lsoa, tables, pcn_fte, cut)
 
 
 def _refresh_month_inputs(
@@ -1401,20 +1403,17 @@ def _refresh_month_inputs(
     tables: dict[str, pd.DataFrame],
     pcn_fte: pd.DataFrame | None,
     cut: bool,
-) -> None:
-    """Derive again what a full prepare takes from the current month's national files.
+) -> dict[str, pd.DataFrame | None]:
+    """Store again the model covariates and national tables of a month made current.
 
-    For a month made current by ``--add``, so that the store is the one a full prepare with the
-    month at the top level makes:
+    As a full prepare with the month at the top level stores them: the QOF model's covariates
+    (every practice's five-year age-sex list and patient-weighted IMD scores:
+    :func:`write_qof_covariates`) and, for a store cut by ``--systems``, its national practices,
+    registrations and PCN staff (:func:`write_national_tables`; the LSOA table is the fixed one
+    kept). :func:`_refit_qof_years` then fits the QOF years on those covariates.
 
-    * the QOF model's covariates (every practice's five-year age-sex list and patient-weighted
-      IMD scores: :func:`write_qof_covariates`);
-    * a store cut by ``--systems``: its national practices, registrations and PCN staff
-      (:func:`write_national_tables`; the LSOA table is the fixed one kept);
-    * every stored QOF year's recorded-vs-expected fit, refitted on those covariates (a full
-      prepare fits every year on the current month's lists), and the current QOF year made
-      current again (:func:`_make_qof_current`: its tables, fit and England's and the regions'
-      QOF values over the month's practices).
+    Returns:
+        The month's national tables as :func:`_national_tables` gives them.
     """
     practices, registrations = tables["practices"], tables["registrations"]
     today = set(practices["practice_code"]) if len(practices) else set()
@@ -1432,7 +1431,13 @@ def _refresh_month_inputs(
                 prep._write_parquet(frame, target, table=NATIONAL_TABLES[name])
             else:
                 target.unlink(missing_ok=True)
-    _refit_qof_years(out, manifest)
+    return {
+        "lsoa": lsoa,
+        "practices": practices,
+        "registrations": registrations,
+        "pcn_workforce": pcn_fte,
+        "age_sex": age_sex,
+    }
 
 
 def _stored_qof_years(out: Path) -> dict[str, src_qof.QofData]:
@@ -1459,20 +1464,32 @@ def _stored_qof_years(out: Path) -> dict[str, src_qof.QofData]:
     return years
 
 
-def _refit_qof_years(out: Path, manifest: dict) -> None:
+def _refit_qof_years(out: Path, manifest: dict, tables: dict) -> bool:
     """Make the current QOF year current again; fit every other stored year again.
 
     On the stored covariates; the current year's history fit is the current one (as in prepare:
     not fitted twice).
+
+    Args:
+        out: The store.
+        manifest: Its manifest (updated).
+        tables: The current month's national tables (:func:`_refresh_month_inputs`).
+
+    Returns:
+        True when the current QOF year was made current again, which wrote the whole of
+        ``national.parquet`` (:func:`_make_qof_current`).
     """
     loaded = _stored_qof_years(out)
     if not loaded:
-        return
+        return False
     years: dict[str, dict] = {period: {"data": qof} for period, qof in loaded.items()}
     label = manifest.get("notes", {}).get("qof_year")
+    made_current = False
     for period, qof in loaded.items():
         if label and qof.year == label and QOF_SOURCE in manifest.get("sources", {}):
-            current = _make_qof_current(out, manifest, qof, manifest["sources"][QOF_SOURCE], None)
+            files = manifest["sources"][QOF_SOURCE]
+            current = _make_qof_current(out, manifest, qof, files, None, tables)
+            made_current = current is not None
             if current is not None:  # not fitted twice
                 years[period] |= {
                     "expected": prep.expected_rows(current.expected),
@@ -1483,6 +1500,7 @@ def _refit_qof_years(out: Path, manifest: dict) -> None:
     for record in manifest["history"].get("qof_years", []):
         if record["period"] in refitted:
             record["model"] = refitted[record["period"]]["fit"]
+    return made_current
 
 
 def _add_qof_year(
@@ -1581,7 +1599,12 @@ def _national_tables(out: Path, manifest: dict) -> dict | None:
 
 
 def _make_qof_current(
-    out: Path, manifest: dict, qof, files: dict, reconciliation: dict | None
+    out: Path,
+    manifest: dict,
+    qof,
+    files: dict,
+    reconciliation: dict | None,
+    month_tables: dict | None = None,
 ) -> prep.CurrentQof | None:
     """Make an added QOF year the store's current one, as a full prepare with it would.
 
@@ -1593,11 +1616,15 @@ def _make_qof_current(
     indicators it makes available. A store without its national tables (cut by ``--systems`` by
     an earlier version) keeps its current QOF year, and the manifest says so.
 
+    With ``month_tables`` (a month made current: :func:`_refresh_month_inputs`), those national
+    tables are used and every column of ``national.parquet`` is written from them, as a full
+    prepare with the month at the top level writes it.
+
     Returns:
         The derived current QOF year (:func:`prepare.derive_current_qof`), or ``None`` when the
         store has no national tables.
     """
-    tables = _national_tables(out, manifest)
+    tables = month_tables if month_tables is not None else _national_tables(out, manifest)
     current_year = manifest.get("notes", {}).get("qof_year", "")
     if tables is None:
         manifest["history"]["notes"].append(
@@ -1624,8 +1651,10 @@ def _make_qof_current(
     recomputed = prep.national_measures(
         lsoa, team, registrations, tables["age_sex"], imd_releases, current.measures
     )
-    stored = _read_store_table(out, "national.parquet")
-    prep._write_parquet(prep.with_national_qof(stored, recomputed), out / "national.parquet")
+    if month_tables is None:
+        stored = _read_store_table(out, "national.parquet")
+        recomputed = prep.with_national_qof(stored, recomputed)
+    prep._write_parquet(recomputed, out / "national.parquet")
     kept = _read_store_table(out, "practices.parquet")
     national_practices = set(practices["practice_code"]) if len(practices) else set()
     notes = prep.write_current_qof(current, kept, out, national_practices)
