@@ -105,6 +105,11 @@ def packaged_registry(tmp_path: Path, base: str, keep) -> Path:
     return path
 
 
+def lsoa_entries(*releases: str):
+    """Keep the packaged LSOA registrations entries of these releases (packaged_registry)."""
+    return lambda e: e["source"] == "registrations_lsoa" and e["release"] in releases
+
+
 def run_fetch(tmp_path: Path, registry: Path, **kwargs) -> fetch.FetchReport:
     kwargs = {"cache_dir": tmp_path / "cache", "progress": False, **kwargs}
     return fetch.fetch_sources(tmp_path / "raw", registry=registry, **kwargs)
@@ -179,7 +184,7 @@ def test_lsoa_quarter_without_a_url_is_found_on_its_landing_page(nhs, tmp_path, 
     registry = packaged_registry(
         tmp_path,
         pages.base,
-        lambda e: e["source"] == "registrations_lsoa" and e["release"] == "2025-10",
+        lsoa_entries("2025-10"),
     )
     loaded = fetch.load_registry(registry)
     (row,) = loaded.to_dict("records")
@@ -232,7 +237,7 @@ def test_a_page_that_does_not_link_one_file_fails_naming_page_and_links(nhs, tmp
     registry = packaged_registry(
         tmp_path,
         pages.base,
-        lambda e: e["source"] == "registrations_lsoa" and e["release"] in ("2025-01", "2024-10"),
+        lsoa_entries("2025-01", "2024-10"),
     )
     report = run_fetch(tmp_path, registry, sources="registrations_lsoa@2025-01")
     (item,) = report.items
@@ -283,7 +288,7 @@ def test_a_range_of_months_is_fetched_from_series_landing_pages(nhs, tmp_path, c
     registry = packaged_registry(
         tmp_path,
         pages.base,
-        lambda e: e["source"] == "registrations_lsoa" and e["release"] == "2026-10",
+        lsoa_entries("2026-10"),
     )
     code = cli.main(
         ["fetch", "--out", str(tmp_path / "raw"), "--registry", str(registry), "--cache"]
