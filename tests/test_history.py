@@ -867,7 +867,9 @@ def test_adding_the_newest_month_gives_a_full_prepares_current_store(
     # (the demo's earlier releases hold the demo region only)
     england = got["area_code"].eq("ALL") & got["basis"].eq("registered")
     then = september["area_code"].eq("ALL") & september["basis"].eq("registered")
-    assert not got.loc[england].reset_index(drop=True).equals(
-        september.loc[then].reset_index(drop=True)
+    assert (
+        not got.loc[england]
+        .reset_index(drop=True)
+        .equals(september.loc[then].reset_index(drop=True))
     )
     assert fits != september_fits
