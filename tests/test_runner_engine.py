@@ -149,7 +149,12 @@ def mixed_run(tmp_path_factory):
     die_once = write_notebook(
         base / "die_once.ipynb", [DIE_ONCE, FIGURES], parameters=DIE_ONCE_PARAMETERS
     )
-    always_dies = write_notebook(base / "always_dies.ipynb", ["import os\nos._exit(1)"])
+    # dies while the cell runs, as a real crash does: a kernel that exits the instant the cell
+    # starts can take its last IOPub messages (earlier cells' ends) with it, and the run then
+    # names the last cell it heard of
+    always_dies = write_notebook(
+        base / "always_dies.ipynb", ["import os, time\ntime.sleep(0.5)\nos._exit(1)"]
+    )
     jobs = [
         make_job(leaker, "A1"),
         make_job(checker, "B2"),
