@@ -89,6 +89,16 @@ SERVICES = ("arcgis_featureserver",)
 # publication cadence of the time-varying sources, for ranges of releases (--from/--to):
 # NHS England publishes the LSOA registrations quarterly (Jan, Apr, Jul, Oct), the rest monthly
 QUARTERLY_SOURCES: dict[str, tuple[int, ...]] = {"registrations_lsoa": (1, 4, 7, 10)}
+#: The monthly files published with the LSOA file (Patients Registered at a GP Practice):
+#: "latest" takes them at the month of the newest LSOA release when they have a series template,
+#: so that one fetch gives one month's registrations (prepare compares them with each other)
+REGISTRATION_SOURCES: tuple[str, ...] = (
+    "practice_totals",
+    "practice_age_bands",
+    "practice_single_age_male",
+    "practice_single_age_female",
+    "practice_map",
+)
 MONTHLY_SOURCES: tuple[str, ...] = (
     "practice_totals",
     "practice_age_bands",
@@ -608,11 +618,20 @@ def _select_entries(
         )
     if months is not None:
         return _range_selections(registry, specs, *months)
+    lsoa_month = _newest_findable(registry, "registrations_lsoa")
     selections = []
     for name, pinned in specs:
         wanted = pinned or release
         rows = registry[registry["source"] == name]
         releases = sorted(rows["release"])
+        if (
+            wanted == "latest"
+            and name in REGISTRATION_SOURCES
+            and lsoa_month is not None
+            and name in registry.attrs.get("series", {})
+            and (_newest_findable(registry, name) or "") < lsoa_month
+        ):
+            wanted = lsoa_month  # the month of the newest LSOA file, from the series if unlisted
         if wanted == "latest" and rows.empty:
             selections.append(
                 _Selection(
@@ -627,9 +646,7 @@ def _select_entries(
         if wanted == "latest":
             # the newest release that can be downloaded; one listed without a URL or link
             # pattern is only a placeholder until its per-release URL is known
-            findable = rows["url"].notna() | rows["link_pattern"].notna()
-            with_url = sorted(rows.loc[findable, "release"])
-            wanted = (with_url or releases)[-1]
+            wanted = _newest_findable(registry, name) or releases[-1]
         match = rows[rows["release"] == wanted]
         template = registry.attrs.get("series", {}).get(name)
         if match.empty and template is not None and _is_series_month(name, wanted):
@@ -650,6 +667,13 @@ def _select_entries(
         entry = {k: (None if _isna(v) else v) for k, v in match.iloc[0].to_dict().items()}
         selections.append(_Selection(entry, name, wanted))
     return selections
+
+
+def _newest_findable(registry: pd.DataFrame, source: str) -> str | None:
+    """The newest release of ``source`` with a URL or a link pattern, or ``None``."""
+    rows = registry[registry["source"] == source]
+    findable = rows["url"].notna() | rows["link_pattern"].notna()
+    return max(rows.loc[findable, "release"], default=None)
 
 
 def _is_series_month(source: str, release: str) -> bool:

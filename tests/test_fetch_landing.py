@@ -228,6 +228,43 @@ def test_lsoa_quarter_without_a_url_is_found_on_its_landing_page(nhs, tmp_path, 
     assert len(pages.log) == pages_read
 
 
+def test_latest_takes_the_registrations_at_the_newest_lsoa_month(nhs, tmp_path):
+    """One fetch gives one month's registrations: the monthly files at the LSOA file's month."""
+    registry = fetch.load_registry()
+    lsoa = max(registry.loc[registry["source"] == "registrations_lsoa", "release"])
+    offline = fetch.fetch_sources(tmp_path / "r", cache_dir=tmp_path / "c", offline=True)
+    releases = {item.source: item.release for item in offline.items}
+    assert {releases[name] for name in fetch.REGISTRATION_SOURCES} == {lsoa}
+    assert releases["registrations_lsoa"] == lsoa
+    # a pinned release is kept
+    pinned = fetch.fetch_sources(
+        tmp_path / "r",
+        sources="practice_totals@2025-10",
+        cache_dir=tmp_path / "c",
+        offline=True,
+    )
+    assert pinned.items[0].release == "2025-10"
+
+    pages, files = nhs
+    files.files["/D1/AAAAAA/gp-reg-pat-prac-all.csv"] = b"CODE,NUMBER_OF_PATIENTS\nA81001,7\n"
+    files.files["/D2/BBBBBB/gp-reg-pat-prac-lsoa-male-female-Oct-26.zip"] = lsoa_zip(7)
+    pages.pages[f"{REGISTRATIONS}/october-2026"] = publication_page(
+        "Patients Registered at a GP Practice, October 2026",
+        [
+            (f"{files.base}/D1/AAAAAA/gp-reg-pat-prac-all.csv", "Totals"),
+            (f"{files.base}/D2/BBBBBB/gp-reg-pat-prac-lsoa-male-female-Oct-26.zip", "LSOA"),
+        ],
+    )
+    served = packaged_registry(
+        tmp_path, pages.base, lambda e: e["source"] in ("registrations_lsoa", "practice_totals")
+    )
+    report = run_fetch(tmp_path, served, sources="registrations_lsoa,practice_totals")
+    assert [(i.source, i.release, i.status) for i in report.items] == [
+        ("registrations_lsoa", "2026-10", "fetched"),
+        ("practice_totals", "2026-10", "fetched"),
+    ]
+
+
 def test_a_page_that_does_not_link_one_file_fails_naming_page_and_links(nhs, tmp_path):
     pages, files = nhs
     pages.pages[f"{REGISTRATIONS}/january-2025"] = publication_page(
