@@ -440,14 +440,10 @@ def _run_local(
                 except (EOFError, OSError):
                     warm_ups.append({"status": "failed", "error": "the worker process died"})
         while queue or any(w.item is not None for w in pool):
-            for worker in pool:
-                if worker.item is None and queue:
-                    others = {w.group for w in pool if w is not worker and w.item is not None}
-                    item, payload = queue.take(worker.group, others)
-                    worker.group = item.job.group
-                    worker.send(item, payload)
+            _send_next_jobs(pool, queue)
             busy = [w for w in pool if w.item is not None]
             ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=1.0)
+            finished = []
             for index, worker in enumerate(pool):
                 if worker.item is None:
                     continue
@@ -466,7 +462,7 @@ def _run_local(
                     lost = f"the worker did not answer within {hard_limit:g} s and was killed"
                 if result is not None:
                     worker.item = worker.payload = None
-                    on_result(item, result)
+                    finished.append((item, result))
                 elif lost is not None:
                     worker.kill()
                     pool[index] = _Worker(ctx, kernel_name)
@@ -475,9 +471,24 @@ def _run_local(
                         queue.appendleft((item, {**payload, "attempts_before": attempts}))
                     else:
                         on_result(item, _failed_without_output(item, "WorkerLost", lost, attempts))
+            # the freed workers start their next jobs before this process writes the outputs
+            # (atomic, flushed to disk: ~10 ms a profile), so no kernel waits for the disk
+            _send_next_jobs(pool, queue)
+            for item, result in finished:
+                on_result(item, result)
     finally:
         _stop_workers(pool)
     return {"warm_ups": warm_ups} if warm is not None else {}
+
+
+def _send_next_jobs(pool: list[_Worker], queue: _GroupedQueue) -> None:
+    """Give each idle worker its next job (one of its group's when it can)."""
+    for worker in pool:
+        if worker.item is None and queue:
+            others = {w.group for w in pool if w is not worker and w.item is not None}
+            item, payload = queue.take(worker.group, others)
+            worker.group = item.job.group
+            worker.send(item, payload)
 
 
 # --------------------------------------------------------------------------- Dask
