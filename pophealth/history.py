@@ -1413,7 +1413,8 @@ def _refresh_month_inputs(
     kept). :func:`_refit_qof_years` then fits the QOF years on those covariates.
 
     Returns:
-        The month's national tables as :func:`_national_tables` gives them.
+        The month's national tables as :func:`_national_tables` gives them, with the practices'
+        ``imd_scores``.
     """
     practices, registrations = tables["practices"], tables["registrations"]
     today = set(practices["practice_code"]) if len(practices) else set()
@@ -1437,6 +1438,7 @@ def _refresh_month_inputs(
         "registrations": registrations,
         "pcn_workforce": pcn_fte,
         "age_sex": age_sex,
+        "imd_scores": scores,
     }
 
 
@@ -1644,7 +1646,9 @@ def _make_qof_current(
         read_successors(out),
         today,
         tables["age_sex"],
-        prep.practice_imd_scores(registrations, lsoa, imd_releases, today),
+        tables.get("imd_scores")
+        if tables.get("imd_scores") is not None
+        else prep.practice_imd_scores(registrations, lsoa, imd_releases, today),
         imd_releases,
         team,
     )
