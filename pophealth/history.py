@@ -1641,16 +1641,11 @@ def _make_qof_current(
     today = set(practices["practice_code"]) if len(practices) else set()
     today |= set(registrations["practice_code"].unique()) if len(registrations) else set()
     team = prep.with_team(practices, tables["pcn_workforce"])
+    scores = tables.get("imd_scores")  # a month made current brings them
+    if scores is None:
+        scores = prep.practice_imd_scores(registrations, lsoa, imd_releases, today)
     current = prep.derive_current_qof(
-        qof,
-        read_successors(out),
-        today,
-        tables["age_sex"],
-        tables.get("imd_scores")
-        if tables.get("imd_scores") is not None
-        else prep.practice_imd_scores(registrations, lsoa, imd_releases, today),
-        imd_releases,
-        team,
+        qof, read_successors(out), today, tables["age_sex"], scores, imd_releases, team
     )
     recomputed = prep.national_measures(
         lsoa, team, registrations, tables["age_sex"], imd_releases, current.measures

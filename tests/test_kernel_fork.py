@@ -191,22 +191,13 @@ def test_when_before_jobs_fails_the_server_workers_and_kernels_are_gone(tmp_path
 
     import psutil
 
-    notebook = write_notebook(tmp_path / "plain.ipynb", [WHERE])
-
     def failing() -> dict:
         raise ValueError("the shared tables could not be written")
 
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     started = time.monotonic()
     with pytest.raises(ValueError, match="could not be written"):
-        run_profiles(
-            [make_job(notebook, "E1"), make_job(notebook, "E2")],
-            tmp_path / "out",
-            workers=2,
-            progress=False,
-            warm_code=WARM,
-            before_jobs=failing,
-        )
+        _run_two(tmp_path, None, before_jobs=failing)
     from pophealth.runner.engine import WORKER_STOP_SECONDS
 
     assert time.monotonic() - started < WORKER_STOP_SECONDS
