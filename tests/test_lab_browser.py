@@ -28,6 +28,11 @@ CHROMIUM_FLAGS = (*HEADLESS_FLAGS, "--window-size=1400,1000")
 
 pytestmark = pytest.mark.slow
 
+# Console errors JupyterLab logs about itself, not about the notebook: a missing favicon, and
+# its debugger's start-up probe of the kernel, whose request JupyterLab cancels when the kernel
+# connection changes before the answer (seen once in CI, under load).
+JUPYTERLAB_OWN_NOISE = ("favicon", "Could not restore the debugger state")
+
 
 def _browser_tools() -> tuple[str, str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -191,7 +196,8 @@ def _errors(driver) -> list[str]:
     console = [
         entry["message"]
         for entry in driver.get_log("browser")
-        if entry["level"] == "SEVERE" and "favicon" not in entry["message"]
+        if entry["level"] == "SEVERE"
+        and not any(benign in entry["message"] for benign in JUPYTERLAB_OWN_NOISE)
     ]
     return shown + console
 
