@@ -121,6 +121,8 @@ SERIES_KEYS: tuple[str, ...] = (
     "licence",
     "notes",
 )
+# English month names as the publishers' page addresses use them (calendar.month_name follows
+# the process's LC_TIME locale)
 _MONTH_NAMES = (
     "January",
     "February",
@@ -565,12 +567,11 @@ def _range_selections(
                     f"(releases: {sorted(rows['release'])})",
                 )
             )
-        template = registry.attrs.get("series", {}).get(name)
         for month in wanted:
             match = rows[rows["release"] == month]
-            if match.empty and template is not None:
-                path = registry.attrs.get("registry_path", "registry")
-                selections.append(_Selection(series_entry(template, month, path), name, month))
+            from_series = _series_selection(registry, name, month) if match.empty else None
+            if from_series is not None:
+                selections.append(from_series)
                 continue
             if match.empty:
                 # the landing page of the source's nearest listed release: where to look
@@ -648,10 +649,13 @@ def _select_entries(
             # pattern is only a placeholder until its per-release URL is known
             wanted = _newest_findable(registry, name) or releases[-1]
         match = rows[rows["release"] == wanted]
-        template = registry.attrs.get("series", {}).get(name)
-        if match.empty and template is not None and _is_series_month(name, wanted):
-            path = registry.attrs.get("registry_path", "registry")
-            selections.append(_Selection(series_entry(template, wanted, path), name, wanted))
+        from_series = (
+            _series_selection(registry, name, wanted)
+            if match.empty and _is_series_month(name, wanted)
+            else None
+        )
+        if from_series is not None:
+            selections.append(from_series)
             continue
         if match.empty:
             selections.append(
@@ -667,6 +671,15 @@ def _select_entries(
         entry = {k: (None if _isna(v) else v) for k, v in match.iloc[0].to_dict().items()}
         selections.append(_Selection(entry, name, wanted))
     return selections
+
+
+def _series_selection(registry: pd.DataFrame, source: str, month: str) -> _Selection | None:
+    """The month's release from the source's ``series`` template, or ``None`` without one."""
+    template = registry.attrs.get("series", {}).get(source)
+    if template is None:
+        return None
+    path = registry.attrs.get("registry_path", "registry")
+    return _Selection(series_entry(template, month, path), source, month)
 
 
 def _newest_findable(registry: pd.DataFrame, source: str) -> str | None:

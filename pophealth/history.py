@@ -1417,8 +1417,7 @@ def _refresh_month_inputs(
         ``imd_scores``.
     """
     practices, registrations = tables["practices"], tables["registrations"]
-    today = set(practices["practice_code"]) if len(practices) else set()
-    today |= set(registrations["practice_code"].unique()) if len(registrations) else set()
+    today = prep.practices_present(practices, registrations)
     imd_releases = list(manifest.get("imd_releases", []))
     age_sex = tables["practice_age_sex"][["practice_code", "sex", "age_band", "patients"]]
     scores = prep.practice_imd_scores(registrations, lsoa, imd_releases, today)
@@ -1638,8 +1637,7 @@ def _make_qof_current(
         return None
     lsoa, practices, registrations = tables["lsoa"], tables["practices"], tables["registrations"]
     imd_releases = list(manifest.get("imd_releases", []))
-    today = set(practices["practice_code"]) if len(practices) else set()
-    today |= set(registrations["practice_code"].unique()) if len(registrations) else set()
+    today = prep.practices_present(practices, registrations)
     team = prep.with_team(practices, tables["pcn_workforce"])
     scores = tables.get("imd_scores")  # a month made current brings them
     if scores is None:

@@ -814,9 +814,7 @@ def prepare(
     registrations = registrations_table(regs, lsoa)
     age_sex = age_sex_table(loaded.get("practice_age_bands"))
     imd_releases = [year for year in IMD_YEARS if ImdRelease(year).column("score") in lsoa]
-    today = set(practices["practice_code"]) if len(practices) else set()
-    # (distinct values first: a set built from a million Arrow strings costs a second)
-    today |= set(registrations["practice_code"].unique()) if len(registrations) else set()
+    today = practices_present(practices, registrations)
     successions = practice_successions(loaded, files)
     imd_scores = practice_imd_scores(registrations, lsoa, imd_releases, today)
     # PCN-employed staff by PCN and staff group (apportioned to practices when read); England's
@@ -1155,6 +1153,14 @@ def with_national_qof(stored: pd.DataFrame, recomputed: pd.DataFrame) -> pd.Data
         c for c in merged if c not in set(recomputed.columns)
     ]
     return merged[order]
+
+
+def practices_present(practices: pd.DataFrame, registrations: pd.DataFrame) -> set[str]:
+    """Codes of the practices open in a month: in its practice table or its registrations."""
+    present = set(practices["practice_code"]) if len(practices) else set()
+    # (distinct values first: a set built from a million Arrow strings costs a second)
+    present |= set(registrations["practice_code"].unique()) if len(registrations) else set()
+    return present
 
 
 def with_stored_qof(recomputed: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:

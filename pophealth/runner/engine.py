@@ -681,10 +681,6 @@ def run_profiles(
         title = title()
     try:
         planned = _plan(job_list, out_dir, version)
-    except BaseException:
-        give_up()
-        raise
-    try:
         # the largest asset first: a folder that cannot hold it fails the run before anything
         # else is written (the stylesheets, which need an exporter, wait for prepare_run)
         install_plotly_js(out_dir)
